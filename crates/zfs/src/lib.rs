@@ -1,0 +1,1 @@
+//! nexcage-zfs
