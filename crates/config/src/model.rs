@@ -1,0 +1,170 @@
+//! The configuration file's shape. Unknown keys are rejected everywhere.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/nexcage/config.json";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/nexcage";
+pub const DEFAULT_LXC_PATH: &str = "/var/lib/lxc";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub proxmox: ProxmoxConfig,
+    pub storage: StorageConfig,
+    pub network: NetworkConfig,
+    pub images: ImagesConfig,
+    pub api: ApiConfig,
+    pub cluster: ClusterConfig,
+    pub lxc_path: Option<PathBuf>,
+    /// Root disk size in GiB for guests whose size is not otherwise known.
+    pub default_disk_size: Option<u64>,
+    pub unprivileged: Option<bool>,
+    pub default_backend: Option<Backend>,
+    pub routing: Vec<RoutingRule>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Native,
+    Proxmox,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    #[default]
+    Pct,
+    Api,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxmoxConfig {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub node: Option<String>,
+    pub driver: Option<Driver>,
+    /// SHA-256 of the node's TLS certificate, hex with or without colons.
+    pub fingerprint: Option<String>,
+    /// zfspool storage id (e.g. `local-zfs`).
+    pub storage: Option<String>,
+    /// File holding an API token: `USER@REALM!TOKENID=SECRET`.
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageType {
+    Zfs,
+    Dir,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    #[serde(rename = "type")]
+    pub kind: Option<StorageType>,
+    pub pool: Option<String>,
+    pub dataset: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub bridge: Option<String>,
+    pub vlan: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Maximum image cache size in bytes.
+    pub cache_size: Option<u64>,
+    pub storage_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub username: Option<String>,
+    pub token_name: Option<String>,
+    pub token_value: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub enabled: Option<bool>,
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    #[serde(default)]
+    pub id_regex: Option<String>,
+    #[serde(default)]
+    pub annotation: Option<AnnotationMatch>,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnnotationMatch {
+    pub key: String,
+    pub value: String,
+}
+
+impl Config {
+    pub fn lxc_path(&self) -> PathBuf {
+        self.lxc_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_LXC_PATH))
+    }
+
+    /// The data dir (image store etc.): `images.storage_path` or the default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.images.storage_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    pub fn default_disk_size_gib(&self) -> u64 {
+        self.default_disk_size.unwrap_or(8)
+    }
+
+    pub fn unprivileged(&self) -> bool {
+        self.unprivileged.unwrap_or(true)
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.proxmox.driver.unwrap_or_default()
+    }
+
+    /// API host: `proxmox.host`, else `api.host`, else localhost.
+    pub fn api_host(&self) -> String {
+        self.proxmox.host.clone().or_else(|| self.api.host.clone()).unwrap_or_else(|| "127.0.0.1".into())
+    }
+
+    pub fn api_port(&self) -> u16 {
+        // Ranges were validated at load time.
+        let p = self.proxmox.port.or(self.api.port).unwrap_or(8006);
+        u16::try_from(p).unwrap_or(8006)
+    }
+
+    /// The pinned certificate fingerprint as 32 bytes, if configured.
+    pub fn fingerprint_bytes(&self) -> Option<[u8; 32]> {
+        self.proxmox.fingerprint.as_deref().and_then(|f| crate::validate::parse_fingerprint(f).ok())
+    }
+
+    /// `USER@REALM!TOKENID` and its secret from the `api` section, if complete.
+    pub fn api_token(&self) -> Option<(String, Secret)> {
+        let user = self.api.username.as_ref()?;
+        let name = self.api.token_name.as_ref()?;
+        let value = self.api.token_value.as_ref()?;
+        Some((format!("{user}!{name}"), value.clone()))
+    }
+}
