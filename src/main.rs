@@ -1,1 +1,15 @@
-fn main() {}
+//! nexcage: an OCI runtime with runc's command line.
+//! Parse, set up logging, dispatch; nothing else lives here.
+
+mod backend;
+mod container;
+mod cli;
+mod logging;
+mod proc;
+mod signal;
+mod spec;
+mod state;
+
+fn main() {
+    std::process::exit(cli::main());
+}

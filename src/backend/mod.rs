@@ -1,0 +1,126 @@
+//! The backend abstraction: one trait that every backend implements, and the
+//! routing rule that picks a backend once, at create.
+
+pub mod native;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use libcontainer::oci_spec::runtime::LinuxResources;
+
+use crate::spec::Bundle;
+use crate::state::{BackendKind, Record};
+
+/// Everything `create` was asked for.
+pub struct CreateOpts<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    /// The container's state directory (backends keep their files inside it).
+    pub dir: &'a Path,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub systemd_cgroup: bool,
+    /// `run` without `--detach`: the container's init stays our child.
+    pub foreground: bool,
+}
+
+/// What a backend reports after create.
+pub struct Created {
+    pub pid: i32,
+    pub backend_data: serde_json::Value,
+}
+
+/// An `exec` request, after the CLI has merged `--process` and flags.
+#[derive(Default)]
+pub struct ExecOpts {
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: i32,
+}
+
+/// The operations of the OCI contract (plus runc's extras), per backend.
+/// Status is not here: it is derived from the record's pid (see `status`).
+pub trait Backend {
+    fn create(&self, opts: &CreateOpts) -> Result<Created>;
+    fn start(&self, rec: &Record, dir: &Path) -> Result<()>;
+    fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()>;
+    /// Removes what create made, except the state directory itself.
+    fn delete(&self, rec: &Record, dir: &Path, force: bool) -> Result<()>;
+    /// Returns the pid of the exec'd process.
+    fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32>;
+    fn pids(&self, rec: &Record, dir: &Path) -> Result<Vec<i32>>;
+    fn pause(&self, rec: &Record, dir: &Path) -> Result<()>;
+    fn resume(&self, rec: &Record, dir: &Path) -> Result<()>;
+    fn update(&self, rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()>;
+    /// Cgroup statistics in runc's `events --stats` shape.
+    fn stats(&self, rec: &Record, dir: &Path) -> Result<serde_json::Value>;
+}
+
+pub fn for_kind(kind: BackendKind) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Native => Ok(Box::new(native::Native)),
+        BackendKind::Proxmox => anyhow::bail!("the proxmox backend is not available in this build"),
+    }
+}
+
+const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
+const SANDBOX_ANNOTATIONS: [(&str, &str); 2] = [
+    ("io.kubernetes.cri.container-type", "sandbox"),
+    ("io.kubernetes.cri-o.ContainerType", "sandbox"),
+];
+
+/// Picks the backend (ARCHITECTURE section 4): explicit annotation first,
+/// pod sandboxes native, then the configured default. Returns the kind and why.
+pub fn route(annotations: &BTreeMap<String, String>, default: BackendKind) -> Result<(BackendKind, String)> {
+    if let Some(v) = annotations.get(BACKEND_ANNOTATION) {
+        let kind = match v.as_str() {
+            "native" => BackendKind::Native,
+            "proxmox" => BackendKind::Proxmox,
+            other => anyhow::bail!("annotation {BACKEND_ANNOTATION}: unknown backend {other:?} (native or proxmox)"),
+        };
+        return Ok((kind, format!("annotation {BACKEND_ANNOTATION}")));
+    }
+    for (k, v) in SANDBOX_ANNOTATIONS {
+        if annotations.get(k).map(String::as_str) == Some(v) {
+            return Ok((BackendKind::Native, format!("pod sandbox ({k})")));
+        }
+    }
+    Ok((default, "default".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn routing_order() {
+        let (k, why) = route(&ann(&[]), BackendKind::Proxmox).unwrap();
+        assert_eq!((k, why.as_str()), (BackendKind::Proxmox, "default"));
+        let (k, _) = route(&ann(&[("io.kubernetes.cri.container-type", "sandbox")]), BackendKind::Proxmox).unwrap();
+        assert_eq!(k, BackendKind::Native);
+        let (k, _) = route(&ann(&[("io.kubernetes.cri-o.ContainerType", "sandbox")]), BackendKind::Proxmox).unwrap();
+        assert_eq!(k, BackendKind::Native);
+        let (k, _) = route(&ann(&[(BACKEND_ANNOTATION, "proxmox"), ("io.kubernetes.cri.container-type", "sandbox")]), BackendKind::Native).unwrap();
+        assert_eq!(k, BackendKind::Proxmox);
+        assert!(route(&ann(&[(BACKEND_ANNOTATION, "qemu")]), BackendKind::Native).is_err());
+    }
+}

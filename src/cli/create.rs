@@ -1,0 +1,55 @@
+//! `nexcage create`: the container's process exists (waiting for start) when this returns.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::container::{self, CreateArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// File to write the container process's pid to
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is set
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container process
+    #[arg(long, value_name = "SOCKET")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Do not use pivot_root to jail the process inside rootfs
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors (3..3+N) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// Accepted for runc compatibility: create always detaches
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Container id
+    pub id: String,
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
+    let (_locked, rec) = container::create(ctx, &CreateArgs {
+        id: a.id,
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        foreground: false,
+    })?;
+    if let (Some(sock), Some(pid)) = (&a.pidfd_socket, rec.pid) {
+        crate::proc::send_pidfd(sock, pid)?;
+    }
+    Ok(0)
+}

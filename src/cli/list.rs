@@ -1,0 +1,48 @@
+//! `nexcage list`: all containers under --root.
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::container::{state_json, status};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Output format
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Print only the ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
+    let store = ctx.store()?;
+    let mut recs = Vec::new();
+    for id in store.ids()? {
+        // A container deleted meanwhile simply drops out of the list.
+        if let Ok(l) = store.lock(&id) {
+            if let Ok(r) = l.load() {
+                recs.push(r);
+            }
+        }
+    }
+    if a.quiet {
+        for r in &recs {
+            println!("{}", r.id);
+        }
+    } else if a.format == "json" {
+        let v: Vec<_> = recs.iter().map(state_json).collect();
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{:<24} {:<8} {:<10} {:<8} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "BUNDLE", "CREATED");
+        for r in &recs {
+            let v = state_json(r);
+            println!(
+                "{:<24} {:<8} {:<10} {:<8} {:<40} {:<32} {}",
+                r.id, v["pid"], status(r), r.backend, r.bundle.display(), r.created,
+                if r.owner.is_empty() { "root" } else { &r.owner }
+            );
+        }
+    }
+    Ok(0)
+}

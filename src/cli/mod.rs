@@ -1,0 +1,191 @@
+//! The runc-compatible command line: global flags, one file per command.
+
+mod completion;
+mod create;
+mod delete;
+mod events;
+mod exec;
+mod features;
+mod kill;
+mod list;
+mod pause;
+mod ps;
+mod run;
+mod spec;
+mod start;
+mod state;
+mod update;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::logging::{self, LogFormat, Sink};
+use crate::state::Store;
+
+pub const SPEC_VERSION: &str = "1.2.0";
+
+#[derive(Parser, Debug)]
+#[command(name = "nexcage", about = "OCI runtime: Proxmox LXC guests on ZFS, or native containers", disable_version_flag = true)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = "/run/nexcage", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Log file (created even when the command fails early)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (cgroupsPath as slice:prefix:name)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto
+    #[arg(long, global = true, value_parser = ["true", "false", "auto"], value_name = "VALUE")]
+    pub rootless: Option<String>,
+    /// nexcage's own configuration file (default /etc/nexcage/config.json)
+    #[arg(long, global = true, value_name = "FILE", env = "NEXCAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle
+    Create(create::Args),
+    /// Start a created container
+    Start(start::Args),
+    /// Print the state of a container as JSON
+    State(state::Args),
+    /// Send a signal to the container's init (or all its processes)
+    Kill(kill::Args),
+    /// Delete a container and everything create made
+    Delete(delete::Args),
+    /// Create and start a container; wait for it unless --detach
+    Run(run::Args),
+    /// Run a new process inside a container
+    Exec(exec::Args),
+    /// List the processes of a container
+    Ps(ps::Args),
+    /// List containers
+    List(list::Args),
+    /// Freeze all processes of a container
+    Pause(pause::Args),
+    /// Thaw a paused container
+    Resume(pause::Args),
+    /// Print container events and resource statistics
+    Events(events::Args),
+    /// Update a container's resource limits
+    Update(update::Args),
+    /// Print the features this runtime supports (JSON)
+    Features,
+    /// Write a default config.json
+    Spec(spec::Args),
+    /// Print shell completions
+    Completion(completion::Args),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub rootless: bool,
+}
+
+impl Ctx {
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.root)
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "nexcage version {}\ncommit: {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("NEXCAGE_COMMIT").unwrap_or("unknown"),
+        SPEC_VERSION
+    )
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return 0;
+            }
+            let (path, format) = logging::early_log_target(&args[1.min(args.len())..]);
+            let sink = Sink::open(path.as_deref(), format).unwrap_or_else(|_| Sink::open(None, format).expect("stderr sink"));
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+            if sink.has_file() {
+                sink.write("error", first);
+            }
+            eprint!("{rendered}");
+            return 2;
+        }
+    };
+    let sink = match Sink::open(cli.log.as_deref(), cli.log_format) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nexcage: cannot open log file: {e}");
+            return 1;
+        }
+    };
+    logging::init(&sink, cli.debug);
+    if cli.version {
+        print!("{}", version_text());
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        let _ = command().print_help();
+        return 2;
+    };
+    let rootless = cli.rootless.as_deref() == Some("true");
+    let ctx = Ctx { root: cli.root, systemd_cgroup: cli.systemd_cgroup, rootless };
+    tracing::debug!(?command, "dispatch");
+    match dispatch(command, &ctx) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::report_error(&sink, &format!("{e:#}"));
+            1
+        }
+    }
+}
+
+fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
+    match command {
+        Command::Create(a) => create::run(a, ctx),
+        Command::Start(a) => start::run(a, ctx),
+        Command::State(a) => state::run(a, ctx),
+        Command::Kill(a) => kill::run(a, ctx),
+        Command::Delete(a) => delete::run(a, ctx),
+        Command::Run(a) => run::run(a, ctx),
+        Command::Exec(a) => exec::run(a, ctx),
+        Command::Ps(a) => ps::run(a, ctx),
+        Command::List(a) => list::run(a, ctx),
+        Command::Pause(a) => pause::pause(a, ctx),
+        Command::Resume(a) => pause::resume(a, ctx),
+        Command::Events(a) => events::run(a, ctx),
+        Command::Update(a) => update::run(a, ctx),
+        Command::Features => features::run(),
+        Command::Spec(a) => spec::run(a, ctx.rootless),
+        Command::Completion(a) => completion::run(a),
+    }
+}

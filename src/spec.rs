@@ -1,0 +1,108 @@
+//! Loading and validating a bundle's config.json before anything is created,
+//! so bad input fails with one clear message and leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use libcontainer::oci_spec::runtime::Spec;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("bundle {0} does not exist")]
+    NoBundle(PathBuf),
+    #[error("bundle {0} has no config.json")]
+    NoConfig(PathBuf),
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: malformed JSON: {1}")]
+    Json(PathBuf, serde_json::Error),
+    #[error("{0}: unsupported ociVersion {1:?}: nexcage supports 1.x")]
+    Version(PathBuf, String),
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, String),
+}
+
+/// A validated bundle: its absolute path, the parsed spec and the absolute rootfs.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
+    let dir = std::path::absolute(bundle).unwrap_or_else(|_| bundle.to_path_buf());
+    if !dir.is_dir() {
+        return Err(SpecError::NoBundle(dir));
+    }
+    let cfg = dir.join("config.json");
+    let data = match std::fs::read(&cfg) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SpecError::NoConfig(dir)),
+        Err(e) => return Err(SpecError::Read(cfg, e)),
+    };
+    // Check the version on the raw JSON first: a 2.x document may not even
+    // deserialize into 1.x types, and the version is the clearer message.
+    let raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    let version = raw.get("ociVersion").and_then(|v| v.as_str()).unwrap_or("");
+    if !version.starts_with("1.") {
+        return Err(SpecError::Version(cfg, version.to_string()));
+    }
+    let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    let invalid = |m: &str| SpecError::Invalid(cfg.clone(), m.to_string());
+    let root = spec.root().as_ref().ok_or_else(|| invalid("root is missing"))?;
+    let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
+    if !rootfs.is_dir() {
+        return Err(invalid(&format!("root.path {} does not exist", rootfs.display())));
+    }
+    let process = spec.process().as_ref().ok_or_else(|| invalid("process is missing"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("process.args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid("process.cwd must be an absolute path"));
+    }
+    Ok(Bundle { dir, spec, rootfs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn bundle(name: &str, config: Option<&str>) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nexcage-spec-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("rootfs")).unwrap();
+        if let Some(c) = config {
+            fs::write(d.join("config.json"), c).unwrap();
+        }
+        d
+    }
+
+    const GOOD: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+
+    #[test]
+    fn loads_good_bundle() {
+        let d = bundle("good", Some(GOOD));
+        let b = load(&d).unwrap();
+        assert_eq!(b.rootfs, d.join("rootfs"));
+    }
+
+    #[test]
+    fn clear_errors() {
+        let cases = [
+            ("nocfg", None, "has no config.json"),
+            ("badjson", Some("{oops"), "malformed JSON"),
+            ("v2", Some(r#"{"ociVersion":"2.0.0"}"#), "unsupported ociVersion"),
+            ("noargs", Some(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":[],"user":{"uid":0,"gid":0}}}"#), "process.args must not be empty"),
+            ("noroot", Some(r#"{"ociVersion":"1.0.2","root":{"path":"nope"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#), "root.path"),
+        ];
+        for (name, cfg, want) in cases {
+            let d = bundle(name, cfg);
+            let e = load(&d).err().unwrap().to_string();
+            assert!(e.contains(want), "{name}: {e}");
+        }
+        let e = load(Path::new("/nonexistent/bundle")).err().unwrap().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}
