@@ -1,0 +1,306 @@
+//! Import and export: OCI layout directories, OCI archives (a tar of a
+//! layout) and docker-archives (`docker save` / `podman save`).
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType};
+use tracing::{info, warn};
+
+use crate::digest::Digest;
+use crate::error::{malformed, Error, IoContext, Result};
+use crate::platform::{self, Platform};
+use crate::reference::Reference;
+use crate::store::{is_index_type, ImageEntry, Store, REF_NAME};
+use crate::unpack::decompress;
+
+#[derive(Debug, serde::Serialize)]
+pub struct Imported {
+    pub name: String,
+    pub manifest_digest: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArchiveFormat {
+    OciArchive,
+    DockerArchive,
+}
+
+/// Import `path`: an OCI layout dir, an OCI archive or a docker-archive
+/// (optionally gzip-compressed). `name` overrides the stored name.
+pub fn import(store: &Store, path: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+    let _w = store.writer_lock()?;
+    if path.is_dir() {
+        return import_dir(store, path, name, want);
+    }
+    // Unpack the archive into a private temp dir, then import that.
+    let tmp = tempfile::tempdir_in(store.tmp_dir()).ctx(store.tmp_dir())?;
+    let f = File::open(path).ctx(path)?;
+    let mut ar = tar::Archive::new(decompress(f)?);
+    // Only plain files and dirs are needed; tar's unpack_in refuses `..` and
+    // absolute paths, and archives of this kind hold no symlinks we need.
+    for e in ar.entries().ctx(path)? {
+        let mut e = e.ctx(path)?;
+        let t = e.header().entry_type();
+        if t.is_file() || t.is_dir() {
+            e.unpack_in(tmp.path()).ctx(path)?;
+        }
+    }
+    import_dir(store, tmp.path(), name, want)
+}
+
+fn import_dir(store: &Store, dir: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+    if dir.join("manifest.json").is_file() {
+        import_docker(store, dir, name)
+    } else if dir.join("index.json").is_file() {
+        import_layout(store, dir, name, want)
+    } else {
+        Err(Error::Unsupported(format!(
+            "{}: neither an OCI layout (index.json) nor a docker-archive (manifest.json)",
+            dir.display()
+        )))
+    }
+}
+
+fn layout_blob(dir: &Path, d: &Digest) -> PathBuf {
+    dir.join("blobs/sha256").join(d.hex())
+}
+
+/// Copy one blob from a layout into the store, verifying it.
+fn copy_blob(store: &Store, dir: &Path, desc: &Descriptor) -> Result<Digest> {
+    let d = Digest::try_from(desc.digest())?;
+    if !store.has_blob(&d) {
+        let p = layout_blob(dir, &d);
+        let mut f = File::open(&p).ctx(&p)?;
+        store.put_blob(&mut f, Some(&d), Some(desc.size()), d.as_str())?;
+    }
+    Ok(d)
+}
+
+fn name_for(annotation: Option<&String>, override_name: Option<&str>) -> Result<String> {
+    if let Some(n) = override_name {
+        return Ok(Reference::parse(n)?.to_string());
+    }
+    match annotation {
+        Some(a) if a.contains('/') || a.contains(':') => Ok(Reference::parse(a)?.to_string()),
+        Some(a) => Err(Error::Unsupported(format!("the archive names the image only by tag {a:?}; give --name"))),
+        None => Err(Error::Unsupported("the archive has no image name; give --name".into())),
+    }
+}
+
+fn import_layout(store: &Store, dir: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+    let p = dir.join("index.json");
+    let idx: ImageIndex = serde_json::from_slice(&fs::read(&p).ctx(&p)?).map_err(|e| malformed(p.display().to_string(), e))?;
+    if name.is_some() && idx.manifests().len() > 1 {
+        return Err(Error::Unsupported("--name with a layout holding several images".into()));
+    }
+    let mut out = Vec::new();
+    for top in idx.manifests() {
+        let ann = top.annotations().as_ref().and_then(|a| a.get(REF_NAME).or_else(|| a.get("io.containerd.image.name")));
+        let n = name_for(ann, name)?;
+        let mut desc = top.clone();
+        if is_index_type(&desc.media_type().to_string()) {
+            let d = Digest::try_from(desc.digest())?;
+            let data = fs::read(layout_blob(dir, &d)).ctx(layout_blob(dir, &d))?;
+            let e = platform::select(&data, want)?;
+            let dg = Digest::parse(&e.digest)?;
+            desc = Descriptor::new(MediaType::from(e.media_type.as_str()), e.size, &dg);
+        }
+        let md = copy_blob(store, dir, &desc)?;
+        let m = store.manifest(&md)?;
+        copy_blob(store, dir, m.config())?;
+        for l in m.layers() {
+            copy_blob(store, dir, l)?;
+        }
+        let clean = Descriptor::new(desc.media_type().clone(), desc.size(), desc.digest().clone());
+        store.set_ref(&n, &clean)?;
+        info!(name = n, digest = %md, "imported");
+        out.push(Imported { name: n, manifest_digest: md.to_string() });
+    }
+    Ok(out)
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn sniff_layer_type(path: &Path) -> Result<MediaType> {
+    let mut head = [0u8; 4];
+    let mut f = File::open(path).ctx(path)?;
+    let n = f.read(&mut head).ctx(path)?;
+    Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        MediaType::ImageLayerGzip
+    } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+        MediaType::ImageLayerZstd
+    } else {
+        MediaType::ImageLayer
+    })
+}
+
+/// Paths inside a docker-archive come from its manifest: keep them inside.
+fn inside(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let clean = crate::unpack::safe::clean_entry_path(Path::new(rel))
+        .map_err(|why| Error::UnsafeEntry { entry: rel.to_string(), reason: why.to_string() })?;
+    Ok(dir.join(clean))
+}
+
+fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Imported>> {
+    let p = dir.join("manifest.json");
+    let entries: Vec<DockerManifestEntry> =
+        serde_json::from_slice(&fs::read(&p).ctx(&p)?).map_err(|e| malformed(p.display().to_string(), e))?;
+    if name.is_some() && entries.len() > 1 {
+        return Err(Error::Unsupported("--name with an archive holding several images".into()));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let cfg_path = inside(dir, &e.config)?;
+        let cfg = fs::read(&cfg_path).ctx(&cfg_path)?;
+        let cfg_digest = store.put_blob_bytes(&cfg)?;
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            let lp = inside(dir, l)?;
+            let mt = sniff_layer_type(&lp)?;
+            let mut f = File::open(&lp).ctx(&lp)?;
+            let (d, size) = store.put_blob(&mut f, None, None, l)?;
+            layers.push(Descriptor::new(mt, size, &d));
+        }
+        // Built the same way every time, so re-importing an export of this
+        // image gives the same manifest digest.
+        let m = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(MediaType::ImageConfig, cfg.len() as u64, &cfg_digest))
+            .layers(layers)
+            .build()?;
+        let data = serde_json::to_vec(&m)?;
+        let md = store.put_blob_bytes(&data)?;
+        let tag = e.repo_tags.as_ref().and_then(|t| t.first());
+        let n = match (name, tag) {
+            (Some(n), _) => Reference::parse(n)?.to_string(),
+            (None, Some(t)) => Reference::parse(t)?.to_string(),
+            (None, None) => return Err(Error::Unsupported("docker-archive image without RepoTags; give --name".into())),
+        };
+        store.set_ref(&n, &Descriptor::new(MediaType::ImageManifest, data.len() as u64, &md))?;
+        info!(name = n, digest = %md, "imported docker-archive image");
+        out.push(Imported { name: n, manifest_digest: md.to_string() });
+    }
+    Ok(out)
+}
+
+// ---- export ----
+
+fn append_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, path, data)
+}
+
+fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &str, f: &mut File) -> io::Result<()> {
+    let len = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut h = tar::Header::new_ustar();
+    h.set_size(len);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, path, BufReader::with_capacity(256 * 1024, f))
+}
+
+/// Write `image` to `output` (via a temp file renamed into place).
+pub fn export(store: &Store, image: &ImageEntry, output: &Path, format: ArchiveFormat) -> Result<()> {
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
+    {
+        let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
+        let m = store.image_manifest(image)?;
+        match format {
+            ArchiveFormat::OciArchive => write_oci(store, image, &m, &mut b)?,
+            ArchiveFormat::DockerArchive => write_docker(store, image, &m, &mut b)?,
+        }
+        let w = b.into_inner().ctx(output)?;
+        w.into_inner().map_err(|e| Error::Io { path: output.to_path_buf(), source: e.into_error() })?;
+    }
+    tmp.as_file().sync_all().ctx(output)?;
+    tmp.persist(output).map_err(|e| Error::Io { path: output.to_path_buf(), source: e.error })?;
+    info!(image = image.name, output = %output.display(), ?format, "exported");
+    Ok(())
+}
+
+fn write_oci<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, b: &mut tar::Builder<W>) -> Result<()> {
+    let e = |e: io::Error| Error::Io { path: "archive".into(), source: e };
+    append_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(e)?;
+    let md = image.digest()?;
+    let mut blobs = vec![md.clone(), Digest::try_from(m.config().digest())?];
+    for l in m.layers() {
+        let d = Digest::try_from(l.digest())?;
+        if !blobs.contains(&d) {
+            blobs.push(d);
+        }
+    }
+    for d in &blobs {
+        let mut f = store.open_blob(d)?;
+        append_file(b, &format!("blobs/sha256/{}", d.hex()), &mut f).map_err(e)?;
+    }
+    let mut desc = image.descriptor.clone();
+    let mut ann = std::collections::HashMap::new();
+    ann.insert(REF_NAME.to_string(), image.name.clone());
+    desc.set_annotations(Some(ann));
+    let idx = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![desc])
+        .build()?;
+    append_bytes(b, "index.json", &serde_json::to_vec(&idx)?).map_err(e)?;
+    Ok(())
+}
+
+fn write_docker<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, b: &mut tar::Builder<W>) -> Result<()> {
+    let e = |e: io::Error| Error::Io { path: "archive".into(), source: e };
+    let cd = Digest::try_from(m.config().digest())?;
+    let cfg_name = format!("{}.json", cd.hex());
+    append_file(b, &cfg_name, &mut store.open_blob(&cd)?).map_err(e)?;
+    let mut layer_names = Vec::new();
+    for l in m.layers() {
+        let d = Digest::try_from(l.digest())?;
+        // docker-archive layers are plain tars (their digest is the diff ID).
+        let mut raw = store.open_blob(&d)?;
+        let mut head = [0u8; 4];
+        let n = raw.read(&mut head).ctx(store.blob_path(&d))?;
+        raw.seek(SeekFrom::Start(0)).ctx(store.blob_path(&d))?;
+        let compressed = (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd]);
+        let (mut file, hex) = if compressed {
+            let mut t = tempfile::tempfile_in(store.tmp_dir()).ctx(store.tmp_dir())?;
+            let mut w = crate::digest::HashingWriter::new(io::BufWriter::new(&mut t));
+            io::copy(&mut decompress(raw)?, &mut w).ctx(store.blob_path(&d))?;
+            let (bw, diff, _) = w.finish();
+            bw.into_inner().map_err(|x| Error::Io { path: store.tmp_dir(), source: x.into_error() })?;
+            (t, diff.hex().to_string())
+        } else {
+            (raw, d.hex().to_string())
+        };
+        let name = format!("{hex}/layer.tar");
+        if !layer_names.contains(&name) {
+            append_file(b, &name, &mut file).map_err(e)?;
+        } else {
+            warn!(layer = name, "layer repeated in manifest");
+        }
+        layer_names.push(name);
+    }
+    let tags = Reference::parse(&image.name).ok().filter(|r| r.tag.is_some()).map(|r| {
+        let mut r = r;
+        r.digest = None;
+        vec![r.to_string()]
+    });
+    let entry = DockerManifestEntry { config: cfg_name, repo_tags: tags, layers: layer_names };
+    append_bytes(b, "manifest.json", &serde_json::to_vec(&vec![entry])?).map_err(e)?;
+    Ok(())
+}

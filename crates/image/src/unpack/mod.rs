@@ -1,0 +1,39 @@
+//! Unpacking an image's layers into a directory (a rootfs).
+
+pub mod layer;
+pub mod safe;
+
+use std::path::Path;
+
+use tracing::info;
+
+pub use layer::{apply_layer, decompress, ApplyOptions, LayerStats};
+pub use safe::Root;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{ImageEntry, Store};
+
+/// Apply every layer of `image` in order onto `target` (created if missing;
+/// may already hold content, e.g. a fresh ZFS dataset's mountpoint).
+pub fn unpack_rootfs(store: &Store, image: &ImageEntry, target: &Path, opts: &ApplyOptions) -> Result<LayerStats> {
+    let m = store.image_manifest(image)?;
+    std::fs::create_dir_all(target).ctx(target)?;
+    let root = Root::open(target).ctx(target)?;
+    let mut total = LayerStats::default();
+    for (i, l) in m.layers().iter().enumerate() {
+        let d = Digest::try_from(l.digest())?;
+        let blob = store.open_blob(&d)?;
+        let stream = decompress(blob)?;
+        let s = apply_layer(&root, stream, opts).map_err(|e| match e {
+            Error::Io { path, source } => Error::Io { path: format!("layer {} ({d}): {}", i + 1, path.display()).into(), source },
+            other => other,
+        })?;
+        info!(layer = i + 1, digest = %d, entries = s.entries, bytes = s.bytes, "applied layer");
+        total.entries += s.entries;
+        total.bytes += s.bytes;
+        total.whiteouts += s.whiteouts;
+        total.skipped_devices += s.skipped_devices;
+    }
+    Ok(total)
+}
