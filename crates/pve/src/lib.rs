@@ -8,3 +8,5 @@
 //!   implementation and a REST API implementation.
 
 pub mod schema;
+pub mod conffile;
+pub mod mapping;

@@ -333,3 +333,8 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 
 #[cfg(test)]
 mod tests;
+
+/// Check a named string format (`pve-tag-list`, `dns-name`, ...).
+pub fn formats_check(format: &str, value: &str) -> Result<(), String> {
+    formats::check(format, value)
+}
