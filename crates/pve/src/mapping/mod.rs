@@ -12,7 +12,9 @@ mod process;
 mod resources;
 mod security;
 #[cfg(test)]
-mod tests;
+mod proptests;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use crate::conffile::Section;
 use oci_spec::runtime::Spec;

@@ -332,7 +332,7 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Check a named string format (`pve-tag-list`, `dns-name`, ...).
 pub fn formats_check(format: &str, value: &str) -> Result<(), String> {

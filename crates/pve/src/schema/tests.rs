@@ -1,8 +1,11 @@
 use super::*;
 
-pub(crate) fn schema() -> Schema {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/pve-api-subset.json");
-    Schema::load(&p).expect("schema file (../shared/pve-api beside the repo)")
+pub(crate) fn schema() -> &'static Schema {
+    static S: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/pve-api-subset.json");
+        Schema::load(&p).expect("schema file (../shared/pve-api beside the repo)")
+    })
 }
 
 fn params(pairs: &[(&str, &str)]) -> Params {
