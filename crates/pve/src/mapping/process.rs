@@ -41,6 +41,9 @@ pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
         if val.chars().any(bad_char) {
             return err(format!("process.env[{i}]"), format!("value of {name} contains control characters"));
         }
+        if e.ends_with(char::is_whitespace) {
+            return err(format!("process.env[{i}]"), format!("value of {name} ends in whitespace, which a Proxmox config line cannot keep"));
+        }
         env.push(*e);
     }
     if !env.is_empty() {
