@@ -230,8 +230,9 @@ fn write_entry<R: Read>(
                 _ => FileType::Fifo,
             };
             let dev = rustix::fs::makedev(
-                h.device_major().map_err(&err)?.unwrap_or(0),
-                h.device_minor().map_err(&err)?.unwrap_or(0),
+                // FIFOs often leave these fields blank.
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
             );
             match rustix::fs::mknodat(pfd, name.as_os_str(), ft, Mode::from_raw_mode(mode), dev) {
                 Ok(()) => {}
