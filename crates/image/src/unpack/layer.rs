@@ -140,6 +140,10 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read, opts: &ApplyOptions) -> R
 
 fn whiteout(root: &Root, rel: &Path, created: &Created, shown: &str) -> Result<()> {
     let name = rel.file_name().unwrap_or_default().as_bytes();
+    let victim = &name[WHITEOUT.len()..];
+    if name != OPAQUE.as_bytes() && (victim.is_empty() || victim == b"." || victim == b".." || victim.contains(&b'/')) {
+        return Err(unsafe_entry(shown, "bad whiteout name"));
+    }
     let parent = root.resolve(rel.parent().unwrap_or(Path::new("")), true).map_err(ent_err(shown))?;
     let dir = match root.open_dir(&parent, false) {
         Ok(d) => d,
@@ -149,10 +153,6 @@ fn whiteout(root: &Root, rel: &Path, created: &Created, shown: &str) -> Result<(
     if name == OPAQUE.as_bytes() {
         debug!(dir = %parent.display(), "opaque directory");
         return prune(&dir, &parent, created).map_err(ent_err(shown));
-    }
-    let victim = &name[WHITEOUT.len()..];
-    if victim.is_empty() || victim == b"." || victim == b".." || victim.contains(&b'/') {
-        return Err(unsafe_entry(shown, "bad whiteout name"));
     }
     remove_all(&dir, OsStr::from_bytes(victim)).map_err(ent_err(shown))
 }
