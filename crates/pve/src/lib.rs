@@ -10,3 +10,4 @@
 pub mod schema;
 pub mod conffile;
 pub mod mapping;
+pub mod driver;

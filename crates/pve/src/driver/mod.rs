@@ -1,0 +1,151 @@
+//! The [`ControlPlane`] trait and the helpers built on it.
+
+pub mod api;
+mod error;
+pub mod pct;
+mod tls;
+mod upid;
+
+pub use error::PveError;
+pub use upid::Upid;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// GET /version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PveVersion {
+    /// e.g. `9.1.2`.
+    pub version: String,
+    pub release: String,
+    pub repoid: String,
+}
+
+/// The oldest pve-manager nexcage drives: 9.1 added the OCI keys
+/// (`entrypoint`, `env`) the mapping uses.
+pub const MIN_PVE_VERSION: (u32, u32) = (9, 1);
+
+impl PveVersion {
+    /// Refuse versions older than [`MIN_PVE_VERSION`], naming them.
+    pub fn check_supported(&self) -> Result<(), PveError> {
+        let mut it = self.version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        let major = it.next().flatten();
+        let minor = it.next().flatten().unwrap_or(0);
+        match major {
+            Some(m) if (m, minor) >= MIN_PVE_VERSION => Ok(()),
+            _ => Err(PveError::UnsupportedVersion {
+                version: self.version.clone(),
+                minimum: format!("{}.{}", MIN_PVE_VERSION.0, MIN_PVE_VERSION.1),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestStatus {
+    Running,
+    Stopped,
+    Unknown,
+}
+
+/// One row of the guest list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestSummary {
+    pub vmid: u32,
+    pub status: GuestStatus,
+    pub name: Option<String>,
+    pub lock: Option<String>,
+    pub tags: Option<String>,
+}
+
+/// A guest's config as Proxmox reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestConfig {
+    /// Plain keys (description decoded, env NUL-joined).
+    pub keys: BTreeMap<String, String>,
+    /// Raw `lxc.*` entries in file order.
+    pub lxc: Vec<(String, String)>,
+    pub digest: Option<String>,
+}
+
+/// What `create` registers.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Required by Proxmox (`pct create <vmid> <ostemplate>`), e.g.
+    /// `local:vztmpl/nexcage-empty.tar`.
+    pub ostemplate: String,
+    /// Keys as from [`crate::mapping::PveConfig::api_params`].
+    pub params: BTreeMap<String, String>,
+    /// Raw `lxc.*` keys to persist in the guest config. Only a driver
+    /// running on the node can write them (the API has no such parameter);
+    /// the API driver refuses a non-empty list, so callers that use it put
+    /// these keys in the LXC config they render themselves.
+    pub raw_lxc: Vec<(String, String)>,
+}
+
+/// Proxmox's control plane, as nexcage needs it. All calls are blocking.
+pub trait ControlPlane: Send + Sync {
+    /// The node this driver manages.
+    fn node(&self) -> &str;
+    /// GET /version.
+    fn version(&self) -> Result<PveVersion, PveError>;
+    /// GET /cluster/nextid: a free VMID (reserves nothing).
+    fn next_vmid(&self) -> Result<u32, PveError>;
+    /// POST /nodes/{node}/lxc (waits for the task). A failed create leaves
+    /// nothing registered.
+    fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError>;
+    /// PUT /nodes/{node}/lxc/{vmid}/config.
+    fn set_config(&self, vmid: u32, set: &BTreeMap<String, String>, delete: &[String]) -> Result<(), PveError>;
+    /// GET /nodes/{node}/lxc/{vmid}/config.
+    fn config(&self, vmid: u32) -> Result<GuestConfig, PveError>;
+    /// GET /nodes/{node}/lxc/{vmid}/status/current.
+    fn status(&self, vmid: u32) -> Result<GuestStatus, PveError>;
+    /// GET /nodes/{node}/lxc.
+    fn list(&self) -> Result<Vec<GuestSummary>, PveError>;
+    /// POST .../status/start (waits for the task).
+    fn start(&self, vmid: u32) -> Result<(), PveError>;
+    /// POST .../status/stop (waits for the task).
+    fn stop(&self, vmid: u32) -> Result<(), PveError>;
+    /// DELETE /nodes/{node}/lxc/{vmid} (waits for the task).
+    fn destroy(&self, vmid: u32, purge: bool) -> Result<(), PveError>;
+    /// POST /nodes/{node}/storage/{storage}/content: returns the volume id.
+    fn alloc_volume(&self, storage: &str, vmid: u32, filename: &str, size: &str) -> Result<String, PveError>;
+    /// DELETE /nodes/{node}/storage/{storage}/content/{volume}.
+    fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError>;
+    /// Control-plane calls made so far (HTTP requests or processes spawned).
+    fn calls(&self) -> u64;
+}
+
+/// Allocate a VMID and create the guest with it: nextid + create, retried
+/// when another creator won the race ("already exists").
+pub fn allocate_and_create(cp: &dyn ControlPlane, req: &CreateRequest) -> Result<u32, PveError> {
+    const ATTEMPTS: u32 = 64;
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        let vmid = cp.next_vmid()?;
+        match cp.create(vmid, req) {
+            Ok(()) => return Ok(vmid),
+            Err(e) if e.is_already_exists() => {
+                tracing::debug!(vmid, attempt, "VMID taken concurrently, retrying");
+                last = e.to_string();
+                // Spread concurrent retries a little.
+                std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt % 8) * 3));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(PveError::VmidExhausted { attempts: ATTEMPTS, last })
+}
+
+/// Counter shared by the drivers.
+#[derive(Debug, Default)]
+pub(crate) struct CallCounter(AtomicU64);
+
+impl CallCounter {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
