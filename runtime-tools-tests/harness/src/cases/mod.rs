@@ -89,3 +89,25 @@ pub fn excerpt(s: &str) -> String {
     let l = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     l.chars().take(160).collect()
 }
+
+/// Waits until the container's stdout has at least `n` TAP result lines
+/// (for checkers that end in `action.sleep` so the harness can look from
+/// outside while they run), then returns the "not ok" lines as an error.
+pub fn wait_tap(c: &Created, n: usize) -> Result<()> {
+    let t = std::time::Instant::now();
+    loop {
+        let out = c.stdout();
+        let results: Vec<&str> = out.lines().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
+        let fails: Vec<&str> = results.iter().copied().filter(|l| l.starts_with("not ok")).collect();
+        if !fails.is_empty() {
+            bail!("{}", fails.join("; "));
+        }
+        if results.len() >= n {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("checker printed {} of {n} results: {out:?} {}", results.len(), excerpt(&c.stderr()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
