@@ -100,7 +100,7 @@ fn import_layout(store: &Store, dir: &Path, name: Option<&str>, want: &Platform)
         let ann = top.annotations().as_ref().and_then(|a| a.get(REF_NAME).or_else(|| a.get("io.containerd.image.name")));
         let n = name_for(ann, name)?;
         let mut desc = top.clone();
-        if is_index_type(&desc.media_type().to_string()) {
+        if is_index_type(desc.media_type().as_ref()) {
             let d = Digest::try_from(desc.digest())?;
             let data = fs::read(layout_blob(dir, &d)).ctx(layout_blob(dir, &d))?;
             let e = platform::select(&data, want)?;

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::ImageConfiguration;
-use oci_spec::runtime::{Process, Spec, User};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Process, Spec, User};
 use tracing::info;
 
 use crate::error::{Error, IoContext, Result};
@@ -107,12 +107,30 @@ pub fn runtime_spec(cfg: &ImageConfiguration, rootfs: Option<&Root>, image_name:
         user.set_additional_gids(Some(extra));
     }
     let mut p = Process::default();
+    // Like `runc spec`: no inheritable capabilities (CVE-2022-29162).
+    if let Some(mut caps) = p.capabilities().clone() {
+        caps.set_inheritable(None);
+        p.set_capabilities(Some(caps));
+    }
     p.set_args(Some(args));
     p.set_env(Some(env));
     p.set_cwd(PathBuf::from(c.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into())));
     p.set_user(user);
     p.set_terminal(Some(false));
     spec.set_process(Some(p));
+    // `runc spec`'s namespaces: pid, network, ipc, uts, mount. oci-spec adds
+    // cgroup, which breaks the /sys/fs/cgroup mount on hybrid hosts.
+    if let Some(mut linux) = spec.linux().clone() {
+        let ns: Vec<LinuxNamespace> = linux
+            .namespaces()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.typ() != LinuxNamespaceType::Cgroup)
+            .collect();
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
+    }
 
     let mut ann: HashMap<String, String> = HashMap::new();
     ann.insert("org.opencontainers.image.ref.name".into(), image_name.to_string());
@@ -141,7 +159,7 @@ pub fn create_bundle(store: &Store, image: &ImageEntry, dir: &Path, opts: &Apply
     let m = store.image_manifest(image)?;
     let cfg = store.config(&m)?;
     let root = Root::open(&rootfs).ctx(&rootfs)?;
-    let spec = runtime_spec(&cfg, Some(&root), &image.name, &image.descriptor.digest().to_string())?;
+    let spec = runtime_spec(&cfg, Some(&root), &image.name, image.descriptor.digest().as_ref())?;
     let data = serde_json::to_vec_pretty(&spec)?;
     let path = dir.join("config.json");
     std::fs::write(&path, data).ctx(&path)?;

@@ -310,6 +310,24 @@ impl Store {
                 return Ok(e.clone());
             }
         }
+        // Short names also match other registries' images (`smoke:1` ->
+        // `localhost/smoke:1`), as podman does, when exactly one fits.
+        if let Ok(r) = Reference::parse(input) {
+            if r.registry == crate::reference::DOCKER_HUB && !input.starts_with("docker.io/") {
+                let short = if r.tag.as_deref() == Some("latest") && !input.contains(':') {
+                    format!("{input}:latest")
+                } else {
+                    input.to_string()
+                };
+                let hits: Vec<_> = images
+                    .iter()
+                    .filter(|e| e.name.split_once('/').is_some_and(|(reg, rest)| rest == short && (reg.contains('.') || reg.contains(':') || reg == "localhost")))
+                    .collect();
+                if hits.len() == 1 {
+                    return Ok(hits[0].clone());
+                }
+            }
+        }
         let hex = input.strip_prefix("sha256:").unwrap_or(input);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits: Vec<_> = images

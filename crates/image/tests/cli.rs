@@ -47,6 +47,8 @@ fn commands_end_to_end() {
     assert_eq!(run_image(image(&["tag", "localhost/cli:1", "localhost/cli:alias"]), root).unwrap(), 0);
     assert_eq!(run_image(image(&["list", "--format", "json", "--show-layers"]), root).unwrap(), 0);
     assert_eq!(run_image(image(&["inspect", "localhost/cli:alias", "--config"]), root).unwrap(), 0);
+    // Short names resolve to the one image they can mean.
+    assert_eq!(run_image(image(&["inspect", "cli:1", "--layers"]), root).unwrap(), 0);
     // A digest prefix resolves too.
     assert_eq!(run_image(image(&["inspect", &b.manifest_digest[7..19]]), root).unwrap(), 0);
 

@@ -130,4 +130,22 @@ fn bundle_config_from_image() {
     assert_eq!(spec["annotations"]["org.opencontainers.image.exposedPorts"], "80/tcp");
     assert_eq!(spec["annotations"]["org.opencontainers.image.volumes"], "/data");
     assert!(out.path().join("rootfs/bin/busybox").is_file());
+    assert!(!ns.contains(&"cgroup"), "runc spec has no cgroup namespace");
+
+    // The bundle really runs.
+    if have("bundle_config_from_image (runc run)", &["runc"]) {
+        let state = tempfile::tempdir().unwrap();
+        let id = format!("nexcage-image-test-{}", std::process::id());
+        let o = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(state.path())
+            .args(["run", "--bundle"])
+            .arg(out.path())
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    }
 }
