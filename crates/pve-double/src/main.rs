@@ -1,1 +1,108 @@
-fn main() {}
+//! pve-double: a strict test double of the Proxmox VE control plane.
+//! `pve-double serve ...` runs the HTTPS API; invoked as `pct` or `pvesh`
+//! (symlinks) it acts as those CLIs on the same state dir
+//! (`PVE_DOUBLE_STATE`). See README.md.
+
+mod cli;
+mod ops;
+mod server;
+mod state;
+mod tasks;
+
+use nexcage_pve::schema::Schema;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage: pve-double serve --state DIR --listen ADDR:PORT --schema FILE [--node NAME] \
+[--token USER@REALM!ID=SECRET ...] [--user USER@REALM:PASSWORD ...]\n       pve-double pct|pvesh ARGS... \
+(or via symlinks named pct/pvesh; env PVE_DOUBLE_STATE, PVE_DOUBLE_SCHEMA)";
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PVE_DOUBLE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    let prog = args.first().map(|a| Path::new(a).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()).unwrap_or_default();
+    let code = match (prog.as_str(), args.get(1).map(String::as_str)) {
+        ("pct", _) => run_cli(true, &args[1..]),
+        ("pvesh", _) => run_cli(false, &args[1..]),
+        (_, Some("pct")) => run_cli(true, &args[2..]),
+        (_, Some("pvesh")) => run_cli(false, &args[2..]),
+        (_, Some("serve")) => match parse_serve(&args[2..]).and_then(server::serve) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("pve-double: {e}");
+                1
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run_cli(pct: bool, args: &[String]) -> i32 {
+    let Some(dir) = std::env::var_os("PVE_DOUBLE_STATE") else {
+        eprintln!("pve-double: PVE_DOUBLE_STATE is not set");
+        return 255;
+    };
+    let dir = PathBuf::from(dir);
+    let schema_path = std::env::var_os("PVE_DOUBLE_SCHEMA").map(PathBuf::from).unwrap_or_else(|| dir.join("schema.json"));
+    let schema = match Schema::load(&schema_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pve-double: {e} (set PVE_DOUBLE_SCHEMA)");
+            return 255;
+        }
+    };
+    let state = match state::State::open(&dir, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pve-double: state dir {}: {e}", dir.display());
+            return 255;
+        }
+    };
+    if pct {
+        cli::pct(&state, &schema, args)
+    } else {
+        cli::pvesh(&state, &schema, args)
+    }
+}
+
+fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
+    let mut o = server::ServeOpts {
+        state: PathBuf::new(),
+        listen: "127.0.0.1:0".into(),
+        schema: PathBuf::new(),
+        node: "pve".into(),
+        tokens: Vec::new(),
+        users: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--state" => o.state = PathBuf::from(val()?),
+            "--listen" => o.listen = val()?,
+            "--schema" => o.schema = PathBuf::from(val()?),
+            "--node" => o.node = val()?,
+            "--token" => {
+                let v = val()?;
+                let (id, secret) = v.split_once('=').ok_or("--token wants USER@REALM!ID=SECRET")?;
+                o.tokens.push((id.to_string(), secret.to_string()));
+            }
+            "--user" => {
+                let v = val()?;
+                let (u, p) = v.split_once(':').ok_or("--user wants USER@REALM:PASSWORD")?;
+                o.users.push((u.to_string(), p.to_string()));
+            }
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    if o.state.as_os_str().is_empty() || o.schema.as_os_str().is_empty() {
+        return Err(format!("--state and --schema are required\n{USAGE}"));
+    }
+    Ok(o)
+}

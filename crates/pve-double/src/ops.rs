@@ -1,0 +1,494 @@
+//! Proxmox semantics shared by the HTTPS server and the `pct`/`pvesh`
+//! front ends: route, validate against the schema, check permissions,
+//! act on the state dir, answer in the schema's return shapes.
+
+use crate::state::State;
+use crate::tasks;
+use nexcage_pve::conffile::{ConfigFile, Section};
+use nexcage_pve::schema::{parse_bool, Params, Schema};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    pub errors: BTreeMap<String, String>,
+}
+
+fn fail<T>(status: u16, message: impl Into<String>) -> Result<T, ApiError> {
+    Err(ApiError { status, message: message.into(), errors: BTreeMap::new() })
+}
+
+fn param_fail<T>(key: &str, msg: impl Into<String>) -> Result<T, ApiError> {
+    Err(ApiError {
+        status: 400,
+        message: "Parameter verification failed.".into(),
+        errors: [(key.to_string(), msg.into())].into(),
+    })
+}
+
+pub struct Ctx<'a> {
+    pub state: &'a State,
+    pub schema: &'a Schema,
+    /// `root@pam` (ticket or CLI) or a token id `user@realm!name`.
+    pub user: String,
+}
+
+impl Ctx<'_> {
+    /// Only the literal `root@pam` passes root-only checks; never a token.
+    fn is_root(&self) -> bool {
+        self.user == "root@pam"
+    }
+}
+
+/// The full call, e.g. `POST /nodes/{node}/lxc`, as named in faults.
+pub fn dispatch(ctx: &Ctx, method: &str, path: &str, mut params: Params) -> Result<Value, ApiError> {
+    let Some(route) = ctx.schema.route(path).filter(|r| ctx.schema.endpoint(method, &r.template).is_some()) else {
+        ctx.state.record_violation(&format!("{method} {path}"), "not implemented");
+        return fail(501, format!("Method '{method} {path}' not implemented"));
+    };
+    let call = format!("{method} {}", route.template);
+    for (k, v) in route.params {
+        params.insert(k, v);
+    }
+    if let Err(v) = ctx.schema.validate(method, &route.template, &params) {
+        ctx.state.record_violation(&call, &v.to_string());
+        return Err(ApiError { status: 400, message: "Parameter verification failed.".into(), errors: v.0 });
+    }
+    if ctx.state.fault(&call) {
+        return fail(500, format!("injected fault for {call}"));
+    }
+    if let Some(node) = params.get("node") {
+        if node != &ctx.state.node {
+            return fail(500, format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"));
+        }
+    }
+    let vmid = params.get("vmid").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+    match (method, route.template.as_str()) {
+        ("GET", "/version") => Ok(version(ctx)),
+        ("GET", "/cluster/nextid") => nextid(ctx, params.get("vmid")),
+        ("GET", "/nodes/{node}/lxc") => Ok(list(ctx)),
+        ("POST", "/nodes/{node}/lxc") => create(ctx, &call, vmid, &params),
+        ("GET", "/nodes/{node}/lxc/{vmid}/config") => get_config(ctx, vmid),
+        ("PUT", "/nodes/{node}/lxc/{vmid}/config") => set_config(ctx, vmid, &params),
+        ("GET", "/nodes/{node}/lxc/{vmid}/status/current") => status(ctx, vmid),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => start_stop(ctx, &call, vmid, true),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => start_stop(ctx, &call, vmid, false),
+        ("DELETE", "/nodes/{node}/lxc/{vmid}") => destroy(ctx, &call, vmid, &params),
+        ("POST", "/nodes/{node}/storage/{storage}/content") => alloc(ctx, &params),
+        ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => free(ctx, &call, &params),
+        ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(ctx, &params),
+        ("GET", "/nodes/{node}/tasks/{upid}/log") => task_log(ctx, &params),
+        _ => fail(501, format!("Method '{method} {path}' not implemented in pve-double")),
+    }
+}
+
+fn version(ctx: &Ctx) -> Value {
+    let v = std::fs::read_to_string(ctx.state.dir.join("version")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "9.1.2".into());
+    let release = v.split('.').take(2).collect::<Vec<_>>().join(".");
+    json!({"version": v, "release": release, "repoid": "5e1b6d3c", "console": "xtermjs"})
+}
+
+fn nextid(ctx: &Ctx, want: Option<&String>) -> Result<Value, ApiError> {
+    let used = ctx.state.all_vmids();
+    if let Some(w) = want {
+        let w: u32 = w.parse().unwrap_or(0);
+        if used.contains(&w) {
+            return param_fail("vmid", format!("VM {w} already exists"));
+        }
+        return Ok(json!(w));
+    }
+    (100..1_000_000u32).find(|i| !used.contains(i)).map(|i| json!(i)).ok_or_else(|| ApiError {
+        status: 500,
+        message: "unable to get any free VMID in range [100, 1000000]".into(),
+        errors: BTreeMap::new(),
+    })
+}
+
+fn list(ctx: &Ctx) -> Value {
+    let mut out = Vec::new();
+    for vmid in ctx.state.vmids() {
+        let Some(cfg) = ctx.state.read_conf(vmid) else { continue };
+        out.push(summary(ctx, vmid, &cfg.main));
+    }
+    Value::Array(out)
+}
+
+fn summary(ctx: &Ctx, vmid: u32, s: &Section) -> Value {
+    let mib = |k: &str, d: u64| s.keys.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d) * 1024 * 1024;
+    let mut v = json!({
+        "vmid": vmid,
+        "status": if ctx.state.is_running(vmid) { "running" } else { "stopped" },
+        "name": s.keys.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}")),
+        "maxmem": mib("memory", 512),
+        "maxswap": mib("swap", 512),
+        "maxdisk": 4u64 << 30,
+        "cpus": s.keys.get("cores").and_then(|c| c.parse::<f64>().ok()).unwrap_or(1.0),
+        "uptime": 0, "mem": 0, "disk": 0, "cpu": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+    });
+    if let Some(t) = s.keys.get("tags") {
+        v["tags"] = json!(t);
+    }
+    if let Some(l) = s.keys.get("lock") {
+        v["lock"] = json!(l);
+    }
+    v
+}
+
+/// Mount point classes (pve-container `classify_mountpoint`).
+fn mp_volume(value: &str) -> String {
+    let first = value.split(',').next().unwrap_or("");
+    first.strip_prefix("volume=").unwrap_or(first).to_string()
+}
+
+/// Root-only checks of pve-container for a set of keys (create and set).
+fn check_root_only(ctx: &Ctx, params: &Params, creating: bool) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
+    for (k, v) in params {
+        let is_mp = k == "rootfs" || (k.starts_with("mp") && k[2..].parse::<u32>().is_ok());
+        if is_mp {
+            let vol = mp_volume(v);
+            if vol.starts_with("/dev/") {
+                return fail(403, "Permission check failed (mount point type device is only allowed for root@pam)");
+            }
+            if vol.starts_with('/') {
+                let extra = if creating { " Only root can pass arbitrary filesystem paths." } else { "" };
+                return fail(403, format!("Permission check failed (mount point type bind is only allowed for root@pam){extra}"));
+            }
+        }
+        if k.starts_with("dev") && k[3..].parse::<u32>().is_ok() {
+            return fail(403, "Permission check failed (configuring device passthrough is only allowed for root@pam)");
+        }
+        if k == "hookscript" {
+            return fail(403, "Permission check failed (changing the hookscript is only allowed for root@pam)");
+        }
+        if k == "features" {
+            let only_nesting = v.split(',').all(|p| p.starts_with("nesting="));
+            let unpriv = params.get("unprivileged").and_then(|u| parse_bool(u)).unwrap_or(false);
+            if !(only_nesting && unpriv) {
+                return fail(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `STORAGE:SIZE_GiB` (new volume) -> allocated `STORAGE:subvol-...,size=NG`.
+fn alloc_new_disk(ctx: &Ctx, vmid: u32, value: &str, log: &mut Vec<String>) -> Result<Option<(String, String)>, String> {
+    let mut parts = value.splitn(2, ',');
+    let vol = parts.next().unwrap_or("");
+    let rest = parts.next();
+    let re = regex::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$").map_err(|e| e.to_string())?;
+    let Some(c) = re.captures(vol) else { return Ok(None) };
+    let (storage, size) = (c[1].to_string(), c[2].to_string());
+    if !ctx.state.storage_known(&storage) {
+        return Err(format!("storage '{storage}' does not exist"));
+    }
+    let name = ctx.state.next_disk_name(&storage, vmid);
+    std::fs::create_dir_all(ctx.state.volume_path(&storage, &name)).map_err(|e| e.to_string())?;
+    log.push(format!("allocated {storage}:{name} ({size} GiB, refquota={}k)", (size.parse::<f64>().unwrap_or(0.0) * 1048576.0) as u64));
+    let mut s = format!("{storage}:{name},size={size}G");
+    if let Some(r) = rest {
+        s.push(',');
+        s.push_str(r);
+    }
+    Ok(Some((format!("{storage}:{name}"), s)))
+}
+
+fn free_volumes(ctx: &Ctx, s: &Section) {
+    for (k, v) in &s.keys {
+        if k == "rootfs" || k.starts_with("mp") || k.starts_with("unused") {
+            if let Some((storage, name)) = mp_volume(v).split_once(':') {
+                let _ = std::fs::remove_dir_all(ctx.state.volume_path(storage, name));
+            }
+        }
+    }
+}
+
+fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+    check_root_only(ctx, params, true)?;
+    // The cluster-wide VMID check and the first write happen under one lock.
+    let _lock = ctx.state.lock("create").map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    if let Some(node) = ctx.state.find_vmid(vmid) {
+        return fail(500, format!("unable to create CT {vmid} - CT {vmid} already exists on node '{node}'"));
+    }
+    let mut s = Section::default();
+    for (k, v) in params {
+        match k.as_str() {
+            "node" | "vmid" | "ostemplate" | "storage" | "start" | "password" | "ssh-public-keys" | "restore" | "force" | "unique" | "pool" | "ignore-unpack-errors" | "bwlimit" | "ha-managed" => {}
+            "description" => s.description = Some(v.clone()),
+            _ => {
+                s.keys.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for (k, d) in [("memory", "512"), ("swap", "512"), ("arch", "amd64"), ("ostype", "unmanaged")] {
+        s.keys.entry(k.into()).or_insert_with(|| d.into());
+    }
+    s.keys.entry("hostname".into()).or_insert_with(|| format!("CT{vmid}"));
+    let storage = params.get("storage").cloned().unwrap_or_else(|| "local".into());
+    s.keys.entry("rootfs".into()).or_insert_with(|| format!("{storage}:4"));
+    s.keys.insert("lock".into(), "create".into());
+    let write = |s: &Section| ctx.state.write_conf(vmid, &ConfigFile { main: s.clone(), ..Default::default() });
+    write(&s).map_err(|e| ApiError { status: 500, message: format!("unable to create CT {vmid} - {e}"), errors: BTreeMap::new() })?;
+    drop(_lock);
+
+    // The worker: allocate disks, "extract" the template, final write.
+    let mut log = vec![format!("extracting archive '{}'", params.get("ostemplate").cloned().unwrap_or_default())];
+    let mut error = None;
+    let keys: Vec<String> = s.keys.keys().filter(|k| *k == "rootfs" || k.starts_with("mp")).cloned().collect();
+    for k in keys {
+        match alloc_new_disk(ctx, vmid, &s.keys[&k], &mut log) {
+            Ok(Some((_, v))) => {
+                s.keys.insert(k, v);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error = Some(format!("unable to create CT {vmid} - {e}"));
+                break;
+            }
+        }
+    }
+    if error.is_none() && ctx.state.fault(&format!("task {call}")) {
+        error = Some(format!("unable to create CT {vmid} - injected task fault"));
+    }
+    match &error {
+        None => {
+            s.keys.remove("lock");
+            if let Err(e) = write(&s) {
+                error = Some(e.to_string());
+            }
+        }
+        Some(_) => {
+            // pve-container destroys disks and config when the worker fails.
+            free_volumes(ctx, &s);
+            let _ = ctx.state.remove_conf(vmid);
+        }
+    }
+    Ok(json!(tasks::record(ctx.state, "vzcreate", &vmid.to_string(), &ctx.user, &log, error.as_deref())))
+}
+
+fn missing(ctx: &Ctx, vmid: u32) -> ApiError {
+    ApiError {
+        status: 500,
+        message: format!("Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist", ctx.state.node),
+        errors: BTreeMap::new(),
+    }
+}
+
+/// Content digest of the config file. Proxmox uses SHA-1; the double only
+/// needs a stable digest of the same length, so SHA-256 cut to 40 hex digits.
+fn digest(ctx: &Ctx, vmid: u32) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(ctx.state.conf_path(&ctx.state.node, vmid)).unwrap_or_default();
+    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    hex[..40].to_string()
+}
+
+fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
+    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    let mut m = serde_json::Map::new();
+    let mut s = cfg.main.clone();
+    if let Some(p) = &cfg.pending {
+        s.keys.extend(p.keys.clone());
+    }
+    for (k, v) in &s.keys {
+        let val = match v.parse::<i64>() {
+            Ok(n) if v == &n.to_string() && !matches!(k.as_str(), "hostname" | "tags" | "description") => json!(n),
+            _ => json!(v),
+        };
+        m.insert(k.clone(), val);
+    }
+    if let Some(d) = &s.description {
+        m.insert("description".into(), json!(d));
+    }
+    if !s.lxc.is_empty() {
+        m.insert("lxc".into(), json!(s.lxc.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()));
+    }
+    m.insert("digest".into(), json!(digest(ctx, vmid)));
+    Ok(Value::Object(m))
+}
+
+fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+    check_root_only(ctx, params, false)?;
+    let _lock = ctx.state.lock(&format!("pve-config-{vmid}")).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    let mut cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    if let Some(d) = params.get("digest") {
+        if d != &digest(ctx, vmid) {
+            return fail(500, "detected modified configuration - file changed by other user? Try again.");
+        }
+    }
+    if let Some(l) = cfg.main.keys.get("lock") {
+        if !params.contains_key("skiplock") {
+            return fail(500, format!("CT is locked ({l})"));
+        }
+    }
+    let mut errors = BTreeMap::new();
+    for k in params.get("delete").map(|d| d.split([',', ';', ' ']).filter(|s| !s.is_empty()).collect::<Vec<_>>()).unwrap_or_default() {
+        if matches!(k, "memory" | "rootfs" | "ostype") {
+            errors.insert("delete".to_string(), format!("unable to delete required option '{k}'"));
+        } else if k == "unprivileged" {
+            errors.insert("delete".to_string(), "unable to modify read-only option: 'unprivileged'".to_string());
+        } else if k == "description" {
+            cfg.main.description = None;
+        } else if cfg.main.keys.remove(k).is_none() && !is_known_key(ctx, k) {
+            errors.insert("delete".to_string(), format!("unknown option '{k}'"));
+        }
+    }
+    for (k, v) in params {
+        match k.as_str() {
+            "node" | "vmid" | "delete" | "digest" | "revert" => {}
+            "unprivileged" if cfg.main.keys.get("unprivileged") != Some(v) => {
+                errors.insert(k.clone(), "unable to modify read-only option: 'unprivileged'".into());
+            }
+            "description" => cfg.main.description = Some(v.clone()),
+            _ => {
+                cfg.main.keys.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError { status: 400, message: "Parameter verification failed.".into(), errors });
+    }
+    ctx.state.write_conf(vmid, &cfg).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    Ok(Value::Null)
+}
+
+fn is_known_key(ctx: &Ctx, k: &str) -> bool {
+    match ctx.schema.validate_one("PUT", "/nodes/{node}/lxc/{vmid}/config", k, "x") {
+        Ok(()) => true,
+        Err(e) => !e.starts_with("unknown setting"),
+    }
+}
+
+fn status(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
+    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    let mut v = summary(ctx, vmid, &cfg.main);
+    v["ha"] = json!({"managed": 0});
+    Ok(v)
+}
+
+fn start_stop(ctx: &Ctx, call: &str, vmid: u32, start: bool) -> Result<Value, ApiError> {
+    let running = ctx.state.is_running(vmid);
+    if start && running {
+        return fail(500, format!("CT {vmid} already running"));
+    }
+    if !start && !running {
+        return fail(500, format!("CT {vmid} not running"));
+    }
+    let kind = if start { "vzstart" } else { "vzstop" };
+    let mut error = None;
+    match ctx.state.read_conf(vmid) {
+        None => error = Some(missing(ctx, vmid).message),
+        Some(c) if c.main.keys.contains_key("lock") => error = Some(format!("CT is locked ({})", c.main.keys["lock"])),
+        Some(_) if ctx.state.fault(&format!("task {call}")) => error = Some(format!("injected task fault for {kind}")),
+        Some(_) => {
+            if let Err(e) = ctx.state.set_running(vmid, start) {
+                error = Some(e.to_string());
+            }
+        }
+    }
+    Ok(json!(tasks::record(ctx.state, kind, &vmid.to_string(), &ctx.user, &[], error.as_deref())))
+}
+
+fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+    let _lock = ctx.state.lock(&format!("pve-config-{vmid}")).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    if ctx.state.is_running(vmid) && !params.get("force").and_then(|f| parse_bool(f)).unwrap_or(false) {
+        return fail(500, format!("unable to destroy CT {vmid} - container is running"));
+    }
+    if cfg.main.keys.get("protection").and_then(|p| parse_bool(p)) == Some(true) {
+        return fail(500, format!("can't remove CT {vmid} - protection mode enabled"));
+    }
+    if let Some(l) = cfg.main.keys.get("lock").filter(|l| l.as_str() != "create") {
+        return fail(500, format!("CT is locked ({l})"));
+    }
+    let mut error = None;
+    if ctx.state.fault(&format!("task {call}")) {
+        error = Some("injected task fault for vzdestroy".to_string());
+    } else {
+        free_volumes(ctx, &cfg.main);
+        let _ = ctx.state.set_running(vmid, false);
+        if let Err(e) = ctx.state.remove_conf(vmid) {
+            error = Some(e.to_string());
+        }
+    }
+    Ok(json!(tasks::record(ctx.state, "vzdestroy", &vmid.to_string(), &ctx.user, &[], error.as_deref())))
+}
+
+fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
+    let storage = &params["storage"];
+    let name = &params["filename"];
+    let vmid = &params["vmid"];
+    if !ctx.state.storage_known(storage) {
+        return fail(500, format!("storage '{storage}' does not exist"));
+    }
+    let ok = regex::Regex::new(&format!(r"^(subvol|vm|base|basevol)-{vmid}-[a-z0-9\-_.]+$")).map(|r| r.is_match(name)).unwrap_or(false);
+    if !ok {
+        return param_fail("filename", format!("illegal name '{name}' - should be 'vm-{vmid}-*'"));
+    }
+    let p = ctx.state.volume_path(storage, name);
+    if p.exists() {
+        return fail(500, format!("volume '{storage}:{name}' already exists"));
+    }
+    std::fs::create_dir_all(&p).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    Ok(json!(format!("{storage}:{name}")))
+}
+
+fn free(ctx: &Ctx, call: &str, params: &Params) -> Result<Value, ApiError> {
+    let vol = &params["volume"];
+    let (storage, name) = match vol.split_once(':') {
+        Some((s, n)) => (s.to_string(), n.to_string()),
+        None => (params["storage"].clone(), vol.clone()),
+    };
+    if !ctx.state.storage_known(&storage) {
+        return fail(500, format!("storage '{storage}' does not exist"));
+    }
+    let mut error = None;
+    if ctx.state.fault(&format!("task {call}")) {
+        error = Some("injected task fault for imgdel".to_string());
+    } else {
+        // "dataset does not exist" counts as success in ZFSPoolPlugin.
+        let _ = std::fs::remove_dir_all(ctx.state.volume_path(&storage, &name));
+    }
+    Ok(json!(tasks::record(ctx.state, "imgdel", &format!("{storage}:{name}"), &ctx.user, &[], error.as_deref())))
+}
+
+fn task_status(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
+    let upid = &params["upid"];
+    let Some(u) = nexcage_pve::driver::Upid::parse(upid) else {
+        return param_fail("upid", "unable to parse worker upid");
+    };
+    let Some((running, lines)) = tasks::read(ctx.state, upid) else {
+        return param_fail("upid", "no such task");
+    };
+    let (user, tokenid) = match u.user.split_once('!') {
+        Some((a, b)) => (a.to_string(), Some(b.to_string())),
+        None => (u.user.clone(), None),
+    };
+    let mut v = json!({
+        "upid": upid, "node": u.node, "pid": u.pid, "pstart": u.pstart, "starttime": u.starttime,
+        "type": u.kind, "id": u.id, "user": user,
+        "status": if running { "running" } else { "stopped" },
+    });
+    if let Some(t) = tokenid {
+        v["tokenid"] = json!(t);
+    }
+    if !running {
+        v["exitstatus"] = json!(tasks::exitstatus(&lines));
+    }
+    Ok(v)
+}
+
+fn task_log(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
+    let Some((_, lines)) = tasks::read(ctx.state, &params["upid"]) else {
+        return param_fail("upid", "no such task");
+    };
+    let start: usize = params.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let limit: usize = params.get("limit").and_then(|s| s.parse().ok()).unwrap_or(50);
+    let out: Vec<Value> = lines.iter().enumerate().skip(start).take(limit).map(|(i, t)| json!({"n": i + 1, "t": t})).collect();
+    Ok(Value::Array(out))
+}

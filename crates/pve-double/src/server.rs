@@ -1,0 +1,261 @@
+//! The HTTPS API server: self-signed certificate (fingerprint written to
+//! `DIR/fingerprint`), token and ticket auth, thread per connection,
+//! one request per connection (`Connection: close`).
+
+use crate::ops::{self, ApiError, Ctx};
+use crate::state::{write_atomic, State};
+use nexcage_pve::schema::{Params, Schema};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct ServeOpts {
+    pub state: PathBuf,
+    pub listen: String,
+    pub schema: PathBuf,
+    pub node: String,
+    /// (`user@realm!id`, secret)
+    pub tokens: Vec<(String, String)>,
+    /// (`user@realm`, password)
+    pub users: Vec<(String, String)>,
+}
+
+struct Shared {
+    state: State,
+    schema: Schema,
+    tokens: Vec<(String, String)>,
+    users: Vec<(String, String)>,
+    /// ticket -> (user, csrf token)
+    tickets: Mutex<HashMap<String, (String, String)>>,
+}
+
+pub fn serve(o: ServeOpts) -> Result<(), String> {
+    let schema = Schema::load(&o.schema).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&o.state).map_err(|e| e.to_string())?;
+    write_atomic(&o.state.join("node"), o.node.as_bytes()).map_err(|e| e.to_string())?;
+    let state = State::open(&o.state, Some(&o.node)).map_err(|e| e.to_string())?;
+
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(|e| e.to_string())?;
+    let der: CertificateDer<'static> = ck.cert.der().clone();
+    let fp: Vec<String> = Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02X}")).collect();
+    write_atomic(&o.state.join("fingerprint"), fp.join(":").as_bytes()).map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .map_err(|e| e.to_string())?;
+    let config = Arc::new(config);
+
+    let listener = TcpListener::bind(&o.listen).map_err(|e| format!("listen {}: {e}", o.listen))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    write_atomic(&o.state.join("port"), port.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    tracing::info!(port, "pve-double listening");
+
+    let shared = Arc::new(Shared { state, schema, tokens: o.tokens, users: o.users, tickets: Mutex::new(HashMap::new()) });
+    for conn in listener.incoming() {
+        let Ok(tcp) = conn else { continue };
+        let (shared, config) = (shared.clone(), config.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = connection(&shared, config, tcp) {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    Ok(())
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request<S: Read>(s: &mut S) -> Result<Request, String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        if buf.len() > 1 << 20 {
+            return Err("header too large".into());
+        }
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("eof".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut rl = lines.next().unwrap_or("").split(' ');
+    let method = rl.next().unwrap_or("").to_string();
+    let target = rl.next().unwrap_or("").to_string();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let (path, query) = target.split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((target, String::new()));
+    Ok(Request { method, path, query, headers, body })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond<S: Write>(s: &mut S, status: u16, reason: &str, body: &str) -> std::io::Result<()> {
+    // The reason phrase is the message's first line, as pveproxy does.
+    let reason: String = reason.lines().next().unwrap_or("").chars().filter(|c| !c.is_control()).collect();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    s.flush()
+}
+
+fn connection(shared: &Shared, config: Arc<ServerConfig>, tcp: TcpStream) -> Result<(), String> {
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    let req = read_request(&mut tls)?;
+    let (status, reason, body) = handle(shared, &req);
+    respond(&mut tls, status, &reason, &body).map_err(|e| e.to_string())?;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
+fn params_of(req: &Request) -> Params {
+    let mut p = Params::new();
+    for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+        p.insert(k.into_owned(), v.into_owned());
+    }
+    if req.method == "POST" || req.method == "PUT" {
+        let json = req.headers.get("content-type").is_some_and(|c| c.starts_with("application/json"));
+        if json {
+            if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&req.body) {
+                for (k, v) in o {
+                    let s = match v {
+                        Value::String(s) => s,
+                        Value::Bool(b) => if b { "1".into() } else { "0".into() },
+                        other => other.to_string(),
+                    };
+                    p.insert(k, s);
+                }
+            }
+        } else {
+            for (k, v) in form_urlencoded::parse(&req.body) {
+                p.insert(k.into_owned(), v.into_owned());
+            }
+        }
+    }
+    p
+}
+
+/// (status, reason, body)
+fn handle(shared: &Shared, req: &Request) -> (u16, String, String) {
+    let Some(api_path) = req.path.strip_prefix("/api2/json") else {
+        return (501, "Not Implemented".into(), json!({"data": null}).to_string());
+    };
+    let path = api_path.split('/').map(percent_decode).collect::<Vec<_>>().join("/");
+    let params = params_of(req);
+    tracing::debug!(method = %req.method, %path, "request");
+    if req.method == "POST" && path == "/access/ticket" {
+        return ticket(shared, &params);
+    }
+    let Some(user) = authenticate(shared, req) else {
+        return (401, "authentication failure".into(), String::new());
+    };
+    let ctx = Ctx { state: &shared.state, schema: &shared.schema, user };
+    match ops::dispatch(&ctx, &req.method, &path, params) {
+        Ok(data) => (200, "OK".into(), json!({"data": data}).to_string()),
+        Err(e) => error_response(e),
+    }
+}
+
+fn error_response(e: ApiError) -> (u16, String, String) {
+    let mut body = json!({"data": null, "message": format!("{}\n", e.message)});
+    if !e.errors.is_empty() {
+        body["errors"] = json!(e.errors);
+    }
+    (e.status, e.message, body.to_string())
+}
+
+fn ticket(shared: &Shared, params: &Params) -> (u16, String, String) {
+    if let Err(v) = shared.schema.validate("POST", "/access/ticket", params) {
+        shared.state.record_violation("POST /access/ticket", &v.to_string());
+        return error_response(ApiError { status: 400, message: "Parameter verification failed.".into(), errors: v.0 });
+    }
+    let mut user = params.get("username").cloned().unwrap_or_default();
+    if let (false, Some(realm)) = (user.contains('@'), params.get("realm")) {
+        user = format!("{user}@{realm}");
+    }
+    let pw = params.get("password").cloned().unwrap_or_default();
+    if !shared.users.iter().any(|(u, p)| *u == user && *p == pw) {
+        return (401, "authentication failure".into(), String::new());
+    }
+    let n = crate::state::now_ms();
+    let ticket = format!("PVE:{user}:{:08X}::{:x}", crate::state::now(), Sha256::digest(format!("{user}{n}").as_bytes()).iter().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b))));
+    let csrf = format!("{:08X}:{:x}", crate::state::now(), n);
+    if let Ok(mut t) = shared.tickets.lock() {
+        t.insert(ticket.clone(), (user.clone(), csrf.clone()));
+    }
+    let data = json!({"ticket": ticket, "CSRFPreventionToken": csrf, "username": user});
+    (200, "OK".into(), json!({"data": data}).to_string())
+}
+
+/// The authenticated user id, or None (401).
+fn authenticate(shared: &Shared, req: &Request) -> Option<String> {
+    if let Some(a) = req.headers.get("authorization") {
+        let rest = a.strip_prefix("PVEAPIToken")?;
+        let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(' '))?;
+        let (id, secret) = rest.split_once('=')?;
+        return shared.tokens.iter().any(|(i, s)| i == id && s == secret).then(|| id.to_string());
+    }
+    let cookie = req.headers.get("cookie")?;
+    let ticket = cookie.split(';').map(str::trim).find_map(|c| c.strip_prefix("PVEAuthCookie="))?;
+    let ticket = percent_decode(ticket);
+    let tickets = shared.tickets.lock().ok()?;
+    let (user, csrf) = tickets.get(&ticket)?;
+    if req.method != "GET" && req.headers.get("csrfpreventiontoken") != Some(csrf) {
+        return None;
+    }
+    Some(user.clone())
+}
