@@ -7,7 +7,8 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use nexcage_image::pull::pull;
@@ -31,16 +32,29 @@ fn respond(s: &mut TcpStream, status: &str, headers: &[(String, String)], body: 
     let _ = s.write_all(body);
 }
 
-fn handle(mut s: TcpStream, port: u16, backend: String, need_creds: bool, count: Arc<AtomicUsize>) {
+#[derive(Clone)]
+struct Mode {
+    need_creds: bool,
+    /// Blob requests: first answered 503, second cut off half way.
+    flaky: bool,
+    seen: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+fn handle(mut s: TcpStream, port: u16, backend: String, mode: Mode, count: Arc<AtomicUsize>) {
+    let need_creds = mode.need_creds;
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
-    r.read_line(&mut line).unwrap();
+    if r.read_line(&mut line).is_err() {
+        return; // e.g. a TLS hello from the https probe
+    }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut auth = String::new();
     let mut accept = String::new();
     loop {
         let mut h = String::new();
-        r.read_line(&mut h).unwrap();
+        if r.read_line(&mut h).is_err() {
+            return;
+        }
         if h.trim().is_empty() {
             break;
         }
@@ -66,6 +80,16 @@ fn handle(mut s: TcpStream, port: u16, backend: String, need_creds: bool, count:
         let ch = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="gate",scope="repository:test/busybox:pull""#);
         return respond(&mut s, "401 Unauthorized", &[("WWW-Authenticate".into(), ch)], b"{}");
     }
+    let mut nth = 0;
+    if mode.flaky && path.contains("/blobs/") {
+        let mut seen = mode.seen.lock().unwrap();
+        let c = seen.entry(path.clone()).or_insert(0);
+        nth = *c;
+        *c += 1;
+        if nth == 0 {
+            return respond(&mut s, "503 Service Unavailable", &[], b"busy");
+        }
+    }
     let mut req = ureq::get(format!("{backend}{path}"));
     if !accept.is_empty() {
         req = req.header("Accept", &accept);
@@ -83,18 +107,29 @@ fn handle(mut s: TcpStream, port: u16, backend: String, need_creds: bool, count:
     let status = resp.status();
     let mut body = Vec::new();
     resp.body_mut().as_reader().read_to_end(&mut body).unwrap();
+    if nth == 1 {
+        // Promise the whole body, send half, hang up.
+        let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        let _ = s.write_all(h.as_bytes());
+        let _ = s.write_all(&body[..body.len() / 2]);
+        return;
+    }
     respond(&mut s, &format!("{} X", status.as_u16()), &hs, &body);
 }
 
 fn start_gate(backend: String, need_creds: bool) -> Gate {
+    start_gate_mode(backend, Mode { need_creds, flaky: false, seen: Default::default() })
+}
+
+fn start_gate_mode(backend: String, mode: Mode) -> Gate {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let count = Arc::new(AtomicUsize::new(0));
     let c2 = count.clone();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
-            let (b, c) = (backend.clone(), c2.clone());
-            std::thread::spawn(move || handle(s, port, b, need_creds, c));
+            let (b, c, m) = (backend.clone(), c2.clone(), mode.clone());
+            std::thread::spawn(move || handle(s, port, b, m, c));
         }
     });
     Gate { port, token_requests: count }
@@ -131,4 +166,33 @@ fn bearer_token_anonymous_and_with_credentials() {
     let mut o = insecure();
     o.client.credentials = Some(Credentials { username: "alice".into(), password: "s3cret".into() });
     assert_eq!(pull(&store2, &name, &o).unwrap().manifest_digest, b.manifest_digest);
+}
+
+#[test]
+fn transient_failures_are_retried() {
+    if !have("transient_failures_are_retried", &["docker-registry", "skopeo", "busybox"]) {
+        return;
+    }
+    let reg = Registry::start(None);
+    let src = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(src.path());
+    let b = l.image(&[busybox_layer(), tar_layer(&[E::File("x", 0o644, &[1u8; 100_000])])], "amd64", serde_json::json!({}), true);
+    l.tag(&b, "v1");
+    reg.push(src.path(), "v1", "test/busybox", false, None);
+    let gate = start_gate_mode(format!("http://{}", reg.host()), Mode { need_creds: false, flaky: true, seen: Default::default() });
+    let sd = tempfile::tempdir().unwrap();
+    let store = Store::open(sd.path()).unwrap();
+    let name = format!("127.0.0.1:{}/test/busybox:v1", gate.port);
+    assert_eq!(pull(&store, &name, &insecure()).unwrap().manifest_digest, b.manifest_digest);
+    assert_eq!(std::fs::read_dir(sd.path().join("tmp")).unwrap().count(), 0);
+
+    // With a single attempt the same faults are reported, and nothing is stored.
+    let gate = start_gate_mode(format!("http://{}", reg.host()), Mode { need_creds: false, flaky: true, seen: Default::default() });
+    let sd = tempfile::tempdir().unwrap();
+    let store = Store::open(sd.path()).unwrap();
+    let mut o = insecure();
+    o.client.attempts = 1;
+    let e = pull(&store, &format!("127.0.0.1:{}/test/busybox:v1", gate.port), &o).unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    assert!(store.images().unwrap().is_empty());
 }
