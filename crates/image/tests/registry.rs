@@ -171,3 +171,36 @@ fn corrupted_blob_is_rejected_and_not_stored() {
     assert!(store.images().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(sd.path().join("tmp")).unwrap().count(), 0, "no temp files left");
 }
+
+#[test]
+fn pull_docker_schema2_and_manifest_list() {
+    if !have("pull_docker_schema2_and_manifest_list", TOOLS) {
+        return;
+    }
+    let reg = Registry::start(None);
+    let src = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(src.path());
+    let bb = busybox_layer();
+    let amd = l.image(&[bb.clone()], "amd64", serde_json::json!({}), true);
+    let arm = l.image(&[bb, tar_layer(&[E::File("arm", 0o644, b"arm")])], "arm64", serde_json::json!({}), true);
+    l.tag_index(&[(&amd, "amd64"), (&arm, "arm64")], "list");
+    // skopeo converts to Docker media types (manifest list + schema 2).
+    run(std::process::Command::new("skopeo").args(["copy", "--quiet", "--all", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:list", src.path().display()))
+        .arg(format!("docker://{}/test/docker:list", reg.host())));
+    let sd = tempfile::tempdir().unwrap();
+    let store = Store::open(sd.path()).unwrap();
+    let mut o = insecure();
+    o.platform = nexcage_image::platform::Platform::parse("linux/arm64").unwrap();
+    let name = format!("{}/test/docker:list", reg.host());
+    pull(&store, &name, &o).unwrap();
+    let img = store.resolve(&name).unwrap();
+    assert_eq!(img.descriptor.media_type().to_string(), "application/vnd.docker.distribution.manifest.v2+json");
+    let out = tempfile::tempdir().unwrap();
+    nexcage_image::unpack::unpack_rootfs(&store, &img, out.path(), &Default::default()).unwrap();
+    assert_eq!(std::fs::read(out.path().join("arm")).unwrap(), b"arm");
+    // And it exports as an OCI archive skopeo reads.
+    let f = sd.path().join("x.tar");
+    nexcage_image::archive::export(&store, &img, &f, nexcage_image::archive::ArchiveFormat::OciArchive).unwrap();
+    run(std::process::Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", f.display())));
+}
