@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, thiserror::Error)]
 pub enum PveError {
     /// Proxmox answered with an HTTP error (or the CLI reported one).
-    #[error("proxmox api {call}: {status} {message}{}", fmt_errors(.errors))]
+    #[error("proxmox api {call}: {status} {}{}", fmt_message(.message, .errors), fmt_errors(.errors))]
     Api { call: String, status: u16, message: String, errors: BTreeMap<String, String> },
     #[error("proxmox api {call}: {status} authentication failed (check the API token or user/password)")]
     Auth { call: String, status: u16 },
@@ -42,6 +42,15 @@ pub enum PveError {
     },
     #[error("could not allocate a VMID after {attempts} attempts: {last}")]
     VmidExhausted { attempts: u32, last: String },
+}
+
+/// "Parameter verification failed." reads better without its dot before the list.
+fn fmt_message(m: &str, e: &BTreeMap<String, String>) -> String {
+    if e.is_empty() {
+        m.to_string()
+    } else {
+        m.trim_end_matches('.').to_string()
+    }
 }
 
 fn fmt_errors(e: &BTreeMap<String, String>) -> String {

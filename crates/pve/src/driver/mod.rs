@@ -119,7 +119,7 @@ pub trait ControlPlane: Send + Sync {
 /// Allocate a VMID and create the guest with it: nextid + create, retried
 /// when another creator won the race ("already exists").
 pub fn allocate_and_create(cp: &dyn ControlPlane, req: &CreateRequest) -> Result<u32, PveError> {
-    const ATTEMPTS: u32 = 64;
+    const ATTEMPTS: u32 = 200;
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         let vmid = cp.next_vmid()?;
