@@ -38,12 +38,13 @@ pub fn import(store: &Store, path: &Path, name: Option<&str>, want: &Platform) -
     let tmp = tempfile::tempdir_in(store.tmp_dir()).ctx(store.tmp_dir())?;
     let f = File::open(path).ctx(path)?;
     let mut ar = tar::Archive::new(decompress(f)?);
-    // Only plain files and dirs are needed; tar's unpack_in refuses `..` and
-    // absolute paths, and archives of this kind hold no symlinks we need.
+    // tar's unpack_in refuses `..` and absolute paths. Symlinks are kept
+    // (docker save links shared layers) but only ever followed within the
+    // temp dir (see `open_inside`).
     for e in ar.entries().ctx(path)? {
         let mut e = e.ctx(path)?;
         let t = e.header().entry_type();
-        if t.is_file() || t.is_dir() {
+        if t.is_file() || t.is_dir() || t.is_symlink() {
             e.unpack_in(tmp.path()).ctx(path)?;
         }
     }
@@ -130,10 +131,11 @@ struct DockerManifestEntry {
     layers: Vec<String>,
 }
 
-fn sniff_layer_type(path: &Path) -> Result<MediaType> {
+/// Media type from the first bytes; rewinds the file.
+fn sniff_layer_type(f: &mut File) -> io::Result<MediaType> {
     let mut head = [0u8; 4];
-    let mut f = File::open(path).ctx(path)?;
-    let n = f.read(&mut head).ctx(path)?;
+    let n = f.read(&mut head)?;
+    f.seek(SeekFrom::Start(0))?;
     Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
         MediaType::ImageLayerGzip
     } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
@@ -143,11 +145,13 @@ fn sniff_layer_type(path: &Path) -> Result<MediaType> {
     })
 }
 
-/// Paths inside a docker-archive come from its manifest: keep them inside.
-fn inside(dir: &Path, rel: &str) -> Result<PathBuf> {
+/// Paths inside a docker-archive come from its manifest: resolve them (and
+/// any symlinks) within the archive's directory.
+fn open_inside(dir: &Path, rel: &str) -> Result<File> {
     let clean = crate::unpack::safe::clean_entry_path(Path::new(rel))
         .map_err(|why| Error::UnsafeEntry { entry: rel.to_string(), reason: why.to_string() })?;
-    Ok(dir.join(clean))
+    let root = crate::unpack::Root::open(dir).ctx(dir)?;
+    root.open_file(&clean).ctx(dir.join(&clean))
 }
 
 fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Imported>> {
@@ -159,14 +163,13 @@ fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Im
     }
     let mut out = Vec::new();
     for e in entries {
-        let cfg_path = inside(dir, &e.config)?;
-        let cfg = fs::read(&cfg_path).ctx(&cfg_path)?;
+        let mut cfg = Vec::new();
+        open_inside(dir, &e.config)?.read_to_end(&mut cfg).ctx(dir.join(&e.config))?;
         let cfg_digest = store.put_blob_bytes(&cfg)?;
         let mut layers = Vec::new();
         for l in &e.layers {
-            let lp = inside(dir, l)?;
-            let mt = sniff_layer_type(&lp)?;
-            let mut f = File::open(&lp).ctx(&lp)?;
+            let mut f = open_inside(dir, l)?;
+            let mt = sniff_layer_type(&mut f).ctx(dir.join(l))?;
             let (d, size) = store.put_blob(&mut f, None, None, l)?;
             layers.push(Descriptor::new(mt, size, &d));
         }

@@ -16,17 +16,8 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 
 /// Read a small file from inside the rootfs, resolving symlinks within it.
 fn read_in_root(root: &Root, rel: &str) -> Option<String> {
-    let p = root.resolve(Path::new(rel), true).ok()?;
-    let (dir, _, name) = root.parent_of(&p, false).ok()?;
-    let fd = rustix::fs::openat(
-        &dir,
-        name.as_os_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()?;
     let mut s = String::new();
-    std::fs::File::from(fd).take(16 << 20).read_to_string(&mut s).ok()?;
+    root.open_file(Path::new(rel)).ok()?.take(16 << 20).read_to_string(&mut s).ok()?;
     Some(s)
 }
 

@@ -135,3 +135,52 @@ fn layout_dir_import_and_gzip_docker_export() {
     let pm = Podman::new();
     run(pm.cmd().args(["load", "--quiet", "-i"]).arg(&out));
 }
+
+/// A docker-archive as `docker save` writes it when two layers are equal
+/// (a symlink to the first copy), and a hostile one whose layer links out.
+#[test]
+fn docker_archive_symlinked_layers() {
+    let layer = tar_layer(&[E::File("same", 0o644, b"same")]);
+    let cfg = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha(&layer), sha(&layer)]}
+    }))
+    .unwrap();
+    let build = |link_target: &str| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |p: &str, d: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, p, d).unwrap();
+        };
+        add("cfg.json", &cfg);
+        add("a/layer.tar", &layer);
+        add(
+            "manifest.json",
+            br#"[{"Config":"cfg.json","RepoTags":["shared:1"],"Layers":["a/layer.tar","b/layer.tar"]}]"#,
+        );
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, "b/layer.tar", link_target).unwrap();
+        b.into_inner().unwrap()
+    };
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.tar");
+    std::fs::write(&good, build("../a/layer.tar")).unwrap();
+    let st = Store::open(&d.path().join("s")).unwrap();
+    let i = import(&st, &good, None, &Platform::default()).unwrap();
+    assert_eq!(i[0].name, "docker.io/library/shared:1");
+    let (_, _, layers) = digests(&st, "shared:1");
+    assert_eq!(layers, vec![sha(&layer), sha(&layer)]);
+
+    // Linking to a host file must not pull it into the store.
+    let bad = d.path().join("bad.tar");
+    std::fs::write(&bad, build("/etc/hostname")).unwrap();
+    let st2 = Store::open(&d.path().join("s2")).unwrap();
+    assert!(import(&st2, &bad, None, &Platform::default()).is_err());
+    assert!(st2.images().unwrap().is_empty());
+}

@@ -181,7 +181,7 @@ fn pull_docker_schema2_and_manifest_list() {
     let src = tempfile::tempdir().unwrap();
     let mut l = Layout::new(src.path());
     let bb = busybox_layer();
-    let amd = l.image(&[bb.clone()], "amd64", serde_json::json!({}), true);
+    let amd = l.image(std::slice::from_ref(&bb), "amd64", serde_json::json!({}), true);
     let arm = l.image(&[bb, tar_layer(&[E::File("arm", 0o644, b"arm")])], "arm64", serde_json::json!({}), true);
     l.tag_index(&[(&amd, "amd64"), (&arm, "arm64")], "list");
     // skopeo converts to Docker media types (manifest list + schema 2).

@@ -154,6 +154,14 @@ impl Root {
         Ok((fd, parent.join(&name), name))
     }
 
+    /// Open a regular file for reading, resolving symlinks within the root.
+    pub fn open_file(&self, rel: &Path) -> io::Result<std::fs::File> {
+        let p = self.resolve(rel, true)?;
+        let (dir, _, name) = self.parent_of(&p, false)?;
+        let fd = rustix::fs::openat(&dir, name.as_os_str(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// lstat relative to the root.
     pub fn lstat(&self, rel: &Path) -> io::Result<rustix::fs::Stat> {
         Ok(rustix::fs::statat(&self.fd, self.at(rel), AtFlags::SYMLINK_NOFOLLOW)?)
