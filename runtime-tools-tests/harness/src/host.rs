@@ -47,7 +47,7 @@ impl Host {
                         "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
                         "net_cls", "net_prio", "perf_event", "rdma", "misc",
                     ];
-                    if known.contains(&o) {
+                    if known.contains(&o) || o.starts_with("name=") {
                         v1.insert(o.to_string(), PathBuf::from(point));
                     }
                 }

@@ -223,10 +223,17 @@ fn cleanup(ctx: &mut Ctx) -> Result<()> {
     let mut b = sleeper(ctx)?;
     b.set("/linux/resources/pids", json!({"limit": 100}));
     let c = started(ctx, &b)?;
-    let dirs: Vec<_> = ["memory", "pids", "cpu", "devices", "freezer"]
-        .iter()
-        .map(|ctrl| ctx.host.cgroup_dir(c.pid, ctrl))
-        .collect::<Result<_>>()?;
+    // every hierarchy the runtime placed the container in (v1 controllers,
+    // named hierarchies such as name=systemd, hugetlb wherever it is mounted)
+    let mut dirs = Vec::new();
+    for (ctrl, mnt) in &ctx.host.cgroup_v1 {
+        if let Ok(d) = ctx.host.cgroup_dir(c.pid, ctrl) {
+            if &d != mnt && d.starts_with(mnt) && d.to_string_lossy().contains(&ctx.cg_prefix) {
+                dirs.push(d);
+            }
+        }
+    }
+    ensure!(dirs.len() >= 5, "container is in only {} cgroups of this run: {dirs:?}", dirs.len());
     for d in &dirs {
         ensure!(d.exists(), "{} does not exist while running", d.display());
     }
