@@ -18,11 +18,13 @@ fn create_params(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     m
 }
 
+type Case = (&'static [(&'static str, &'static str)], u16, &'static str, &'static str);
+
 #[test]
 fn rejects_malformed_api_requests() {
     let d = Double::start();
     let api = d.api();
-    let cases: &[(&[(&str, &str)], u16, &str, &str)] = &[
+    let cases: &[Case] = &[
         (&[("memory", "8")], 400, "memory", "value must have a minimum value of 16"),
         (&[("bogus", "1")], 400, "bogus", "property is not defined in schema"),
         (&[("net0", "name=eth0,bridgee=vmbr0")], 400, "net0", "invalid key in comma-separated list property: bridgee"),

@@ -40,6 +40,8 @@ pub enum PveError {
         #[source]
         source: std::io::Error,
     },
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("could not allocate a VMID after {attempts} attempts: {last}")]
     VmidExhausted { attempts: u32, last: String },
 }

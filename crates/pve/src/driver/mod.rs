@@ -1,11 +1,13 @@
 //! The [`ControlPlane`] trait and the helpers built on it.
 
 pub mod api;
+mod config;
 mod error;
 pub mod pct;
 mod tls;
 mod upid;
 
+pub use config::{auth as auth_from_config, from_config, node_name};
 pub use error::PveError;
 pub use upid::Upid;
 

@@ -7,6 +7,7 @@
 //! host's total memory, i.e. "as unlimited as the node allows") and
 //! [`MapOptions::unlimited_swap_mib`] for an absent or `-1` swap limit.
 
+mod host;
 mod mounts;
 mod process;
 mod resources;
@@ -15,6 +16,8 @@ mod security;
 mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
+
+pub use host::{host_memory_mib, parse_meminfo};
 
 use crate::conffile::Section;
 use oci_spec::runtime::Spec;

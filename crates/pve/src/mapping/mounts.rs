@@ -12,7 +12,10 @@ fn clean_path(p: &str) -> bool {
     p.starts_with('/')
         && !p.contains('\n')
         && !p.contains(',')
-        && !(p.contains("/./") || p.contains("/../") || p.ends_with("/.") || p.ends_with("/.."))
+        && !p.contains("/./")
+        && !p.contains("/../")
+        && !p.ends_with("/.")
+        && !p.ends_with("/..")
 }
 
 pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {

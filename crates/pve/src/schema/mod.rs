@@ -215,20 +215,14 @@ impl Schema {
     ) -> Result<(), String> {
         let ty = prop.get("type").and_then(Value::as_str).unwrap_or("string");
         match ty {
-            "integer" => {
-                if !is_integer(value) {
-                    return Err(format!("type check ('integer') failed - got '{value}'"));
-                }
+            "integer" if !is_integer(value) => {
+                return Err(format!("type check ('integer') failed - got '{value}'"));
             }
-            "number" => {
-                if !is_number(value) {
-                    return Err(format!("type check ('number') failed - got '{value}'"));
-                }
+            "number" if !is_number(value) => {
+                return Err(format!("type check ('number') failed - got '{value}'"));
             }
-            "boolean" => {
-                if parse_bool(value).is_none() {
-                    return Err(format!("type check ('boolean') failed - got '{value}'"));
-                }
+            "boolean" if parse_bool(value).is_none() => {
+                return Err(format!("type check ('boolean') failed - got '{value}'"));
             }
             _ => {}
         }

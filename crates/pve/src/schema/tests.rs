@@ -51,9 +51,11 @@ fn accepts_a_good_create() {
     .unwrap();
 }
 
+type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+
 #[test]
 fn rejects_what_proxmox_rejects() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[Case] = &[
         (&[("memory", "8")], "memory", "value must have a minimum value of 16"),
         (&[("memory", "1.5")], "memory", "type check ('integer') failed"),
         (&[("bogus", "1")], "bogus", "property is not defined in schema"),
