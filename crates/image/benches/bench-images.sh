@@ -85,15 +85,17 @@ for i in $(seq "$RUNS"); do
   rm -rf "$W/s" "$W/b" "$W/o" "$W/u"; sync
   t0=$(now)
   "$NX" --root "$W/s" image pull -q --tls-verify=false "$REF" >/dev/null 2>&1
-  "$NX" --root "$W/s" image unpack "$REF" "$W/b/rootfs" 2>/dev/null
   t1=$(now)
-  skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$W/o:bench"
-  umoci unpack --image "$W/o:bench" "$W/u" >/dev/null
+  "$NX" --root "$W/s" image unpack "$REF" "$W/b/rootfs" 2>/dev/null
   t2=$(now)
-  awk "BEGIN{print $t1 - $t0}" >>"$W/nx.t"
-  awk "BEGIN{print $t2 - $t1}" >>"$W/ref.t"
+  skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$W/o:bench"
+  t3=$(now)
+  umoci unpack --image "$W/o:bench" "$W/u" >/dev/null
+  t4=$(now)
+  awk "BEGIN{print $t2 - $t0}" >>"$W/nx.t"
+  awk "BEGIN{print $t4 - $t2}" >>"$W/ref.t"
   diff -r "$W/b/rootfs" "$W/u/rootfs" >/dev/null || { echo "rootfs differ!"; exit 1; }
-  printf 'run %d: nexcage %.3fs  skopeo+umoci %.3fs\n' "$i" "$(tail -1 "$W/nx.t")" "$(tail -1 "$W/ref.t")"
+  awk "BEGIN{printf \"run %d: nexcage %.3fs (pull %.3f + unpack %.3f)  skopeo+umoci %.3fs (copy %.3f + unpack %.3f)\\n\", $i, $t2-$t0, $t1-$t0, $t2-$t1, $t4-$t2, $t3-$t2, $t4-$t3}"
 done
 NXM=$(median <"$W/nx.t"); REFM=$(median <"$W/ref.t")
 printf 'median of %d: nexcage pull+unpack %.3fs, skopeo copy+umoci unpack %.3fs, ratio %.2fx\n' \

@@ -330,6 +330,8 @@ pub fn run_image_with(cmd: ImageCommand, store_dir: &Path, in_use: &dyn Fn(&str)
             archive::export(&store, &e, &output, format)?;
         }
         ImageCommand::Tag { source, target } => {
+            // Keeps gc from collecting the blobs between lookup and naming.
+            let _w = store.writer_lock()?;
             let e = store.resolve(&source)?;
             let t = crate::reference::Reference::parse(&target)?.to_string();
             store.set_ref(&t, &e.descriptor)?;
