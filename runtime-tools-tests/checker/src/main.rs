@@ -3,7 +3,7 @@
 //!
 //! Usage: `rtt-checker [--json] CHECK...` where each CHECK is `key=value`
 //! (see `run_check` for the keys), or `@FILE` to read further checks from a
-//! file inside the rootfs, one per line. Checks run in order; a few keys are
+//! file inside the rootfs: a JSON array of strings, or one check per line. Checks run in order; a few keys are
 //! actions (`action.*`) rather than checks. Results go to stdout as TAP (the
 //! default) or one JSON object (`--json`); the exit status is 0 when all
 //! checks pass, 1 when any fails, 2 on a usage error.
@@ -79,6 +79,13 @@ fn main() {
             return;
         } else if let Some(f) = a.strip_prefix('@') {
             match fs::read_to_string(f) {
+                Ok(s) if s.trim_start().starts_with('[') => match parse_json_strings(&s) {
+                    Some(v) => checks.extend(v),
+                    None => {
+                        eprintln!("rtt-checker: {f}: want a JSON array of strings");
+                        std::process::exit(2);
+                    }
+                },
                 Ok(s) => checks.extend(
                     s.lines()
                         .map(str::trim)
@@ -139,6 +146,44 @@ fn main() {
         println!("1..{}", out.len());
     }
     std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+/// Parses `["check", ...]` (a JSON array of strings; no other JSON).
+fn parse_json_strings(s: &str) -> Option<Vec<String>> {
+    let mut it = s.trim().chars().peekable();
+    if it.next()? != '[' {
+        return None;
+    }
+    let mut out = Vec::new();
+    loop {
+        while it.peek().map(|c| c.is_whitespace() || *c == ',').unwrap_or(false) {
+            it.next();
+        }
+        match it.next()? {
+            ']' => break,
+            '"' => {}
+            _ => return None,
+        }
+        let mut cur = String::new();
+        loop {
+            match it.next()? {
+                '"' => break,
+                '\\' => match it.next()? {
+                    'n' => cur.push('\n'),
+                    't' => cur.push('\t'),
+                    'r' => cur.push('\r'),
+                    'u' => {
+                        let h: String = (0..4).filter_map(|_| it.next()).collect();
+                        cur.push(char::from_u32(u32::from_str_radix(&h, 16).ok()?)?);
+                    }
+                    c => cur.push(c),
+                },
+                c => cur.push(c),
+            }
+        }
+        out.push(cur);
+    }
+    Some(out)
 }
 
 fn jstr(s: &str) -> String {

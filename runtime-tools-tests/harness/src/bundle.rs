@@ -174,6 +174,13 @@ impl Bundle {
         self.args(&a)
     }
 
+    /// process.args = the checker reading these checks from a JSON file
+    /// in the rootfs (/rtt-checks.json).
+    pub fn checks_file(&mut self, checks: &[&str]) -> Result<&mut Self> {
+        std::fs::write(self.rootfs.join("rtt-checks.json"), serde_json::to_string(checks)?).context("write rtt-checks.json")?;
+        Ok(self.args(&["/rtt-checker", "@/rtt-checks.json"]))
+    }
+
     pub fn sh(&mut self, script: &str) -> &mut Self {
         self.args(&["/bin/sh", "-c", script])
     }

@@ -103,8 +103,11 @@ fn state_stdin(ctx: &mut Ctx) -> Result<()> {
         ensure!(std::fs::canonicalize(vb).ok().as_deref() == Some(bundle.as_path()), "{k}: bundle {vb:?} is not {}", bundle.display());
         let st = v["status"].as_str().unwrap_or("");
         ensure!(["creating", "created", "running", "stopped"].contains(&st), "{k}: status {st:?} is not a spec status");
-        if k != "poststop" {
-            ensure!(v["pid"].as_i64().map(|p| p > 0).unwrap_or(false), "{k}: no pid in {s}");
+        // pid is REQUIRED when status is created or running; prestart and
+        // createRuntime hooks exist to customize the new namespaces, which
+        // they can only reach through the pid.
+        if st == "created" || st == "running" || k == "prestart" || k == "createRuntime" {
+            ensure!(v["pid"].as_i64().map(|p| p > 0).unwrap_or(false), "{k}: status {st:?} without a valid pid in {s}");
         }
     }
     Ok(())

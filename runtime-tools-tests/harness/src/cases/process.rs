@@ -81,7 +81,7 @@ fn args_not_found(ctx: &mut Ctx) -> Result<()> {
 fn env(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     b.set("/process/env", json!(["PATH=/bin", "RTT_A=1", "RTT_SPACES=a b  c", "RTT_EQ=x=y", "RTT_EMPTY="]));
-    b.checks(&["env=PATH=/bin", "env=RTT_A=1", "env=RTT_SPACES=a b  c", "env=RTT_EQ=x=y", "env=RTT_EMPTY=", "noenv=TERM"]);
+    b.checks_file(&["env=PATH=/bin", "env=RTT_A=1", "env=RTT_SPACES=a b  c", "env=RTT_EQ=x=y", "env=RTT_EMPTY=", "noenv=TERM"])?;
     ctx.expect_checks(&b)?;
     Ok(())
 }
