@@ -204,3 +204,26 @@ fn pull_docker_schema2_and_manifest_list() {
     nexcage_image::archive::export(&store, &img, &f, nexcage_image::archive::ArchiveFormat::OciArchive).unwrap();
     run(std::process::Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", f.display())));
 }
+
+#[test]
+fn pull_over_https_self_signed() {
+    if !have("pull_over_https_self_signed", &["docker-registry", "skopeo", "openssl", "busybox"]) {
+        return;
+    }
+    let reg = Registry::start_with(None, true);
+    let src = tempfile::tempdir().unwrap();
+    let (_l, built) = busybox_layout(src.path());
+    reg.push(src.path(), "v1", "tls/busybox", false, None);
+    let sd = tempfile::tempdir().unwrap();
+    let store = Store::open(sd.path()).unwrap();
+    let name = format!("{}/tls/busybox:v1", reg.host());
+    // The certificate is not trusted: refused unless verification is off.
+    let mut strict = insecure();
+    strict.client.tls_verify = true;
+    let e = pull(&store, &name, &strict).unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate") || e.contains("tls"), "{e}");
+    let r = pull(&store, &name, &insecure()).unwrap();
+    assert_eq!(r.manifest_digest, built.manifest_digest);
+    let c = nexcage_image::registry::RegistryClient::new(&nexcage_image::reference::Reference::parse(&name).unwrap(), &insecure().client).unwrap();
+    assert!(c.base_url().starts_with("https://"), "stays on https: {}", c.base_url());
+}

@@ -29,6 +29,8 @@ fn layers() -> Vec<Vec<u8>> {
             E::Hard("hard", "a/keep"),
             E::Link("lnk", "a/keep"),
             E::Link("abs", "/etc/passwd"),
+            E::Link("lnkdir", "/a"),
+            E::Link("escape", "../../../.."),
             E::Dir("d", 0o700),
             E::File("d/inner", 0o644, b"inner"),
             E::File("modified", 0o644, b"v1"),
@@ -54,6 +56,9 @@ fn layers() -> Vec<Vec<u8>> {
         E::File("opq/sub2/x", 0o644, b"x"),
         E::File("a/gone", 0o644, b"back again"),
         E::Owned("a/owned2", 0o640, 65534, 65534, b"nobody"),
+        // Through symlinks: resolved inside the rootfs, as umoci does.
+        E::File("lnkdir/through", 0o644, b"through"),
+        E::File("escape/a/escaped", 0o644, b"escaped"),
     ]);
     vec![l1, l2, l3]
 }
@@ -91,6 +96,8 @@ fn unpack_matches_umoci() {
     assert!(!ours.join("owned").exists() && !ours.join("b/file").exists());
     assert!(ours.join("lnk").is_dir() && ours.join("d").is_file());
     assert!(a.len() > 20, "tree has {} entries", a.len());
+    assert_eq!(std::fs::read(ours.join("a/through")).unwrap(), b"through");
+    assert_eq!(std::fs::read(ours.join("a/escaped")).unwrap(), b"escaped");
 }
 
 #[test]

@@ -58,6 +58,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(htpasswd, false)
+    }
+
+    /// With `tls`, serves https with a fresh self-signed certificate (openssl).
+    pub fn start_with(htpasswd: Option<(&str, &str)>, tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut auth = String::new();
@@ -67,8 +72,20 @@ impl Registry {
             std::fs::write(&f, line).unwrap();
             auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", f.display());
         }
+        let mut tls_cfg = String::new();
+        if tls {
+            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            run(Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+                .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&k)
+                .arg("-out")
+                .arg(&c));
+            tls_cfg = format!("  tls:\n    certificate: {}\n    key: {}\n", c.display(), k.display());
+        }
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_cfg}{auth}",
             dir.path().join("data").display()
         );
         let cfgp = dir.path().join("config.yml");
