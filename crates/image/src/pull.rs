@@ -46,7 +46,8 @@ pub fn pull(store: &Store, input: &str, opts: &PullOptions) -> Result<PullResult
     info!(reference = %r, base = client.base_url(), "pulling");
 
     let (mut data, mut mt, mut digest) = client.manifest(&r.api_reference())?;
-    if is_index_type(&mt) {
+    let from_index = is_index_type(&mt);
+    if from_index {
         let e = platform::select(&data, &opts.platform)?;
         debug!(platform = %opts.platform, digest = e.digest, "selected from index");
         let (d2, mt2, dg2) = client.manifest(&e.digest)?;
@@ -103,6 +104,15 @@ pub fn pull(store: &Store, input: &str, opts: &PullOptions) -> Result<PullResult
         return Err(e);
     }
 
+    if !from_index {
+        // A single-platform image: say so if it is not what was asked for.
+        if let Ok(cfg) = store.config(&manifest) {
+            let (os, arch) = (cfg.os().to_string(), cfg.architecture().to_string());
+            if !opts.platform.matches(&os, &arch, cfg.variant().as_deref()) {
+                warn!(image = %r, image_platform = format!("{os}/{arch}"), wanted = %opts.platform, "image is for another platform");
+            }
+        }
+    }
     store.put_blob_bytes(&data)?;
     let desc = Descriptor::new(MediaType::from(mt.as_str()), data.len() as u64, &digest);
     let name = r.to_string();

@@ -27,6 +27,11 @@ use crate::reference::Reference;
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const DEFAULT_STORE: &str = "/var/lib/nexcage";
 
+/// `$NEXCAGE_STORAGE_PATH`, else [`DEFAULT_STORE`] (the binary may pass its config's value instead).
+pub fn default_store_dir() -> PathBuf {
+    std::env::var_os("NEXCAGE_STORAGE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
