@@ -65,7 +65,18 @@ pub fn dispatch(ctx: &Ctx, method: &str, path: &str, mut params: Params) -> Resu
         }
     }
     let vmid = params.get("vmid").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-    match (method, route.template.as_str()) {
+    let answer = handle(ctx, method, path, &route.template, &call, vmid, &params)?;
+    // The double must answer in the schema's shapes too.
+    if let Err(e) = ctx.schema.check_return(method, &route.template, &answer) {
+        ctx.state.record_violation(&call, &format!("answer does not match returns: {e}"));
+    }
+    Ok(answer)
+}
+
+fn handle(ctx: &Ctx, method: &str, path: &str, template: &str, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+    let call = call.to_string();
+    let params = params.clone();
+    match (method, template) {
         ("GET", "/version") => Ok(version(ctx)),
         ("GET", "/cluster/nextid") => nextid(ctx, params.get("vmid")),
         ("GET", "/nodes/{node}/lxc") => Ok(list(ctx)),

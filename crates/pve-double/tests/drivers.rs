@@ -128,3 +128,17 @@ fn bind_mounts_need_root_pam() {
     assert_ne!(vmid, vmid2);
     d.assert_no_violations();
 }
+
+#[test]
+fn api_driver_waits_for_slow_tasks() {
+    let d = Double::start_with_env(&[("PVE_DOUBLE_TASK_DELAY_MS", "400")]);
+    let api = d.api();
+    let t = std::time::Instant::now();
+    let (req, _) = request(false);
+    let vmid = allocate_and_create(&api, &req).unwrap();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(400), "returned before the task stopped");
+    // nextid + create + several status polls.
+    assert!(api.calls() > 3, "{}", api.calls());
+    api.destroy(vmid, true).unwrap();
+    d.assert_no_violations();
+}

@@ -26,8 +26,14 @@ pub struct Double {
 
 impl Double {
     pub fn start() -> Double {
+        Self::start_with_env(&[])
+    }
+
+    /// Start with extra environment for `serve` (e.g. `PVE_DOUBLE_TASK_DELAY_MS`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Double {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pve-double"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--node", "pve"])
             .arg("--state")
             .arg(dir.path())

@@ -5,6 +5,7 @@
 
 mod formats;
 mod propstring;
+mod returns;
 
 use regex::Regex;
 use serde_json::Value;
