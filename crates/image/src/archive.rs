@@ -29,7 +29,12 @@ pub enum ArchiveFormat {
 
 /// Import `path`: an OCI layout dir, an OCI archive or a docker-archive
 /// (optionally gzip-compressed). `name` overrides the stored name.
-pub fn import(store: &Store, path: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+pub fn import(
+    store: &Store,
+    path: &Path,
+    name: Option<&str>,
+    want: &Platform,
+) -> Result<Vec<Imported>> {
     let _w = store.writer_lock()?;
     if path.is_dir() {
         return import_dir(store, path, name, want);
@@ -51,7 +56,12 @@ pub fn import(store: &Store, path: &Path, name: Option<&str>, want: &Platform) -
     import_dir(store, tmp.path(), name, want)
 }
 
-fn import_dir(store: &Store, dir: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+fn import_dir(
+    store: &Store,
+    dir: &Path,
+    name: Option<&str>,
+    want: &Platform,
+) -> Result<Vec<Imported>> {
     if dir.join("manifest.json").is_file() {
         import_docker(store, dir, name)
     } else if dir.join("index.json").is_file() {
@@ -85,20 +95,35 @@ fn name_for(annotation: Option<&String>, override_name: Option<&str>) -> Result<
     }
     match annotation {
         Some(a) if a.contains('/') || a.contains(':') => Ok(Reference::parse(a)?.to_string()),
-        Some(a) => Err(Error::Unsupported(format!("the archive names the image only by tag {a:?}; give --name"))),
-        None => Err(Error::Unsupported("the archive has no image name; give --name".into())),
+        Some(a) => Err(Error::Unsupported(format!(
+            "the archive names the image only by tag {a:?}; give --name"
+        ))),
+        None => Err(Error::Unsupported(
+            "the archive has no image name; give --name".into(),
+        )),
     }
 }
 
-fn import_layout(store: &Store, dir: &Path, name: Option<&str>, want: &Platform) -> Result<Vec<Imported>> {
+fn import_layout(
+    store: &Store,
+    dir: &Path,
+    name: Option<&str>,
+    want: &Platform,
+) -> Result<Vec<Imported>> {
     let p = dir.join("index.json");
-    let idx: ImageIndex = serde_json::from_slice(&fs::read(&p).ctx(&p)?).map_err(|e| malformed(p.display().to_string(), e))?;
+    let idx: ImageIndex = serde_json::from_slice(&fs::read(&p).ctx(&p)?)
+        .map_err(|e| malformed(p.display().to_string(), e))?;
     if name.is_some() && idx.manifests().len() > 1 {
-        return Err(Error::Unsupported("--name with a layout holding several images".into()));
+        return Err(Error::Unsupported(
+            "--name with a layout holding several images".into(),
+        ));
     }
     let mut out = Vec::new();
     for top in idx.manifests() {
-        let ann = top.annotations().as_ref().and_then(|a| a.get(REF_NAME).or_else(|| a.get("io.containerd.image.name")));
+        let ann = top.annotations().as_ref().and_then(|a| {
+            a.get(REF_NAME)
+                .or_else(|| a.get("io.containerd.image.name"))
+        });
         let n = name_for(ann, name)?;
         let mut desc = top.clone();
         if is_index_type(desc.media_type().as_ref()) {
@@ -114,10 +139,17 @@ fn import_layout(store: &Store, dir: &Path, name: Option<&str>, want: &Platform)
         for l in m.layers() {
             copy_blob(store, dir, l)?;
         }
-        let clean = Descriptor::new(desc.media_type().clone(), desc.size(), desc.digest().clone());
+        let clean = Descriptor::new(
+            desc.media_type().clone(),
+            desc.size(),
+            desc.digest().clone(),
+        );
         store.set_ref(&n, &clean)?;
         info!(name = n, digest = %md, "imported");
-        out.push(Imported { name: n, manifest_digest: md.to_string() });
+        out.push(Imported {
+            name: n,
+            manifest_digest: md.to_string(),
+        });
     }
     Ok(out)
 }
@@ -148,23 +180,31 @@ fn sniff_layer_type(f: &mut File) -> io::Result<MediaType> {
 /// Paths inside a docker-archive come from its manifest: resolve them (and
 /// any symlinks) within the archive's directory.
 fn open_inside(dir: &Path, rel: &str) -> Result<File> {
-    let clean = crate::unpack::safe::clean_entry_path(Path::new(rel))
-        .map_err(|why| Error::UnsafeEntry { entry: rel.to_string(), reason: why.to_string() })?;
+    let clean = crate::unpack::safe::clean_entry_path(Path::new(rel)).map_err(|why| {
+        Error::UnsafeEntry {
+            entry: rel.to_string(),
+            reason: why.to_string(),
+        }
+    })?;
     let root = crate::unpack::Root::open(dir).ctx(dir)?;
     root.open_file(&clean).ctx(dir.join(&clean))
 }
 
 fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Imported>> {
     let p = dir.join("manifest.json");
-    let entries: Vec<DockerManifestEntry> =
-        serde_json::from_slice(&fs::read(&p).ctx(&p)?).map_err(|e| malformed(p.display().to_string(), e))?;
+    let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&fs::read(&p).ctx(&p)?)
+        .map_err(|e| malformed(p.display().to_string(), e))?;
     if name.is_some() && entries.len() > 1 {
-        return Err(Error::Unsupported("--name with an archive holding several images".into()));
+        return Err(Error::Unsupported(
+            "--name with an archive holding several images".into(),
+        ));
     }
     let mut out = Vec::new();
     for e in entries {
         let mut cfg = Vec::new();
-        open_inside(dir, &e.config)?.read_to_end(&mut cfg).ctx(dir.join(&e.config))?;
+        open_inside(dir, &e.config)?
+            .read_to_end(&mut cfg)
+            .ctx(dir.join(&e.config))?;
         let cfg_digest = store.put_blob_bytes(&cfg)?;
         let mut layers = Vec::new();
         for l in &e.layers {
@@ -178,7 +218,11 @@ fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Im
         let m = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(MediaType::ImageConfig, cfg.len() as u64, &cfg_digest))
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                cfg.len() as u64,
+                &cfg_digest,
+            ))
             .layers(layers)
             .build()?;
         let data = serde_json::to_vec(&m)?;
@@ -187,11 +231,21 @@ fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Im
         let n = match (name, tag) {
             (Some(n), _) => Reference::parse(n)?.to_string(),
             (None, Some(t)) => Reference::parse(t)?.to_string(),
-            (None, None) => return Err(Error::Unsupported("docker-archive image without RepoTags; give --name".into())),
+            (None, None) => {
+                return Err(Error::Unsupported(
+                    "docker-archive image without RepoTags; give --name".into(),
+                ))
+            }
         };
-        store.set_ref(&n, &Descriptor::new(MediaType::ImageManifest, data.len() as u64, &md))?;
+        store.set_ref(
+            &n,
+            &Descriptor::new(MediaType::ImageManifest, data.len() as u64, &md),
+        )?;
         info!(name = n, digest = %md, "imported docker-archive image");
-        out.push(Imported { name: n, manifest_digest: md.to_string() });
+        out.push(Imported {
+            name: n,
+            manifest_digest: md.to_string(),
+        });
     }
     Ok(out)
 }
@@ -219,8 +273,16 @@ fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &str, f: &mut File) -> i
 }
 
 /// Write `image` to `output` (via a temp file renamed into place).
-pub fn export(store: &Store, image: &ImageEntry, output: &Path, format: ArchiveFormat) -> Result<()> {
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn export(
+    store: &Store,
+    image: &ImageEntry,
+    output: &Path,
+    format: ArchiveFormat,
+) -> Result<()> {
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
     {
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
@@ -230,16 +292,30 @@ pub fn export(store: &Store, image: &ImageEntry, output: &Path, format: ArchiveF
             ArchiveFormat::DockerArchive => write_docker(store, image, &m, &mut b)?,
         }
         let w = b.into_inner().ctx(output)?;
-        w.into_inner().map_err(|e| Error::Io { path: output.to_path_buf(), source: e.into_error() })?;
+        w.into_inner().map_err(|e| Error::Io {
+            path: output.to_path_buf(),
+            source: e.into_error(),
+        })?;
     }
     tmp.as_file().sync_all().ctx(output)?;
-    tmp.persist(output).map_err(|e| Error::Io { path: output.to_path_buf(), source: e.error })?;
+    tmp.persist(output).map_err(|e| Error::Io {
+        path: output.to_path_buf(),
+        source: e.error,
+    })?;
     info!(image = image.name, output = %output.display(), ?format, "exported");
     Ok(())
 }
 
-fn write_oci<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, b: &mut tar::Builder<W>) -> Result<()> {
-    let e = |e: io::Error| Error::Io { path: "archive".into(), source: e };
+fn write_oci<W: Write>(
+    store: &Store,
+    image: &ImageEntry,
+    m: &ImageManifest,
+    b: &mut tar::Builder<W>,
+) -> Result<()> {
+    let e = |e: io::Error| Error::Io {
+        path: "archive".into(),
+        source: e,
+    };
     append_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(e)?;
     let md = image.digest()?;
     let mut blobs = vec![md.clone(), Digest::try_from(m.config().digest())?];
@@ -266,8 +342,16 @@ fn write_oci<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, b: 
     Ok(())
 }
 
-fn write_docker<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, b: &mut tar::Builder<W>) -> Result<()> {
-    let e = |e: io::Error| Error::Io { path: "archive".into(), source: e };
+fn write_docker<W: Write>(
+    store: &Store,
+    image: &ImageEntry,
+    m: &ImageManifest,
+    b: &mut tar::Builder<W>,
+) -> Result<()> {
+    let e = |e: io::Error| Error::Io {
+        path: "archive".into(),
+        source: e,
+    };
     let cd = Digest::try_from(m.config().digest())?;
     let cfg_name = format!("{}.json", cd.hex());
     append_file(b, &cfg_name, &mut store.open_blob(&cd)?).map_err(e)?;
@@ -279,13 +363,17 @@ fn write_docker<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, 
         let mut head = [0u8; 4];
         let n = raw.read(&mut head).ctx(store.blob_path(&d))?;
         raw.seek(SeekFrom::Start(0)).ctx(store.blob_path(&d))?;
-        let compressed = (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd]);
+        let compressed =
+            (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd]);
         let (mut file, hex) = if compressed {
             let mut t = tempfile::tempfile_in(store.tmp_dir()).ctx(store.tmp_dir())?;
             let mut w = crate::digest::HashingWriter::new(io::BufWriter::new(&mut t));
             io::copy(&mut decompress(raw)?, &mut w).ctx(store.blob_path(&d))?;
             let (bw, diff, _) = w.finish();
-            bw.into_inner().map_err(|x| Error::Io { path: store.tmp_dir(), source: x.into_error() })?;
+            bw.into_inner().map_err(|x| Error::Io {
+                path: store.tmp_dir(),
+                source: x.into_error(),
+            })?;
             (t, diff.hex().to_string())
         } else {
             (raw, d.hex().to_string())
@@ -298,12 +386,19 @@ fn write_docker<W: Write>(store: &Store, image: &ImageEntry, m: &ImageManifest, 
         }
         layer_names.push(name);
     }
-    let tags = Reference::parse(&image.name).ok().filter(|r| r.tag.is_some()).map(|r| {
-        let mut r = r;
-        r.digest = None;
-        vec![r.to_string()]
-    });
-    let entry = DockerManifestEntry { config: cfg_name, repo_tags: tags, layers: layer_names };
+    let tags = Reference::parse(&image.name)
+        .ok()
+        .filter(|r| r.tag.is_some())
+        .map(|r| {
+            let mut r = r;
+            r.digest = None;
+            vec![r.to_string()]
+        });
+    let entry = DockerManifestEntry {
+        config: cfg_name,
+        repo_tags: tags,
+        layers: layer_names,
+    };
     append_bytes(b, "manifest.json", &serde_json::to_vec(&vec![entry])?).map_err(e)?;
     Ok(())
 }

@@ -17,7 +17,11 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// Read a small file from inside the rootfs, resolving symlinks within it.
 fn read_in_root(root: &Root, rel: &str) -> Option<String> {
     let mut s = String::new();
-    root.open_file(Path::new(rel)).ok()?.take(16 << 20).read_to_string(&mut s).ok()?;
+    root.open_file(Path::new(rel))
+        .ok()?
+        .take(16 << 20)
+        .read_to_string(&mut s)
+        .ok()?;
     Some(s)
 }
 
@@ -32,20 +36,37 @@ pub fn resolve_user(rootfs: Option<&Root>, user: &str) -> Result<(u32, u32, Vec<
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let passwd = rootfs.and_then(|r| read_in_root(r, "etc/passwd")).unwrap_or_default();
-    let groups = rootfs.and_then(|r| read_in_root(r, "etc/group")).unwrap_or_default();
-    let pw: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 4).collect();
-    let gr: Vec<Vec<&str>> = groups.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 3).collect();
+    let passwd = rootfs
+        .and_then(|r| read_in_root(r, "etc/passwd"))
+        .unwrap_or_default();
+    let groups = rootfs
+        .and_then(|r| read_in_root(r, "etc/group"))
+        .unwrap_or_default();
+    let pw: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
+    let gr: Vec<Vec<&str>> = groups
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
 
     let (uid, name, primary) = if let Ok(n) = u.parse::<u32>() {
         let e = pw.iter().find(|f| f[2].parse::<u32>().ok() == Some(n));
-        (n, e.map(|f| f[0].to_string()), e.and_then(|f| f[3].parse::<u32>().ok()))
+        (
+            n,
+            e.map(|f| f[0].to_string()),
+            e.and_then(|f| f[3].parse::<u32>().ok()),
+        )
     } else {
-        let e = pw
-            .iter()
-            .find(|f| f[0] == u)
-            .ok_or_else(|| Error::Unsupported(format!("user {u:?} not found in the image's /etc/passwd")))?;
-        let uid = e[2].parse().map_err(|_| crate::error::malformed("/etc/passwd", format!("uid of {u}")))?;
+        let e = pw.iter().find(|f| f[0] == u).ok_or_else(|| {
+            Error::Unsupported(format!("user {u:?} not found in the image's /etc/passwd"))
+        })?;
+        let uid = e[2]
+            .parse()
+            .map_err(|_| crate::error::malformed("/etc/passwd", format!("uid of {u}")))?;
         (uid, Some(u.to_string()), e[3].parse::<u32>().ok())
     };
     let gid = match g {
@@ -55,7 +76,9 @@ pub fn resolve_user(rootfs: Option<&Root>, user: &str) -> Result<(u32, u32, Vec<
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| Error::Unsupported(format!("group {g:?} not found in the image's /etc/group")))?,
+                .ok_or_else(|| {
+                    Error::Unsupported(format!("group {g:?} not found in the image's /etc/group"))
+                })?,
         },
         None => primary.unwrap_or(0),
     };
@@ -76,7 +99,12 @@ pub fn resolve_user(rootfs: Option<&Root>, user: &str) -> Result<(u32, u32, Vec<
 
 /// The runtime spec for an image: `runc spec`'s defaults plus the image's
 /// command, environment, working dir and user.
-pub fn runtime_spec(cfg: &ImageConfiguration, rootfs: Option<&Root>, image_name: &str, digest: &str) -> Result<Spec> {
+pub fn runtime_spec(
+    cfg: &ImageConfiguration,
+    rootfs: Option<&Root>,
+    image_name: &str,
+    digest: &str,
+) -> Result<Spec> {
     let mut spec = Spec::default();
     spec.set_version("1.0.2".to_string());
     spec.set_hostname(Some("nexcage".to_string()));
@@ -105,7 +133,12 @@ pub fn runtime_spec(cfg: &ImageConfiguration, rootfs: Option<&Root>, image_name:
     }
     p.set_args(Some(args));
     p.set_env(Some(env));
-    p.set_cwd(PathBuf::from(c.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into())));
+    p.set_cwd(PathBuf::from(
+        c.working_dir()
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+    ));
     p.set_user(user);
     p.set_terminal(Some(false));
     spec.set_process(Some(p));
@@ -124,12 +157,18 @@ pub fn runtime_spec(cfg: &ImageConfiguration, rootfs: Option<&Root>, image_name:
     }
 
     let mut ann: HashMap<String, String> = HashMap::new();
-    ann.insert("org.opencontainers.image.ref.name".into(), image_name.to_string());
+    ann.insert(
+        "org.opencontainers.image.ref.name".into(),
+        image_name.to_string(),
+    );
     ann.insert("org.opencontainers.image.digest".into(), digest.to_string());
     if let Some(ports) = c.exposed_ports().clone().filter(|v| !v.is_empty()) {
         let mut ports = ports;
         ports.sort();
-        ann.insert("org.opencontainers.image.exposedPorts".into(), ports.join(","));
+        ann.insert(
+            "org.opencontainers.image.exposedPorts".into(),
+            ports.join(","),
+        );
     }
     if let Some(vols) = c.volumes().clone().filter(|v| !v.is_empty()) {
         let mut vols = vols;
@@ -144,13 +183,23 @@ pub fn runtime_spec(cfg: &ImageConfiguration, rootfs: Option<&Root>, image_name:
 }
 
 /// Unpack `image` into `<dir>/rootfs` and write `<dir>/config.json`.
-pub fn create_bundle(store: &Store, image: &ImageEntry, dir: &Path, opts: &ApplyOptions) -> Result<()> {
+pub fn create_bundle(
+    store: &Store,
+    image: &ImageEntry,
+    dir: &Path,
+    opts: &ApplyOptions,
+) -> Result<()> {
     let rootfs = dir.join("rootfs");
     unpack_rootfs(store, image, &rootfs, opts)?;
     let m = store.image_manifest(image)?;
     let cfg = store.config(&m)?;
     let root = Root::open(&rootfs).ctx(&rootfs)?;
-    let spec = runtime_spec(&cfg, Some(&root), &image.name, image.descriptor.digest().as_ref())?;
+    let spec = runtime_spec(
+        &cfg,
+        Some(&root),
+        &image.name,
+        image.descriptor.digest().as_ref(),
+    )?;
     let data = serde_json::to_vec_pretty(&spec)?;
     let path = dir.join("config.json");
     std::fs::write(&path, data).ctx(&path)?;
@@ -166,14 +215,25 @@ mod tests {
     fn users() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n").unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\nwww:x:44:\nextra:x:50:web,other\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nwww:x:44:\nextra:x:50:web,other\n",
+        )
+        .unwrap();
         let r = Root::open(d.path()).unwrap();
         assert_eq!(resolve_user(Some(&r), "").unwrap(), (0, 0, vec![]));
         assert_eq!(resolve_user(Some(&r), "1000").unwrap(), (1000, 0, vec![]));
         assert_eq!(resolve_user(Some(&r), "1000:7").unwrap(), (1000, 7, vec![]));
         assert_eq!(resolve_user(Some(&r), "web").unwrap(), (33, 44, vec![50]));
-        assert_eq!(resolve_user(Some(&r), "web:extra").unwrap(), (33, 50, vec![]));
+        assert_eq!(
+            resolve_user(Some(&r), "web:extra").unwrap(),
+            (33, 50, vec![])
+        );
         assert!(resolve_user(Some(&r), "nobody").is_err());
     }
 }

@@ -161,12 +161,23 @@ pub const IN_USE_FILE: &str = "in-use";
 /// by containers (for `remove`); use [`run_image_with`] to supply a callback.
 pub fn run_image(cmd: ImageCommand, store_dir: &Path) -> anyhow::Result<i32> {
     let listed: Vec<String> = std::fs::read_to_string(store_dir.join(IN_USE_FILE))
-        .map(|s| s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+        .map(|s| {
+            s.lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let store = Store::open(store_dir)?;
-    let resolved: Vec<String> =
-        listed.iter().filter_map(|r| store.resolve(r).ok()).map(|e| e.name).chain(listed.iter().cloned()).collect();
-    run_image_with(cmd, store_dir, &|name: &str| resolved.iter().any(|r| r == name))
+    let resolved: Vec<String> = listed
+        .iter()
+        .filter_map(|r| store.resolve(r).ok())
+        .map(|e| e.name)
+        .chain(listed.iter().cloned())
+        .collect();
+    run_image_with(cmd, store_dir, &|name: &str| {
+        resolved.iter().any(|r| r == name)
+    })
 }
 
 fn human(n: u64) -> String {
@@ -184,7 +195,11 @@ fn human(n: u64) -> String {
     }
 }
 
-fn image_summary(store: &Store, e: &ImageEntry, with_layers: bool) -> anyhow::Result<serde_json::Value> {
+fn image_summary(
+    store: &Store,
+    e: &ImageEntry,
+    with_layers: bool,
+) -> anyhow::Result<serde_json::Value> {
     let m = store.image_manifest(e)?;
     let cfg = store.config(&m)?;
     let size: u64 = m.config().size() + m.layers().iter().map(|l| l.size()).sum::<u64>();
@@ -223,12 +238,18 @@ fn credentials(
     if let Some(u) = username {
         let p = if password_stdin {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("reading password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading password from stdin")?;
             line.trim_end_matches(['\n', '\r']).to_string()
         } else {
             password.context("--username needs --password or --password-stdin")?
         };
-        return Ok(Some(Credentials { username: u, password: p }));
+        return Ok(Some(Credentials {
+            username: u,
+            password: p,
+        }));
     }
     let r = crate::reference::Reference::parse(reference)?;
     Ok(lookup_credentials(&r.registry, authfile)?)
@@ -236,27 +257,57 @@ fn credentials(
 
 /// Run an image command; `in_use(name)` says whether a container uses the
 /// image stored under `name` (checked by `remove` unless `--force`).
-pub fn run_image_with(cmd: ImageCommand, store_dir: &Path, in_use: &dyn Fn(&str) -> bool) -> anyhow::Result<i32> {
-    let store = Store::open(store_dir).with_context(|| format!("opening image store {}", store_dir.display()))?;
+pub fn run_image_with(
+    cmd: ImageCommand,
+    store_dir: &Path,
+    in_use: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<i32> {
+    let store = Store::open(store_dir)
+        .with_context(|| format!("opening image store {}", store_dir.display()))?;
     match cmd {
         ImageCommand::Pull {
-            reference, platform, tls_verify, username, password, password_stdin, authfile, quiet, jobs, retries,
+            reference,
+            platform,
+            tls_verify,
+            username,
+            password,
+            password_stdin,
+            authfile,
+            quiet,
+            jobs,
+            retries,
         } => {
-            let creds = credentials(&reference, username, password, password_stdin, authfile.as_deref())?;
+            let creds = credentials(
+                &reference,
+                username,
+                password,
+                password_stdin,
+                authfile.as_deref(),
+            )?;
             let opts = PullOptions {
                 platform: Platform::parse(&platform)?,
-                client: ClientOptions { tls_verify, credentials: creds, attempts: retries },
+                client: ClientOptions {
+                    tls_verify,
+                    credentials: creds,
+                    attempts: retries,
+                },
                 quiet,
                 jobs,
             };
             let r = pull::pull(&store, &reference, &opts)?;
             eprintln!(
                 "pulled {} ({} blobs, {}; {} already present)",
-                r.name, r.downloaded_blobs, human(r.downloaded_bytes), r.reused_blobs
+                r.name,
+                r.downloaded_blobs,
+                human(r.downloaded_bytes),
+                r.reused_blobs
             );
             println!("{}", r.manifest_digest);
         }
-        ImageCommand::List { format, show_layers } => {
+        ImageCommand::List {
+            format,
+            show_layers,
+        } => {
             let mut rows = Vec::new();
             for e in store.images()? {
                 rows.push(image_summary(&store, &e, show_layers)?);
@@ -265,27 +316,43 @@ pub fn run_image_with(cmd: ImageCommand, store_dir: &Path, in_use: &dyn Fn(&str)
                 OutputFormat::Json => print_json(&rows)?,
                 OutputFormat::Table => {
                     let mut out = std::io::stdout().lock();
-                    writeln!(out, "{:<50} {:<14} {:>10}  CREATED", "NAME", "DIGEST", "SIZE")?;
+                    writeln!(
+                        out,
+                        "{:<50} {:<14} {:>10}  CREATED",
+                        "NAME", "DIGEST", "SIZE"
+                    )?;
                     for r in &rows {
                         let d = r["digest"].as_str().unwrap_or("");
                         writeln!(
                             out,
                             "{:<50} {:<14} {:>10}  {}",
                             r["name"].as_str().unwrap_or(""),
-                            d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d),
+                            d.strip_prefix("sha256:")
+                                .unwrap_or(d)
+                                .get(..12)
+                                .unwrap_or(d),
                             human(r["size"].as_u64().unwrap_or(0)),
                             r["created"].as_str().unwrap_or("-")
                         )?;
                         if let Some(ls) = r["layers"].as_array() {
                             for l in ls {
-                                writeln!(out, "    {} {:>10}", l["digest"].as_str().unwrap_or(""), human(l["size"].as_u64().unwrap_or(0)))?;
+                                writeln!(
+                                    out,
+                                    "    {} {:>10}",
+                                    l["digest"].as_str().unwrap_or(""),
+                                    human(l["size"].as_u64().unwrap_or(0))
+                                )?;
                             }
                         }
                     }
                 }
             }
         }
-        ImageCommand::Inspect { reference, config, layers } => {
+        ImageCommand::Inspect {
+            reference,
+            config,
+            layers,
+        } => {
             let e = store.resolve(&reference)?;
             let m = store.image_manifest(&e)?;
             let cfg = store.config(&m)?;
@@ -317,15 +384,28 @@ pub fn run_image_with(cmd: ImageCommand, store_dir: &Path, in_use: &dyn Fn(&str)
         }
         ImageCommand::Prune => {
             if let Some(r) = store.gc(true)? {
-                println!("removed {} blobs, freed {}", r.removed_blobs, human(r.freed_bytes));
+                println!(
+                    "removed {} blobs, freed {}",
+                    r.removed_blobs,
+                    human(r.freed_bytes)
+                );
             }
         }
-        ImageCommand::Import { path, name, platform } => {
-            for i in archive::import(&store, &path, name.as_deref(), &Platform::parse(&platform)?)? {
+        ImageCommand::Import {
+            path,
+            name,
+            platform,
+        } => {
+            for i in archive::import(&store, &path, name.as_deref(), &Platform::parse(&platform)?)?
+            {
                 println!("{} {}", i.name, i.manifest_digest);
             }
         }
-        ImageCommand::Export { reference, output, format } => {
+        ImageCommand::Export {
+            reference,
+            output,
+            format,
+        } => {
             let e = store.resolve(&reference)?;
             archive::export(&store, &e, &output, format)?;
         }
@@ -336,14 +416,27 @@ pub fn run_image_with(cmd: ImageCommand, store_dir: &Path, in_use: &dyn Fn(&str)
             let t = crate::reference::Reference::parse(&target)?.to_string();
             store.set_ref(&t, &e.descriptor)?;
         }
-        ImageCommand::Unpack { reference, dir, no_chown } => {
+        ImageCommand::Unpack {
+            reference,
+            dir,
+            no_chown,
+        } => {
             let e = store.resolve(&reference)?;
             let mut o = ApplyOptions::default();
             o.chown &= !no_chown;
             let s = unpack::unpack_rootfs(&store, &e, &dir, &o)?;
-            eprintln!("unpacked {} entries ({}) into {}", s.entries, human(s.bytes), dir.display());
+            eprintln!(
+                "unpacked {} entries ({}) into {}",
+                s.entries,
+                human(s.bytes),
+                dir.display()
+            );
         }
-        ImageCommand::Bundle { reference, dir, no_chown } => {
+        ImageCommand::Bundle {
+            reference,
+            dir,
+            no_chown,
+        } => {
             let e = store.resolve(&reference)?;
             let mut o = ApplyOptions::default();
             o.chown &= !no_chown;
@@ -361,7 +454,9 @@ fn users(store: &Store) -> anyhow::Result<HashMap<Digest, Vec<String>>> {
         let md = e.digest()?;
         map.entry(md.clone()).or_default().push(e.name.clone());
         if let Ok(m) = store.manifest(&md) {
-            map.entry(Digest::try_from(m.config().digest())?).or_default().push(e.name.clone());
+            map.entry(Digest::try_from(m.config().digest())?)
+                .or_default()
+                .push(e.name.clone());
             for l in m.layers() {
                 let v = map.entry(Digest::try_from(l.digest())?).or_default();
                 if !v.contains(&e.name) {
@@ -382,9 +477,11 @@ pub fn run_layer(cmd: LayerCommand, store_dir: &Path) -> anyhow::Result<i32> {
             for e in store.images()? {
                 let m = store.image_manifest(&e)?;
                 for l in m.layers() {
-                    let ent = layers
-                        .entry(l.digest().to_string())
-                        .or_insert((l.size(), l.media_type().to_string(), Vec::new()));
+                    let ent = layers.entry(l.digest().to_string()).or_insert((
+                        l.size(),
+                        l.media_type().to_string(),
+                        Vec::new(),
+                    ));
                     if !ent.2.contains(&e.name) {
                         ent.2.push(e.name.clone());
                     }
@@ -413,7 +510,10 @@ pub fn run_layer(cmd: LayerCommand, store_dir: &Path) -> anyhow::Result<i32> {
                     let md = e.digest()?;
                     let mut v = vec![(md.clone(), Some(e.descriptor.size()))];
                     let m = store.manifest(&md)?;
-                    v.push((Digest::try_from(m.config().digest())?, Some(m.config().size())));
+                    v.push((
+                        Digest::try_from(m.config().digest())?,
+                        Some(m.config().size()),
+                    ));
                     for l in m.layers() {
                         v.push((Digest::try_from(l.digest())?, Some(l.size())));
                     }
@@ -426,8 +526,9 @@ pub fn run_layer(cmd: LayerCommand, store_dir: &Path) -> anyhow::Result<i32> {
                 let problem = match store.open_blob(d) {
                     Err(e) => Some(e.to_string()),
                     Ok(f) => {
-                        let (got, n) = hash_reader(std::io::BufReader::with_capacity(256 * 1024, f))
-                            .with_context(|| format!("reading blob {d}"))?;
+                        let (got, n) =
+                            hash_reader(std::io::BufReader::with_capacity(256 * 1024, f))
+                                .with_context(|| format!("reading blob {d}"))?;
                         if &got != d {
                             Some(format!("content hashes to {got}"))
                         } else if size.is_some_and(|s| s != n) {
@@ -476,7 +577,12 @@ pub fn run_cache(cmd: CacheCommand, store_dir: &Path) -> anyhow::Result<i32> {
                 OutputFormat::Table => {
                     println!("store:         {}", store.root().display());
                     println!("images:        {}", v["images"]);
-                    println!("blobs:         {} entries, {} bytes ({})", rn + un, rb + ub, human(rb + ub));
+                    println!(
+                        "blobs:         {} entries, {} bytes ({})",
+                        rn + un,
+                        rb + ub,
+                        human(rb + ub)
+                    );
                     println!("referenced:    {rn} entries, {rb} bytes");
                     println!("unreferenced:  {un} entries, {ub} bytes");
                 }
@@ -497,12 +603,19 @@ pub fn run_cache(cmd: CacheCommand, store_dir: &Path) -> anyhow::Result<i32> {
                 OutputFormat::Table => {
                     println!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
                     for r in &rows {
-                        let imgs: Vec<&str> = r["images"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+                        let imgs: Vec<&str> = r["images"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                            .unwrap_or_default();
                         println!(
                             "{:<71} {:>12}  {}",
                             r["digest"].as_str().unwrap_or(""),
                             r["size"],
-                            if imgs.is_empty() { "-".to_string() } else { imgs.join(",") }
+                            if imgs.is_empty() {
+                                "-".to_string()
+                            } else {
+                                imgs.join(",")
+                            }
                         );
                     }
                 }
@@ -515,7 +628,10 @@ pub fn run_cache(cmd: CacheCommand, store_dir: &Path) -> anyhow::Result<i32> {
                 }
             }
             match store.gc(true)? {
-                Some(r) => println!("removed {} blobs ({} bytes), {} temp files", r.removed_blobs, r.freed_bytes, r.removed_temp),
+                Some(r) => println!(
+                    "removed {} blobs ({} bytes), {} temp files",
+                    r.removed_blobs, r.freed_bytes, r.removed_temp
+                ),
                 None => bail!("store busy"),
             }
         }

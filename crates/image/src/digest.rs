@@ -13,8 +13,14 @@ pub struct Digest(String);
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Self> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| Error::InvalidDigest(s.to_string()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| Error::InvalidDigest(s.to_string()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(Error::InvalidDigest(s.to_string()));
         }
         Ok(Digest(s.to_string()))
@@ -51,7 +57,8 @@ impl fmt::Display for Digest {
 impl From<&Digest> for oci_spec::image::Digest {
     fn from(d: &Digest) -> Self {
         // A Digest is always valid sha256, which oci-spec accepts.
-        d.0.parse().unwrap_or_else(|_| unreachable!("validated sha256 digest"))
+        d.0.parse()
+            .unwrap_or_else(|_| unreachable!("validated sha256 digest"))
     }
 }
 
@@ -82,7 +89,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.written)
@@ -116,10 +127,19 @@ mod tests {
     #[test]
     fn parse_and_hash() {
         let d = Digest::of_bytes(b"{}");
-        assert_eq!(d.as_str(), "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        assert_eq!(
+            d.as_str(),
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
         assert!(Digest::parse(d.as_str()).is_ok());
         assert!(Digest::parse("sha256:abc").is_err());
-        assert!(Digest::parse("md5:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a").is_err());
-        assert!(Digest::parse("sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a").is_err());
+        assert!(Digest::parse(
+            "md5:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        )
+        .is_err());
+        assert!(Digest::parse(
+            "sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        )
+        .is_err());
     }
 }

@@ -9,9 +9,17 @@ pub enum Error {
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),
     #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: String, actual: String },
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("image {0:?} not found in the store")]
     ImageNotFound(String),
     #[error("blob {0} not found in the store")]
@@ -29,11 +37,17 @@ pub enum Error {
     #[error("invalid layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: String },
     #[error("layer entry {entry:?}: {source}")]
-    Entry { entry: String, source: std::io::Error },
+    Entry {
+        entry: String,
+        source: std::io::Error,
+    },
     #[error("malformed {what}: {message}")]
     Malformed { what: String, message: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
@@ -51,16 +65,25 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
     }
 }
 
 impl<T> IoContext<T> for rustix::io::Result<T> {
     fn ctx(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|e| Error::Io { path: path.into(), source: e.into() })
+        self.map_err(|e| Error::Io {
+            path: path.into(),
+            source: e.into(),
+        })
     }
 }
 
 pub(crate) fn malformed(what: impl Into<String>, message: impl ToString) -> Error {
-    Error::Malformed { what: what.into(), message: message.to_string() }
+    Error::Malformed {
+        what: what.into(),
+        message: message.to_string(),
+    }
 }

@@ -18,6 +18,8 @@ pub mod registry;
 pub mod store;
 pub mod unpack;
 
-pub use cli::{run_cache, run_image, run_image_with, run_layer, CacheCommand, ImageCommand, LayerCommand};
+pub use cli::{
+    run_cache, run_image, run_image_with, run_layer, CacheCommand, ImageCommand, LayerCommand,
+};
 pub use error::{Error, Result};
 pub use store::Store;

@@ -13,7 +13,11 @@ pub struct Platform {
 
 impl Default for Platform {
     fn default() -> Self {
-        Platform { os: "linux".into(), arch: "amd64".into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        }
     }
 }
 
@@ -31,13 +35,19 @@ impl Platform {
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform { os: os.to_string(), arch: norm_arch(arch), variant: None })
-            }
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-                Ok(Platform { os: os.to_string(), arch: norm_arch(arch), variant: Some(v.to_string()) })
-            }
-            _ => Err(Error::Unsupported(format!("platform {s:?}: expected os/arch[/variant]"))),
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                arch: norm_arch(arch),
+                variant: None,
+            }),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                arch: norm_arch(arch),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(Error::Unsupported(format!(
+                "platform {s:?}: expected os/arch[/variant]"
+            ))),
         }
     }
 
@@ -90,7 +100,11 @@ pub fn index_entries(data: &[u8]) -> Result<Vec<IndexEntry>> {
             media_type: s(m, "mediaType").unwrap_or_default(),
             size: m.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
             platform: m.get("platform").map(|p| {
-                (s(p, "os").unwrap_or_default(), s(p, "architecture").unwrap_or_default(), s(p, "variant"))
+                (
+                    s(p, "os").unwrap_or_default(),
+                    s(p, "architecture").unwrap_or_default(),
+                    s(p, "variant"),
+                )
             }),
         })
         .collect())
@@ -127,10 +141,25 @@ mod tests {
           {"digest":"sha256:a","mediaType":"m","size":1,"platform":{"os":"linux","architecture":"amd64"}},
           {"digest":"sha256:b","mediaType":"m","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
           {"digest":"sha256:c","mediaType":"m","size":1,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
-        assert_eq!(select(idx, &Platform::default()).unwrap().digest, "sha256:a");
-        assert_eq!(select(idx, &Platform::parse("linux/aarch64").unwrap()).unwrap().digest, "sha256:b");
-        assert_eq!(select(idx, &Platform::parse("linux/arm/v7").unwrap()).unwrap().digest, "sha256:c");
-        let e = select(idx, &Platform::parse("linux/s390x").unwrap()).unwrap_err().to_string();
+        assert_eq!(
+            select(idx, &Platform::default()).unwrap().digest,
+            "sha256:a"
+        );
+        assert_eq!(
+            select(idx, &Platform::parse("linux/aarch64").unwrap())
+                .unwrap()
+                .digest,
+            "sha256:b"
+        );
+        assert_eq!(
+            select(idx, &Platform::parse("linux/arm/v7").unwrap())
+                .unwrap()
+                .digest,
+            "sha256:c"
+        );
+        let e = select(idx, &Platform::parse("linux/s390x").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("linux/arm64/v8"), "{e}");
     }
 }

@@ -26,7 +26,12 @@ pub struct PullOptions {
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: Platform::default(), client: ClientOptions::default(), quiet: false, jobs: 4 }
+        PullOptions {
+            platform: Platform::default(),
+            client: ClientOptions::default(),
+            quiet: false,
+            jobs: 4,
+        }
     }
 }
 
@@ -56,13 +61,16 @@ pub fn pull(store: &Store, input: &str, opts: &PullOptions) -> Result<PullResult
             return Err(Error::Unsupported("nested image index".into()));
         }
     }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&data).map_err(|e| crate::error::malformed(format!("manifest {digest}"), e))?;
+    let manifest: ImageManifest = serde_json::from_slice(&data)
+        .map_err(|e| crate::error::malformed(format!("manifest {digest}"), e))?;
 
     // Unique blobs in manifest order (config first); layers shared by
     // several descriptors are fetched once.
     let mut wanted: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
-    for (i, d) in std::iter::once(manifest.config()).chain(manifest.layers()).enumerate() {
+    for (i, d) in std::iter::once(manifest.config())
+        .chain(manifest.layers())
+        .enumerate()
+    {
         let dg = Digest::try_from(d.digest())?;
         wanted.entry(dg).or_insert((d.size(), i));
     }
@@ -91,7 +99,9 @@ pub fn pull(store: &Store, input: &str, opts: &PullOptions) -> Result<PullResult
                 }
                 let next = queue.lock().ok().and_then(|mut q| q.next());
                 let Some((d, size, _)) = next else { return };
-                if let Err(e) = fetch_blob(store, &client, &d, size, &progress, opts.client.attempts) {
+                if let Err(e) =
+                    fetch_blob(store, &client, &d, size, &progress, opts.client.attempts)
+                {
                     if let Ok(mut slot) = first_error.lock() {
                         slot.get_or_insert(e);
                     }
@@ -148,7 +158,10 @@ fn fetch_blob(
                 return Ok(());
             }
             // A broken connection mid-stream: start again (the partial temp file is gone).
-            Err(Error::Io { source, .. }) if attempt < attempts.max(1) && source.kind() != std::io::ErrorKind::StorageFull => {
+            Err(Error::Io { source, .. })
+                if attempt < attempts.max(1)
+                    && source.kind() != std::io::ErrorKind::StorageFull =>
+            {
                 warn!(digest = %d, error = %source, attempt, "download interrupted, retrying");
             }
             Err(e) => {

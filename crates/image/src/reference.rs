@@ -24,7 +24,8 @@ fn valid_component(c: &str) -> bool {
     // [a-z0-9]+ joined by separators '.', '_', '__', '-'+ : approximated by
     // "alphanumeric at both ends, lowercase, only these separators inside".
     !c.is_empty()
-        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && c.as_bytes()[0].is_ascii_alphanumeric()
         && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
 }
@@ -33,7 +34,8 @@ fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && (t.as_bytes()[0].is_ascii_alphanumeric() || t.as_bytes()[0] == b'_')
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl Reference {
@@ -44,12 +46,18 @@ impl Reference {
             return Err(bad(input, "empty"));
         }
         let (rest, digest) = match s.rsplit_once('@') {
-            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|_| bad(input, "bad digest"))?)),
+            Some((r, d)) => (
+                r,
+                Some(Digest::parse(d).map_err(|_| bad(input, "bad digest"))?),
+            ),
             None => (s, None),
         };
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         if let Some(t) = &tag {
@@ -58,7 +66,9 @@ impl Reference {
             }
         }
         let (registry, repository) = match name.split_once('/') {
-            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
                 (first.to_string(), path.to_string())
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
@@ -78,8 +88,17 @@ impl Reference {
         if !repository.split('/').all(valid_component) {
             return Err(bad(input, "repository must be lowercase [a-z0-9] components separated by '/', '.', '_' or '-'"));
         }
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
-        Ok(Reference { registry, repository, tag, digest })
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_string())
+        } else {
+            tag
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// What the registry API is asked for: the digest if there is one, else the tag.
@@ -107,7 +126,11 @@ impl Reference {
 
     /// Loopback registries (still need an explicit --tls-verify=false for http).
     pub fn is_local(&self) -> bool {
-        let host = self.registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.registry);
+        let host = self
+            .registry
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&self.registry);
         matches!(host, "localhost" | "127.0.0.1" | "[::1]")
     }
 }
@@ -138,7 +161,10 @@ mod tests {
         assert_eq!(norm("ubuntu:22.04"), "docker.io/library/ubuntu:22.04");
         assert_eq!(norm("ubuntu"), "docker.io/library/ubuntu:latest");
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
-        assert_eq!(norm("index.docker.io/library/alpine:3"), "docker.io/library/alpine:3");
+        assert_eq!(
+            norm("index.docker.io/library/alpine:3"),
+            "docker.io/library/alpine:3"
+        );
     }
 
     #[test]
@@ -154,12 +180,23 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("v1"));
         assert_eq!(r.api_reference(), d);
         assert_eq!(norm("quay.io/coreos/etcd:v3"), "quay.io/coreos/etcd:v3");
-        assert_eq!(Reference::parse("localhost/busybox").unwrap().registry, "localhost");
+        assert_eq!(
+            Reference::parse("localhost/busybox").unwrap().registry,
+            "localhost"
+        );
     }
 
     #[test]
     fn rejects_bad() {
-        for s in ["", "UPPER", "a:b:c", "a@sha256:12", "a/:t", "a//b", "x:-bad"] {
+        for s in [
+            "",
+            "UPPER",
+            "a:b:c",
+            "a@sha256:12",
+            "a/:t",
+            "a//b",
+            "x:-bad",
+        ] {
             assert!(Reference::parse(s).is_err(), "{s}");
         }
     }

@@ -29,7 +29,9 @@ pub const DEFAULT_STORE: &str = "/var/lib/nexcage";
 
 /// `$NEXCAGE_STORAGE_PATH`, else [`DEFAULT_STORE`] (the binary may pass its config's value instead).
 pub fn default_store_dir() -> PathBuf {
-    std::env::var_os("NEXCAGE_STORAGE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+    std::env::var_os("NEXCAGE_STORAGE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
 pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -69,7 +71,9 @@ pub struct GcReport {
 impl Store {
     /// Open (creating if needed) the layout at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        let s = Store { root: root.to_path_buf() };
+        let s = Store {
+            root: root.to_path_buf(),
+        };
         fs::create_dir_all(s.root.join("blobs/sha256")).ctx(&s.root)?;
         fs::create_dir_all(s.root.join("tmp")).ctx(&s.root)?;
         let layout = s.root.join("oci-layout");
@@ -95,7 +99,12 @@ impl Store {
 
     fn lock_file(&self, name: &str) -> Result<File> {
         let p = self.root.join(name);
-        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).ctx(p)
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(p)
     }
 
     /// Taken by anything that adds blobs, so gc cannot delete them before they are referenced.
@@ -130,7 +139,10 @@ impl Store {
         let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
         tmp.write_all(data).ctx(tmp.path().to_path_buf())?;
         tmp.as_file().sync_all().ctx(dest)?;
-        tmp.persist(dest).map_err(|e| Error::Io { path: dest.to_path_buf(), source: e.error })?;
+        tmp.persist(dest).map_err(|e| Error::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
         Ok(())
     }
 
@@ -156,9 +168,15 @@ impl Store {
         let tmpdir = self.tmp_dir();
         let tmp = tempfile::NamedTempFile::new_in(&tmpdir).ctx(&tmpdir)?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp));
-        io::copy(r, &mut w).map_err(|e| Error::Io { path: PathBuf::from(what), source: e })?;
+        io::copy(r, &mut w).map_err(|e| Error::Io {
+            path: PathBuf::from(what),
+            source: e,
+        })?;
         let (buf, digest, n) = w.finish();
-        let tmp = buf.into_inner().map_err(|e| Error::Io { path: tmpdir.clone(), source: e.into_error() })?;
+        let tmp = buf.into_inner().map_err(|e| Error::Io {
+            path: tmpdir.clone(),
+            source: e.into_error(),
+        })?;
         self.commit_blob(tmp, &digest, n, expected, size, what)?;
         Ok((digest, n))
     }
@@ -184,7 +202,11 @@ impl Store {
         }
         if let Some(s) = size {
             if s != n {
-                return Err(Error::SizeMismatch { what: what.to_string(), expected: s, actual: n });
+                return Err(Error::SizeMismatch {
+                    what: what.to_string(),
+                    expected: s,
+                    actual: n,
+                });
             }
         }
         let dest = self.blob_path(digest);
@@ -192,7 +214,10 @@ impl Store {
             return Ok(()); // same content already there; temp file is dropped
         }
         tmp.as_file().sync_all().ctx(&dest)?;
-        tmp.persist(&dest).map_err(|e| Error::Io { path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| Error::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
         debug!(%digest, bytes = n, "stored blob");
         Ok(())
     }
@@ -200,7 +225,12 @@ impl Store {
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<Digest> {
         let d = Digest::of_bytes(data);
         if !self.has_blob(&d) {
-            self.put_blob(&mut &data[..], Some(&d), Some(data.len() as u64), d.as_str())?;
+            self.put_blob(
+                &mut &data[..],
+                Some(&d),
+                Some(data.len() as u64),
+                d.as_str(),
+            )?;
         }
         Ok(d)
     }
@@ -208,13 +238,18 @@ impl Store {
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
         File::open(self.blob_path(d)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::BlobNotFound(d.to_string()),
-            _ => Error::Io { path: self.blob_path(d), source: e },
+            _ => Error::Io {
+                path: self.blob_path(d),
+                source: e,
+            },
         })
     }
 
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.open_blob(d)?.read_to_end(&mut v).ctx(self.blob_path(d))?;
+        self.open_blob(d)?
+            .read_to_end(&mut v)
+            .ctx(self.blob_path(d))?;
         Ok(v)
     }
 
@@ -267,7 +302,10 @@ impl Store {
             .iter()
             .filter_map(|d| {
                 let name = d.annotations().as_ref()?.get(REF_NAME)?.clone();
-                Some(ImageEntry { name, descriptor: d.clone() })
+                Some(ImageEntry {
+                    name,
+                    descriptor: d.clone(),
+                })
             })
             .collect())
     }
@@ -280,7 +318,13 @@ impl Store {
         d.set_annotations(Some(ann));
         d.set_platform(None);
         self.update_index(|m| {
-            m.retain(|x| x.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) != Some(name));
+            m.retain(|x| {
+                x.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(String::as_str)
+                    != Some(name)
+            });
             m.push(d);
             Ok(())
         })?;
@@ -292,7 +336,13 @@ impl Store {
         let mut found = false;
         self.update_index(|m| {
             let before = m.len();
-            m.retain(|x| x.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) != Some(name));
+            m.retain(|x| {
+                x.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(String::as_str)
+                    != Some(name)
+            });
             found = m.len() != before;
             Ok(())
         })?;
@@ -326,7 +376,12 @@ impl Store {
                 };
                 let hits: Vec<_> = images
                     .iter()
-                    .filter(|e| e.name.split_once('/').is_some_and(|(reg, rest)| rest == short && (reg.contains('.') || reg.contains(':') || reg == "localhost")))
+                    .filter(|e| {
+                        e.name.split_once('/').is_some_and(|(reg, rest)| {
+                            rest == short
+                                && (reg.contains('.') || reg.contains(':') || reg == "localhost")
+                        })
+                    })
                     .collect();
                 if hits.len() == 1 {
                     return Ok(hits[0].clone());
@@ -340,7 +395,10 @@ impl Store {
                 .filter(|e| e.descriptor.digest().digest().starts_with(hex))
                 .collect();
             if let Some(first) = hits.first() {
-                if hits.iter().all(|h| h.descriptor.digest() == first.descriptor.digest()) {
+                if hits
+                    .iter()
+                    .all(|h| h.descriptor.digest() == first.descriptor.digest())
+                {
                     return Ok((*first).clone());
                 }
             }
@@ -412,11 +470,19 @@ impl Store {
         let tmp = self.tmp_dir();
         for e in fs::read_dir(&tmp).ctx(&tmp)? {
             let p = e.ctx(&tmp)?.path();
-            let r = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
             r.ctx(&p)?;
             rep.removed_temp += 1;
         }
-        info!(blobs = rep.removed_blobs, bytes = rep.freed_bytes, "gc done");
+        info!(
+            blobs = rep.removed_blobs,
+            bytes = rep.freed_bytes,
+            "gc done"
+        );
         Ok(Some(rep))
     }
 }

@@ -46,14 +46,23 @@ fn digests(store: &Store, name: &str) -> (String, String, Vec<String>) {
 }
 
 fn skopeo_layers(transport: &str, file: &Path) -> Vec<String> {
-    let out = run(Command::new("skopeo").args(["inspect", &format!("{transport}:{}", file.display())]));
+    let out =
+        run(Command::new("skopeo").args(["inspect", &format!("{transport}:{}", file.display())]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["Layers"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    v["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn podman_archives_round_trip() {
-    if !have("podman_archives_round_trip", &["podman", "skopeo", "busybox"]) {
+    if !have(
+        "podman_archives_round_trip",
+        &["podman", "skopeo", "busybox"],
+    ) {
         return;
     }
     let pm = Podman::new();
@@ -63,12 +72,28 @@ fn podman_archives_round_trip() {
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
     let tarball = work.path().join("rootfs.tar");
-    run(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg("."));
-    run(pm.cmd().args(["import", "--quiet"]).arg(&tarball).arg("localhost/rt:1"));
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
+    run(pm
+        .cmd()
+        .args(["import", "--quiet"])
+        .arg(&tarball)
+        .arg("localhost/rt:1"));
 
-    for (fmt, ours) in [("oci-archive", ArchiveFormat::OciArchive), ("docker-archive", ArchiveFormat::DockerArchive)] {
+    for (fmt, ours) in [
+        ("oci-archive", ArchiveFormat::OciArchive),
+        ("docker-archive", ArchiveFormat::DockerArchive),
+    ] {
         let saved = work.path().join(format!("saved-{fmt}.tar"));
-        run(pm.cmd().args(["save", "--quiet", "--format", fmt, "-o"]).arg(&saved).arg("localhost/rt:1"));
+        run(pm
+            .cmd()
+            .args(["save", "--quiet", "--format", fmt, "-o"])
+            .arg(&saved)
+            .arg("localhost/rt:1"));
 
         let s1 = tempfile::tempdir().unwrap();
         let st1 = Store::open(s1.path()).unwrap();
@@ -78,7 +103,11 @@ fn podman_archives_round_trip() {
         let d1 = digests(&st1, "localhost/rt:1");
         if fmt == "oci-archive" {
             // The manifest is kept byte for byte.
-            let idx: serde_json::Value = serde_json::from_str(&run(Command::new("tar").arg("xOf").arg(&saved).arg("index.json"))).unwrap();
+            let idx: serde_json::Value = serde_json::from_str(&run(Command::new("tar")
+                .arg("xOf")
+                .arg(&saved)
+                .arg("index.json")))
+            .unwrap();
             assert_eq!(d1.0, idx["manifests"][0]["digest"].as_str().unwrap());
         }
 
@@ -88,34 +117,70 @@ fn podman_archives_round_trip() {
         let s2 = tempfile::tempdir().unwrap();
         let st2 = Store::open(s2.path()).unwrap();
         import(&st2, &out, None, &Platform::default()).unwrap();
-        assert_eq!(digests(&st2, "localhost/rt:1"), d1, "{fmt}: re-import keeps digests");
+        assert_eq!(
+            digests(&st2, "localhost/rt:1"),
+            d1,
+            "{fmt}: re-import keeps digests"
+        );
 
         // Other tools read what we wrote.
-        assert_eq!(skopeo_layers(fmt, &out), d1.2, "{fmt}: skopeo sees our layers");
+        assert_eq!(
+            skopeo_layers(fmt, &out),
+            d1.2,
+            "{fmt}: skopeo sees our layers"
+        );
         let pm2 = Podman::new();
         run(pm2.cmd().args(["load", "--quiet", "-i"]).arg(&out));
-        let ids = run(pm2.cmd().args(["images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]));
+        let ids = run(pm2.cmd().args([
+            "images",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Repository}}:{{.Tag}}",
+        ]));
         let cfg_hex = d1.1.strip_prefix("sha256:").unwrap();
-        assert!(ids.contains(cfg_hex) && ids.contains("localhost/rt:1"), "{fmt}: podman loaded {ids}");
-        let out = run(pm2.cmd().args(["image", "inspect", "--format", "{{.Id}}", "localhost/rt:1"]));
+        assert!(
+            ids.contains(cfg_hex) && ids.contains("localhost/rt:1"),
+            "{fmt}: podman loaded {ids}"
+        );
+        let out =
+            run(pm2
+                .cmd()
+                .args(["image", "inspect", "--format", "{{.Id}}", "localhost/rt:1"]));
         assert!(out.contains(cfg_hex));
 
         // The imported image unpacks.
         let r = tempfile::tempdir().unwrap();
-        nexcage_image::unpack::unpack_rootfs(&st1, &st1.resolve("localhost/rt:1").unwrap(), r.path(), &Default::default()).unwrap();
+        nexcage_image::unpack::unpack_rootfs(
+            &st1,
+            &st1.resolve("localhost/rt:1").unwrap(),
+            r.path(),
+            &Default::default(),
+        )
+        .unwrap();
         assert!(r.path().join("bin/busybox").is_file());
-        assert_eq!(std::fs::read_link(r.path().join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert_eq!(
+            std::fs::read_link(r.path().join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
     }
 }
 
 #[test]
 fn layout_dir_import_and_gzip_docker_export() {
-    if !have("layout_dir_import_and_gzip_docker_export", &["skopeo", "podman", "busybox"]) {
+    if !have(
+        "layout_dir_import_and_gzip_docker_export",
+        &["skopeo", "podman", "busybox"],
+    ) {
         return;
     }
     let src = tempfile::tempdir().unwrap();
     let mut l = Layout::new(src.path());
-    let b = l.image(&[busybox_layer(), tar_layer(&[E::File("x", 0o644, b"x")])], "amd64", serde_json::json!({}), true);
+    let b = l.image(
+        &[busybox_layer(), tar_layer(&[E::File("x", 0o644, b"x")])],
+        "amd64",
+        serde_json::json!({}),
+        true,
+    );
     l.tag(&b, "localhost/gz:2");
 
     let s = tempfile::tempdir().unwrap();
@@ -123,13 +188,30 @@ fn layout_dir_import_and_gzip_docker_export() {
     let i = import(&st, src.path(), None, &Platform::default()).unwrap();
     assert_eq!(i[0].manifest_digest, b.manifest_digest);
     // --name overrides.
-    import(&st, src.path(), Some("example.org/renamed:v9"), &Platform::default()).unwrap();
+    import(
+        &st,
+        src.path(),
+        Some("example.org/renamed:v9"),
+        &Platform::default(),
+    )
+    .unwrap();
     assert!(st.resolve("example.org/renamed:v9").is_ok());
 
     // docker-archive layers are written uncompressed: their digests are the diff IDs.
     let out = s.path().join("d.tar");
-    export(&st, &st.resolve("localhost/gz:2").unwrap(), &out, ArchiveFormat::DockerArchive).unwrap();
-    let cfg = st.config(&st.image_manifest(&st.resolve("localhost/gz:2").unwrap()).unwrap()).unwrap();
+    export(
+        &st,
+        &st.resolve("localhost/gz:2").unwrap(),
+        &out,
+        ArchiveFormat::DockerArchive,
+    )
+    .unwrap();
+    let cfg = st
+        .config(
+            &st.image_manifest(&st.resolve("localhost/gz:2").unwrap())
+                .unwrap(),
+        )
+        .unwrap();
     let diff_ids: Vec<String> = cfg.rootfs().diff_ids().clone();
     assert_eq!(skopeo_layers("docker-archive", &out), diff_ids);
     let pm = Podman::new();

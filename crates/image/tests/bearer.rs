@@ -4,10 +4,10 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -23,7 +23,10 @@ struct Gate {
 }
 
 fn respond(s: &mut TcpStream, status: &str, headers: &[(String, String)], body: &[u8]) {
-    let mut h = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut h = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         h.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -68,17 +71,32 @@ fn handle(mut s: TcpStream, port: u16, backend: String, mode: Mode, count: Arc<A
     }
     if path.starts_with("/token") {
         count.fetch_add(1, Ordering::SeqCst);
-        assert!(path.contains("scope=repository%3Atest%2Fbusybox%3Apull"), "{path}");
+        assert!(
+            path.contains("scope=repository%3Atest%2Fbusybox%3Apull"),
+            "{path}"
+        );
         assert!(path.contains("service=gate"), "{path}");
         // "alice:s3cret"
         if need_creds && auth != "Basic YWxpY2U6czNjcmV0" {
             return respond(&mut s, "401 Unauthorized", &[], b"{}");
         }
-        return respond(&mut s, "200 OK", &[("Content-Type".into(), "application/json".into())], format!(r#"{{"token":"{TOKEN}"}}"#).as_bytes());
+        return respond(
+            &mut s,
+            "200 OK",
+            &[("Content-Type".into(), "application/json".into())],
+            format!(r#"{{"token":"{TOKEN}"}}"#).as_bytes(),
+        );
     }
     if auth != format!("Bearer {TOKEN}") {
-        let ch = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="gate",scope="repository:test/busybox:pull""#);
-        return respond(&mut s, "401 Unauthorized", &[("WWW-Authenticate".into(), ch)], b"{}");
+        let ch = format!(
+            r#"Bearer realm="http://127.0.0.1:{port}/token",service="gate",scope="repository:test/busybox:pull""#
+        );
+        return respond(
+            &mut s,
+            "401 Unauthorized",
+            &[("WWW-Authenticate".into(), ch)],
+            b"{}",
+        );
     }
     let mut nth = 0;
     if mode.flaky && path.contains("/blobs/") {
@@ -109,7 +127,10 @@ fn handle(mut s: TcpStream, port: u16, backend: String, mode: Mode, count: Arc<A
     resp.body_mut().as_reader().read_to_end(&mut body).unwrap();
     if nth == 1 {
         // Promise the whole body, send half, hang up.
-        let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        let h = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
         let _ = s.write_all(h.as_bytes());
         let _ = s.write_all(&body[..body.len() / 2]);
         return;
@@ -118,7 +139,14 @@ fn handle(mut s: TcpStream, port: u16, backend: String, mode: Mode, count: Arc<A
 }
 
 fn start_gate(backend: String, need_creds: bool) -> Gate {
-    start_gate_mode(backend, Mode { need_creds, flaky: false, seen: Default::default() })
+    start_gate_mode(
+        backend,
+        Mode {
+            need_creds,
+            flaky: false,
+            seen: Default::default(),
+        },
+    )
 }
 
 fn start_gate_mode(backend: String, mode: Mode) -> Gate {
@@ -132,12 +160,18 @@ fn start_gate_mode(backend: String, mode: Mode) -> Gate {
             std::thread::spawn(move || handle(s, port, b, m, c));
         }
     });
-    Gate { port, token_requests: count }
+    Gate {
+        port,
+        token_requests: count,
+    }
 }
 
 #[test]
 fn bearer_token_anonymous_and_with_credentials() {
-    if !have("bearer_token_anonymous_and_with_credentials", &["docker-registry", "skopeo", "busybox"]) {
+    if !have(
+        "bearer_token_anonymous_and_with_credentials",
+        &["docker-registry", "skopeo", "busybox"],
+    ) {
         return;
     }
     let reg = Registry::start(None);
@@ -152,7 +186,10 @@ fn bearer_token_anonymous_and_with_credentials() {
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
     let name = format!("127.0.0.1:{}/test/busybox:v1", open.port);
-    assert_eq!(pull(&store, &name, &insecure()).unwrap().manifest_digest, b.manifest_digest);
+    assert_eq!(
+        pull(&store, &name, &insecure()).unwrap().manifest_digest,
+        b.manifest_digest
+    );
     assert!(open.token_requests.load(Ordering::SeqCst) >= 1);
 
     // Token server wants credentials.
@@ -164,35 +201,74 @@ fn bearer_token_anonymous_and_with_credentials() {
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     assert!(e.to_string().contains("anonymous access denied"), "{e}");
     let mut o = insecure();
-    o.client.credentials = Some(Credentials { username: "alice".into(), password: "s3cret".into() });
-    assert_eq!(pull(&store2, &name, &o).unwrap().manifest_digest, b.manifest_digest);
+    o.client.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    });
+    assert_eq!(
+        pull(&store2, &name, &o).unwrap().manifest_digest,
+        b.manifest_digest
+    );
 }
 
 #[test]
 fn transient_failures_are_retried() {
-    if !have("transient_failures_are_retried", &["docker-registry", "skopeo", "busybox"]) {
+    if !have(
+        "transient_failures_are_retried",
+        &["docker-registry", "skopeo", "busybox"],
+    ) {
         return;
     }
     let reg = Registry::start(None);
     let src = tempfile::tempdir().unwrap();
     let mut l = Layout::new(src.path());
-    let b = l.image(&[busybox_layer(), tar_layer(&[E::File("x", 0o644, &[1u8; 100_000])])], "amd64", serde_json::json!({}), true);
+    let b = l.image(
+        &[
+            busybox_layer(),
+            tar_layer(&[E::File("x", 0o644, &[1u8; 100_000])]),
+        ],
+        "amd64",
+        serde_json::json!({}),
+        true,
+    );
     l.tag(&b, "v1");
     reg.push(src.path(), "v1", "test/busybox", false, None);
-    let gate = start_gate_mode(format!("http://{}", reg.host()), Mode { need_creds: false, flaky: true, seen: Default::default() });
+    let gate = start_gate_mode(
+        format!("http://{}", reg.host()),
+        Mode {
+            need_creds: false,
+            flaky: true,
+            seen: Default::default(),
+        },
+    );
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
     let name = format!("127.0.0.1:{}/test/busybox:v1", gate.port);
-    assert_eq!(pull(&store, &name, &insecure()).unwrap().manifest_digest, b.manifest_digest);
+    assert_eq!(
+        pull(&store, &name, &insecure()).unwrap().manifest_digest,
+        b.manifest_digest
+    );
     assert_eq!(std::fs::read_dir(sd.path().join("tmp")).unwrap().count(), 0);
 
     // With a single attempt the same faults are reported, and nothing is stored.
-    let gate = start_gate_mode(format!("http://{}", reg.host()), Mode { need_creds: false, flaky: true, seen: Default::default() });
+    let gate = start_gate_mode(
+        format!("http://{}", reg.host()),
+        Mode {
+            need_creds: false,
+            flaky: true,
+            seen: Default::default(),
+        },
+    );
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
     let mut o = insecure();
     o.client.attempts = 1;
-    let e = pull(&store, &format!("127.0.0.1:{}/test/busybox:v1", gate.port), &o).unwrap_err();
+    let e = pull(
+        &store,
+        &format!("127.0.0.1:{}/test/busybox:v1", gate.port),
+        &o,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("503"), "{e}");
     assert!(store.images().unwrap().is_empty());
 }

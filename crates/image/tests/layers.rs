@@ -18,13 +18,17 @@ fn gzip_zstd_and_plain_layers_with_xattrs() {
     let plain = tar_layer(&[E::Dir("p", 0o755), E::File("p/plain", 0o644, b"plain")]);
     let gz = tar_layer(&[E::File("p/gz", 0o644, b"gz")]);
     // A layer split over two zstd frames (as zstd:chunked writes them).
-    let z = tar_layer(&[E::File("p/zstd", 0o600, &vec![7u8; 200_000]), E::File("p/z2", 0o644, b"z2")]);
+    let z = tar_layer(&[
+        E::File("p/zstd", 0o600, &vec![7u8; 200_000]),
+        E::File("p/z2", 0o644, b"z2"),
+    ]);
     let mid = 512 * 3;
     let mut zdata = zstd(&z[..mid]);
     zdata.extend(zstd(&z[mid..]));
     let xattr = {
         let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("SCHILY.xattr.user.nexcage", &b"works"[..])]).unwrap();
+        b.append_pax_extensions([("SCHILY.xattr.user.nexcage", &b"works"[..])])
+            .unwrap();
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(0o644);
@@ -35,10 +39,26 @@ fn gzip_zstd_and_plain_layers_with_xattrs() {
         b.into_inner().unwrap()
     };
     let layers = [
-        (plain.clone(), plain.clone(), "application/vnd.oci.image.layer.v1.tar"),
-        (gz.clone(), gzip(&gz), "application/vnd.oci.image.layer.v1.tar+gzip"),
-        (z.clone(), zdata, "application/vnd.oci.image.layer.v1.tar+zstd"),
-        (xattr.clone(), gzip(&xattr), "application/vnd.oci.image.layer.v1.tar+gzip"),
+        (
+            plain.clone(),
+            plain.clone(),
+            "application/vnd.oci.image.layer.v1.tar",
+        ),
+        (
+            gz.clone(),
+            gzip(&gz),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            z.clone(),
+            zdata,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+        (
+            xattr.clone(),
+            gzip(&xattr),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
     ];
     let mut descs = Vec::new();
     let mut diffs = Vec::new();
@@ -72,8 +92,13 @@ fn gzip_zstd_and_plain_layers_with_xattrs() {
     let store = Store::open(sd.path()).unwrap();
     import(&store, src.path(), None, &Platform::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    nexcage_image::unpack::unpack_rootfs(&store, &store.resolve("localhost/formats:1").unwrap(), out.path(), &Default::default())
-        .unwrap();
+    nexcage_image::unpack::unpack_rootfs(
+        &store,
+        &store.resolve("localhost/formats:1").unwrap(),
+        out.path(),
+        &Default::default(),
+    )
+    .unwrap();
     let p = out.path().join("p");
     assert_eq!(std::fs::read(p.join("plain")).unwrap(), b"plain");
     assert_eq!(std::fs::read(p.join("gz")).unwrap(), b"gz");

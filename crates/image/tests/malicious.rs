@@ -30,13 +30,27 @@ impl Sandbox {
     }
     /// The sandbox outside root/ still has exactly root/, outside/secret.
     fn assert_outside_untouched(&self) {
-        let names: Vec<_> = std::fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "unexpected files next to root: {names:?}");
-        let o: Vec<_> = std::fs::read_dir(self.dir.path().join("outside")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let o: Vec<_> = std::fs::read_dir(self.dir.path().join("outside"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(o, vec![std::ffi::OsString::from("secret")]);
-        assert_eq!(std::fs::read(self.dir.path().join("outside/secret")).unwrap(), b"secret");
+        assert_eq!(
+            std::fs::read(self.dir.path().join("outside/secret")).unwrap(),
+            b"secret"
+        );
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(std::fs::metadata(self.dir.path().join("outside/secret")).unwrap().nlink(), 1);
+        assert_eq!(
+            std::fs::metadata(self.dir.path().join("outside/secret"))
+                .unwrap()
+                .nlink(),
+            1
+        );
     }
 }
 
@@ -47,7 +61,12 @@ fn err_names(r: nexcage_image::Result<nexcage_image::unpack::LayerStats>, entry:
 
 #[test]
 fn dotdot_entries_are_refused() {
-    for name in ["../evil", "a/../../evil", "./../outside/secret", "x/../../../../tmp/evil"] {
+    for name in [
+        "../evil",
+        "a/../../evil",
+        "./../outside/secret",
+        "x/../../../../tmp/evil",
+    ] {
         let s = Sandbox::new();
         err_names(s.apply(&raw_tar(&[(name, Regular, "", b"pwned")])), name);
         s.assert_outside_untouched();
@@ -58,7 +77,8 @@ fn dotdot_entries_are_refused() {
 fn absolute_paths_land_inside() {
     let s = Sandbox::new();
     let abs = format!("{}/outside/abs", s.dir.path().display());
-    s.apply(&raw_tar(&[(&abs, Regular, "", b"inside")])).unwrap();
+    s.apply(&raw_tar(&[(&abs, Regular, "", b"inside")]))
+        .unwrap();
     s.assert_outside_untouched();
     let inside = s.root().join(abs.trim_start_matches('/'));
     assert_eq!(std::fs::read(inside).unwrap(), b"inside");
@@ -83,26 +103,44 @@ fn symlink_escapes_are_resolved_within_the_root() {
     // Followed as a chroot would: everything ended up inside.
     assert_eq!(std::fs::read(s.root().join("pwned1")).unwrap(), b"1");
     assert_eq!(std::fs::read(s.root().join("pwned3")).unwrap(), b"3");
-    assert_eq!(std::fs::read(s.root().join("deep/er/pwned4")).unwrap(), b"4");
+    assert_eq!(
+        std::fs::read(s.root().join("deep/er/pwned4")).unwrap(),
+        b"4"
+    );
     // toout/secret went to root/<abs outside>/secret and its whiteout removed it there.
-    assert!(!s.root().join(outside.trim_start_matches('/')).join("secret").exists());
+    assert!(!s
+        .root()
+        .join(outside.trim_start_matches('/'))
+        .join("secret")
+        .exists());
     assert!(s.root().join(outside.trim_start_matches('/')).is_dir());
 }
 
 #[test]
 fn hardlinks_cannot_reach_outside() {
     let s = Sandbox::new();
-    err_names(s.apply(&raw_tar(&[("hl", Link, "../outside/secret", b"")])), "hl");
+    err_names(
+        s.apply(&raw_tar(&[("hl", Link, "../outside/secret", b"")])),
+        "hl",
+    );
     s.assert_outside_untouched();
 
     let s = Sandbox::new();
     let outside = format!("{}/outside", s.dir.path().display());
-    let r = s.apply(&raw_tar(&[("esc", Symlink, &outside, b""), ("hl2", Link, "esc/secret", b"")]));
+    let r = s.apply(&raw_tar(&[
+        ("esc", Symlink, &outside, b""),
+        ("hl2", Link, "esc/secret", b""),
+    ]));
     err_names(r, "hl2");
     s.assert_outside_untouched();
 
     let s = Sandbox::new();
-    let r = s.apply(&raw_tar(&[("hl3", Link, &format!("{outside}/secret"), b"")]));
+    let r = s.apply(&raw_tar(&[(
+        "hl3",
+        Link,
+        &format!("{outside}/secret"),
+        b"",
+    )]));
     err_names(r, "hl3");
     s.assert_outside_untouched();
 }
@@ -110,11 +148,17 @@ fn hardlinks_cannot_reach_outside() {
 #[test]
 fn whiteouts_cannot_escape() {
     let s = Sandbox::new();
-    err_names(s.apply(&raw_tar(&[("../outside/.wh.secret", Regular, "", b"")])), "../outside/.wh.secret");
+    err_names(
+        s.apply(&raw_tar(&[("../outside/.wh.secret", Regular, "", b"")])),
+        "../outside/.wh.secret",
+    );
     s.assert_outside_untouched();
 
     let s = Sandbox::new();
-    err_names(s.apply(&raw_tar(&[("a/.wh..", Regular, "", b"")])), "a/.wh..");
+    err_names(
+        s.apply(&raw_tar(&[("a/.wh..", Regular, "", b"")])),
+        "a/.wh..",
+    );
     s.assert_outside_untouched();
 
     let s = Sandbox::new();
@@ -142,5 +186,10 @@ fn symlink_replacing_a_directory_does_not_redirect_later_entries() {
     ]))
     .unwrap();
     s.assert_outside_untouched();
-    assert!(Path::new(&s.root().join(outside.trim_start_matches('/')).join("secret")).is_file());
+    assert!(Path::new(
+        &s.root()
+            .join(outside.trim_start_matches('/'))
+            .join("secret")
+    )
+    .is_file());
 }

@@ -11,8 +11,16 @@ const TOOLS: &[&str] = &["docker-registry", "skopeo", "busybox"];
 
 fn busybox_layout(dir: &std::path::Path) -> (Layout, Built) {
     let mut l = Layout::new(dir);
-    let extra = tar_layer(&[E::Dir("data", 0o755), E::File("data/hello", 0o644, b"hello\n")]);
-    let b = l.image(&[busybox_layer(), extra], "amd64", serde_json::json!({}), true);
+    let extra = tar_layer(&[
+        E::Dir("data", 0o755),
+        E::File("data/hello", 0o644, b"hello\n"),
+    ]);
+    let b = l.image(
+        &[busybox_layer(), extra],
+        "amd64",
+        serde_json::json!({}),
+        true,
+    );
     l.tag(&b, "v1");
     (l, b)
 }
@@ -43,8 +51,15 @@ fn pull_by_tag_and_by_digest() {
     assert_eq!(r.downloaded_blobs, 3);
     let img = store.resolve(&name).unwrap();
     assert_eq!(img.descriptor.digest().to_string(), built.manifest_digest);
-    for d in built.layer_digests.iter().chain([&built.config_digest, &built.manifest_digest]) {
-        assert!(sd.path().join("blobs/sha256").join(&d[7..]).is_file(), "{d} stored");
+    for d in built
+        .layer_digests
+        .iter()
+        .chain([&built.config_digest, &built.manifest_digest])
+    {
+        assert!(
+            sd.path().join("blobs/sha256").join(&d[7..]).is_file(),
+            "{d} stored"
+        );
     }
 
     // By digest: nothing new to download, a second name for the same manifest.
@@ -63,7 +78,10 @@ fn pull_by_tag_and_by_digest() {
     let out = tempfile::tempdir().unwrap();
     nexcage_image::unpack::unpack_rootfs(&store, &img, out.path(), &Default::default()).unwrap();
     assert!(out.path().join("bin/busybox").is_file());
-    assert_eq!(std::fs::read(out.path().join("data/hello")).unwrap(), b"hello\n");
+    assert_eq!(
+        std::fs::read(out.path().join("data/hello")).unwrap(),
+        b"hello\n"
+    );
 }
 
 #[test]
@@ -75,8 +93,18 @@ fn pull_multi_arch_index() {
     let src = tempfile::tempdir().unwrap();
     let mut l = Layout::new(src.path());
     let bb = busybox_layer();
-    let amd = l.image(&[bb.clone(), tar_layer(&[E::File("arch", 0o644, b"amd64\n")])], "amd64", serde_json::json!({}), true);
-    let arm = l.image(&[bb, tar_layer(&[E::File("arch", 0o644, b"arm64\n")])], "arm64", serde_json::json!({}), true);
+    let amd = l.image(
+        &[bb.clone(), tar_layer(&[E::File("arch", 0o644, b"amd64\n")])],
+        "amd64",
+        serde_json::json!({}),
+        true,
+    );
+    let arm = l.image(
+        &[bb, tar_layer(&[E::File("arch", 0o644, b"arm64\n")])],
+        "arm64",
+        serde_json::json!({}),
+        true,
+    );
     let idx = l.tag_index(&[(&amd, "amd64"), (&arm, "arm64")], "multi");
     reg.push(src.path(), "multi", "test/multi", true, None);
 
@@ -84,7 +112,10 @@ fn pull_multi_arch_index() {
     let store = Store::open(sd.path()).unwrap();
     let name = format!("{}/test/multi:multi", reg.host());
     let r = pull(&store, &name, &insecure()).unwrap();
-    assert_eq!(r.manifest_digest, amd.manifest_digest, "default platform is linux/amd64");
+    assert_eq!(
+        r.manifest_digest, amd.manifest_digest,
+        "default platform is linux/amd64"
+    );
 
     let mut o = insecure();
     o.platform = nexcage_image::platform::Platform::parse("linux/arm64").unwrap();
@@ -93,8 +124,13 @@ fn pull_multi_arch_index() {
     assert_eq!(r.manifest_digest, arm.manifest_digest);
     // The busybox layer is shared: only config, arch layer and nothing else.
     assert_eq!(r.downloaded_blobs, 2);
-    let m = store.manifest(&nexcage_image::digest::Digest::parse(&r.manifest_digest).unwrap()).unwrap();
-    assert_eq!(store.config(&m).unwrap().architecture().to_string(), "arm64");
+    let m = store
+        .manifest(&nexcage_image::digest::Digest::parse(&r.manifest_digest).unwrap())
+        .unwrap();
+    assert_eq!(
+        store.config(&m).unwrap().architecture().to_string(),
+        "arm64"
+    );
 
     o.platform = nexcage_image::platform::Platform::parse("linux/s390x").unwrap();
     let e = pull(&store, &name, &o).unwrap_err();
@@ -104,13 +140,22 @@ fn pull_multi_arch_index() {
 
 #[test]
 fn pull_with_basic_auth() {
-    if !have("pull_with_basic_auth", &["docker-registry", "skopeo", "htpasswd"]) {
+    if !have(
+        "pull_with_basic_auth",
+        &["docker-registry", "skopeo", "htpasswd"],
+    ) {
         return;
     }
     let reg = Registry::start(Some(("alice", "s3cret")));
     let src = tempfile::tempdir().unwrap();
     let (_l, built) = busybox_layout(src.path());
-    reg.push(src.path(), "v1", "private/busybox", false, Some("alice:s3cret"));
+    reg.push(
+        src.path(),
+        "v1",
+        "private/busybox",
+        false,
+        Some("alice:s3cret"),
+    );
 
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
@@ -124,22 +169,41 @@ fn pull_with_basic_auth() {
 
     // Wrong password.
     let mut o = insecure();
-    o.client.credentials = Some(Credentials { username: "alice".into(), password: "nope".into() });
+    o.client.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: "nope".into(),
+    });
     let e = pull(&store, &name, &o).unwrap_err();
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
 
-    o.client.credentials = Some(Credentials { username: "alice".into(), password: "s3cret".into() });
-    assert_eq!(pull(&store, &name, &o).unwrap().manifest_digest, built.manifest_digest);
+    o.client.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    });
+    assert_eq!(
+        pull(&store, &name, &o).unwrap().manifest_digest,
+        built.manifest_digest
+    );
 
     // Credentials from an auth.json file.
     let af = sd.path().join("auth.json");
-    std::fs::write(&af, format!(r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#, reg.host())).unwrap();
+    std::fs::write(
+        &af,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
     let c = nexcage_image::registry::lookup_credentials(&reg.host(), Some(&af)).unwrap();
     assert_eq!(c.as_ref().map(|c| c.username.as_str()), Some("alice"));
     let sd2 = tempfile::tempdir().unwrap();
     let store2 = Store::open(sd2.path()).unwrap();
     o.client.credentials = c;
-    assert_eq!(pull(&store2, &name, &o).unwrap().manifest_digest, built.manifest_digest);
+    assert_eq!(
+        pull(&store2, &name, &o).unwrap().manifest_digest,
+        built.manifest_digest
+    );
 }
 
 #[test]
@@ -164,12 +228,24 @@ fn corrupted_blob_is_rejected_and_not_stored() {
 
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
-    let e = pull(&store, &format!("{}/test/corrupt:v1", reg.host()), &insecure()).unwrap_err();
+    let e = pull(
+        &store,
+        &format!("{}/test/corrupt:v1", reg.host()),
+        &insecure(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
     assert!(e.to_string().contains(victim.as_str()), "{e}");
-    assert!(!sd.path().join("blobs/sha256").join(&victim[7..]).exists(), "corrupt blob must not be stored");
+    assert!(
+        !sd.path().join("blobs/sha256").join(&victim[7..]).exists(),
+        "corrupt blob must not be stored"
+    );
     assert!(store.images().unwrap().is_empty());
-    assert_eq!(std::fs::read_dir(sd.path().join("tmp")).unwrap().count(), 0, "no temp files left");
+    assert_eq!(
+        std::fs::read_dir(sd.path().join("tmp")).unwrap().count(),
+        0,
+        "no temp files left"
+    );
 }
 
 #[test]
@@ -181,11 +257,29 @@ fn pull_docker_schema2_and_manifest_list() {
     let src = tempfile::tempdir().unwrap();
     let mut l = Layout::new(src.path());
     let bb = busybox_layer();
-    let amd = l.image(std::slice::from_ref(&bb), "amd64", serde_json::json!({}), true);
-    let arm = l.image(&[bb, tar_layer(&[E::File("arm", 0o644, b"arm")])], "arm64", serde_json::json!({}), true);
+    let amd = l.image(
+        std::slice::from_ref(&bb),
+        "amd64",
+        serde_json::json!({}),
+        true,
+    );
+    let arm = l.image(
+        &[bb, tar_layer(&[E::File("arm", 0o644, b"arm")])],
+        "arm64",
+        serde_json::json!({}),
+        true,
+    );
     l.tag_index(&[(&amd, "amd64"), (&arm, "arm64")], "list");
     // skopeo converts to Docker media types (manifest list + schema 2).
-    run(std::process::Command::new("skopeo").args(["copy", "--quiet", "--all", "--format", "v2s2", "--dest-tls-verify=false"])
+    run(std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--all",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:list", src.path().display()))
         .arg(format!("docker://{}/test/docker:list", reg.host())));
     let sd = tempfile::tempdir().unwrap();
@@ -195,19 +289,33 @@ fn pull_docker_schema2_and_manifest_list() {
     let name = format!("{}/test/docker:list", reg.host());
     pull(&store, &name, &o).unwrap();
     let img = store.resolve(&name).unwrap();
-    assert_eq!(img.descriptor.media_type().to_string(), "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        img.descriptor.media_type().to_string(),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     let out = tempfile::tempdir().unwrap();
     nexcage_image::unpack::unpack_rootfs(&store, &img, out.path(), &Default::default()).unwrap();
     assert_eq!(std::fs::read(out.path().join("arm")).unwrap(), b"arm");
     // And it exports as an OCI archive skopeo reads.
     let f = sd.path().join("x.tar");
-    nexcage_image::archive::export(&store, &img, &f, nexcage_image::archive::ArchiveFormat::OciArchive).unwrap();
-    run(std::process::Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", f.display())));
+    nexcage_image::archive::export(
+        &store,
+        &img,
+        &f,
+        nexcage_image::archive::ArchiveFormat::OciArchive,
+    )
+    .unwrap();
+    run(std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", f.display())));
 }
 
 #[test]
 fn pull_over_https_self_signed() {
-    if !have("pull_over_https_self_signed", &["docker-registry", "skopeo", "openssl", "busybox"]) {
+    if !have(
+        "pull_over_https_self_signed",
+        &["docker-registry", "skopeo", "openssl", "busybox"],
+    ) {
         return;
     }
     let reg = Registry::start_with(None, true);
@@ -221,9 +329,20 @@ fn pull_over_https_self_signed() {
     let mut strict = insecure();
     strict.client.tls_verify = true;
     let e = pull(&store, &name, &strict).unwrap_err().to_string();
-    assert!(e.to_lowercase().contains("certificate") || e.contains("tls"), "{e}");
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("tls"),
+        "{e}"
+    );
     let r = pull(&store, &name, &insecure()).unwrap();
     assert_eq!(r.manifest_digest, built.manifest_digest);
-    let c = nexcage_image::registry::RegistryClient::new(&nexcage_image::reference::Reference::parse(&name).unwrap(), &insecure().client).unwrap();
-    assert!(c.base_url().starts_with("https://"), "stays on https: {}", c.base_url());
+    let c = nexcage_image::registry::RegistryClient::new(
+        &nexcage_image::reference::Reference::parse(&name).unwrap(),
+        &insecure().client,
+    )
+    .unwrap();
+    assert!(
+        c.base_url().starts_with("https://"),
+        "stays on https: {}",
+        c.base_url()
+    );
 }

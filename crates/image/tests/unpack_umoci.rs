@@ -75,24 +75,45 @@ fn unpack_matches_umoci() {
 
     let work = tempfile::tempdir().unwrap();
     let umoci_bundle = work.path().join("umoci");
-    run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:layered", src.path().display())).arg(&umoci_bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:layered", src.path().display()))
+        .arg(&umoci_bundle));
 
     let sd = tempfile::tempdir().unwrap();
     let store = Store::open(sd.path()).unwrap();
-    import(&store, src.path(), Some("localhost/layered:1"), &Platform::default()).unwrap();
+    import(
+        &store,
+        src.path(),
+        Some("localhost/layered:1"),
+        &Platform::default(),
+    )
+    .unwrap();
     let ours = work.path().join("ours");
     let img = store.resolve("localhost/layered:1").unwrap();
-    let stats = nexcage_image::unpack::unpack_rootfs(&store, &img, &ours, &Default::default()).unwrap();
+    let stats =
+        nexcage_image::unpack::unpack_rootfs(&store, &img, &ours, &Default::default()).unwrap();
     assert_eq!(stats.whiteouts, 4);
 
     let a = tree(&umoci_bundle.join("rootfs"));
     let o = tree(&ours);
     let d = diff_trees(&a, &o);
-    assert!(d.is_empty(), "differences (umoci vs nexcage):\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "differences (umoci vs nexcage):\n{}",
+        d.join("\n")
+    );
 
     // Spot checks that the layering did what the image says.
-    assert!(!ours.join("a/gone").exists() || std::fs::read(ours.join("a/gone")).unwrap() == b"back again");
-    assert!(ours.join("opq/new1").exists() && !ours.join("opq/old1").exists() && !ours.join("opq/sub").exists());
+    assert!(
+        !ours.join("a/gone").exists()
+            || std::fs::read(ours.join("a/gone")).unwrap() == b"back again"
+    );
+    assert!(
+        ours.join("opq/new1").exists()
+            && !ours.join("opq/old1").exists()
+            && !ours.join("opq/sub").exists()
+    );
     assert!(!ours.join("owned").exists() && !ours.join("b/file").exists());
     assert!(ours.join("lnk").is_dir() && ours.join("d").is_file());
     assert!(a.len() > 20, "tree has {} entries", a.len());
@@ -119,23 +140,47 @@ fn bundle_config_from_image() {
     let out = tempfile::tempdir().unwrap();
     let img = store.resolve("localhost/cfg:1").unwrap();
     nexcage_image::bundle::create_bundle(&store, &img, out.path(), &Default::default()).unwrap();
-    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
     let p = &spec["process"];
     assert_eq!(p["args"], serde_json::json!(["/bin/sh", "-c", "echo hi"]));
     assert_eq!(p["cwd"], "/tmp");
     assert_eq!(p["user"]["uid"], 33);
     assert_eq!(p["user"]["gid"], 44);
-    let env: Vec<&str> = p["env"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(env.contains(&"FOO=bar") && env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    let env: Vec<&str> = p["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"FOO=bar") && env.iter().any(|e| e.starts_with("PATH=")),
+        "{env:?}"
+    );
     assert_eq!(spec["root"]["path"], "rootfs");
-    let ns: Vec<&str> = spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    let ns: Vec<&str> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
     for want in ["pid", "ipc", "uts", "mount", "network"] {
         assert!(ns.contains(&want), "{ns:?}");
     }
     assert!(spec["linux"]["maskedPaths"].as_array().unwrap().len() > 3);
-    assert!(spec["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/proc"));
-    assert_eq!(spec["annotations"]["org.opencontainers.image.exposedPorts"], "80/tcp");
-    assert_eq!(spec["annotations"]["org.opencontainers.image.volumes"], "/data");
+    assert!(spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/proc"));
+    assert_eq!(
+        spec["annotations"]["org.opencontainers.image.exposedPorts"],
+        "80/tcp"
+    );
+    assert_eq!(
+        spec["annotations"]["org.opencontainers.image.volumes"],
+        "/data"
+    );
     assert!(out.path().join("rootfs/bin/busybox").is_file());
     assert!(!ns.contains(&"cgroup"), "runc spec has no cgroup namespace");
 
@@ -152,7 +197,11 @@ fn bundle_config_from_image() {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "runc run: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
     }
 }

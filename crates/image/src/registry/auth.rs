@@ -23,7 +23,10 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 }
 
@@ -85,22 +88,35 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).ctx(path),
     };
-    let file: AuthFile = serde_json::from_slice(&data).map_err(|e| malformed(path.display().to_string(), e))?;
+    let file: AuthFile =
+        serde_json::from_slice(&data).map_err(|e| malformed(path.display().to_string(), e))?;
     for key in candidate_keys(registry) {
-        let Some(entry) = file.auths.get(&key) else { continue };
+        let Some(entry) = file.auths.get(&key) else {
+            continue;
+        };
         if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
-            return Ok(Some(Credentials { username: u.clone(), password: p.clone() }));
+            return Ok(Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            }));
         }
         if let Some(a) = &entry.auth {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(a.trim())
                 .map_err(|e| malformed(format!("{}: auth for {key}", path.display()), e))?;
-            let s = String::from_utf8(raw).map_err(|e| malformed(format!("{}: auth for {key}", path.display()), e))?;
-            let (u, p) = s
-                .split_once(':')
-                .ok_or_else(|| malformed(format!("{}: auth for {key}", path.display()), "not user:password"))?;
+            let s = String::from_utf8(raw)
+                .map_err(|e| malformed(format!("{}: auth for {key}", path.display()), e))?;
+            let (u, p) = s.split_once(':').ok_or_else(|| {
+                malformed(
+                    format!("{}: auth for {key}", path.display()),
+                    "not user:password",
+                )
+            })?;
             debug!(file = %path.display(), key, "using stored credentials");
-            return Ok(Some(Credentials { username: u.to_string(), password: p.to_string() }));
+            return Ok(Some(Credentials {
+                username: u.to_string(),
+                password: p.to_string(),
+            }));
         }
     }
     Ok(None)
@@ -110,7 +126,10 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>> {
 pub fn lookup_credentials(registry: &str, authfile: Option<&Path>) -> Result<Option<Credentials>> {
     if let Some(f) = authfile {
         if !f.exists() {
-            return Err(Error::Io { path: f.to_path_buf(), source: std::io::ErrorKind::NotFound.into() });
+            return Err(Error::Io {
+                path: f.to_path_buf(),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
         }
         return from_file(f, registry);
     }
@@ -125,7 +144,11 @@ pub fn lookup_credentials(registry: &str, authfile: Option<&Path>) -> Result<Opt
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parse `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
@@ -168,14 +191,19 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/ubuntu:pull".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
     }
 
@@ -184,7 +212,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("auth.json");
         std::fs::write(&p, r#"{"auths":{"localhost:5000":{"auth":"dTpw"},"https://index.docker.io/v1/":{"auth":"YTpi"}}}"#).unwrap();
-        let c = lookup_credentials("localhost:5000", Some(&p)).unwrap().unwrap();
+        let c = lookup_credentials("localhost:5000", Some(&p))
+            .unwrap()
+            .unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
         let c = lookup_credentials("docker.io", Some(&p)).unwrap().unwrap();
         assert_eq!(c.username, "a");

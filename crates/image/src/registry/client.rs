@@ -30,7 +30,11 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { tls_verify: true, credentials: None, attempts: 4 }
+        ClientOptions {
+            tls_verify: true,
+            credentials: None,
+            attempts: 4,
+        }
     }
 }
 
@@ -45,7 +49,9 @@ pub struct RegistryClient {
 }
 
 fn agent(verify: bool) -> ureq::Agent {
-    let tls = ureq::tls::TlsConfig::builder().disable_verification(!verify).build();
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(!verify)
+        .build();
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
@@ -59,7 +65,13 @@ fn agent(verify: bool) -> ureq::Agent {
 }
 
 fn transient(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_))
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
 }
 
 pub(crate) fn urlencode(s: &str) -> String {
@@ -88,15 +100,26 @@ impl RegistryClient {
             attempts: opts.attempts.max(1),
         };
         match c.agent.get(format!("{}/v2/", c.base)).call() {
-            Ok(resp) => debug!(status = resp.status().as_u16(), base = c.base, "registry ping"),
+            Ok(resp) => debug!(
+                status = resp.status().as_u16(),
+                base = c.base,
+                "registry ping"
+            ),
             Err(e) if !opts.tls_verify => {
                 // Only reached when the user asked for --tls-verify=false.
                 info!(registry = host, error = %e, "https failed, falling back to plain http");
                 c.base = format!("http://{host}");
             }
             Err(e) => {
-                let hint = if r.is_local() { " (a local registry without TLS needs --tls-verify=false)" } else { "" };
-                return Err(Error::Registry { registry: host, message: format!("{e}{hint}") });
+                let hint = if r.is_local() {
+                    " (a local registry without TLS needs --tls-verify=false)"
+                } else {
+                    ""
+                };
+                return Err(Error::Registry {
+                    registry: host,
+                    message: format!("{e}{hint}"),
+                });
             }
         }
         Ok(c)
@@ -107,7 +130,10 @@ impl RegistryClient {
     }
 
     fn err(&self, message: impl Into<String>) -> Error {
-        Error::Registry { registry: self.registry.clone(), message: message.into() }
+        Error::Registry {
+            registry: self.registry.clone(),
+            message: message.into(),
+        }
     }
 
     /// Answer a 401 challenge: basic credentials or a bearer token.
@@ -118,7 +144,10 @@ impl RegistryClient {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let unauthorized = |m: String| Error::Unauthorized { registry: self.registry.clone(), message: m };
+        let unauthorized = |m: String| Error::Unauthorized {
+            registry: self.registry.clone(),
+            message: m,
+        };
         match parse_challenge(&header) {
             Some(Challenge::Basic) => {
                 let c = self.creds.as_ref().ok_or_else(|| {
@@ -127,9 +156,17 @@ impl RegistryClient {
                 *self.lock_auth() = Some(c.basic_header());
                 Ok(())
             }
-            Some(Challenge::Bearer { realm, service, scope }) => {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-                let mut url = format!("{realm}{}scope={}", if realm.contains('?') { '&' } else { '?' }, urlencode(&scope));
+                let mut url = format!(
+                    "{realm}{}scope={}",
+                    if realm.contains('?') { '&' } else { '?' },
+                    urlencode(&scope)
+                );
                 if let Some(s) = service {
                     url.push_str(&format!("&service={}", urlencode(&s)));
                 }
@@ -140,8 +177,14 @@ impl RegistryClient {
                 let mut tr = req.call()?;
                 let status = tr.status().as_u16();
                 if status == 401 || status == 403 {
-                    let who = if self.creds.is_some() { "credentials rejected" } else { "anonymous access denied" };
-                    return Err(unauthorized(format!("token server {realm}: {who} (HTTP {status})")));
+                    let who = if self.creds.is_some() {
+                        "credentials rejected"
+                    } else {
+                        "anonymous access denied"
+                    };
+                    return Err(unauthorized(format!(
+                        "token server {realm}: {who} (HTTP {status})"
+                    )));
                 }
                 if status != 200 {
                     return Err(self.err(format!("token server {realm}: HTTP {status}")));
@@ -199,7 +242,14 @@ impl RegistryClient {
                 401 | 403 => {
                     return Err(Error::Unauthorized {
                         registry: self.registry.clone(),
-                        message: format!("HTTP {status} for {path}{}", if self.creds.is_none() { " (no credentials given)" } else { "" }),
+                        message: format!(
+                            "HTTP {status} for {path}{}",
+                            if self.creds.is_none() {
+                                " (no credentials given)"
+                            } else {
+                                ""
+                            }
+                        ),
                     })
                 }
                 404 => return Err(self.err(format!("{}/{path}: not found", self.repository))),

@@ -3,5 +3,5 @@
 pub mod auth;
 pub mod client;
 
-pub use auth::{Credentials, lookup_credentials};
+pub use auth::{lookup_credentials, Credentials};
 pub use client::{ClientOptions, RegistryClient};

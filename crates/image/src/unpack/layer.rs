@@ -27,7 +27,9 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { chown: rustix::process::geteuid().is_root() }
+        ApplyOptions {
+            chown: rustix::process::geteuid().is_root(),
+        }
     }
 }
 
@@ -43,11 +45,17 @@ pub struct LayerStats {
 /// mislabelled media type does not matter.
 pub fn decompress<'a>(r: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
-    let head = br.fill_buf().map_err(|e| Error::Io { path: "layer".into(), source: e })?;
+    let head = br.fill_buf().map_err(|e| Error::Io {
+        path: "layer".into(),
+        source: e,
+    })?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(br)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(ZstdFrames { src: Some(br), dec: None }))
+        Ok(Box::new(ZstdFrames {
+            src: Some(br),
+            dec: None,
+        }))
     } else {
         Ok(Box::new(br))
     }
@@ -67,10 +75,15 @@ impl<R: BufRead> Read for ZstdFrames<R> {
                 if n > 0 || buf.is_empty() {
                     return Ok(n);
                 }
-                let d = self.dec.take().ok_or_else(|| io::Error::other("zstd state"))?;
+                let d = self
+                    .dec
+                    .take()
+                    .ok_or_else(|| io::Error::other("zstd state"))?;
                 self.src = Some(d.into_inner());
             }
-            let Some(mut src) = self.src.take() else { return Ok(0) };
+            let Some(mut src) = self.src.take() else {
+                return Ok(0);
+            };
             if src.fill_buf()?.is_empty() {
                 return Ok(0);
             }
@@ -81,11 +94,17 @@ impl<R: BufRead> Read for ZstdFrames<R> {
 }
 
 fn ent_err(entry: &str) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| Error::Entry { entry: entry.to_string(), source }
+    move |source| Error::Entry {
+        entry: entry.to_string(),
+        source,
+    }
 }
 
 fn unsafe_entry(entry: &str, reason: &str) -> Error {
-    Error::UnsafeEntry { entry: entry.to_string(), reason: reason.to_string() }
+    Error::UnsafeEntry {
+        entry: entry.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Paths created by the current layer (and their ancestors), so an opaque
@@ -110,15 +129,33 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read, opts: &ApplyOptions) -> R
     let mut ar = tar::Archive::new(tar_stream);
     let mut stats = LayerStats::default();
     let mut created = Created::default();
-    let entries = ar.entries().map_err(|e| Error::Io { path: "layer".into(), source: e })?;
+    let entries = ar.entries().map_err(|e| Error::Io {
+        path: "layer".into(),
+        source: e,
+    })?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| Error::Io { path: "layer (tar stream)".into(), source: e })?;
-        let raw = entry.path().map_err(|e| Error::Io { path: "layer (entry name)".into(), source: e })?.into_owned();
+        let mut entry = entry.map_err(|e| Error::Io {
+            path: "layer (tar stream)".into(),
+            source: e,
+        })?;
+        let raw = entry
+            .path()
+            .map_err(|e| Error::Io {
+                path: "layer (entry name)".into(),
+                source: e,
+            })?
+            .into_owned();
         let shown = raw.display().to_string();
         let rel = clean_entry_path(&raw).map_err(|why| unsafe_entry(&shown, why))?;
         stats.entries += 1;
         let et = entry.header().entry_type();
-        if matches!(et, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            et,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             continue;
         }
         if rel.as_os_str().is_empty() {
@@ -141,10 +178,14 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read, opts: &ApplyOptions) -> R
 fn whiteout(root: &Root, rel: &Path, created: &Created, shown: &str) -> Result<()> {
     let name = rel.file_name().unwrap_or_default().as_bytes();
     let victim = &name[WHITEOUT.len()..];
-    if name != OPAQUE.as_bytes() && (victim.is_empty() || victim == b"." || victim == b".." || victim.contains(&b'/')) {
+    if name != OPAQUE.as_bytes()
+        && (victim.is_empty() || victim == b"." || victim == b".." || victim.contains(&b'/'))
+    {
         return Err(unsafe_entry(shown, "bad whiteout name"));
     }
-    let parent = root.resolve(rel.parent().unwrap_or(Path::new("")), true).map_err(ent_err(shown))?;
+    let parent = root
+        .resolve(rel.parent().unwrap_or(Path::new("")), true)
+        .map_err(ent_err(shown))?;
     let dir = match root.open_dir(&parent, false) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -163,7 +204,12 @@ fn prune(dir: &OwnedFd, path: &Path, created: &Created) -> io::Result<()> {
         let p = path.join(&child);
         if created.0.contains(&p) {
             if is_dir_at(dir, &child)? == Some(true) {
-                let sub = rustix::fs::openat(dir, &child, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let sub = rustix::fs::openat(
+                    dir,
+                    &child,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 prune(&sub, &p, created)?;
             }
         } else {
@@ -196,7 +242,8 @@ fn write_entry<R: Read>(
     match et {
         EntryType::Directory => {
             if existing_dir != Some(true) {
-                rustix::fs::mkdirat(pfd, name.as_os_str(), Mode::from_raw_mode(0o700)).map_err(|e| err(e.into()))?;
+                rustix::fs::mkdirat(pfd, name.as_os_str(), Mode::from_raw_mode(0o700))
+                    .map_err(|e| err(e.into()))?;
             }
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -211,16 +258,39 @@ fn write_entry<R: Read>(
             written = io::copy(entry, &mut f).map_err(&err)?;
         }
         EntryType::Symlink => {
-            let target = entry.link_name().map_err(&err)?.ok_or_else(|| unsafe_entry(shown, "symlink without target"))?;
+            let target = entry
+                .link_name()
+                .map_err(&err)?
+                .ok_or_else(|| unsafe_entry(shown, "symlink without target"))?;
             // The target is stored verbatim; it is only ever resolved within the root.
-            rustix::fs::symlinkat(target.as_ref(), pfd, name.as_os_str()).map_err(|e| err(e.into()))?;
+            rustix::fs::symlinkat(target.as_ref(), pfd, name.as_os_str())
+                .map_err(|e| err(e.into()))?;
         }
         EntryType::Link => {
-            let target = entry.link_name().map_err(&err)?.ok_or_else(|| unsafe_entry(shown, "hardlink without target"))?;
-            let t = clean_entry_path(&target).map_err(|why| unsafe_entry(shown, &format!("hardlink target {}: {why}", target.display())))?;
+            let target = entry
+                .link_name()
+                .map_err(&err)?
+                .ok_or_else(|| unsafe_entry(shown, "hardlink without target"))?;
+            let t = clean_entry_path(&target).map_err(|why| {
+                unsafe_entry(
+                    shown,
+                    &format!("hardlink target {}: {why}", target.display()),
+                )
+            })?;
             let (tfd, _, tname) = root.parent_of(&t, false).map_err(&err)?;
-            rustix::fs::linkat(&tfd, tname.as_os_str(), pfd, name.as_os_str(), AtFlags::empty())
-                .map_err(|e| err(io::Error::new(e.kind(), format!("hardlink to {}: {e}", target.display()))))?;
+            rustix::fs::linkat(
+                &tfd,
+                tname.as_os_str(),
+                pfd,
+                name.as_os_str(),
+                AtFlags::empty(),
+            )
+            .map_err(|e| {
+                err(io::Error::new(
+                    e.kind(),
+                    format!("hardlink to {}: {e}", target.display()),
+                ))
+            })?;
             return Ok(0); // shares the target's inode and metadata
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -237,7 +307,10 @@ fn write_entry<R: Read>(
             match rustix::fs::mknodat(pfd, name.as_os_str(), ft, Mode::from_raw_mode(mode), dev) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
-                    warn!(entry = shown, "cannot create device node without privilege; skipped");
+                    warn!(
+                        entry = shown,
+                        "cannot create device node without privilege; skipped"
+                    );
                     stats.skipped_devices += 1;
                     return Ok(0);
                 }
@@ -274,15 +347,27 @@ fn set_metadata<R: Read>(
             let mut fd: Option<OwnedFd> = None;
             for ext in exts {
                 let ext = ext?;
-                let Some(key) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") else { continue };
+                let Some(key) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") else {
+                    continue;
+                };
                 if fd.is_none() {
-                    fd = Some(rustix::fs::openat(pfd, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?);
+                    fd = Some(rustix::fs::openat(
+                        pfd,
+                        name,
+                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?);
                 }
                 if let Some(f) = &fd {
                     // fsetxattr does not work on O_PATH fds; go through /proc.
                     let p = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f));
                     let key = OsStr::from_bytes(key);
-                    if let Err(e) = rustix::fs::setxattr(p.as_str(), key, ext.value_bytes(), XattrFlags::empty()) {
+                    if let Err(e) = rustix::fs::setxattr(
+                        p.as_str(),
+                        key,
+                        ext.value_bytes(),
+                        XattrFlags::empty(),
+                    ) {
                         warn!(xattr = ?key, error = %e, "could not set xattr");
                     }
                 }
@@ -294,8 +379,19 @@ fn set_metadata<R: Read>(
         rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
     }
     let mtime = h.mtime().unwrap_or(0) as i64;
-    let ts = Timespec { tv_sec: mtime, tv_nsec: 0 };
-    rustix::fs::utimensat(pfd, name, &Timestamps { last_access: ts, last_modification: ts }, nofollow)?;
+    let ts = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    rustix::fs::utimensat(
+        pfd,
+        name,
+        &Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+        nofollow,
+    )?;
     let _ = pfd.as_fd();
     Ok(())
 }

@@ -16,7 +16,12 @@ use crate::store::{ImageEntry, Store};
 
 /// Apply every layer of `image` in order onto `target` (created if missing;
 /// may already hold content, e.g. a fresh ZFS dataset's mountpoint).
-pub fn unpack_rootfs(store: &Store, image: &ImageEntry, target: &Path, opts: &ApplyOptions) -> Result<LayerStats> {
+pub fn unpack_rootfs(
+    store: &Store,
+    image: &ImageEntry,
+    target: &Path,
+    opts: &ApplyOptions,
+) -> Result<LayerStats> {
     let m = store.image_manifest(image)?;
     std::fs::create_dir_all(target).ctx(target)?;
     let root = Root::open(target).ctx(target)?;
@@ -26,7 +31,10 @@ pub fn unpack_rootfs(store: &Store, image: &ImageEntry, target: &Path, opts: &Ap
         let blob = store.open_blob(&d)?;
         let stream = decompress(blob)?;
         let s = apply_layer(&root, stream, opts).map_err(|e| match e {
-            Error::Io { path, source } => Error::Io { path: format!("layer {} ({d}): {}", i + 1, path.display()).into(), source },
+            Error::Io { path, source } => Error::Io {
+                path: format!("layer {} ({d}): {}", i + 1, path.display()).into(),
+                source,
+            },
             other => other,
         })?;
         info!(layer = i + 1, digest = %d, entries = s.entries, bytes = s.bytes, "applied layer");

@@ -44,7 +44,10 @@ fn dir_flags() -> OFlags {
 impl Root {
     pub fn open(path: &Path) -> io::Result<Root> {
         let fd = rustix::fs::open(path, dir_flags(), Mode::empty())?;
-        Ok(Root { fd, path: path.to_path_buf() })
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -97,7 +100,9 @@ impl Root {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
                     links += 1;
                     if links > MAX_LINKS {
-                        return Err(io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()));
+                        return Err(io::Error::from_raw_os_error(
+                            rustix::io::Errno::LOOP.raw_os_error(),
+                        ));
                     }
                     let target = rustix::fs::readlinkat(&self.fd, &cur, Vec::new())?;
                     let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
@@ -125,7 +130,10 @@ impl Root {
         let mut cur = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())?;
         for c in rel.components() {
             let Component::Normal(name) = c else {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "unresolved path component"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "unresolved path component",
+                ));
             };
             let next = match rustix::fs::openat(&cur, name, dir_flags(), Mode::empty()) {
                 Err(rustix::io::Errno::NOENT) if create => {
@@ -158,13 +166,22 @@ impl Root {
     pub fn open_file(&self, rel: &Path) -> io::Result<std::fs::File> {
         let p = self.resolve(rel, true)?;
         let (dir, _, name) = self.parent_of(&p, false)?;
-        let fd = rustix::fs::openat(&dir, name.as_os_str(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name.as_os_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(std::fs::File::from(fd))
     }
 
     /// lstat relative to the root.
     pub fn lstat(&self, rel: &Path) -> io::Result<rustix::fs::Stat> {
-        Ok(rustix::fs::statat(&self.fd, self.at(rel), AtFlags::SYMLINK_NOFOLLOW)?)
+        Ok(rustix::fs::statat(
+            &self.fd,
+            self.at(rel),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 }
 
@@ -206,7 +223,9 @@ pub fn is_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<bool>> {
     match rustix::fs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(e) => Err(e.into()),
-        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode) == FileType::Directory)),
+        Ok(st) => Ok(Some(
+            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+        )),
     }
 }
 
@@ -216,8 +235,14 @@ mod tests {
 
     #[test]
     fn clean_paths() {
-        assert_eq!(clean_entry_path(Path::new("/etc/passwd")).unwrap(), PathBuf::from("etc/passwd"));
-        assert_eq!(clean_entry_path(Path::new("./a/./b/")).unwrap(), PathBuf::from("a/b"));
+        assert_eq!(
+            clean_entry_path(Path::new("/etc/passwd")).unwrap(),
+            PathBuf::from("etc/passwd")
+        );
+        assert_eq!(
+            clean_entry_path(Path::new("./a/./b/")).unwrap(),
+            PathBuf::from("a/b")
+        );
         assert!(clean_entry_path(Path::new("a/../../etc")).is_err());
     }
 
@@ -228,9 +253,18 @@ mod tests {
         std::os::unix::fs::symlink("../../..", d.path().join("dots")).unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
         let r = Root::open(d.path()).unwrap();
-        assert_eq!(r.resolve(Path::new("up/etc/x"), true).unwrap(), PathBuf::from("etc/x"));
-        assert_eq!(r.resolve(Path::new("dots/etc"), true).unwrap(), PathBuf::from("etc"));
-        assert_eq!(r.resolve(Path::new("up"), false).unwrap(), PathBuf::from("up"));
+        assert_eq!(
+            r.resolve(Path::new("up/etc/x"), true).unwrap(),
+            PathBuf::from("etc/x")
+        );
+        assert_eq!(
+            r.resolve(Path::new("dots/etc"), true).unwrap(),
+            PathBuf::from("etc")
+        );
+        assert_eq!(
+            r.resolve(Path::new("up"), false).unwrap(),
+            PathBuf::from("up")
+        );
         assert_eq!(r.resolve(Path::new("up"), true).unwrap(), PathBuf::from(""));
     }
 }

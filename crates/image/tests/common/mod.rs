@@ -35,7 +35,9 @@ pub fn have(test: &str, tools: &[&str]) -> bool {
 }
 
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -46,7 +48,11 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A docker-registry process with its own storage; killed on drop.
@@ -70,19 +76,36 @@ impl Registry {
             let line = run(Command::new("htpasswd").args(["-Bbn", u, p]));
             let f = dir.path().join("htpasswd");
             std::fs::write(&f, line).unwrap();
-            auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", f.display());
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                f.display()
+            );
         }
         let mut tls_cfg = String::new();
         if tls {
             let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
             run(Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ])
                 .args(["-addext", "subjectAltName=IP:127.0.0.1"])
                 .arg("-keyout")
                 .arg(&k)
                 .arg("-out")
                 .arg(&c));
-            tls_cfg = format!("  tls:\n    certificate: {}\n    key: {}\n", c.display(), k.display());
+            tls_cfg = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            );
         }
         let cfg = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_cfg}{auth}",
@@ -100,7 +123,10 @@ impl Registry {
             .expect("start docker-registry");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "registry did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "registry did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Registry { port, dir, child }
@@ -128,7 +154,10 @@ impl Registry {
     /// Path of a blob in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let h = digest.strip_prefix("sha256:").unwrap();
-        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]))
+        self.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{h}/data",
+            &h[..2]
+        ))
     }
 }
 
@@ -217,7 +246,11 @@ pub fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
             old.linkname[..link.len()].copy_from_slice(link.as_bytes());
         }
         h.set_entry_type(*ty);
-        h.set_mode(if *ty == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if *ty == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_size(data.len() as u64);
         h.set_mtime(0);
         h.set_uid(0);
@@ -248,7 +281,11 @@ pub fn busybox_layer() -> Vec<u8> {
         E::Link("bin/cat", "/bin/busybox"),
         E::Hard("bin/echo", "bin/busybox"),
         E::Dir("etc", 0o755),
-        E::File("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\nweb:x:33:44::/var/www:/bin/sh\n"),
+        E::File(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\nweb:x:33:44::/var/www:/bin/sh\n",
+        ),
         E::File("etc/group", 0o644, b"root:x:0:\nwww:x:44:\n"),
         E::Dir("tmp", 0o1777),
     ])
@@ -271,7 +308,10 @@ impl Layout {
     pub fn new(dir: &Path) -> Layout {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Layout { dir: dir.to_path_buf(), index: Vec::new() }
+        Layout {
+            dir: dir.to_path_buf(),
+            index: Vec::new(),
+        }
     }
 
     pub fn blob(&self, data: &[u8]) -> String {
@@ -281,7 +321,13 @@ impl Layout {
     }
 
     /// Add an image (layers given uncompressed; gzip-compressed if `gz`).
-    pub fn image(&mut self, layers: &[Vec<u8>], arch: &str, config_extra: serde_json::Value, gz: bool) -> Built {
+    pub fn image(
+        &mut self,
+        layers: &[Vec<u8>],
+        arch: &str,
+        config_extra: serde_json::Value,
+        gz: bool,
+    ) -> Built {
         let mut descs = Vec::new();
         let mut diff_ids = Vec::new();
         let mut layer_digests = Vec::new();
@@ -317,7 +363,12 @@ impl Layout {
         });
         let m = serde_json::to_vec(&m).unwrap();
         let md = self.blob(&m);
-        Built { manifest_digest: md, manifest_size: m.len(), config_digest: cd, layer_digests }
+        Built {
+            manifest_digest: md,
+            manifest_size: m.len(),
+            config_digest: cd,
+            layer_digests,
+        }
     }
 
     pub fn tag(&mut self, b: &Built, tag: &str) {
@@ -333,11 +384,13 @@ impl Layout {
     pub fn tag_index(&mut self, images: &[(&Built, &str)], tag: &str) -> String {
         let ms: Vec<_> = images
             .iter()
-            .map(|(b, arch)| serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": b.manifest_digest, "size": b.manifest_size,
-                "platform": {"architecture": arch, "os": "linux"},
-            }))
+            .map(|(b, arch)| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": b.manifest_digest, "size": b.manifest_size,
+                    "platform": {"architecture": arch, "os": "linux"},
+                })
+            })
             .collect();
         let idx = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": ms,
@@ -354,7 +407,11 @@ impl Layout {
 
     fn write_index(&self) {
         let idx = serde_json::json!({"schemaVersion": 2, "manifests": self.index});
-        std::fs::write(self.dir.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&idx).unwrap(),
+        )
+        .unwrap();
     }
 }
 
@@ -363,7 +420,10 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
     use std::os::unix::fs::MetadataExt;
     let mut out = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let md = std::fs::symlink_metadata(&p).unwrap();
@@ -372,14 +432,25 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
             let detail = if ft.is_symlink() {
                 format!("link -> {}", std::fs::read_link(&p).unwrap().display())
             } else if ft.is_file() {
-                format!("file {} nlink={}", sha(&std::fs::read(&p).unwrap()), md.nlink())
+                format!(
+                    "file {} nlink={}",
+                    sha(&std::fs::read(&p).unwrap()),
+                    md.nlink()
+                )
             } else if ft.is_dir() {
                 "dir".to_string()
             } else {
                 format!("special rdev={}", md.rdev())
             };
-            let mode = if ft.is_symlink() { 0 } else { md.mode() & 0o7777 };
-            out.insert(rel, format!("{detail} mode={mode:o} uid={} gid={}", md.uid(), md.gid()));
+            let mode = if ft.is_symlink() {
+                0
+            } else {
+                md.mode() & 0o7777
+            };
+            out.insert(
+                rel,
+                format!("{detail} mode={mode:o} uid={} gid={}", md.uid(), md.gid()),
+            );
             if ft.is_dir() {
                 walk(root, &p, out);
             }
