@@ -65,7 +65,13 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Parse { path: path.to_path_buf(), key, msg: e.inner().to_string() }
+        // A type error would echo the value: hide it for secret keys.
+        let msg = if key.ends_with("password") || key.ends_with("token_value") {
+            "invalid value (hidden: secret)".to_string()
+        } else {
+            e.inner().to_string()
+        };
+        ConfigError::Parse { path: path.to_path_buf(), key, msg }
     })?;
     validate(&config)?;
     Ok(config)

@@ -68,6 +68,8 @@ fn secrets_never_in_debug_or_errors() {
     // A type error next to a secret must not echo it.
     let err = parse(r#"{"proxmox":{"password":"topsecret","port":"p"}}"#).unwrap_err().to_string();
     assert!(!err.contains("topsecret"), "{err}");
+    let err = parse(r#"{"proxmox":{"username":"root@pam","password":987654}}"#).unwrap_err().to_string();
+    assert!(err.contains("proxmox.password") && !err.contains("987654"), "{err}");
     let v = get_key(&c, "proxmox.password").unwrap();
     assert_eq!(v, serde_json::json!(REDACTED));
 }

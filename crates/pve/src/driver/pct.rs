@@ -184,7 +184,12 @@ impl ControlPlane for PctDriver {
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError> {
         let mut args = vec!["create".to_string(), vmid.to_string(), req.ostemplate.clone()];
         args.extend(cli_args(&req.params));
-        self.pct(&args)?;
+        if let Err(e) = self.pct(&args) {
+            if !e.is_already_exists() {
+                super::api::cleanup_failed_create(self, vmid);
+            }
+            return Err(e);
+        }
         let env = req.params.get("env").map(String::as_str);
         if env.is_some() || !req.raw_lxc.is_empty() {
             if let Err(e) = self.edit_file(vmid, env, &req.raw_lxc) {
