@@ -12,7 +12,11 @@ pub enum ConfigError {
     },
     /// Syntax, type, or unknown-key error reported by the JSON parser.
     #[error("config file {path}: {key}: {msg}")]
-    Parse { path: PathBuf, key: String, msg: String },
+    Parse {
+        path: PathBuf,
+        key: String,
+        msg: String,
+    },
     /// A value that parsed but is out of range or inconsistent.
     #[error("{key}: {msg}")]
     Invalid { key: String, msg: String },
@@ -22,6 +26,9 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: &str, msg: impl Into<String>) -> Self {
-        ConfigError::Invalid { key: key.to_string(), msg: msg.into() }
+        ConfigError::Invalid {
+            key: key.to_string(),
+            msg: msg.into(),
+        }
     }
 }

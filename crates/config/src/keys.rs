@@ -11,10 +11,13 @@ use std::path::Path;
 /// The effective value of `key` (defaults included as null). Secrets are
 /// returned redacted.
 pub fn get_key(config: &Config, key: &str) -> Result<Value, ConfigError> {
-    let root = serde_json::to_value(config).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+    let root =
+        serde_json::to_value(config).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
     let mut cur = &root;
     for part in key.split('.') {
-        cur = cur.get(part).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        cur = cur
+            .get(part)
+            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
     }
     Ok(cur.clone())
 }
@@ -29,7 +32,10 @@ pub fn parse_value(raw: &str) -> Value {
 /// result is validated before anything is written, and written atomically
 /// (temp file + rename) with mode 0600.
 pub fn set_key(path: &Path, key: &str, value: Value) -> Result<Config, ConfigError> {
-    let io = |source| ConfigError::Io { path: path.to_path_buf(), source };
+    let io = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut root: Value = match std::fs::read_to_string(path) {
         Ok(t) => serde_json::from_str(&t).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -45,20 +51,35 @@ pub fn set_key(path: &Path, key: &str, value: Value) -> Result<Config, ConfigErr
     }
     let mut cur = &mut root;
     for part in &parts[..parts.len() - 1] {
-        let obj = cur.as_object_mut().ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
-        cur = obj.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let obj = cur
+            .as_object_mut()
+            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        cur = obj
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
-    let obj = cur.as_object_mut().ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    let obj = cur
+        .as_object_mut()
+        .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
     obj.insert(parts[parts.len() - 1].to_string(), value);
 
-    let text = serde_json::to_string_pretty(&root).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+    let text = serde_json::to_string_pretty(&root)
+        .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
     let config = parse_str(&text, path)?;
 
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".{}.tmp.{}", file_name(path), std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(text.as_bytes())?;
         f.write_all(b"\n")?;
@@ -73,5 +94,7 @@ pub fn set_key(path: &Path, key: &str, value: Value) -> Result<Config, ConfigErr
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "config.json".into())
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.json".into())
 }

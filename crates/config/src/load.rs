@@ -21,7 +21,10 @@ pub struct Loaded {
 
 /// Where the config comes from: explicit path (`--config`), then
 /// `NEXCAGE_CONFIG`, then `/etc/nexcage/config.json`. Never the cwd.
-pub fn resolve_path(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> (PathBuf, bool) {
+pub fn resolve_path(
+    explicit: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (PathBuf, bool) {
     if let Some(p) = explicit {
         return (p.to_path_buf(), true);
     }
@@ -49,7 +52,9 @@ pub fn load_with_env(
             warnings.extend(world_readable_warning(&path, &c));
             (c, Some(path.clone()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => (Config::default(), None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            (Config::default(), None)
+        }
         Err(e) => return Err(ConfigError::Io { path, source: e }),
     };
     if let Some(p) = env("NEXCAGE_STORAGE_PATH").filter(|s| !s.is_empty()) {
@@ -57,7 +62,12 @@ pub fn load_with_env(
     }
     validate(&config)?;
     tracing::debug!(path = ?found, "configuration loaded");
-    Ok(Loaded { config, path: found, warnings, log_level: env("NEXCAGE_LOG_LEVEL") })
+    Ok(Loaded {
+        config,
+        path: found,
+        warnings,
+        log_level: env("NEXCAGE_LOG_LEVEL"),
+    })
 }
 
 /// Parse and validate JSON text; `path` only labels errors.
@@ -71,14 +81,20 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         } else {
             e.inner().to_string()
         };
-        ConfigError::Parse { path: path.to_path_buf(), key, msg }
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            key,
+            msg,
+        }
     })?;
     validate(&config)?;
     Ok(config)
 }
 
 fn is_world_readable(path: &Path) -> bool {
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o004 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
 }
 
 fn world_readable_warning(path: &Path, c: &Config) -> Option<String> {
@@ -102,13 +118,24 @@ fn world_readable_warning(path: &Path, c: &Config) -> Option<String> {
 /// Read `proxmox.token_file`: one line `USER@REALM!TOKENID=SECRET`.
 /// Returns the token id, its secret and warnings (world-readable file).
 pub fn read_token_file(path: &Path) -> Result<(String, Secret, Vec<String>), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
-    let (id, secret) = line.split_once('=').ok_or_else(|| {
-        ConfigError::invalid("proxmox.token_file", format!("{}: expected USER@REALM!TOKENID=SECRET", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
-    let id_ok = id.split_once('!').is_some_and(|(u, t)| u.contains('@') && !t.is_empty());
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    let (id, secret) = line.split_once('=').ok_or_else(|| {
+        ConfigError::invalid(
+            "proxmox.token_file",
+            format!("{}: expected USER@REALM!TOKENID=SECRET", path.display()),
+        )
+    })?;
+    let id_ok = id
+        .split_once('!')
+        .is_some_and(|(u, t)| u.contains('@') && !t.is_empty());
     if !id_ok || secret.is_empty() {
         return Err(ConfigError::invalid(
             "proxmox.token_file",
@@ -117,7 +144,10 @@ pub fn read_token_file(path: &Path) -> Result<(String, Secret, Vec<String>), Con
     }
     let mut warnings = Vec::new();
     if is_world_readable(path) {
-        warnings.push(format!("token file {} is world-readable; run chmod 600 on it", path.display()));
+        warnings.push(format!(
+            "token file {} is world-readable; run chmod 600 on it",
+            path.display()
+        ));
     }
     Ok((id.to_string(), Secret::new(secret), warnings))
 }

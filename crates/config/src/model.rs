@@ -124,12 +124,17 @@ pub struct AnnotationMatch {
 
 impl Config {
     pub fn lxc_path(&self) -> PathBuf {
-        self.lxc_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_LXC_PATH))
+        self.lxc_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LXC_PATH))
     }
 
     /// The data dir (image store etc.): `images.storage_path` or the default.
     pub fn data_dir(&self) -> PathBuf {
-        self.images.storage_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        self.images
+            .storage_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
 
     pub fn default_disk_size_gib(&self) -> u64 {
@@ -146,7 +151,11 @@ impl Config {
 
     /// API host: `proxmox.host`, else `api.host`, else localhost.
     pub fn api_host(&self) -> String {
-        self.proxmox.host.clone().or_else(|| self.api.host.clone()).unwrap_or_else(|| "127.0.0.1".into())
+        self.proxmox
+            .host
+            .clone()
+            .or_else(|| self.api.host.clone())
+            .unwrap_or_else(|| "127.0.0.1".into())
     }
 
     pub fn api_port(&self) -> u16 {
@@ -157,7 +166,10 @@ impl Config {
 
     /// The pinned certificate fingerprint as 32 bytes, if configured.
     pub fn fingerprint_bytes(&self) -> Option<[u8; 32]> {
-        self.proxmox.fingerprint.as_deref().and_then(|f| crate::validate::parse_fingerprint(f).ok())
+        self.proxmox
+            .fingerprint
+            .as_deref()
+            .and_then(|f| crate::validate::parse_fingerprint(f).ok())
     }
 
     /// `USER@REALM!TOKENID` and its secret from the `api` section, if complete.

@@ -4,7 +4,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |k| m.get(k).cloned()
 }
 
@@ -37,21 +40,45 @@ fn full_file_parses() {
 #[test]
 fn errors_name_the_key() {
     let cases: &[(&str, &str)] = &[
-        (r#"{"proxmox":{"port":70000}}"#, "proxmox.port: must be 1..65535"),
-        (r#"{"proxmox":{"port":0}}"#, "proxmox.port: must be 1..65535"),
+        (
+            r#"{"proxmox":{"port":70000}}"#,
+            "proxmox.port: must be 1..65535",
+        ),
+        (
+            r#"{"proxmox":{"port":0}}"#,
+            "proxmox.port: must be 1..65535",
+        ),
         (r#"{"proxmox":{"port":"x"}}"#, "proxmox.port"),
         (r#"{"proxmox":{"driver":"ssh"}}"#, "proxmox.driver"),
-        (r#"{"proxmox":{"bogus":1}}"#, "proxmox.bogus: unknown field `bogus`"),
+        (
+            r#"{"proxmox":{"bogus":1}}"#,
+            "proxmox.bogus: unknown field `bogus`",
+        ),
         (r#"{"bogus":1}"#, "unknown field `bogus`"),
-        (r#"{"proxmox":{"fingerprint":"abc"}}"#, "proxmox.fingerprint: must be a SHA-256"),
+        (
+            r#"{"proxmox":{"fingerprint":"abc"}}"#,
+            "proxmox.fingerprint: must be a SHA-256",
+        ),
         (r#"{"proxmox":{"node":"bad node"}}"#, "proxmox.node"),
-        (r#"{"network":{"vlan":5000}}"#, "network.vlan: must be 1..4094"),
+        (
+            r#"{"network":{"vlan":5000}}"#,
+            "network.vlan: must be 1..4094",
+        ),
         (r#"{"storage":{"type":"zfs"}}"#, "storage.pool"),
         (r#"{"storage":{"type":"lvm"}}"#, "storage.type"),
         (r#"{"default_backend":"docker"}"#, "default_backend"),
-        (r#"{"routing":[{"backend":"native"}]}"#, "routing[0]: needs exactly one"),
-        (r#"{"routing":[{"id_regex":"(","backend":"native"}]}"#, "routing[0].id_regex"),
-        (r#"{"lxc_path":"rel"}"#, "lxc_path: must be an absolute path"),
+        (
+            r#"{"routing":[{"backend":"native"}]}"#,
+            "routing[0]: needs exactly one",
+        ),
+        (
+            r#"{"routing":[{"id_regex":"(","backend":"native"}]}"#,
+            "routing[0].id_regex",
+        ),
+        (
+            r#"{"lxc_path":"rel"}"#,
+            "lxc_path: must be an absolute path",
+        ),
         (r#"{"default_disk_size":0}"#, "default_disk_size"),
     ];
     for (text, want) in cases {
@@ -64,12 +91,22 @@ fn errors_name_the_key() {
 fn secrets_never_in_debug_or_errors() {
     let c = parse(r#"{"proxmox":{"username":"root@pam","password":"topsecret"},"api":{"token_value":"tokval"}}"#).unwrap();
     let dbg = format!("{c:?}");
-    assert!(!dbg.contains("topsecret") && !dbg.contains("tokval"), "{dbg}");
+    assert!(
+        !dbg.contains("topsecret") && !dbg.contains("tokval"),
+        "{dbg}"
+    );
     // A type error next to a secret must not echo it.
-    let err = parse(r#"{"proxmox":{"password":"topsecret","port":"p"}}"#).unwrap_err().to_string();
+    let err = parse(r#"{"proxmox":{"password":"topsecret","port":"p"}}"#)
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains("topsecret"), "{err}");
-    let err = parse(r#"{"proxmox":{"username":"root@pam","password":987654}}"#).unwrap_err().to_string();
-    assert!(err.contains("proxmox.password") && !err.contains("987654"), "{err}");
+    let err = parse(r#"{"proxmox":{"username":"root@pam","password":987654}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("proxmox.password") && !err.contains("987654"),
+        "{err}"
+    );
     let v = get_key(&c, "proxmox.password").unwrap();
     assert_eq!(v, serde_json::json!(REDACTED));
 }
@@ -83,7 +120,10 @@ fn missing_default_is_fine_missing_explicit_is_error() {
         assert_eq!(l.config, Config::default());
     }
     let missing = dir.path().join("nope.json");
-    assert!(matches!(load_with_env(Some(&missing), &env_of(&[])), Err(ConfigError::Io { .. })));
+    assert!(matches!(
+        load_with_env(Some(&missing), &env_of(&[])),
+        Err(ConfigError::Io { .. })
+    ));
     let m = missing.to_str().unwrap();
     assert!(load_with_env(None, &env_of(&[("NEXCAGE_CONFIG", m)])).is_err());
 }
@@ -112,13 +152,20 @@ fn explicit_path_beats_env_and_env_overrides() {
 fn world_readable_secret_warns() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.json");
-    std::fs::write(&p, r#"{"proxmox":{"username":"root@pam","password":"pw12345"}}"#).unwrap();
+    std::fs::write(
+        &p,
+        r#"{"proxmox":{"username":"root@pam","password":"pw12345"}}"#,
+    )
+    .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     let l = load_with_env(Some(&p), &env_of(&[])).unwrap();
     assert_eq!(l.warnings.len(), 1);
     assert!(l.warnings[0].contains("proxmox.password") && !l.warnings[0].contains("pw12345"));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(load_with_env(Some(&p), &env_of(&[])).unwrap().warnings.is_empty());
+    assert!(load_with_env(Some(&p), &env_of(&[]))
+        .unwrap()
+        .warnings
+        .is_empty());
 }
 
 #[test]
@@ -128,7 +175,10 @@ fn token_file() {
     std::fs::write(&p, "root@pam!nx=abc-123\n").unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (id, s, w) = read_token_file(&p).unwrap();
-    assert_eq!((id.as_str(), s.expose(), w.len()), ("root@pam!nx", "abc-123", 0));
+    assert_eq!(
+        (id.as_str(), s.expose(), w.len()),
+        ("root@pam!nx", "abc-123", 0)
+    );
     std::fs::write(&p, "garbage").unwrap();
     let err = read_token_file(&p).unwrap_err().to_string();
     assert!(err.contains("proxmox.token_file") && !err.contains("garbage"));
@@ -140,13 +190,20 @@ fn set_validates_and_writes_atomically() {
     let p = dir.path().join("etc/config.json");
     set_key(&p, "proxmox.port", parse_value("8007")).unwrap();
     set_key(&p, "proxmox.node", parse_value("pve1")).unwrap();
-    let err = set_key(&p, "proxmox.port", parse_value("99999")).unwrap_err().to_string();
+    let err = set_key(&p, "proxmox.port", parse_value("99999"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("proxmox.port: must be 1..65535"), "{err}");
-    let err = set_key(&p, "proxmox.nope", parse_value("1")).unwrap_err().to_string();
+    let err = set_key(&p, "proxmox.nope", parse_value("1"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope"), "{err}");
     let l = load_with_env(Some(&p), &env_of(&[])).unwrap();
     assert_eq!(l.config.api_port(), 8007);
-    assert_eq!(get_key(&l.config, "proxmox.node").unwrap(), serde_json::json!("pve1"));
+    assert_eq!(
+        get_key(&l.config, "proxmox.node").unwrap(),
+        serde_json::json!("pve1")
+    );
     assert!(get_key(&l.config, "proxmox.zzz").is_err());
     let mode = std::fs::metadata(&p).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);

@@ -8,7 +8,9 @@ use crate::model::{Config, StorageType};
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err("must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated".into());
+        return Err(
+            "must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated".into(),
+        );
     }
     let mut out = [0u8; 32];
     for (i, b) in out.iter_mut().enumerate() {
@@ -50,24 +52,45 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     let p = &c.proxmox;
     non_empty("proxmox.host", &p.host)?;
     port("proxmox.port", p.port)?;
-    matches("proxmox.username", &p.username, USER_RE, "a Proxmox user (USER@REALM)")?;
+    matches(
+        "proxmox.username",
+        &p.username,
+        USER_RE,
+        "a Proxmox user (USER@REALM)",
+    )?;
     matches("proxmox.node", &p.node, NODE_RE, "a valid node name")?;
-    matches("proxmox.storage", &p.storage, STORAGE_RE, "a valid storage id")?;
+    matches(
+        "proxmox.storage",
+        &p.storage,
+        STORAGE_RE,
+        "a valid storage id",
+    )?;
     if let Some(f) = &p.fingerprint {
         parse_fingerprint(f).map_err(|m| ConfigError::invalid("proxmox.fingerprint", m))?;
     }
     if p.password.is_some() && p.username.is_none() {
-        return Err(ConfigError::invalid("proxmox.password", "needs proxmox.username"));
+        return Err(ConfigError::invalid(
+            "proxmox.password",
+            "needs proxmox.username",
+        ));
     }
 
     let s = &c.storage;
     if s.kind == Some(StorageType::Zfs) && s.pool.is_none() && s.dataset.is_none() {
-        return Err(ConfigError::invalid("storage.pool", "required when storage.type is \"zfs\""));
+        return Err(ConfigError::invalid(
+            "storage.pool",
+            "required when storage.type is \"zfs\"",
+        ));
     }
     non_empty("storage.pool", &s.pool)?;
     non_empty("storage.dataset", &s.dataset)?;
 
-    matches("network.bridge", &c.network.bridge, BRIDGE_RE, "a valid bridge name")?;
+    matches(
+        "network.bridge",
+        &c.network.bridge,
+        BRIDGE_RE,
+        "a valid bridge name",
+    )?;
     if let Some(v) = c.network.vlan {
         if !(1..=4094).contains(&v) {
             return Err(ConfigError::invalid("network.vlan", "must be 1..4094"));
@@ -76,17 +99,35 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if let Some(p) = &c.images.storage_path {
         if !p.is_absolute() {
-            return Err(ConfigError::invalid("images.storage_path", "must be an absolute path"));
+            return Err(ConfigError::invalid(
+                "images.storage_path",
+                "must be an absolute path",
+            ));
         }
     }
 
     non_empty("api.host", &c.api.host)?;
     port("api.port", c.api.port)?;
-    matches("api.username", &c.api.username, USER_RE, "a Proxmox user (USER@REALM)")?;
-    matches("api.token_name", &c.api.token_name, r"^[A-Za-z][A-Za-z0-9.\-_]+$", "a valid token id")?;
+    matches(
+        "api.username",
+        &c.api.username,
+        USER_RE,
+        "a Proxmox user (USER@REALM)",
+    )?;
+    matches(
+        "api.token_name",
+        &c.api.token_name,
+        r"^[A-Za-z][A-Za-z0-9.\-_]+$",
+        "a valid token id",
+    )?;
 
     for (i, n) in c.cluster.nodes.iter().enumerate() {
-        matches(&format!("cluster.nodes[{i}]"), &Some(n.clone()), NODE_RE, "a valid node name")?;
+        matches(
+            &format!("cluster.nodes[{i}]"),
+            &Some(n.clone()),
+            NODE_RE,
+            "a valid node name",
+        )?;
     }
 
     if let Some(p) = &c.lxc_path {
@@ -96,7 +137,10 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if let Some(d) = c.default_disk_size {
         if !(1..=131072).contains(&d) {
-            return Err(ConfigError::invalid("default_disk_size", "must be 1..131072 (GiB)"));
+            return Err(ConfigError::invalid(
+                "default_disk_size",
+                "must be 1..131072 (GiB)",
+            ));
         }
     }
 
@@ -108,10 +152,18 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
                     .map_err(|e| ConfigError::invalid(&format!("{key}.id_regex"), e.to_string()))?;
             }
             (None, Some(a)) if a.key.is_empty() => {
-                return Err(ConfigError::invalid(&format!("{key}.annotation.key"), "must not be empty"))
+                return Err(ConfigError::invalid(
+                    &format!("{key}.annotation.key"),
+                    "must not be empty",
+                ))
             }
             (None, Some(_)) => {}
-            _ => return Err(ConfigError::invalid(&key, "needs exactly one of id_regex or annotation")),
+            _ => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "needs exactly one of id_regex or annotation",
+                ))
+            }
         }
     }
     Ok(())

@@ -83,7 +83,11 @@ fn vmid_arg(pos: &[String], idx: usize) -> String {
 }
 
 pub fn pct(state: &State, schema: &Schema, args: &[String]) -> i32 {
-    let ctx = Ctx { state, schema, user: "root@pam".into() };
+    let ctx = Ctx {
+        state,
+        schema,
+        user: "root@pam".into(),
+    };
     let Some(cmd) = args.first() else {
         eprintln!("ERROR: no command specified");
         return 255;
@@ -117,7 +121,12 @@ pub fn pct(state: &State, schema: &Schema, args: &[String]) -> i32 {
     match cmd.as_str() {
         "create" | "destroy" | "start" | "stop" => finish_task(state, &data),
         "status" => {
-            println!("status: {}", data.get("status").and_then(Value::as_str).unwrap_or("unknown"));
+            println!(
+                "status: {}",
+                data.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+            );
             0
         }
         "config" => {
@@ -149,7 +158,12 @@ fn print_config(data: &Value) {
             _ => println!("{k}: {}", scalar(v)),
         }
     }
-    for pair in o.get("lxc").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for pair in o
+        .get("lxc")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         if let Some([a, b]) = pair.as_array().map(|a| a.as_slice()) {
             println!("{}: {}", scalar(a), scalar(b));
         }
@@ -161,18 +175,33 @@ fn print_list(data: &Value) {
     if rows.is_empty() {
         return;
     }
-    println!("{:<10} {:<10} {:<12} {:<20}", "VMID", "Status", "Lock", "Name");
+    println!(
+        "{:<10} {:<10} {:<12} {:<20}",
+        "VMID", "Status", "Lock", "Name"
+    );
     for r in rows {
         let s = |k: &str| r.get(k).map(scalar).unwrap_or_default();
         let name: String = s("name").chars().filter(|c| !c.is_whitespace()).collect();
-        println!("{:<10} {:<10} {:<12} {:<20}", s("vmid"), s("status"), s("lock"), name);
+        println!(
+            "{:<10} {:<10} {:<12} {:<20}",
+            s("vmid"),
+            s("status"),
+            s("lock"),
+            name
+        );
     }
 }
 
 pub fn pvesh(state: &State, schema: &Schema, args: &[String]) -> i32 {
-    let ctx = Ctx { state, schema, user: "root@pam".into() };
+    let ctx = Ctx {
+        state,
+        schema,
+        user: "root@pam".into(),
+    };
     let (pos, mut opts) = split_args(args);
-    let format = opts.remove("output-format").unwrap_or_else(|| "text".into());
+    let format = opts
+        .remove("output-format")
+        .unwrap_or_else(|| "text".into());
     for k in ["noborder", "noheader", "quiet", "human-readable"] {
         opts.remove(k);
     }

@@ -22,7 +22,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let prog = args.first().map(|a| Path::new(a).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()).unwrap_or_default();
+    let prog = args
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     let code = match (prog.as_str(), args.get(1).map(String::as_str)) {
         ("pct", _) => run_cli(true, &args[1..]),
         ("pvesh", _) => run_cli(false, &args[1..]),
@@ -49,7 +57,9 @@ fn run_cli(pct: bool, args: &[String]) -> i32 {
         return 255;
     };
     let dir = PathBuf::from(dir);
-    let schema_path = std::env::var_os("PVE_DOUBLE_SCHEMA").map(PathBuf::from).unwrap_or_else(|| dir.join("schema.json"));
+    let schema_path = std::env::var_os("PVE_DOUBLE_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("schema.json"));
     let schema = match Schema::load(&schema_path) {
         Ok(s) => s,
         Err(e) => {
@@ -82,7 +92,11 @@ fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
             "--state" => o.state = PathBuf::from(val()?),
             "--listen" => o.listen = val()?,
@@ -90,12 +104,16 @@ fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
             "--node" => o.node = val()?,
             "--token" => {
                 let v = val()?;
-                let (id, secret) = v.split_once('=').ok_or("--token wants USER@REALM!ID=SECRET")?;
+                let (id, secret) = v
+                    .split_once('=')
+                    .ok_or("--token wants USER@REALM!ID=SECRET")?;
                 o.tokens.push((id.to_string(), secret.to_string()));
             }
             "--user" => {
                 let v = val()?;
-                let (u, p) = v.split_once(':').ok_or("--user wants USER@REALM:PASSWORD")?;
+                let (u, p) = v
+                    .split_once(':')
+                    .ok_or("--user wants USER@REALM:PASSWORD")?;
                 o.users.push((u.to_string(), p.to_string()));
             }
             other => return Err(format!("unknown option {other}\n{USAGE}")),

@@ -17,7 +17,11 @@ pub struct ApiError {
 }
 
 fn fail<T>(status: u16, message: impl Into<String>) -> Result<T, ApiError> {
-    Err(ApiError { status, message: message.into(), errors: BTreeMap::new() })
+    Err(ApiError {
+        status,
+        message: message.into(),
+        errors: BTreeMap::new(),
+    })
 }
 
 fn param_fail<T>(key: &str, msg: impl Into<String>) -> Result<T, ApiError> {
@@ -43,9 +47,19 @@ impl Ctx<'_> {
 }
 
 /// The full call, e.g. `POST /nodes/{node}/lxc`, as named in faults.
-pub fn dispatch(ctx: &Ctx, method: &str, path: &str, mut params: Params) -> Result<Value, ApiError> {
-    let Some(route) = ctx.schema.route(path).filter(|r| ctx.schema.endpoint(method, &r.template).is_some()) else {
-        ctx.state.record_violation(&format!("{method} {path}"), "not implemented");
+pub fn dispatch(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    mut params: Params,
+) -> Result<Value, ApiError> {
+    let Some(route) = ctx
+        .schema
+        .route(path)
+        .filter(|r| ctx.schema.endpoint(method, &r.template).is_some())
+    else {
+        ctx.state
+            .record_violation(&format!("{method} {path}"), "not implemented");
         return fail(501, format!("Method '{method} {path}' not implemented"));
     };
     let call = format!("{method} {}", route.template);
@@ -54,7 +68,11 @@ pub fn dispatch(ctx: &Ctx, method: &str, path: &str, mut params: Params) -> Resu
     }
     if let Err(v) = ctx.schema.validate(method, &route.template, &params) {
         ctx.state.record_violation(&call, &v.to_string());
-        return Err(ApiError { status: 400, message: "Parameter verification failed.".into(), errors: v.0 });
+        return Err(ApiError {
+            status: 400,
+            message: "Parameter verification failed.".into(),
+            errors: v.0,
+        });
     }
     if ctx.state.fault(&call) {
         return fail(500, format!("injected fault for {call}"));
@@ -64,16 +82,28 @@ pub fn dispatch(ctx: &Ctx, method: &str, path: &str, mut params: Params) -> Resu
             return fail(500, format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"));
         }
     }
-    let vmid = params.get("vmid").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+    let vmid = params
+        .get("vmid")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
     let answer = handle(ctx, method, path, &route.template, &call, vmid, &params)?;
     // The double must answer in the schema's shapes too.
     if let Err(e) = ctx.schema.check_return(method, &route.template, &answer) {
-        ctx.state.record_violation(&call, &format!("answer does not match returns: {e}"));
+        ctx.state
+            .record_violation(&call, &format!("answer does not match returns: {e}"));
     }
     Ok(answer)
 }
 
-fn handle(ctx: &Ctx, method: &str, path: &str, template: &str, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+fn handle(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    template: &str,
+    call: &str,
+    vmid: u32,
+    params: &Params,
+) -> Result<Value, ApiError> {
     let call = call.to_string();
     let params = params.clone();
     match (method, template) {
@@ -91,12 +121,17 @@ fn handle(ctx: &Ctx, method: &str, path: &str, template: &str, call: &str, vmid:
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => free(ctx, &call, &params),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(ctx, &params),
         ("GET", "/nodes/{node}/tasks/{upid}/log") => task_log(ctx, &params),
-        _ => fail(501, format!("Method '{method} {path}' not implemented in pve-double")),
+        _ => fail(
+            501,
+            format!("Method '{method} {path}' not implemented in pve-double"),
+        ),
     }
 }
 
 fn version(ctx: &Ctx) -> Value {
-    let v = std::fs::read_to_string(ctx.state.dir.join("version")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "9.1.2".into());
+    let v = std::fs::read_to_string(ctx.state.dir.join("version"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "9.1.2".into());
     let release = v.split('.').take(2).collect::<Vec<_>>().join(".");
     json!({"version": v, "release": release, "repoid": "5e1b6d3c", "console": "xtermjs"})
 }
@@ -110,24 +145,36 @@ fn nextid(ctx: &Ctx, want: Option<&String>) -> Result<Value, ApiError> {
         }
         return Ok(json!(w));
     }
-    (100..1_000_000u32).find(|i| !used.contains(i)).map(|i| json!(i)).ok_or_else(|| ApiError {
-        status: 500,
-        message: "unable to get any free VMID in range [100, 1000000]".into(),
-        errors: BTreeMap::new(),
-    })
+    (100..1_000_000u32)
+        .find(|i| !used.contains(i))
+        .map(|i| json!(i))
+        .ok_or_else(|| ApiError {
+            status: 500,
+            message: "unable to get any free VMID in range [100, 1000000]".into(),
+            errors: BTreeMap::new(),
+        })
 }
 
 fn list(ctx: &Ctx) -> Value {
     let mut out = Vec::new();
     for vmid in ctx.state.vmids() {
-        let Some(cfg) = ctx.state.read_conf(vmid) else { continue };
+        let Some(cfg) = ctx.state.read_conf(vmid) else {
+            continue;
+        };
         out.push(summary(ctx, vmid, &cfg.main));
     }
     Value::Array(out)
 }
 
 fn summary(ctx: &Ctx, vmid: u32, s: &Section) -> Value {
-    let mib = |k: &str, d: u64| s.keys.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d) * 1024 * 1024;
+    let mib = |k: &str, d: u64| {
+        s.keys
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(d)
+            * 1024
+            * 1024
+    };
     let mut v = json!({
         "vmid": vmid,
         "status": if ctx.state.is_running(vmid) { "running" } else { "stopped" },
@@ -166,7 +213,11 @@ fn check_root_only(ctx: &Ctx, params: &Params, creating: bool) -> Result<(), Api
                 return fail(403, "Permission check failed (mount point type device is only allowed for root@pam)");
             }
             if vol.starts_with('/') {
-                let extra = if creating { " Only root can pass arbitrary filesystem paths." } else { "" };
+                let extra = if creating {
+                    " Only root can pass arbitrary filesystem paths."
+                } else {
+                    ""
+                };
                 return fail(403, format!("Permission check failed (mount point type bind is only allowed for root@pam){extra}"));
             }
         }
@@ -174,11 +225,17 @@ fn check_root_only(ctx: &Ctx, params: &Params, creating: bool) -> Result<(), Api
             return fail(403, "Permission check failed (configuring device passthrough is only allowed for root@pam)");
         }
         if k == "hookscript" {
-            return fail(403, "Permission check failed (changing the hookscript is only allowed for root@pam)");
+            return fail(
+                403,
+                "Permission check failed (changing the hookscript is only allowed for root@pam)",
+            );
         }
         if k == "features" {
             let only_nesting = v.split(',').all(|p| p.starts_with("nesting="));
-            let unpriv = params.get("unprivileged").and_then(|u| parse_bool(u)).unwrap_or(false);
+            let unpriv = params
+                .get("unprivileged")
+                .and_then(|u| parse_bool(u))
+                .unwrap_or(false);
             if !(only_nesting && unpriv) {
                 return fail(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
             }
@@ -188,19 +245,29 @@ fn check_root_only(ctx: &Ctx, params: &Params, creating: bool) -> Result<(), Api
 }
 
 /// `STORAGE:SIZE_GiB` (new volume) -> allocated `STORAGE:subvol-...,size=NG`.
-fn alloc_new_disk(ctx: &Ctx, vmid: u32, value: &str, log: &mut Vec<String>) -> Result<Option<(String, String)>, String> {
+fn alloc_new_disk(
+    ctx: &Ctx,
+    vmid: u32,
+    value: &str,
+    log: &mut Vec<String>,
+) -> Result<Option<(String, String)>, String> {
     let mut parts = value.splitn(2, ',');
     let vol = parts.next().unwrap_or("");
     let rest = parts.next();
     let re = regex::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$").map_err(|e| e.to_string())?;
-    let Some(c) = re.captures(vol) else { return Ok(None) };
+    let Some(c) = re.captures(vol) else {
+        return Ok(None);
+    };
     let (storage, size) = (c[1].to_string(), c[2].to_string());
     if !ctx.state.storage_known(&storage) {
         return Err(format!("storage '{storage}' does not exist"));
     }
     let name = ctx.state.next_disk_name(&storage, vmid);
     std::fs::create_dir_all(ctx.state.volume_path(&storage, &name)).map_err(|e| e.to_string())?;
-    log.push(format!("allocated {storage}:{name} ({size} GiB, refquota={}k)", (size.parse::<f64>().unwrap_or(0.0) * 1048576.0) as u64));
+    log.push(format!(
+        "allocated {storage}:{name} ({size} GiB, refquota={}k)",
+        (size.parse::<f64>().unwrap_or(0.0) * 1048576.0) as u64
+    ));
     let mut s = format!("{storage}:{name},size={size}G");
     if let Some(r) = rest {
         s.push(',');
@@ -222,35 +289,87 @@ fn free_volumes(ctx: &Ctx, s: &Section) {
 fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, true)?;
     // The cluster-wide VMID check and the first write happen under one lock.
-    let _lock = ctx.state.lock("create").map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    let _lock = ctx.state.lock("create").map_err(|e| ApiError {
+        status: 500,
+        message: e.to_string(),
+        errors: BTreeMap::new(),
+    })?;
     if let Some(node) = ctx.state.find_vmid(vmid) {
-        return fail(500, format!("unable to create CT {vmid} - CT {vmid} already exists on node '{node}'"));
+        return fail(
+            500,
+            format!("unable to create CT {vmid} - CT {vmid} already exists on node '{node}'"),
+        );
     }
     let mut s = Section::default();
     for (k, v) in params {
         match k.as_str() {
-            "node" | "vmid" | "ostemplate" | "storage" | "start" | "password" | "ssh-public-keys" | "restore" | "force" | "unique" | "pool" | "ignore-unpack-errors" | "bwlimit" | "ha-managed" => {}
+            "node"
+            | "vmid"
+            | "ostemplate"
+            | "storage"
+            | "start"
+            | "password"
+            | "ssh-public-keys"
+            | "restore"
+            | "force"
+            | "unique"
+            | "pool"
+            | "ignore-unpack-errors"
+            | "bwlimit"
+            | "ha-managed" => {}
             "description" => s.description = Some(v.clone()),
             _ => {
                 s.keys.insert(k.clone(), v.clone());
             }
         }
     }
-    for (k, d) in [("memory", "512"), ("swap", "512"), ("arch", "amd64"), ("ostype", "unmanaged")] {
+    for (k, d) in [
+        ("memory", "512"),
+        ("swap", "512"),
+        ("arch", "amd64"),
+        ("ostype", "unmanaged"),
+    ] {
         s.keys.entry(k.into()).or_insert_with(|| d.into());
     }
-    s.keys.entry("hostname".into()).or_insert_with(|| format!("CT{vmid}"));
-    let storage = params.get("storage").cloned().unwrap_or_else(|| "local".into());
-    s.keys.entry("rootfs".into()).or_insert_with(|| format!("{storage}:4"));
+    s.keys
+        .entry("hostname".into())
+        .or_insert_with(|| format!("CT{vmid}"));
+    let storage = params
+        .get("storage")
+        .cloned()
+        .unwrap_or_else(|| "local".into());
+    s.keys
+        .entry("rootfs".into())
+        .or_insert_with(|| format!("{storage}:4"));
     s.keys.insert("lock".into(), "create".into());
-    let write = |s: &Section| ctx.state.write_conf(vmid, &ConfigFile { main: s.clone(), ..Default::default() });
-    write(&s).map_err(|e| ApiError { status: 500, message: format!("unable to create CT {vmid} - {e}"), errors: BTreeMap::new() })?;
+    let write = |s: &Section| {
+        ctx.state.write_conf(
+            vmid,
+            &ConfigFile {
+                main: s.clone(),
+                ..Default::default()
+            },
+        )
+    };
+    write(&s).map_err(|e| ApiError {
+        status: 500,
+        message: format!("unable to create CT {vmid} - {e}"),
+        errors: BTreeMap::new(),
+    })?;
     drop(_lock);
 
     // The worker: allocate disks, "extract" the template, final write.
-    let mut log = vec![format!("extracting archive '{}'", params.get("ostemplate").cloned().unwrap_or_default())];
+    let mut log = vec![format!(
+        "extracting archive '{}'",
+        params.get("ostemplate").cloned().unwrap_or_default()
+    )];
     let mut error = None;
-    let keys: Vec<String> = s.keys.keys().filter(|k| *k == "rootfs" || k.starts_with("mp")).cloned().collect();
+    let keys: Vec<String> = s
+        .keys
+        .keys()
+        .filter(|k| *k == "rootfs" || k.starts_with("mp"))
+        .cloned()
+        .collect();
     for k in keys {
         match alloc_new_disk(ctx, vmid, &s.keys[&k], &mut log) {
             Ok(Some((_, v))) => {
@@ -279,13 +398,23 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
             let _ = ctx.state.remove_conf(vmid);
         }
     }
-    Ok(json!(tasks::record(ctx.state, "vzcreate", &vmid.to_string(), &ctx.user, &log, error.as_deref())))
+    Ok(json!(tasks::record(
+        ctx.state,
+        "vzcreate",
+        &vmid.to_string(),
+        &ctx.user,
+        &log,
+        error.as_deref()
+    )))
 }
 
 fn missing(ctx: &Ctx, vmid: u32) -> ApiError {
     ApiError {
         status: 500,
-        message: format!("Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist", ctx.state.node),
+        message: format!(
+            "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
+            ctx.state.node
+        ),
         errors: BTreeMap::new(),
     }
 }
@@ -295,12 +424,18 @@ fn missing(ctx: &Ctx, vmid: u32) -> ApiError {
 fn digest(ctx: &Ctx, vmid: u32) -> String {
     use sha2::Digest;
     let bytes = std::fs::read(ctx.state.conf_path(&ctx.state.node, vmid)).unwrap_or_default();
-    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     hex[..40].to_string()
 }
 
 fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
-    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    let cfg = ctx
+        .state
+        .read_conf(vmid)
+        .ok_or_else(|| missing(ctx, vmid))?;
     let mut m = serde_json::Map::new();
     let mut s = cfg.main.clone();
     if let Some(p) = &cfg.pending {
@@ -308,7 +443,12 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
     }
     for (k, v) in &s.keys {
         let val = match v.parse::<i64>() {
-            Ok(n) if v == &n.to_string() && !matches!(k.as_str(), "hostname" | "tags" | "description") => json!(n),
+            Ok(n)
+                if v == &n.to_string()
+                    && !matches!(k.as_str(), "hostname" | "tags" | "description") =>
+            {
+                json!(n)
+            }
             _ => json!(v),
         };
         m.insert(k.clone(), val);
@@ -317,7 +457,10 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
         m.insert("description".into(), json!(d));
     }
     if !s.lxc.is_empty() {
-        m.insert("lxc".into(), json!(s.lxc.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()));
+        m.insert(
+            "lxc".into(),
+            json!(s.lxc.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()),
+        );
     }
     m.insert("digest".into(), json!(digest(ctx, vmid)));
     Ok(Value::Object(m))
@@ -325,11 +468,24 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
 
 fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, false)?;
-    let _lock = ctx.state.lock(&format!("pve-config-{vmid}")).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
-    let mut cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    let _lock = ctx
+        .state
+        .lock(&format!("pve-config-{vmid}"))
+        .map_err(|e| ApiError {
+            status: 500,
+            message: e.to_string(),
+            errors: BTreeMap::new(),
+        })?;
+    let mut cfg = ctx
+        .state
+        .read_conf(vmid)
+        .ok_or_else(|| missing(ctx, vmid))?;
     if let Some(d) = params.get("digest") {
         if d != &digest(ctx, vmid) {
-            return fail(500, "detected modified configuration - file changed by other user? Try again.");
+            return fail(
+                500,
+                "detected modified configuration - file changed by other user? Try again.",
+            );
         }
     }
     if let Some(l) = cfg.main.keys.get("lock") {
@@ -338,11 +494,25 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
         }
     }
     let mut errors = BTreeMap::new();
-    for k in params.get("delete").map(|d| d.split([',', ';', ' ']).filter(|s| !s.is_empty()).collect::<Vec<_>>()).unwrap_or_default() {
+    for k in params
+        .get("delete")
+        .map(|d| {
+            d.split([',', ';', ' '])
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
         if matches!(k, "memory" | "rootfs" | "ostype") {
-            errors.insert("delete".to_string(), format!("unable to delete required option '{k}'"));
+            errors.insert(
+                "delete".to_string(),
+                format!("unable to delete required option '{k}'"),
+            );
         } else if k == "unprivileged" {
-            errors.insert("delete".to_string(), "unable to modify read-only option: 'unprivileged'".to_string());
+            errors.insert(
+                "delete".to_string(),
+                "unable to modify read-only option: 'unprivileged'".to_string(),
+            );
         } else if k == "description" {
             cfg.main.description = None;
         } else if cfg.main.keys.remove(k).is_none() && !is_known_key(ctx, k) {
@@ -353,7 +523,10 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
         match k.as_str() {
             "node" | "vmid" | "delete" | "digest" | "revert" => {}
             "unprivileged" if cfg.main.keys.get("unprivileged") != Some(v) => {
-                errors.insert(k.clone(), "unable to modify read-only option: 'unprivileged'".into());
+                errors.insert(
+                    k.clone(),
+                    "unable to modify read-only option: 'unprivileged'".into(),
+                );
             }
             "description" => cfg.main.description = Some(v.clone()),
             _ => {
@@ -362,21 +535,35 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError { status: 400, message: "Parameter verification failed.".into(), errors });
+        return Err(ApiError {
+            status: 400,
+            message: "Parameter verification failed.".into(),
+            errors,
+        });
     }
-    ctx.state.write_conf(vmid, &cfg).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    ctx.state.write_conf(vmid, &cfg).map_err(|e| ApiError {
+        status: 500,
+        message: e.to_string(),
+        errors: BTreeMap::new(),
+    })?;
     Ok(Value::Null)
 }
 
 fn is_known_key(ctx: &Ctx, k: &str) -> bool {
-    match ctx.schema.validate_one("PUT", "/nodes/{node}/lxc/{vmid}/config", k, "x") {
+    match ctx
+        .schema
+        .validate_one("PUT", "/nodes/{node}/lxc/{vmid}/config", k, "x")
+    {
         Ok(()) => true,
         Err(e) => !e.starts_with("unknown setting"),
     }
 }
 
 fn status(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
-    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
+    let cfg = ctx
+        .state
+        .read_conf(vmid)
+        .ok_or_else(|| missing(ctx, vmid))?;
     let mut v = summary(ctx, vmid, &cfg.main);
     v["ha"] = json!({"managed": 0});
     Ok(v)
@@ -394,25 +581,57 @@ fn start_stop(ctx: &Ctx, call: &str, vmid: u32, start: bool) -> Result<Value, Ap
     let mut error = None;
     match ctx.state.read_conf(vmid) {
         None => error = Some(missing(ctx, vmid).message),
-        Some(c) if c.main.keys.contains_key("lock") => error = Some(format!("CT is locked ({})", c.main.keys["lock"])),
-        Some(_) if ctx.state.fault(&format!("task {call}")) => error = Some(format!("injected task fault for {kind}")),
+        Some(c) if c.main.keys.contains_key("lock") => {
+            error = Some(format!("CT is locked ({})", c.main.keys["lock"]))
+        }
+        Some(_) if ctx.state.fault(&format!("task {call}")) => {
+            error = Some(format!("injected task fault for {kind}"))
+        }
         Some(_) => {
             if let Err(e) = ctx.state.set_running(vmid, start) {
                 error = Some(e.to_string());
             }
         }
     }
-    Ok(json!(tasks::record(ctx.state, kind, &vmid.to_string(), &ctx.user, &[], error.as_deref())))
+    Ok(json!(tasks::record(
+        ctx.state,
+        kind,
+        &vmid.to_string(),
+        &ctx.user,
+        &[],
+        error.as_deref()
+    )))
 }
 
 fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
-    let _lock = ctx.state.lock(&format!("pve-config-{vmid}")).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
-    let cfg = ctx.state.read_conf(vmid).ok_or_else(|| missing(ctx, vmid))?;
-    if ctx.state.is_running(vmid) && !params.get("force").and_then(|f| parse_bool(f)).unwrap_or(false) {
-        return fail(500, format!("unable to destroy CT {vmid} - container is running"));
+    let _lock = ctx
+        .state
+        .lock(&format!("pve-config-{vmid}"))
+        .map_err(|e| ApiError {
+            status: 500,
+            message: e.to_string(),
+            errors: BTreeMap::new(),
+        })?;
+    let cfg = ctx
+        .state
+        .read_conf(vmid)
+        .ok_or_else(|| missing(ctx, vmid))?;
+    if ctx.state.is_running(vmid)
+        && !params
+            .get("force")
+            .and_then(|f| parse_bool(f))
+            .unwrap_or(false)
+    {
+        return fail(
+            500,
+            format!("unable to destroy CT {vmid} - container is running"),
+        );
     }
     if cfg.main.keys.get("protection").and_then(|p| parse_bool(p)) == Some(true) {
-        return fail(500, format!("can't remove CT {vmid} - protection mode enabled"));
+        return fail(
+            500,
+            format!("can't remove CT {vmid} - protection mode enabled"),
+        );
     }
     if let Some(l) = cfg.main.keys.get("lock").filter(|l| l.as_str() != "create") {
         return fail(500, format!("CT is locked ({l})"));
@@ -427,7 +646,14 @@ fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, A
             error = Some(e.to_string());
         }
     }
-    Ok(json!(tasks::record(ctx.state, "vzdestroy", &vmid.to_string(), &ctx.user, &[], error.as_deref())))
+    Ok(json!(tasks::record(
+        ctx.state,
+        "vzdestroy",
+        &vmid.to_string(),
+        &ctx.user,
+        &[],
+        error.as_deref()
+    )))
 }
 
 fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
@@ -437,15 +663,24 @@ fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     if !ctx.state.storage_known(storage) {
         return fail(500, format!("storage '{storage}' does not exist"));
     }
-    let ok = regex::Regex::new(&format!(r"^(subvol|vm|base|basevol)-{vmid}-[a-z0-9\-_.]+$")).map(|r| r.is_match(name)).unwrap_or(false);
+    let ok = regex::Regex::new(&format!(r"^(subvol|vm|base|basevol)-{vmid}-[a-z0-9\-_.]+$"))
+        .map(|r| r.is_match(name))
+        .unwrap_or(false);
     if !ok {
-        return param_fail("filename", format!("illegal name '{name}' - should be 'vm-{vmid}-*'"));
+        return param_fail(
+            "filename",
+            format!("illegal name '{name}' - should be 'vm-{vmid}-*'"),
+        );
     }
     let p = ctx.state.volume_path(storage, name);
     if p.exists() {
         return fail(500, format!("volume '{storage}:{name}' already exists"));
     }
-    std::fs::create_dir_all(&p).map_err(|e| ApiError { status: 500, message: e.to_string(), errors: BTreeMap::new() })?;
+    std::fs::create_dir_all(&p).map_err(|e| ApiError {
+        status: 500,
+        message: e.to_string(),
+        errors: BTreeMap::new(),
+    })?;
     Ok(json!(format!("{storage}:{name}")))
 }
 
@@ -465,7 +700,14 @@ fn free(ctx: &Ctx, call: &str, params: &Params) -> Result<Value, ApiError> {
         // "dataset does not exist" counts as success in ZFSPoolPlugin.
         let _ = std::fs::remove_dir_all(ctx.state.volume_path(&storage, &name));
     }
-    Ok(json!(tasks::record(ctx.state, "imgdel", &format!("{storage}:{name}"), &ctx.user, &[], error.as_deref())))
+    Ok(json!(tasks::record(
+        ctx.state,
+        "imgdel",
+        &format!("{storage}:{name}"),
+        &ctx.user,
+        &[],
+        error.as_deref()
+    )))
 }
 
 fn task_status(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
@@ -498,8 +740,20 @@ fn task_log(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     let Some((_, lines)) = tasks::read(ctx.state, &params["upid"]) else {
         return param_fail("upid", "no such task");
     };
-    let start: usize = params.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let limit: usize = params.get("limit").and_then(|s| s.parse().ok()).unwrap_or(50);
-    let out: Vec<Value> = lines.iter().enumerate().skip(start).take(limit).map(|(i, t)| json!({"n": i + 1, "t": t})).collect();
+    let start: usize = params
+        .get("start")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = params
+        .get("limit")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let out: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(limit)
+        .map(|(i, t)| json!({"n": i + 1, "t": t}))
+        .collect();
     Ok(Value::Array(out))
 }

@@ -42,18 +42,24 @@ pub fn serve(o: ServeOpts) -> Result<(), String> {
     write_atomic(&o.state.join("node"), o.node.as_bytes()).map_err(|e| e.to_string())?;
     let state = State::open(&o.state, Some(&o.node)).map_err(|e| e.to_string())?;
 
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(|e| e.to_string())?;
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(|e| e.to_string())?;
     let der: CertificateDer<'static> = ck.cert.der().clone();
-    let fp: Vec<String> = Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02X}")).collect();
-    write_atomic(&o.state.join("fingerprint"), fp.join(":").as_bytes()).map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key)
+    let fp: Vec<String> = Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    write_atomic(&o.state.join("fingerprint"), fp.join(":").as_bytes())
         .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .map_err(|e| e.to_string())?;
     let config = Arc::new(config);
 
     let listener = TcpListener::bind(&o.listen).map_err(|e| format!("listen {}: {e}", o.listen))?;
@@ -61,7 +67,13 @@ pub fn serve(o: ServeOpts) -> Result<(), String> {
     write_atomic(&o.state.join("port"), port.to_string().as_bytes()).map_err(|e| e.to_string())?;
     tracing::info!(port, "pve-double listening");
 
-    let shared = Arc::new(Shared { state, schema, tokens: o.tokens, users: o.users, tickets: Mutex::new(HashMap::new()) });
+    let shared = Arc::new(Shared {
+        state,
+        schema,
+        tokens: o.tokens,
+        users: o.users,
+        tickets: Mutex::new(HashMap::new()),
+    });
     for conn in listener.incoming() {
         let Ok(tcp) = conn else { continue };
         let (shared, config) = (shared.clone(), config.clone());
@@ -107,7 +119,10 @@ fn read_request<S: Read>(s: &mut S) -> Result<Request, String> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
         let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
@@ -116,8 +131,17 @@ fn read_request<S: Read>(s: &mut S) -> Result<Request, String> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    let (path, query) = target.split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((target, String::new()));
-    Ok(Request { method, path, query, headers, body })
+    let (path, query) = target
+        .split_once('?')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or((target, String::new()));
+    Ok(Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -126,7 +150,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -140,7 +167,13 @@ fn percent_decode(s: &str) -> String {
 
 fn respond<S: Write>(s: &mut S, status: u16, reason: &str, body: &str) -> std::io::Result<()> {
     // The reason phrase is the message's first line, as pveproxy does.
-    let reason: String = reason.lines().next().unwrap_or("").chars().filter(|c| !c.is_control()).collect();
+    let reason: String = reason
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -151,7 +184,8 @@ fn respond<S: Write>(s: &mut S, status: u16, reason: &str, body: &str) -> std::i
 }
 
 fn connection(shared: &Shared, config: Arc<ServerConfig>, tcp: TcpStream) -> Result<(), String> {
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
     let mut tls = StreamOwned::new(conn, tcp);
     let req = read_request(&mut tls)?;
@@ -168,13 +202,22 @@ fn params_of(req: &Request) -> Params {
         p.insert(k.into_owned(), v.into_owned());
     }
     if req.method == "POST" || req.method == "PUT" {
-        let json = req.headers.get("content-type").is_some_and(|c| c.starts_with("application/json"));
+        let json = req
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c.starts_with("application/json"));
         if json {
             if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&req.body) {
                 for (k, v) in o {
                     let s = match v {
                         Value::String(s) => s,
-                        Value::Bool(b) => if b { "1".into() } else { "0".into() },
+                        Value::Bool(b) => {
+                            if b {
+                                "1".into()
+                            } else {
+                                "0".into()
+                            }
+                        }
                         other => other.to_string(),
                     };
                     p.insert(k, s);
@@ -192,9 +235,17 @@ fn params_of(req: &Request) -> Params {
 /// (status, reason, body)
 fn handle(shared: &Shared, req: &Request) -> (u16, String, String) {
     let Some(api_path) = req.path.strip_prefix("/api2/json") else {
-        return (501, "Not Implemented".into(), json!({"data": null}).to_string());
+        return (
+            501,
+            "Not Implemented".into(),
+            json!({"data": null}).to_string(),
+        );
     };
-    let path = api_path.split('/').map(percent_decode).collect::<Vec<_>>().join("/");
+    let path = api_path
+        .split('/')
+        .map(percent_decode)
+        .collect::<Vec<_>>()
+        .join("/");
     let params = params_of(req);
     tracing::debug!(method = %req.method, %path, "request");
     if req.method == "POST" && path == "/access/ticket" {
@@ -203,7 +254,11 @@ fn handle(shared: &Shared, req: &Request) -> (u16, String, String) {
     let Some(user) = authenticate(shared, req) else {
         return (401, "authentication failure".into(), String::new());
     };
-    let ctx = Ctx { state: &shared.state, schema: &shared.schema, user };
+    let ctx = Ctx {
+        state: &shared.state,
+        schema: &shared.schema,
+        user,
+    };
     match ops::dispatch(&ctx, &req.method, &path, params) {
         Ok(data) => (200, "OK".into(), json!({"data": data}).to_string()),
         Err(e) => error_response(e),
@@ -220,8 +275,14 @@ fn error_response(e: ApiError) -> (u16, String, String) {
 
 fn ticket(shared: &Shared, params: &Params) -> (u16, String, String) {
     if let Err(v) = shared.schema.validate("POST", "/access/ticket", params) {
-        shared.state.record_violation("POST /access/ticket", &v.to_string());
-        return error_response(ApiError { status: 400, message: "Parameter verification failed.".into(), errors: v.0 });
+        shared
+            .state
+            .record_violation("POST /access/ticket", &v.to_string());
+        return error_response(ApiError {
+            status: 400,
+            message: "Parameter verification failed.".into(),
+            errors: v.0,
+        });
     }
     let mut user = params.get("username").cloned().unwrap_or_default();
     if let (false, Some(realm)) = (user.contains('@'), params.get("realm")) {
@@ -232,7 +293,13 @@ fn ticket(shared: &Shared, params: &Params) -> (u16, String, String) {
         return (401, "authentication failure".into(), String::new());
     }
     let n = crate::state::now_ms();
-    let ticket = format!("PVE:{user}:{:08X}::{:x}", crate::state::now(), Sha256::digest(format!("{user}{n}").as_bytes()).iter().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b))));
+    let ticket = format!(
+        "PVE:{user}:{:08X}::{:x}",
+        crate::state::now(),
+        Sha256::digest(format!("{user}{n}").as_bytes())
+            .iter()
+            .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b)))
+    );
     let csrf = format!("{:08X}:{:x}", crate::state::now(), n);
     if let Ok(mut t) = shared.tickets.lock() {
         t.insert(ticket.clone(), (user.clone(), csrf.clone()));
@@ -247,10 +314,17 @@ fn authenticate(shared: &Shared, req: &Request) -> Option<String> {
         let rest = a.strip_prefix("PVEAPIToken")?;
         let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(' '))?;
         let (id, secret) = rest.split_once('=')?;
-        return shared.tokens.iter().any(|(i, s)| i == id && s == secret).then(|| id.to_string());
+        return shared
+            .tokens
+            .iter()
+            .any(|(i, s)| i == id && s == secret)
+            .then(|| id.to_string());
     }
     let cookie = req.headers.get("cookie")?;
-    let ticket = cookie.split(';').map(str::trim).find_map(|c| c.strip_prefix("PVEAuthCookie="))?;
+    let ticket = cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("PVEAuthCookie="))?;
     let ticket = percent_decode(ticket);
     let tickets = shared.tickets.lock().ok()?;
     let (user, csrf) = tickets.get(&ticket)?;

@@ -14,11 +14,17 @@ pub struct State {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// Write a file the way pmxcfs users do: `<file>.tmp.<pid>` then rename.
@@ -37,13 +43,18 @@ impl State {
     pub fn open(dir: &Path, node: Option<&str>) -> std::io::Result<State> {
         let node = match node {
             Some(n) => n.to_string(),
-            None => fs::read_to_string(dir.join("node")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "pve".into()),
+            None => fs::read_to_string(dir.join("node"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "pve".into()),
         };
         fs::create_dir_all(dir.join("nodes").join(&node).join("lxc"))?;
         for d in ["tasks", "lock", "run", "storage/local-zfs", "storage/local"] {
             fs::create_dir_all(dir.join(d))?;
         }
-        Ok(State { dir: dir.to_path_buf(), node })
+        Ok(State {
+            dir: dir.to_path_buf(),
+            node,
+        })
     }
 
     pub fn conf_path(&self, node: &str, vmid: u32) -> PathBuf {
@@ -68,7 +79,12 @@ impl State {
         let mut v: Vec<u32> = fs::read_dir(self.dir.join(format!("nodes/{}/lxc", self.node)))
             .map(|d| {
                 d.flatten()
-                    .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".conf").and_then(|s| s.parse().ok()))
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".conf")
+                            .and_then(|s| s.parse().ok())
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -83,7 +99,10 @@ impl State {
                 for kind in ["lxc", "qemu-server"] {
                     if let Ok(d) = fs::read_dir(n.path().join(kind)) {
                         v.extend(d.flatten().filter_map(|e| {
-                            e.file_name().to_string_lossy().strip_suffix(".conf").and_then(|s| s.parse::<u32>().ok())
+                            e.file_name()
+                                .to_string_lossy()
+                                .strip_suffix(".conf")
+                                .and_then(|s| s.parse::<u32>().ok())
                         }));
                     }
                 }
@@ -98,7 +117,10 @@ impl State {
     }
 
     pub fn write_conf(&self, vmid: u32, cfg: &ConfigFile) -> std::io::Result<()> {
-        write_atomic(&self.conf_path(&self.node, vmid), conffile::write(cfg).as_bytes())
+        write_atomic(
+            &self.conf_path(&self.node, vmid),
+            conffile::write(cfg).as_bytes(),
+        )
     }
 
     pub fn remove_conf(&self, vmid: u32) -> std::io::Result<()> {
@@ -107,7 +129,11 @@ impl State {
 
     /// An exclusive flock on `DIR/lock/<name>.lock`, held until dropped.
     pub fn lock(&self, name: &str) -> std::io::Result<File> {
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join("lock").join(format!("{name}.lock")))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("lock").join(format!("{name}.lock")))?;
         f.lock()?;
         Ok(f)
     }
@@ -138,7 +164,10 @@ impl State {
 
     /// Lowest free `subvol-<vmid>-disk-<n>` name on a storage.
     pub fn next_disk_name(&self, storage: &str, vmid: u32) -> String {
-        (0..).map(|n| format!("subvol-{vmid}-disk-{n}")).find(|n| !self.volume_path(storage, n).exists()).unwrap_or_default()
+        (0..)
+            .map(|n| format!("subvol-{vmid}-disk-{n}"))
+            .find(|n| !self.volume_path(storage, n).exists())
+            .unwrap_or_default()
     }
 
     /// Calls named in `DIR/faults` or `PVE_DOUBLE_FAULTS` (one per line or
@@ -147,16 +176,22 @@ impl State {
         let mut text = fs::read_to_string(self.dir.join("faults")).unwrap_or_default();
         text.push('\n');
         text.push_str(&std::env::var("PVE_DOUBLE_FAULTS").unwrap_or_default());
-        text.split(['\n', ',']).map(str::trim).any(|l| !l.is_empty() && l == name)
+        text.split(['\n', ','])
+            .map(str::trim)
+            .any(|l| !l.is_empty() && l == name)
     }
 
     /// Append a schema violation (tests fail when this file is non-empty).
     pub fn record_violation(&self, call: &str, detail: &str) {
         let line = serde_json::json!({"call": call, "errors": detail}).to_string();
-        let r = OpenOptions::new().create(true).append(true).open(self.dir.join("violations.log")).and_then(|mut f| {
-            f.lock()?;
-            writeln!(f, "{line}")
-        });
+        let r = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("violations.log"))
+            .and_then(|mut f| {
+                f.lock()?;
+                writeln!(f, "{line}")
+            });
         if let Err(e) = r {
             tracing::error!(error = %e, "cannot write violations.log");
         }

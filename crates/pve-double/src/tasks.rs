@@ -13,8 +13,16 @@ fn file_name(upid: &str) -> String {
 
 /// Record a finished task and return its UPID. `error` = `TASK ERROR`.
 /// `PVE_DOUBLE_TASK_DELAY_MS` keeps it "running" that long.
-pub fn record(state: &State, kind: &str, id: &str, user: &str, lines: &[String], error: Option<&str>) -> String {
-    let pstart = 0x0100_0000 + SEQ.fetch_add(1, Ordering::Relaxed) + (now_ms() as u64 % 0x0010_0000) * 16;
+pub fn record(
+    state: &State,
+    kind: &str,
+    id: &str,
+    user: &str,
+    lines: &[String],
+    error: Option<&str>,
+) -> String {
+    let pstart =
+        0x0100_0000 + SEQ.fetch_add(1, Ordering::Relaxed) + (now_ms() as u64 % 0x0010_0000) * 16;
     let upid = Upid {
         node: state.node.clone(),
         pid: std::process::id(),
@@ -30,10 +38,16 @@ pub fn record(state: &State, kind: &str, id: &str, user: &str, lines: &[String],
         Some(e) => format!("TASK ERROR: {e}"),
         None => "TASK OK".into(),
     });
-    let delay: u128 = std::env::var("PVE_DOUBLE_TASK_DELAY_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let delay: u128 = std::env::var("PVE_DOUBLE_TASK_DELAY_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let until = now_ms() + delay;
     let body = format!("{until}\n{}\n", log.join("\n"));
-    if let Err(e) = write_atomic(&state.dir.join("tasks").join(file_name(&upid)), body.as_bytes()) {
+    if let Err(e) = write_atomic(
+        &state.dir.join("tasks").join(file_name(&upid)),
+        body.as_bytes(),
+    ) {
         tracing::error!(error = %e, "cannot write task log");
     }
     upid

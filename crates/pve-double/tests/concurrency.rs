@@ -11,10 +11,15 @@ use std::sync::Arc;
 fn fifty(d: &Double, cp: Arc<dyn ControlPlane>) {
     let req = CreateRequest {
         ostemplate: "local:vztmpl/nexcage-empty.tar".into(),
-        params: [("memory", "64"), ("swap", "0"), ("rootfs", "local-zfs:1"), ("tags", "nexcage")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        params: [
+            ("memory", "64"),
+            ("swap", "0"),
+            ("rootfs", "local-zfs:1"),
+            ("tags", "nexcage"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         raw_lxc: vec![],
     };
     let handles: Vec<_> = (0..50)
@@ -23,7 +28,10 @@ fn fifty(d: &Double, cp: Arc<dyn ControlPlane>) {
             std::thread::spawn(move || allocate_and_create(cp.as_ref(), &req))
         })
         .collect();
-    let ids: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+    let ids: Vec<u32> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
     let distinct: BTreeSet<u32> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), 50, "{ids:?}");
     let listed: BTreeSet<u32> = cp.list().unwrap().iter().map(|g| g.vmid).collect();

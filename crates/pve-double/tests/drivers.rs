@@ -12,8 +12,15 @@ use std::collections::BTreeMap;
 fn request(raw: bool) -> (CreateRequest, Vec<(String, String)>) {
     let mut spec = Spec::default();
     let mut process = spec.process().clone().unwrap();
-    process.set_args(Some(vec!["/bin/sh".into(), "-c".into(), "echo 'hello world'".into()]));
-    process.set_env(Some(vec!["PATH=/usr/bin:/bin".into(), "GREETING=hi there".into()]));
+    process.set_args(Some(vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "echo 'hello world'".into(),
+    ]));
+    process.set_env(Some(vec![
+        "PATH=/usr/bin:/bin".into(),
+        "GREETING=hi there".into(),
+    ]));
     spec.set_process(Some(process));
     let mut o = MapOptions::new(100, "ctr-drivers", "local-zfs", 2048);
     o.bridge = Some("vmbr0".into());
@@ -45,18 +52,29 @@ fn lifecycle(d: &Double, cp: &dyn ControlPlane, raw: bool) {
     assert_eq!(cfg.keys["memory"], "2048");
     assert_eq!(cfg.keys["ostype"], "unmanaged");
     assert_eq!(cfg.keys["tags"], "nexcage");
-    assert!(cfg.keys["rootfs"].starts_with("local-zfs:subvol-"), "{}", cfg.keys["rootfs"]);
+    assert!(
+        cfg.keys["rootfs"].starts_with("local-zfs:subvol-"),
+        "{}",
+        cfg.keys["rootfs"]
+    );
     assert!(cfg.keys["description"].contains("nexcage oci-id: ctr-drivers"));
     assert_eq!(cfg.keys["env"], "PATH=/usr/bin:/bin\0GREETING=hi there");
-    assert_eq!(cfg.keys["entrypoint"], "/bin/sh -c 'echo '\"'\"'hello world'\"'\"''");
+    assert_eq!(
+        cfg.keys["entrypoint"],
+        "/bin/sh -c 'echo '\"'\"'hello world'\"'\"''"
+    );
     if raw {
         assert_eq!(cfg.lxc, lxc, "raw lxc keys persisted in order");
     } else {
         assert!(cfg.lxc.is_empty());
     }
     // The file is what write_pct_config would write.
-    let text = std::fs::read_to_string(d.path().join(format!("nodes/pve/lxc/{vmid}.conf"))).unwrap();
-    assert!(text.starts_with("#nexcage oci-id%3A ctr-drivers\n"), "{text}");
+    let text =
+        std::fs::read_to_string(d.path().join(format!("nodes/pve/lxc/{vmid}.conf"))).unwrap();
+    assert!(
+        text.starts_with("#nexcage oci-id%3A ctr-drivers\n"),
+        "{text}"
+    );
     assert!(text.contains("lxc.environment.runtime: GREETING=hi there\n"));
 
     let mut set = BTreeMap::new();
@@ -64,7 +82,10 @@ fn lifecycle(d: &Double, cp: &dyn ControlPlane, raw: bool) {
     set.insert("cores".to_string(), "2".to_string());
     cp.set_config(vmid, &set, &["cmode".to_string()]).unwrap();
     let cfg = cp.config(vmid).unwrap();
-    assert_eq!((cfg.keys["memory"].as_str(), cfg.keys["cores"].as_str()), ("256", "2"));
+    assert_eq!(
+        (cfg.keys["memory"].as_str(), cfg.keys["cores"].as_str()),
+        ("256", "2")
+    );
     assert!(!cfg.keys.contains_key("cmode"));
 
     assert_eq!(cp.status(vmid).unwrap(), GuestStatus::Stopped);
@@ -73,16 +94,29 @@ fn lifecycle(d: &Double, cp: &dyn ControlPlane, raw: bool) {
     cp.stop(vmid).unwrap();
     assert_eq!(cp.status(vmid).unwrap(), GuestStatus::Stopped);
 
-    let vol = cp.alloc_volume("local-zfs", vmid, &format!("subvol-{vmid}-disk-5"), "1G").unwrap();
+    let vol = cp
+        .alloc_volume("local-zfs", vmid, &format!("subvol-{vmid}-disk-5"), "1G")
+        .unwrap();
     assert_eq!(vol, format!("local-zfs:subvol-{vmid}-disk-5"));
-    assert!(d.path().join(format!("storage/local-zfs/subvol-{vmid}-disk-5")).exists());
+    assert!(d
+        .path()
+        .join(format!("storage/local-zfs/subvol-{vmid}-disk-5"))
+        .exists());
     cp.free_volume("local-zfs", &vol).unwrap();
-    assert!(!d.path().join(format!("storage/local-zfs/subvol-{vmid}-disk-5")).exists());
+    assert!(!d
+        .path()
+        .join(format!("storage/local-zfs/subvol-{vmid}-disk-5"))
+        .exists());
 
     cp.destroy(vmid, true).unwrap();
     assert!(!cp.list().unwrap().iter().any(|g| g.vmid == vmid));
     assert!(!d.conf_exists(vmid));
-    assert!(!d.path().join(format!("storage/local-zfs/subvol-{vmid}-disk-0")).exists(), "rootfs volume freed");
+    assert!(
+        !d.path()
+            .join(format!("storage/local-zfs/subvol-{vmid}-disk-0"))
+            .exists(),
+        "rootfs volume freed"
+    );
     let e = cp.config(vmid).unwrap_err();
     assert!(e.is_not_found(), "{e}");
 }
@@ -94,7 +128,11 @@ fn api_driver_lifecycle() {
     // Raw lxc keys cannot go through the API: refused before any request.
     let (req, _) = request(true);
     let e = d.api().create(999, &req).unwrap_err();
-    assert!(e.to_string().contains("raw lxc.* keys cannot be set through the API"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("raw lxc.* keys cannot be set through the API"),
+        "{e}"
+    );
     d.assert_no_violations();
 }
 
@@ -116,14 +154,23 @@ fn pct_driver_lifecycle() {
 fn bind_mounts_need_root_pam() {
     let d = Double::start();
     let (mut req, _) = request(false);
-    req.params.insert("mp0".into(), "/srv/data,mp=/data,ro=1".into());
+    req.params
+        .insert("mp0".into(), "/srv/data,mp=/data,ro=1".into());
     // An API token is never root@pam.
     let e = allocate_and_create(&d.api(), &req).unwrap_err();
-    assert!(e.to_string().contains("403 Permission check failed (mount point type bind is only allowed for root@pam)"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "403 Permission check failed (mount point type bind is only allowed for root@pam)"
+        ),
+        "{e}"
+    );
     assert!(d.api().list().unwrap().is_empty(), "nothing registered");
     // A root@pam ticket and the CLI may.
     let vmid = allocate_and_create(&d.api_root_ticket(), &req).unwrap();
-    assert_eq!(d.api().config(vmid).unwrap().keys["mp0"], "/srv/data,mp=/data,ro=1");
+    assert_eq!(
+        d.api().config(vmid).unwrap().keys["mp0"],
+        "/srv/data,mp=/data,ro=1"
+    );
     let vmid2 = allocate_and_create(&d.pct(), &req).unwrap();
     assert_ne!(vmid, vmid2);
     d.assert_no_violations();
@@ -136,7 +183,10 @@ fn api_driver_waits_for_slow_tasks() {
     let t = std::time::Instant::now();
     let (req, _) = request(false);
     let vmid = allocate_and_create(&api, &req).unwrap();
-    assert!(t.elapsed() >= std::time::Duration::from_millis(400), "returned before the task stopped");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(400),
+        "returned before the task stopped"
+    );
     // nextid + create + several status polls.
     assert!(api.calls() > 3, "{}", api.calls());
     api.destroy(vmid, true).unwrap();

@@ -12,14 +12,19 @@ use std::collections::BTreeMap;
 fn req() -> CreateRequest {
     CreateRequest {
         ostemplate: "local:vztmpl/nexcage-empty.tar".into(),
-        params: [("memory", "64"), ("rootfs", "local-zfs:1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        params: [("memory", "64"), ("rootfs", "local-zfs:1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         raw_lxc: vec![],
     }
 }
 
 fn nothing_registered(d: &Double, cp: &dyn ControlPlane) {
     assert!(cp.list().unwrap().is_empty(), "guest left registered");
-    let vols = std::fs::read_dir(d.path().join("storage/local-zfs")).unwrap().count();
+    let vols = std::fs::read_dir(d.path().join("storage/local-zfs"))
+        .unwrap()
+        .count();
     assert_eq!(vols, 0, "volume left allocated");
 }
 
@@ -36,7 +41,9 @@ fn http_400_names_call_and_parameter() {
         format!("proxmox api PUT /nodes/pve/lxc/{vmid}/config: 400 Parameter verification failed: memory: value must have a minimum value of 16")
     );
     // The double logged the violation it rejected.
-    assert!(d.violations().contains("value must have a minimum value of 16"));
+    assert!(d
+        .violations()
+        .contains("value must have a minimum value of 16"));
 
     let mut bad = req();
     bad.params.insert("memory".into(), "8".into());
@@ -45,7 +52,12 @@ fn http_400_names_call_and_parameter() {
     // pct reports the same through its exit status and stderr.
     let e = allocate_and_create(&d.pct(), &bad).unwrap_err();
     let s = e.to_string();
-    assert!(s.starts_with("pct create") && s.contains("exit status 255") && s.contains("memory: value must have a minimum value of 16"), "{s}");
+    assert!(
+        s.starts_with("pct create")
+            && s.contains("exit status 255")
+            && s.contains("memory: value must have a minimum value of 16"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -56,7 +68,10 @@ fn http_500_names_call() {
     assert!(matches!(e, PveError::Task { .. }), "{e:?}");
     d.set_faults("POST /nodes/{node}/lxc\n");
     let e = allocate_and_create(&api, &req()).unwrap_err();
-    assert_eq!(e.to_string(), "proxmox api POST /nodes/pve/lxc: 500 injected fault for POST /nodes/{node}/lxc");
+    assert_eq!(
+        e.to_string(),
+        "proxmox api POST /nodes/pve/lxc: 500 injected fault for POST /nodes/{node}/lxc"
+    );
     let e = allocate_and_create(&d.pct(), &req()).unwrap_err();
     assert!(e.to_string().contains("injected fault"), "{e}");
     nothing_registered(&d, &api);
@@ -71,7 +86,10 @@ fn failed_task_is_clear_and_leaves_nothing() {
     let e = allocate_and_create(&api, &req()).unwrap_err();
     let s = e.to_string();
     assert!(s.starts_with("proxmox task UPID:pve:"), "{s}");
-    assert!(s.contains("of POST /nodes/pve/lxc failed: unable to create CT 100 - injected task fault"), "{s}");
+    assert!(
+        s.contains("of POST /nodes/pve/lxc failed: unable to create CT 100 - injected task fault"),
+        "{s}"
+    );
     assert!(s.contains("task log tail: extracting archive"), "{s}");
     nothing_registered(&d, &api);
 
@@ -89,17 +107,26 @@ fn wrong_fingerprint_is_refused() {
     let e = ApiDriver::new(o).unwrap().version().unwrap_err();
     assert!(matches!(e, PveError::Tls { .. }), "{e:?}");
     let s = e.to_string();
-    assert!(s.starts_with("proxmox api GET /version: TLS:") && s.contains("fingerprint mismatch"), "{s}");
+    assert!(
+        s.starts_with("proxmox api GET /version: TLS:") && s.contains("fingerprint mismatch"),
+        "{s}"
+    );
 }
 
 #[test]
 fn bad_token_and_bad_password_are_auth_errors() {
     let d = Double::start();
-    let o = d.api_opts(Auth::Token { id: common::TOKEN_ID.into(), secret: Secret::new("wrong-secret") });
+    let o = d.api_opts(Auth::Token {
+        id: common::TOKEN_ID.into(),
+        secret: Secret::new("wrong-secret"),
+    });
     let e = ApiDriver::new(o).unwrap().next_vmid().unwrap_err();
     assert_eq!(e.to_string(), "proxmox api GET /cluster/nextid: 401 authentication failed (check the API token or user/password)");
     assert!(!e.to_string().contains("wrong-secret"));
-    let o = d.api_opts(Auth::Password { username: "root@pam".into(), password: Secret::new("nope-nope") });
+    let o = d.api_opts(Auth::Password {
+        username: "root@pam".into(),
+        password: Secret::new("nope-nope"),
+    });
     let e = ApiDriver::new(o).unwrap().list().unwrap_err();
     assert!(matches!(e, PveError::Auth { .. }), "{e:?}");
     assert!(e.to_string().contains("POST /access/ticket"), "{e}");
@@ -110,7 +137,10 @@ fn unsupported_version_is_named() {
     let d = Double::start();
     std::fs::write(d.path().join("version"), "8.2.4").unwrap();
     let e = d.api().version().unwrap().check_supported().unwrap_err();
-    assert_eq!(e.to_string(), "Proxmox VE 8.2.4 is not supported: nexcage needs pve-manager 9.1 or newer");
+    assert_eq!(
+        e.to_string(),
+        "Proxmox VE 8.2.4 is not supported: nexcage needs pve-manager 9.1 or newer"
+    );
     let v = d.pct().version().unwrap();
     assert_eq!(v.version, "8.2.4");
 }

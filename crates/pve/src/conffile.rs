@@ -163,13 +163,19 @@ mod tests {
 
     #[test]
     fn writes_like_write_pct_config() {
-        let mut s = Section { description: Some("nexcage: id a:b\n100% done\n".into()), ..Default::default() };
+        let mut s = Section {
+            description: Some("nexcage: id a:b\n100% done\n".into()),
+            ..Default::default()
+        };
         s.keys.insert("memory".into(), "64".into());
         s.keys.insert("arch".into(), "amd64".into());
         s.keys.insert("env".into(), "A=1\0B=x y".into());
         s.lxc.push(("lxc.init.cwd".into(), "/srv".into()));
         s.lxc.push(("lxc.cap.keep".into(), "chown".into()));
-        let text = write(&ConfigFile { main: s.clone(), ..Default::default() });
+        let text = write(&ConfigFile {
+            main: s.clone(),
+            ..Default::default()
+        });
         assert_eq!(
             text,
             "#nexcage%3A id a%3Ab\n#100%25 done\narch: amd64\nmemory: 64\n\
@@ -186,7 +192,10 @@ mod tests {
         let text = "arch: amd64\nlxc.init.cmd = /bin/sh\nwhat is this\n\n[pve:pending]\nmemory: 128\n\n[snap1]\nmemory: 64\n";
         let (c, w) = parse(text);
         assert_eq!(c.main.keys["arch"], "amd64");
-        assert_eq!(c.main.lxc, vec![("lxc.init.cmd".to_string(), "/bin/sh".to_string())]);
+        assert_eq!(
+            c.main.lxc,
+            vec![("lxc.init.cmd".to_string(), "/bin/sh".to_string())]
+        );
         assert_eq!(c.pending.as_ref().unwrap().keys["memory"], "128");
         assert_eq!(c.snapshots["snap1"].keys["memory"], "64");
         assert_eq!(w, vec!["unable to parse config: what is this".to_string()]);

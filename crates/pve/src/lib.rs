@@ -7,7 +7,7 @@
 //! * [`driver`]: the [`driver::ControlPlane`] trait with a `pct`/`pvesh`
 //!   implementation and a REST API implementation.
 
-pub mod schema;
 pub mod conffile;
-pub mod mapping;
 pub mod driver;
+pub mod mapping;
+pub mod schema;

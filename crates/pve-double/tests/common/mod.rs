@@ -60,7 +60,12 @@ impl Double {
         for name in ["pct", "pvesh"] {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pve-double"), bin.join(name)).unwrap();
         }
-        Double { dir, port, fingerprint, child }
+        Double {
+            dir,
+            port,
+            fingerprint,
+            child,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -75,7 +80,10 @@ impl Double {
     }
 
     pub fn token() -> Auth {
-        Auth::Token { id: TOKEN_ID.into(), secret: Secret::new(TOKEN_SECRET) }
+        Auth::Token {
+            id: TOKEN_ID.into(),
+            secret: Secret::new(TOKEN_SECRET),
+        }
     }
 
     pub fn api(&self) -> ApiDriver {
@@ -83,7 +91,11 @@ impl Double {
     }
 
     pub fn api_root_ticket(&self) -> ApiDriver {
-        ApiDriver::new(self.api_opts(Auth::Password { username: "root@pam".into(), password: Secret::new(ROOT_PW) })).unwrap()
+        ApiDriver::new(self.api_opts(Auth::Password {
+            username: "root@pam".into(),
+            password: Secret::new(ROOT_PW),
+        }))
+        .unwrap()
     }
 
     pub fn pct_opts(&self) -> PctOptions {
@@ -94,7 +106,10 @@ impl Double {
         o.lock_dir = self.path().join("lock");
         o.env = vec![
             ("PVE_DOUBLE_STATE".into(), self.path().display().to_string()),
-            ("PVE_DOUBLE_SCHEMA".into(), schema_path().display().to_string()),
+            (
+                "PVE_DOUBLE_SCHEMA".into(),
+                schema_path().display().to_string(),
+            ),
         ];
         o
     }
@@ -118,7 +133,9 @@ impl Double {
     }
 
     pub fn conf_exists(&self, vmid: u32) -> bool {
-        self.path().join(format!("nodes/pve/lxc/{vmid}.conf")).exists()
+        self.path()
+            .join(format!("nodes/pve/lxc/{vmid}.conf"))
+            .exists()
     }
 }
 

@@ -2,7 +2,10 @@
 //! ticket auth, certificate pinning, form-encoded bodies, UPID polling.
 
 use super::tls::{client_config, PinnedTlsConnector};
-use super::{CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError, PveVersion};
+use super::{
+    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
+    PveVersion,
+};
 use nexcage_config::Secret;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -66,13 +69,18 @@ pub struct ApiDriver {
 
 impl std::fmt::Debug for ApiDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiDriver").field("host", &self.opts.host).field("node", &self.opts.node).finish()
+        f.debug_struct("ApiDriver")
+            .field("host", &self.opts.host)
+            .field("node", &self.opts.node)
+            .finish()
     }
 }
 
 /// Percent-encode one path segment (UPIDs contain `:` `@` `!`).
 fn seg(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 fn encode(params: &BTreeMap<String, String>) -> String {
@@ -84,39 +92,56 @@ fn encode(params: &BTreeMap<String, String>) -> String {
 }
 
 fn p(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl ApiDriver {
     pub fn new(opts: ApiOptions) -> Result<ApiDriver, PveError> {
-        let tls = client_config(opts.fingerprint)
-            .map_err(|msg| PveError::Tls { call: format!("connect {}:{}", opts.host, opts.port), msg })?;
+        let tls = client_config(opts.fingerprint).map_err(|msg| PveError::Tls {
+            call: format!("connect {}:{}", opts.host, opts.port),
+            msg,
+        })?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(opts.timeout))
             .build();
         let connector = ().chain(TcpConnector::default()).chain(PinnedTlsConnector { config: tls });
         let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
-        Ok(ApiDriver { opts, agent, ticket: Mutex::new(None), calls: CallCounter::default() })
+        Ok(ApiDriver {
+            opts,
+            agent,
+            ticket: Mutex::new(None),
+            calls: CallCounter::default(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
-        let host = if self.opts.host.contains(':') { format!("[{}]", self.opts.host) } else { self.opts.host.clone() };
+        let host = if self.opts.host.contains(':') {
+            format!("[{}]", self.opts.host)
+        } else {
+            self.opts.host.clone()
+        };
         format!("https://{host}:{}/api2/json{path}", self.opts.port)
     }
 
     /// Auth headers for a request; obtains/renews the ticket if needed.
     fn auth_headers(&self, method: &str) -> Result<Vec<(String, String)>, PveError> {
         match &self.opts.auth {
-            Auth::Token { id, secret } => {
-                Ok(vec![("Authorization".into(), format!("PVEAPIToken={id}={}", secret.expose()))])
-            }
+            Auth::Token { id, secret } => Ok(vec![(
+                "Authorization".into(),
+                format!("PVEAPIToken={id}={}", secret.expose()),
+            )]),
             Auth::Password { username, password } => {
                 let mut guard = self.ticket.lock().map_err(|_| PveError::Transport {
                     call: "POST /access/ticket".into(),
                     msg: "ticket lock poisoned".into(),
                 })?;
-                let fresh = guard.as_ref().is_some_and(|t| t.obtained.elapsed() < TICKET_RENEW_AFTER);
+                let fresh = guard
+                    .as_ref()
+                    .is_some_and(|t| t.obtained.elapsed() < TICKET_RENEW_AFTER);
                 if !fresh {
                     *guard = Some(self.login(username, password)?);
                 }
@@ -124,7 +149,10 @@ impl ApiDriver {
                     call: "POST /access/ticket".into(),
                     msg: "no ticket".into(),
                 })?;
-                let mut h = vec![("Cookie".into(), format!("PVEAuthCookie={}", t.ticket.expose()))];
+                let mut h = vec![(
+                    "Cookie".into(),
+                    format!("PVEAuthCookie={}", t.ticket.expose()),
+                )];
                 if method != "GET" {
                     h.push(("CSRFPreventionToken".into(), t.csrf.expose().to_string()));
                 }
@@ -138,20 +166,37 @@ impl ApiDriver {
         let data = self.send("POST", "/access/ticket", &params, &[])?;
         let get = |k: &str| data.get(k).and_then(Value::as_str).map(Secret::new);
         match (get("ticket"), get("CSRFPreventionToken")) {
-            (Some(ticket), Some(csrf)) => Ok(Ticket { ticket, csrf, obtained: Instant::now() }),
-            _ => Err(PveError::Parse { call: "POST /access/ticket".into(), msg: "no ticket in answer".into() }),
+            (Some(ticket), Some(csrf)) => Ok(Ticket {
+                ticket,
+                csrf,
+                obtained: Instant::now(),
+            }),
+            _ => Err(PveError::Parse {
+                call: "POST /access/ticket".into(),
+                msg: "no ticket in answer".into(),
+            }),
         }
     }
 
     /// One authenticated call; GETs are retried on transport errors and 5xx
     /// other than 500 (which is a real answer from Proxmox).
-    pub fn call(&self, method: &str, path: &str, params: &BTreeMap<String, String>) -> Result<Value, PveError> {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Value, PveError> {
         let attempts: u32 = if method == "GET" { 3 } else { 1 };
         let mut last = None;
         for i in 0..attempts {
             let headers = self.auth_headers(method)?;
             match self.send(method, path, params, &headers) {
-                Err(e @ (PveError::Transport { .. } | PveError::Api { status: 502..=504, .. })) if i + 1 < attempts => {
+                Err(
+                    e @ (PveError::Transport { .. }
+                    | PveError::Api {
+                        status: 502..=504, ..
+                    }),
+                ) if i + 1 < attempts => {
                     tracing::debug!(error = %e, "retrying GET");
                     std::thread::sleep(Duration::from_millis(200 * (u64::from(i) + 1)));
                     last = Some(e);
@@ -159,7 +204,10 @@ impl ApiDriver {
                 r => return r,
             }
         }
-        Err(last.unwrap_or_else(|| PveError::Transport { call: format!("{method} {path}"), msg: "no attempt".into() }))
+        Err(last.unwrap_or_else(|| PveError::Transport {
+            call: format!("{method} {path}"),
+            msg: "no attempt".into(),
+        }))
     }
 
     fn send(
@@ -180,18 +228,27 @@ impl ApiDriver {
         tracing::debug!(%call, "proxmox api request");
         let result = match method {
             "GET" | "DELETE" => {
-                let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
+                let mut r = if method == "GET" {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
                 for (k, v) in headers {
                     r = r.header(k, v);
                 }
                 r.call()
             }
             _ => {
-                let mut r = if method == "POST" { self.agent.post(&url) } else { self.agent.put(&url) };
+                let mut r = if method == "POST" {
+                    self.agent.post(&url)
+                } else {
+                    self.agent.put(&url)
+                };
                 for (k, v) in headers {
                     r = r.header(k, v);
                 }
-                r.header("Content-Type", "application/x-www-form-urlencoded").send(body.as_bytes())
+                r.header("Content-Type", "application/x-www-form-urlencoded")
+                    .send(body.as_bytes())
             }
         };
         let mut resp = result.map_err(|e| transport_error(&call, e))?;
@@ -212,28 +269,53 @@ impl ApiDriver {
             let errors = json
                 .get("errors")
                 .and_then(Value::as_object)
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().trim_end().to_string())).collect())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().unwrap_or_default().trim_end().to_string(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            return Err(PveError::Api { call, status, message, errors });
+            return Err(PveError::Api {
+                call,
+                status,
+                message,
+                errors,
+            });
         }
         Ok(json.get("data").cloned().unwrap_or(Value::Null))
     }
 
     /// Poll a task until it stops; `OK` and `WARNINGS: N` succeed.
     pub fn wait_task(&self, call: &str, upid: &str) -> Result<(), PveError> {
-        let node = super::Upid::parse(upid).map(|u| u.node).unwrap_or_else(|| self.opts.node.clone());
+        let node = super::Upid::parse(upid)
+            .map(|u| u.node)
+            .unwrap_or_else(|| self.opts.node.clone());
         let path = format!("/nodes/{}/tasks/{}/status", seg(&node), seg(upid));
         let deadline = Instant::now() + self.opts.task_timeout;
         let mut delay = Duration::from_millis(20);
         loop {
             let st = self.call("GET", &path, &BTreeMap::new())?;
             if st.get("status").and_then(Value::as_str) == Some("stopped") {
-                let exit = st.get("exitstatus").and_then(Value::as_str).unwrap_or("unexpected status").to_string();
+                let exit = st
+                    .get("exitstatus")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unexpected status")
+                    .to_string();
                 if exit == "OK" || exit.starts_with("WARNINGS") {
                     return Ok(());
                 }
                 let log_tail = self.task_log_tail(&node, upid);
-                return Err(PveError::Task { call: call.to_string(), upid: upid.to_string(), exitstatus: exit, log_tail });
+                return Err(PveError::Task {
+                    call: call.to_string(),
+                    upid: upid.to_string(),
+                    exitstatus: exit,
+                    log_tail,
+                });
             }
             if Instant::now() > deadline {
                 return Err(PveError::Task {
@@ -250,19 +332,33 @@ impl ApiDriver {
 
     fn task_log_tail(&self, node: &str, upid: &str) -> Vec<String> {
         let path = format!("/nodes/{}/tasks/{}/log", seg(node), seg(upid));
-        let lines = self.call("GET", &path, &p(&[("start", "0"), ("limit", "500")])).unwrap_or(Value::Null);
+        let lines = self
+            .call("GET", &path, &p(&[("start", "0"), ("limit", "500")]))
+            .unwrap_or(Value::Null);
         let all: Vec<String> = lines
             .as_array()
-            .map(|a| a.iter().filter_map(|l| l.get("t").and_then(Value::as_str).map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.get("t").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         all[all.len().saturating_sub(10)..].to_vec()
     }
 
     /// A call answering a UPID, then the wait.
-    fn task_call(&self, method: &str, path: &str, params: &BTreeMap<String, String>) -> Result<(), PveError> {
+    fn task_call(
+        &self,
+        method: &str,
+        path: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<(), PveError> {
         let call = format!("{method} {path}");
         let upid = self.call(method, path, params)?;
-        let upid = upid.as_str().ok_or_else(|| PveError::Parse { call: call.clone(), msg: format!("expected a UPID, got {upid}") })?;
+        let upid = upid.as_str().ok_or_else(|| PveError::Parse {
+            call: call.clone(),
+            msg: format!("expected a UPID, got {upid}"),
+        })?;
         self.wait_task(&call, upid)
     }
 
@@ -273,11 +369,19 @@ impl ApiDriver {
 
 fn transport_error(call: &str, e: ureq::Error) -> PveError {
     let msg = e.to_string();
-    let tls = matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || msg.contains("fingerprint") || msg.contains("certificate");
+    let tls = matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_))
+        || msg.contains("fingerprint")
+        || msg.contains("certificate");
     if tls {
-        PveError::Tls { call: call.to_string(), msg }
+        PveError::Tls {
+            call: call.to_string(),
+            msg,
+        }
     } else {
-        PveError::Transport { call: call.to_string(), msg }
+        PveError::Transport {
+            call: call.to_string(),
+            msg,
+        }
     }
 }
 
@@ -305,15 +409,24 @@ impl ControlPlane for ApiDriver {
     fn version(&self) -> Result<PveVersion, PveError> {
         let v = self.call("GET", "/version", &BTreeMap::new())?;
         let s = |k: &str| v.get(k).map(value_string).unwrap_or_default();
-        Ok(PveVersion { version: s("version"), release: s("release"), repoid: s("repoid") })
+        Ok(PveVersion {
+            version: s("version"),
+            release: s("release"),
+            repoid: s("repoid"),
+        })
     }
 
     fn next_vmid(&self) -> Result<u32, PveError> {
         let v = self.call("GET", "/cluster/nextid", &BTreeMap::new())?;
         // The schema says integer; Perl may send it as a string.
-        let id = v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+        let id = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
         id.and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| PveError::Parse { call: "GET /cluster/nextid".into(), msg: v.to_string() })
+            .ok_or_else(|| PveError::Parse {
+                call: "GET /cluster/nextid".into(),
+                msg: v.to_string(),
+            })
     }
 
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError> {
@@ -322,7 +435,9 @@ impl ControlPlane for ApiDriver {
             return Err(PveError::Unsupported {
                 call: format!("POST {path}"),
                 driver: "api",
-                why: "raw lxc.* keys cannot be set through the API; render them into the LXC config".into(),
+                why:
+                    "raw lxc.* keys cannot be set through the API; render them into the LXC config"
+                        .into(),
             });
         }
         let mut params = req.params.clone();
@@ -337,17 +452,26 @@ impl ControlPlane for ApiDriver {
         res
     }
 
-    fn set_config(&self, vmid: u32, set: &BTreeMap<String, String>, delete: &[String]) -> Result<(), PveError> {
+    fn set_config(
+        &self,
+        vmid: u32,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), PveError> {
         let mut params = set.clone();
         if !delete.is_empty() {
             params.insert("delete".into(), delete.join(","));
         }
-        self.call("PUT", &self.lxc(vmid, "/config"), &params).map(|_| ())
+        self.call("PUT", &self.lxc(vmid, "/config"), &params)
+            .map(|_| ())
     }
 
     fn config(&self, vmid: u32) -> Result<GuestConfig, PveError> {
         let v = self.call("GET", &self.lxc(vmid, "/config"), &BTreeMap::new())?;
-        let obj = v.as_object().ok_or_else(|| PveError::Parse { call: format!("GET {}", self.lxc(vmid, "/config")), msg: v.to_string() })?;
+        let obj = v.as_object().ok_or_else(|| PveError::Parse {
+            call: format!("GET {}", self.lxc(vmid, "/config")),
+            msg: v.to_string(),
+        })?;
         let mut cfg = GuestConfig::default();
         for (k, val) in obj {
             match k.as_str() {
@@ -377,10 +501,21 @@ impl ControlPlane for ApiDriver {
         let v = self.call("GET", &path, &BTreeMap::new())?;
         let mut out = Vec::new();
         for g in v.as_array().cloned().unwrap_or_default() {
-            let vmid = g.get("vmid").and_then(|x| x.as_u64().or_else(|| x.as_str().and_then(|s| s.parse().ok())));
-            let Some(vmid) = vmid.and_then(|i| u32::try_from(i).ok()) else { continue };
+            let vmid = g.get("vmid").and_then(|x| {
+                x.as_u64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            });
+            let Some(vmid) = vmid.and_then(|i| u32::try_from(i).ok()) else {
+                continue;
+            };
             let s = |k: &str| g.get(k).and_then(Value::as_str).map(String::from);
-            out.push(GuestSummary { vmid, status: status_of(&g), name: s("name"), lock: s("lock"), tags: s("tags") });
+            out.push(GuestSummary {
+                vmid,
+                status: status_of(&g),
+                name: s("name"),
+                lock: s("lock"),
+                tags: s("tags"),
+            });
         }
         out.sort_by_key(|g| g.vmid);
         Ok(out)
@@ -395,24 +530,53 @@ impl ControlPlane for ApiDriver {
     }
 
     fn destroy(&self, vmid: u32, purge: bool) -> Result<(), PveError> {
-        let params = if purge { p(&[("purge", "1")]) } else { BTreeMap::new() };
+        let params = if purge {
+            p(&[("purge", "1")])
+        } else {
+            BTreeMap::new()
+        };
         self.task_call("DELETE", &self.lxc(vmid, ""), &params)
     }
 
-    fn alloc_volume(&self, storage: &str, vmid: u32, filename: &str, size: &str) -> Result<String, PveError> {
-        let path = format!("/nodes/{}/storage/{}/content", seg(&self.opts.node), seg(storage));
+    fn alloc_volume(
+        &self,
+        storage: &str,
+        vmid: u32,
+        filename: &str,
+        size: &str,
+    ) -> Result<String, PveError> {
+        let path = format!(
+            "/nodes/{}/storage/{}/content",
+            seg(&self.opts.node),
+            seg(storage)
+        );
         let vmid = vmid.to_string();
-        let params = p(&[("vmid", &vmid), ("filename", filename), ("size", size), ("format", "subvol")]);
+        let params = p(&[
+            ("vmid", &vmid),
+            ("filename", filename),
+            ("size", size),
+            ("format", "subvol"),
+        ]);
         let v = self.call("POST", &path, &params)?;
-        v.as_str().map(String::from).ok_or_else(|| PveError::Parse { call: format!("POST {path}"), msg: v.to_string() })
+        v.as_str().map(String::from).ok_or_else(|| PveError::Parse {
+            call: format!("POST {path}"),
+            msg: v.to_string(),
+        })
     }
 
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError> {
-        let path = format!("/nodes/{}/storage/{}/content/{}", seg(&self.opts.node), seg(storage), seg(volid));
+        let path = format!(
+            "/nodes/{}/storage/{}/content/{}",
+            seg(&self.opts.node),
+            seg(storage),
+            seg(volid)
+        );
         let v = self.call("DELETE", &path, &BTreeMap::new())?;
         // Freeing may run as a task (answer is a UPID) or synchronously (null).
         match v.as_str() {
-            Some(upid) if upid.starts_with("UPID:") => self.wait_task(&format!("DELETE {path}"), upid),
+            Some(upid) if upid.starts_with("UPID:") => {
+                self.wait_task(&format!("DELETE {path}"), upid)
+            }
             _ => Ok(()),
         }
     }

@@ -10,8 +10,11 @@ pub fn node_name(cfg: &Config) -> Result<String, PveError> {
     if let Some(n) = &cfg.proxmox.node {
         return Ok(n.clone());
     }
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_err(|source| PveError::Io { call: "read /proc/sys/kernel/hostname".into(), source })?;
+    let h =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|source| PveError::Io {
+            call: "read /proc/sys/kernel/hostname".into(),
+            source,
+        })?;
     // Proxmox uses the short hostname as node name.
     Ok(h.trim().split('.').next().unwrap_or_default().to_string())
 }
@@ -20,7 +23,8 @@ pub fn node_name(cfg: &Config) -> Result<String, PveError> {
 /// fields, `proxmox.username` + `password`.
 pub fn auth(cfg: &Config) -> Result<(Auth, Vec<String>), PveError> {
     if let Some(path) = &cfg.proxmox.token_file {
-        let (id, secret, warnings) = nexcage_config::read_token_file(path).map_err(|e| PveError::Config(e.to_string()))?;
+        let (id, secret, warnings) =
+            nexcage_config::read_token_file(path).map_err(|e| PveError::Config(e.to_string()))?;
         return Ok((Auth::Token { id, secret }, warnings));
     }
     if let Some((id, secret)) = cfg.api_token() {
@@ -54,10 +58,18 @@ mod tests {
 
     #[test]
     fn picks_driver_and_credentials() {
-        let c = nexcage_config::parse_str(r#"{"proxmox":{"node":"pve1","driver":"pct"}}"#, "x".as_ref()).unwrap();
+        let c = nexcage_config::parse_str(
+            r#"{"proxmox":{"node":"pve1","driver":"pct"}}"#,
+            "x".as_ref(),
+        )
+        .unwrap();
         let (d, _) = from_config(&c).unwrap();
         assert_eq!(d.node(), "pve1");
-        let c = nexcage_config::parse_str(r#"{"proxmox":{"node":"pve1","driver":"api"}}"#, "x".as_ref()).unwrap();
+        let c = nexcage_config::parse_str(
+            r#"{"proxmox":{"node":"pve1","driver":"api"}}"#,
+            "x".as_ref(),
+        )
+        .unwrap();
         assert!(matches!(from_config(&c), Err(PveError::Config(_))));
         let c = nexcage_config::parse_str(
             r#"{"proxmox":{"node":"pve1","driver":"api","host":"10.0.0.1","fingerprint":"00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF"},

@@ -6,17 +6,33 @@ use std::collections::BTreeMap;
 pub enum PveError {
     /// Proxmox answered with an HTTP error (or the CLI reported one).
     #[error("proxmox api {call}: {status} {}{}", fmt_message(.message, .errors), fmt_errors(.errors))]
-    Api { call: String, status: u16, message: String, errors: BTreeMap<String, String> },
-    #[error("proxmox api {call}: {status} authentication failed (check the API token or user/password)")]
+    Api {
+        call: String,
+        status: u16,
+        message: String,
+        errors: BTreeMap<String, String>,
+    },
+    #[error(
+        "proxmox api {call}: {status} authentication failed (check the API token or user/password)"
+    )]
     Auth { call: String, status: u16 },
     #[error("proxmox api {call}: TLS: {msg}")]
     Tls { call: String, msg: String },
     #[error("proxmox api {call}: {msg}")]
     Transport { call: String, msg: String },
     #[error("proxmox task {upid} of {call} failed: {exitstatus}{}", fmt_log(.log_tail))]
-    Task { call: String, upid: String, exitstatus: String, log_tail: Vec<String> },
+    Task {
+        call: String,
+        upid: String,
+        exitstatus: String,
+        log_tail: Vec<String>,
+    },
     #[error("{call}: exit status {code}: {stderr}")]
-    Cli { call: String, code: i32, stderr: String },
+    Cli {
+        call: String,
+        code: i32,
+        stderr: String,
+    },
     #[error("{call}: cannot run {program}: {source}")]
     Spawn {
         call: String,
@@ -33,7 +49,11 @@ pub enum PveError {
     #[error("Proxmox VE {version} is not supported: nexcage needs pve-manager {minimum} or newer")]
     UnsupportedVersion { version: String, minimum: String },
     #[error("{call}: not supported by the {driver} driver: {why}")]
-    Unsupported { call: String, driver: &'static str, why: String },
+    Unsupported {
+        call: String,
+        driver: &'static str,
+        why: String,
+    },
     #[error("{call}: {source}")]
     Io {
         call: String,
@@ -76,8 +96,11 @@ impl PveError {
     pub fn is_already_exists(&self) -> bool {
         match self {
             PveError::AlreadyExists { .. } => true,
-            PveError::Api { message, errors, .. } => {
-                message.contains("already exists") || errors.values().any(|v| v.contains("already exists"))
+            PveError::Api {
+                message, errors, ..
+            } => {
+                message.contains("already exists")
+                    || errors.values().any(|v| v.contains("already exists"))
             }
             PveError::Cli { stderr, .. } => stderr.contains("already exists"),
             PveError::Task { exitstatus, .. } => exitstatus.contains("already exists"),

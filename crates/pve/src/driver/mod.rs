@@ -30,7 +30,10 @@ pub const MIN_PVE_VERSION: (u32, u32) = (9, 1);
 impl PveVersion {
     /// Refuse versions older than [`MIN_PVE_VERSION`], naming them.
     pub fn check_supported(&self) -> Result<(), PveError> {
-        let mut it = self.version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        let mut it = self
+            .version
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().ok());
         let major = it.next().flatten();
         let minor = it.next().flatten().unwrap_or(0);
         match major {
@@ -97,7 +100,12 @@ pub trait ControlPlane: Send + Sync {
     /// nothing registered.
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError>;
     /// PUT /nodes/{node}/lxc/{vmid}/config.
-    fn set_config(&self, vmid: u32, set: &BTreeMap<String, String>, delete: &[String]) -> Result<(), PveError>;
+    fn set_config(
+        &self,
+        vmid: u32,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), PveError>;
     /// GET /nodes/{node}/lxc/{vmid}/config.
     fn config(&self, vmid: u32) -> Result<GuestConfig, PveError>;
     /// GET /nodes/{node}/lxc/{vmid}/status/current.
@@ -111,7 +119,13 @@ pub trait ControlPlane: Send + Sync {
     /// DELETE /nodes/{node}/lxc/{vmid} (waits for the task).
     fn destroy(&self, vmid: u32, purge: bool) -> Result<(), PveError>;
     /// POST /nodes/{node}/storage/{storage}/content: returns the volume id.
-    fn alloc_volume(&self, storage: &str, vmid: u32, filename: &str, size: &str) -> Result<String, PveError>;
+    fn alloc_volume(
+        &self,
+        storage: &str,
+        vmid: u32,
+        filename: &str,
+        size: &str,
+    ) -> Result<String, PveError>;
     /// DELETE /nodes/{node}/storage/{storage}/content/{volume}.
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError>;
     /// Control-plane calls made so far (HTTP requests or processes spawned).
@@ -131,12 +145,17 @@ pub fn allocate_and_create(cp: &dyn ControlPlane, req: &CreateRequest) -> Result
                 tracing::debug!(vmid, attempt, "VMID taken concurrently, retrying");
                 last = e.to_string();
                 // Spread concurrent retries a little.
-                std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt % 8) * 3));
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 + u64::from(attempt % 8) * 3,
+                ));
             }
             Err(e) => return Err(e),
         }
     }
-    Err(PveError::VmidExhausted { attempts: ATTEMPTS, last })
+    Err(PveError::VmidExhausted {
+        attempts: ATTEMPTS,
+        last,
+    })
 }
 
 /// Counter shared by the drivers.

@@ -4,7 +4,10 @@
 //! parameter), so this driver writes them into the guest config file
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
-use super::{CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError, PveVersion};
+use super::{
+    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
+    PveVersion,
+};
 use crate::conffile;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -49,14 +52,23 @@ pub struct PctDriver {
 
 impl PctDriver {
     pub fn new(opts: PctOptions) -> Self {
-        PctDriver { opts, calls: CallCounter::default() }
+        PctDriver {
+            opts,
+            calls: CallCounter::default(),
+        }
     }
 
     /// Run a command; Ok(stdout) on exit 0.
     fn run(&self, program: &PathBuf, args: &[String]) -> Result<String, PveError> {
-        let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // The call as shown in errors: command and its first operands (no values).
-        let call = std::iter::once(name.clone()).chain(args.iter().take(2).cloned()).collect::<Vec<_>>().join(" ");
+        let call = std::iter::once(name.clone())
+            .chain(args.iter().take(2).cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
         self.calls.bump();
         tracing::debug!(%call, "running Proxmox CLI");
         let out = Command::new(program)
@@ -64,13 +76,25 @@ impl PctDriver {
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .env("LC_ALL", "C")
             .output()
-            .map_err(|source| PveError::Spawn { call: call.clone(), program: program.display().to_string(), source })?;
+            .map_err(|source| PveError::Spawn {
+                call: call.clone(),
+                program: program.display().to_string(),
+                source,
+            })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let stderr: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        Err(PveError::Cli { call, code: out.status.code().unwrap_or(-1), stderr: stderr.join("; ") })
+        let stderr: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        Err(PveError::Cli {
+            call,
+            code: out.status.code().unwrap_or(-1),
+            stderr: stderr.join("; "),
+        })
     }
 
     fn pct(&self, args: &[String]) -> Result<String, PveError> {
@@ -82,16 +106,27 @@ impl PctDriver {
     }
 
     fn conf_path(&self, vmid: u32) -> PathBuf {
-        self.opts.pve_root.join(format!("nodes/{}/lxc/{vmid}.conf", self.opts.node))
+        self.opts
+            .pve_root
+            .join(format!("nodes/{}/lxc/{vmid}.conf", self.opts.node))
     }
 
     /// Edit the guest config file under Proxmox's config lock: set `env`
     /// and append raw keys, written via temp file + rename like pmxcfs users do.
-    fn edit_file(&self, vmid: u32, env: Option<&str>, raw: &[(String, String)]) -> Result<(), PveError> {
+    fn edit_file(
+        &self,
+        vmid: u32,
+        env: Option<&str>,
+        raw: &[(String, String)],
+    ) -> Result<(), PveError> {
         let call = format!("write {}", self.conf_path(vmid).display());
-        let io = |source| PveError::Io { call: call.clone(), source };
+        let io = |source| PveError::Io {
+            call: call.clone(),
+            source,
+        };
         std::fs::create_dir_all(&self.opts.lock_dir).map_err(io)?;
-        let lock = File::create(self.opts.lock_dir.join(format!("pve-config-{vmid}.lock"))).map_err(io)?;
+        let lock =
+            File::create(self.opts.lock_dir.join(format!("pve-config-{vmid}.lock"))).map_err(io)?;
         lock.lock().map_err(io)?;
         let path = self.conf_path(vmid);
         let text = std::fs::read_to_string(&path).map_err(io)?;
@@ -111,11 +146,18 @@ impl PctDriver {
 
 /// `--key value` pairs, `env` left out (NUL cannot be an argument).
 fn cli_args(params: &BTreeMap<String, String>) -> Vec<String> {
-    params.iter().filter(|(k, _)| k.as_str() != "env").flat_map(|(k, v)| [format!("--{k}"), v.clone()]).collect()
+    params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "env")
+        .flat_map(|(k, v)| [format!("--{k}"), v.clone()])
+        .collect()
 }
 
 fn parse_json(call: &str, out: &str) -> Result<Value, PveError> {
-    serde_json::from_str(out.trim()).map_err(|e| PveError::Parse { call: call.into(), msg: format!("{e}: {}", out.trim()) })
+    serde_json::from_str(out.trim()).map_err(|e| PveError::Parse {
+        call: call.into(),
+        msg: format!("{e}: {}", out.trim()),
+    })
 }
 
 fn parse_status(s: &str) -> GuestStatus {
@@ -128,10 +170,13 @@ fn parse_status(s: &str) -> GuestStatus {
 
 /// Parse `pct list` (`%-10s %-10s %-12s %-20s`, header `VMID Status Lock Name`).
 pub fn parse_pct_list(out: &str) -> Vec<GuestSummary> {
-    let col = |l: &str, a: usize, b: usize| l.get(a..b.min(l.len())).unwrap_or("").trim().to_string();
+    let col =
+        |l: &str, a: usize, b: usize| l.get(a..b.min(l.len())).unwrap_or("").trim().to_string();
     let mut v = Vec::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(vmid) = col(line, 0, 10).parse::<u32>() else { continue }; // header
+        let Ok(vmid) = col(line, 0, 10).parse::<u32>() else {
+            continue;
+        }; // header
         let lock = col(line, 22, 34);
         let name = col(line, 35, usize::MAX);
         v.push(GuestSummary {
@@ -149,7 +194,9 @@ pub fn parse_pct_list(out: &str) -> Vec<GuestSummary> {
 pub fn parse_pct_config(out: &str) -> GuestConfig {
     let mut cfg = GuestConfig::default();
     for line in out.lines() {
-        let Some((k, v)) = line.split_once(": ") else { continue };
+        let Some((k, v)) = line.split_once(": ") else {
+            continue;
+        };
         if k.starts_with("lxc.") {
             cfg.lxc.push((k.to_string(), v.to_string()));
         } else if k == "description" {
@@ -167,22 +214,50 @@ impl ControlPlane for PctDriver {
     }
 
     fn version(&self) -> Result<PveVersion, PveError> {
-        let out = self.pvesh(&["get".into(), "/version".into(), "--output-format".into(), "json".into()])?;
+        let out = self.pvesh(&[
+            "get".into(),
+            "/version".into(),
+            "--output-format".into(),
+            "json".into(),
+        ])?;
         let v = parse_json("pvesh get /version", &out)?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        Ok(PveVersion { version: s("version"), release: s("release"), repoid: s("repoid") })
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(PveVersion {
+            version: s("version"),
+            release: s("release"),
+            repoid: s("repoid"),
+        })
     }
 
     fn next_vmid(&self) -> Result<u32, PveError> {
-        let out = self.pvesh(&["get".into(), "/cluster/nextid".into(), "--output-format".into(), "json".into()])?;
+        let out = self.pvesh(&[
+            "get".into(),
+            "/cluster/nextid".into(),
+            "--output-format".into(),
+            "json".into(),
+        ])?;
         let v = parse_json("pvesh get /cluster/nextid", &out)?;
-        let id = v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+        let id = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
         id.and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| PveError::Parse { call: "pvesh get /cluster/nextid".into(), msg: out.trim().to_string() })
+            .ok_or_else(|| PveError::Parse {
+                call: "pvesh get /cluster/nextid".into(),
+                msg: out.trim().to_string(),
+            })
     }
 
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError> {
-        let mut args = vec!["create".to_string(), vmid.to_string(), req.ostemplate.clone()];
+        let mut args = vec![
+            "create".to_string(),
+            vmid.to_string(),
+            req.ostemplate.clone(),
+        ];
         args.extend(cli_args(&req.params));
         if let Err(e) = self.pct(&args) {
             if !e.is_already_exists() {
@@ -201,7 +276,12 @@ impl ControlPlane for PctDriver {
         Ok(())
     }
 
-    fn set_config(&self, vmid: u32, set: &BTreeMap<String, String>, delete: &[String]) -> Result<(), PveError> {
+    fn set_config(
+        &self,
+        vmid: u32,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), PveError> {
         let mut args = vec!["set".to_string(), vmid.to_string()];
         args.extend(cli_args(set));
         if !delete.is_empty() {
@@ -223,7 +303,10 @@ impl ControlPlane for PctDriver {
 
     fn status(&self, vmid: u32) -> Result<GuestStatus, PveError> {
         let out = self.pct(&["status".into(), vmid.to_string()])?;
-        let s = out.lines().find_map(|l| l.strip_prefix("status:")).unwrap_or("unknown");
+        let s = out
+            .lines()
+            .find_map(|l| l.strip_prefix("status:"))
+            .unwrap_or("unknown");
         Ok(parse_status(s))
     }
 
@@ -247,19 +330,44 @@ impl ControlPlane for PctDriver {
         self.pct(&args).map(|_| ())
     }
 
-    fn alloc_volume(&self, storage: &str, vmid: u32, filename: &str, size: &str) -> Result<String, PveError> {
+    fn alloc_volume(
+        &self,
+        storage: &str,
+        vmid: u32,
+        filename: &str,
+        size: &str,
+    ) -> Result<String, PveError> {
         let path = format!("/nodes/{}/storage/{storage}/content", self.opts.node);
-        let args: Vec<String> = ["create", &path, "--vmid", &vmid.to_string(), "--filename", filename, "--size", size, "--format", "subvol", "--output-format", "json"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "create",
+            &path,
+            "--vmid",
+            &vmid.to_string(),
+            "--filename",
+            filename,
+            "--size",
+            size,
+            "--format",
+            "subvol",
+            "--output-format",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let out = self.pvesh(&args)?;
         let v = parse_json(&format!("pvesh create {path}"), &out)?;
-        v.as_str().map(String::from).ok_or_else(|| PveError::Parse { call: format!("pvesh create {path}"), msg: out })
+        v.as_str().map(String::from).ok_or_else(|| PveError::Parse {
+            call: format!("pvesh create {path}"),
+            msg: out,
+        })
     }
 
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError> {
-        let path = format!("/nodes/{}/storage/{storage}/content/{volid}", self.opts.node);
+        let path = format!(
+            "/nodes/{}/storage/{storage}/content/{volid}",
+            self.opts.node
+        );
         self.pvesh(&["delete".into(), path]).map(|_| ())
     }
 
@@ -280,14 +388,27 @@ mod tests {
         );
         let l = parse_pct_list(&out);
         assert_eq!(l.len(), 2);
-        assert_eq!((l[0].vmid, l[0].status, l[0].lock.clone(), l[0].name.as_deref()), (100, GuestStatus::Running, None, Some("web")));
+        assert_eq!(
+            (
+                l[0].vmid,
+                l[0].status,
+                l[0].lock.clone(),
+                l[0].name.as_deref()
+            ),
+            (100, GuestStatus::Running, None, Some("web"))
+        );
         assert_eq!(l[1].lock.as_deref(), Some("create"));
     }
 
     #[test]
     fn parses_pct_config() {
-        let c = parse_pct_config("arch: amd64\ndescription: a%3Ab%0A\nmemory: 64\nlxc.init.cwd: /srv\n");
+        let c = parse_pct_config(
+            "arch: amd64\ndescription: a%3Ab%0A\nmemory: 64\nlxc.init.cwd: /srv\n",
+        );
         assert_eq!(c.keys["description"], "a:b\n");
-        assert_eq!(c.lxc, vec![("lxc.init.cwd".to_string(), "/srv".to_string())]);
+        assert_eq!(
+            c.lxc,
+            vec![("lxc.init.cwd".to_string(), "/srv".to_string())]
+        );
     }
 }

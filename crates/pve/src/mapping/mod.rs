@@ -10,10 +10,10 @@
 mod host;
 mod mounts;
 mod process;
-mod resources;
-mod security;
 #[cfg(test)]
 mod proptests;
+mod resources;
+mod security;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -34,7 +34,10 @@ pub struct MapError {
 }
 
 pub(crate) fn err<T>(field: impl Into<String>, msg: impl Into<String>) -> Result<T, MapError> {
-    Err(MapError { field: field.into(), msg: msg.into() })
+    Err(MapError {
+        field: field.into(),
+        msg: msg.into(),
+    })
 }
 
 /// How OCI bind mounts are expressed.
@@ -138,7 +141,11 @@ impl PveConfig {
     pub fn to_section(&self) -> Section {
         let mut keys = self.keys.clone();
         let description = keys.remove("description");
-        Section { description, keys, lxc: self.lxc.clone() }
+        Section {
+            description,
+            keys,
+            lxc: self.lxc.clone(),
+        }
     }
 }
 
@@ -179,7 +186,10 @@ pub(crate) fn refuse_if_set(v: &Value, path: &str, field: &str, why: &str) -> Re
 
 /// Map an OCI runtime spec to a Proxmox container config.
 pub fn map_spec(spec: &Spec, opts: &MapOptions) -> Result<PveConfig, MapError> {
-    let v = serde_json::to_value(spec).map_err(|e| MapError { field: "spec".into(), msg: e.to_string() })?;
+    let v = serde_json::to_value(spec).map_err(|e| MapError {
+        field: "spec".into(),
+        msg: e.to_string(),
+    })?;
     map_value(&v, opts)
 }
 
@@ -209,7 +219,11 @@ pub fn map_value(v: &Value, opts: &MapOptions) -> Result<PveConfig, MapError> {
         out.raw("lxc.mount.auto", auto);
     }
     annotations(v, opts, &mut out)?;
-    Ok(PveConfig { keys: out.keys, lxc: out.lxc, exec: out.exec })
+    Ok(PveConfig {
+        keys: out.keys,
+        lxc: out.lxc,
+        exec: out.exec,
+    })
 }
 
 fn rootfs(v: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
@@ -239,7 +253,10 @@ fn annotations(v: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapErr
             if k == "org.nexcage.tags" {
                 for t in val.split([',', ';', ' ']).filter(|t| !t.is_empty()) {
                     if crate::schema::formats_check("pve-tag-list", t).is_err() {
-                        return err(format!("annotations.{k}"), format!("'{t}' is not a valid Proxmox tag"));
+                        return err(
+                            format!("annotations.{k}"),
+                            format!("'{t}' is not a valid Proxmox tag"),
+                        );
                     }
                     tags.push(t.to_lowercase());
                 }
@@ -253,7 +270,9 @@ fn annotations(v: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapErr
         }
     }
     if omitted > 0 {
-        desc.push_str(&format!("({omitted} annotations omitted: description is limited to 8 KiB)\n"));
+        desc.push_str(&format!(
+            "({omitted} annotations omitted: description is limited to 8 KiB)\n"
+        ));
     }
     tags.sort();
     tags.dedup();
@@ -267,7 +286,9 @@ pub fn shell_quote(s: &str) -> String {
     if s.is_empty() {
         return "''".into();
     }
-    let safe = s.chars().all(|c| c.is_alphanumeric() || c == '_' || "!%+,-./:=@^".contains(c));
+    let safe = s
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || "!%+,-./:=@^".contains(c));
     if safe {
         s.to_string()
     } else {
@@ -279,18 +300,65 @@ pub fn shell_quote(s: &str) -> String {
 /// Config.pm `$valid_lxc_conf_keys` plus its regex families).
 pub fn allowed_raw_key(k: &str) -> bool {
     const EXACT: &[&str] = &[
-        "lxc.apparmor.profile", "lxc.apparmor.allow_incomplete", "lxc.apparmor.allow_nesting", "lxc.apparmor.raw",
-        "lxc.selinux.context", "lxc.include", "lxc.arch", "lxc.uts.name", "lxc.signal.halt", "lxc.signal.reboot",
-        "lxc.signal.stop", "lxc.init.cmd", "lxc.init.cwd", "lxc.init.uid", "lxc.init.gid", "lxc.init.groups",
-        "lxc.pty.max", "lxc.console.logfile", "lxc.console.path", "lxc.tty.max", "lxc.devtty.dir",
-        "lxc.hook.autodev", "lxc.autodev", "lxc.kmsg", "lxc.mount.fstab", "lxc.mount.entry", "lxc.mount.auto",
-        "lxc.rootfs.mount", "lxc.cap.drop", "lxc.cap.keep", "lxc.seccomp.profile", "lxc.seccomp.notify.proxy",
-        "lxc.seccomp.notify.cookie", "lxc.idmap", "lxc.hook.pre-start", "lxc.hook.pre-mount", "lxc.hook.mount",
-        "lxc.hook.start", "lxc.hook.stop", "lxc.hook.post-stop", "lxc.hook.clone", "lxc.hook.destroy",
-        "lxc.hook.version", "lxc.log.level", "lxc.log.file", "lxc.start.auto", "lxc.start.delay",
-        "lxc.start.order", "lxc.group", "lxc.environment", "lxc.environment.runtime", "lxc.environment.hooks",
-        "lxc.sysctl.kernel.msgmax", "lxc.sysctl.kernel.msgmnb", "lxc.sysctl.kernel.msgmni", "lxc.sysctl.kernel.sem",
-        "lxc.sysctl.kernel.shmall", "lxc.sysctl.kernel.shmmax", "lxc.sysctl.kernel.shmmni",
+        "lxc.apparmor.profile",
+        "lxc.apparmor.allow_incomplete",
+        "lxc.apparmor.allow_nesting",
+        "lxc.apparmor.raw",
+        "lxc.selinux.context",
+        "lxc.include",
+        "lxc.arch",
+        "lxc.uts.name",
+        "lxc.signal.halt",
+        "lxc.signal.reboot",
+        "lxc.signal.stop",
+        "lxc.init.cmd",
+        "lxc.init.cwd",
+        "lxc.init.uid",
+        "lxc.init.gid",
+        "lxc.init.groups",
+        "lxc.pty.max",
+        "lxc.console.logfile",
+        "lxc.console.path",
+        "lxc.tty.max",
+        "lxc.devtty.dir",
+        "lxc.hook.autodev",
+        "lxc.autodev",
+        "lxc.kmsg",
+        "lxc.mount.fstab",
+        "lxc.mount.entry",
+        "lxc.mount.auto",
+        "lxc.rootfs.mount",
+        "lxc.cap.drop",
+        "lxc.cap.keep",
+        "lxc.seccomp.profile",
+        "lxc.seccomp.notify.proxy",
+        "lxc.seccomp.notify.cookie",
+        "lxc.idmap",
+        "lxc.hook.pre-start",
+        "lxc.hook.pre-mount",
+        "lxc.hook.mount",
+        "lxc.hook.start",
+        "lxc.hook.stop",
+        "lxc.hook.post-stop",
+        "lxc.hook.clone",
+        "lxc.hook.destroy",
+        "lxc.hook.version",
+        "lxc.log.level",
+        "lxc.log.file",
+        "lxc.start.auto",
+        "lxc.start.delay",
+        "lxc.start.order",
+        "lxc.group",
+        "lxc.environment",
+        "lxc.environment.runtime",
+        "lxc.environment.hooks",
+        "lxc.sysctl.kernel.msgmax",
+        "lxc.sysctl.kernel.msgmnb",
+        "lxc.sysctl.kernel.msgmni",
+        "lxc.sysctl.kernel.sem",
+        "lxc.sysctl.kernel.shmall",
+        "lxc.sysctl.kernel.shmmax",
+        "lxc.sysctl.kernel.shmmni",
         "lxc.sysctl.kernel.shm_rmid_forced",
     ];
     EXACT.contains(&k)

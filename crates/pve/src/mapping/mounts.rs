@@ -4,9 +4,23 @@ use super::{err, BindMountMode, MapError, MapOptions, Out};
 use serde_json::Value;
 
 /// Proxmox `mountoptions` values an OCI bind mount may carry.
-const PVE_MOUNTOPTS: &[&str] = &["discard", "lazytime", "noatime", "nodev", "noexec", "nosuid"];
+const PVE_MOUNTOPTS: &[&str] = &[
+    "discard", "lazytime", "noatime", "nodev", "noexec", "nosuid",
+];
 /// Options that only describe propagation/bind-ness (no Proxmox equivalent needed).
-const IGNORED: &[&str] = &["bind", "rbind", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"];
+const IGNORED: &[&str] = &[
+    "bind",
+    "rbind",
+    "rw",
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+];
 
 fn clean_path(p: &str) -> bool {
     p.starts_with('/')
@@ -19,13 +33,21 @@ fn clean_path(p: &str) -> bool {
 }
 
 pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
-    let Some(list) = mounts.as_array() else { return Ok(()) };
+    let Some(list) = mounts.as_array() else {
+        return Ok(());
+    };
     let mut mp = 0usize;
     for (i, m) in list.iter().enumerate() {
         let field = format!("mounts[{i}]");
-        let dst = m.get("destination").and_then(Value::as_str).unwrap_or_default();
+        let dst = m
+            .get("destination")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !clean_path(dst) || dst.contains(' ') {
-            return err(format!("{field}.destination"), format!("'{dst}' must be a clean absolute path without spaces or commas"));
+            return err(
+                format!("{field}.destination"),
+                format!("'{dst}' must be a clean absolute path without spaces or commas"),
+            );
         }
         let src = m.get("source").and_then(Value::as_str).unwrap_or_default();
         let options: Vec<&str> = m
@@ -34,8 +56,13 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
-        if m.get("uidMappings").is_some_and(|x| !x.is_null()) || m.get("gidMappings").is_some_and(|x| !x.is_null()) {
-            return err(format!("{field}.uidMappings"), "idmapped mounts are not supported by the Proxmox backend");
+        if m.get("uidMappings").is_some_and(|x| !x.is_null())
+            || m.get("gidMappings").is_some_and(|x| !x.is_null())
+        {
+            return err(
+                format!("{field}.uidMappings"),
+                "idmapped mounts are not supported by the Proxmox backend",
+            );
         }
         let is_bind = ty == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
         if is_bind {
@@ -45,10 +72,12 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
         let ro = options.contains(&"ro");
         match (ty, dst) {
             ("proc", "/proc") => out.mount_auto.push("proc:mixed".into()),
-            ("sysfs", "/sys") => out.mount_auto.push(if ro { "sys:ro" } else { "sys:mixed" }.into()),
-            ("cgroup" | "cgroup2", "/sys/fs/cgroup") => {
-                out.mount_auto.push(if ro { "cgroup:ro" } else { "cgroup:mixed" }.into())
-            }
+            ("sysfs", "/sys") => out
+                .mount_auto
+                .push(if ro { "sys:ro" } else { "sys:mixed" }.into()),
+            ("cgroup" | "cgroup2", "/sys/fs/cgroup") => out
+                .mount_auto
+                .push(if ro { "cgroup:ro" } else { "cgroup:mixed" }.into()),
             // LXC populates /dev itself (and Proxmox's autodev hook adds passthrough devices).
             ("tmpfs", "/dev") => out.raw("lxc.autodev", "1"),
             ("tmpfs" | "devpts" | "mqueue" | "proc" | "sysfs" | "cgroup" | "cgroup2", _) => {
@@ -58,9 +87,17 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
                 let mut o: Vec<&str> = options.clone();
                 o.push("create=dir");
                 let source = if src.is_empty() { ty } else { src };
-                out.raw("lxc.mount.entry", format!("{source} {} {ty} {} 0 0", &dst[1..], o.join(",")));
+                out.raw(
+                    "lxc.mount.entry",
+                    format!("{source} {} {ty} {} 0 0", &dst[1..], o.join(",")),
+                );
             }
-            _ => return err(format!("{field}.type"), format!("'{ty}' mounts are not supported by the Proxmox backend")),
+            _ => {
+                return err(
+                    format!("{field}.type"),
+                    format!("'{ty}' mounts are not supported by the Proxmox backend"),
+                )
+            }
         }
     }
     Ok(())
@@ -76,7 +113,10 @@ fn bind(
     out: &mut Out,
 ) -> Result<(), MapError> {
     if !clean_path(src) || src.contains(' ') {
-        return err(format!("{field}.source"), format!("'{src}' must be a clean absolute path without spaces or commas"));
+        return err(
+            format!("{field}.source"),
+            format!("'{src}' must be a clean absolute path without spaces or commas"),
+        );
     }
     let ro = options.contains(&"ro");
     match opts.bind_mounts {
@@ -89,7 +129,10 @@ fn bind(
                 if PVE_MOUNTOPTS.contains(o) {
                     mo.push(*o);
                 } else if !IGNORED.contains(o) && *o != "ro" {
-                    return err(format!("{field}.options"), format!("'{o}' has no Proxmox mount point equivalent"));
+                    return err(
+                        format!("{field}.options"),
+                        format!("'{o}' has no Proxmox mount point equivalent"),
+                    );
                 }
             }
             let mut s = format!("{src},mp={dst}");
@@ -104,9 +147,16 @@ fn bind(
             out.exec.needs_root_pam = true;
         }
         BindMountMode::LxcEntry => {
-            let mut o = vec![if options.contains(&"rbind") { "rbind" } else { "bind" }];
+            let mut o = vec![if options.contains(&"rbind") {
+                "rbind"
+            } else {
+                "bind"
+            }];
             o.extend(options.iter().filter(|x| **x != "bind" && **x != "rbind"));
-            out.raw("lxc.mount.entry", format!("{src} {} none {} 0 0", &dst[1..], o.join(",")));
+            out.raw(
+                "lxc.mount.entry",
+                format!("{src} {} none {} 0 0", &dst[1..], o.join(",")),
+            );
         }
     }
     Ok(())

@@ -11,12 +11,18 @@ fn bad_char(c: char) -> bool {
 }
 
 fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
-    v.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
     if p.is_null() {
-        return err("process", "is required (the Proxmox backend runs process.args)");
+        return err(
+            "process",
+            "is required (the Proxmox backend runs process.args)",
+        );
     }
     let args = strings(p, "args");
     if args.is_empty() {
@@ -24,7 +30,10 @@ pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
     }
     for (i, a) in args.iter().enumerate() {
         if a.chars().any(bad_char) {
-            return err(format!("process.args[{i}]"), "contains control characters Proxmox cannot store");
+            return err(
+                format!("process.args[{i}]"),
+                "contains control characters Proxmox cannot store",
+            );
         }
     }
     let cmd: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
@@ -35,14 +44,30 @@ pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
     let mut env = Vec::new();
     for (i, e) in strings(p, "env").iter().enumerate() {
         let (name, val) = e.split_once('=').unwrap_or((e, ""));
-        if !e.contains('=') || name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return err(format!("process.env[{i}]"), format!("'{name}' is not a NAME=value pair Proxmox accepts (NAME is [A-Za-z0-9_]+)"));
+        if !e.contains('=')
+            || name.is_empty()
+            || !name.chars().all(|c| c.is_alphanumeric() || c == '_')
+        {
+            return err(
+                format!("process.env[{i}]"),
+                format!(
+                    "'{name}' is not a NAME=value pair Proxmox accepts (NAME is [A-Za-z0-9_]+)"
+                ),
+            );
         }
         if val.chars().any(bad_char) {
-            return err(format!("process.env[{i}]"), format!("value of {name} contains control characters"));
+            return err(
+                format!("process.env[{i}]"),
+                format!("value of {name} contains control characters"),
+            );
         }
         if e.ends_with(char::is_whitespace) {
-            return err(format!("process.env[{i}]"), format!("value of {name} ends in whitespace, which a Proxmox config line cannot keep"));
+            return err(
+                format!("process.env[{i}]"),
+                format!(
+                    "value of {name} ends in whitespace, which a Proxmox config line cannot keep"
+                ),
+            );
         }
         env.push(*e);
     }
@@ -64,13 +89,21 @@ pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
     let groups: Vec<String> = user
         .get("additionalGids")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).map(|g| g.to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|g| g.to_string())
+                .collect()
+        })
         .unwrap_or_default();
     if !groups.is_empty() {
         out.raw("lxc.init.groups", groups.join(","));
     }
     if user.get("umask").is_some_and(|u| !u.is_null()) {
-        return err("process.user.umask", "LXC cannot set the init process's umask");
+        return err(
+            "process.user.umask",
+            "LXC cannot set the init process's umask",
+        );
     }
 
     capabilities(p, out)?;
@@ -79,14 +112,24 @@ pub(super) fn map(p: &Value, out: &mut Out) -> Result<(), MapError> {
     if p.get("noNewPrivileges").and_then(Value::as_bool) == Some(true) {
         out.exec.lxc.push(("lxc.no_new_privs".into(), "1".into()));
     }
-    if let Some(a) = p.get("apparmorProfile").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(a) = p
+        .get("apparmorProfile")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         out.raw("lxc.apparmor.profile", a);
     }
-    if let Some(s) = p.get("selinuxLabel").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(s) = p
+        .get("selinuxLabel")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         out.raw("lxc.selinux.context", s);
     }
     if let Some(o) = p.get("oomScoreAdj").and_then(Value::as_i64) {
-        out.exec.lxc.push(("lxc.proc.oom_score_adj".into(), o.to_string()));
+        out.exec
+            .lxc
+            .push(("lxc.proc.oom_score_adj".into(), o.to_string()));
     }
     let no = "not supported by the Proxmox backend";
     for f in ["commandLine", "ioPriority", "scheduler", "execCPUAffinity"] {
@@ -109,42 +152,70 @@ fn capabilities(p: &Value, out: &mut Out) -> Result<(), MapError> {
     for set in ["effective", "permitted", "ambient", "inheritable"] {
         for c in strings(caps, set) {
             if !bounding.contains(&c) {
-                return err(format!("process.capabilities.{set}"), format!("{c} is not in the bounding set; LXC keeps only the bounding set"));
+                return err(
+                    format!("process.capabilities.{set}"),
+                    format!("{c} is not in the bounding set; LXC keeps only the bounding set"),
+                );
             }
         }
     }
     let mut names: Vec<String> = bounding.iter().map(|c| cap_name(c)).collect();
     names.sort();
     names.dedup();
-    let keep = if names.is_empty() { "none".to_string() } else { names.join(" ") };
+    let keep = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    };
     out.raw("lxc.cap.keep", keep);
     Ok(())
 }
 
 fn rlimits(p: &Value, out: &mut Out) -> Result<(), MapError> {
-    let Some(list) = p.get("rlimits").and_then(Value::as_array) else { return Ok(()) };
+    let Some(list) = p.get("rlimits").and_then(Value::as_array) else {
+        return Ok(());
+    };
     for (i, r) in list.iter().enumerate() {
         let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
         let Some(name) = ty.strip_prefix("RLIMIT_").filter(|n| !n.is_empty()) else {
-            return err(format!("process.rlimits[{i}].type"), format!("'{ty}' is not an RLIMIT_ name"));
+            return err(
+                format!("process.rlimits[{i}].type"),
+                format!("'{ty}' is not an RLIMIT_ name"),
+            );
         };
         let fmt = |k: &str| match r.get(k).and_then(Value::as_u64) {
             Some(u64::MAX) | None => "unlimited".to_string(),
             Some(n) => n.to_string(),
         };
-        out.raw(&format!("lxc.prlimit.{}", name.to_lowercase()), format!("{}:{}", fmt("soft"), fmt("hard")));
+        out.raw(
+            &format!("lxc.prlimit.{}", name.to_lowercase()),
+            format!("{}:{}", fmt("soft"), fmt("hard")),
+        );
     }
     Ok(())
 }
 
 pub(super) fn hostname(v: &Value, out: &mut Out) -> Result<(), MapError> {
-    if let Some(h) = v.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty()) {
+    if let Some(h) = v
+        .get("hostname")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+    {
         if h.len() > 255 || crate::schema::formats_check("dns-name", h).is_err() {
-            return err("hostname", format!("'{h}' is not a DNS name Proxmox accepts"));
+            return err(
+                "hostname",
+                format!("'{h}' is not a DNS name Proxmox accepts"),
+            );
         }
         out.key("hostname", h);
     }
-    refuse_if_set(v, "", "domainname", "Proxmox guests have no domainname setting").map_err(|mut e| {
+    refuse_if_set(
+        v,
+        "",
+        "domainname",
+        "Proxmox guests have no domainname setting",
+    )
+    .map_err(|mut e| {
         e.field = "domainname".into();
         e
     })

@@ -9,7 +9,12 @@ use proptest::prelude::*;
 use serde_json::json;
 
 fn arg() -> impl Strategy<Value = String> {
-    prop_oneof![r"[a-zA-Z0-9/_.=-]{1,12}", r"[ -~]{0,12}", r"[\t a-z'\x22$]{0,8}", "\\PC{0,6}"]
+    prop_oneof![
+        r"[a-zA-Z0-9/_.=-]{1,12}",
+        r"[ -~]{0,12}",
+        r"[\t a-z'\x22$]{0,8}",
+        "\\PC{0,6}"
+    ]
 }
 
 prop_compose! {

@@ -22,7 +22,11 @@ pub(super) fn map(r: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), Map
     devices(r, out)?;
     if let Some(u) = r.get("unified").and_then(Value::as_object) {
         for (k, v) in u {
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            {
                 return err(format!("{P}.unified.{k}"), "not a cgroup2 file name");
             }
             let v = v.as_str().unwrap_or_default();
@@ -45,7 +49,10 @@ fn memory(m: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
     let swap = m.get("swap").and_then(Value::as_i64).filter(|s| *s != -1);
     let mem_mib = match limit {
         Some(l) if l < 16 * MIB => {
-            return err(format!("{P}.memory.limit"), format!("{l} bytes is below Proxmox's 16 MiB minimum"))
+            return err(
+                format!("{P}.memory.limit"),
+                format!("{l} bytes is below Proxmox's 16 MiB minimum"),
+            )
         }
         Some(l) => mib_ceil(l),
         None => i64::try_from(opts.unlimited_memory_mib.max(16)).unwrap_or(i64::MAX),
@@ -54,15 +61,25 @@ fn memory(m: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
     let swap_mib = match (swap, limit) {
         (None, _) => i64::try_from(opts.unlimited_swap_mib).unwrap_or(i64::MAX),
         (Some(_), None) => {
-            return err(format!("{P}.memory.swap"), "a swap limit (memory+swap) needs memory.limit")
+            return err(
+                format!("{P}.memory.swap"),
+                "a swap limit (memory+swap) needs memory.limit",
+            )
         }
         (Some(s), Some(l)) if s < l => {
-            return err(format!("{P}.memory.swap"), format!("{s} is below memory.limit {l} (OCI swap is memory+swap)"))
+            return err(
+                format!("{P}.memory.swap"),
+                format!("{s} is below memory.limit {l} (OCI swap is memory+swap)"),
+            )
         }
         (Some(s), Some(l)) => mib_ceil(s - l),
     };
     out.key("swap", swap_mib.to_string());
-    if let Some(r) = m.get("reservation").and_then(Value::as_i64).filter(|r| *r > 0) {
+    if let Some(r) = m
+        .get("reservation")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+    {
         out.raw("lxc.cgroup2.memory.low", r.to_string());
     }
     let no = "not supported on cgroup v2 (Proxmox VE 8/9)";
@@ -118,29 +135,50 @@ fn cpu(c: &Value, out: &mut Out) -> Result<(), MapError> {
         out.key("cpuunits", shares_to_weight(shares).to_string());
     }
     if let Some(q) = c.get("quota").and_then(Value::as_i64).filter(|q| *q > 0) {
-        let period = c.get("period").and_then(Value::as_u64).filter(|p| *p > 0).unwrap_or(100_000);
+        let period = c
+            .get("period")
+            .and_then(Value::as_u64)
+            .filter(|p| *p > 0)
+            .unwrap_or(100_000);
         let limit = q as f64 / period as f64;
         let s = fmt_frac(limit);
         if s == "0" || s.is_empty() {
-            return err(f("quota"), format!("{q}/{period} is below Proxmox's cpulimit resolution (0.00001)"));
+            return err(
+                f("quota"),
+                format!("{q}/{period} is below Proxmox's cpulimit resolution (0.00001)"),
+            );
         }
         if limit > 8192.0 {
-            return err(f("quota"), format!("{q}/{period} is above Proxmox's cpulimit maximum of 8192"));
+            return err(
+                f("quota"),
+                format!("{q}/{period} is above Proxmox's cpulimit maximum of 8192"),
+            );
         }
         out.key("cpulimit", s);
     }
-    if let Some(cpus) = c.get("cpus").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(cpus) = c
+        .get("cpus")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         let n = cpuset_count(cpus).ok_or_else(|| super::MapError {
             field: f("cpus"),
             msg: format!("'{cpus}' is not a cpu list"),
         })?;
         if !(1..=8192).contains(&n) {
-            return err(f("cpus"), format!("{n} cpus is outside Proxmox's cores range 1..8192"));
+            return err(
+                f("cpus"),
+                format!("{n} cpus is outside Proxmox's cores range 1..8192"),
+            );
         }
         out.key("cores", n.to_string());
         out.raw("lxc.cgroup2.cpuset.cpus", cpus);
     }
-    if let Some(mems) = c.get("mems").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(mems) = c
+        .get("mems")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         if cpuset_count(mems).is_none() {
             return err(f("mems"), format!("'{mems}' is not a node list"));
         }
@@ -159,21 +197,37 @@ fn cpu(c: &Value, out: &mut Out) -> Result<(), MapError> {
 
 /// Device cgroup rules -> `lxc.cgroup2.devices.allow/deny`.
 fn devices(r: &Value, out: &mut Out) -> Result<(), MapError> {
-    let Some(list) = r.get("devices").and_then(Value::as_array) else { return Ok(()) };
+    let Some(list) = r.get("devices").and_then(Value::as_array) else {
+        return Ok(());
+    };
     for (i, d) in list.iter().enumerate() {
         let allow = d.get("allow").and_then(Value::as_bool).unwrap_or(false);
         let ty = d.get("type").and_then(Value::as_str).unwrap_or("a");
         let access = d.get("access").and_then(Value::as_str).unwrap_or("rwm");
-        if !matches!(ty, "a" | "b" | "c") || access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-            return err(format!("{P}.devices[{i}]"), "bad device rule (type a|b|c, access from rwm)");
+        if !matches!(ty, "a" | "b" | "c")
+            || access.is_empty()
+            || !access.chars().all(|c| "rwm".contains(c))
+        {
+            return err(
+                format!("{P}.devices[{i}]"),
+                "bad device rule (type a|b|c, access from rwm)",
+            );
         }
-        let num = |k: &str| d.get(k).and_then(Value::as_i64).map_or("*".to_string(), |n| n.to_string());
+        let num = |k: &str| {
+            d.get(k)
+                .and_then(Value::as_i64)
+                .map_or("*".to_string(), |n| n.to_string())
+        };
         let rule = if ty == "a" && d.get("major").is_none() && d.get("minor").is_none() {
             "a".to_string()
         } else {
             format!("{ty} {}:{} {access}", num("major"), num("minor"))
         };
-        let key = if allow { "lxc.cgroup2.devices.allow" } else { "lxc.cgroup2.devices.deny" };
+        let key = if allow {
+            "lxc.cgroup2.devices.allow"
+        } else {
+            "lxc.cgroup2.devices.deny"
+        };
         out.raw(key, rule);
     }
     Ok(())

@@ -36,47 +36,148 @@ fn key(c: &PveConfig, k: &str) -> Option<String> {
 }
 
 fn raw(c: &PveConfig, k: &str) -> Vec<String> {
-    c.lxc.iter().filter(|(a, _)| a == k).map(|(_, v)| v.clone()).collect()
+    c.lxc
+        .iter()
+        .filter(|(a, _)| a == k)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 #[test]
 fn default_spec_maps() {
     let c = map_spec(&Spec::default(), &opts()).unwrap();
     assert_eq!(key(&c, "ostype").as_deref(), Some("unmanaged"));
-    assert_eq!(key(&c, "rootfs").as_deref(), Some("local-zfs:8,ro=1"), "default spec has a readonly root");
-    assert_eq!(key(&c, "memory").as_deref(), Some("4096"), "no limit -> explicit host memory, not 512");
+    assert_eq!(
+        key(&c, "rootfs").as_deref(),
+        Some("local-zfs:8,ro=1"),
+        "default spec has a readonly root"
+    );
+    assert_eq!(
+        key(&c, "memory").as_deref(),
+        Some("4096"),
+        "no limit -> explicit host memory, not 512"
+    );
     assert_eq!(key(&c, "swap").as_deref(), Some("1024"));
     assert_eq!(key(&c, "tags").as_deref(), Some("nexcage"));
-    assert!(key(&c, "description").unwrap().contains("nexcage oci-id: ctr-1"));
-    assert_eq!(key(&c, "net0").as_deref(), Some("name=eth0,bridge=vmbr0,ip=dhcp,type=veth"));
+    assert!(key(&c, "description")
+        .unwrap()
+        .contains("nexcage oci-id: ctr-1"));
+    assert_eq!(
+        key(&c, "net0").as_deref(),
+        Some("name=eth0,bridge=vmbr0,ip=dhcp,type=veth")
+    );
 }
 
 /// (patch, expected Proxmox key, expected value)
 #[test]
 fn keys_table() {
     let rows: Vec<(Value, &str, &str)> = vec![
-        (json!({"linux":{"resources":{"memory":{"limit":268435456}}}}), "memory", "256"),
-        (json!({"linux":{"resources":{"memory":{"limit":16777217}}}}), "memory", "17"),
-        (json!({"linux":{"resources":{"memory":{"limit":-1}}}}), "memory", "4096"),
-        (json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":536870912}}}}), "swap", "256"),
-        (json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":268435456}}}}), "swap", "0"),
-        (json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":-1}}}}), "swap", "1024"),
-        (json!({"linux":{"resources":{"memory":{"limit":268435456}}}}), "swap", "1024"),
-        (json!({"linux":{"resources":{"cpu":{"quota":50000,"period":100000}}}}), "cpulimit", "0.5"),
-        (json!({"linux":{"resources":{"cpu":{"quota":150000}}}}), "cpulimit", "1.5"),
-        (json!({"linux":{"resources":{"cpu":{"quota":33333,"period":100000}}}}), "cpulimit", "0.33333"),
-        (json!({"linux":{"resources":{"cpu":{"shares":1024}}}}), "cpuunits", "39"),
-        (json!({"linux":{"resources":{"cpu":{"shares":2}}}}), "cpuunits", "1"),
-        (json!({"linux":{"resources":{"cpu":{"shares":262144}}}}), "cpuunits", "10000"),
-        (json!({"linux":{"resources":{"cpu":{"cpus":"0-3,8"}}}}), "cores", "5"),
-        (json!({"process":{"args":["/bin/sh","-c","echo 'hi there'"]}}), "entrypoint", "/bin/sh -c 'echo '\"'\"'hi there'\"'\"''"),
-        (json!({"process":{"env":["A=1","PATH=/bin:/usr/bin"]}}), "env", "A=1\0PATH=/bin:/usr/bin"),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456}}}}),
+            "memory",
+            "256",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":16777217}}}}),
+            "memory",
+            "17",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":-1}}}}),
+            "memory",
+            "4096",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":536870912}}}}),
+            "swap",
+            "256",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":268435456}}}}),
+            "swap",
+            "0",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":-1}}}}),
+            "swap",
+            "1024",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456}}}}),
+            "swap",
+            "1024",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"quota":50000,"period":100000}}}}),
+            "cpulimit",
+            "0.5",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"quota":150000}}}}),
+            "cpulimit",
+            "1.5",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"quota":33333,"period":100000}}}}),
+            "cpulimit",
+            "0.33333",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"shares":1024}}}}),
+            "cpuunits",
+            "39",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"shares":2}}}}),
+            "cpuunits",
+            "1",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"shares":262144}}}}),
+            "cpuunits",
+            "10000",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"cpus":"0-3,8"}}}}),
+            "cores",
+            "5",
+        ),
+        (
+            json!({"process":{"args":["/bin/sh","-c","echo 'hi there'"]}}),
+            "entrypoint",
+            "/bin/sh -c 'echo '\"'\"'hi there'\"'\"''",
+        ),
+        (
+            json!({"process":{"env":["A=1","PATH=/bin:/usr/bin"]}}),
+            "env",
+            "A=1\0PATH=/bin:/usr/bin",
+        ),
         (json!({"hostname":"web-1"}), "hostname", "web-1"),
-        (json!({"mounts":[{"destination":"/data","type":"bind","source":"/srv/data","options":["rbind","ro","nosuid"]}]}), "mp0", "/srv/data,mp=/data,mountoptions=nosuid,ro=1"),
-        (json!({"mounts":[{"destination":"/a","type":"none","source":"/x","options":["bind"]}]}), "mp0", "/x,mp=/a"),
-        (json!({"root":{"path":"rootfs","readonly":true}}), "rootfs", "local-zfs:8,ro=1"),
-        (json!({"annotations":{"org.nexcage.tags":"web;Prod"}}), "tags", "nexcage;prod;web"),
-        (json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}]}}), "unprivileged", "1"),
+        (
+            json!({"mounts":[{"destination":"/data","type":"bind","source":"/srv/data","options":["rbind","ro","nosuid"]}]}),
+            "mp0",
+            "/srv/data,mp=/data,mountoptions=nosuid,ro=1",
+        ),
+        (
+            json!({"mounts":[{"destination":"/a","type":"none","source":"/x","options":["bind"]}]}),
+            "mp0",
+            "/x,mp=/a",
+        ),
+        (
+            json!({"root":{"path":"rootfs","readonly":true}}),
+            "rootfs",
+            "local-zfs:8,ro=1",
+        ),
+        (
+            json!({"annotations":{"org.nexcage.tags":"web;Prod"}}),
+            "tags",
+            "nexcage;prod;web",
+        ),
+        (
+            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}]}}),
+            "unprivileged",
+            "1",
+        ),
     ];
     for (patch, k, want) in rows {
         let c = map_with(patch.clone()).unwrap_or_else(|e| panic!("{patch}: {e}"));
@@ -88,35 +189,135 @@ fn keys_table() {
 #[test]
 fn raw_keys_table() {
     let rows: Vec<(Value, &str, &str)> = vec![
-        (json!({"linux":{"resources":{"cpu":{"cpus":"0-3"}}}}), "lxc.cgroup2.cpuset.cpus", "0-3"),
-        (json!({"linux":{"resources":{"cpu":{"mems":"0"}}}}), "lxc.cgroup2.cpuset.mems", "0"),
-        (json!({"linux":{"resources":{"pids":{"limit":100}}}}), "lxc.cgroup2.pids.max", "100"),
-        (json!({"linux":{"resources":{"memory":{"limit":67108864,"reservation":33554432}}}}), "lxc.cgroup2.memory.low", "33554432"),
-        (json!({"linux":{"resources":{"unified":{"memory.high":"1000000"}}}}), "lxc.cgroup2.memory.high", "1000000"),
-        (json!({"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}), "lxc.cgroup2.devices.deny", "a"),
-        (json!({"linux":{"resources":{"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}}}), "lxc.cgroup2.devices.allow", "c 1:3 rw"),
-        (json!({"process":{"args":["/bin/echo","a b"]}}), "lxc.init.cmd", "/bin/echo 'a b'"),
+        (
+            json!({"linux":{"resources":{"cpu":{"cpus":"0-3"}}}}),
+            "lxc.cgroup2.cpuset.cpus",
+            "0-3",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"mems":"0"}}}}),
+            "lxc.cgroup2.cpuset.mems",
+            "0",
+        ),
+        (
+            json!({"linux":{"resources":{"pids":{"limit":100}}}}),
+            "lxc.cgroup2.pids.max",
+            "100",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":67108864,"reservation":33554432}}}}),
+            "lxc.cgroup2.memory.low",
+            "33554432",
+        ),
+        (
+            json!({"linux":{"resources":{"unified":{"memory.high":"1000000"}}}}),
+            "lxc.cgroup2.memory.high",
+            "1000000",
+        ),
+        (
+            json!({"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}),
+            "lxc.cgroup2.devices.deny",
+            "a",
+        ),
+        (
+            json!({"linux":{"resources":{"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}}}),
+            "lxc.cgroup2.devices.allow",
+            "c 1:3 rw",
+        ),
+        (
+            json!({"process":{"args":["/bin/echo","a b"]}}),
+            "lxc.init.cmd",
+            "/bin/echo 'a b'",
+        ),
         (json!({"process":{"cwd":"/srv"}}), "lxc.init.cwd", "/srv"),
-        (json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}), "lxc.init.uid", "1000"),
-        (json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}), "lxc.init.gid", "100"),
-        (json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}), "lxc.init.groups", "10,20"),
-        (json!({"process":{"capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"],"inheritable":[],"ambient":[]}}}), "lxc.cap.keep", "chown kill"),
-        (json!({"process":{"capabilities":{"bounding":[],"effective":[],"permitted":[],"inheritable":[],"ambient":[]}}}), "lxc.cap.keep", "none"),
-        (json!({"process":{"rlimits":[{"type":"RLIMIT_NOFILE","soft":1024,"hard":4096}]}}), "lxc.prlimit.nofile", "1024:4096"),
-        (json!({"process":{"rlimits":[{"type":"RLIMIT_CORE","soft":18446744073709551615u64,"hard":18446744073709551615u64}]}}), "lxc.prlimit.core", "unlimited:unlimited"),
-        (json!({"linux":{"sysctl":{"kernel.shmmax":"1000"}}}), "lxc.sysctl.kernel.shmmax", "1000"),
-        (json!({"linux":{"sysctl":{"fs.mqueue.msg_max":"20"}}}), "lxc.sysctl.fs.mqueue.msg_max", "20"),
-        (json!({"mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","size=65536k"]}]}), "lxc.mount.entry", "tmpfs run tmpfs nosuid,size=65536k,create=dir 0 0"),
-        (json!({"mounts":[{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid"]}]}), "lxc.mount.entry", "mqueue dev/mqueue mqueue nosuid,create=dir 0 0"),
-        (json!({"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/sys","type":"sysfs","source":"sysfs","options":["ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}]}), "lxc.mount.auto", "proc:mixed sys:ro cgroup:ro"),
-        (json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs"}]}), "lxc.autodev", "1"),
-        (json!({"process":{"apparmorProfile":"unconfined"}}), "lxc.apparmor.profile", "unconfined"),
-        (json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}), "lxc.idmap", "u 0 100000 65536"),
-        (json!({"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}), "lxc.net.0.type", "none"),
+        (
+            json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}),
+            "lxc.init.uid",
+            "1000",
+        ),
+        (
+            json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}),
+            "lxc.init.gid",
+            "100",
+        ),
+        (
+            json!({"process":{"user":{"uid":1000,"gid":100,"additionalGids":[10,20]}}}),
+            "lxc.init.groups",
+            "10,20",
+        ),
+        (
+            json!({"process":{"capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"],"inheritable":[],"ambient":[]}}}),
+            "lxc.cap.keep",
+            "chown kill",
+        ),
+        (
+            json!({"process":{"capabilities":{"bounding":[],"effective":[],"permitted":[],"inheritable":[],"ambient":[]}}}),
+            "lxc.cap.keep",
+            "none",
+        ),
+        (
+            json!({"process":{"rlimits":[{"type":"RLIMIT_NOFILE","soft":1024,"hard":4096}]}}),
+            "lxc.prlimit.nofile",
+            "1024:4096",
+        ),
+        (
+            json!({"process":{"rlimits":[{"type":"RLIMIT_CORE","soft":18446744073709551615u64,"hard":18446744073709551615u64}]}}),
+            "lxc.prlimit.core",
+            "unlimited:unlimited",
+        ),
+        (
+            json!({"linux":{"sysctl":{"kernel.shmmax":"1000"}}}),
+            "lxc.sysctl.kernel.shmmax",
+            "1000",
+        ),
+        (
+            json!({"linux":{"sysctl":{"fs.mqueue.msg_max":"20"}}}),
+            "lxc.sysctl.fs.mqueue.msg_max",
+            "20",
+        ),
+        (
+            json!({"mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","size=65536k"]}]}),
+            "lxc.mount.entry",
+            "tmpfs run tmpfs nosuid,size=65536k,create=dir 0 0",
+        ),
+        (
+            json!({"mounts":[{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid"]}]}),
+            "lxc.mount.entry",
+            "mqueue dev/mqueue mqueue nosuid,create=dir 0 0",
+        ),
+        (
+            json!({"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/sys","type":"sysfs","source":"sysfs","options":["ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}]}),
+            "lxc.mount.auto",
+            "proc:mixed sys:ro cgroup:ro",
+        ),
+        (
+            json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs"}]}),
+            "lxc.autodev",
+            "1",
+        ),
+        (
+            json!({"process":{"apparmorProfile":"unconfined"}}),
+            "lxc.apparmor.profile",
+            "unconfined",
+        ),
+        (
+            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}),
+            "lxc.idmap",
+            "u 0 100000 65536",
+        ),
+        (
+            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}),
+            "lxc.net.0.type",
+            "none",
+        ),
     ];
     for (patch, k, want) in rows {
         let c = map_with(patch.clone()).unwrap_or_else(|e| panic!("{patch}: {e}"));
-        assert!(raw(&c, k).iter().any(|v| v == want), "{patch}: {k} = {:?}", raw(&c, k));
+        assert!(
+            raw(&c, k).iter().any(|v| v == want),
+            "{patch}: {k} = {:?}",
+            raw(&c, k)
+        );
     }
 }
 
@@ -124,47 +325,190 @@ fn raw_keys_table() {
 #[test]
 fn refusals_table() {
     let rows: Vec<(Value, &str, &str)> = vec![
-        (json!({"linux":{"resources":{"memory":{"limit":8388608}}}}), "linux.resources.memory.limit", "8388608 bytes is below Proxmox's 16 MiB minimum"),
-        (json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":1000}}}}), "linux.resources.memory.swap", "below memory.limit"),
-        (json!({"linux":{"resources":{"memory":{"swap":268435456}}}}), "linux.resources.memory.swap", "needs memory.limit"),
-        (json!({"linux":{"resources":{"memory":{"kernel":1000}}}}), "linux.resources.memory.kernel", "cgroup v2"),
-        (json!({"linux":{"resources":{"memory":{"disableOOMKiller":true}}}}), "linux.resources.memory.disableOOMKiller", "cgroup v2"),
-        (json!({"linux":{"resources":{"cpu":{"quota":1,"period":1000000}}}}), "linux.resources.cpu.quota", "resolution"),
-        (json!({"linux":{"resources":{"cpu":{"quota":900000000,"period":100000}}}}), "linux.resources.cpu.quota", "8192"),
-        (json!({"linux":{"resources":{"cpu":{"shares":1}}}}), "linux.resources.cpu.shares", "2..262144"),
-        (json!({"linux":{"resources":{"cpu":{"cpus":"3-1"}}}}), "linux.resources.cpu.cpus", "not a cpu list"),
-        (json!({"linux":{"resources":{"cpu":{"realtimeRuntime":5}}}}), "linux.resources.cpu.realtimeRuntime", "not supported"),
-        (json!({"linux":{"resources":{"blockIO":{"weight":10}}}}), "linux.resources.blockIO", "not supported"),
-        (json!({"linux":{"resources":{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}}}), "linux.resources.hugepageLimits", "not supported"),
-        (json!({"process":{"args":[]}}), "process.args", "must not be empty"),
-        (json!({"process":{"args":["/bin/echo","a\nb"]}}), "process.args[1]", "control characters"),
-        (json!({"process":{"env":["BAD-NAME=1"]}}), "process.env[0]", "NAME=value"),
-        (json!({"process":{"env":["NOEQUALS"]}}), "process.env[0]", "NAME=value"),
-        (json!({"process":{"env":["A=x\u{1}y"]}}), "process.env[0]", "control characters"),
-        (json!({"process":{"cwd":"relative"}}), "process.cwd", "absolute"),
-        (json!({"process":{"user":{"uid":0,"gid":0,"umask":18}}}), "process.user.umask", "umask"),
-        (json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_SYS_ADMIN"]}}}), "process.capabilities.effective", "bounding"),
-        (json!({"process":{"rlimits":[{"type":"NOFILE","soft":1,"hard":1}]}}), "process.rlimits[0].type", "RLIMIT_"),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":8388608}}}}),
+            "linux.resources.memory.limit",
+            "8388608 bytes is below Proxmox's 16 MiB minimum",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"limit":268435456,"swap":1000}}}}),
+            "linux.resources.memory.swap",
+            "below memory.limit",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"swap":268435456}}}}),
+            "linux.resources.memory.swap",
+            "needs memory.limit",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"kernel":1000}}}}),
+            "linux.resources.memory.kernel",
+            "cgroup v2",
+        ),
+        (
+            json!({"linux":{"resources":{"memory":{"disableOOMKiller":true}}}}),
+            "linux.resources.memory.disableOOMKiller",
+            "cgroup v2",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"quota":1,"period":1000000}}}}),
+            "linux.resources.cpu.quota",
+            "resolution",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"quota":900000000,"period":100000}}}}),
+            "linux.resources.cpu.quota",
+            "8192",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"shares":1}}}}),
+            "linux.resources.cpu.shares",
+            "2..262144",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"cpus":"3-1"}}}}),
+            "linux.resources.cpu.cpus",
+            "not a cpu list",
+        ),
+        (
+            json!({"linux":{"resources":{"cpu":{"realtimeRuntime":5}}}}),
+            "linux.resources.cpu.realtimeRuntime",
+            "not supported",
+        ),
+        (
+            json!({"linux":{"resources":{"blockIO":{"weight":10}}}}),
+            "linux.resources.blockIO",
+            "not supported",
+        ),
+        (
+            json!({"linux":{"resources":{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}}}),
+            "linux.resources.hugepageLimits",
+            "not supported",
+        ),
+        (
+            json!({"process":{"args":[]}}),
+            "process.args",
+            "must not be empty",
+        ),
+        (
+            json!({"process":{"args":["/bin/echo","a\nb"]}}),
+            "process.args[1]",
+            "control characters",
+        ),
+        (
+            json!({"process":{"env":["BAD-NAME=1"]}}),
+            "process.env[0]",
+            "NAME=value",
+        ),
+        (
+            json!({"process":{"env":["NOEQUALS"]}}),
+            "process.env[0]",
+            "NAME=value",
+        ),
+        (
+            json!({"process":{"env":["A=x\u{1}y"]}}),
+            "process.env[0]",
+            "control characters",
+        ),
+        (
+            json!({"process":{"cwd":"relative"}}),
+            "process.cwd",
+            "absolute",
+        ),
+        (
+            json!({"process":{"user":{"uid":0,"gid":0,"umask":18}}}),
+            "process.user.umask",
+            "umask",
+        ),
+        (
+            json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_SYS_ADMIN"]}}}),
+            "process.capabilities.effective",
+            "bounding",
+        ),
+        (
+            json!({"process":{"rlimits":[{"type":"NOFILE","soft":1,"hard":1}]}}),
+            "process.rlimits[0].type",
+            "RLIMIT_",
+        ),
         (json!({"hostname":"bad_host!"}), "hostname", "DNS name"),
-        (json!({"domainname":"example.com"}), "domainname", "domainname"),
-        (json!({"mounts":[{"destination":"/x","type":"bind","source":"rel","options":["bind"]}]}), "mounts[0].source", "absolute"),
-        (json!({"mounts":[{"destination":"/x","type":"bind","source":"/a","options":["bind","exec"]}]}), "mounts[0].options", "'exec'"),
-        (json!({"mounts":[{"destination":"/x","type":"nfs","source":"h:/e"}]}), "mounts[0].type", "'nfs'"),
-        (json!({"mounts":[{"destination":"/x/../y","type":"tmpfs","source":"tmpfs"}]}), "mounts[0].destination", "clean absolute"),
-        (json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}}), "linux.sysctl.net.ipv4.ip_forward", "only IPC sysctls"),
-        (json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_LOG"}}}), "linux.seccomp.defaultAction", "SCMP_ACT_LOG"),
-        (json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_TRACE"}]}}}), "linux.seccomp.syscalls[0].action", "SCMP_ACT_TRACE"),
-        (json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"]}}}), "linux.seccomp.flags", "flags"),
-        (json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]}}), "linux.namespaces[1].path", "not supported"),
-        (json!({"linux":{"namespaces":[{"type":"pid"}]}}), "linux.namespaces", "mount namespace is required"),
-        (json!({"linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}), "linux.devices", "devN"),
-        (json!({"linux":{"intelRdt":{"closID":"x"}}}), "linux.intelRdt", "not supported"),
-        (json!({"annotations":{"org.nexcage.tags":"Bad!"}}), "annotations.org.nexcage.tags", "not a valid Proxmox tag"),
+        (
+            json!({"domainname":"example.com"}),
+            "domainname",
+            "domainname",
+        ),
+        (
+            json!({"mounts":[{"destination":"/x","type":"bind","source":"rel","options":["bind"]}]}),
+            "mounts[0].source",
+            "absolute",
+        ),
+        (
+            json!({"mounts":[{"destination":"/x","type":"bind","source":"/a","options":["bind","exec"]}]}),
+            "mounts[0].options",
+            "'exec'",
+        ),
+        (
+            json!({"mounts":[{"destination":"/x","type":"nfs","source":"h:/e"}]}),
+            "mounts[0].type",
+            "'nfs'",
+        ),
+        (
+            json!({"mounts":[{"destination":"/x/../y","type":"tmpfs","source":"tmpfs"}]}),
+            "mounts[0].destination",
+            "clean absolute",
+        ),
+        (
+            json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}}),
+            "linux.sysctl.net.ipv4.ip_forward",
+            "only IPC sysctls",
+        ),
+        (
+            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_LOG"}}}),
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_LOG",
+        ),
+        (
+            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_TRACE"}]}}}),
+            "linux.seccomp.syscalls[0].action",
+            "SCMP_ACT_TRACE",
+        ),
+        (
+            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"]}}}),
+            "linux.seccomp.flags",
+            "flags",
+        ),
+        (
+            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]}}),
+            "linux.namespaces[1].path",
+            "not supported",
+        ),
+        (
+            json!({"linux":{"namespaces":[{"type":"pid"}]}}),
+            "linux.namespaces",
+            "mount namespace is required",
+        ),
+        (
+            json!({"linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}),
+            "linux.devices",
+            "devN",
+        ),
+        (
+            json!({"linux":{"intelRdt":{"closID":"x"}}}),
+            "linux.intelRdt",
+            "not supported",
+        ),
+        (
+            json!({"annotations":{"org.nexcage.tags":"Bad!"}}),
+            "annotations.org.nexcage.tags",
+            "not a valid Proxmox tag",
+        ),
     ];
     for (patch, field, frag) in rows {
         let e = map_with(patch.clone()).expect_err(&format!("{patch} should be refused"));
         assert_eq!(e.field, field, "{patch}: {e}");
-        assert!(e.msg.contains(frag) || e.to_string().contains(frag), "{patch}: {e}");
+        assert!(
+            e.msg.contains(frag) || e.to_string().contains(frag),
+            "{patch}: {e}"
+        );
     }
 }
 
@@ -183,19 +527,35 @@ fn exec_only_outputs() {
     }))
     .unwrap();
     let e = &c.exec;
-    assert_eq!(e.shares, vec![
-        NamespaceShare { kind: "net".into(), path: "/var/run/netns/x".into() },
-        NamespaceShare { kind: "ipc".into(), path: "/proc/1/ns/ipc".into() },
-    ]);
+    assert_eq!(
+        e.shares,
+        vec![
+            NamespaceShare {
+                kind: "net".into(),
+                path: "/var/run/netns/x".into()
+            },
+            NamespaceShare {
+                kind: "ipc".into(),
+                path: "/proc/1/ns/ipc".into()
+            },
+        ]
+    );
     assert!(e.lxc.contains(&("lxc.no_new_privs".into(), "1".into())));
-    assert!(e.lxc.contains(&("lxc.proc.oom_score_adj".into(), "100".into())));
-    assert!(e.lxc.contains(&("lxc.namespace.keep".into(), "cgroup pid uts".into())));
+    assert!(e
+        .lxc
+        .contains(&("lxc.proc.oom_score_adj".into(), "100".into())));
+    assert!(e
+        .lxc
+        .contains(&("lxc.namespace.keep".into(), "cgroup pid uts".into())));
     assert_eq!(
         e.seccomp_profile.as_deref(),
         Some("2\nallowlist errno 38\n[all]\nread allow\nwrite allow\npersonality allow [0,8,SCMP_CMP_EQ,0]\nkexec_load errno 1\n")
     );
     assert_eq!(e.masked_paths, vec!["/proc/kcore"]);
-    assert!(key(&c, "net0").is_none(), "shared netns gets no Proxmox nic");
+    assert!(
+        key(&c, "net0").is_none(),
+        "shared netns gets no Proxmox nic"
+    );
     assert!(!e.needs_root_pam);
     // Proxmox-visible raw keys are all on the allow-list.
     for (k, _) in &c.lxc {

@@ -10,26 +10,37 @@ fn re(p: &str, v: &str) -> bool {
 }
 
 fn list(v: &str) -> Vec<&str> {
-    v.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|s| !s.is_empty()).collect()
+    v.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 const NODE: &str = r"^(?i:[a-z0-9]([a-z0-9\-]*[a-z0-9])?)$";
 const STORAGE_ID: &str = r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$";
 const CONFIGID: &str = r"^(?i:[a-z][a-z0-9_-]+)$";
-const DNS_NAME: &str = r"^(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)\.)*([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?)$";
+const DNS_NAME: &str =
+    r"^(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)\.)*([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?)$";
 const TAG: &str = r"^(?i:[a-z0-9_][a-z0-9_\-+.]*)$";
 
 fn cidr4(v: &str) -> bool {
-    v.split_once('/').is_some_and(|(a, m)| a.parse::<Ipv4Addr>().is_ok() && m.parse::<u8>().is_ok_and(|m| m <= 32))
+    v.split_once('/').is_some_and(|(a, m)| {
+        a.parse::<Ipv4Addr>().is_ok() && m.parse::<u8>().is_ok_and(|m| m <= 32)
+    })
 }
 
 fn cidr6(v: &str) -> bool {
-    v.split_once('/').is_some_and(|(a, m)| a.parse::<Ipv6Addr>().is_ok() && m.parse::<u8>().is_ok_and(|m| m <= 128))
+    v.split_once('/').is_some_and(|(a, m)| {
+        a.parse::<Ipv6Addr>().is_ok() && m.parse::<u8>().is_ok_and(|m| m <= 128)
+    })
 }
 
 /// pve-container `verify_lxc_mp_string`: no `.`/`..` path components.
 fn mp_string_ok(v: &str) -> bool {
-    !(v.contains("/./") || v.contains("/../") || v.ends_with("/.") || v.ends_with("/..") || v.starts_with("../"))
+    !(v.contains("/./")
+        || v.contains("/../")
+        || v.ends_with("/.")
+        || v.ends_with("/..")
+        || v.starts_with("../"))
 }
 
 pub fn check(format: &str, v: &str) -> Result<(), String> {
@@ -62,7 +73,9 @@ pub fn check(format: &str, v: &str) -> Result<(), String> {
         "pve-ipv4-config" => v == "dhcp" || v == "manual" || cidr4(v),
         "pve-ipv6-config" => v == "auto" || v == "dhcp" || v == "manual" || cidr6(v),
         "pve-volume-id" => re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):.+$", v),
-        "pve-startup-order" => v.split(',').all(|p| re(r"^((order=)?\d+|up=\d+|down=\d+)$", p)),
+        "pve-startup-order" => v
+            .split(',')
+            .all(|p| re(r"^((order=)?\d+|up=\d+|down=\d+)$", p)),
         "pve-ct-timezone" => v == "host" || re(r"^[A-Za-z0-9_+\-/]+$", v),
         "pve-poolid" => re(r"^[A-Za-z0-9_\-]+$", v),
         "pve-realm" => re(r"^[A-Za-z][A-Za-z0-9.\-_]+$", v),

@@ -50,7 +50,9 @@ pub struct Schema {
 
 impl std::fmt::Debug for Schema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Schema").field("paths", &self.paths.len()).finish()
+        f.debug_struct("Schema")
+            .field("paths", &self.paths.len())
+            .finish()
     }
 }
 
@@ -64,7 +66,10 @@ fn index_limit(base: &str) -> u32 {
 
 impl Schema {
     pub fn load(path: &Path) -> Result<Schema, SchemaError> {
-        let err = |msg: String| SchemaError::Load { path: path.display().to_string(), msg };
+        let err = |msg: String| SchemaError::Load {
+            path: path.display().to_string(),
+            msg,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         Schema::parse(&text).map_err(|e| match e {
             SchemaError::Load { msg, .. } => err(msg),
@@ -72,12 +77,19 @@ impl Schema {
     }
 
     pub fn parse(text: &str) -> Result<Schema, SchemaError> {
-        let err = |msg: String| SchemaError::Load { path: "<text>".into(), msg };
+        let err = |msg: String| SchemaError::Load {
+            path: "<text>".into(),
+            msg,
+        };
         let v: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        let obj = v.as_object().ok_or_else(|| err("top level is not an object".into()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| err("top level is not an object".into()))?;
         let mut paths = BTreeMap::new();
         for (p, methods) in obj {
-            let m = methods.as_object().ok_or_else(|| err(format!("{p}: not an object")))?;
+            let m = methods
+                .as_object()
+                .ok_or_else(|| err(format!("{p}: not an object")))?;
             let mut by_method = BTreeMap::new();
             for (method, desc) in m {
                 if desc.is_object() {
@@ -86,7 +98,10 @@ impl Schema {
             }
             paths.insert(p.clone(), by_method);
         }
-        Ok(Schema { paths, regex_cache: Mutex::new(HashMap::new()) })
+        Ok(Schema {
+            paths,
+            regex_cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The endpoint description (`parameters`, `returns`, `allowtoken`, ...).
@@ -113,19 +128,32 @@ impl Schema {
                     continue 'outer;
                 }
             }
-            return Some(Route { template: template.clone(), params });
+            return Some(Route {
+                template: template.clone(),
+                params,
+            });
         }
         None
     }
 
     /// Validate a request's full parameter set (path params included).
-    pub fn validate(&self, method: &str, template: &str, params: &Params) -> Result<(), Violations> {
+    pub fn validate(
+        &self,
+        method: &str,
+        template: &str,
+        params: &Params,
+    ) -> Result<(), Violations> {
         let mut errors = BTreeMap::new();
         let Some(ep) = self.endpoint(method, template) else {
-            errors.insert("path".into(), format!("Method '{method} {template}' not implemented"));
+            errors.insert(
+                "path".into(),
+                format!("Method '{method} {template}' not implemented"),
+            );
             return Err(Violations(errors));
         };
-        let props = ep.pointer("/parameters/properties").and_then(Value::as_object);
+        let props = ep
+            .pointer("/parameters/properties")
+            .and_then(Value::as_object);
         let empty = serde_json::Map::new();
         let props = props.unwrap_or(&empty);
         for (name, value) in params {
@@ -136,7 +164,10 @@ impl Schema {
                     }
                     if let Some(req) = prop.get("requires").and_then(Value::as_str) {
                         if !params.contains_key(req) {
-                            errors.insert(req.to_string(), format!("missing property - '{name}' requires this property"));
+                            errors.insert(
+                                req.to_string(),
+                                format!("missing property - '{name}' requires this property"),
+                            );
                         }
                     }
                 }
@@ -153,7 +184,10 @@ impl Schema {
                 continue;
             }
             if !params.contains_key(name) {
-                errors.insert(name.clone(), "property is missing and it is not optional".into());
+                errors.insert(
+                    name.clone(),
+                    "property is missing and it is not optional".into(),
+                );
             }
         }
         if errors.is_empty() {
@@ -165,13 +199,21 @@ impl Schema {
 
     /// Validate one config key/value the way the given endpoint would
     /// (used for config-file keys, e.g. against `PUT .../config`).
-    pub fn validate_one(&self, method: &str, template: &str, name: &str, value: &str) -> Result<(), String> {
+    pub fn validate_one(
+        &self,
+        method: &str,
+        template: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), String> {
         let props = self
             .endpoint(method, template)
             .and_then(|ep| ep.pointer("/parameters/properties"))
             .and_then(Value::as_object)
             .ok_or_else(|| format!("no endpoint {method} {template}"))?;
-        let prop = self.lookup(props, name).ok_or_else(|| format!("unknown setting '{name}'"))?;
+        let prop = self
+            .lookup(props, name)
+            .ok_or_else(|| format!("unknown setting '{name}'"))?;
         let mut errors = BTreeMap::new();
         self.check_prop(name, prop, value, &mut errors)?;
         match errors.into_iter().next() {
@@ -181,7 +223,11 @@ impl Schema {
     }
 
     /// Find the schema of `name`, resolving indexed keys (`net3` -> `net[n]`).
-    fn lookup<'a>(&self, props: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    fn lookup<'a>(
+        &self,
+        props: &'a serde_json::Map<String, Value>,
+        name: &str,
+    ) -> Option<&'a Value> {
         if let Some(p) = props.get(name) {
             return Some(p);
         }
@@ -195,7 +241,10 @@ impl Schema {
     }
 
     pub(crate) fn regex(&self, pattern: &str) -> Result<Regex, String> {
-        let mut cache = self.regex_cache.lock().map_err(|_| "regex cache poisoned".to_string())?;
+        let mut cache = self
+            .regex_cache
+            .lock()
+            .map_err(|_| "regex cache poisoned".to_string())?;
         if let Some(r) = cache.get(pattern) {
             return Ok(r.clone());
         }
@@ -228,32 +277,49 @@ impl Schema {
             _ => {}
         }
         if ty == "integer" || ty == "number" {
-            let v: f64 = value.parse().map_err(|_| format!("type check ('{ty}') failed - got '{value}'"))?;
+            let v: f64 = value
+                .parse()
+                .map_err(|_| format!("type check ('{ty}') failed - got '{value}'"))?;
             if let Some(min) = num(prop.get("minimum")) {
                 if v < min {
-                    return Err(format!("value must have a minimum value of {}", fmt_num(min)));
+                    return Err(format!(
+                        "value must have a minimum value of {}",
+                        fmt_num(min)
+                    ));
                 }
             }
             if let Some(max) = num(prop.get("maximum")) {
                 if v > max {
-                    return Err(format!("value must have a maximum value of {}", fmt_num(max)));
+                    return Err(format!(
+                        "value must have a maximum value of {}",
+                        fmt_num(max)
+                    ));
                 }
             }
         }
         if let Some(en) = prop.get("enum").and_then(Value::as_array) {
             let opts: Vec<&str> = en.iter().filter_map(Value::as_str).collect();
             if !opts.contains(&value) {
-                return Err(format!("value '{value}' does not have a value in the enumeration '{}'", opts.join(", ")));
+                return Err(format!(
+                    "value '{value}' does not have a value in the enumeration '{}'",
+                    opts.join(", ")
+                ));
             }
         }
         if let Some(max) = num(prop.get("maxLength")) {
             if value.chars().count() as f64 > max {
-                return Err(format!("value may only be {} characters long", fmt_num(max)));
+                return Err(format!(
+                    "value may only be {} characters long",
+                    fmt_num(max)
+                ));
             }
         }
         if let Some(min) = num(prop.get("minLength")) {
             if (value.chars().count() as f64) < min {
-                return Err(format!("value must be at least {} characters long", fmt_num(min)));
+                return Err(format!(
+                    "value must be at least {} characters long",
+                    fmt_num(min)
+                ));
             }
         }
         if let Some(p) = prop.get("pattern").and_then(Value::as_str) {

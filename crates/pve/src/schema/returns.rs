@@ -23,25 +23,36 @@ fn scalar_ok(ty: &str, v: &Value) -> bool {
 }
 
 fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
-    if v.is_null() && (is_true(schema.get("optional")) || schema.get("type").and_then(Value::as_str) == Some("null")) {
+    if v.is_null()
+        && (is_true(schema.get("optional"))
+            || schema.get("type").and_then(Value::as_str) == Some("null"))
+    {
         return Ok(());
     }
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or("any");
     if !scalar_ok(ty, v) {
         return Err(format!("{path}: expected {ty}, got {v}"));
     }
-    if let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), v.as_object()) {
+    if let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        v.as_object(),
+    ) {
         for (name, p) in props {
             if name.contains("[n]") {
                 let base = name.trim_end_matches("[n]");
-                for (k, val) in obj.iter().filter(|(k, _)| k.strip_prefix(base).is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))) {
+                for (k, val) in obj.iter().filter(|(k, _)| {
+                    k.strip_prefix(base)
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                }) {
                     check(p, val, &format!("{path}.{k}"))?;
                 }
                 continue;
             }
             match obj.get(name) {
                 Some(val) => check(p, val, &format!("{path}.{name}"))?,
-                None if !is_true(p.get("optional")) => return Err(format!("{path}.{name}: missing")),
+                None if !is_true(p.get("optional")) => {
+                    return Err(format!("{path}.{name}: missing"))
+                }
                 None => {}
             }
         }
@@ -57,7 +68,10 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
 impl Schema {
     /// Check `data` (the `data` member of an answer) against `returns`.
     pub fn check_return(&self, method: &str, template: &str, data: &Value) -> Result<(), String> {
-        let Some(r) = self.endpoint(method, template).and_then(|e| e.get("returns")) else {
+        let Some(r) = self
+            .endpoint(method, template)
+            .and_then(|e| e.get("returns"))
+        else {
             return Ok(());
         };
         check(r, data, "data")
@@ -72,14 +86,25 @@ mod tests {
     #[test]
     fn return_shapes() {
         let s = schema();
-        s.check_return("GET", "/cluster/nextid", &json!(100)).unwrap();
-        s.check_return("GET", "/cluster/nextid", &json!("100")).unwrap();
-        assert!(s.check_return("GET", "/cluster/nextid", &json!({"a": 1})).is_err());
+        s.check_return("GET", "/cluster/nextid", &json!(100))
+            .unwrap();
+        s.check_return("GET", "/cluster/nextid", &json!("100"))
+            .unwrap();
+        assert!(s
+            .check_return("GET", "/cluster/nextid", &json!({"a": 1}))
+            .is_err());
         let ok = json!({"upid":"U","node":"pve","pid":1,"pstart":2,"starttime":3,"type":"vzcreate","id":"100","user":"root@pam","status":"stopped","exitstatus":"OK"});
-        s.check_return("GET", "/nodes/{node}/tasks/{upid}/status", &ok).unwrap();
+        s.check_return("GET", "/nodes/{node}/tasks/{upid}/status", &ok)
+            .unwrap();
         let mut bad = ok.clone();
         bad.as_object_mut().unwrap().remove("pid");
-        assert!(s.check_return("GET", "/nodes/{node}/tasks/{upid}/status", &bad).unwrap_err().contains("pid"));
-        assert!(s.check_return("GET", "/nodes/{node}/lxc", &json!([{"vmid": 100}])).unwrap_err().contains("status"));
+        assert!(s
+            .check_return("GET", "/nodes/{node}/tasks/{upid}/status", &bad)
+            .unwrap_err()
+            .contains("pid"));
+        assert!(s
+            .check_return("GET", "/nodes/{node}/lxc", &json!([{"vmid": 100}]))
+            .unwrap_err()
+            .contains("status"));
     }
 }

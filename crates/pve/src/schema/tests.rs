@@ -3,19 +3,27 @@ use super::*;
 pub(crate) fn schema() -> &'static Schema {
     static S: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/pve-api-subset.json");
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/pve-api/pve-api-subset.json");
         Schema::load(&p).expect("schema file (../shared/pve-api beside the repo)")
     })
 }
 
 fn params(pairs: &[(&str, &str)]) -> Params {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 const CREATE: &str = "/nodes/{node}/lxc";
 
 fn create(extra: &[(&str, &str)]) -> Result<(), Violations> {
-    let mut p = params(&[("node", "pve"), ("vmid", "100"), ("ostemplate", "local:vztmpl/x.tar")]);
+    let mut p = params(&[
+        ("node", "pve"),
+        ("vmid", "100"),
+        ("ostemplate", "local:vztmpl/x.tar"),
+    ]);
     p.extend(params(extra));
     schema().validate("POST", CREATE, &p)
 }
@@ -51,33 +59,83 @@ fn accepts_a_good_create() {
     .unwrap();
 }
 
-type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+type Case = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
 
 #[test]
 fn rejects_what_proxmox_rejects() {
     let cases: &[Case] = &[
-        (&[("memory", "8")], "memory", "value must have a minimum value of 16"),
-        (&[("memory", "1.5")], "memory", "type check ('integer') failed"),
-        (&[("bogus", "1")], "bogus", "property is not defined in schema"),
-        (&[("net0", "name=eth0,bridgee=vmbr0")], "net0", "invalid key in comma-separated list property: bridgee"),
-        (&[("net0", "bridge=vmbr0")], "net0.name", "property is missing and it is not optional"),
-        (&[("net0", "name=eth0,tag=5000")], "net0.tag", "maximum value of 4094"),
-        (&[("net32", "name=eth0")], "net32", "property is not defined"),
+        (
+            &[("memory", "8")],
+            "memory",
+            "value must have a minimum value of 16",
+        ),
+        (
+            &[("memory", "1.5")],
+            "memory",
+            "type check ('integer') failed",
+        ),
+        (
+            &[("bogus", "1")],
+            "bogus",
+            "property is not defined in schema",
+        ),
+        (
+            &[("net0", "name=eth0,bridgee=vmbr0")],
+            "net0",
+            "invalid key in comma-separated list property: bridgee",
+        ),
+        (
+            &[("net0", "bridge=vmbr0")],
+            "net0.name",
+            "property is missing and it is not optional",
+        ),
+        (
+            &[("net0", "name=eth0,tag=5000")],
+            "net0.tag",
+            "maximum value of 4094",
+        ),
+        (
+            &[("net32", "name=eth0")],
+            "net32",
+            "property is not defined",
+        ),
         (&[("mp256", "/a,mp=/b")], "mp256", "property is not defined"),
-        (&[("mp0", "/a/../b,mp=/b")], "mp0.volume", "illegal character sequences"),
+        (
+            &[("mp0", "/a/../b,mp=/b")],
+            "mp0.volume",
+            "illegal character sequences",
+        ),
         (&[("mp0", "/a")], "mp0.mp", "property is missing"),
         (&[("arch", "sparc")], "arch", "enumeration"),
-        (&[("unprivileged", "maybe")], "unprivileged", "type check ('boolean')"),
+        (
+            &[("unprivileged", "maybe")],
+            "unprivileged",
+            "type check ('boolean')",
+        ),
         (&[("hostname", "bad_name")], "hostname", "invalid format"),
         (&[("tags", "Bad Tag!")], "tags", "invalid format"),
         (&[("cpulimit", "9000")], "cpulimit", "maximum value of 8192"),
         (&[("env", "1BAD")], "env", "regex pattern"),
-        (&[("net0", "name=eth0,hwaddr=01:00:00:00:00:00")], "net0.hwaddr", "invalid format"),
-        (&[("rootfs", "local-zfs:8,size=lots")], "rootfs.size", "invalid format"),
+        (
+            &[("net0", "name=eth0,hwaddr=01:00:00:00:00:00")],
+            "net0.hwaddr",
+            "invalid format",
+        ),
+        (
+            &[("rootfs", "local-zfs:8,size=lots")],
+            "rootfs.size",
+            "invalid format",
+        ),
     ];
     for (extra, key, msg) in cases {
         let v = create(extra).expect_err(&format!("{extra:?} should fail"));
-        let got = v.0.get(*key).unwrap_or_else(|| panic!("{extra:?}: no error for {key}: {v}"));
+        let got =
+            v.0.get(*key)
+                .unwrap_or_else(|| panic!("{extra:?}: no error for {key}: {v}"));
         assert!(got.contains(msg), "{extra:?}: {key}: {got}");
     }
 }
@@ -85,14 +143,27 @@ fn rejects_what_proxmox_rejects() {
 #[test]
 fn missing_required_and_bad_vmid() {
     let s = schema();
-    let v = s.validate("POST", CREATE, &params(&[("node", "pve")])).unwrap_err();
+    let v = s
+        .validate("POST", CREATE, &params(&[("node", "pve")]))
+        .unwrap_err();
     assert_eq!(v.0["vmid"], "property is missing and it is not optional");
-    assert_eq!(v.0["ostemplate"], "property is missing and it is not optional");
-    let v = s.validate("GET", "/cluster/nextid", &params(&[("vmid", "99")])).unwrap_err();
+    assert_eq!(
+        v.0["ostemplate"],
+        "property is missing and it is not optional"
+    );
+    let v = s
+        .validate("GET", "/cluster/nextid", &params(&[("vmid", "99")]))
+        .unwrap_err();
     assert!(v.0["vmid"].contains("minimum value of 100"));
-    let v = s.validate("GET", "/cluster/nextid", &params(&[("vmid", "0100")])).unwrap_err();
+    let v = s
+        .validate("GET", "/cluster/nextid", &params(&[("vmid", "0100")]))
+        .unwrap_err();
     assert!(v.0["vmid"].contains("valid VM ID"), "{v}");
-    let v = s.validate("PUT", "/nodes/{node}/lxc/{vmid}/config", &params(&[("node", "pve"), ("vmid", "100"), ("delete", "memory,1bad")]));
+    let v = s.validate(
+        "PUT",
+        "/nodes/{node}/lxc/{vmid}/config",
+        &params(&[("node", "pve"), ("vmid", "100"), ("delete", "memory,1bad")]),
+    );
     assert!(v.unwrap_err().0.contains_key("delete"));
 }
 
@@ -100,7 +171,11 @@ fn missing_required_and_bad_vmid() {
 fn property_string_printing_order() {
     let s = schema();
     let ep = s.endpoint("POST", CREATE).unwrap();
-    let fmt = ep.pointer("/parameters/properties/mp[n]/format").unwrap().as_object().unwrap();
+    let fmt = ep
+        .pointer("/parameters/properties/mp[n]/format")
+        .unwrap()
+        .as_object()
+        .unwrap();
     let vals = parse_property_string(fmt, "ro=1,mp=/data,/srv").unwrap();
     assert_eq!(print_property_string(fmt, &vals), "/srv,mp=/data,ro=1");
 }
