@@ -6,6 +6,10 @@
 //! and writes into a host directory that is also bind-mounted at the same
 //! absolute path inside the container, so hooks running in either the
 //! runtime's or the container's namespaces leave their traces in one place.
+//! Failing hooks read their stdin before exiting: a runtime that writes the
+//! state to an already-closed pipe may die of SIGPIPE (crun 1.8.1 does, at
+//! random), which would make those cases racy rather than about failure
+//! handling.
 
 use super::*;
 use crate::bundle::Bundle;
@@ -134,7 +138,7 @@ fn args_env(ctx: &mut Ctx) -> Result<()> {
 fn fail_early(ctx: &mut Ctx, kind: &str) -> Result<()> {
     let mut b = ctx.bundle()?;
     let d = trace_dir(&mut b)?;
-    b.push(&format!("/hooks/{kind}"), hook("echo rtt-hook-failing >&2; exit 3"));
+    b.push(&format!("/hooks/{kind}"), hook("cat >/dev/null; echo rtt-hook-failing >&2; exit 3"));
     b.push(&format!("/hooks/{kind}"), tracer(&d, &format!("{kind}-after")));
     b.sh(&format!("echo ran > {}/program; sleep 1000", d.display()));
     let err = expect_refused(ctx, &b, &format!("a failing {kind} hook"))?;
@@ -149,7 +153,7 @@ fn fail_early(ctx: &mut Ctx, kind: &str) -> Result<()> {
 fn poststart_fail(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     let d = trace_dir(&mut b)?;
-    b.push("/hooks/poststart", hook("exit 3"));
+    b.push("/hooks/poststart", hook("cat >/dev/null; exit 3"));
     b.push("/hooks/poststart", tracer(&d, "poststart-after"));
     b.sh(&format!("echo ran > {}/program; sleep 1000", d.display()));
     let c = ctx.create(&b)?;
@@ -164,7 +168,7 @@ fn poststart_fail(ctx: &mut Ctx) -> Result<()> {
 fn poststop_fail(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     let d = trace_dir(&mut b)?;
-    b.push("/hooks/poststop", hook("exit 3"));
+    b.push("/hooks/poststop", hook("cat >/dev/null; exit 3"));
     b.push("/hooks/poststop", tracer(&d, "poststop-after"));
     b.args(&["/bin/true"]);
     let c = ctx.create(&b)?;
