@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the static checker and the harness, then run the conformance table.
 #
-#   runtime-tools-tests/run.sh [RUNTIME...] [-- HARNESS-ARGS...]
+#   runtime-tools-tests/run.sh [--build-only] [RUNTIME...] [-- HARNESS-ARGS...]
 #
 # RUNTIME is a path or NAME=PATH (default: nexcage from this repo's target/
 # if built, runc, crun where installed). HARNESS-ARGS go to rtt-harness, e.g.
@@ -15,9 +15,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target-rtt}"
 triple=x86_64-unknown-linux-gnu
 
 runtimes=""
+build_only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --) shift; break ;;
+        --build-only) build_only=1; shift ;;
         *) runtimes="$runtimes $1"; shift ;;
     esac
 done
@@ -37,6 +39,12 @@ if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && grep -qw hugetlb /sys/fs/
     echo "== moving hugetlb to a v1 mount at /run/cg-hugetlb (crun's hybrid-mode fix)" >&2
     mkdir -p /run/cg-hugetlb
     mountpoint -q /run/cg-hugetlb || mount -t cgroup -o hugetlb cgroup /run/cg-hugetlb
+fi
+
+if [ -n "$build_only" ]; then
+    echo "checker: $checker" >&2
+    echo "harness: $harness" >&2
+    exit 0
 fi
 
 if [ -z "$runtimes" ]; then

@@ -335,7 +335,7 @@ fn mountinfo() -> Result<Vec<Mnt>, String> {
 
 /// The topmost (last listed) mount at exactly `p`.
 fn mount_at(p: &str) -> Result<Option<Mnt>, String> {
-    Ok(mountinfo()?.into_iter().filter(|m| m.point == p).last())
+    Ok(mountinfo()?.into_iter().rfind(|m| m.point == p))
 }
 
 fn cstr(p: &str) -> Result<CString, String> {

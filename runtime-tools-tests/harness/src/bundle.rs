@@ -230,3 +230,35 @@ impl Bundle {
         Ok(d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b() -> Bundle {
+        Bundle { dir: PathBuf::from("/nonexistent"), rootfs: PathBuf::from("/nonexistent/rootfs"), config: default_config("/x") }
+    }
+
+    #[test]
+    fn set_creates_objects_and_replaces_values() {
+        let mut x = b();
+        x.set("/process/user/umask", json!(18));
+        x.set("/linux/resources/memory", json!({"limit": 1}));
+        assert_eq!(x.config["process"]["user"]["umask"], 18);
+        assert_eq!(x.config["process"]["user"]["uid"], 0);
+        assert_eq!(x.config["linux"]["resources"]["memory"]["limit"], 1);
+    }
+
+    #[test]
+    fn namespaces_and_mounts_edit() {
+        let mut x = b();
+        x.ns("network", Some("/proc/1/ns/net"));
+        let n: Vec<&Value> = x.config["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] == "network").collect();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0]["path"], "/proc/1/ns/net");
+        x.drop_mount("/sys");
+        assert!(!x.config["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/sys"));
+        x.push("/hooks/poststop", json!({"path": "/bin/true"}));
+        assert_eq!(x.config["hooks"]["poststop"][0]["path"], "/bin/true");
+    }
+}

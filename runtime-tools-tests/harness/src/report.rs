@@ -207,3 +207,45 @@ pub fn write_expected(p: &Path, results: &[CaseResult]) -> Result<()> {
     }
     std::fs::write(p, serde_json::to_string_pretty(&root)? + "\n").with_context(|| format!("write {}", p.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::{CaseResult, Outcome};
+
+    fn r(case: &str, rt: &str, o: Outcome) -> CaseResult {
+        CaseResult { case: case.into(), runtime: rt.into(), outcome: o, millis: 0 }
+    }
+
+    #[test]
+    fn compare_finds_regressions_and_uses_the_default_rule() {
+        let mut runtimes = BTreeMap::new();
+        for rt in ["runc", "crun"] {
+            let mut m = BTreeMap::new();
+            m.insert("a".to_string(), "pass".to_string());
+            m.insert("b".to_string(), if rt == "runc" { "fail" } else { "pass" }.to_string());
+            runtimes.insert(rt.to_string(), m);
+        }
+        let exp = Expected { runtimes };
+        let results = vec![
+            r("a", "runc", Outcome::Fail("x".into())),
+            r("b", "runc", Outcome::Pass),
+            r("a", "nexcage", Outcome::Fail("y".into())),
+            r("b", "nexcage", Outcome::Fail("z".into())),
+        ];
+        let (reg, imp, _) = exp.compare(&results);
+        assert_eq!(reg.len(), 2, "{reg:?}"); // runc a, nexcage a (passes on all listed)
+        assert!(reg.iter().any(|l| l.starts_with("a [nexcage]")));
+        assert_eq!(imp.len(), 1); // runc b
+        assert_eq!(exp.expect("nexcage", "b").as_deref(), Some("any"));
+    }
+
+    #[test]
+    fn tables_have_every_cell() {
+        let results = vec![r("a", "x", Outcome::Pass), r("a", "y", Outcome::Skip("why".into()))];
+        let t = table(&results);
+        assert!(t.contains("skip: why"));
+        let m = markdown(&results);
+        assert!(m.contains("| `a` | pass | skip: why |"), "{m}");
+    }
+}

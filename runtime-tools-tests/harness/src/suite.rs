@@ -225,3 +225,30 @@ pub fn parse_runtime(s: &str) -> Result<(String, PathBuf)> {
     let path = std::fs::canonicalize(&path).with_context(|| format!("runtime {}", path.display()))?;
     Ok((name, path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_names_are_unique_and_dotted_by_area() {
+        let all = all_cases();
+        assert!(all.len() >= 60);
+        let mut names: Vec<&str> = all.iter().map(|c| c.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len(), "duplicate case names");
+        for c in &all {
+            let area = c.name.split('.').next().unwrap();
+            assert!(["lifecycle", "process", "fs", "ns", "cgroups", "hooks", "misc"].contains(&area), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn selection_by_name_and_prefix() {
+        assert_eq!(selected(&["process.env".into()]).len(), 2); // process.env, process.env.no_leak
+        assert!(selected(&["hooks.".into()]).iter().all(|c| c.name.starts_with("hooks.")));
+        assert_eq!(selected(&["lifecycle.run.exit_code".into()]).len(), 1);
+    }
+}

@@ -91,7 +91,7 @@ pub fn kill(pid: i32, sig: i32) -> bool {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let st = s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).flatten();
+            let st = s.rsplit_once(")").and_then(|(_, r)| r.trim_start().chars().next());
             !matches!(st, Some('Z') | Some('X'))
         }
         Err(_) => false,

@@ -242,9 +242,9 @@ fn log_json_error(ctx: &mut Ctx) -> Result<()> {
     let s = std::fs::read_to_string(&log).context("the --log file was not written")?;
     let last = s
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["level"] == "error")
-        .last()
+        .find(|v| v["level"] == "error")
         .with_context(|| format!("no JSON line with \"level\":\"error\" in {s:?}"))?;
     let msg = last["msg"].as_str().unwrap_or("");
     ensure!(!msg.is_empty(), "the error line has no msg: {last}");
