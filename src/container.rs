@@ -10,7 +10,7 @@ use crate::backend::{self, CreateOpts};
 use crate::cli::Ctx;
 use crate::proc;
 use crate::spec;
-use crate::state::{BackendKind, Locked, Record, Status};
+use crate::state::{Locked, Record, Status};
 
 /// Status from what is observable, never from what was last written:
 /// the recorded pid must still be the same live process.
@@ -83,7 +83,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(Locked, Record)> {
 fn create_locked(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle, locked: &Locked) -> Result<Record> {
     let annotations: BTreeMap<String, String> =
         bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    let (kind, why) = backend::route(&annotations, BackendKind::Native)?;
+    let (kind, why) = backend::route(&a.id, &annotations, &ctx.config()?)?;
     let mut rec = Record {
         oci_version: bundle.spec.version().clone(),
         id: a.id.clone(),

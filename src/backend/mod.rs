@@ -84,9 +84,17 @@ const SANDBOX_ANNOTATIONS: [(&str, &str); 2] = [
     ("io.kubernetes.cri-o.ContainerType", "sandbox"),
 ];
 
+fn kind_of(b: nexcage_config::Backend) -> BackendKind {
+    match b {
+        nexcage_config::Backend::Native => BackendKind::Native,
+        nexcage_config::Backend::Proxmox => BackendKind::Proxmox,
+    }
+}
+
 /// Picks the backend (ARCHITECTURE section 4): explicit annotation first,
-/// pod sandboxes native, then the configured default. Returns the kind and why.
-pub fn route(annotations: &BTreeMap<String, String>, default: BackendKind) -> Result<(BackendKind, String)> {
+/// pod sandboxes native, then configured rules (first match), then the
+/// configured default (native when none). Returns the kind and why.
+pub fn route(id: &str, annotations: &BTreeMap<String, String>, cfg: &nexcage_config::Config) -> Result<(BackendKind, String)> {
     if let Some(v) = annotations.get(BACKEND_ANNOTATION) {
         let kind = match v.as_str() {
             "native" => BackendKind::Native,
@@ -100,6 +108,19 @@ pub fn route(annotations: &BTreeMap<String, String>, default: BackendKind) -> Re
             return Ok((BackendKind::Native, format!("pod sandbox ({k})")));
         }
     }
+    for (i, rule) in cfg.routing.iter().enumerate() {
+        let id_ok = match &rule.id_regex {
+            Some(re) => regex::Regex::new(re)
+                .map_err(|e| anyhow::anyhow!("routing[{i}].id_regex: {e}"))?
+                .is_match(id),
+            None => true,
+        };
+        let ann_ok = rule.annotation.as_ref().is_none_or(|m| annotations.get(&m.key) == Some(&m.value));
+        if id_ok && ann_ok {
+            return Ok((kind_of(rule.backend), format!("routing rule {i}")));
+        }
+    }
+    let default = cfg.default_backend.map(kind_of).unwrap_or(BackendKind::Native);
     Ok((default, "default".to_string()))
 }
 
@@ -111,16 +132,31 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn cfg(json: &str) -> nexcage_config::Config {
+        nexcage_config::parse_str(json, Path::new("test.json")).unwrap()
+    }
+
     #[test]
     fn routing_order() {
-        let (k, why) = route(&ann(&[]), BackendKind::Proxmox).unwrap();
+        let px = cfg(r#"{"default_backend":"proxmox"}"#);
+        let (k, why) = route("a", &ann(&[]), &px).unwrap();
         assert_eq!((k, why.as_str()), (BackendKind::Proxmox, "default"));
-        let (k, _) = route(&ann(&[("io.kubernetes.cri.container-type", "sandbox")]), BackendKind::Proxmox).unwrap();
+        let (k, _) = route("a", &ann(&[("io.kubernetes.cri.container-type", "sandbox")]), &px).unwrap();
         assert_eq!(k, BackendKind::Native);
-        let (k, _) = route(&ann(&[("io.kubernetes.cri-o.ContainerType", "sandbox")]), BackendKind::Proxmox).unwrap();
+        let (k, _) = route("a", &ann(&[("io.kubernetes.cri-o.ContainerType", "sandbox")]), &px).unwrap();
         assert_eq!(k, BackendKind::Native);
-        let (k, _) = route(&ann(&[(BACKEND_ANNOTATION, "proxmox"), ("io.kubernetes.cri.container-type", "sandbox")]), BackendKind::Native).unwrap();
+        let none = cfg("{}");
+        let (k, _) = route("a", &ann(&[(BACKEND_ANNOTATION, "proxmox"), ("io.kubernetes.cri.container-type", "sandbox")]), &none).unwrap();
         assert_eq!(k, BackendKind::Proxmox);
-        assert!(route(&ann(&[(BACKEND_ANNOTATION, "qemu")]), BackendKind::Native).is_err());
+        assert!(route("a", &ann(&[(BACKEND_ANNOTATION, "qemu")]), &none).is_err());
+        assert_eq!(route("a", &ann(&[]), &none).unwrap().0, BackendKind::Native);
+    }
+
+    #[test]
+    fn routing_rules_first_match() {
+        let c = cfg(r#"{"default_backend":"native","routing":[{"id_regex":"^pve-","backend":"proxmox"},{"annotation":{"key":"tier","value":"vm"},"backend":"proxmox"}]}"#);
+        assert_eq!(route("pve-1", &ann(&[]), &c).unwrap(), (BackendKind::Proxmox, "routing rule 0".into()));
+        assert_eq!(route("x", &ann(&[("tier", "vm")]), &c).unwrap().1, "routing rule 1");
+        assert_eq!(route("x", &ann(&[]), &c).unwrap().0, BackendKind::Native);
     }
 }

@@ -91,6 +91,21 @@ pub enum Command {
     Spec(spec::Args),
     /// Print shell completions
     Completion(completion::Args),
+    /// Manage OCI images (pull, list, inspect, remove, import, export, unpack, ...)
+    Image {
+        #[command(subcommand)]
+        cmd: nexcage_image::ImageCommand,
+    },
+    /// Inspect and validate image layers
+    Layer {
+        #[command(subcommand)]
+        cmd: nexcage_image::LayerCommand,
+    },
+    /// Image cache statistics and cleanup
+    Cache {
+        #[command(subcommand)]
+        cmd: nexcage_image::CacheCommand,
+    },
 }
 
 /// What every command gets besides its own arguments.
@@ -98,11 +113,27 @@ pub struct Ctx {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
     pub rootless: bool,
+    pub config_path: Option<PathBuf>,
 }
 
 impl Ctx {
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.root)
+    }
+
+    /// nexcage's own configuration, read only by the commands that need it.
+    pub fn config(&self) -> Result<nexcage_config::Config> {
+        let loaded = nexcage_config::load(self.config_path.as_deref())?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(loaded.config)
+    }
+
+    /// The image store directory: config `images.storage_path` /
+    /// `NEXCAGE_STORAGE_PATH`, else /var/lib/nexcage.
+    pub fn image_store(&self) -> Result<PathBuf> {
+        Ok(self.config()?.images.storage_path.unwrap_or_else(nexcage_image::store::default_store_dir))
     }
 }
 
@@ -158,7 +189,7 @@ pub fn main() -> i32 {
         return 2;
     };
     let rootless = cli.rootless.as_deref() == Some("true");
-    let ctx = Ctx { root: cli.root, systemd_cgroup: cli.systemd_cgroup, rootless };
+    let ctx = Ctx { root: cli.root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
     tracing::debug!(?command, "dispatch");
     match dispatch(command, &ctx) {
         Ok(code) => code,
@@ -187,5 +218,8 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(a, ctx.rootless),
         Command::Completion(a) => completion::run(a),
+        Command::Image { cmd } => nexcage_image::run_image(cmd, &ctx.image_store()?),
+        Command::Layer { cmd } => nexcage_image::run_layer(cmd, &ctx.image_store()?),
+        Command::Cache { cmd } => nexcage_image::run_cache(cmd, &ctx.image_store()?),
     }
 }

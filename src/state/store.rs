@@ -114,6 +114,15 @@ impl Store {
     }
 }
 
+impl Drop for Locked {
+    /// Unlocks explicitly: a container process cloned during create shares
+    /// the lock's open file description until it execs, and closing our fd
+    /// alone would leave the lock held by it.
+    fn drop(&mut self) {
+        let _ = self._lock.unlock();
+    }
+}
+
 impl Locked {
     /// The record, or "does not exist" when create never got as far as writing it.
     pub fn load(&self) -> Result<Record> {
@@ -141,6 +150,7 @@ impl Locked {
     /// Removes the container directory. It is first renamed out of the way so
     /// waiters see "does not exist" rather than a half-removed tree.
     pub fn remove(self) -> Result<()> {
+        // The directory goes away under our lock; Drop unlocks afterwards.
         let parent = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
         let grave = parent.join(format!(".del-{}-{}", std::process::id(), self.id.len()));
         fs::rename(&self.dir, &grave)
