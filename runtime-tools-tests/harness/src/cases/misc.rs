@@ -26,6 +26,8 @@ pub fn cases() -> Vec<Case> {
         case("misc.list.json", "list --format json shows the container with its status", list_json),
         case("misc.events.stats", "events --stats prints one stats JSON object", events_stats),
         case("misc.log.json_error", "--log F --log-format json: an error is the last level=error line with msg", log_json_error),
+        case("misc.log.create_error", "a failed create with --log leaves exactly one level=error JSON line (podman reads one object)", log_create_error),
+        case("misc.exec.tty", "exec --tty --console-socket: the pty master arrives, the process has a tty", exec_tty),
         case("misc.version", "--version exits 0 and names the spec version", version),
         case("misc.apparmor", "process.apparmorProfile is applied", apparmor).requires(need_apparmor),
         case("misc.selinux", "process.selinuxLabel is applied", selinux).requires(need_selinux),
@@ -249,6 +251,52 @@ fn log_json_error(ctx: &mut Ctx) -> Result<()> {
     let msg = last["msg"].as_str().unwrap_or("");
     ensure!(!msg.is_empty(), "the error line has no msg: {last}");
     ensure!(last["time"].is_string(), "the error line has no time: {last}");
+    Ok(())
+}
+
+fn log_create_error(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set("/root/path", json!("no-such-rootfs"));
+    let log = ctx.path("create-log.json");
+    let opts = Opts { global: vec!["--log".into(), log.to_string_lossy().into_owned(), "--log-format".into(), "json".into()], ..Default::default() };
+    let (c, ok) = ctx.try_create(&b, &opts)?;
+    ensure!(!ok, "create with a missing rootfs succeeded");
+    let s = std::fs::read_to_string(&log).context("the --log file does not exist after the failed create")?;
+    let errors: Vec<Value> = s.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v["level"] == "error").collect();
+    ensure!(errors.len() == 1, "{} level=error lines in the log, want exactly 1: {s:?}", errors.len());
+    ensure!(errors[0]["msg"].as_str().map(|m| !m.is_empty()).unwrap_or(false), "error line without msg: {}", errors[0]);
+    ensure!(!c.stderr().trim().is_empty(), "the error was not printed to stderr as well");
+    Ok(())
+}
+
+fn exec_tty(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    let sock = ctx.path("exec-console.sock");
+    let listener = crate::console::listen(&sock)?;
+    let rx = std::thread::spawn(move || crate::console::receive(listener, Duration::from_secs(20)));
+    let pf = ctx.path("exec.pid");
+    let proc_json = ctx.path("process.json");
+    let p = json!({
+        "terminal": true, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["/rtt-checker", "tty=0,1,2"], "env": ["PATH=/bin", "TERM=xterm"]
+    });
+    std::fs::write(&proc_json, serde_json::to_string(&p)?)?;
+    let o = ctx.rt(&[
+        "exec", "--process", &proc_json.to_string_lossy(), "--detach", "--tty", "--console-socket", &sock.to_string_lossy(),
+        "--pid-file", &pf.to_string_lossy(), &c.id,
+    ])?;
+    if !o.ok() {
+        let _ = std::os::unix::net::UnixStream::connect(&sock);
+        let _ = rx.join();
+        anyhow::bail!("exec --tty: {}", o.describe());
+    }
+    let got = rx.join().map_err(|_| anyhow::anyhow!("console receiver panicked"))??;
+    ensure!(got.nfds == 1, "console message carried {} fds", got.nfds);
+    let pid: i32 = sys::read_trim(&pf)?.parse().context("exec pid file")?;
+    let e = ctx.wait(pid)?;
+    let out = crate::console::drain(got.master, Duration::from_secs(5));
+    crate::ctx::judge_checker(e, &out, "")?;
     Ok(())
 }
 
