@@ -18,6 +18,7 @@ pub struct Store {
 }
 
 /// A container directory held under its exclusive lock. Dropping it unlocks.
+#[derive(Debug)]
 pub struct Locked {
     pub id: String,
     pub dir: PathBuf,
