@@ -55,7 +55,6 @@ pub struct CreateArgs {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
-    pub no_new_keyring: bool,
     pub foreground: bool,
 }
 
@@ -112,7 +111,6 @@ fn create_locked(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle, locked: &Lock
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
-        no_new_keyring: a.no_new_keyring,
         systemd_cgroup: ctx.systemd_cgroup,
         foreground: a.foreground,
     })?;

@@ -22,7 +22,6 @@ pub struct CreateOpts<'a> {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
-    pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
     /// `run` without `--detach`: the container's init stays our child.
     pub foreground: bool,
@@ -46,7 +45,6 @@ pub struct ExecOpts {
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
-    pub tty: bool,
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub detach: bool,

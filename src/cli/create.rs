@@ -24,7 +24,7 @@ pub struct Args {
     /// Do not use pivot_root to jail the process inside rootfs
     #[arg(long)]
     pub no_pivot: bool,
-    /// Do not create a new session keyring for the container
+    /// Do not create a new session keyring (always the case: libcontainer never creates one)
     #[arg(long)]
     pub no_new_keyring: bool,
     /// Pass N additional file descriptors (3..3+N) to the container
@@ -45,7 +45,6 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         console_socket: a.console_socket,
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
-        no_new_keyring: a.no_new_keyring,
         foreground: false,
     })?;
     if let (Some(sock), Some(pid)) = (&a.pidfd_socket, rec.pid) {

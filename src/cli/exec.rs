@@ -70,6 +70,34 @@ fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
+fn write_tty_process(bundle: &std::path::Path, o: &ExecOpts, out: &std::path::Path) -> Result<()> {
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
+        .context("config.json of the container is not valid JSON")?;
+    let mut p = cfg.get("process").cloned().unwrap_or_else(|| serde_json::json!({}));
+    p["terminal"] = true.into();
+    p["args"] = serde_json::json!(o.args);
+    if let Some(cwd) = &o.cwd {
+        p["cwd"] = serde_json::json!(cwd);
+    }
+    let mut env: Vec<serde_json::Value> = p["env"].as_array().cloned().unwrap_or_default();
+    env.extend(o.env.iter().map(|e| serde_json::json!(e)));
+    p["env"] = env.into();
+    if let Some(uid) = o.uid {
+        p["user"]["uid"] = uid.into();
+    }
+    if let Some(gid) = o.gid {
+        p["user"]["gid"] = gid.into();
+    }
+    if !o.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = serde_json::json!(o.additional_gids);
+    }
+    if o.no_new_privs {
+        p["noNewPrivileges"] = true.into();
+    }
+    std::fs::write(out, serde_json::to_vec(&p)?)?;
+    Ok(())
+}
+
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec requires a command or --process");
@@ -104,14 +132,28 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         additional_gids: a.additional_gids,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
-        tty: a.tty,
         console_socket: a.console_socket,
         pid_file: a.pid_file.map(|p| std::path::absolute(&p).unwrap_or(p)),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
     };
+    let mut opts = opts;
+    // libcontainer only takes a terminal through a process file: build one
+    // from the container's process, as runc does for `exec -t CMD`.
+    let tty_file = if a.tty && opts.process_file.is_none() {
+        let f = locked.dir.join(format!("exec-{}.json", std::process::id()));
+        write_tty_process(&rec.bundle, &opts, &f)?;
+        opts.process_file = Some(f.clone());
+        Some(f)
+    } else {
+        None
+    };
     let be = backend::for_kind(rec.backend)?;
-    let pid = be.exec(&rec, &locked.dir, &opts)?;
+    let res = be.exec(&rec, &locked.dir, &opts);
+    if let Some(f) = tty_file {
+        let _ = std::fs::remove_file(f);
+    }
+    let pid = res?;
     drop(locked);
     if let Some(sock) = &a.pidfd_socket {
         crate::proc::send_pidfd(sock, pid)?;

@@ -35,10 +35,6 @@ impl Store {
         Ok(Store { root: root.to_path_buf() })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
