@@ -197,7 +197,10 @@ impl<'a> Ctx<'a> {
         let out_p = self.dir.join(format!("cmd{n}.out"));
         let err_p = self.dir.join(format!("cmd{n}.err"));
         let mut c = self.command(args, opts);
-        c.stdin(Stdio::null());
+        match &opts.stdin {
+            Some(p) => c.stdin(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?),
+            None => c.stdin(Stdio::null()),
+        };
         c.stdout(std::fs::File::create(&out_p)?);
         c.stderr(std::fs::File::create(&err_p)?);
         let started = Instant::now();

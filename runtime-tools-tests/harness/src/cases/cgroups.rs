@@ -28,6 +28,8 @@ pub fn cases() -> Vec<Case> {
         case("cgroups.devices.allow", "an allow rule lets the node be opened; devices.list has it", devices_allow).requires(v1_devices),
         case("cgroups.mount.v1", "the cgroup mount shows the controllers read-only, rooted at the container's cgroup", cgroup_mount)
             .requires(v1_memory),
+        case("cgroups.update.resources", "update --resources - (containerd's form) changes the limits of a running container", update_resources)
+            .requires(v1_basic),
         case("cgroups.cleanup", "delete removes the container's cgroup from every controller", cleanup).requires(v1_basic),
         case("cgroups.v2.memory_max", "cgroup v2: memory.limit -> memory.max", v2_memory).requires(v2_only),
     ]
@@ -257,5 +259,22 @@ fn v2_memory(ctx: &mut Ctx) -> Result<()> {
     let path = s.lines().find_map(|l| l.strip_prefix("0::")).context("no v2 line in /proc/pid/cgroup")?;
     let got = crate::sys::read_trim(m.join(path.trim_start_matches('/')).join("memory.max"))?;
     ensure!(got == "67108864", "memory.max = {got}");
+    Ok(())
+}
+
+fn update_resources(ctx: &mut Ctx) -> Result<()> {
+    let mut b = sleeper(ctx)?;
+    b.set("/linux/resources/memory", json!({"limit": 67108864}));
+    b.set("/linux/resources/pids", json!({"limit": 20}));
+    let c = started(ctx, &b)?;
+    let res = ctx.path("resources.json");
+    std::fs::write(&res, serde_json::to_string(&json!({"memory": {"limit": 134217728}, "pids": {"limit": 40}, "cpu": {"shares": 256}}))?)?;
+    let opts = crate::ctx::Opts { stdin: Some(res), ..Default::default() };
+    ctx.rt_opts(&["update", "--resources", "-", &c.id], &opts)?.must()?;
+    for (ctrl, file, want) in [("memory", "memory.limit_in_bytes", "134217728"), ("pids", "pids.max", "40"), ("cpu", "cpu.shares", "256")] {
+        let got = crate::sys::read_trim(ctx.host.cgroup_dir(c.pid, ctrl)?.join(file))?;
+        ensure!(got == want, "after update {ctrl}/{file} = {got}, want {want}");
+    }
+    ensure!(ctx.status(&c.id)? == "running", "container not running after update");
     Ok(())
 }

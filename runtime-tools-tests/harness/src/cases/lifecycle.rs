@@ -36,6 +36,8 @@ pub fn cases() -> Vec<Case> {
         case("lifecycle.unknown_id.fails", "state/start/kill/delete of an unknown id fail", unknown_id_fails),
         case("lifecycle.unknown_id.error_words", "errors for an unknown id say \"does not exist\" (engines match it)", unknown_id_words),
         case("lifecycle.run.exit_code", "run in the foreground returns the container's exit code", run_exit_code),
+        case("lifecycle.run.signal_status", "run returns 128+N when the program dies of signal N (137 for KILL)", run_signal_status),
+        case("lifecycle.create.go_runc_flags", "create accepts go-runc's --no-pivot and --no-new-keyring", go_runc_flags),
     ]
 }
 
@@ -370,5 +372,32 @@ fn run_exit_code(ctx: &mut Ctx) -> Result<()> {
     ensure!(o.stdout.trim() == "from-run", "run stdout {:?}", o.stdout);
     let st = ctx.rt(&["state", &id])?;
     ensure!(!st.ok(), "run did not remove the container after it exited");
+    Ok(())
+}
+
+fn run_signal_status(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    // without a pid namespace the shell is not an init and can SIGKILL itself
+    b.drop_ns("pid");
+    b.sh("echo before; kill -KILL $$; echo after");
+    let (_, o) = ctx.run_fg(&b, &Opts::default())?;
+    ensure!(!o.timed_out, "run timed out");
+    ensure!(o.code == Some(137), "run returned {:?}, want 137 for a program killed by SIGKILL ({})", o.code, o.describe());
+    ensure!(o.stdout.trim() == "before", "stdout {:?}", o.stdout);
+    Ok(())
+}
+
+fn go_runc_flags(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    b.write()?;
+    let id = ctx.new_id();
+    let pf = b.dir.join("flags.pid");
+    let o = ctx.rt(&[
+        "create", "--bundle", &b.dir.to_string_lossy(), "--pid-file", &pf.to_string_lossy(), "--no-pivot", "--no-new-keyring", &id,
+    ])?;
+    ensure!(o.ok(), "create --no-pivot --no-new-keyring: {}", o.describe());
+    ensure!(ctx.status(&id)? == "created", "not created");
+    ctx.start(&id)?;
+    ensure!(ctx.status(&id)? == "running", "not running");
     Ok(())
 }

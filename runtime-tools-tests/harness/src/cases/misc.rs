@@ -18,7 +18,8 @@ pub fn cases() -> Vec<Case> {
         case("misc.seccomp.kill", "a seccomp SCMP_ACT_KILL rule kills the process with SIGSYS", seccomp_kill),
         case("misc.kill.signal_forms", "kill takes USR1, SIGUSR2 and 10 alike", kill_forms),
         case("misc.kill.default_term", "kill without a signal sends SIGTERM", kill_default),
-        case("misc.kill.all", "kill --all signals every process in the container, plain kill only init", kill_all),
+        case("misc.kill.all", "kill --all signals every process in the container, plain kill only init", |c| kill_all(c, "--all")),
+        case("misc.kill.all_short", "kill -a (CRI-O's form) is kill --all", |c| kill_all(c, "-a")),
         case("misc.pause_resume", "pause freezes (state paused, freezer FROZEN), resume thaws", pause_resume).requires(freezer),
         case("misc.exec", "exec runs a process in the container; its output and exit code come back", exec),
         case("misc.exec.detach", "exec --process F --detach --pid-file P: the process is ours to reap", exec_detach),
@@ -119,7 +120,7 @@ fn kill_default(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-fn kill_all(ctx: &mut Ctx) -> Result<()> {
+fn kill_all(ctx: &mut Ctx, flag: &str) -> Result<()> {
     let mut b = ctx.bundle()?;
     // init (a pid-namespace init without a TERM handler) ignores TERM; its children do not
     b.sh("sleep 1000 & sleep 1000 & wait");
@@ -136,10 +137,10 @@ fn kill_all(ctx: &mut Ctx) -> Result<()> {
     ctx.kill(&c.id, "TERM")?.must()?;
     std::thread::sleep(Duration::from_millis(300));
     ensure!(kids.iter().all(|k| sys::alive(*k)), "plain kill reached processes other than init");
-    let o = ctx.rt(&["kill", "--all", &c.id, "TERM"])?;
-    ensure!(o.ok(), "kill --all: {}", o.describe());
+    let o = ctx.rt(&["kill", flag, &c.id, "TERM"])?;
+    ensure!(o.ok(), "kill {flag}: {}", o.describe());
     for k in &kids {
-        ensure!(sys::wait_dead(*k, Duration::from_secs(5)), "process {k} survived kill --all TERM");
+        ensure!(sys::wait_dead(*k, Duration::from_secs(5)), "process {k} survived kill {flag} TERM");
     }
     let e = ctx.wait(c.pid)?;
     ensure!(e == Exit::Code(0), "init {e} after its children died, want exit 0");
