@@ -29,6 +29,7 @@ pub fn cases() -> Vec<Case> {
         case("fs.rootfs_propagation.slave", "rootfsPropagation slave: / receives from its (shared) source", |c| propagation(c, "slave")),
         case("fs.rootfs_propagation.shared", "rootfsPropagation shared: / is shared", |c| propagation(c, "shared")),
         case("fs.dev.default_devices", "default devices exist with the right numbers and open", default_devices),
+        case("fs.dev.no_host_devices", "host device nodes (disks, /dev/mem, /dev/kmsg) are not in the container's /dev", no_host_devices),
         case("fs.dev.fd_links", "/dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links", fd_links),
         case("fs.dev.linux_devices", "linux.devices creates the node with type, numbers, mode, owner", linux_devices),
         case("fs.uts.hostname", "hostname is set in the new UTS namespace", hostname),
@@ -230,6 +231,19 @@ fn default_devices(ctx: &mut Ctx) -> Result<()> {
         "open=/dev/urandom:r:OK",
         "open=/dev/ptmx:rw:OK",
     ]);
+    ctx.expect_checks(&b)?;
+    Ok(())
+}
+
+fn no_host_devices(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    let mut checks: Vec<String> = vec!["absent=/dev/mem".into(), "absent=/dev/kmsg".into(), "absent=/dev/port".into()];
+    // whatever block devices the host has must not show up
+    for e in std::fs::read_dir("/sys/block").map(|rd| rd.flatten().collect::<Vec<_>>()).unwrap_or_default() {
+        checks.push(format!("absent=/dev/{}", e.file_name().to_string_lossy()));
+    }
+    let refs: Vec<&str> = checks.iter().map(|s| s.as_str()).collect();
+    b.checks(&refs);
     ctx.expect_checks(&b)?;
     Ok(())
 }

@@ -37,6 +37,7 @@ pub fn cases() -> Vec<Case> {
         case("lifecycle.unknown_id.error_words", "errors for an unknown id say \"does not exist\" (engines match it)", unknown_id_words),
         case("lifecycle.run.exit_code", "run in the foreground returns the container's exit code", run_exit_code),
         case("lifecycle.run.signal_status", "run returns 128+N when the program dies of signal N (137 for KILL)", run_signal_status),
+        case("lifecycle.create.bad_id", "an id with a path separator (../x) is refused and writes nothing outside --root", bad_id),
         case("lifecycle.create.go_runc_flags", "create accepts go-runc's --no-pivot and --no-new-keyring", go_runc_flags),
     ]
 }
@@ -399,5 +400,26 @@ fn go_runc_flags(ctx: &mut Ctx) -> Result<()> {
     ensure!(ctx.status(&id)? == "created", "not created");
     ctx.start(&id)?;
     ensure!(ctx.status(&id)? == "running", "not running");
+    Ok(())
+}
+
+fn bad_id(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    b.write()?;
+    let parent = ctx.rt.root.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let before = walk(&parent);
+    let bad = format!("../{}-escape", ctx.cg_prefix);
+    let o = ctx.rt(&["create", "--bundle", &b.dir.to_string_lossy(), &bad])?;
+    let created = o.ok();
+    if created {
+        let _ = ctx.rt(&["delete", "--force", &bad]);
+    }
+    let after = walk(&parent);
+    let outside: Vec<&String> = after
+        .difference(&before)
+        .filter(|p| !Path::new(p.as_str()).starts_with(&ctx.rt.root) && !Path::new(p.as_str()).starts_with(&ctx.dir))
+        .collect();
+    ensure!(outside.is_empty(), "create with id {bad:?} wrote outside --root: {outside:?}");
+    ensure!(!created, "create accepted the id {bad:?}");
     Ok(())
 }

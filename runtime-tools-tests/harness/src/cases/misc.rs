@@ -22,6 +22,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.kill.all_short", "kill -a (CRI-O's form) is kill --all", |c| kill_all(c, "-a")),
         case("misc.pause_resume", "pause freezes (state paused, freezer FROZEN), resume thaws", pause_resume).requires(freezer),
         case("misc.exec", "exec runs a process in the container; its output and exit code come back", exec),
+        case("misc.exec.stopped_fails", "exec into a stopped container fails", exec_stopped),
         case("misc.exec.detach", "exec --process F --detach --pid-file P: the process is ours to reap", exec_detach),
         case("misc.ps.json", "ps --format json lists the container's pids", ps_json),
         case("misc.list.json", "list --format json shows the container with its status", list_json),
@@ -175,6 +176,17 @@ fn exec(ctx: &mut Ctx) -> Result<()> {
     ensure!(o.code == Some(3), "exec returned {:?}, want 3 ({})", o.code, o.describe());
     ensure!(o.stdout == "exec-out\nrootfs\n", "exec stdout {:?}", o.stdout);
     ensure!(o.stderr.contains("exec-err"), "exec stderr {:?}", o.stderr);
+    Ok(())
+}
+
+fn exec_stopped(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.args(&["/bin/true"]);
+    let c = ctx.create(&b)?;
+    ctx.start(&c.id)?;
+    ctx.wait(c.pid)?;
+    ctx.wait_status(&c.id, "stopped")?;
+    ctx.rt(&["exec", &c.id, "/bin/true"])?.must_fail("exec into a stopped container")?;
     Ok(())
 }
 
