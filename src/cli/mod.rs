@@ -163,12 +163,11 @@ pub fn main() -> i32 {
             }
             let (path, format) = logging::early_log_target(&args[1.min(args.len())..]);
             let sink = Sink::open(path.as_deref(), format).unwrap_or_else(|_| Sink::open(None, format).expect("stderr sink"));
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+            let msg = usage_line(&e.render().to_string());
             if sink.has_file() {
-                sink.write("error", first);
+                sink.write("error", &msg);
             }
-            eprint!("{rendered}");
+            eprintln!("nexcage: {msg}");
             return 2;
         }
     };
@@ -198,6 +197,22 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Condenses clap's multi-line usage error into one line: the message,
+/// then the usage synopsis.
+fn usage_line(rendered: &str) -> String {
+    let mut msg = Vec::new();
+    let mut usage = None;
+    for l in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = l.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if !l.starts_with("tip:") && !l.starts_with("For more information") {
+            msg.push(l.trim_start_matches("error: ").to_string());
+        }
+    }
+    let usage = usage.unwrap_or_else(|| "nexcage --help".to_string());
+    format!("{} (usage: {usage})", msg.join(" "))
 }
 
 fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {

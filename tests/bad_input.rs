@@ -1,0 +1,144 @@
+//! Bad input gets one clear error (stderr and the JSON log), a non-zero exit,
+//! and leaves nothing behind: no state dir, no cgroup, no process.
+
+mod cli_support;
+use cli_support::*;
+use std::path::Path;
+
+/// Runs a failing command with `--log L --log-format json` and checks the contract.
+fn fails_cleanly(root: &Path, log: &Path, args: &[&str], want: &str) {
+    let _ = std::fs::remove_file(log);
+    let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
+    full.extend_from_slice(args);
+    let o = nx(root, &full);
+    assert!(!o.status.success(), "{args:?} must fail");
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr for {args:?}: {err}");
+    assert!(err.contains(want), "{args:?}: stderr {err:?} lacks {want:?}");
+    let text = std::fs::read_to_string(log).expect("log file exists even after an early failure");
+    let errors: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every log line is JSON"))
+        .filter(|v| v["level"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "one error record for {args:?}: {text}");
+    assert!(errors[0]["msg"].as_str().unwrap().contains(want));
+    assert!(errors[0]["time"].is_string());
+}
+
+fn nothing_left(root: &Path, id: &str, bundle_marker: &str) {
+    assert!(!root.join(id).exists(), "state dir of {id} left behind");
+    assert!(!cgroup_exists(id), "cgroup of {id} left behind");
+    assert!(procs_with(bundle_marker).is_empty(), "process of {bundle_marker} left behind");
+    if root.exists() {
+        let stray: Vec<_> = std::fs::read_dir(root).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(stray.iter().all(|n| !n.to_string_lossy().starts_with('.')), "temp dirs left: {stray:?}");
+    }
+}
+
+#[test]
+fn bundle_errors() {
+    let s = Scratch::new("badbundle");
+    let root = s.path().join("root");
+    let log = s.path().join("log.json");
+    let good = bundle(s.path(), "good", &["true"], |_| {});
+    let raw = std::fs::read_to_string(good.join("config.json")).unwrap();
+    let mk = |name: &str, content: Option<String>| {
+        let d = s.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        if let Some(c) = content {
+            std::fs::write(d.join("config.json"), c).unwrap();
+        }
+        d.to_str().unwrap().to_string()
+    };
+    let nocfg = mk("nocfg", None);
+    let malformed = mk("malformed", Some(raw[..raw.len() / 2].to_string()));
+    let v2 = mk("v2", Some(raw.replace("\"1.2.0\"", "\"2.0.0\"")));
+    let mut noargs: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    noargs["process"]["args"] = serde_json::json!([]);
+    let noargs = mk("noargs", Some(noargs.to_string()));
+    let cases = [
+        (s.path().join("missing").to_str().unwrap().to_string(), "does not exist"),
+        (nocfg, "has no config.json"),
+        (malformed, "malformed JSON"),
+        (v2, "unsupported ociVersion"),
+        (noargs, "process.args must not be empty"),
+    ];
+    for (i, (b, want)) in cases.iter().enumerate() {
+        let id = format!("bad-bundle-{i}");
+        fails_cleanly(&root, &log, &["create", "--bundle", b, &id], want);
+        nothing_left(&root, &id, b);
+    }
+}
+
+#[test]
+fn id_errors() {
+    let s = Scratch::new("badid");
+    let root = s.path().join("root");
+    let log = s.path().join("log.json");
+    let b = bundle(s.path(), "b", &["sleep", "100"], |_| {});
+    let bs = b.to_str().unwrap();
+    for id in ["../evil", "a/b", "..", "with space"] {
+        fails_cleanly(&root, &log, &["create", "--bundle", bs, id], "invalid container id");
+    }
+    let long = "x".repeat(1025);
+    fails_cleanly(&root, &log, &["create", "--bundle", bs, &long], "longer than 1024");
+    assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none());
+
+    // duplicate id: the second create fails and the first container is untouched
+    assert!(nx_detached(&root, &["create", "--bundle", bs, "bad-dup"], &s.path().join("out")).success());
+    let first = state(&root, "bad-dup").unwrap();
+    fails_cleanly(&root, &log, &["create", "--bundle", bs, "bad-dup"], "already exists");
+    assert_eq!(state(&root, "bad-dup").unwrap(), first);
+    assert_eq!(procs_with(bs).len(), 1, "only the first container's waiting init");
+
+    // start on running, delete running without --force
+    assert!(nx(&root, &["start", "bad-dup"]).status.success());
+    fails_cleanly(&root, &log, &["start", "bad-dup"], "cannot start");
+    fails_cleanly(&root, &log, &["delete", "bad-dup"], "not stopped");
+    assert_eq!(status_of(&root, "bad-dup"), "running");
+    fails_cleanly(&root, &log, &["state", "bad-nope"], "does not exist");
+    fails_cleanly(&root, &log, &["kill", "bad-nope", "KILL"], "does not exist");
+    let d = nx(&root, &["delete", "--force", "bad-dup"]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    nothing_left(&root, "bad-dup", bs);
+    assert!(nx(&root, &["delete", "--force", "bad-dup"]).status.success(), "force delete of a missing container succeeds");
+}
+
+#[test]
+fn usage_errors_are_not_commands_or_ids() {
+    let s = Scratch::new("usage");
+    let root = s.path().join("root");
+    let log = s.path().join("log.json");
+    for args in [
+        vec!["create", "--bogus-flag", "x"],
+        vec!["start"],
+        vec!["start", "a", "b"],
+        vec!["kill"],
+        vec!["frobnicate", "x"],
+        vec!["kill", "x", "SIGNOPE"],
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
+        full.extend_from_slice(&args);
+        let o = nx(&root, &full);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: usage errors exit 2");
+        let err = stderr(&o);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains("usage: nexcage"), "{args:?}: {err}");
+        let text = std::fs::read_to_string(&log).expect("log exists");
+        assert!(text.contains("\"level\":\"error\""), "{args:?}: {text}");
+        assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none(), "{args:?} created state");
+    }
+}
+
+#[test]
+fn version_has_runc_shape() {
+    let o = nx(Path::new("/nonexistent"), &["--version"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("nexcage version "), "{out}");
+    assert!(lines[1].starts_with("commit: "));
+    assert!(lines[2].starts_with("spec: 1."));
+}

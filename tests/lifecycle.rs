@@ -1,0 +1,127 @@
+//! Direct bundle use, as an engine drives it: create -> created with a live
+//! pid -> start -> running -> kill -> stopped -> delete -> gone; `run` exit codes.
+
+mod cli_support;
+use cli_support::*;
+
+#[test]
+fn create_start_kill_delete() {
+    let s = Scratch::new("life");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["sleep", "100"], |_| {});
+    let pid_file = s.path().join("pid");
+    let st = nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), "life-c1"], &s.path().join("out"));
+    assert!(st.success(), "create: {}", std::fs::read_to_string(s.path().join("out")).unwrap());
+
+    let v = state(&root, "life-c1").expect("state after create");
+    assert_eq!(v["status"], "created");
+    assert_eq!(v["id"], "life-c1");
+    assert_eq!(v["bundle"], b.to_str().unwrap());
+    let pid = v["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string(), "pid file is a bare decimal");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "created pid is alive");
+
+    assert!(nx(&root, &["start", "life-c1"]).status.success());
+    assert_eq!(status_of(&root, "life-c1"), "running");
+    let again = nx(&root, &["start", "life-c1"]);
+    assert!(!again.status.success(), "start twice must fail");
+
+    // sleep is PID 1 of its namespace and ignores TERM: KILL it.
+    assert!(nx(&root, &["kill", "life-c1", "KILL"]).status.success());
+    assert!(wait_status(&root, "life-c1", "stopped"));
+    let k = nx(&root, &["kill", "life-c1", "TERM"]);
+    assert!(!k.status.success() && stderr(&k).contains("container not running"), "{}", stderr(&k));
+
+    assert!(nx(&root, &["delete", "life-c1"]).status.success());
+    let gone = nx(&root, &["state", "life-c1"]);
+    assert!(!gone.status.success());
+    assert!(stderr(&gone).contains("does not exist"), "{}", stderr(&gone));
+    assert!(!root.join("life-c1").exists());
+}
+
+#[test]
+fn run_returns_exit_status() {
+    let s = Scratch::new("runexit");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b7", &["sh", "-c", "echo out; echo err >&2; exit 7"], |_| {});
+    let o = nx(&root, &["run", "--bundle", b.to_str().unwrap(), "life-r7"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert!(stderr(&o).contains("err"));
+    assert!(!root.join("life-r7").exists(), "run removes the container afterwards");
+}
+
+#[test]
+fn run_killed_by_sigterm_gives_143() {
+    let s = Scratch::new("run143");
+    let root = s.path().join("root");
+    // Without a pid namespace the shell is not PID 1, so TERM's default action applies.
+    let b = bundle(s.path(), "b", &["sh", "-c", "kill -TERM $$; sleep 5"], |spec| {
+        let ns = spec["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let o = nx(&root, &["run", "--bundle", b.to_str().unwrap(), "life-r143"]);
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+}
+
+#[test]
+fn kill_signal_forms_and_all() {
+    let s = Scratch::new("killforms");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["sh", "-c", "trap 'echo got-usr1' USR1; sleep 100 & while kill -0 $! 2>/dev/null; do wait; done"], |_| {});
+    let out = s.path().join("out");
+    assert!(nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "life-k1"], &out).success());
+    assert!(nx(&root, &["start", "life-k1"]).status.success());
+    for sig in ["10", "USR1", "SIGUSR1"] {
+        let o = nx(&root, &["kill", "life-k1", sig]);
+        assert!(o.status.success(), "kill {sig}: {}", stderr(&o));
+    }
+    let bad = nx(&root, &["kill", "life-k1", "NOPE"]);
+    assert!(!bad.status.success());
+    assert_eq!(status_of(&root, "life-k1"), "running");
+    let ps = nx(&root, &["ps", "--format", "json", "life-k1"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(pids.len() >= 2, "sh and sleep: {pids:?}");
+    assert!(nx(&root, &["kill", "--all", "life-k1", "KILL"]).status.success());
+    assert!(wait_status(&root, "life-k1", "stopped"));
+    assert!(nx(&root, &["delete", "life-k1"]).status.success());
+}
+
+#[test]
+fn pause_resume_and_stats() {
+    let s = Scratch::new("pause");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["sleep", "100"], |_| {});
+    assert!(nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "life-p1"], &s.path().join("out")).success());
+    assert!(nx(&root, &["start", "life-p1"]).status.success());
+    assert!(nx(&root, &["pause", "life-p1"]).status.success());
+    assert_eq!(status_of(&root, "life-p1"), "paused");
+    let ev = nx(&root, &["events", "--stats", "life-p1"]);
+    let v: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{v}");
+    assert!(nx(&root, &["resume", "life-p1"]).status.success());
+    assert_eq!(status_of(&root, "life-p1"), "running");
+    assert!(nx(&root, &["update", "--memory", "64m", "--pids-limit", "50", "life-p1"]).status.success());
+    assert!(nx(&root, &["delete", "--force", "life-p1"]).status.success());
+    assert!(!cgroup_exists("life-p1"), "delete removes the cgroup");
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    let s = Scratch::new("exec");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["sleep", "100"], |spec| spec["hostname"] = "exechost".into());
+    assert!(nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "life-e1"], &s.path().join("out")).success());
+    assert!(nx(&root, &["start", "life-e1"]).status.success());
+    let o = nx(&root, &["exec", "--env", "X=42", "--cwd", "/tmp", "life-e1", "sh", "-c", "echo $(hostname) $X $(pwd); exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "exechost 42 /tmp");
+    let l = nx(&root, &["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
+    assert_eq!(v[0]["id"], "life-e1");
+    assert!(nx(&root, &["delete", "--force", "life-e1"]).status.success());
+    let o = nx(&root, &["exec", "life-e1", "true"]);
+    assert!(stderr(&o).contains("does not exist"));
+}
