@@ -1,0 +1,30 @@
+#!/bin/sh
+# The test command: installs packages, prepares this machine (cgroup fix for
+# crun, test services), runs every test and the conformance suite, then
+# tears down what it started. Run as root from the repository.
+set -eu
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+scripts/deps.sh
+
+# crun refuses hybrid cgroups while hugetlb sits in the v2 hierarchy.
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers; then
+    mkdir -p /run/cg-hugetlb
+    mountpoint -q /run/cg-hugetlb || mount -t cgroup -o hugetlb cgroup /run/cg-hugetlb
+fi
+
+cleanup() {
+    [ -x scripts/proxmox-test-env.sh ] && scripts/proxmox-test-env.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+if [ -x scripts/proxmox-test-env.sh ]; then
+    scripts/proxmox-test-env.sh up
+fi
+
+echo "== cargo test --workspace" >&2
+cargo build --workspace --all-targets -q
+cargo test --workspace -q -- --test-threads=2
+
+echo "== conformance suite (runtime-tools-tests) against nexcage" >&2
+cargo build -q
+runtime-tools-tests/run.sh "nexcage=$repo/target/debug/nexcage" -- --expected runtime-tools-tests/expected.json
