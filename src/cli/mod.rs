@@ -8,6 +8,7 @@ mod exec;
 mod features;
 mod kill;
 mod list;
+mod man;
 mod pause;
 mod ps;
 mod run;
@@ -91,6 +92,8 @@ pub enum Command {
     Spec(spec::Args),
     /// Print shell completions
     Completion(completion::Args),
+    /// Print the man page (roff), generated from this command line
+    Man,
     /// Manage OCI images (pull, list, inspect, remove, import, export, unpack, ...)
     Image {
         #[command(subcommand)]
@@ -233,6 +236,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(a, ctx.rootless),
         Command::Completion(a) => completion::run(a),
+        Command::Man => man::run(),
         Command::Image { cmd } => nexcage_image::run_image(cmd, &ctx.image_store()?),
         Command::Layer { cmd } => nexcage_image::run_layer(cmd, &ctx.image_store()?),
         Command::Cache { cmd } => nexcage_image::run_cache(cmd, &ctx.image_store()?),
