@@ -167,7 +167,18 @@ fn run_one(case: &Case, rt: &Runtime, host: &Host, assets: &Assets, dir: PathBuf
         return Outcome::Fail(format!("harness: mkdir {}: {e}", dir.display()));
     }
     let mut ctx = Ctx::new(rt, host, assets, dir, cg_prefix.to_string(), ci);
-    let r = (case.run)(&mut ctx);
+    // a panicking case is that case's failure, not the end of the suite
+    let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.run)(&mut ctx))) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(anyhow::anyhow!("harness panic: {msg}"))
+        }
+    };
     let problems = ctx.cleanup();
     match r {
         Ok(()) if problems.is_empty() => Outcome::Pass,
