@@ -108,7 +108,7 @@ fn create_locked(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle, locked: &Lock
         bundle,
         dir: &locked.dir,
         pid_file,
-        console_socket: a.console_socket.clone(),
+        console_socket: a.console_socket.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         systemd_cgroup: ctx.systemd_cgroup,

@@ -2,6 +2,7 @@
 //! routing rule that picks a backend once, at create.
 
 pub mod native;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -29,5 +29,5 @@ pub fn apply(m: &AnyCgroupManager, resources: &LinuxResources) -> Result<()> {
 
 pub fn stats(m: &AnyCgroupManager) -> Result<serde_json::Value> {
     let s = m.stats().map_err(|e| anyhow!("cannot read cgroup stats: {e}"))?;
-    Ok(serde_json::to_value(s)?)
+    Ok(crate::backend::stats::runc_shape(&s))
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
+use libcontainer::config::YoukiConfig;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Hook;
 use libcontainer::oci_spec::runtime::LinuxResources;
 use libcontainer::syscall::syscall::SyscallType;
 use libcgroups::common::FreezerState;
@@ -43,8 +45,53 @@ pub fn describe(e: libcontainer::error::LibcontainerError) -> anyhow::Error {
     anyhow!(msg)
 }
 
+#[derive(Clone, Copy)]
+enum HookKind {
+    Poststart,
+    Poststop,
+}
+
+/// Removes one kind of hooks from libcontainer's saved config and returns
+/// them, so nexcage can run them with the spec's warn-and-continue rule.
+fn take_hooks(lc_dir: &Path, kind: HookKind) -> Vec<Hook> {
+    let Ok(mut cfg) = YoukiConfig::load(lc_dir) else { return Vec::new() };
+    let Some(hooks) = cfg.hooks.as_mut() else { return Vec::new() };
+    let taken = match kind {
+        HookKind::Poststart => hooks.poststart().clone(),
+        HookKind::Poststop => hooks.poststop().clone(),
+    }
+    .unwrap_or_default();
+    if taken.is_empty() {
+        return taken;
+    }
+    match kind {
+        HookKind::Poststart => hooks.set_poststart(None),
+        HookKind::Poststop => hooks.set_poststop(None),
+    };
+    if let Err(e) = cfg.save(lc_dir) {
+        tracing::warn!("cannot rewrite hooks config: {e}; hooks left to libcontainer");
+        return Vec::new();
+    }
+    taken
+}
+
+/// Runs each hook in order with the container state on stdin; a failure is
+/// a warning and the next hook still runs.
+fn run_hooks_warning(hooks: Vec<Hook>, c: &Container, what: &str) {
+    for hook in hooks {
+        let name = hook.path().display().to_string();
+        if let Err(e) = libcontainer::hooks::run_hooks(Some(&vec![hook]), Some(&c.state), None, None, None) {
+            tracing::warn!("{what} hook {name} failed: {e}");
+        }
+    }
+}
+
 impl Backend for Native {
     fn create(&self, o: &CreateOpts) -> Result<Created> {
+        // Relative paths in the spec (root, bind sources) are relative to the
+        // bundle, as runc resolves them.
+        std::env::set_current_dir(&o.bundle.dir)
+            .with_context(|| format!("cannot enter bundle {}", o.bundle.dir.display()))?;
         let mut b = ContainerBuilder::new(o.id.to_string(), SyscallType::default())
             .with_root_path(lc_root(o.dir))
             .map_err(describe)?
@@ -80,7 +127,14 @@ impl Backend for Native {
     }
 
     fn start(&self, rec: &Record, dir: &Path) -> Result<()> {
-        load(rec, dir)?.start().map_err(describe)
+        let lc_dir = lc_root(dir).join(&rec.id);
+        // libcontainer stops at the first failing poststart hook and fails
+        // start; the spec says warn and go on, so nexcage runs them itself.
+        let poststart = take_hooks(&lc_dir, HookKind::Poststart);
+        let mut c = load(rec, dir)?;
+        c.start().map_err(describe)?;
+        run_hooks_warning(poststart, &c, "poststart");
+        Ok(())
     }
 
     fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()> {
@@ -117,11 +171,18 @@ impl Backend for Native {
         if !lc_dir.exists() {
             return Ok(());
         }
-        match Container::load(lc_dir.clone()) {
-            // The CLI has already checked status; here everything must go.
-            Ok(mut c) => c.delete(true).map_err(describe)?,
-            Err(_) => std::fs::remove_dir_all(&lc_dir)?,
-        }
+        let mut c = match Container::load(lc_dir.clone()) {
+            Ok(c) => c,
+            Err(_) => return Ok(std::fs::remove_dir_all(&lc_dir)?),
+        };
+        // libcontainer stops at the first failing poststop hook and fails the
+        // delete; the spec says each failure is a warning and the rest still
+        // run. So nexcage takes the poststop hooks out and runs them itself.
+        let poststop = take_hooks(&lc_dir, HookKind::Poststop);
+        // The CLI has already checked status; here everything must go.
+        c.delete(true).map_err(describe)?;
+        c.state.status = ContainerStatus::Stopped;
+        run_hooks_warning(poststop, &c, "poststop");
         Ok(())
     }
 
