@@ -27,4 +27,4 @@ cargo test --workspace -q -- --test-threads=2
 
 echo "== conformance suite (runtime-tools-tests) against nexcage" >&2
 cargo build -q
-runtime-tools-tests/run.sh "nexcage=$repo/target/debug/nexcage" -- --expected runtime-tools-tests/expected.json
+runtime-tools-tests/run.sh "nexcage=$repo/target/debug/nexcage"
