@@ -7,8 +7,9 @@ use anyhow::Result;
 use super::Ctx;
 use crate::container::{self, CreateArgs};
 
+/// The flags `create` and `run` share.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct Flags {
     /// Path to the bundle directory
     #[arg(short, long, default_value = ".", value_name = "DIR")]
     pub bundle: PathBuf,
@@ -30,6 +31,26 @@ pub struct Args {
     /// Pass N additional file descriptors (3..3+N) to the container
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
+}
+
+impl Flags {
+    pub fn to_create_args(&self, id: &str, foreground: bool) -> CreateArgs {
+        CreateArgs {
+            id: id.to_string(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            preserve_fds: self.preserve_fds,
+            no_pivot: self.no_pivot,
+            foreground,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub flags: Flags,
     /// Accepted for runc compatibility: create always detaches
     #[arg(short, long)]
     pub detach: bool,
@@ -38,16 +59,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let (_locked, rec) = container::create(ctx, &CreateArgs {
-        id: a.id,
-        bundle: a.bundle,
-        pid_file: a.pid_file,
-        console_socket: a.console_socket,
-        preserve_fds: a.preserve_fds,
-        no_pivot: a.no_pivot,
-        foreground: false,
-    })?;
-    if let (Some(sock), Some(pid)) = (&a.pidfd_socket, rec.pid) {
+    let (_locked, rec) = container::create(ctx, &a.flags.to_create_args(&a.id, false))?;
+    if let (Some(sock), Some(pid)) = (&a.flags.pidfd_socket, rec.pid) {
         crate::proc::send_pidfd(sock, pid)?;
     }
     Ok(0)
