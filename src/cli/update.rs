@@ -74,12 +74,22 @@ fn parse_size(s: &str) -> Result<i64, String> {
     n.checked_mul(mul).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
-fn set(v: &mut Value, path: &[&str], x: Value) {
+/// Sets `path` inside `v`, creating objects on the way; fails when the
+/// resources file has a non-object where a flag needs to go.
+fn set(v: &mut Value, path: &[&str], x: Value) -> Result<()> {
+    let (last, parents) = path.split_last().context("empty path")?;
     let mut cur = v;
-    for p in &path[..path.len() - 1] {
-        cur = cur.as_object_mut().map(|o| o.entry(p.to_string()).or_insert(json!({}))).expect("object");
+    for p in parents {
+        cur = cur
+            .as_object_mut()
+            .with_context(|| format!("resources: {p} is not an object"))?
+            .entry(p.to_string())
+            .or_insert(json!({}));
     }
-    cur[path[path.len() - 1]] = x;
+    cur.as_object_mut()
+        .with_context(|| format!("resources: cannot set {} in a non-object", path.join(".")))?
+        .insert(last.to_string(), x);
+    Ok(())
 }
 
 fn resources(a: &Args) -> Result<LinuxResources> {
@@ -95,18 +105,18 @@ fn resources(a: &Args) -> Result<LinuxResources> {
         }
         None => json!({}),
     };
-    if let Some(x) = a.memory { set(&mut v, &["memory", "limit"], json!(x)); }
-    if let Some(x) = a.memory_reservation { set(&mut v, &["memory", "reservation"], json!(x)); }
-    if let Some(x) = a.memory_swap { set(&mut v, &["memory", "swap"], json!(x)); }
-    if let Some(x) = a.cpu_shares { set(&mut v, &["cpu", "shares"], json!(x)); }
-    if let Some(x) = a.cpu_quota { set(&mut v, &["cpu", "quota"], json!(x)); }
-    if let Some(x) = a.cpu_period { set(&mut v, &["cpu", "period"], json!(x)); }
-    if let Some(x) = a.cpu_rt_period { set(&mut v, &["cpu", "realtimePeriod"], json!(x)); }
-    if let Some(x) = a.cpu_rt_runtime { set(&mut v, &["cpu", "realtimeRuntime"], json!(x)); }
-    if let Some(x) = &a.cpuset_cpus { set(&mut v, &["cpu", "cpus"], json!(x)); }
-    if let Some(x) = &a.cpuset_mems { set(&mut v, &["cpu", "mems"], json!(x)); }
-    if let Some(x) = a.pids_limit { set(&mut v, &["pids", "limit"], json!(x)); }
-    if let Some(x) = a.blkio_weight { set(&mut v, &["blockIO", "weight"], json!(x)); }
+    if let Some(x) = a.memory { set(&mut v, &["memory", "limit"], json!(x))?; }
+    if let Some(x) = a.memory_reservation { set(&mut v, &["memory", "reservation"], json!(x))?; }
+    if let Some(x) = a.memory_swap { set(&mut v, &["memory", "swap"], json!(x))?; }
+    if let Some(x) = a.cpu_shares { set(&mut v, &["cpu", "shares"], json!(x))?; }
+    if let Some(x) = a.cpu_quota { set(&mut v, &["cpu", "quota"], json!(x))?; }
+    if let Some(x) = a.cpu_period { set(&mut v, &["cpu", "period"], json!(x))?; }
+    if let Some(x) = a.cpu_rt_period { set(&mut v, &["cpu", "realtimePeriod"], json!(x))?; }
+    if let Some(x) = a.cpu_rt_runtime { set(&mut v, &["cpu", "realtimeRuntime"], json!(x))?; }
+    if let Some(x) = &a.cpuset_cpus { set(&mut v, &["cpu", "cpus"], json!(x))?; }
+    if let Some(x) = &a.cpuset_mems { set(&mut v, &["cpu", "mems"], json!(x))?; }
+    if let Some(x) = a.pids_limit { set(&mut v, &["pids", "limit"], json!(x))?; }
+    if let Some(x) = a.blkio_weight { set(&mut v, &["blockIO", "weight"], json!(x))?; }
     if v.as_object().is_none_or(|o| o.is_empty()) {
         bail!("update: nothing to change (give --resources or a limit flag)");
     }
@@ -126,7 +136,17 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, set};
+    use serde_json::json;
+
+    #[test]
+    fn set_builds_and_refuses_non_objects() {
+        let mut v = json!({});
+        set(&mut v, &["memory", "limit"], json!(5)).unwrap();
+        assert_eq!(v, json!({"memory": {"limit": 5}}));
+        let mut bad = json!({"memory": 5});
+        assert!(set(&mut bad, &["memory", "limit"], json!(1)).is_err());
+    }
 
     #[test]
     fn sizes() {
