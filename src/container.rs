@@ -24,7 +24,7 @@ pub fn status(rec: &Record) -> Status {
     }
 }
 
-/// The state document, in runc's field order and shape.
+/// The state document, with the fields runc prints.
 pub fn state_json(rec: &Record) -> serde_json::Value {
     let st = status(rec);
     let pid = match st {
