@@ -23,7 +23,7 @@ fi
 
 echo "== cargo test --workspace" >&2
 cargo build --workspace --all-targets -q
-cargo test --workspace -q -- --test-threads=2
+cargo test --workspace --no-fail-fast -q -- --test-threads=2
 
 echo "== conformance suite (runtime-tools-tests) against nexcage" >&2
 cargo build -q
