@@ -2,6 +2,7 @@
 //! routing rule that picks a backend once, at create.
 
 pub mod native;
+pub mod proxmox;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -73,8 +74,16 @@ pub trait Backend {
 pub fn for_kind(kind: BackendKind) -> Result<Box<dyn Backend>> {
     match kind {
         BackendKind::Native => Ok(Box::new(native::Native)),
-        BackendKind::Proxmox => anyhow::bail!("the proxmox backend is not available in this build"),
+        BackendKind::Proxmox => Ok(Box::new(proxmox::Proxmox::load(CONFIG_PATH.get().and_then(|p| p.as_deref()))?)),
     }
+}
+
+/// `--config` / NEXCAGE_CONFIG as given on the command line, for backends
+/// that need nexcage's configuration (set once by cli::main).
+static CONFIG_PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+pub fn set_config_path(p: Option<PathBuf>) {
+    let _ = CONFIG_PATH.set(p);
 }
 
 const BACKEND_ANNOTATION: &str = "org.nexcage.backend";

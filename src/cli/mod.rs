@@ -6,6 +6,7 @@ mod delete;
 mod events;
 mod exec;
 mod features;
+mod gc;
 mod kill;
 mod list;
 mod man;
@@ -88,6 +89,8 @@ pub enum Command {
     Update(update::Args),
     /// Print the features this runtime supports (JSON)
     Features,
+    /// Remove what crashed Proxmox-backend containers left behind
+    Gc(gc::Args),
     /// Write a default config.json
     Spec(spec::Args),
     /// Print shell completions
@@ -192,6 +195,7 @@ pub fn main() -> i32 {
     };
     let rootless = cli.rootless.as_deref() == Some("true");
     let ctx = Ctx { root: cli.root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
+    crate::backend::set_config_path(ctx.config_path.clone());
     tracing::debug!(?command, "dispatch");
     match dispatch(command, &ctx) {
         Ok(code) => code,
@@ -234,6 +238,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Events(a) => events::run(a, ctx),
         Command::Update(a) => update::run(a, ctx),
         Command::Features => features::run(),
+        Command::Gc(a) => gc::run(a, ctx),
         Command::Spec(a) => spec::run(a, ctx.rootless),
         Command::Completion(a) => completion::run(a),
         Command::Man => man::run(),

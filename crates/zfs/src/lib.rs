@@ -1,1 +1,318 @@
-//! nexcage-zfs
+//! nexcage-zfs: the ZFS side of the Proxmox backend, by wrapping the
+//! `zfs`/`zpool` command-line tools (real OpenZFS and zfs-fuse alike).
+//!
+//! Naming follows Proxmox's `zfspool` storage so a guest's rootfs is where
+//! Proxmox would look for it: `<parent>/subvol-<vmid>-disk-<n>`, linked-clone
+//! bases `<parent>/basevol-<key>-disk-0@__base__` ([`subvol_name`],
+//! [`basevol_name`], [`BASE_SNAPSHOT`]).
+//!
+//! Everything is blocking and stateless: a [`Zfs`] only knows which binaries
+//! to run and how long to retry a busy dataset.
+
+mod cmd;
+mod copy;
+mod error;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use copy::copy_tree;
+pub use error::ZfsError;
+
+/// Snapshot name Proxmox uses for template bases.
+pub const BASE_SNAPSHOT: &str = "__base__";
+
+/// `<parent>/subvol-<vmid>-disk-<disk>`, Proxmox's container volume name.
+pub fn subvol_name(parent: &str, vmid: u32, disk: u32) -> String {
+    format!("{parent}/subvol-{vmid}-disk-{disk}")
+}
+
+/// `<parent>/basevol-<key>-disk-0`: a clone base (key: VMID or image key).
+pub fn basevol_name(parent: &str, key: &str) -> String {
+    format!("{parent}/basevol-{key}-disk-0")
+}
+
+/// Properties Proxmox sets on every subvol; real OpenZFS takes them,
+/// zfs-fuse refuses them (so [`Zfs::create_subvol`] retries without).
+const PROXMOX_PROPS: [&str; 2] = ["acltype=posixacl", "xattr=sa"];
+
+/// One row of [`Zfs::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    pub name: String,
+    /// `filesystem`, `snapshot` or `volume`.
+    pub kind: String,
+    pub used: u64,
+    /// `None` for `none` (no quota) or `-`.
+    pub refquota: Option<u64>,
+    /// Origin snapshot of a clone.
+    pub origin: Option<String>,
+    pub mountpoint: Option<PathBuf>,
+}
+
+/// A pool's capacity, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub size: u64,
+    pub allocated: u64,
+    pub free: u64,
+}
+
+/// What [`Zfs::create_subvol`] or [`Zfs::clone_to`] could not apply (zfs-fuse).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped(pub Vec<String>);
+
+/// The zfs/zpool CLIs plus the busy-retry policy of Proxmox's ZFSPoolPlugin.
+#[derive(Debug, Clone)]
+pub struct Zfs {
+    zfs: String,
+    zpool: String,
+    /// Attempts of a destroy that says "dataset is busy" (Proxmox: 6).
+    pub busy_attempts: u32,
+    pub busy_delay: Duration,
+}
+
+impl Default for Zfs {
+    fn default() -> Self {
+        Zfs::new()
+    }
+}
+
+impl Zfs {
+    /// `zfs` and `zpool` from PATH.
+    pub fn new() -> Self {
+        Zfs::with_binaries("zfs", "zpool")
+    }
+
+    pub fn with_binaries(zfs: &str, zpool: &str) -> Self {
+        Zfs {
+            zfs: zfs.to_string(),
+            zpool: zpool.to_string(),
+            busy_attempts: 6,
+            busy_delay: Duration::from_millis(500),
+        }
+    }
+
+    fn zfs(&self, args: &[&str]) -> Result<String, ZfsError> {
+        cmd::run(&self.zfs, args)
+    }
+
+    /// Whether a dataset or snapshot exists.
+    pub fn exists(&self, name: &str) -> Result<bool, ZfsError> {
+        cmd::check_name(name)?;
+        match self.zfs(&["list", "-H", "-o", "name", "-t", "all", name]) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `zfs create` a Proxmox-style subvol with `refquota` (bytes; `None`
+    /// = no quota). Proxmox's `acltype=posixacl xattr=sa` are tried first;
+    /// when the implementation refuses them (zfs-fuse) the dataset is made
+    /// without, a warning says so and the skipped properties are returned.
+    pub fn create_subvol(&self, name: &str, refquota: Option<u64>) -> Result<Skipped, ZfsError> {
+        cmd::check_name(name)?;
+        let quota = quota_opt(refquota);
+        let mut args = vec!["create"];
+        for p in PROXMOX_PROPS {
+            args.extend(["-o", p]);
+        }
+        args.extend(["-o", &quota, name]);
+        match self.zfs(&args) {
+            Ok(_) => Ok(Skipped::default()),
+            Err(e) if e.is_already_exists() => Err(e),
+            Err(e) => {
+                // zfs-fuse: "invalid property 'acltype'" / "bad property value".
+                tracing::warn!(
+                    dataset = name,
+                    "zfs refused Proxmox's properties ({e}); creating without {}",
+                    PROXMOX_PROPS.join(" ")
+                );
+                // A partial create must not survive (it would make the retry fail).
+                if self.exists(name)? {
+                    self.destroy(name, false)?;
+                }
+                self.zfs(&["create", "-o", &quota, name])?;
+                Ok(Skipped(PROXMOX_PROPS.iter().map(|s| s.to_string()).collect()))
+            }
+        }
+    }
+
+    /// The dataset's mountpoint, mounting it first if needed.
+    pub fn mountpoint(&self, name: &str) -> Result<PathBuf, ZfsError> {
+        cmd::check_name(name)?;
+        let mounted = self.get(name, "mounted")?;
+        if mounted != "yes" {
+            self.zfs(&["mount", name])?;
+        }
+        Ok(PathBuf::from(self.get(name, "mountpoint")?))
+    }
+
+    /// One property's value (`zfs get -H -o value`).
+    pub fn get(&self, name: &str, prop: &str) -> Result<String, ZfsError> {
+        cmd::check_name(name)?;
+        Ok(self.zfs(&["get", "-H", "-o", "value", prop, name])?.trim().to_string())
+    }
+
+    /// `zfs set prop=value name`.
+    pub fn set(&self, name: &str, prop: &str, value: &str) -> Result<(), ZfsError> {
+        cmd::check_name(name)?;
+        self.zfs(&["set", &format!("{prop}={value}"), name]).map(|_| ())
+    }
+
+    /// `zfs snapshot name@snap` (`snap` is the full `dataset@name`).
+    pub fn snapshot(&self, snap: &str) -> Result<(), ZfsError> {
+        cmd::check_name(snap)?;
+        if !snap.contains('@') {
+            return Err(ZfsError::BadName(snap.to_string()));
+        }
+        self.zfs(&["snapshot", snap]).map(|_| ())
+    }
+
+    /// `zfs rollback [-r] dataset@snap`; `destroy_newer` destroys later snapshots.
+    pub fn rollback(&self, snap: &str, destroy_newer: bool) -> Result<(), ZfsError> {
+        cmd::check_name(snap)?;
+        let mut args = vec!["rollback"];
+        if destroy_newer {
+            args.push("-r");
+        }
+        args.push(snap);
+        self.zfs(&args).map(|_| ())
+    }
+
+    /// A linked clone: `zfs clone -o refquota=… snap target` (O(1) in the
+    /// size of the snapshot).
+    pub fn clone_to(&self, snap: &str, target: &str, refquota: Option<u64>) -> Result<(), ZfsError> {
+        cmd::check_name(snap)?;
+        cmd::check_name(target)?;
+        let quota = quota_opt(refquota);
+        self.zfs(&["clone", "-o", &quota, snap, target]).map(|_| ())
+    }
+
+    /// `zfs destroy [-r]`, retried while the dataset is busy (unmounting
+    /// between attempts, as zfs-fuse often needs); a dataset that does not
+    /// exist counts as destroyed.
+    pub fn destroy(&self, name: &str, recursive: bool) -> Result<(), ZfsError> {
+        cmd::check_name(name)?;
+        let mut args = vec!["destroy"];
+        if recursive {
+            args.push("-r");
+        }
+        args.push(name);
+        let mut last = String::new();
+        for attempt in 1..=self.busy_attempts.max(1) {
+            match self.zfs(&args) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) if e.is_busy() => {
+                    tracing::debug!(dataset = name, attempt, "busy, retrying destroy");
+                    last = e.to_string();
+                    if !name.contains('@') {
+                        let _ = self.zfs(&["unmount", "-f", name]);
+                    }
+                    std::thread::sleep(self.busy_delay);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ZfsError::Busy { cmd: format!("{} {}", self.zfs, args.join(" ")), attempts: self.busy_attempts, stderr: last })
+    }
+
+    /// Datasets (filesystems and snapshots) under `parent`, `parent` itself
+    /// included, recursively.
+    pub fn list(&self, parent: &str) -> Result<Vec<Dataset>, ZfsError> {
+        cmd::check_name(parent)?;
+        let out = self.zfs(&[
+            "list", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-o", "name,type,used,refquota,origin,mountpoint", parent,
+        ])?;
+        Ok(out.lines().filter_map(parse_list_line).collect())
+    }
+
+    /// `zpool list -H -o health`: `ONLINE`, `DEGRADED`, ...
+    pub fn pool_health(&self, pool: &str) -> Result<String, ZfsError> {
+        cmd::check_name(pool)?;
+        Ok(cmd::run(&self.zpool, &["list", "-H", "-o", "health", pool])?.trim().to_string())
+    }
+
+    /// Size, allocated and free bytes of a pool.
+    pub fn pool_usage(&self, pool: &str) -> Result<PoolUsage, ZfsError> {
+        cmd::check_name(pool)?;
+        // zfs-fuse's zpool has no -p: parse human-readable sizes as well.
+        let out = cmd::run(&self.zpool, &["list", "-H", "-o", "size,allocated,free", pool])
+            .or_else(|_| cmd::run(&self.zpool, &["list", "-H", "-o", "size,alloc,free", pool]))?;
+        let f: Vec<u64> = out.split_whitespace().filter_map(parse_size).collect();
+        match f.as_slice() {
+            [size, allocated, free] => Ok(PoolUsage { size: *size, allocated: *allocated, free: *free }),
+            _ => Err(ZfsError::Failed { cmd: format!("{} list {pool}", self.zpool), code: 0, stderr: format!("unexpected output {out:?}") }),
+        }
+    }
+}
+
+fn quota_opt(refquota: Option<u64>) -> String {
+    match refquota {
+        Some(b) if b > 0 => format!("refquota={b}"),
+        _ => "refquota=none".to_string(),
+    }
+}
+
+fn parse_list_line(l: &str) -> Option<Dataset> {
+    let f: Vec<&str> = l.split('\t').collect();
+    if f.len() < 6 {
+        return None;
+    }
+    let opt = |s: &str| (s != "-" && s != "none" && !s.is_empty()).then(|| s.to_string());
+    Some(Dataset {
+        name: f[0].to_string(),
+        kind: f[1].to_string(),
+        used: parse_size(f[2]).unwrap_or(0),
+        refquota: opt(f[3]).and_then(|s| parse_size(&s)).filter(|&q| q > 0),
+        origin: opt(f[4]),
+        mountpoint: opt(f[5]).filter(|m| m.starts_with('/')).map(PathBuf::from),
+    })
+}
+
+/// `123`, `1.5K`, `20M`, `1G` (zfs's binary units) to bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        'T' => (&s[..s.len() - 1], 1 << 40),
+        'P' => (&s[..s.len() - 1], 1 << 50),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().ok()?;
+    Some((v * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_like_proxmox() {
+        assert_eq!(subvol_name("tank/data", 100, 0), "tank/data/subvol-100-disk-0");
+        assert_eq!(basevol_name("tank", "abc"), "tank/basevol-abc-disk-0");
+    }
+
+    #[test]
+    fn sizes_and_rows() {
+        assert_eq!(parse_size("1.5K"), Some(1536));
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("-"), None);
+        let d = parse_list_line("p/subvol-1-disk-0\tfilesystem\t1024\t8589934592\t-\t/p/subvol-1-disk-0").unwrap();
+        assert_eq!(d.refquota, Some(8 << 30));
+        assert_eq!(d.origin, None);
+        assert_eq!(d.mountpoint, Some(PathBuf::from("/p/subvol-1-disk-0")));
+    }
+
+    #[test]
+    fn refuses_option_like_names() {
+        assert!(cmd::check_name("-r").is_err());
+        assert!(cmd::check_name("/abs").is_err());
+        assert!(cmd::check_name("a b").is_err());
+        assert!(cmd::check_name("tank/subvol-1-disk-0@__base__").is_ok());
+    }
+}

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Test environment for the Proxmox backend: zfs-fuse with a file-backed
+# pool, the pve-double (API server + pct/pvesh wrappers), and one nexcage
+# config per driver.
+#
+#   scripts/proxmox-test-env.sh up [DIR]     # default DIR=/var/tmp/nexcage-pxtest
+#   scripts/proxmox-test-env.sh down [DIR]
+#
+# After `up`, DIR holds: config-pct.json, config-api.json, bin/ (pct and
+# pvesh wrappers: put it first on PATH), env.sh (exports for a shell).
+# Needs: zfs-fuse (apt), lxc, a built pve-double (cargo build -p pve-double).
+set -eu
+cmd=${1:-}
+DIR=${2:-/var/tmp/nexcage-pxtest}
+POOL=${NEXCAGE_TEST_POOL:-nxtest}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+DOUBLE=${PVE_DOUBLE_BIN:-$HERE/target/debug/pve-double}
+SCHEMA=${PVE_DOUBLE_SCHEMA:-$HERE/../shared/pve-api/pve-api-subset.json}
+
+start_zfs_fuse() {
+    if zpool list >/dev/null 2>&1; then return 0; fi
+    command -v zfs-fuse >/dev/null || { echo "SKIP: zfs-fuse not installed (apt-get install zfs-fuse)" >&2; exit 3; }
+    # --no-kstat-mount: no /zfs-kstat FUSE mount to leave behind.
+    zfs-fuse --no-kstat-mount --pidfile "$DIR/zfs-fuse.pid"
+    i=0
+    until zpool list >/dev/null 2>&1; do
+        i=$((i+1)); [ $i -lt 100 ] || { echo "zfs-fuse did not come up" >&2; exit 1; }
+        sleep 0.1
+    done
+    touch "$DIR/zfs-fuse.ours"
+}
+
+up() {
+    mkdir -p "$DIR/bin" "$DIR/lxc" "$DIR/state"
+    start_zfs_fuse
+    if ! zpool list -H -o name "$POOL" >/dev/null 2>&1; then
+        truncate -s 2G "$DIR/pool.img"
+        zpool create -m "$DIR/mnt" "$POOL" "$DIR/pool.img"
+    fi
+    zfs list "$POOL/data" >/dev/null 2>&1 || zfs create "$POOL/data"
+    [ -x "$DOUBLE" ] || (cd "$HERE" && cargo build -q -p pve-double)
+    [ -f "$SCHEMA" ] || { echo "schema not found: $SCHEMA" >&2; exit 1; }
+    if ! [ -f "$DIR/double.pid" ] || ! kill -0 "$(cat "$DIR/double.pid")" 2>/dev/null; then
+        rm -f "$DIR/state/port"
+        "$DOUBLE" serve --state "$DIR/state" --listen 127.0.0.1:0 --node pve --schema "$SCHEMA" \
+            --token 'root@pam!nexcage=0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71' \
+            </dev/null >"$DIR/double.log" 2>&1 &
+        echo $! >"$DIR/double.pid"
+        i=0
+        until [ -s "$DIR/state/port" ]; do
+            i=$((i+1)); [ $i -lt 200 ] || { echo "pve-double did not start" >&2; exit 1; }
+            sleep 0.05
+        done
+    fi
+    # Wrappers, not symlinks: engines (conmon, shims) do not pass our env on.
+    for p in pct pvesh; do
+        cat >"$DIR/bin/$p" <<W
+#!/bin/sh
+PVE_DOUBLE_STATE='$DIR/state' PVE_DOUBLE_SCHEMA='$SCHEMA' exec '$DOUBLE' $p "\$@"
+W
+        chmod +x "$DIR/bin/$p"
+    done
+    printf 'root@pam!nexcage=0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71\n' >"$DIR/token"
+    chmod 600 "$DIR/token"
+    port=$(cat "$DIR/state/port"); fp=$(cat "$DIR/state/fingerprint")
+    common="\"default_backend\":\"proxmox\",\"lxc_path\":\"$DIR/lxc\",\"storage\":{\"type\":\"zfs\",\"pool\":\"$POOL\",\"dataset\":\"data\"},\"default_disk_size\":1"
+    printf '{%s,"proxmox":{"driver":"pct","node":"pve","storage":"local-zfs"}}\n' "$common" >"$DIR/config-pct.json"
+    printf '{%s,"proxmox":{"driver":"api","node":"pve","storage":"local-zfs","host":"127.0.0.1","port":%s,"fingerprint":"%s","token_file":"%s/token"}}\n' \
+        "$common" "$port" "$fp" "$DIR" >"$DIR/config-api.json"
+    printf 'export PATH=%s/bin:$PATH\nexport NEXCAGE_CONFIG=%s/config-pct.json\n' "$DIR" "$DIR" >"$DIR/env.sh"
+    echo "$DIR"
+}
+
+down() {
+    if [ -f "$DIR/double.pid" ]; then kill "$(cat "$DIR/double.pid")" 2>/dev/null || true; rm -f "$DIR/double.pid"; fi
+    if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
+        zpool destroy -f "$POOL" || true
+    fi
+    if [ -f "$DIR/zfs-fuse.ours" ] && [ -f "$DIR/zfs-fuse.pid" ]; then
+        kill "$(cat "$DIR/zfs-fuse.pid")" 2>/dev/null || true
+    fi
+    rm -rf "$DIR"
+}
+
+case "$cmd" in
+    up) up ;;
+    down) down ;;
+    *) echo "usage: $0 up|down [DIR]" >&2; exit 2 ;;
+esac

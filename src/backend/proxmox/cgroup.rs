@@ -1,0 +1,120 @@
+//! The guest's cgroups (found from its init's /proc/<pid>/cgroup): pids,
+//! stats in runc's `events --stats` shape, and live updates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::LinuxResources;
+use serde_json::json;
+
+use super::lxc;
+use super::progress::Progress;
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// Directory of `controller` for `pid` (v1 mount, or the unified one for "").
+fn dir_of(pid: i32, controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let rel = path.trim_start_matches('/');
+        if controller.is_empty() && ctrls.is_empty() {
+            let unified = if Path::new(ROOT).join("cgroup.controllers").exists() { PathBuf::from(ROOT) } else { Path::new(ROOT).join("unified") };
+            return Some(unified.join(rel));
+        }
+        if ctrls.split(',').any(|c| c == controller) {
+            let mount = std::fs::read_dir(ROOT).ok()?.flatten().map(|e| e.path()).find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.split(',').any(|c| c == controller))
+            })?;
+            return Some(mount.join(rel));
+        }
+    }
+    None
+}
+
+/// The guest's cgroup dir for a controller, v1 first, else unified.
+fn guest_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    dir_of(pid, controller).filter(|d| d.exists()).or_else(|| dir_of(pid, "").filter(|d| d.exists()))
+}
+
+fn read_u64(d: &Path, f: &str) -> u64 {
+    std::fs::read_to_string(d.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Every pid in the init's cgroup (pids controller, recursively).
+pub fn pids_of(init: i32) -> Result<Vec<i32>> {
+    let d = guest_dir(init, "pids").context("cannot find the guest's cgroup")?;
+    let mut out = Vec::new();
+    collect(&d, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+fn collect(d: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+        out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+    }
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect(&e.path(), out);
+            }
+        }
+    }
+}
+
+pub fn pids(dir: &Path) -> Result<Vec<i32>> {
+    let p = Progress::load(dir)?;
+    match lxc::init_pid(&p) {
+        Some(init) => pids_of(init),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// runc's stats JSON (`cpu`, `memory`, `pids`) from the guest's cgroup.
+pub fn stats(dir: &Path) -> Result<serde_json::Value> {
+    let p = Progress::load(dir)?;
+    let Some(init) = lxc::init_pid(&p) else { bail!("container is not running") };
+    let mut v = json!({});
+    if let Some(d) = guest_dir(init, "memory") {
+        if d.join("memory.usage_in_bytes").exists() {
+            v["memory"] = json!({
+                "usage": { "usage": read_u64(&d, "memory.usage_in_bytes"), "max": read_u64(&d, "memory.max_usage_in_bytes"),
+                           "limit": read_u64(&d, "memory.limit_in_bytes"), "failcnt": read_u64(&d, "memory.failcnt") },
+            });
+        } else {
+            v["memory"] = json!({ "usage": { "usage": read_u64(&d, "memory.current"), "max": read_u64(&d, "memory.peak") } });
+        }
+    }
+    if let Some(d) = guest_dir(init, "pids") {
+        let limit = std::fs::read_to_string(d.join("pids.max")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+        v["pids"] = json!({ "current": read_u64(&d, "pids.current"), "limit": limit });
+    }
+    if let Some(d) = guest_dir(init, "cpuacct") {
+        if d.join("cpuacct.usage").exists() {
+            v["cpu"] = json!({ "usage": { "total": read_u64(&d, "cpuacct.usage"),
+                "kernel": read_u64(&d, "cpuacct.usage_sys"), "user": read_u64(&d, "cpuacct.usage_user") } });
+        }
+    }
+    Ok(v)
+}
+
+/// update: memory and pids limits written into the guest's cgroup (v1 files here, v2 names on v2).
+pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
+    let p = Progress::load(dir)?;
+    let Some(init) = lxc::init_pid(&p) else { bail!("container is not running") };
+    let write = |ctrl: &str, v1: &str, v2: &str, val: String| -> Result<()> {
+        let d = guest_dir(init, ctrl).with_context(|| format!("no {ctrl} cgroup for the guest"))?;
+        let f = if d.join(v1).exists() { d.join(v1) } else { d.join(v2) };
+        std::fs::write(&f, &val).with_context(|| format!("write {val} to {}", f.display()))
+    };
+    if let Some(m) = r.memory().as_ref().and_then(|m| m.limit()) {
+        write("memory", "memory.limit_in_bytes", "memory.max", if m < 0 { "-1".into() } else { m.to_string() })?;
+    }
+    if let Some(pl) = r.pids().as_ref().map(|p| p.limit()) {
+        write("pids", "pids.max", "pids.max", if pl <= 0 { "max".into() } else { pl.to_string() })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! create: VMID, rootfs on ZFS, guest registration, LXC config, holder.
+//! Each step is recorded in the progress file before it happens; on any
+//! error everything done so far is undone before the error is returned.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nexcage_pve::driver::CreateRequest;
+use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
+
+use super::lxcconf::{self, CgroupMode};
+use super::progress::Progress;
+use super::rootfs::{self, Strategy};
+use super::{delete, holder, Proxmox};
+use crate::backend::{CreateOpts, Created};
+
+/// What `pct create` needs as template; the rootfs is provided by nexcage.
+const OSTEMPLATE: &str = "local:vztmpl/nexcage-empty.tar";
+
+pub fn create(px: &Proxmox, opts: &CreateOpts) -> Result<Created> {
+    let mut prog = Progress::default();
+    match create_steps(px, opts, &mut prog) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            // The progress file may know more than `prog` (it is the source of truth).
+            let p = Progress::load(opts.dir).unwrap_or(prog);
+            if let Err(ue) = delete::undo(px, &p, opts.dir) {
+                tracing::warn!("cleanup after failed create: {ue:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<Created> {
+    let cfg = px.config();
+    let spec = &opts.bundle.spec;
+    let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    let strategy = rootfs::choose(cfg, &ann)?;
+    let parent = rootfs::parent_dataset(cfg);
+    if strategy != Strategy::Bind && parent.is_none() {
+        bail!("rootfs strategy {} needs storage.pool in nexcage's configuration", strategy.name());
+    }
+    let quota = rootfs::disk_bytes(cfg, &ann)?;
+    let storage = cfg.proxmox.storage.clone().unwrap_or_else(|| "local-zfs".into());
+    let process = spec.process().as_ref().context("config.json has no process")?;
+    prog.strategy = Some(strategy.name().into());
+    prog.lxc_path = Some(px.lxc_path());
+    prog.args = process.args().clone().unwrap_or_default();
+    prog.terminal = process.terminal().unwrap_or(false);
+    if prog.args.is_empty() {
+        bail!("process.args must not be empty");
+    }
+    prog.begin(opts.dir, "vmid")?;
+    let cp = px.driver()?;
+    let (mem, swap) = mapping::host_memory_mib().unwrap_or((1 << 20, 0));
+
+    // nextid reserves nothing: another creator may take the VMID between
+    // nextid and create, then everything made for it is undone and retried.
+    let mut attempt = 0;
+    let (vmid, pve) = loop {
+        attempt += 1;
+        let vmid = cp.next_vmid()?;
+        prog.vmid = Some(vmid);
+        let mut mo = MapOptions::new(vmid, opts.id, &storage, mem);
+        mo.unlimited_swap_mib = swap;
+        mo.bind_mounts = BindMountMode::LxcEntry;
+        mo.unprivileged = cfg.unprivileged();
+        mo.disk_size_gib = quota.div_ceil(1 << 30).max(1);
+        mo.bridge = cfg.network.bridge.clone();
+        mo.vlan = cfg.network.vlan.and_then(|v| u16::try_from(v).ok());
+        let rootfs_path = match (strategy, &parent) {
+            (Strategy::Bind, _) | (_, None) => {
+                mo.rootfs_volume = Some(opts.bundle.rootfs.display().to_string());
+                opts.bundle.rootfs.clone()
+            }
+            (_, Some(parent)) => {
+                let name = nexcage_zfs::subvol_name(parent, vmid, 0);
+                mo.rootfs_volume = Some(format!("{storage}:subvol-{vmid}-disk-0,size={}G", mo.disk_size_gib));
+                prog.dataset = Some(name.clone());
+                prog.begin(opts.dir, "dataset")?;
+                let zfs = nexcage_zfs::Zfs::new();
+                if zfs.exists(&name)? {
+                    prog.dataset = None;
+                    prog.save(opts.dir)?;
+                    bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
+                }
+                rootfs::provision(&zfs, strategy, &name, &opts.bundle.rootfs, quota, &ann, parent)
+                    .with_context(|| format!("provision rootfs {name}"))?
+            }
+        };
+        prog.rootfs = Some(rootfs_path);
+        let pve = mapping::map_spec(spec, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))?;
+        prog.guest = true;
+        prog.begin(opts.dir, "guest")?;
+        let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params: pve.api_params(), raw_lxc: vec![] };
+        match cp.create(vmid, &req) {
+            Ok(()) => break (vmid, pve),
+            Err(e) if e.is_already_exists() && attempt < 50 => {
+                tracing::debug!(vmid, "VMID taken concurrently, retrying");
+                prog.guest = false;
+                delete::undo_storage(prog)?;
+                prog.dataset = None;
+                prog.save(opts.dir)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    tracing::info!(vmid, calls = cp.calls(), "guest registered");
+
+    prog.begin(opts.dir, "lxcconf")?;
+    let lxc_dir = prog.lxc_dir().context("no lxc dir")?;
+    // "No limit" was registered as the host's size; LXC gets no limit at all.
+    let mut run_cfg = pve.clone();
+    let limited = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.memory().as_ref()).and_then(|m| m.limit()).is_some_and(|l| l > 0);
+    if !limited {
+        run_cfg.keys.remove("memory");
+        run_cfg.keys.remove("swap");
+    }
+    write_lxc_dir(&lxc_dir, vmid, prog, &run_cfg)?;
+    prog.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
+
+    prog.begin(opts.dir, "holder")?;
+    let tty = if prog.terminal {
+        let sock = opts.console_socket.as_ref().context("process.terminal is set but no --console-socket was given")?;
+        let (master, slave) = holder::open_pty()?;
+        holder::send_console(sock, &master)?;
+        Some(slave)
+    } else {
+        None
+    };
+    let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
+    prog.holder = Some(pid);
+    prog.step = "done".into();
+    prog.save(opts.dir)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    Ok(Created { pid, backend_data: serde_json::to_value(&*prog)? })
+}
+
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, prog: &Progress, pve: &mapping::PveConfig) -> Result<()> {
+    std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
+    let seccomp = match &pve.exec.seccomp_profile {
+        Some(p) => {
+            let f = lxc_dir.join("seccomp");
+            std::fs::write(&f, p).with_context(|| format!("write {}", f.display()))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let rootfs = prog.rootfs.as_deref().context("no rootfs")?;
+    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
+    let f = lxc_dir.join("config");
+    std::fs::write(&f, text).with_context(|| format!("write {}", f.display()))?;
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("nexcage-tmp");
+    std::fs::write(&tmp, pid.to_string()).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+

@@ -1,0 +1,83 @@
+//! gc: collects what crashed or abandoned containers left behind.
+//!
+//! 1. State dirs of Proxmox containers whose holder is gone are deleted
+//!    like `delete --force` (guest, dataset, LXC dir, state).
+//! 2. Guests tagged `nexcage` that no remaining state dir refers to are
+//!    destroyed, with their `subvol-<vmid>-disk-0` dataset and LXC dir.
+//!
+//! A create younger than `GRACE` is never touched: it may be in progress.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use super::progress::Progress;
+use super::{rootfs, Proxmox};
+
+pub const GRACE: Duration = Duration::from_secs(60);
+
+/// What gc did, for the command's output.
+#[derive(Default, Debug)]
+pub struct Report {
+    pub containers: Vec<String>,
+    pub guests: Vec<u32>,
+}
+
+/// `delete_container(id)` deletes a container's state (the CLI passes
+/// container::delete with force). `dirs` lists (id, state dir, holder alive).
+pub fn collect(
+    px: &Proxmox,
+    dirs: &[(String, std::path::PathBuf, bool)],
+    mut delete_container: impl FnMut(&str) -> Result<()>,
+) -> Result<Report> {
+    let mut rep = Report::default();
+    let mut kept = BTreeSet::new();
+    for (id, dir, holder_alive) in dirs {
+        let Ok(p) = Progress::load(dir) else { continue };
+        if p.step.is_empty() {
+            continue;
+        }
+        let young = std::fs::metadata(super::progress::Progress::path(dir))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age < GRACE);
+        if *holder_alive || (young && p.step != "done") {
+            if let Some(v) = p.vmid {
+                kept.insert(v);
+            }
+            continue;
+        }
+        match delete_container(id) {
+            Ok(()) => rep.containers.push(id.clone()),
+            Err(e) => {
+                tracing::warn!("gc: container {id}: {e:#}");
+                if let Some(v) = p.vmid {
+                    kept.insert(v);
+                }
+            }
+        }
+    }
+    let cp = px.driver()?;
+    let parent = rootfs::parent_dataset(px.config());
+    for g in cp.list()? {
+        let tagged = g.tags.as_deref().is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == "nexcage"));
+        if !tagged || kept.contains(&g.vmid) {
+            continue;
+        }
+        let p = Progress {
+            step: "gc".into(),
+            vmid: Some(g.vmid),
+            guest: true,
+            dataset: parent.as_ref().map(|pa| nexcage_zfs::subvol_name(pa, g.vmid, 0)),
+            lxc_path: Some(px.lxc_path()),
+            ..Progress::default()
+        };
+        match super::delete::undo(px, &p, std::path::Path::new("/")) {
+            Ok(()) => rep.guests.push(g.vmid),
+            Err(e) => tracing::warn!("gc: guest {}: {e:#}", g.vmid),
+        }
+    }
+    Ok(rep)
+}

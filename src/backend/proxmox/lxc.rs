@@ -1,0 +1,48 @@
+//! Querying the running guest through LXC's tools.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::progress::Progress;
+
+/// (`vmid` as LXC name, lxc_path) of a created container.
+pub fn name(p: &Progress) -> Result<(String, &Path)> {
+    match (p.vmid, &p.lxc_path) {
+        (Some(v), Some(l)) => Ok((v.to_string(), l.as_path())),
+        _ => bail!("the container was not fully created"),
+    }
+}
+
+/// The container's init pid (lxc-execute's init), if LXC runs it.
+pub fn init_pid(p: &Progress) -> Option<i32> {
+    let (n, path) = name(p).ok()?;
+    let out = Command::new("lxc-info").args(["-n", &n, "-P"]).arg(path).args(["-p", "-H"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|p| *p > 0)
+}
+
+/// Runs an LXC tool on the container (`lxc-freeze`, `lxc-unfreeze`, ...).
+pub fn tool(p: &Progress, tool: &str) -> Result<()> {
+    let (n, path) = name(p)?;
+    let out = Command::new(tool).args(["-n", &n, "-P"]).arg(path).output().with_context(|| format!("cannot run {tool}"))?;
+    if !out.status.success() {
+        bail!("{tool} -n {n}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Direct children of `pid` (from /proc/<pid>/task/*/children).
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+        }
+    }
+    out
+}

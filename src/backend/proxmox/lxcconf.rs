@@ -1,0 +1,208 @@
+//! The LXC config the guest runs with (`<lxc_path>/<vmid>/config`), rendered
+//! from the mapped Proxmox config. Proxmox's own renderer is not involved:
+//! nexcage starts the guest with `lxc-execute`, so this file is what LXC
+//! enforces.
+//!
+//! Cgroup limits are written for the host's cgroup layout: v1 keys
+//! (`lxc.cgroup.*`) on legacy/hybrid hosts (like the test machines), v2 keys
+//! (`lxc.cgroup2.*`) on pure v2 hosts (Proxmox VE 8/9). LXC refuses to
+//! start when a key names a controller that is not mounted, hence not both.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use nexcage_pve::mapping::PveConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// cgroup v1 controllers (legacy or hybrid).
+    V1,
+    /// Unified hierarchy only.
+    V2,
+}
+
+impl CgroupMode {
+    pub fn detect() -> CgroupMode {
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            CgroupMode::V2
+        } else {
+            CgroupMode::V1
+        }
+    }
+}
+
+pub struct Inputs<'a> {
+    pub vmid: u32,
+    pub rootfs: &'a Path,
+    pub pve: &'a PveConfig,
+    pub mode: CgroupMode,
+    /// Where a converted seccomp profile was written, if any.
+    pub seccomp_file: Option<&'a Path>,
+}
+
+/// The complete config file text.
+pub fn render(i: &Inputs) -> String {
+    let mut s = String::new();
+    let mut put = |k: &str, v: &str| {
+        let _ = writeln!(s, "{k} = {v}");
+    };
+    put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
+    put("lxc.rootfs.path", &format!("dir:{}", i.rootfs.display()));
+    // stdio of lxc-execute passes straight to the container (no console pty).
+    put("lxc.console.path", "none");
+    put("lxc.tty.max", "0");
+    put("lxc.pty.max", "1024");
+    put("lxc.apparmor.profile", "unconfined");
+    let has = |k: &str| i.pve.lxc.iter().any(|(x, _)| x == k);
+    if !has("lxc.autodev") {
+        put("lxc.autodev", "1");
+    }
+    if !has("lxc.net.0.type") && !i.pve.keys.contains_key("net0") {
+        put("lxc.net.0.type", "empty");
+    }
+    if let Some(env) = i.pve.keys.get("env") {
+        for e in env.split('\0').filter(|e| !e.is_empty()) {
+            put("lxc.environment", e);
+        }
+    }
+    for (k, v) in i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()) {
+        match k.as_str() {
+            // lxc-execute takes the command on its command line.
+            "lxc.init.cmd" | "lxc.apparmor.profile" => {}
+            "lxc.mount.entry" => put(k, &with_create(v)),
+            "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
+            _ if k.starts_with("lxc.cgroup2.") => {
+                if let Some((k1, v1)) = cgroup_key(k, v, i.mode) {
+                    put(&k1, &v1);
+                }
+            }
+            _ => put(k, v),
+        }
+    }
+    for (k, v) in limits(i.pve, i.mode) {
+        put(&k, &v);
+    }
+    if let Some(f) = i.seccomp_file {
+        put("lxc.seccomp.profile", &f.display().to_string());
+    }
+    s
+}
+
+/// A `lxc.cgroup2.*` key from the mapping, for the host's layout.
+fn cgroup_key(k: &str, v: &str, mode: CgroupMode) -> Option<(String, String)> {
+    if mode == CgroupMode::V2 {
+        return Some((k.to_string(), v.to_string()));
+    }
+    let file = k.strip_prefix("lxc.cgroup2.")?;
+    let v1 = match file {
+        "pids.max" | "cpuset.cpus" | "cpuset.mems" | "devices.allow" | "devices.deny" => file.to_string(),
+        "memory.low" => "memory.soft_limit_in_bytes".to_string(),
+        _ => {
+            tracing::warn!("{k} has no cgroup v1 equivalent on this host: not applied");
+            return None;
+        }
+    };
+    Some((format!("lxc.cgroup.{v1}"), v.to_string()))
+}
+
+/// Proxmox keys that are limits in the guest's cgroup (memory, swap, cpulimit, cpuunits).
+fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
+    let num = |k: &str| pve.keys.get(k).and_then(|v| v.parse::<f64>().ok());
+    let mut out = Vec::new();
+    let mem = num("memory").map(|m| (m * 1048576.0) as u64);
+    let swap = num("swap").map(|m| (m * 1048576.0) as u64);
+    match mode {
+        CgroupMode::V1 => {
+            if let Some(m) = mem {
+                out.push(("lxc.cgroup.memory.limit_in_bytes".into(), m.to_string()));
+                // memsw only exists with swap accounting; LXC would fail on it otherwise.
+                if let Some(sw) = swap.filter(|_| Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()) {
+                    out.push(("lxc.cgroup.memory.memsw.limit_in_bytes".into(), (m + sw).to_string()));
+                }
+            }
+            if let Some(c) = num("cpulimit").filter(|c| *c > 0.0) {
+                out.push(("lxc.cgroup.cpu.cfs_period_us".into(), "100000".into()));
+                out.push(("lxc.cgroup.cpu.cfs_quota_us".into(), ((c * 100000.0) as u64).to_string()));
+            }
+            if let Some(u) = num("cpuunits") {
+                // Proxmox's weight (1..10000, default 100) back to shares (default 1024).
+                out.push(("lxc.cgroup.cpu.shares".into(), ((u * 1024.0 / 100.0).max(2.0) as u64).to_string()));
+            }
+        }
+        CgroupMode::V2 => {
+            if let Some(m) = mem {
+                out.push(("lxc.cgroup2.memory.max".into(), m.to_string()));
+                if let Some(sw) = swap {
+                    out.push(("lxc.cgroup2.memory.swap.max".into(), sw.to_string()));
+                }
+            }
+            if let Some(c) = num("cpulimit").filter(|c| *c > 0.0) {
+                out.push(("lxc.cgroup2.cpu.max".into(), format!("{} 100000", (c * 100000.0) as u64)));
+            }
+            if let Some(u) = num("cpuunits") {
+                out.push(("lxc.cgroup2.cpu.weight".into(), (u as u64).to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Bind entries need the target created in the rootfs: a file for a file
+/// source, a directory otherwise.
+fn with_create(entry: &str) -> String {
+    if entry.contains("create=") {
+        return entry.to_string();
+    }
+    let f: Vec<&str> = entry.split(' ').collect();
+    if f.len() < 4 || !f[3].split(',').any(|o| o == "bind" || o == "rbind") {
+        return entry.to_string();
+    }
+    let kind = if Path::new(f[0]).is_file() { "create=file" } else { "create=dir" };
+    let mut v: Vec<String> = f.iter().map(|x| x.to_string()).collect();
+    v[3] = format!("{},{kind}", f[3]);
+    v.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pve() -> PveConfig {
+        let mut p = PveConfig::default();
+        p.keys.insert("memory".into(), "64".into());
+        p.keys.insert("swap".into(), "0".into());
+        p.keys.insert("cpulimit".into(), "0.5".into());
+        p.keys.insert("env".into(), "A=1\0B=two words".into());
+        p.lxc.push(("lxc.cgroup2.pids.max".into(), "20".into()));
+        p.lxc.push(("lxc.init.cmd".into(), "sleep 1".into()));
+        p.lxc.push(("lxc.mount.entry".into(), "/proc/self etc/x none bind 0 0".into()));
+        p
+    }
+
+    fn text(mode: CgroupMode) -> String {
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None })
+    }
+
+    #[test]
+    fn v1_keys_on_hybrid_hosts() {
+        let t = text(CgroupMode::V1);
+        assert!(t.contains("lxc.cgroup.memory.limit_in_bytes = 67108864\n"), "{t}");
+        assert!(t.contains("lxc.cgroup.pids.max = 20\n"));
+        assert!(t.contains("lxc.cgroup.cpu.cfs_quota_us = 50000\n"));
+        assert!(!t.contains("lxc.cgroup2."));
+        assert!(t.contains("lxc.rootfs.path = dir:/tank/subvol-101-disk-0\n"));
+        assert!(t.contains("lxc.environment = B=two words\n"));
+        assert!(!t.contains("lxc.init.cmd"));
+        assert!(t.contains("lxc.mount.entry = /proc/self etc/x none bind,create=dir 0 0\n"));
+    }
+
+    #[test]
+    fn v2_keys_on_unified_hosts() {
+        let t = text(CgroupMode::V2);
+        assert!(t.contains("lxc.cgroup2.memory.max = 67108864\n"), "{t}");
+        assert!(t.contains("lxc.cgroup2.memory.swap.max = 0\n"));
+        assert!(t.contains("lxc.cgroup2.pids.max = 20\n"));
+        assert!(t.contains("lxc.cgroup2.cpu.max = 50000 100000\n"));
+        assert!(!t.contains("lxc.cgroup.memory"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Rootfs strategies: `copy` (bundle rootfs copied into a fresh subvol),
+//! `clone` (linked clone of a base snapshot, O(1)), `bind` (the bundle's
+//! rootfs used in place, no ZFS). Chosen by the annotation
+//! `org.nexcage.rootfs-strategy`, else `copy` when `storage.type` is zfs
+//! (or a pool is configured), else `bind`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nexcage_zfs::{Zfs, BASE_SNAPSHOT};
+
+pub const STRATEGY_ANNOTATION: &str = "org.nexcage.rootfs-strategy";
+/// `clone` source: a full snapshot name (`pool/basevol-x-disk-0@__base__`).
+pub const CLONE_ANNOTATION: &str = "org.nexcage.clone-from";
+pub const DISK_ANNOTATION: &str = "org.nexcage.disk-size";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    Copy,
+    Clone,
+    Bind,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Copy => "copy",
+            Strategy::Clone => "clone",
+            Strategy::Bind => "bind",
+        }
+    }
+}
+
+pub fn choose(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) -> Result<Strategy> {
+    match ann.get(STRATEGY_ANNOTATION).map(String::as_str) {
+        Some("copy") => Ok(Strategy::Copy),
+        Some("clone") => Ok(Strategy::Clone),
+        Some("bind") => Ok(Strategy::Bind),
+        Some(o) => bail!("annotation {STRATEGY_ANNOTATION}: unknown strategy {o:?} (copy, clone or bind)"),
+        None if parent_dataset(cfg).is_some() => Ok(Strategy::Copy),
+        None => Ok(Strategy::Bind),
+    }
+}
+
+/// `<pool>[/<dataset>]`, the zfspool's dataset, when ZFS is configured.
+pub fn parent_dataset(cfg: &nexcage_config::Config) -> Option<String> {
+    if cfg.storage.kind == Some(nexcage_config::StorageType::Dir) {
+        return None;
+    }
+    let pool = cfg.storage.pool.as_ref()?;
+    Some(match &cfg.storage.dataset {
+        Some(d) if !d.is_empty() => format!("{pool}/{d}"),
+        _ => pool.clone(),
+    })
+}
+
+/// Disk size in bytes: annotation (`8G`, `512M`, bytes) or `default_disk_size` GiB.
+pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) -> Result<u64> {
+    match ann.get(DISK_ANNOTATION) {
+        Some(s) => nexcage_zfs::parse_size(s)
+            .filter(|b| *b > 0)
+            .with_context(|| format!("annotation {DISK_ANNOTATION}: bad size {s:?} (e.g. 8G)")),
+        None => Ok(cfg.default_disk_size_gib() << 30),
+    }
+}
+
+/// Creates the dataset `name` for the strategy and fills it; returns its mountpoint.
+pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str) -> Result<PathBuf> {
+    match strategy {
+        Strategy::Copy => {
+            let skipped = zfs.create_subvol(name, Some(quota))?;
+            if !skipped.0.is_empty() {
+                tracing::warn!(dataset = name, "skipped unsupported properties: {}", skipped.0.join(" "));
+            }
+            let mp = zfs.mountpoint(name)?;
+            nexcage_zfs::copy_tree(src, &mp)?;
+            Ok(mp)
+        }
+        Strategy::Clone => {
+            let snap = match ann.get(CLONE_ANNOTATION) {
+                Some(s) => s.clone(),
+                None => ensure_base(zfs, parent, src)?,
+            };
+            zfs.clone_to(&snap, name, Some(quota))?;
+            Ok(zfs.mountpoint(name)?)
+        }
+        Strategy::Bind => bail!("bind strategy has no dataset"),
+    }
+}
+
+/// The base snapshot for `src`: `<parent>/basevol-<key>-disk-0@__base__`,
+/// keyed by the source path, made (copy + snapshot) the first time only.
+fn ensure_base(zfs: &Zfs, parent: &str, src: &Path) -> Result<String> {
+    let key = fnv(&src.display().to_string());
+    let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}"));
+    let snap = format!("{base}@{BASE_SNAPSHOT}");
+    if zfs.exists(&snap)? {
+        return Ok(snap);
+    }
+    tracing::info!(%base, "creating clone base from {}", src.display());
+    // A half-made base (crash before the snapshot) is redone.
+    zfs.destroy(&base, true)?;
+    zfs.create_subvol(&base, None)?;
+    let mp = zfs.mountpoint(&base)?;
+    nexcage_zfs::copy_tree(src, &mp)?;
+    zfs.snapshot(&snap)?;
+    Ok(snap)
+}
+
+/// FNV-1a: a stable short key for a path (not security relevant).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
