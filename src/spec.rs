@@ -86,6 +86,7 @@ mod tests {
         let d = bundle("good", Some(GOOD));
         let b = load(&d).unwrap();
         assert_eq!(b.rootfs, d.join("rootfs"));
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -100,6 +101,7 @@ mod tests {
         for (name, cfg, want) in cases {
             let d = bundle(name, cfg);
             let e = load(&d).err().unwrap().to_string();
+            fs::remove_dir_all(&d).unwrap();
             assert!(e.contains(want), "{name}: {e}");
         }
         let e = load(Path::new("/nonexistent/bundle")).err().unwrap().to_string();
