@@ -1,6 +1,7 @@
 //! nexcage: an OCI runtime with runc's command line.
 //! Parse, set up logging, dispatch; nothing else lives here.
 
+mod admin;
 mod backend;
 mod container;
 mod cli;

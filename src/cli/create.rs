@@ -54,12 +54,25 @@ pub struct Args {
     /// Accepted for runc compatibility: create always detaches
     #[arg(short, long)]
     pub detach: bool,
-    /// Container id
-    pub id: String,
+    #[command(flatten)]
+    pub admin: crate::admin::AdminArgs,
+    /// Container id (or --name)
+    #[arg(required_unless_present = "name")]
+    pub id: Option<String>,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let (_locked, rec) = container::create(ctx, &a.flags.to_create_args(&a.id, false))?;
+    if let Some(name) = &a.admin.name {
+        if a.id.as_ref().is_some_and(|id| id != name) {
+            anyhow::bail!("--name {name} and ID {} differ: they are the same thing", a.id.as_deref().unwrap_or(""));
+        }
+        let source = a.admin.image.clone().map(PathBuf::from).unwrap_or_else(|| a.flags.bundle.clone());
+        crate::admin::lifecycle::create(ctx, name, &source, &a.admin)?;
+        println!("{name}");
+        return Ok(0);
+    }
+    let id = a.id.as_deref().unwrap_or_default();
+    let (_locked, rec) = container::create(ctx, &a.flags.to_create_args(id, false))?;
     if let (Some(sock), Some(pid)) = (&a.flags.pidfd_socket, rec.pid) {
         crate::proc::send_pidfd(sock, pid)?;
     }

@@ -15,8 +15,14 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    match container::delete(ctx, &a.id, a.force) {
+    // An admin container's own bundle and log go with it (read before the record goes).
+    let admin_dir = crate::admin::admin_dir_of(ctx, &a.id);
+    let r = match container::delete(ctx, &a.id, a.force) {
         Err(e) if a.force && e.to_string().contains("does not exist") => Ok(0),
         r => r.map(|_| 0),
+    };
+    if let (Ok(_), Some(d)) = (&r, admin_dir) {
+        crate::admin::forget(ctx, &d)?;
     }
+    r
 }

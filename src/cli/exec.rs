@@ -31,8 +31,11 @@ pub struct Args {
     #[arg(short, long)]
     pub tty: bool,
     /// Working directory inside the container
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, visible_alias = "workdir", value_name = "DIR")]
     pub cwd: Option<PathBuf>,
+    /// Keep stdin attached (it always is unless --detach; accepted for admins' habits)
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,

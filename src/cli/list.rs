@@ -13,6 +13,9 @@ pub struct Args {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only containers with this status
+    #[arg(long, value_name = "STATUS", value_parser = ["creating", "created", "running", "paused", "stopped"])]
+    pub status: Option<String>,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
@@ -26,6 +29,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             }
         }
     }
+    if let Some(want) = &a.status {
+        recs.retain(|r| status(r).to_string() == *want);
+    }
     if a.quiet {
         for r in &recs {
             println!("{}", r.id);
@@ -34,12 +40,14 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         let v: Vec<_> = recs.iter().map(state_json).collect();
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{:<24} {:<8} {:<10} {:<8} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "BUNDLE", "CREATED");
+        println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED");
         for r in &recs {
             let v = state_json(r);
+            let vmid = r.backend_data["vmid"].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
             println!(
-                "{:<24} {:<8} {:<10} {:<8} {:<40} {:<32} {}",
-                r.id, v["pid"], status(r), r.backend, r.bundle.display(), r.created,
+                "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {}",
+                r.id, v["pid"], status(r), r.backend, vmid, image, r.bundle.display(), r.created,
                 if r.owner.is_empty() { "root" } else { &r.owner }
             );
         }

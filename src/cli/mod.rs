@@ -1,21 +1,31 @@
 //! The runc-compatible command line: global flags, one file per command.
 
+mod autostart;
 mod completion;
+mod config;
 mod create;
 mod delete;
 mod events;
 mod exec;
 mod features;
 mod gc;
+mod info;
 mod kill;
 mod list;
+mod login;
+mod logs;
 mod man;
+mod monitor;
 mod pause;
 mod ps;
+mod restart;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod stats;
+mod stop;
+mod system;
 mod update;
 
 use std::path::PathBuf;
@@ -112,6 +122,36 @@ pub enum Command {
         #[command(subcommand)]
         cmd: nexcage_image::CacheCommand,
     },
+    /// Admin: print the output of a container created with --name
+    Logs(logs::Args),
+    /// Admin: stop a container (SIGTERM, SIGKILL after --timeout)
+    Stop(stop::Args),
+    /// Admin: stop and start again a container created with --name
+    Restart(restart::Args),
+    /// Admin: details of a container (resources enforced, pids, uptime, exit)
+    Info(info::Args),
+    /// Admin: CPU, memory, pids and I/O of running containers
+    Stats(stats::Args),
+    /// Admin: show, get or set nexcage's configuration
+    Config {
+        #[command(subcommand)]
+        cmd: config::Cmd,
+    },
+    /// Admin: check this node (alias: debug info)
+    #[command(alias = "debug")]
+    System {
+        #[command(subcommand)]
+        cmd: system::Cmd,
+    },
+    /// Admin: store registry credentials (containers auth.json)
+    Login(login::LoginArgs),
+    /// Admin: remove stored registry credentials
+    Logout(login::LogoutArgs),
+    /// Admin: start the containers created with --auto-start (at boot)
+    Autostart(autostart::Args),
+    /// Internal: the monitor of a container created with --name
+    #[command(hide = true)]
+    Monitor(monitor::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -245,5 +285,16 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Image { cmd } => nexcage_image::run_image(cmd, &ctx.image_store()?),
         Command::Layer { cmd } => nexcage_image::run_layer(cmd, &ctx.image_store()?),
         Command::Cache { cmd } => nexcage_image::run_cache(cmd, &ctx.image_store()?),
+        Command::Logs(a) => logs::run(a, ctx),
+        Command::Stop(a) => stop::run(a, ctx),
+        Command::Restart(a) => restart::run(a, ctx),
+        Command::Info(a) => info::run(a, ctx),
+        Command::Stats(a) => stats::run(a, ctx),
+        Command::Config { cmd } => config::run(cmd, ctx),
+        Command::System { cmd } => system::run(cmd, ctx),
+        Command::Login(a) => login::login(a, ctx),
+        Command::Logout(a) => login::logout(a, ctx),
+        Command::Autostart(a) => autostart::run(a, ctx),
+        Command::Monitor(a) => monitor::run(a, ctx),
     }
 }

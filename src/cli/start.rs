@@ -9,11 +9,21 @@ use crate::state::Status;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Admin containers: print their output until they stop
+    #[arg(long)]
+    pub attach: bool,
     /// Container id
     pub id: String,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
+    if let Some(dir) = crate::admin::startable_dir(ctx, &a.id) {
+        if a.attach {
+            return super::logs::start_attached(ctx, &a.id, &dir);
+        }
+        crate::admin::lifecycle::launch(ctx, &a.id, &dir)?;
+        return Ok(0);
+    }
     let locked = ctx.store()?.lock(&a.id)?;
     let mut rec = locked.load()?;
     match status(&rec) {

@@ -1,0 +1,125 @@
+//! Admin flows: create from an image, (re)launch through the monitor, stop
+//! with a grace period.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::{bundle, inuse, monitor, ports, spec_edit, AdminArgs};
+use crate::backend;
+use crate::cli::Ctx;
+use crate::container::{self, status};
+use crate::state::Status;
+
+/// `create --name NAME --image SRC [...]`: bundle, options, monitor.
+pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()> {
+    crate::state::id::validate(name)?;
+    if ctx.root.join(name).exists() {
+        bail!("container {name} already exists");
+    }
+    let dir = super::admin_dir(ctx, name)?;
+    if dir.exists() {
+        // No container owns it (checked above): left by a crash.
+        tracing::warn!("removing stale bundle {}", dir.display());
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let res = (|| {
+        let source = source.to_str().context("--image: not UTF-8")?;
+        let (mut spec, src) = bundle::build(ctx, source, &dir)?;
+        let be = a.backend.clone().unwrap_or_else(|| {
+            let anns = spec["annotations"].as_object().cloned().unwrap_or_default();
+            let anns = anns.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect();
+            ctx.config().ok().and_then(|c| backend::route(name, &anns, &c).ok()).map(|(k, _)| k.to_string()).unwrap_or_else(|| "native".into())
+        });
+        ports::check(&be, a.network.as_deref(), &a.port)?;
+        if be == "native" && a.network.as_deref().is_some_and(|n| n.starts_with("bridge=")) {
+            bail!("--network bridge=...: the native backend has no bridge; use none, host or custom=NETNS");
+        }
+        spec_edit::apply(&mut spec, a, &src.image, a.backend.as_deref())?;
+        bundle::write_spec(&dir, &spec)?;
+        inuse::refresh(ctx)?;
+        monitor::spawn(ctx, name, &dir, a.start)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = inuse::refresh(ctx);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Starts admin container `id`: a created one is started in place; a
+/// stopped one (or one whose state vanished with a reboot) is created
+/// again from its bundle under a new monitor.
+pub fn launch(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
+    if ctx.root.join(id).exists() {
+        let locked = ctx.store()?.lock(id)?;
+        let mut rec = locked.load()?;
+        match status(&rec) {
+            Status::Created => {
+                backend::for_kind(rec.backend)?.start(&rec, &locked.dir)?;
+                rec.started = true;
+                return locked.save(&rec);
+            }
+            Status::Stopped => {}
+            st => bail!("cannot start an already {st} container"),
+        }
+        drop(locked);
+        container::delete(ctx, id, true)?;
+    }
+    monitor::spawn(ctx, id, dir, true)
+}
+
+fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    loop {
+        let st = ctx.store().and_then(|s| s.lock(id)).and_then(|l| l.load()).map(|r| status(&r));
+        if !matches!(st, Ok(Status::Running | Status::Created | Status::Paused | Status::Creating)) {
+            return true;
+        }
+        if t0.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(ctx: &Ctx, id: &str, sig: i32, all: bool) -> Result<bool> {
+    let locked = ctx.store()?.lock(id)?;
+    let rec = locked.load()?;
+    if status(&rec) == Status::Stopped {
+        return Ok(false);
+    }
+    let be = backend::for_kind(rec.backend)?;
+    if rec.paused && sig == libc::SIGTERM {
+        // A frozen process cannot act on TERM.
+        be.resume(&rec, &locked.dir)?;
+    }
+    match be.kill(&rec, &locked.dir, sig, all) {
+        Ok(()) => Ok(true),
+        Err(_) if status(&rec) == Status::Stopped => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// SIGTERM, then SIGKILL (to every process) after `timeout`; `force` kills
+/// at once. Returns false when it was not running.
+pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool> {
+    if !force {
+        if !signal(ctx, id, libc::SIGTERM, false)? {
+            return Ok(false);
+        }
+        if wait_stopped(ctx, id, timeout) {
+            return Ok(true);
+        }
+        tracing::info!("{id} did not stop within {timeout:?}: SIGKILL");
+    }
+    if !signal(ctx, id, libc::SIGKILL, true)? && force {
+        return Ok(false);
+    }
+    if !wait_stopped(ctx, id, Duration::from_secs(10)) {
+        bail!("container {id} did not stop after SIGKILL");
+    }
+    Ok(true)
+}

@@ -1,0 +1,74 @@
+//! The administrator's path: containers created by hand with `create --name`
+//! from an image or a bundle directory. They get a bundle of their own under
+//! the data dir (`<image store>/bundles/<name>/`, which also keeps their log
+//! and last exit status across restarts and reboots) and a monitor process
+//! that owns their stdout/stderr; they are then created through the same
+//! `container::create` flow engines use.
+
+pub mod bundle;
+pub mod cgroup;
+pub mod inuse;
+pub mod lifecycle;
+pub mod logfile;
+pub mod monitor;
+pub mod opts;
+pub mod ports;
+pub mod spec_edit;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cli::Ctx;
+use crate::state::Record;
+
+pub use opts::AdminArgs;
+
+/// Marks a container as admin-managed (its bundle is nexcage's own).
+pub const ADMIN_ANNOTATION: &str = "org.nexcage.admin";
+pub const IMAGE_ANNOTATION: &str = "org.nexcage.image";
+pub const AUTOSTART_ANNOTATION: &str = "org.nexcage.auto-start";
+pub const DISK_ANNOTATION: &str = "org.nexcage.disk-size";
+pub const STORAGE_TYPE_ANNOTATION: &str = "org.nexcage.storage-type";
+pub const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
+pub const PORTS_ANNOTATION: &str = "org.nexcage.ports";
+pub const NETWORK_ANNOTATION: &str = "org.nexcage.network";
+
+/// Where admin bundles live.
+pub fn bundles_dir(ctx: &Ctx) -> Result<PathBuf> {
+    Ok(ctx.image_store()?.join("bundles"))
+}
+
+pub fn admin_dir(ctx: &Ctx, name: &str) -> Result<PathBuf> {
+    Ok(bundles_dir(ctx)?.join(name))
+}
+
+pub fn is_admin(rec: &Record) -> bool {
+    rec.annotations.get(ADMIN_ANNOTATION).map(String::as_str) == Some("true")
+}
+
+/// The admin dir of container `id` if it is an admin container (read
+/// before a delete, which removes the record).
+pub fn admin_dir_of(ctx: &Ctx, id: &str) -> Option<PathBuf> {
+    let rec = ctx.store().ok()?.lock(id).ok()?.load().ok()?;
+    is_admin(&rec).then_some(rec.bundle)
+}
+
+/// An admin container that `start` (re)launches: one with a record, or
+/// one whose record vanished (reboot) but whose bundle is still here.
+pub fn startable_dir(ctx: &Ctx, id: &str) -> Option<PathBuf> {
+    if ctx.root.join(id).exists() {
+        return admin_dir_of(ctx, id);
+    }
+    crate::state::id::validate(id).ok()?;
+    admin_dir(ctx, id).ok().filter(|d| d.join("config.json").is_file())
+}
+
+/// After an admin container was deleted: drop its bundle
+/// dir (log included) and its image from the store's in-use list.
+pub fn forget(ctx: &Ctx, dir: &std::path::Path) -> Result<()> {
+    if dir.starts_with(bundles_dir(ctx)?) && dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| anyhow::anyhow!("removing {}: {e}", dir.display()))?;
+    }
+    inuse::refresh(ctx)
+}
