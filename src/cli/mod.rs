@@ -27,6 +27,7 @@ mod stats;
 mod stop;
 mod system;
 mod update;
+mod zfs;
 
 use std::path::PathBuf;
 
@@ -147,6 +148,11 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Admin: remove stored registry credentials
     Logout(login::LogoutArgs),
+    /// Admin: snapshots, rollbacks and clones of container rootfs datasets
+    Zfs {
+        #[command(subcommand)]
+        cmd: zfs::Cmd,
+    },
     /// Admin: start the containers created with --auto-start (at boot)
     Autostart(autostart::Args),
     /// Internal: the monitor of a container created with --name
@@ -295,6 +301,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Login(a) => login::login(a, ctx),
         Command::Logout(a) => login::logout(a, ctx),
         Command::Autostart(a) => autostart::run(a, ctx),
+        Command::Zfs { cmd } => zfs::run(cmd, ctx),
         Command::Monitor(a) => monitor::run(a, ctx),
     }
 }
