@@ -95,7 +95,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<i32> {
             let mut rows = Vec::new();
             for id in ctx.store()?.ids()? {
                 let Ok((ds, st, _)) = dataset(ctx, &id) else { continue };
-                for d in z.list(&ds).unwrap_or_default() {
+                for d in z.list(&ds)? {
                     rows.push(json!({"container": id, "status": st.to_string(), "name": d.name, "type": d.kind,
                         "used": d.used, "refquota": d.refquota, "origin": d.origin}));
                 }

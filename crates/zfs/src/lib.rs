@@ -223,9 +223,10 @@ impl Zfs {
     /// included, recursively.
     pub fn list(&self, parent: &str) -> Result<Vec<Dataset>, ZfsError> {
         cmd::check_name(parent)?;
-        let out = self.zfs(&[
-            "list", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-o", "name,type,used,refquota,origin,mountpoint", parent,
-        ])?;
+        let cols = ["-r", "-t", "filesystem,snapshot", "-o", "name,type,used,refquota,origin,mountpoint", parent];
+        // zfs-fuse's zfs has no -p: human-readable sizes are parsed too.
+        let out = self.zfs(&[&["list", "-H", "-p"][..], &cols[..]].concat())
+            .or_else(|_| self.zfs(&[&["list", "-H"][..], &cols[..]].concat()))?;
         Ok(out.lines().filter_map(parse_list_line).collect())
     }
 
