@@ -21,6 +21,7 @@ start_zfs_fuse() {
     if zpool list >/dev/null 2>&1; then return 0; fi
     command -v zfs-fuse >/dev/null || { echo "SKIP: zfs-fuse not installed (apt-get install zfs-fuse)" >&2; exit 3; }
     # --no-kstat-mount: no /zfs-kstat FUSE mount to leave behind.
+    mkdir -p /var/run/zfs
     zfs-fuse --no-kstat-mount --pidfile "$DIR/zfs-fuse.pid"
     i=0
     until zpool list >/dev/null 2>&1; do
@@ -76,7 +77,9 @@ down() {
     if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
         zpool destroy -f "$POOL" || true
     fi
-    if [ -f "$DIR/zfs-fuse.ours" ] && [ -f "$DIR/zfs-fuse.pid" ]; then
+    # zfs-fuse is shared by every pool: stop it only if this DIR started
+    # it and no other pool still uses it.
+    if [ -f "$DIR/zfs-fuse.ours" ] && [ -f "$DIR/zfs-fuse.pid" ] && [ -z "$(zpool list -H -o name 2>/dev/null)" ]; then
         kill "$(cat "$DIR/zfs-fuse.pid")" 2>/dev/null || true
     fi
     rm -rf "$DIR"

@@ -94,7 +94,13 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         let pve = mapping::map_spec(spec, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))?;
         prog.guest = true;
         prog.begin(opts.dir, "guest")?;
-        let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params: pve.api_params(), raw_lxc: vec![] };
+        let mut params = pve.api_params();
+        if cfg.driver() == nexcage_config::Driver::Pct {
+            // pct cannot take a NUL-joined env as an argument (the driver would
+            // edit /etc/pve directly); the env lives in nexcage's LXC config.
+            params.remove("env");
+        }
+        let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params, raw_lxc: vec![] };
         match cp.create(vmid, &req) {
             Ok(()) => break (vmid, pve),
             Err(e) if e.is_already_exists() && attempt < 50 => {

@@ -69,10 +69,8 @@ pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) 
 pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str) -> Result<PathBuf> {
     match strategy {
         Strategy::Copy => {
-            let skipped = zfs.create_subvol(name, Some(quota))?;
-            if !skipped.0.is_empty() {
-                tracing::warn!(dataset = name, "skipped unsupported properties: {}", skipped.0.join(" "));
-            }
+            // create_subvol warns about properties the implementation refused.
+            zfs.create_subvol(name, Some(quota))?;
             let mp = zfs.mountpoint(name)?;
             nexcage_zfs::copy_tree(src, &mp)?;
             Ok(mp)

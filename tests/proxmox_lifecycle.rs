@@ -1,0 +1,120 @@
+//! The Proxmox backend driven directly (as an engine would): lifecycle,
+//! exit statuses, kill before/after start, exec, pause, ps, stats, delete,
+//! the three rootfs strategies — for both control-plane drivers.
+
+mod proxmox_support;
+use proxmox_support::*;
+
+fn lifecycle(driver: &str) {
+    let env = env_or_skip!("lifecycle", driver);
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let pidf = env.dir.join("pid");
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "--pid-file", pidf.to_str().unwrap(), "c1"]);
+    assert!(o.status.success(), "create: {}", out(&o));
+    let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["backend"], "proxmox");
+    assert_eq!(std::fs::read_to_string(&pidf).unwrap().trim(), st["pid"].to_string());
+    // Registered, on its own subvol, with an LXC dir.
+    let guests = env.guests();
+    assert_eq!(guests.len(), 1, "{}", env.pct_list());
+    let vmid = guests[0];
+    assert_eq!(env.datasets(), vec![format!("{}/data/subvol-{vmid}-disk-0", env.pool)]);
+    assert_eq!(env.lxc_dirs(), vec![vmid.to_string()]);
+
+    assert!(env.nx(&["start", "c1"]).status.success());
+    let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(st["status"], "running");
+    // exec runs in the guest (its hostname, its rootfs) and passes the exit status.
+    let e = env.nx(&["exec", "c1", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3"]);
+    assert_eq!(e.status.code(), Some(3), "{}", out(&e));
+    let ps = env.nx(&["ps", "c1"]);
+    assert!(ps.status.success() && String::from_utf8_lossy(&ps.stdout).contains("sleep"), "{}", out(&ps));
+    let stats = env.nx(&["events", "--stats", "c1"]);
+    assert!(stats.status.success(), "{}", out(&stats));
+    let sv: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(sv["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{sv}");
+    assert!(sv["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{sv}");
+    assert!(env.nx(&["pause", "c1"]).status.success());
+    let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(st["status"], "paused");
+    assert!(env.nx(&["resume", "c1"]).status.success());
+
+    assert!(env.nx(&["kill", "c1", "KILL"]).status.success());
+    assert!(wait_until(10, || String::from_utf8_lossy(&env.nx(&["state", "c1"]).stdout).contains("stopped")));
+    let d = env.nx(&["delete", "c1"]);
+    assert!(d.status.success(), "{}", out(&d));
+    env.assert_clean("after delete");
+    // delete --force of a gone container succeeds.
+    assert!(env.nx(&["delete", "--force", "c1"]).status.success());
+}
+
+#[test]
+fn lifecycle_pct() {
+    lifecycle("pct");
+}
+
+#[test]
+fn lifecycle_api() {
+    lifecycle("api");
+}
+
+/// Exit statuses through `run` (the holder's status is the container's).
+#[test]
+fn run_exit_status() {
+    let env = env_or_skip!("run_exit_status", "pct");
+    let b = env.bundle("seven", &["sh", "-c", "echo out; echo err >&2; exit 7"], |_| {});
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "r7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("err"));
+    env.assert_clean("after run");
+}
+
+/// SIGKILL of the container reports 137, not lxc-execute's 1.
+#[test]
+fn sigkill_reports_137() {
+    let env = env_or_skip!("sigkill", "pct");
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let log = env.dir.join("create.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut c = env.cmd(nexcage());
+    c.arg("--root").arg(&env.root).args(["run", "-b", b.to_str().unwrap(), "k9"]).stdout(f.try_clone().unwrap()).stderr(f);
+    let mut child = c.spawn().unwrap();
+    assert!(wait_until(10, || String::from_utf8_lossy(&env.nx(&["state", "k9"]).stdout).contains("running")));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(env.nx(&["kill", "k9", "9"]).status.success());
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(137), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    env.assert_clean("after run");
+}
+
+/// A created container has only the holder: killing it stops the container.
+#[test]
+fn kill_before_start() {
+    let env = env_or_skip!("kill_before_start", "pct");
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    assert!(env.nx(&["create", "-b", b.to_str().unwrap(), "kb"]).status.success());
+    assert!(env.nx(&["kill", "kb", "TERM"]).status.success());
+    assert!(wait_until(5, || String::from_utf8_lossy(&env.nx(&["state", "kb"]).stdout).contains("stopped")));
+    assert!(env.nx(&["delete", "kb"]).status.success());
+    env.assert_clean("after delete");
+}
+
+/// copy, clone and bind strategies.
+#[test]
+fn strategies() {
+    let env = env_or_skip!("strategies", "pct");
+    for strat in ["copy", "clone", "bind"] {
+        let b = env.bundle(&format!("s-{strat}"), &["sh", "-c", "test -x /bin/busybox && echo ok"], |v| {
+            v["annotations"] = serde_json::json!({"org.nexcage.rootfs-strategy": strat, "org.nexcage.disk-size": "256M"});
+        });
+        let o = env.nx(&["run", "-b", b.to_str().unwrap(), &format!("s-{strat}")]);
+        assert_eq!(o.status.code(), Some(0), "{strat}: {}", out(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n", "{strat}");
+        env.assert_clean(strat);
+    }
+    // The clone base stays for the next clone (that is what makes it O(1)).
+    let o = std::process::Command::new("zfs").args(["list", "-H", "-t", "snapshot", "-o", "name", "-r"]).arg(&env.pool).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("@__base__"));
+}

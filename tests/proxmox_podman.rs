@@ -1,0 +1,116 @@
+//! Real Podman driving nexcage's Proxmox backend (`--runtime <nexcage>`):
+//! run --rm, exit codes, run -d + exec + logs + stop + rm, run -t, and
+//! memory/pids limits enforced in the guest. Both drivers.
+
+mod proxmox_support;
+use proxmox_support::*;
+use std::process::{Command, Output, Stdio};
+
+struct Podman<'a> {
+    env: &'a Env,
+    dir: std::path::PathBuf,
+}
+
+impl<'a> Podman<'a> {
+    fn new(env: &'a Env) -> Podman<'a> {
+        let dir = env.dir.join("podman");
+        std::fs::create_dir_all(&dir).unwrap();
+        // conmon gets only conmon_env_vars: PATH (pct wrappers) and the config go there.
+        let conf = format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n[engine]\nconmon_env_vars = [\"PATH={}\", \"NEXCAGE_CONFIG={}\"]\n",
+            env.path_var(),
+            env.config().display()
+        );
+        std::fs::write(dir.join("containers.conf"), conf).unwrap();
+        let p = Podman { env, dir };
+        let b = env.bundle("img", &["true"], |_| {});
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!("tar -C {} -c . | podman --root {} --runroot {} import - localhost/busybox >/dev/null", b.join("rootfs").display(), p.dir.join("root").display(), p.dir.join("runroot").display()))
+            .env("CONTAINERS_CONF", p.dir.join("containers.conf"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "podman import");
+        p
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("runroot"))
+            .arg("--runtime")
+            .arg(nexcage())
+            .arg("--runtime-flag")
+            .arg(format!("root={}", self.env.root.display()))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_to_files(self.cmd().args(args), &self.dir)
+    }
+}
+
+fn podman_e2e(driver: &str) {
+    let env = env_or_skip!("podman", driver, "podman");
+    let pm = Podman::new(&env);
+    let o = pm.run(&["run", "--rm", "--network", "none", "localhost/busybox", "echo", "hi"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    env.assert_clean("after run --rm");
+
+    let o = pm.run(&["run", "--rm", "--network", "none", "localhost/busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", out(&o));
+
+    // Detached: the guest is registered and on its subvol while it runs.
+    let o = pm.run(&["run", "-d", "--name", "d1", "--network", "none", "localhost/busybox", "sh", "-c", "echo started; sleep 100"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let guests = env.guests();
+    assert_eq!(guests.len(), 1, "{}", env.pct_list());
+    assert_eq!(env.datasets(), vec![format!("{}/data/subvol-{}-disk-0", env.pool, guests[0])]);
+    let e = pm.run(&["exec", "d1", "sh", "-c", "echo in-guest; exit 4"]);
+    assert_eq!(e.status.code(), Some(4), "{}", out(&e));
+    assert_eq!(String::from_utf8_lossy(&e.stdout), "in-guest\n");
+    assert!(wait_until(5, || String::from_utf8_lossy(&pm.run(&["logs", "d1"]).stdout).contains("started")));
+    let s = pm.run(&["stop", "-t", "2", "d1"]);
+    assert!(s.status.success(), "{}", out(&s));
+    let r = pm.run(&["rm", "d1"]);
+    assert!(r.status.success(), "{}", out(&r));
+    env.assert_clean("after stop + rm");
+
+    // A terminal.
+    let o = pm.run(&["run", "--rm", "-t", "--network", "none", "localhost/busybox", "sh", "-c", "test -t 0 && echo tty"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("tty"), "{}", out(&o));
+    env.assert_clean("after run -t");
+}
+
+#[test]
+fn podman_pct() {
+    podman_e2e("pct");
+}
+
+#[test]
+fn podman_api() {
+    podman_e2e("api");
+}
+
+/// `--memory 64m --pids-limit 20` are enforced in the guest (v1 keys here).
+#[test]
+fn podman_limits() {
+    let env = env_or_skip!("podman_limits", "pct", "podman");
+    let pm = Podman::new(&env);
+    // 30 background sleeps cannot all fork under pids.max 20.
+    let o = pm.run(&["run", "--rm", "--network", "none", "--pids-limit", "20", "localhost/busybox", "sh", "-c",
+        "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo done"]);
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(all.contains("can't fork") || all.contains("Resource temporarily unavailable"), "pids limit not enforced: {}", out(&o));
+    // 100 MiB held in memory by tail under a 64 MiB limit: OOM-killed.
+    let o = pm.run(&["run", "--rm", "--network", "none", "--memory", "64m", "--memory-swap", "64m", "localhost/busybox", "sh", "-c",
+        "head -c 104857600 /dev/zero | tail -c 1 >/dev/null; echo survived"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("survived"), "memory limit not enforced: {}", out(&o));
+    env.assert_clean("after limits");
+}
