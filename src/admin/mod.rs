@@ -67,8 +67,17 @@ pub fn startable_dir(ctx: &Ctx, id: &str) -> Option<PathBuf> {
 /// After an admin container was deleted: drop its bundle
 /// dir (log included) and its image from the store's in-use list.
 pub fn forget(ctx: &Ctx, dir: &std::path::Path) -> Result<()> {
-    if dir.starts_with(bundles_dir(ctx)?) && dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| anyhow::anyhow!("removing {}: {e}", dir.display()))?;
+    if dir.starts_with(bundles_dir(ctx)?) {
+        // The exiting monitor may still be writing exit.json: try again.
+        let mut tries = 0;
+        while dir.exists() {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => break,
+                Err(_) if tries < 5 => std::thread::sleep(std::time::Duration::from_millis(100)),
+                Err(e) => anyhow::bail!("removing {}: {e}", dir.display()),
+            }
+            tries += 1;
+        }
     }
     inuse::refresh(ctx)
 }

@@ -37,7 +37,17 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             println!("{}", r.id);
         }
     } else if a.format == "json" {
-        let v: Vec<_> = recs.iter().map(state_json).collect();
+        // runc's state objects, plus what an administrator looks for.
+        let v: Vec<_> = recs.iter().map(|r| {
+            let mut v = state_json(r);
+            if let Some(i) = r.annotations.get(crate::admin::IMAGE_ANNOTATION) {
+                v["image"] = serde_json::json!(i);
+            }
+            if !r.backend_data["vmid"].is_null() {
+                v["vmid"] = r.backend_data["vmid"].clone();
+            }
+            v
+        }).collect();
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED");
