@@ -13,7 +13,7 @@ pub fn refresh(ctx: &Ctx) -> Result<()> {
     let bundles = store.join("bundles");
     std::fs::create_dir_all(&bundles).with_context(|| format!("creating {}", bundles.display()))?;
     let lock = std::fs::File::create(bundles.join(".in-use.lock")).context("in-use lock")?;
-    lock.lock().context("in-use lock")?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).context("in-use lock")?;
     let mut images = std::collections::BTreeSet::new();
     for e in std::fs::read_dir(&bundles)?.flatten() {
         let Ok(data) = std::fs::read(e.path().join("config.json")) else { continue };

@@ -92,6 +92,12 @@ fn write_exit(dir: &Path, code: i32, signal: Option<String>) {
     }
 }
 
+/// A pipe whose ends are not inherited by anything but the child given one.
+fn pipe() -> Result<(std::fs::File, std::fs::File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    Ok((std::fs::File::from(r), std::fs::File::from(w)))
+}
+
 /// The handshake line, then stdout goes to /dev/null (the parent is gone).
 fn report(msg: &str) {
     let mut out = std::io::stdout();
@@ -121,8 +127,8 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LOG))
         .with_context(|| format!("opening {}", dir.join(LOG).display()))?;
     let log = Arc::new(Mutex::new(log));
-    let (out_r, out_w) = std::io::pipe()?;
-    let (err_r, err_w) = std::io::pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
     let l1 = log.clone();
     let t_out = std::thread::spawn(move || pump(out_r, "stdout", l1));
     let l2 = log.clone();

@@ -54,7 +54,9 @@ fn set_namespace(spec: &mut Value, kind: &str, path: Option<&str>) {
 
 fn add_namespace(spec: &mut Value, kind: &str) {
     set_namespace(spec, kind, None);
-    spec["linux"]["namespaces"].as_array_mut().map(|a| a.push(json!({"type": kind})));
+    if let Some(a) = spec["linux"]["namespaces"].as_array_mut() {
+        a.push(json!({"type": kind}));
+    }
 }
 
 /// Every option onto `spec`; `image` is the reference recorded as annotation.

@@ -119,7 +119,7 @@ fn free_space(r: &mut Report, dir: &std::path::Path) {
     let probe = dir.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("/"));
     match nix::sys::statvfs::statvfs(probe) {
         Ok(s) => {
-            let free = s.blocks_available() as u64 * s.fragment_size() as u64;
+            let free = s.blocks_available() * s.fragment_size();
             let msg = format!("{} GiB free at {}", free >> 30, dir.display());
             if free < 1 << 30 {
                 r.line(Level::Warn, "storage", &msg, "images and bundles need space; prune with nexcage image prune");
