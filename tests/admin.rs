@@ -258,6 +258,15 @@ fn development_environment() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(env.ok(&["logs", &id]).matches("app dev starting").count(), 2);
+    // restart: TERM is ignored, so KILL after 1 s, then a third run.
+    env.ok(&["restart", "--timeout", "1", &id]);
+    assert_eq!(env.json(&["state", &id])["status"], "running");
+    let t0 = Instant::now();
+    while env.ok(&["logs", &id]).matches("app dev starting").count() < 3 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(env.ok(&["logs", "--since", "1h", &id]).matches("app dev starting").count(), 3);
+    assert_eq!(env.ok(&["logs", "--since", "2999-01-01T00:00:00Z", &id]), "");
     env.ok(&["delete", "--force", &id]);
 }
 

@@ -27,6 +27,12 @@ fn admin_on_proxmox() {
     let store = env.dir.join("store");
     let b = env.bundle("adm", &["sh", "-c", "echo app $APP starting; trap '' TERM; while true; do sleep 1; done"], |_| {});
     let b = b.to_str().unwrap();
+    // The node check sees the double's Proxmox and the test pool.
+    let check = nx(&env, &store, &["system", "check"]);
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(text.lines().any(|l| l.starts_with("ok") && l.contains("proxmox: pve-manager")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok") && l.contains(&format!("{} ONLINE", env.pool))), "{text}");
+    assert!(check.status.success(), "{text}");
     ok(&env, &store, &["create", "--name", "pxweb", "--image", b, "--backend", "proxmox", "--memory", "128", "--cores", "1",
         "--env", "APP=web", "--storage-size", "256M", "--start"]);
     assert!(wait_until(15, || ok(&env, &store, &["logs", "pxweb"]).contains("app web starting")), "{}", ok(&env, &store, &["logs", "pxweb"]));
