@@ -33,6 +33,9 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             ctx.config().ok().and_then(|c| backend::route(name, &anns, &c).ok()).map(|(k, _)| k.to_string()).unwrap_or_else(|| "native".into())
         });
         ports::check(&be, a.network.as_deref(), &a.port)?;
+        if be == "proxmox" {
+            ports::check_proxmox_network(a.network.as_deref(), ctx.config()?.network.bridge.as_deref())?;
+        }
         if be == "native" && a.network.as_deref().is_some_and(|n| n.starts_with("bridge=")) {
             bail!("--network bridge=...: the native backend has no bridge; use none, host or custom=NETNS");
         }
