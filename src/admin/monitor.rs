@@ -20,9 +20,10 @@ const MONITOR_LOG: &str = "monitor.log";
 /// `nexcage` with the global flags this command was given.
 fn nexcage(ctx: &Ctx) -> Result<Command> {
     let mut c = Command::new(std::env::current_exe().context("cannot find the nexcage binary")?);
-    c.arg("--root").arg(&ctx.root);
+    // Absolute paths: the monitor runs in / so it keeps no directory busy.
+    c.arg("--root").arg(std::path::absolute(&ctx.root)?).current_dir("/");
     if let Some(p) = &ctx.config_path {
-        c.arg("--config").arg(p);
+        c.arg("--config").arg(std::path::absolute(p)?);
     }
     if ctx.rootless {
         c.args(["--rootless", "true"]);
@@ -36,7 +37,7 @@ pub fn spawn(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<()> {
     let mlog = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(MONITOR_LOG))
         .with_context(|| format!("opening {}", dir.join(MONITOR_LOG).display()))?;
     let mut cmd = nexcage(ctx)?;
-    cmd.arg("monitor").arg("--bundle").arg(dir);
+    cmd.arg("monitor").arg("--bundle").arg(std::path::absolute(dir)?);
     if start {
         cmd.arg("--start");
     }
