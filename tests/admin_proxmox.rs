@@ -41,6 +41,9 @@ fn admin_on_proxmox() {
     assert_eq!(info["backend"], "proxmox");
     let vmid = info["vmid"].as_u64().unwrap_or_else(|| panic!("no vmid: {info}"));
     assert_eq!(env.guests(), vec![vmid as u32]);
+    // Read back from the guest's cgroup.
+    assert_eq!(info["enforced"]["memoryLimit"], 128 * 1024 * 1024, "{info}");
+    assert_eq!(info["enforced"]["cpus"], "0", "{info}");
     let ds = info["dataset"].as_str().unwrap_or_else(|| panic!("no dataset: {info}")).to_string();
     assert!(ds.ends_with(&format!("subvol-{vmid}-disk-0")), "{ds}");
     let list = ok(&env, &store, &["list"]);

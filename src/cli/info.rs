@@ -54,9 +54,15 @@ pub fn collect(ctx: &Ctx, id: &str) -> Result<Value> {
     v["resources"] = spec["linux"]["resources"].clone();
     if matches!(st, Status::Running | Status::Created | Status::Paused) {
         let pid = rec.pid.unwrap_or(0);
-        v["enforced"] = admin::cgroup::enforced(pid);
+        let pids = backend::for_kind(rec.backend)?.pids(&rec, &locked.dir).unwrap_or_default();
+        // A Proxmox guest's limits are on its own cgroup, not the holder's.
+        let in_cgroup = match rec.backend {
+            crate::state::BackendKind::Proxmox => pids.iter().copied().find(|p| *p != pid).unwrap_or(pid),
+            crate::state::BackendKind::Native => pid,
+        };
+        v["enforced"] = admin::cgroup::enforced(in_cgroup);
         v["uptimeSeconds"] = json!(uptime_secs(pid));
-        v["pids"] = json!(backend::for_kind(rec.backend)?.pids(&rec, &locked.dir).unwrap_or_default());
+        v["pids"] = json!(pids);
     }
     if admin::is_admin(&rec) {
         v["log"] = json!(rec.bundle.join(admin::logfile::LOG));
