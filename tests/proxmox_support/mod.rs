@@ -129,12 +129,17 @@ impl Env {
         std::fs::read_dir(self.dir.join("lxc")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
     }
 
+    /// Proxmox-backend state dirs under the root.
     pub fn states(&self) -> Vec<String> {
-        std::fs::read_dir(&self.root).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect()).unwrap_or_default()
+        std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().filter(|e| e.path().join("proxmox.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
     }
 
     /// Nothing of any container is left: no guest, dataset, LXC dir, state.
     pub fn assert_clean(&self, what: &str) {
+        // Engines delete asynchronously (podman's --rm runs after run returns).
+        wait_until(20, || self.guests().is_empty() && self.datasets().is_empty() && self.lxc_dirs().is_empty() && self.states().is_empty());
         assert!(self.guests().is_empty(), "{what}: guests left: {}", self.pct_list());
         assert!(self.datasets().is_empty(), "{what}: datasets left: {:?}", self.datasets());
         assert!(self.lxc_dirs().is_empty(), "{what}: LXC dirs left: {:?}", self.lxc_dirs());

@@ -46,13 +46,22 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let storage = cfg.proxmox.storage.clone().unwrap_or_else(|| "local-zfs".into());
     let process = spec.process().as_ref().context("config.json has no process")?;
     prog.strategy = Some(strategy.name().into());
+    prog.config_path = px.config_path().map(Path::to_path_buf);
+    prog.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
     prog.lxc_path = Some(px.lxc_path());
     prog.args = process.args().clone().unwrap_or_default();
     prog.terminal = process.terminal().unwrap_or(false);
     if prog.args.is_empty() {
         bail!("process.args must not be empty");
     }
+    // LXC has no umask key: the holder sets it before lxc-execute, whose
+    // init and command inherit it.
+    let mut spec_json = serde_json::to_value(spec)?;
+    if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
+        prog.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
+    }
     prog.begin(opts.dir, "vmid")?;
+    let px = &px.for_progress(prog)?;
     let cp = px.driver()?;
     let (mem, swap) = mapping::host_memory_mib().unwrap_or((1 << 20, 0));
 
@@ -70,14 +79,17 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         mo.disk_size_gib = quota.div_ceil(1 << 30).max(1);
         mo.bridge = cfg.network.bridge.clone();
         mo.vlan = cfg.network.vlan.and_then(|v| u16::try_from(v).ok());
+        // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
+        if matches!((strategy, &parent), (Strategy::Bind, _) | (_, None)) {
+            mo.rootfs_volume = Some(opts.bundle.rootfs.display().to_string());
+        } else {
+            mo.rootfs_volume = Some(format!("{storage}:subvol-{vmid}-disk-0,size={}G", mo.disk_size_gib));
+        }
+        let pve = mapping::map_value(&spec_json, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))?;
         let rootfs_path = match (strategy, &parent) {
-            (Strategy::Bind, _) | (_, None) => {
-                mo.rootfs_volume = Some(opts.bundle.rootfs.display().to_string());
-                opts.bundle.rootfs.clone()
-            }
+            (Strategy::Bind, _) | (_, None) => opts.bundle.rootfs.clone(),
             (_, Some(parent)) => {
                 let name = nexcage_zfs::subvol_name(parent, vmid, 0);
-                mo.rootfs_volume = Some(format!("{storage}:subvol-{vmid}-disk-0,size={}G", mo.disk_size_gib));
                 prog.dataset = Some(name.clone());
                 prog.begin(opts.dir, "dataset")?;
                 let zfs = nexcage_zfs::Zfs::new();
@@ -91,7 +103,6 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
             }
         };
         prog.rootfs = Some(rootfs_path);
-        let pve = mapping::map_spec(spec, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))?;
         prog.guest = true;
         prog.begin(opts.dir, "guest")?;
         let mut params = pve.api_params();

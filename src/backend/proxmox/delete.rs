@@ -16,7 +16,7 @@ use crate::state::Record;
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path, _force: bool) -> Result<()> {
     let p = Progress::load(dir)?;
     stop(&p, rec.pid.map(|pid| (pid, rec.pid_start)))?;
-    undo(px, &p, dir)
+    undo(&px.for_progress(&p)?, &p, dir)
 }
 
 /// Kills the guest's processes and the holder, and waits until LXC has

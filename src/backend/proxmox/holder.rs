@@ -124,6 +124,9 @@ fn run_container(dir: &Path, p: &Progress) -> Result<i32> {
         cmd.arg(format!("--share-{kind}")).arg(path);
     }
     cmd.arg("--").args(&p.args);
+    if let Some(m) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
+    }
     let child = cmd.spawn().context("cannot run lxc-execute")?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let code = loop {

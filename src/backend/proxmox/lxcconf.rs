@@ -71,9 +71,24 @@ pub fn render(i: &Inputs) -> String {
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
+            // Keeping the host's cgroup namespace breaks LXC's /dev setup
+            // ("Failed to create directory dev/pts"): the guest gets its own.
+            "lxc.namespace.keep" => {
+                let keep: Vec<&str> = v.split_whitespace().filter(|n| *n != "cgroup").collect();
+                if !keep.is_empty() {
+                    put(k, &keep.join(" "));
+                }
+            }
             _ if k.starts_with("lxc.cgroup2.") => {
                 if let Some((k1, v1)) = cgroup_key(k, v, i.mode) {
                     put(&k1, &v1);
+                    // runc allows the standard devices after "deny all"; LXC does not.
+                    if k1.ends_with("devices.deny") && v1.trim() == "a" {
+                        let allow = k1.replace("devices.deny", "devices.allow");
+                        for d in DEFAULT_DEVICES {
+                            put(&allow, d);
+                        }
+                    }
                 }
             }
             _ => put(k, v),
@@ -87,6 +102,10 @@ pub fn render(i: &Inputs) -> String {
     }
     s
 }
+
+/// The devices every OCI container may use (runc's default allow list).
+const DEFAULT_DEVICES: [&str; 9] =
+    ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"];
 
 /// A `lxc.cgroup2.*` key from the mapping, for the host's layout.
 fn cgroup_key(k: &str, v: &str, mode: CgroupMode) -> Option<(String, String)> {

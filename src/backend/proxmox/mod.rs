@@ -24,24 +24,69 @@ use libcontainer::oci_spec::runtime::LinuxResources;
 
 use super::{Backend, CreateOpts, Created, ExecOpts};
 use crate::state::Record;
+pub use progress::Progress;
 
 pub struct Proxmox {
     cfg: nexcage_config::Config,
+    /// The configuration file read, recorded at create so later commands
+    /// (which engines may run with another environment) use the same one.
+    cfg_path: Option<PathBuf>,
+    /// `pct`/`pvesh` as resolved at create (engines run delete without PATH).
+    tools: Option<(PathBuf, PathBuf)>,
+}
+
+/// Engines run the runtime with a bare environment (podman: no PATH), so
+/// tools are looked up on PATH plus the standard system directories.
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Absolute path of `bin` on PATH (or the system dirs), else `bin` itself.
+pub fn resolve(bin: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(SYSTEM_PATH.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(bin))
 }
 
 impl Proxmox {
     /// Reads nexcage's configuration (the backend needs storage, driver, lxc_path).
     pub fn load(config_path: Option<&Path>) -> Result<Self> {
+        ensure_path();
         let loaded = nexcage_config::load(config_path).context("proxmox backend: cannot load nexcage's configuration")?;
-        Ok(Proxmox { cfg: loaded.config })
+        Ok(Proxmox { cfg: loaded.config, cfg_path: loaded.path, tools: None })
+    }
+
+    /// The backend as create configured it (its config file and tools),
+    /// falling back to this one's.
+    pub fn for_progress(&self, p: &Progress) -> Result<Proxmox> {
+        let mut px = match &p.config_path {
+            Some(c) if Some(c) != self.cfg_path.as_ref() && c.exists() => Proxmox::load(Some(c))?,
+            _ => Proxmox { cfg: self.cfg.clone(), cfg_path: self.cfg_path.clone(), tools: None },
+        };
+        px.tools = p.pct_tools.clone();
+        Ok(px)
     }
 
     pub fn config(&self) -> &nexcage_config::Config {
         &self.cfg
     }
 
+    pub fn config_path(&self) -> Option<&Path> {
+        self.cfg_path.as_deref()
+    }
+
     /// The configured control plane (pct or api driver).
     pub fn driver(&self) -> Result<Box<dyn nexcage_pve::driver::ControlPlane>> {
+        use nexcage_pve::driver::pct::{PctDriver, PctOptions};
+        if self.cfg.driver() == nexcage_config::Driver::Pct {
+            let mut o = PctOptions::new(&nexcage_pve::driver::node_name(&self.cfg)?);
+            let (pct, pvesh) = self.tools.clone().unwrap_or_else(|| (resolve("pct"), resolve("pvesh")));
+            o.pct = pct;
+            o.pvesh = pvesh;
+            return Ok(Box::new(PctDriver::new(o)));
+        }
         let (d, warnings) = nexcage_pve::driver::from_config(&self.cfg)?;
         for w in warnings {
             tracing::warn!("{w}");
@@ -51,6 +96,15 @@ impl Proxmox {
 
     pub fn lxc_path(&self) -> PathBuf {
         self.cfg.lxc_path()
+    }
+}
+
+/// Gives a PATH-less process (podman runs the runtime like that) the
+/// system directories, so zfs, lxc-* and cp are found.
+fn ensure_path() {
+    if std::env::var_os("PATH").is_none_or(|p| p.is_empty()) {
+        // SAFETY: called at command start, before nexcage spawns threads.
+        std::env::set_var("PATH", SYSTEM_PATH);
     }
 }
 

@@ -30,6 +30,14 @@ pub struct Progress {
     /// Namespaces to join: `--share-<kind> <path>`.
     pub shares: Vec<(String, String)>,
     pub terminal: bool,
+    /// nexcage's config file at create, and the pct/pvesh it resolved.
+    #[serde(default)]
+    pub config_path: Option<PathBuf>,
+    #[serde(default)]
+    pub pct_tools: Option<(PathBuf, PathBuf)>,
+    /// process.user.umask, applied by the holder.
+    #[serde(default)]
+    pub umask: Option<u32>,
 }
 
 impl Progress {
