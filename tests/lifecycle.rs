@@ -125,3 +125,14 @@ fn exec_runs_in_the_container() {
     let o = nx(&root, &["exec", "life-e1", "true"]);
     assert!(stderr(&o).contains("does not exist"));
 }
+
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    let s = Scratch::new("loopback");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["ip", "link", "show", "lo"], |_| {});
+    let o = nx(&root, &["run", "--bundle", b.to_str().unwrap(), "life-lo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("LOOPBACK,UP"), "lo must be up, as runc leaves it: {out}");
+}

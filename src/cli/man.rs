@@ -59,7 +59,7 @@ fn render_sub(out: &mut String, path: &str, cmd: &Command) {
         .collect();
     let _ = writeln!(out, ".PP\n\\fB{}\\fR [\\fIOPTIONS\\fR] {}", esc(&name), positional.join(" "));
     render_args(out, cmd, true);
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         render_sub(out, &name, sub);
     }
 }
@@ -75,7 +75,7 @@ pub fn render() -> String {
     let _ = writeln!(out, ".SH GLOBAL OPTIONS");
     render_args(&mut out, &cmd, false);
     let _ = writeln!(out, ".SH COMMANDS");
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         render_sub(&mut out, "nexcage", sub);
     }
     let _ = writeln!(out, ".SH ENVIRONMENT\n.TP\n\\fBNEXCAGE_CONFIG\\fR\nnexcage\\(aqs configuration file (default /etc/nexcage/config.json).\n.TP\n\\fBNEXCAGE_LOG_LEVEL\\fR\nlog level when \\fB\\-\\-debug\\fR is not given (default warn).\n.TP\n\\fBNEXCAGE_STORAGE_PATH\\fR\nimage store directory (default /var/lib/nexcage).");

@@ -4,6 +4,7 @@
 //! status (pid + start time).
 
 mod cgroup;
+mod loopback;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -108,8 +109,15 @@ impl Backend for Native {
             .build();
         match built {
             Ok(c) => {
-                let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?;
-                Ok(Created { pid: pid.as_raw(), backend_data: serde_json::Value::Null })
+                let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
+                if loopback::wants_new_netns(&o.bundle.spec) {
+                    if let Err(e) = loopback::up(pid) {
+                        let mut c = c;
+                        let _ = c.delete(true);
+                        return Err(e.context("cannot bring up lo in the container's network namespace"));
+                    }
+                }
+                Ok(Created { pid, backend_data: serde_json::Value::Null })
             }
             Err(e) => {
                 let err = describe(e);
