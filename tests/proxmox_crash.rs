@@ -64,7 +64,7 @@ fn faults(driver: &str) {
         assert!(!o.status.success(), "{fault}: create succeeded");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(expect), "{fault}: {err}");
-        assert_eq!(err.lines().filter(|l| l.contains("error")).count(), 1, "{fault}: one error line: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("nexcage:")).count(), 1, "{fault}: one error line: {err}");
         env.assert_clean(fault);
     }
     // ZFS: a pool that does not exist.
