@@ -57,6 +57,7 @@ up() {
     for p in pct pvesh; do
         cat >"$DIR/bin/$p" <<W
 #!/bin/sh
+echo "$p \$*" >>'$DIR/cli-calls.log'
 PVE_DOUBLE_STATE='$DIR/state' PVE_DOUBLE_SCHEMA='$SCHEMA' exec '$DOUBLE' $p "\$@"
 W
         chmod +x "$DIR/bin/$p"

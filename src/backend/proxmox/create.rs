@@ -124,7 +124,8 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
             Err(e) => return Err(e.into()),
         }
     };
-    tracing::info!(vmid, calls = cp.calls(), "guest registered");
+    prog.cp_calls = cp.calls();
+    tracing::info!(vmid, calls = prog.cp_calls, "guest registered");
 
     prog.begin(opts.dir, "lxcconf")?;
     let lxc_dir = prog.lxc_dir().context("no lxc dir")?;

@@ -35,6 +35,9 @@ pub struct Progress {
     pub config_path: Option<PathBuf>,
     #[serde(default)]
     pub pct_tools: Option<(PathBuf, PathBuf)>,
+    /// Control-plane calls create made (HTTP requests or pct/pvesh runs).
+    #[serde(default)]
+    pub cp_calls: u64,
     /// process.user.umask, applied by the holder.
     #[serde(default)]
     pub umask: Option<u32>,
