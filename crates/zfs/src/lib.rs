@@ -208,10 +208,14 @@ impl Zfs {
                 Err(e) if e.is_busy() => {
                     tracing::debug!(dataset = name, attempt, "busy, retrying destroy");
                     last = e.to_string();
+                    // zfs-fuse: usually just still mounted; unmount and retry at
+                    // once, then back off like Proxmox (which sleeps 1 s).
                     if !name.contains('@') {
                         let _ = self.zfs(&["unmount", "-f", name]);
                     }
-                    std::thread::sleep(self.busy_delay);
+                    if attempt > 1 {
+                        std::thread::sleep(self.busy_delay);
+                    }
                 }
                 Err(e) => return Err(e),
             }
