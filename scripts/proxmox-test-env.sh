@@ -74,15 +74,34 @@ W
 }
 
 down() {
-    if [ -f "$DIR/double.pid" ]; then kill "$(cat "$DIR/double.pid")" 2>/dev/null || true; rm -f "$DIR/double.pid"; fi
-    if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
-        zpool destroy -f "$POOL" || true
+    # Guests still running (a failed test): stop them so the pool is not busy.
+    if [ -d "$DIR/lxc" ]; then
+        for c in "$DIR"/lxc/*/; do
+            [ -f "$c/config" ] || continue
+            pid=$(lxc-info -n "$(basename "$c")" -P "$DIR/lxc" -p -H 2>/dev/null || true)
+            [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        done
     fi
+    if [ -f "$DIR/double.pid" ]; then kill "$(cat "$DIR/double.pid")" 2>/dev/null || true; rm -f "$DIR/double.pid"; fi
+    # zfs-fuse may call the pool busy right after heavy use: unmount, retry.
+    i=0
+    while zpool list -H -o name "$POOL" >/dev/null 2>&1 && [ $i -lt 20 ]; do
+        for ds in $(zfs list -H -o name -r "$POOL" 2>/dev/null | sort -r); do
+            zfs unmount -f "$ds" >/dev/null 2>&1 || true
+        done
+        zpool destroy -f "$POOL" 2>/dev/null && break
+        i=$((i+1)); sleep 0.3
+    done
+    if zpool list -H -o name "$POOL" >/dev/null 2>&1; then echo "could not destroy pool $POOL" >&2; fi
     # zfs-fuse is shared by every pool: stop it only if this DIR started
     # it and no other pool still uses it.
     if [ -f "$DIR/zfs-fuse.ours" ] && [ -f "$DIR/zfs-fuse.pid" ] && [ -z "$(zpool list -H -o name 2>/dev/null)" ]; then
         kill "$(cat "$DIR/zfs-fuse.pid")" 2>/dev/null || true
     fi
+    # Engines' leftovers (podman's shm and overlay mounts) under DIR.
+    grep -o " $DIR/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
     rm -rf "$DIR"
 }
 

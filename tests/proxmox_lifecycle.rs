@@ -28,6 +28,14 @@ fn lifecycle(driver: &str) {
     // exec runs in the guest (its hostname, its rootfs) and passes the exit status.
     let e = env.nx(&["exec", "c1", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3"]);
     assert_eq!(e.status.code(), Some(3), "{}", out(&e));
+    // exec --detach: the pid file's process ends the exec when killed.
+    let epid = env.dir.join("epid");
+    let e = env.nx(&["exec", "--detach", "--pid-file", epid.to_str().unwrap(), "c1", "sleep", "81"]);
+    assert!(e.status.success(), "{}", out(&e));
+    let p: i32 = std::fs::read_to_string(&epid).unwrap().trim().parse().unwrap();
+    assert!(wait_until(5, || String::from_utf8_lossy(&env.nx(&["ps", "c1"]).stdout).contains("sleep 81")));
+    assert_eq!(unsafe { libc::kill(p, libc::SIGTERM) }, 0);
+    assert!(wait_until(5, || !String::from_utf8_lossy(&env.nx(&["ps", "c1"]).stdout).contains("sleep 81")), "exec'd process survived");
     let ps = env.nx(&["ps", "c1"]);
     assert!(ps.status.success() && String::from_utf8_lossy(&ps.stdout).contains("sleep"), "{}", out(&ps));
     let stats = env.nx(&["events", "--stats", "c1"]);

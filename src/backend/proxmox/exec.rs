@@ -100,10 +100,56 @@ pub fn exec(_rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
         }
         _master = Some(master);
     }
-    let child = cmd.spawn().context("cannot run lxc-attach")?;
-    let pid = child.id() as i32;
+    let pid = spawn_forwarder(cmd)?;
+    drop(_master);
     if let Some(pf) = &opts.pid_file {
         std::fs::write(pf, pid.to_string()).with_context(|| format!("write {}", pf.display()))?;
     }
     Ok(pid)
+}
+
+/// lxc-attach forwards no signals (without a pty) and its death leaves the
+/// attached process running. So the exec's pid is a small forwarder (our
+/// child): it runs lxc-attach, passes catchable signals on to the process
+/// in the guest, and exits with lxc-attach's status. Its SIGKILL cannot be
+/// passed on: the process in the guest then keeps running (README).
+fn spawn_forwarder(mut cmd: Command) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    // SAFETY: nexcage is single-threaded here, so the child may run any code.
+    match unsafe { fork() }.context("fork exec forwarder")? {
+        ForkResult::Parent { child } => Ok(child.as_raw()),
+        ForkResult::Child => {
+            let code = (|| -> Result<i32> {
+                let child = cmd.spawn().context("cannot run lxc-attach")?;
+                let attach = child.id() as i32;
+                use signal_hook::consts::*;
+                let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])?;
+                std::thread::spawn(move || {
+                    for sig in signals.forever() {
+                        // The attached process is lxc-attach's child.
+                        let targets = lxc::children(attach);
+                        for t in if targets.is_empty() { vec![attach] } else { targets } {
+                            let _ = crate::proc::signal(t, sig);
+                        }
+                    }
+                });
+                loop {
+                    match waitpid(nix::unistd::Pid::from_raw(attach), None) {
+                        Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+                        Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => bail!("wait for lxc-attach: {e}"),
+                    }
+                }
+            })();
+            match code {
+                Ok(c) => std::process::exit(c),
+                Err(e) => {
+                    eprintln!("nexcage exec: {e:#}");
+                    std::process::exit(127)
+                }
+            }
+        }
+    }
 }
