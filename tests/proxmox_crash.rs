@@ -32,6 +32,19 @@ fn crash_then(driver: &str, cleanup: &str) {
         assert!(o.status.success(), "{step}: {cleanup}: {}", out(&o));
         env.assert_clean(&format!("crash at {step}, then {cleanup}"));
     }
+    if cleanup == "gc" {
+        // A guest tagged nexcage whose state dir is gone entirely.
+        assert!(env.nx(&["create", "-b", b.to_str().unwrap(), "orphan"]).status.success());
+        let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "orphan"]).stdout).unwrap();
+        let pid = st["pid"].as_i64().unwrap() as i32;
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        std::fs::remove_dir_all(env.root.join("orphan")).unwrap();
+        assert_eq!(env.guests().len(), 1);
+        let o = env.nx(&["gc"]);
+        assert!(o.status.success(), "{}", out(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("guest "), "{}", out(&o));
+        env.assert_clean("orphan guest, then gc");
+    }
 }
 
 #[test]

@@ -48,7 +48,10 @@ fn lifecycle(driver: &str) {
     assert_eq!(st["status"], "paused");
     assert!(env.nx(&["resume", "c1"]).status.success());
 
-    assert!(env.nx(&["kill", "c1", "KILL"]).status.success());
+    // --all reaches every process of the guest's cgroup.
+    let e = env.nx(&["exec", "--detach", "c1", "sleep", "82"]);
+    assert!(e.status.success(), "{}", out(&e));
+    assert!(env.nx(&["kill", "--all", "c1", "KILL"]).status.success());
     assert!(wait_until(10, || String::from_utf8_lossy(&env.nx(&["state", "c1"]).stdout).contains("stopped")));
     let d = env.nx(&["delete", "c1"]);
     assert!(d.status.success(), "{}", out(&d));

@@ -62,8 +62,16 @@ pub fn collect(
     let cp = px.driver()?;
     let parent = rootfs::parent_dataset(px.config());
     for g in cp.list()? {
-        let tagged = g.tags.as_deref().is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == "nexcage"));
-        if !tagged || kept.contains(&g.vmid) {
+        if kept.contains(&g.vmid) {
+            continue;
+        }
+        // `pct list` has no tags column: read them from the config then.
+        let tags = match g.tags.clone() {
+            Some(t) => t,
+            None => cp.config(g.vmid).ok().and_then(|c| c.keys.get("tags").cloned()).unwrap_or_default(),
+        };
+        let tagged = tags.split([';', ',', ' ']).any(|t| t == "nexcage");
+        if !tagged {
             continue;
         }
         let p = Progress {
