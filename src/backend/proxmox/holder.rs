@@ -129,6 +129,18 @@ fn run_container(dir: &Path, p: &Progress) -> Result<i32> {
     }
     let child = cmd.spawn().context("cannot run lxc-execute")?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Signals sent to the holder (e.g. by `nexcage run` in the foreground)
+    // go to lxc-execute, whose monitor forwards them to the container's init.
+    {
+        use signal_hook::consts::*;
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])?;
+        let target = pid.as_raw();
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let _ = crate::proc::signal(target, sig);
+            }
+        });
+    }
     let code = loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, c)) => break c,
