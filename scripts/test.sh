@@ -13,13 +13,9 @@ if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && grep -qw hugetlb /sys/fs/
     mountpoint -q /run/cg-hugetlb || mount -t cgroup -o hugetlb cgroup /run/cg-hugetlb
 fi
 
-cleanup() {
-    [ -x scripts/proxmox-test-env.sh ] && scripts/proxmox-test-env.sh down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-if [ -x scripts/proxmox-test-env.sh ]; then
-    scripts/proxmox-test-env.sh up
-fi
+# Tests that need services start their own, on loopback and in temp dirs,
+# and stop them (registries, containerd, the Proxmox double; zfs-fuse pools
+# through scripts/proxmox-test-env.sh, serialised by a lock).
 
 echo "== cargo test --workspace" >&2
 cargo build --workspace --all-targets -q
