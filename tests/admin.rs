@@ -4,8 +4,8 @@
 //! `info` reading the enforced limits back; image in-use protection;
 //! `config set` validation; `system check` failing with a hint.
 
-mod cli_support;
-use cli_support::*;
+mod support;
+use support::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,8 +1,8 @@
 //! Bad input gets one clear error (stderr and the JSON log), a non-zero exit,
 //! and leaves nothing behind: no state dir, no cgroup, no process.
 
-mod cli_support;
-use cli_support::*;
+mod support;
+use support::*;
 use std::path::Path;
 
 /// Runs a failing command with `--log L --log-format json` and checks the contract.

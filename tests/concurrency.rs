@@ -1,8 +1,8 @@
 //! Concurrent commands never corrupt state: 20 creates with distinct ids at
 //! once, and 5 different operations racing on one id.
 
-mod cli_support;
-use cli_support::*;
+mod support;
+use support::*;
 use std::path::Path;
 use std::thread;
 

@@ -2,8 +2,8 @@
 //! the committed man page must be that output (regenerate with
 //! `nexcage man > man/nexcage.8`).
 
-mod cli_support;
-use cli_support::*;
+mod support;
+use support::*;
 use std::path::Path;
 
 #[test]

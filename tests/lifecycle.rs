@@ -1,8 +1,8 @@
 //! Direct bundle use, as an engine drives it: create -> created with a live
 //! pid -> start -> running -> kill -> stopped -> delete -> gone; `run` exit codes.
 
-mod cli_support;
-use cli_support::*;
+mod support;
+use support::*;
 
 #[test]
 fn create_start_kill_delete() {

@@ -34,6 +34,8 @@ impl Report {
             Level::Fail => "fail",
         };
         self.failed |= level == Level::Fail;
+        // One line per component, even when a tool's error spans several.
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
         if hint.is_empty() || level == Level::Ok {
             println!("{tag} {what}: {msg}");
         } else {

@@ -202,3 +202,60 @@ pub fn kill_procs_with(needle: &str) {
         let _ = Command::new("kill").arg("-9").arg(p.to_string()).stderr(Stdio::null()).status();
     }
 }
+
+// CLI contract helpers: a nexcage invocation with its own `--root`.
+
+/// Runs nexcage with `--root root` and the given arguments; stdio captured, stdin null.
+pub fn nx(root: &Path, args: &[&str]) -> Output {
+    Command::new(nexcage())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Like `nx` but for create: the container inherits stdio, so give it files.
+pub fn nx_detached(root: &Path, args: &[&str], out: &Path) -> std::process::ExitStatus {
+    let f = std::fs::File::create(out).unwrap();
+    Command::new(nexcage())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .status()
+        .unwrap()
+}
+
+pub fn state(root: &Path, id: &str) -> Option<serde_json::Value> {
+    let o = nx(root, &["state", id]);
+    o.status.success().then(|| serde_json::from_slice(&o.stdout).unwrap())
+}
+
+pub fn status_of(root: &Path, id: &str) -> String {
+    state(root, id).map(|v| v["status"].as_str().unwrap().to_string()).unwrap_or_else(|| "absent".into())
+}
+
+/// Polls until `id` has status `want` (or 5 s pass).
+pub fn wait_status(root: &Path, id: &str, want: &str) -> bool {
+    for _ in 0..100 {
+        if status_of(root, id) == want {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// True when a cgroup named after `id` exists in any v1 hierarchy.
+pub fn cgroup_exists(id: &str) -> bool {
+    let out = Command::new("find").args(["/sys/fs/cgroup", "-maxdepth", "3", "-type", "d", "-name", &format!("*{id}*")]).output().unwrap();
+    !out.stdout.is_empty()
+}
