@@ -236,3 +236,39 @@ fn diff_misuse_errors() {
     assert_eq!(trace[0].len(), trace[1].len());
     eprintln!("misuse trace (same for both): {:?}", trace[1]);
 }
+
+/// Relative `--root`, `--bundle` and `--pid-file` are resolved against the
+/// caller's cwd (runc makes them absolute): the state must not split between
+/// cwd and the bundle dir the runtime chdirs into. (nexcage bug, fixed.)
+#[test]
+fn diff_relative_paths() {
+    let Some((dir, _b, runc, nx)) = setup("diff_relative_paths", &["sleep", "1000"]) else { return };
+    let mut got = Vec::new();
+    for rt in [&runc, &nx] {
+        let id = format!("diff-rel-{}", rt.name);
+        rt.ids.borrow_mut().push(id.clone());
+        let root = format!("relroot-{}", rt.name);
+        let pidf = format!("pid-{}", rt.name);
+        let sh = format!(
+            "cd {} && exec {} --root {root} create --bundle bundle --pid-file {pidf} {id} </dev/null >{id}.out 2>&1",
+            dir.path().display(),
+            rt.bin
+        );
+        let ok = run_timeout(60, "sh", &["-c", &sh], &[]).status.success();
+        // the Drop guard uses the absolute form of the same root
+        let abs = Runtime { name: rt.name, bin: rt.bin.clone(), root: dir.join(&root), ids: Default::default() };
+        abs.ids.borrow_mut().push(id.clone());
+        let st = abs.state(&id);
+        let pid_in_file = std::fs::read_to_string(dir.join(&pidf)).ok().and_then(|s| s.trim().parse::<i64>().ok());
+        let pid_in_state = st.as_ref().and_then(|v| v["pid"].as_i64());
+        got.push(json!({
+            "create ok": ok,
+            "status": st.as_ref().map(|v| v["status"].clone()),
+            "pid file == state pid": pid_in_file.is_some() && pid_in_file == pid_in_state,
+            "nothing in bundle dir": !dir.join("bundle").join(&root).exists(),
+        }));
+        let _ = abs.cmd(&["delete", "--force", &id]);
+    }
+    assert_eq!(got[0], json!({"create ok": true, "status": "created", "pid file == state pid": true, "nothing in bundle dir": true}));
+    assert_eq!(got[1], got[0], "runc vs nexcage with relative paths");
+}
