@@ -17,6 +17,9 @@ fi
 # and stop them (registries, containerd, the Proxmox double; zfs-fuse pools
 # through scripts/proxmox-test-env.sh, serialised by a lock).
 
+# Engines are installed above: a missing one must fail here, not skip.
+export NEXCAGE_REQUIRE_ENGINES=1
+
 echo "== cargo test --workspace" >&2
 cargo build --workspace --all-targets -q
 cargo test --workspace --no-fail-fast -q -- --test-threads=2
