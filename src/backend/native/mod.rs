@@ -4,6 +4,7 @@
 //! status (pid + start time).
 
 mod cgroup;
+mod cgroupfs_ro;
 mod loopback;
 
 use std::collections::HashMap;
@@ -110,12 +111,17 @@ impl Backend for Native {
         match built {
             Ok(c) => {
                 let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
+                let mut fixups: Vec<Result<()>> = Vec::new();
                 if loopback::wants_new_netns(&o.bundle.spec) {
-                    if let Err(e) = loopback::up(pid) {
-                        let mut c = c;
-                        let _ = c.delete(true);
-                        return Err(e.context("cannot bring up lo in the container's network namespace"));
-                    }
+                    fixups.push(loopback::up(pid).context("cannot bring up lo in the container's network namespace"));
+                }
+                if let Some(dest) = cgroupfs_ro::wanted(&o.bundle.spec) {
+                    fixups.push(cgroupfs_ro::remount(pid, &dest).context("cannot make the cgroup mount read-only"));
+                }
+                if let Some(Err(e)) = fixups.into_iter().find(|r| r.is_err()) {
+                    let mut c = c;
+                    let _ = c.delete(true);
+                    return Err(e);
                 }
                 Ok(Created { pid, backend_data: serde_json::Value::Null })
             }
