@@ -62,6 +62,9 @@ pub struct CreateArgs {
 /// On any failure nothing is left: no state dir, no cgroup, no process.
 pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(Locked, Record)> {
     crate::state::id::validate(&a.id)?;
+    if ctx.systemd_cgroup {
+        bail!("--systemd-cgroup is not supported: nexcage is built without a systemd cgroup driver (use cgroupfs)");
+    }
     let bundle = spec::load(&a.bundle)?;
     let store = ctx.store()?;
     let locked = store.create(&a.id)?;

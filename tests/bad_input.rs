@@ -106,6 +106,17 @@ fn id_errors() {
 }
 
 #[test]
+fn systemd_cgroup_is_refused_clearly() {
+    let s = Scratch::new("systemd");
+    let root = s.path().join("root");
+    let log = s.path().join("log.json");
+    let b = bundle(s.path(), "b", &["true"], |_| {});
+    let args = ["--systemd-cgroup", "create", "--bundle", b.to_str().unwrap(), "bad-systemd"];
+    fails_cleanly(&root, &log, &args, "--systemd-cgroup is not supported");
+    nothing_left(&root, "bad-systemd", b.to_str().unwrap());
+}
+
+#[test]
 fn usage_errors_are_not_commands_or_ids() {
     let s = Scratch::new("usage");
     let root = s.path().join("root");
