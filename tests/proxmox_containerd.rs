@@ -60,6 +60,14 @@ fn containerd_e2e(driver: &str) {
     let e = ctr(&env, &c, &["task", "exec", "--exec-id", "e1", "t3", "sh", "-c", "echo from-exec; exit 2"]);
     assert_eq!(e.status.code(), Some(2), "{}", out(&e));
     assert_eq!(String::from_utf8_lossy(&e.stdout), "from-exec\n");
+    // The shim's SIGKILL of an exec's pid ends the process in the guest.
+    let e = ctr(&env, &c, &["task", "exec", "-d", "--exec-id", "e2", "t3", "sleep", "84"]);
+    assert!(e.status.success(), "{}", out(&e));
+    let running = || std::process::Command::new("pgrep").args(["-f", "^sleep 84$"]).status().is_ok_and(|s| s.success());
+    assert!(wait_until(5, running), "exec'd sleep not found");
+    let k = ctr(&env, &c, &["task", "kill", "--exec-id", "e2", "-s", "SIGKILL", "t3"]);
+    assert!(k.status.success(), "{}", out(&k));
+    assert!(wait_until(5, || !running()), "exec'd process survived SIGKILL");
     let k = ctr(&env, &c, &["task", "kill", "-s", "SIGKILL", "t3"]);
     assert!(k.status.success(), "{}", out(&k));
     assert!(wait_until(10, || String::from_utf8_lossy(&ctr(&env, &c, &["task", "ls"]).stdout).contains("STOPPED")), "{}", out(&ctr(&env, &c, &["task", "ls"])));

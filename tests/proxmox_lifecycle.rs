@@ -36,6 +36,21 @@ fn lifecycle(driver: &str) {
     assert!(wait_until(5, || String::from_utf8_lossy(&env.nx(&["ps", "c1"]).stdout).contains("sleep 81")));
     assert_eq!(unsafe { libc::kill(p, libc::SIGTERM) }, 0);
     assert!(wait_until(5, || !String::from_utf8_lossy(&env.nx(&["ps", "c1"]).stdout).contains("sleep 81")), "exec'd process survived");
+    // The pid is the process itself: SIGKILL (which nothing can forward) ends it too.
+    let e = env.nx(&["exec", "--detach", "--pid-file", epid.to_str().unwrap(), "c1", "sleep", "83"]);
+    assert!(e.status.success(), "{}", out(&e));
+    let p: i32 = std::fs::read_to_string(&epid).unwrap().trim().parse().unwrap();
+    assert_eq!(std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap(), "sleep\x0083\x00");
+    assert_eq!(unsafe { libc::kill(p, libc::SIGKILL) }, 0);
+    assert!(wait_until(5, || !String::from_utf8_lossy(&env.nx(&["ps", "c1"]).stdout).contains("sleep 83")), "exec'd process survived SIGKILL");
+    // cwd, user and the guest's capability bounding set (its init's) apply to exec.
+    let e = env.nx(&["exec", "--cwd", "/etc", "--user", "1000:1000", "c1", "sh", "-c",
+        "pwd; id -u; a=$(grep CapBnd /proc/1/status); b=$(grep CapBnd /proc/self/status); [ \"$a\" = \"$b\" ] && echo same-bounding"]);
+    assert!(e.status.success(), "{}", out(&e));
+    assert_eq!(String::from_utf8_lossy(&e.stdout), "/etc\n1000\nsame-bounding\n", "{}", out(&e));
+    let e = env.nx(&["exec", "c1", "no-such-command"]);
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("executable file not found in $PATH"), "{}", out(&e));
     let ps = env.nx(&["ps", "c1"]);
     assert!(ps.status.success() && String::from_utf8_lossy(&ps.stdout).contains("sleep"), "{}", out(&ps));
     let stats = env.nx(&["events", "--stats", "c1"]);

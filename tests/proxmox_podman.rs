@@ -88,6 +88,11 @@ fn podman_e2e(driver: &str) {
     let e = pm.run(&["exec", "d1", "sh", "-c", "echo in-guest; exit 4"]);
     assert_eq!(e.status.code(), Some(4), "{}", out(&e));
     assert_eq!(String::from_utf8_lossy(&e.stdout), "in-guest\n");
+    // exec -t: a pty from the guest's devpts; a missing command is 127 to Podman.
+    let e = pm.run(&["exec", "-t", "d1", "sh", "-c", "test -t 0 && tty"]);
+    assert!(e.status.success() && String::from_utf8_lossy(&e.stdout).contains("/dev/pts/"), "{}", out(&e));
+    let e = pm.run(&["exec", "d1", "no-such-command"]);
+    assert_eq!(e.status.code(), Some(127), "{}", out(&e));
     assert!(wait_until(5, || String::from_utf8_lossy(&pm.run(&["logs", "d1"]).stdout).contains("started")));
     let s = pm.run(&["stop", "-t", "2", "d1"]);
     assert!(s.status.success(), "{}", out(&s));

@@ -12,25 +12,41 @@ use super::progress::Progress;
 
 const ROOT: &str = "/sys/fs/cgroup";
 
+/// Where the hierarchy of a /proc/<pid>/cgroup line is mounted: the unified
+/// one for "", else the v1 mount whose name lists one of `ctrls`
+/// (`name=systemd` is mounted as `systemd`).
+fn mount_of(ctrls: &str) -> Option<PathBuf> {
+    if ctrls.is_empty() {
+        let v2 = Path::new(ROOT).join("cgroup.controllers").exists();
+        return Some(if v2 { PathBuf::from(ROOT) } else { Path::new(ROOT).join("unified") });
+    }
+    let want: Vec<&str> = ctrls.split(',').map(|c| c.trim_start_matches("name=")).collect();
+    std::fs::read_dir(ROOT).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.split(',').any(|c| want.contains(&c)))
+    })
+}
+
+/// (controllers, directory) of every hierarchy `pid` is in.
+fn dirs_of(pid: i32) -> Vec<(String, PathBuf)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            Some((ctrls.to_string(), mount_of(ctrls)?.join(path.trim_start_matches('/'))))
+        })
+        .collect()
+}
+
 /// Directory of `controller` for `pid` (v1 mount, or the unified one for "").
 fn dir_of(pid: i32, controller: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-        let rel = path.trim_start_matches('/');
-        if controller.is_empty() && ctrls.is_empty() {
-            let unified = if Path::new(ROOT).join("cgroup.controllers").exists() { PathBuf::from(ROOT) } else { Path::new(ROOT).join("unified") };
-            return Some(unified.join(rel));
-        }
-        if ctrls.split(',').any(|c| c == controller) {
-            let mount = std::fs::read_dir(ROOT).ok()?.flatten().map(|e| e.path()).find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.split(',').any(|c| c == controller))
-            })?;
-            return Some(mount.join(rel));
-        }
-    }
-    None
+    dirs_of(pid).into_iter().find(|(c, _)| if controller.is_empty() { c.is_empty() } else { c.split(',').any(|x| x == controller) }).map(|(_, d)| d)
+}
+
+/// The `cgroup.procs` files that put a process where `pid` is, in every
+/// hierarchy mounted here.
+pub fn procs_files(pid: i32) -> Vec<PathBuf> {
+    dirs_of(pid).into_iter().map(|(_, d)| d.join("cgroup.procs")).filter(|f| f.exists()).collect()
 }
 
 /// The guest's cgroup dir for a controller, v1 first, else unified.

@@ -178,10 +178,15 @@ pub fn release(dir: &Path) -> Result<()> {
 
 /// Sends a pty master to the engine's console socket (SCM_RIGHTS), as runc does.
 pub fn send_console(socket: &Path, master: &OwnedFd) -> Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    use std::io::IoSlice;
     use std::os::unix::net::UnixStream;
     let sock = UnixStream::connect(socket).with_context(|| format!("cannot connect to console socket {}", socket.display()))?;
+    send_master(&sock, master)
+}
+
+/// Sends a pty master on an already connected console socket.
+pub fn send_master(sock: &std::os::unix::net::UnixStream, master: &impl AsRawFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
     let fds = [master.as_raw_fd()];
     sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(b"/dev/ptmx")], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
         .context("cannot send the pty master")?;

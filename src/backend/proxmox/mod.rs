@@ -5,6 +5,7 @@
 //! The record's pid is the holder's: it exists from create on, becomes the
 //! parent of `lxc-execute` at start and exits with the container's status.
 
+mod attach;
 mod cgroup;
 mod create;
 mod delete;
