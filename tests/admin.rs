@@ -4,6 +4,7 @@
 //! `info` reading the enforced limits back; image in-use protection;
 //! `config set` validation; `system check` failing with a hint.
 
+mod oci_fixture;
 mod support;
 use support::*;
 
@@ -62,48 +63,13 @@ impl Drop for Env {
     }
 }
 
-fn sha256(p: &Path) -> String {
-    let o = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
-
-/// Writes `data` as a blob of the layout; returns its descriptor.
-fn blob(layout: &Path, media: &str, file: &Path) -> serde_json::Value {
-    let d = sha256(file);
-    let size = std::fs::metadata(file).unwrap().len();
-    std::fs::copy(file, layout.join("blobs/sha256").join(&d)).unwrap();
-    serde_json::json!({"mediaType": media, "digest": format!("sha256:{d}"), "size": size})
-}
-
 /// An OCI image layout holding the busybox rootfs as one layer, whose Cmd
 /// behaves by $APP: `web` serves /srv with httpd on $PORT; every app prints
 /// a banner and then ignores SIGTERM (so `stop` must escalate to KILL).
 fn image_layout(dir: &Path) -> PathBuf {
     let rootfs = rootfs(dir);
-    let layout = dir.join("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let tar = dir.join("layer.tar");
-    let st = Command::new("tar").arg("-C").arg(&rootfs).args(["-cf"]).arg(&tar).arg(".").status().unwrap();
-    assert!(st.success());
-    let diff = format!("sha256:{}", sha256(&tar));
-    let layer = blob(&layout, "application/vnd.oci.image.layer.v1.tar", &tar);
     let script = "echo app $APP starting; trap '' TERM; if [ \"$APP\" = web ]; then httpd -p $PORT -h /srv; fi; while true; do sleep 1; done";
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin:/usr/bin:/sbin"], "Cmd": ["sh", "-c", script], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [diff]},
-    });
-    let cfg_file = dir.join("image-config.json");
-    std::fs::write(&cfg_file, serde_json::to_vec(&config).unwrap()).unwrap();
-    let cfg = blob(&layout, "application/vnd.oci.image.config.v1+json", &cfg_file);
-    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg, "layers": [layer]});
-    let man_file = dir.join("manifest.json");
-    std::fs::write(&man_file, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    let mut man = blob(&layout, "application/vnd.oci.image.manifest.v1+json", &man_file);
-    man["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "admin"});
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [man]})).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    layout
+    oci_fixture::oci_layout(&rootfs, dir, serde_json::json!({"Env": ["PATH=/bin:/usr/bin:/sbin"], "Cmd": ["sh", "-c", script], "WorkingDir": "/"}))
 }
 
 const IMAGE: &str = "localhost/admin-app:1";

@@ -4,6 +4,7 @@
 //! dataset), exec, stats, zfs snapshot/list/clone, stop with its timeout,
 //! delete leaving nothing behind.
 
+mod oci_fixture;
 mod proxmox_support;
 use proxmox_support::*;
 
@@ -80,4 +81,51 @@ fn admin_on_proxmox() {
     assert!(o.status.success(), "{}", out(&o));
     assert!(!store.join("bundles/pxweb").exists());
     env.assert_clean("after admin delete");
+}
+
+/// An image from the store on Proxmox with a zfs pool: unpacked once into a
+/// base dataset (`image unpack --zfs`, or on first use), each guest a clone
+/// of its snapshot; the base goes with the image's last name.
+#[test]
+fn image_clone_on_proxmox() {
+    let env = env_or_skip!("admin-pximg", "pct");
+    let store = env.dir.join("store");
+    let b = env.bundle("img", &["true"], |_| {});
+    let layout = oci_fixture::oci_layout(&b.join("rootfs"), &env.dir, serde_json::json!({
+        "Env": ["PATH=/bin:/usr/bin:/sbin", "APP=img"], "Cmd": ["sh", "-c", "echo app $APP from base; while true; do sleep 1; done"]}));
+    ok(&env, &store, &["image", "import", layout.to_str().unwrap(), "--name", "localhost/pxbase:1"]);
+    let snap = ok(&env, &store, &["image", "unpack", "--zfs", "localhost/pxbase:1"]).trim().to_string();
+    assert!(snap.starts_with(&format!("{}/data/basevol-", env.pool)) && snap.ends_with("-disk-0@__base__"), "{snap}");
+    // Idempotent: the same snapshot, nothing unpacked again.
+    let again = nx(&env, &store, &["image", "unpack", "--zfs", "localhost/pxbase:1"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), snap);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already in"), "{}", out(&again));
+
+    ok(&env, &store, &["create", "--name", "pxc", "--image", "localhost/pxbase:1", "--backend", "proxmox", "--start"]);
+    assert!(wait_until(15, || ok(&env, &store, &["logs", "pxc"]).contains("app img from base")), "{}", ok(&env, &store, &["logs", "pxc"]));
+    let info: serde_json::Value = serde_json::from_str(&ok(&env, &store, &["info", "--format", "json", "pxc"])).unwrap();
+    let ds = info["dataset"].as_str().unwrap_or_else(|| panic!("no dataset: {info}")).to_string();
+    let zi: serde_json::Value = serde_json::from_str(&ok(&env, &store, &["zfs", "info", "pxc"])).unwrap();
+    assert_eq!(zi["origin"], snap, "{zi}");
+    // The clone is writable, the base is not touched.
+    assert_eq!(ok(&env, &store, &["exec", "pxc", "sh", "-c", "echo x > /written && cat /written"]).trim(), "x");
+    let base = snap.split('@').next().unwrap();
+    let zget = |prop: &str, ds: &str| {
+        let o = std::process::Command::new("zfs").args(["get", "-H", "-o", "value", prop, ds]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let base_mp = std::path::PathBuf::from(zget("mountpoint", base));
+    // Read-only (zfs-fuse reports the property as off, but enforces it).
+    assert!(std::fs::write(base_mp.join("probe"), "x").is_err(), "base {base} is writable");
+    assert!(base_mp.join("bin/busybox").exists() && !base_mp.join("written").exists(), "{}", base_mp.display());
+
+    let o = nx(&env, &store, &["image", "remove", "localhost/pxbase:1"]);
+    assert!(!o.status.success() && out(&o).contains("in use"), "{}", out(&o));
+    ok(&env, &store, &["stop", "--timeout", "2", "pxc"]);
+    ok(&env, &store, &["delete", "pxc"]);
+    assert!(!env.datasets().contains(&ds));
+    let rm = ok(&env, &store, &["image", "remove", "localhost/pxbase:1"]);
+    assert!(rm.contains(&format!("destroyed base {snap}")), "{rm}");
+    assert_eq!(zget("name", base), "", "base {base} not destroyed");
+    env.assert_clean("after image remove");
 }

@@ -2,11 +2,13 @@
 //! by nexcage-image) or from a given bundle directory (its config.json is
 //! copied, its rootfs used in place).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use super::{CLONE_ANNOTATION, STRATEGY_ANNOTATION};
 use crate::cli::Ctx;
 
 /// Where the source came from, for the `org.nexcage.image` annotation.
@@ -15,8 +17,11 @@ pub struct Source {
 }
 
 /// Fills `dir` (which must not exist) with `config.json` (+ `rootfs/` for
-/// images) and returns the spec as JSON for editing.
-pub fn build(ctx: &Ctx, source: &str, dir: &Path) -> Result<(Value, Source)> {
+/// images) and returns the spec as JSON for editing. `base_parent` says,
+/// from the image's annotations, whether the container will clone a ZFS
+/// base under that dataset (Proxmox backend with a zfs pool): the image
+/// is then unpacked once into its base and not into the bundle.
+pub fn build(ctx: &Ctx, source: &str, dir: &Path, base_parent: &dyn Fn(&BTreeMap<String, String>) -> Option<String>) -> Result<(Value, Source)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let src = Path::new(source);
     if src.join("config.json").is_file() {
@@ -27,10 +32,34 @@ pub fn build(ctx: &Ctx, source: &str, dir: &Path) -> Result<(Value, Source)> {
     }
     let store = nexcage_image::Store::open(&ctx.image_store()?)?;
     let entry = store.resolve(source).with_context(|| format!("--image {source}"))?;
+    let anns = BTreeMap::from([
+        ("org.opencontainers.image.ref.name".to_string(), entry.name.clone()),
+        ("org.opencontainers.image.digest".to_string(), entry.descriptor.digest().to_string()),
+    ]);
+    if let Some(parent) = base_parent(&anns) {
+        let spec = on_base(&store, &entry, &parent)?;
+        return Ok((spec, Source { image: entry.name }));
+    }
     nexcage_image::bundle::create_bundle(&store, &entry, dir, &Default::default())
         .with_context(|| format!("making a bundle from {}", entry.name))?;
     let spec = read_spec(&dir.join("config.json"))?;
     Ok((spec, Source { image: entry.name }))
+}
+
+/// The spec of a container that clones the image's ZFS base: its user is
+/// resolved in the base, its root is the base (never written: the guest
+/// gets a clone, per the annotations).
+fn on_base(store: &nexcage_image::Store, entry: &nexcage_image::store::ImageEntry, parent: &str) -> Result<Value> {
+    let base = nexcage_image::zfs_base::ensure(store, entry, &nexcage_zfs::Zfs::new(), parent)
+        .with_context(|| format!("making the ZFS base of {}", entry.name))?;
+    let cfg = store.config(&store.image_manifest(entry)?)?;
+    let root = nexcage_image::unpack::Root::open(&base.mountpoint).with_context(|| format!("open {}", base.mountpoint.display()))?;
+    let spec = nexcage_image::bundle::runtime_spec(&cfg, Some(&root), &entry.name, entry.descriptor.digest().as_ref())?;
+    let mut spec = serde_json::to_value(spec)?;
+    spec["root"]["path"] = Value::String(base.mountpoint.display().to_string());
+    spec["annotations"][STRATEGY_ANNOTATION] = Value::String("clone".into());
+    spec["annotations"][CLONE_ANNOTATION] = Value::String(base.snapshot);
+    Ok(spec)
 }
 
 fn read_spec(p: &Path) -> Result<Value> {

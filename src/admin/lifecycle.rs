@@ -26,7 +26,15 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
     }
     let res = (|| {
         let source = source.to_str().context("--image: not UTF-8")?;
-        let (mut spec, src) = bundle::build(ctx, source, &dir)?;
+        let base_parent = |anns: &std::collections::BTreeMap<String, String>| -> Option<String> {
+            let cfg = ctx.config().ok()?;
+            let be = match &a.backend {
+                Some(b) => b.clone(),
+                None => backend::route(name, anns, &cfg).ok()?.0.to_string(),
+            };
+            (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())?
+        };
+        let (mut spec, src) = bundle::build(ctx, source, &dir, &base_parent)?;
         let be = a.backend.clone().unwrap_or_else(|| {
             let anns = spec["annotations"].as_object().cloned().unwrap_or_default();
             let anns = anns.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect();

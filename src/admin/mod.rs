@@ -30,6 +30,9 @@ pub const IMAGE_ANNOTATION: &str = "org.nexcage.image";
 pub const AUTOSTART_ANNOTATION: &str = "org.nexcage.auto-start";
 pub const DISK_ANNOTATION: &str = "org.nexcage.disk-size";
 pub const STORAGE_TYPE_ANNOTATION: &str = "org.nexcage.storage-type";
+/// The Proxmox backend's rootfs strategy and clone source (src/backend/proxmox/rootfs.rs).
+pub const STRATEGY_ANNOTATION: &str = "org.nexcage.rootfs-strategy";
+pub const CLONE_ANNOTATION: &str = "org.nexcage.clone-from";
 pub const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
 pub const PORTS_ANNOTATION: &str = "org.nexcage.ports";
 pub const NETWORK_ANNOTATION: &str = "org.nexcage.network";

@@ -145,6 +145,10 @@ pub fn apply(spec: &mut Value, a: &AdminArgs, image: &str, backend: Option<&str>
     }
     if let Some(t) = &a.storage_type {
         ann.insert(STORAGE_TYPE_ANNOTATION.into(), json!(t));
+        // dir: no dataset, the bundle's rootfs in place.
+        if t == "dir" {
+            ann.insert(STRATEGY_ANNOTATION.into(), json!("bind"));
+        }
     }
     if let Some(b) = backend {
         ann.insert(BACKEND_ANNOTATION.into(), json!(b));

@@ -291,7 +291,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Spec(a) => spec::run(a, ctx.rootless),
         Command::Completion(a) => completion::run(a),
         Command::Man => man::run(),
-        Command::Image { cmd } => nexcage_image::run_image(cmd, &ctx.image_store()?),
+        Command::Image { cmd } => nexcage_image::run_image(image_defaults(cmd, ctx), &ctx.image_store()?),
         Command::Layer { cmd } => nexcage_image::run_layer(cmd, &ctx.image_store()?),
         Command::Cache { cmd } => nexcage_image::run_cache(cmd, &ctx.image_store()?),
         Command::Logs(a) => logs::run(a, ctx),
@@ -307,4 +307,12 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Zfs { cmd } => zfs::run(cmd, ctx),
         Command::Monitor(a) => monitor::run(a, ctx),
     }
+}
+
+/// `image unpack --zfs` without `--dataset`: the configured zfspool dataset.
+fn image_defaults(mut cmd: nexcage_image::ImageCommand, ctx: &Ctx) -> nexcage_image::ImageCommand {
+    if let nexcage_image::ImageCommand::Unpack { zfs: true, dataset: d @ None, .. } = &mut cmd {
+        *d = ctx.config().ok().and_then(|c| c.storage.zfs_parent());
+    }
+    cmd
 }

@@ -73,6 +73,20 @@ pub struct StorageConfig {
     pub dataset: Option<String>,
 }
 
+impl StorageConfig {
+    /// `<pool>[/<dataset>]`, the zfspool's dataset, when ZFS is configured.
+    pub fn zfs_parent(&self) -> Option<String> {
+        if self.kind == Some(StorageType::Dir) {
+            return None;
+        }
+        let pool = self.pool.as_ref()?;
+        Some(match &self.dataset {
+            Some(d) if !d.is_empty() => format!("{pool}/{d}"),
+            _ => pool.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {

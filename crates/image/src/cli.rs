@@ -16,6 +16,7 @@ use crate::pull::{self, PullOptions};
 use crate::registry::{lookup_credentials, ClientOptions, Credentials};
 use crate::store::{ImageEntry, Store};
 use crate::unpack::{self, ApplyOptions};
+use crate::zfs_base;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -104,13 +105,22 @@ pub enum ImageCommand {
     },
     /// Give an image another name.
     Tag { source: String, target: String },
-    /// Unpack an image's layers into DIR (a rootfs).
+    /// Unpack an image's layers into DIR (a rootfs), or with --zfs once into
+    /// a ZFS base dataset + `@__base__` snapshot that Proxmox guests clone.
     Unpack {
         reference: String,
-        dir: PathBuf,
+        #[arg(required_unless_present = "zfs")]
+        dir: Option<PathBuf>,
         /// Do not set owners from the layers (default: set them when root).
         #[arg(long)]
         no_chown: bool,
+        /// Unpack into `<dataset>/basevol-<digest>-disk-0` and snapshot it
+        /// (idempotent); prints the snapshot to clone.
+        #[arg(long, conflicts_with_all = ["dir", "no_chown"])]
+        zfs: bool,
+        /// Parent dataset for --zfs (default: storage.pool/dataset of the nexcage config).
+        #[arg(long, requires = "zfs", value_name = "POOL[/DATASET]")]
+        dataset: Option<String>,
     },
     /// Create a runnable OCI bundle: DIR/rootfs and DIR/config.json.
     Bundle {
@@ -381,6 +391,7 @@ pub fn run_image_with(
             if store.gc(false)?.is_none() {
                 eprintln!("blobs not collected now: another command is writing to the store (run `image prune` later)");
             }
+            collect_bases(&store)?;
         }
         ImageCommand::Prune => {
             if let Some(r) = store.gc(true)? {
@@ -390,6 +401,7 @@ pub fn run_image_with(
                     human(r.freed_bytes)
                 );
             }
+            collect_bases(&store)?;
         }
         ImageCommand::Import {
             path,
@@ -418,8 +430,24 @@ pub fn run_image_with(
         }
         ImageCommand::Unpack {
             reference,
-            dir,
+            zfs: true,
+            dataset,
+            ..
+        } => {
+            let parent = dataset.context(
+                "--zfs needs --dataset POOL[/DATASET] or storage.pool in the nexcage config",
+            )?;
+            let e = store.resolve(&reference)?;
+            let b = zfs_base::ensure(&store, &e, &nexcage_zfs::Zfs::new(), &parent)?;
+            let how = if b.created { "unpacked into" } else { "already in" };
+            eprintln!("{} {how} {} ({})", e.name, b.dataset, b.mountpoint.display());
+            println!("{}", b.snapshot);
+        }
+        ImageCommand::Unpack {
+            reference,
+            dir: Some(dir),
             no_chown,
+            ..
         } => {
             let e = store.resolve(&reference)?;
             let mut o = ApplyOptions::default();
@@ -432,6 +460,7 @@ pub fn run_image_with(
                 dir.display()
             );
         }
+        ImageCommand::Unpack { .. } => bail!("image unpack needs DIR or --zfs"),
         ImageCommand::Bundle {
             reference,
             dir,
@@ -445,6 +474,18 @@ pub fn run_image_with(
         }
     }
     Ok(0)
+}
+
+/// Destroys the ZFS bases of images that are gone (only when there are any,
+/// so hosts without ZFS never run `zfs`).
+fn collect_bases(store: &Store) -> anyhow::Result<()> {
+    if zfs_base::list(store)?.is_empty() {
+        return Ok(());
+    }
+    for snap in zfs_base::collect(store, &nexcage_zfs::Zfs::new())? {
+        println!("destroyed base {snap}");
+    }
+    Ok(())
 }
 
 /// Which images use each blob.

@@ -48,6 +48,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("zfs: {0}")]
+    Zfs(#[from] nexcage_zfs::ZfsError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error(transparent)]

@@ -3,7 +3,7 @@
 //! An OCI image layout under the data dir ([`store`]), registry pulls
 //! ([`pull`], [`registry`]), import/export of OCI and docker archives
 //! ([`archive`]), safe layer unpacking ([`unpack`]) and runtime bundles
-//! ([`bundle`]). [`cli`] has the clap commands the main binary wires in.
+//! ([`bundle`]), ZFS base datasets that Proxmox guests clone ([`zfs_base`]). [`cli`] has the clap commands the main binary wires in.
 
 pub mod archive;
 pub mod bundle;
@@ -17,6 +17,7 @@ pub mod reference;
 pub mod registry;
 pub mod store;
 pub mod unpack;
+pub mod zfs_base;
 
 pub use cli::{
     run_cache, run_image, run_image_with, run_layer, CacheCommand, ImageCommand, LayerCommand,

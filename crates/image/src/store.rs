@@ -97,7 +97,7 @@ impl Store {
         self.root.join("tmp")
     }
 
-    fn lock_file(&self, name: &str) -> Result<File> {
+    pub(crate) fn lock_file(&self, name: &str) -> Result<File> {
         let p = self.root.join(name);
         fs::OpenOptions::new()
             .create(true)
@@ -134,7 +134,7 @@ impl Store {
     }
 
     /// Write a file by temp + fsync + rename so readers see old or new, never half.
-    fn write_atomic(&self, dest: &Path, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_atomic(&self, dest: &Path, data: &[u8]) -> Result<()> {
         let dir = dest.parent().unwrap_or(&self.root);
         let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
         tmp.write_all(data).ctx(tmp.path().to_path_buf())?;

@@ -38,7 +38,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
     let strategy = rootfs::choose(cfg, &ann)?;
-    let parent = rootfs::parent_dataset(cfg);
+    let parent = cfg.storage.zfs_parent();
     if strategy != Strategy::Bind && parent.is_none() {
         bail!("rootfs strategy {} needs storage.pool in nexcage's configuration", strategy.name());
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::progress::Progress;
-use super::{rootfs, Proxmox};
+use super::Proxmox;
 
 pub const GRACE: Duration = Duration::from_secs(60);
 
@@ -60,7 +60,7 @@ pub fn collect(
         }
     }
     let cp = px.driver()?;
-    let parent = rootfs::parent_dataset(px.config());
+    let parent = px.config().storage.zfs_parent();
     for g in cp.list()? {
         if kept.contains(&g.vmid) {
             continue;

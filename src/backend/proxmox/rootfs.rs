@@ -38,21 +38,9 @@ pub fn choose(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) -> R
         Some("clone") => Ok(Strategy::Clone),
         Some("bind") => Ok(Strategy::Bind),
         Some(o) => bail!("annotation {STRATEGY_ANNOTATION}: unknown strategy {o:?} (copy, clone or bind)"),
-        None if parent_dataset(cfg).is_some() => Ok(Strategy::Copy),
+        None if cfg.storage.zfs_parent().is_some() => Ok(Strategy::Copy),
         None => Ok(Strategy::Bind),
     }
-}
-
-/// `<pool>[/<dataset>]`, the zfspool's dataset, when ZFS is configured.
-pub fn parent_dataset(cfg: &nexcage_config::Config) -> Option<String> {
-    if cfg.storage.kind == Some(nexcage_config::StorageType::Dir) {
-        return None;
-    }
-    let pool = cfg.storage.pool.as_ref()?;
-    Some(match &cfg.storage.dataset {
-        Some(d) if !d.is_empty() => format!("{pool}/{d}"),
-        _ => pool.clone(),
-    })
 }
 
 /// Disk size in bytes: annotation (`8G`, `512M`, bytes) or `default_disk_size` GiB.
