@@ -45,20 +45,6 @@ pub fn signal(pid: i32, sig: i32) -> nix::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_process_is_alive_and_stable() {
-        let me = std::process::id() as i32;
-        let st = start_time(me).unwrap();
-        assert!(is_same_alive(me, Some(st)));
-        assert!(!is_same_alive(me, Some(st + 1)));
-        assert!(!is_same_alive(0, None));
-    }
-}
-
 /// Sends a pidfd for `pid` over the unix socket at `path` (runc's
 /// `--pidfd-socket`): one message, SCM_RIGHTS carrying the fd.
 pub fn send_pidfd(path: &std::path::Path, pid: i32) -> anyhow::Result<()> {
@@ -81,4 +67,18 @@ pub fn send_pidfd(path: &std::path::Path, pid: i32) -> anyhow::Result<()> {
     sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(name.as_bytes())], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
         .map_err(|e| anyhow::anyhow!("cannot send pidfd: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_stable() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(is_same_alive(me, Some(st)));
+        assert!(!is_same_alive(me, Some(st + 1)));
+        assert!(!is_same_alive(0, None));
+    }
 }

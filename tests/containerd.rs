@@ -248,8 +248,7 @@ fn ctr_runtime_error_via_json_log() {
     let last_err = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["level"] == "error")
-        .last()
+        .rfind(|v| v["level"] == "error")
         .unwrap_or_else(|| panic!("no JSON error line in log.json: {log:?}"));
     assert!(last_err["msg"].as_str().unwrap().contains("/no-such-exec"), "{last_err}");
     assert!(last_err["time"].as_str().is_some_and(|t| t.contains('T')), "{last_err}");
