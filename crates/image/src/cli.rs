@@ -46,6 +46,9 @@ pub enum ImageCommand {
         /// Credentials file (auth.json format); default: the containers/docker ones.
         #[arg(long)]
         authfile: Option<PathBuf>,
+        /// certs.d-style directory: `<DIR>/<host[:port]>/*.crt` (CAs), `*.cert` + `*.key` (client).
+        #[arg(long, value_name = "DIR")]
+        cert_dir: Option<PathBuf>,
         /// No progress bars.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -283,6 +286,7 @@ pub fn run_image_with(
             password,
             password_stdin,
             authfile,
+            cert_dir,
             quiet,
             jobs,
             retries,
@@ -300,6 +304,7 @@ pub fn run_image_with(
                     tls_verify,
                     credentials: creds,
                     attempts: retries,
+                    cert_dir,
                 },
                 quiet,
                 jobs,

@@ -335,6 +335,17 @@ fn pull_over_https_self_signed() {
     );
     let r = pull(&store, &name, &insecure()).unwrap();
     assert_eq!(r.manifest_digest, built.manifest_digest);
+    // Trusted through a certs.d directory (`<dir>/<host:port>/ca.crt`), as
+    // podman and skopeo do: verified pull, no --tls-verify=false.
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(certs.path().join(reg.host())).unwrap();
+    std::fs::copy(reg.ca(), certs.path().join(reg.host()).join("ca.crt")).unwrap();
+    let sd2 = tempfile::tempdir().unwrap();
+    let mut trusted = insecure();
+    trusted.client.tls_verify = true;
+    trusted.client.cert_dir = Some(certs.path().to_path_buf());
+    let r = pull(&Store::open(sd2.path()).unwrap(), &name, &trusted).unwrap();
+    assert_eq!(r.manifest_digest, built.manifest_digest);
     let c = nexcage_image::registry::RegistryClient::new(
         &nexcage_image::reference::Reference::parse(&name).unwrap(),
         &insecure().client,

@@ -26,6 +26,9 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// Attempts per request on transient errors (connection, 5xx, 429).
     pub attempts: u32,
+    /// A `certs.d`-style directory (`<dir>/<host[:port]>/*.crt|*.cert|*.key`);
+    /// default: /etc/containers/certs.d, /etc/docker/certs.d.
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -34,6 +37,7 @@ impl Default for ClientOptions {
             tls_verify: true,
             credentials: None,
             attempts: 4,
+            cert_dir: None,
         }
     }
 }
@@ -48,9 +52,12 @@ pub struct RegistryClient {
     attempts: u32,
 }
 
-fn agent(verify: bool) -> ureq::Agent {
+fn agent(opts: &ClientOptions, host: &str) -> ureq::Agent {
+    let dir = opts.cert_dir.as_deref();
     let tls = ureq::tls::TlsConfig::builder()
-        .disable_verification(!verify)
+        .disable_verification(!opts.tls_verify)
+        .root_certs(super::tls::root_certs(dir, host))
+        .client_cert(super::tls::client_cert(dir, host))
         .build();
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -91,7 +98,7 @@ impl RegistryClient {
     pub fn new(r: &Reference, opts: &ClientOptions) -> Result<Self> {
         let host = r.api_host().to_string();
         let mut c = RegistryClient {
-            agent: agent(opts.tls_verify),
+            agent: agent(opts, &host),
             base: format!("https://{host}"),
             registry: r.registry.clone(),
             repository: r.repository.clone(),

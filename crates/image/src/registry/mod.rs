@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod tls;
 
 pub use auth::{lookup_credentials, Credentials};
 pub use client::{ClientOptions, RegistryClient};

@@ -83,28 +83,24 @@ impl Registry {
         }
         let mut tls_cfg = String::new();
         if tls {
-            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            // A CA and a server certificate it signed (rustls refuses a CA
+            // certificate used as the server's own).
+            let p = |n: &str| dir.path().join(n);
             run(Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ])
-                .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-                .arg("-keyout")
-                .arg(&k)
-                .arg("-out")
-                .arg(&c));
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nexcage test CA"])
+                .arg("-keyout").arg(p("ca.key")).arg("-out").arg(p("ca.pem")));
+            run(Command::new("openssl")
+                .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+                .arg("-keyout").arg(p("key.pem")).arg("-out").arg(p("server.csr")));
+            std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "1"])
+                .arg("-in").arg(p("server.csr")).arg("-CA").arg(p("ca.pem")).arg("-CAkey").arg(p("ca.key"))
+                .arg("-CAcreateserial").arg("-extfile").arg(p("ext.cnf")).arg("-out").arg(p("cert.pem")));
             tls_cfg = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
-                c.display(),
-                k.display()
+                p("cert.pem").display(),
+                p("key.pem").display()
             );
         }
         let cfg = format!(
@@ -130,6 +126,11 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Registry { port, dir, child }
+    }
+
+    /// The CA that signed a TLS registry's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     pub fn host(&self) -> String {
