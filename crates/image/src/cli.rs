@@ -31,7 +31,7 @@ pub enum ImageCommand {
         /// Image reference, e.g. `ubuntu:22.04`, `registry:5000/app@sha256:...`.
         reference: String,
         /// Platform to pick from a multi-arch index.
-        #[arg(long, default_value = "linux/amd64")]
+        #[arg(long, default_value = crate::platform::HOST)]
         platform: String,
         /// Verify TLS; `--tls-verify=false` also allows plain http.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -95,7 +95,7 @@ pub enum ImageCommand {
         /// Name to store the image under.
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "linux/amd64")]
+        #[arg(long, default_value = crate::platform::HOST)]
         platform: String,
     },
     /// Write an image to an archive file.

@@ -11,11 +11,30 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// The platform this binary runs on, in OCI terms (`--platform`'s default).
+pub const HOST: &str = if cfg!(target_arch = "x86_64") {
+    "linux/amd64"
+} else if cfg!(target_arch = "aarch64") {
+    "linux/arm64"
+} else if cfg!(target_arch = "riscv64") {
+    "linux/riscv64"
+} else if cfg!(target_arch = "powerpc64") {
+    "linux/ppc64le"
+} else if cfg!(target_arch = "s390x") {
+    "linux/s390x"
+} else if cfg!(target_arch = "x86") {
+    "linux/386"
+} else {
+    "linux/arm"
+};
+
 impl Default for Platform {
+    /// The host's platform.
     fn default() -> Self {
+        let (os, arch) = HOST.split_once('/').unwrap_or(("linux", "amd64"));
         Platform {
-            os: "linux".into(),
-            arch: "amd64".into(),
+            os: os.into(),
+            arch: arch.into(),
             variant: None,
         }
     }
