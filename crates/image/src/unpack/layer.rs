@@ -39,6 +39,10 @@ pub struct LayerStats {
     pub bytes: u64,
     pub whiteouts: u64,
     pub skipped_devices: u64,
+    /// Directories and their mtimes: creating their children changes them,
+    /// so [`crate::unpack::unpack_rootfs`] sets them again at the end.
+    #[serde(skip)]
+    pub dir_times: Vec<(PathBuf, i64)>,
 }
 
 /// Decompress by sniffing magic bytes (gzip, zstd, else plain tar), so a
@@ -169,6 +173,9 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read, opts: &ApplyOptions) -> R
         }
         let (pfd, resolved, fname) = root.parent_of(&rel, true).map_err(ent_err(&shown))?;
         created.insert(&resolved);
+        if et == EntryType::Directory {
+            stats.dir_times.push((resolved.clone(), entry.header().mtime().unwrap_or(0) as i64));
+        }
         let n = write_entry(root, &mut entry, et, &pfd, &fname, &shown, opts, &mut stats)?;
         stats.bytes += n;
     }

@@ -3,7 +3,8 @@
 pub mod layer;
 pub mod safe;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use tracing::info;
 
@@ -26,6 +27,7 @@ pub fn unpack_rootfs(
     std::fs::create_dir_all(target).ctx(target)?;
     let root = Root::open(target).ctx(target)?;
     let mut total = LayerStats::default();
+    let mut dir_times: BTreeMap<PathBuf, i64> = BTreeMap::new();
     for (i, l) in m.layers().iter().enumerate() {
         let d = Digest::try_from(l.digest())?;
         let blob = store.open_blob(&d)?;
@@ -42,6 +44,25 @@ pub fn unpack_rootfs(
         total.bytes += s.bytes;
         total.whiteouts += s.whiteouts;
         total.skipped_devices += s.skipped_devices;
+        dir_times.extend(s.dir_times);
     }
+    restore_dir_times(&root, dir_times);
     Ok(total)
+}
+
+/// Sets directory mtimes from the layers (the last layer's wins), deepest
+/// first so setting one does not disturb its parent. Directories a later
+/// layer removed are skipped.
+fn restore_dir_times(root: &Root, times: BTreeMap<PathBuf, i64>) {
+    use rustix::fs::{AtFlags, Timespec, Timestamps};
+    let mut v: Vec<(PathBuf, i64)> = times.into_iter().collect();
+    v.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (rel, t) in v {
+        let Ok((dir, _, name)) = root.parent_of(&rel, false) else { continue };
+        let ts = Timespec { tv_sec: t, tv_nsec: 0 };
+        let times = Timestamps { last_access: ts, last_modification: ts };
+        if let Err(e) = rustix::fs::utimensat(&dir, name.as_os_str(), &times, AtFlags::SYMLINK_NOFOLLOW) {
+            tracing::debug!(dir = %rel.display(), "mtime not restored: {e}");
+        }
+    }
 }

@@ -439,7 +439,7 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
                     md.nlink()
                 )
             } else if ft.is_dir() {
-                "dir".to_string()
+                format!("dir mtime={}", md.mtime())
             } else {
                 format!("special rdev={}", md.rdev())
             };
