@@ -107,3 +107,20 @@ fn faults_pct() {
 fn faults_api() {
     faults("api");
 }
+
+/// `unprivileged: true` is refused before anything is made, with one clear
+/// error (a guest in Proxmox's default id map is not supported yet).
+#[test]
+fn unprivileged_config_refused() {
+    let env = env_or_skip!("unpriv", "pct");
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["unprivileged"] = true.into();
+    std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let b = env.bundle("u", &["true"], |_| {});
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "u1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("unprivileged: true is not supported yet") && err.lines().count() == 1, "{err}");
+    env.assert_clean("after a refused create");
+}

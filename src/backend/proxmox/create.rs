@@ -37,6 +37,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    if cfg.unprivileged() {
+        bail!("unprivileged: true is not supported yet: a guest in Proxmox's default id map (0 -> 100000) needs its rootfs shifted and every bind-mount source reachable by the mapped root, and engines keep those in root-only directories; set unprivileged: false (guests with a user namespace in their spec still run unprivileged)");
+    }
     let strategy = rootfs::choose(cfg, &ann)?;
     let parent = cfg.storage.zfs_parent();
     if strategy != Strategy::Bind && parent.is_none() {
@@ -75,7 +78,8 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         let mut mo = MapOptions::new(vmid, opts.id, &storage, mem);
         mo.unlimited_swap_mib = swap;
         mo.bind_mounts = BindMountMode::LxcEntry;
-        mo.unprivileged = cfg.unprivileged();
+        // Unprivileged means a user namespace: only when the spec asks for one.
+        mo.unprivileged = false;
         mo.disk_size_gib = quota.div_ceil(1 << 30).max(1);
         mo.bridge = cfg.network.bridge.clone();
         mo.vlan = cfg.network.vlan.and_then(|v| u16::try_from(v).ok());
