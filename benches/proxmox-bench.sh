@@ -91,3 +91,24 @@ for mb in 10 200; do
     done | median)
     printf '%4s MB image: clone create %6s ms   (copy create %6s ms)\n' "$mb" "$c" "$bc"
 done
+
+echo
+echo "exec into a running guest (\`true\`), median of $ROUNDS:"
+b=$(mkbundle "exec" copy 0)
+python3 - "$b/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["process"]["args"] = ["sleep", "1000"]; json.dump(c, open(sys.argv[1], "w"))
+PY
+"$NX" --root "$ROOT" create -b "$b" ex </dev/null >/dev/null 2>&1
+"$NX" --root "$ROOT" start ex
+vmid=$(python3 -c "import json;print(json.load(open('$ROOT/ex/proxmox.json'))['vmid'])")
+nx_exec=$(for i in $(seq "$ROUNDS"); do
+    t0=$(now_ms); "$NX" --root "$ROOT" exec ex true </dev/null; t1=$(now_ms); echo $((t1 - t0))
+done | median)
+# What exec ran before (and what `pct exec` runs): lxc-attach.
+attach=$(for i in $(seq "$ROUNDS"); do
+    t0=$(now_ms); lxc-attach -n "$vmid" -P "$DIR/lxc" --clear-env -- true </dev/null; t1=$(now_ms); echo $((t1 - t0))
+done | median)
+"$NX" --root "$ROOT" delete --force ex >/dev/null 2>&1
+printf 'nexcage exec %6s ms   lxc-attach %6s ms   ratio %s\n' "$nx_exec" "$attach" \
+    "$(python3 -c "print(round($nx_exec / max($attach, 1), 2))")"

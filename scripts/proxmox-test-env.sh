@@ -96,7 +96,11 @@ down() {
     # zfs-fuse is shared by every pool: stop it only if this DIR started
     # it and no other pool still uses it.
     if [ -f "$DIR/zfs-fuse.ours" ] && [ -f "$DIR/zfs-fuse.pid" ] && [ -z "$(zpool list -H -o name 2>/dev/null)" ]; then
-        kill "$(cat "$DIR/zfs-fuse.pid")" 2>/dev/null || true
+        zpid=$(cat "$DIR/zfs-fuse.pid")
+        kill "$zpid" 2>/dev/null || true
+        # The next `up` must not meet a zfs-fuse that is still exiting.
+        i=0
+        while kill -0 "$zpid" 2>/dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
     fi
     # Engines' leftovers (podman's shm and overlay mounts) under DIR.
     grep -o " $DIR/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do

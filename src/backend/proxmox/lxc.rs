@@ -17,6 +17,23 @@ pub fn name(p: &Progress) -> Result<(String, &Path)> {
 
 /// The container's init pid (lxc-execute's init), if LXC runs it.
 pub fn init_pid(p: &Progress) -> Option<i32> {
+    from_holder(p).or_else(|| from_lxc_info(p))
+}
+
+/// The init is the holder's grandchild (holder -> lxc-execute -> init): found
+/// in /proc without running `lxc-info`, and only taken when it sits in this
+/// guest's payload cgroup (so a reused holder pid cannot mislead).
+fn from_holder(p: &Progress) -> Option<i32> {
+    let payload = format!("lxc.payload.{}", p.vmid?);
+    let in_guest = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
+            t.lines().any(|l| l.split_once(&payload).is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with(['-', '/'])))
+        })
+    };
+    children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g))
+}
+
+fn from_lxc_info(p: &Progress) -> Option<i32> {
     let (n, path) = name(p).ok()?;
     let out = Command::new("lxc-info").args(["-n", &n, "-P"]).arg(path).args(["-p", "-H"]).output().ok()?;
     if !out.status.success() {
