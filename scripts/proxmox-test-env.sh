@@ -33,6 +33,11 @@ start_zfs_fuse() {
 
 up() {
     mkdir -p "$DIR/bin" "$DIR/lxc" "$DIR/state"
+    # Unprivileged guests: root may map 100000..165535, as on every Proxmox
+    # host (LXC's newuidmap checks these files). Left in place by `down`.
+    for f in /etc/subuid /etc/subgid; do
+        grep -qx 'root:100000:65536' "$f" 2>/dev/null || echo 'root:100000:65536' >>"$f"
+    done
     start_zfs_fuse
     if ! zpool list -H -o name "$POOL" >/dev/null 2>&1; then
         truncate -s 2G "$DIR/pool.img"

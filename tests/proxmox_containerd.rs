@@ -63,7 +63,7 @@ fn containerd_e2e(driver: &str) {
     // The shim's SIGKILL of an exec's pid ends the process in the guest.
     let e = ctr(&env, &c, &["task", "exec", "-d", "--exec-id", "e2", "t3", "sleep", "84"]);
     assert!(e.status.success(), "{}", out(&e));
-    let running = || std::process::Command::new("pgrep").args(["-f", "^sleep 84$"]).status().is_ok_and(|s| s.success());
+    let running = || std::process::Command::new("pgrep").args(["-f", "^sleep 84$"]).stdout(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
     assert!(wait_until(5, running), "exec'd sleep not found");
     let k = ctr(&env, &c, &["task", "kill", "--exec-id", "e2", "-s", "SIGKILL", "t3"]);
     assert!(k.status.success(), "{}", out(&k));

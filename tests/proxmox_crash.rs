@@ -10,7 +10,14 @@ const STEPS: [&str; 5] = ["vmid", "dataset", "guest", "lxcconf", "holder"];
 
 fn crash_then(driver: &str, cleanup: &str) {
     let env = env_or_skip!(&format!("crash-{cleanup}"), driver);
-    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    // A bind mount: unprivileged guests get its source staged under the LXC
+    // dir (a host mount), which cleanup must unmount before removing the dir.
+    let shared = env.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("keep"), "host data").unwrap();
+    let b = env.bundle("sleep", &["sleep", "100"], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/srv", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+    });
     for step in STEPS {
         let id = format!("crash-{step}");
         let o = run_to_files(env.cmd(nexcage()).arg("--root").arg(&env.root).args(["create", "-b", b.to_str().unwrap(), &id])
@@ -31,6 +38,7 @@ fn crash_then(driver: &str, cleanup: &str) {
         };
         assert!(o.status.success(), "{step}: {cleanup}: {}", out(&o));
         env.assert_clean(&format!("crash at {step}, then {cleanup}"));
+        assert_eq!(std::fs::read_to_string(shared.join("keep")).unwrap(), "host data", "{step}: the bind source was touched");
     }
     if cleanup == "gc" {
         // A guest tagged nexcage whose state dir is gone entirely.
@@ -108,19 +116,24 @@ fn faults_api() {
     faults("api");
 }
 
-/// `unprivileged: true` is refused before anything is made, with one clear
-/// error (a guest in Proxmox's default id map is not supported yet).
+/// `unprivileged: false`: guests keep the host's ids and Proxmox is told so.
 #[test]
-fn unprivileged_config_refused() {
-    let env = env_or_skip!("unpriv", "pct");
+fn privileged_config() {
+    let env = env_or_skip!("priv", "pct");
     let text = std::fs::read_to_string(env.config()).unwrap();
     let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cfg["unprivileged"] = true.into();
+    cfg["unprivileged"] = false.into();
     std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let b = env.bundle("u", &["true"], |_| {});
-    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "u1"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(err.contains("unprivileged: true is not supported yet") && err.lines().count() == 1, "{err}");
-    env.assert_clean("after a refused create");
+    let b = env.bundle("p", &["sleep", "30"], |_| {});
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "p1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let vmid = env.guests()[0];
+    let pc = env.cmd("pct").args(["config", &vmid.to_string()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&pc.stdout).contains("unprivileged: 0"), "{}", out(&pc));
+    assert!(env.nx(&["start", "p1"]).status.success());
+    let e = env.nx(&["exec", "p1", "cat", "/proc/self/uid_map"]);
+    let words: Vec<String> = String::from_utf8_lossy(&e.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(words, ["0", "0", "4294967295"], "{}", out(&e));
+    assert!(env.nx(&["delete", "--force", "p1"]).status.success());
+    env.assert_clean("after delete");
 }

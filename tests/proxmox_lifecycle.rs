@@ -25,6 +25,13 @@ fn lifecycle(driver: &str) {
     assert!(env.nx(&["start", "c1"]).status.success());
     let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
     assert_eq!(st["status"], "running");
+    // An unprivileged guest, as `pct create` makes by default: registered so,
+    // and running in Proxmox's id map with its files owned by mapped ids.
+    let pc = env.cmd("pct").args(["config", &vmid.to_string()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&pc.stdout).contains("unprivileged: 1"), "{}", out(&pc));
+    let e = env.nx(&["exec", "c1", "sh", "-c", "cat /proc/self/uid_map; stat -c %u /bin/busybox"]);
+    let words: Vec<String> = String::from_utf8_lossy(&e.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(words, ["0", "100000", "65536", "0"], "{}", out(&e));
     // exec runs in the guest (its hostname, its rootfs) and passes the exit status.
     let e = env.nx(&["exec", "c1", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3"]);
     assert_eq!(e.status.code(), Some(3), "{}", out(&e));
@@ -132,12 +139,16 @@ fn kill_before_start() {
 fn strategies() {
     let env = env_or_skip!("strategies", "pct");
     for strat in ["copy", "clone", "bind"] {
-        let b = env.bundle(&format!("s-{strat}"), &["sh", "-c", "test -x /bin/busybox && echo ok"], |v| {
+        // Unprivileged (Proxmox's id map, owners shifted) except bind, whose
+        // rootfs cannot be shifted: that guest keeps the host's ids.
+        let b = env.bundle(&format!("s-{strat}"), &["sh", "-c", "test -x /bin/busybox && touch /w && cat /proc/self/uid_map"], |v| {
             v["annotations"] = serde_json::json!({"org.nexcage.rootfs-strategy": strat, "org.nexcage.disk-size": "256M"});
         });
         let o = env.nx(&["run", "-b", b.to_str().unwrap(), &format!("s-{strat}")]);
         assert_eq!(o.status.code(), Some(0), "{strat}: {}", out(&o));
-        assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n", "{strat}");
+        let map: Vec<String> = String::from_utf8_lossy(&o.stdout).split_whitespace().map(String::from).collect();
+        let want = if strat == "bind" { ["0", "0", "4294967295"] } else { ["0", "100000", "65536"] };
+        assert_eq!(map, want, "{strat}: {}", out(&o));
         env.assert_clean(strat);
     }
     // The clone base stays for the next clone (that is what makes it O(1)).

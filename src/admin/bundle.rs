@@ -16,12 +16,16 @@ pub struct Source {
     pub image: String,
 }
 
+/// From an image's annotations: `(parent dataset, unprivileged)` of the ZFS
+/// base its guest will clone, or None when it will not clone one.
+pub type BaseFor<'a> = dyn Fn(&BTreeMap<String, String>) -> Option<(String, bool)> + 'a;
+
 /// Fills `dir` (which must not exist) with `config.json` (+ `rootfs/` for
 /// images) and returns the spec as JSON for editing. `base_parent` says,
 /// from the image's annotations, whether the container will clone a ZFS
 /// base under that dataset (Proxmox backend with a zfs pool): the image
 /// is then unpacked once into its base and not into the bundle.
-pub fn build(ctx: &Ctx, source: &str, dir: &Path, base_parent: &dyn Fn(&BTreeMap<String, String>) -> Option<String>) -> Result<(Value, Source)> {
+pub fn build(ctx: &Ctx, source: &str, dir: &Path, base_parent: &BaseFor) -> Result<(Value, Source)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let src = Path::new(source);
     if src.join("config.json").is_file() {
@@ -36,8 +40,8 @@ pub fn build(ctx: &Ctx, source: &str, dir: &Path, base_parent: &dyn Fn(&BTreeMap
         ("org.opencontainers.image.ref.name".to_string(), entry.name.clone()),
         ("org.opencontainers.image.digest".to_string(), entry.descriptor.digest().to_string()),
     ]);
-    if let Some(parent) = base_parent(&anns) {
-        let spec = on_base(&store, &entry, &parent)?;
+    if let Some((parent, unprivileged)) = base_parent(&anns) {
+        let spec = on_base(&store, &entry, &parent, unprivileged)?;
         return Ok((spec, Source { image: entry.name }));
     }
     nexcage_image::bundle::create_bundle(&store, &entry, dir, &Default::default())
@@ -47,10 +51,12 @@ pub fn build(ctx: &Ctx, source: &str, dir: &Path, base_parent: &dyn Fn(&BTreeMap
 }
 
 /// The spec of a container that clones the image's ZFS base: its user is
-/// resolved in the base, its root is the base (never written: the guest
+/// resolved in the base (shifted for unprivileged guests), its root is the base (never written: the guest
 /// gets a clone, per the annotations).
-fn on_base(store: &nexcage_image::Store, entry: &nexcage_image::store::ImageEntry, parent: &str) -> Result<Value> {
-    let base = nexcage_image::zfs_base::ensure(store, entry, &nexcage_zfs::Zfs::new(), parent)
+fn on_base(store: &nexcage_image::Store, entry: &nexcage_image::store::ImageEntry, parent: &str, unprivileged: bool) -> Result<Value> {
+    use nexcage_image::zfs_base;
+    let shift = unprivileged.then_some(zfs_base::PROXMOX_SHIFT);
+    let base = zfs_base::ensure(store, entry, &nexcage_zfs::Zfs::new(), parent, shift)
         .with_context(|| format!("making the ZFS base of {}", entry.name))?;
     let cfg = store.config(&store.image_manifest(entry)?)?;
     let root = nexcage_image::unpack::Root::open(&base.mountpoint).with_context(|| format!("open {}", base.mountpoint.display()))?;

@@ -26,13 +26,14 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
     }
     let res = (|| {
         let source = source.to_str().context("--image: not UTF-8")?;
-        let base_parent = |anns: &std::collections::BTreeMap<String, String>| -> Option<String> {
+        let base_parent = |anns: &std::collections::BTreeMap<String, String>| -> Option<(String, bool)> {
             let cfg = ctx.config().ok()?;
             let be = match &a.backend {
                 Some(b) => b.clone(),
                 None => backend::route(name, anns, &cfg).ok()?.0.to_string(),
             };
-            (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())?
+            let parent = (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())??;
+            Some((parent, cfg.unprivileged()))
         };
         let (mut spec, src) = bundle::build(ctx, source, &dir, &base_parent)?;
         let be = a.backend.clone().unwrap_or_else(|| {

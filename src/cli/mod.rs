@@ -309,10 +309,16 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
     }
 }
 
-/// `image unpack --zfs` without `--dataset`: the configured zfspool dataset.
+/// `image unpack --zfs` without `--dataset` / `--unprivileged`: from the config.
 fn image_defaults(mut cmd: nexcage_image::ImageCommand, ctx: &Ctx) -> nexcage_image::ImageCommand {
-    if let nexcage_image::ImageCommand::Unpack { zfs: true, dataset: d @ None, .. } = &mut cmd {
-        *d = ctx.config().ok().and_then(|c| c.storage.zfs_parent());
+    if let nexcage_image::ImageCommand::Unpack { zfs: true, dataset, unprivileged, .. } = &mut cmd {
+        let cfg = ctx.config().ok();
+        if dataset.is_none() {
+            *dataset = cfg.as_ref().and_then(|c| c.storage.zfs_parent());
+        }
+        if unprivileged.is_none() {
+            *unprivileged = Some(cfg.as_ref().is_none_or(|c| c.unprivileged()));
+        }
     }
     cmd
 }

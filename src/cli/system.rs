@@ -117,6 +117,18 @@ fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
     }
 }
 
+/// Unprivileged guests need root's id range delegated (LXC's newuidmap).
+fn subids(r: &mut Report, cfg: &nexcage_config::Config) {
+    if cfg.default_backend != Some(nexcage_config::Backend::Proxmox) || !cfg.unprivileged() {
+        return;
+    }
+    use nexcage_pve::mapping::{UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT};
+    match crate::backend::proxmox::subids::check_root_range(UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT) {
+        Ok(()) => r.line(Level::Ok, "subuid", &format!("root may map {UNPRIVILEGED_ID_BASE}..{} (unprivileged guests)", UNPRIVILEGED_ID_BASE + UNPRIVILEGED_ID_COUNT - 1), ""),
+        Err(e) => r.line(Level::Fail, "subuid", &format!("{e:#}"), "echo root:100000:65536 >> /etc/subuid; echo root:100000:65536 >> /etc/subgid"),
+    }
+}
+
 fn free_space(r: &mut Report, dir: &std::path::Path) {
     let probe = dir.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("/"));
     match nix::sys::statvfs::statvfs(probe) {
@@ -164,6 +176,7 @@ pub fn run(_cmd: Cmd, ctx: &Ctx) -> Result<i32> {
     }
     zfs(&mut r, &cfg);
     proxmox(&mut r, &cfg);
+    subids(&mut r, &cfg);
     free_space(&mut r, &cfg.images.storage_path.clone().unwrap_or_else(nexcage_image::store::default_store_dir));
     registry(&mut r);
     Ok(if r.failed { 1 } else { 0 })

@@ -144,6 +144,10 @@ impl Env {
         assert!(self.datasets().is_empty(), "{what}: datasets left: {:?}", self.datasets());
         assert!(self.lxc_dirs().is_empty(), "{what}: LXC dirs left: {:?}", self.lxc_dirs());
         assert!(self.states().is_empty(), "{what}: state dirs left: {:?}", self.states());
+        let lxc = self.dir.join("lxc");
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.split(' ').nth(1).is_some_and(|m| m.starts_with(lxc.to_str().unwrap_or("-")))).collect();
+        assert!(left.is_empty(), "{what}: mounts left under the LXC dir: {left:?}");
         let v = std::fs::read_to_string(self.dir.join("state/violations.log")).unwrap_or_default();
         assert!(v.is_empty(), "{what}: schema violations: {v}");
     }

@@ -20,9 +20,8 @@ pub struct Config {
     pub lxc_path: Option<PathBuf>,
     /// Root disk size in GiB for guests whose size is not otherwise known.
     pub default_disk_size: Option<u64>,
-    /// Run guests without a user namespace in Proxmox's default id map
-    /// (0..65535 -> 100000..): default false; the Proxmox backend refuses
-    /// true for now (see src/backend/proxmox/README.md).
+    /// Run guests without a user namespace of their own in Proxmox's
+    /// default id map (0..65535 -> 100000..), as `pct create` does: default true.
     pub unprivileged: Option<bool>,
     pub default_backend: Option<Backend>,
     pub routing: Vec<RoutingRule>,
@@ -159,7 +158,7 @@ impl Config {
     }
 
     pub fn unprivileged(&self) -> bool {
-        self.unprivileged.unwrap_or(false)
+        self.unprivileged.unwrap_or(true)
     }
 
     pub fn driver(&self) -> Driver {

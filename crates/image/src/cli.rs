@@ -15,6 +15,7 @@ use crate::platform::Platform;
 use crate::pull::{self, PullOptions};
 use crate::registry::{lookup_credentials, ClientOptions, Credentials};
 use crate::store::{ImageEntry, Store};
+use crate::template::{self, TemplateFormat};
 use crate::unpack::{self, ApplyOptions};
 use crate::zfs_base;
 
@@ -124,6 +125,25 @@ pub enum ImageCommand {
         /// Parent dataset for --zfs (default: storage.pool/dataset of the nexcage config).
         #[arg(long, requires = "zfs", value_name = "POOL[/DATASET]")]
         dataset: Option<String>,
+        /// For unprivileged Proxmox guests: owners shifted by 100000 (a
+        /// separate `...u-disk-0` base). Default: the config's `unprivileged`.
+        #[arg(long, requires = "zfs", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        unprivileged: Option<bool>,
+    },
+    /// Write Proxmox container templates of an image: `<stem>.tar`, an OCI
+    /// archive `pct create` takes on Proxmox VE >= 9.1, and `<stem>.tar.zst`,
+    /// a rootfs tarball for older releases. Prints the paths written.
+    Template {
+        reference: String,
+        /// Directory to write into.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        output_dir: PathBuf,
+        /// Which file(s) to write.
+        #[arg(long, value_enum, default_value = "both")]
+        format: TemplateFormat,
+        /// File name stem (default: like Proxmox's OCI pull, e.g. `nginx_latest`).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Create a runnable OCI bundle: DIR/rootfs and DIR/config.json.
     Bundle {
@@ -437,13 +457,15 @@ pub fn run_image_with(
             reference,
             zfs: true,
             dataset,
+            unprivileged,
             ..
         } => {
             let parent = dataset.context(
                 "--zfs needs --dataset POOL[/DATASET] or storage.pool in the nexcage config",
             )?;
             let e = store.resolve(&reference)?;
-            let b = zfs_base::ensure(&store, &e, &nexcage_zfs::Zfs::new(), &parent)?;
+            let shift = unprivileged.unwrap_or(false).then_some(zfs_base::PROXMOX_SHIFT);
+            let b = zfs_base::ensure(&store, &e, &nexcage_zfs::Zfs::new(), &parent, shift)?;
             let how = if b.created { "unpacked into" } else { "already in" };
             eprintln!("{} {how} {} ({})", e.name, b.dataset, b.mountpoint.display());
             println!("{}", b.snapshot);
@@ -466,6 +488,17 @@ pub fn run_image_with(
             );
         }
         ImageCommand::Unpack { .. } => bail!("image unpack needs DIR or --zfs"),
+        ImageCommand::Template {
+            reference,
+            output_dir,
+            format,
+            name,
+        } => {
+            let e = store.resolve(&reference)?;
+            for p in template::write(&store, &e, &output_dir, format, name.as_deref())? {
+                println!("{}", p.display());
+            }
+        }
         ImageCommand::Bundle {
             reference,
             dir,

@@ -48,6 +48,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
     #[error("zfs: {0}")]
     Zfs(#[from] nexcage_zfs::ZfsError),
     #[error(transparent)]

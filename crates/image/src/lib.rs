@@ -3,7 +3,7 @@
 //! An OCI image layout under the data dir ([`store`]), registry pulls
 //! ([`pull`], [`registry`]), import/export of OCI and docker archives
 //! ([`archive`]), safe layer unpacking ([`unpack`]) and runtime bundles
-//! ([`bundle`]), ZFS base datasets that Proxmox guests clone ([`zfs_base`]). [`cli`] has the clap commands the main binary wires in.
+//! ([`bundle`]), ZFS base datasets that Proxmox guests clone ([`zfs_base`]), Proxmox container templates ([`template`]). [`cli`] has the clap commands the main binary wires in.
 
 pub mod archive;
 pub mod bundle;
@@ -16,6 +16,7 @@ pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod template;
 pub mod unpack;
 pub mod zfs_base;
 

@@ -4,8 +4,8 @@
 //! O(1) in the image's size. The key is the start of the image's manifest
 //! digest: a re-tagged image shares its base, a new build gets a new one.
 //!
-//! Bases are recorded in `<store>/zfs-bases.json` (manifest digest ->
-//! snapshot), so removing the last name of an image also destroys its base
+//! Bases are recorded in `<store>/zfs-bases.json` (snapshot -> manifest
+//! digest), so removing the last name of an image also destroys its base
 //! (unless containers still clone it) without knowing nexcage's config.
 
 use std::collections::BTreeMap;
@@ -33,21 +33,30 @@ pub struct Base {
     pub created: bool,
 }
 
-/// The base dataset name of `image` under `parent`.
-pub fn dataset_name(parent: &str, image: &ImageEntry) -> Result<String> {
+/// Owners shifted into an unprivileged guest's id range: `(base, count)`,
+/// e.g. Proxmox's `(100000, 65536)`.
+pub type IdShift = (u32, u32);
+
+/// Proxmox's map for unprivileged guests (root:100000:65536).
+pub const PROXMOX_SHIFT: IdShift = (100000, 65536);
+
+/// The base dataset name of `image` under `parent` (`u`: shifted owners).
+pub fn dataset_name(parent: &str, image: &ImageEntry, shift: Option<IdShift>) -> Result<String> {
     let d = image.digest()?;
     let hex = d.to_string();
     let hex = hex.rsplit(':').next().unwrap_or(&hex);
-    Ok(nexcage_zfs::basevol_name(parent, &hex[..hex.len().min(16)]))
+    let u = if shift.is_some() { "u" } else { "" };
+    Ok(nexcage_zfs::basevol_name(parent, &format!("{}{u}", &hex[..hex.len().min(16)])))
 }
 
 /// The base of `image` under `parent`, unpacked and snapshotted the first
-/// time. Concurrent calls wait for each other; a base left half-made by a
-/// crash (no snapshot) is made again.
-pub fn ensure(store: &Store, image: &ImageEntry, zfs: &Zfs, parent: &str) -> Result<Base> {
+/// time (with owners shifted for unprivileged guests when `shift` is set).
+/// Concurrent calls wait for each other; a base left half-made by a crash
+/// (no snapshot) is made again.
+pub fn ensure(store: &Store, image: &ImageEntry, zfs: &Zfs, parent: &str, shift: Option<IdShift>) -> Result<Base> {
     let lock = store.lock_file(LOCK)?;
     lock.lock().ctx(store.root().join(LOCK))?;
-    let dataset = dataset_name(parent, image)?;
+    let dataset = dataset_name(parent, image, shift)?;
     let snapshot = format!("{dataset}@{BASE_SNAPSHOT}");
     if zfs.exists(&snapshot)? {
         record(store, image, &snapshot)?;
@@ -63,6 +72,9 @@ pub fn ensure(store: &Store, image: &ImageEntry, zfs: &Zfs, parent: &str) -> Res
         let mountpoint = zfs.mountpoint(&dataset)?;
         let stats = unpack_rootfs(store, image, &mountpoint, &ApplyOptions::default())?;
         info!(%dataset, entries = stats.entries, bytes = stats.bytes, "image unpacked into base");
+        if let Some((base, count)) = shift {
+            nexcage_zfs::shift_owners(&mountpoint, base, count)?;
+        }
         zfs.snapshot(&snapshot)?;
         // Clones are the writable copies; the base itself must not change.
         if let Err(e) = zfs.set(&dataset, "readonly", "on") {
@@ -93,16 +105,18 @@ fn read_record(store: &Store) -> Result<BTreeMap<String, String>> {
     }
 }
 
+/// Record key: the snapshot (one image may have a plain and a shifted base).
 fn record(store: &Store, image: &ImageEntry, snapshot: &str) -> Result<()> {
     let mut r = read_record(store)?;
-    if r.get(&image.digest()?.to_string()).map(String::as_str) == Some(snapshot) {
+    let digest = image.digest()?.to_string();
+    if r.get(snapshot) == Some(&digest) {
         return Ok(());
     }
-    r.insert(image.digest()?.to_string(), snapshot.to_string());
+    r.insert(snapshot.to_string(), digest);
     store.write_atomic(&store.root().join(RECORD), &serde_json::to_vec_pretty(&r)?)
 }
 
-/// Recorded bases: (manifest digest, snapshot).
+/// Recorded bases: (snapshot, manifest digest).
 pub fn list(store: &Store) -> Result<Vec<(String, String)>> {
     Ok(read_record(store)?.into_iter().collect())
 }
@@ -119,14 +133,14 @@ pub fn collect(store: &Store, zfs: &Zfs) -> Result<Vec<String>> {
     }
     let live: Vec<Digest> = store.images()?.iter().filter_map(|e| e.digest().ok()).collect();
     let mut gone = Vec::new();
-    for (digest, snap) in r.clone() {
+    for (snap, digest) in r.clone() {
         if live.iter().any(|d| d.to_string() == digest) {
             continue;
         }
         let dataset = snap.split('@').next().unwrap_or(&snap).to_string();
         match zfs.destroy(&dataset, true) {
             Ok(()) => {
-                r.remove(&digest);
+                r.remove(&snap);
                 gone.push(snap);
             }
             Err(e) => warn!(%dataset, "base kept (containers may still clone it): {e}"),

@@ -12,12 +12,14 @@
 mod cmd;
 mod copy;
 mod error;
+mod shift;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use copy::copy_tree;
 pub use error::ZfsError;
+pub use shift::shift_owners;
 
 /// Snapshot name Proxmox uses for template bases.
 pub const BASE_SNAPSHOT: &str = "__base__";

@@ -12,7 +12,7 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
 use super::lxcconf::{self, CgroupMode};
 use super::progress::Progress;
 use super::rootfs::{self, Strategy};
-use super::{delete, holder, Proxmox};
+use super::{delete, holder, stage, subids, Proxmox};
 use crate::backend::{CreateOpts, Created};
 
 /// What `pct create` needs as template; the rootfs is provided by nexcage.
@@ -37,10 +37,12 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    if cfg.unprivileged() {
-        bail!("unprivileged: true is not supported yet: a guest in Proxmox's default id map (0 -> 100000) needs its rootfs shifted and every bind-mount source reachable by the mapped root, and engines keep those in root-only directories; set unprivileged: false (guests with a user namespace in their spec still run unprivileged)");
-    }
     let strategy = rootfs::choose(cfg, &ann)?;
+    // A bind rootfs cannot have its owners shifted: such guests run privileged.
+    let unprivileged = cfg.unprivileged() && strategy != Strategy::Bind;
+    if unprivileged {
+        subids::check_root_range(mapping::UNPRIVILEGED_ID_BASE, mapping::UNPRIVILEGED_ID_COUNT)?;
+    }
     let parent = cfg.storage.zfs_parent();
     if strategy != Strategy::Bind && parent.is_none() {
         bail!("rootfs strategy {} needs storage.pool in nexcage's configuration", strategy.name());
@@ -78,8 +80,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         let mut mo = MapOptions::new(vmid, opts.id, &storage, mem);
         mo.unlimited_swap_mib = swap;
         mo.bind_mounts = BindMountMode::LxcEntry;
-        // Unprivileged means a user namespace: only when the spec asks for one.
-        mo.unprivileged = false;
+        mo.unprivileged = unprivileged;
         mo.disk_size_gib = quota.div_ceil(1 << 30).max(1);
         mo.bridge = cfg.network.bridge.clone();
         mo.vlan = cfg.network.vlan.and_then(|v| u16::try_from(v).ok());
@@ -102,7 +103,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
                     prog.save(opts.dir)?;
                     bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
                 }
-                rootfs::provision(&zfs, strategy, &name, &opts.bundle.rootfs, quota, &ann, parent)
+                rootfs::provision(&zfs, strategy, &name, &opts.bundle.rootfs, quota, &ann, parent, pve.exec.id_shift)
                     .with_context(|| format!("provision rootfs {name}"))?
             }
         };
@@ -139,6 +140,12 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     if !limited {
         run_cfg.keys.remove("memory");
         run_cfg.keys.remove("swap");
+    }
+    if let Some(shift) = run_cfg.exec.id_shift {
+        if let Some(rootfs) = &prog.rootfs {
+            stage::precreate_targets(rootfs, &run_cfg, shift)?;
+        }
+        stage::stage(&lxc_dir, &mut run_cfg)?;
     }
     write_lxc_dir(&lxc_dir, vmid, prog, &run_cfg)?;
     prog.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::progress::Progress;
-use super::{cgroup, lxc, Proxmox};
+use super::{cgroup, lxc, stage, Proxmox};
 use crate::proc;
 use crate::state::Record;
 
@@ -68,7 +68,11 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
         errors.push(format!("{e:#}"));
     }
     if let Some(d) = p.lxc_dir() {
-        match std::fs::remove_dir_all(&d) {
+        // Never remove the dir through a staged mount into the host.
+        match stage::unstage(&d).and_then(|()| Ok(std::fs::remove_dir_all(&d)?)).map_err(|e| match e.downcast::<std::io::Error>() {
+            Ok(io) => io,
+            Err(other) => std::io::Error::other(format!("{other:#}")),
+        }) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => errors.push(format!("remove {}: {e}", d.display())),

@@ -20,6 +20,11 @@ pub fn init_pid(p: &Progress) -> Option<i32> {
     from_holder(p).or_else(|| from_lxc_info(p))
 }
 
+/// [`init_pid`] from /proc only (cheap enough to poll).
+pub fn init_pid_quick(p: &Progress) -> Option<i32> {
+    from_holder(p)
+}
+
 /// The init is the holder's grandchild (holder -> lxc-execute -> init): found
 /// in /proc without running `lxc-info`, and only taken when it sits in this
 /// guest's payload cgroup (so a reused holder pid cannot mislead).
@@ -30,7 +35,17 @@ fn from_holder(p: &Progress) -> Option<i32> {
             t.lines().any(|l| l.split_once(&payload).is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with(['-', '/'])))
         })
     };
-    children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g))
+    children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g) && is_init(*g))
+}
+
+/// LXC's init names itself `init` once the guest is set up (before that the
+/// pid is lxc-execute's child still mapping ids and mounting): attaching to
+/// it earlier would meet a half-made guest.
+fn is_init(pid: i32) -> bool {
+    let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = argv0.split(|b| *b == 0).next().unwrap_or_default();
+    let name = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
+    name.starts_with(b"init")
 }
 
 fn from_lxc_info(p: &Progress) -> Option<i32> {

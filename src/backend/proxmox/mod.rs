@@ -17,6 +17,8 @@ mod lxcconf;
 mod progress;
 mod rootfs;
 mod signal;
+mod stage;
+pub mod subids;
 
 use std::path::{Path, PathBuf};
 
@@ -114,8 +116,20 @@ impl Backend for Proxmox {
         create::create(self, opts)
     }
 
-    fn start(&self, _rec: &Record, dir: &Path) -> Result<()> {
-        holder::release(dir)
+    fn start(&self, rec: &Record, dir: &Path) -> Result<()> {
+        holder::release(dir)?;
+        // Return once the guest runs (or is already gone), so an exec or
+        // kill right after start meets a set-up guest, as with runc.
+        let p = progress::Progress::load(dir)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lxc::init_pid_quick(&p).is_none() && rec.pid.is_some_and(|h| crate::proc::is_same_alive(h, rec.pid_start)) {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("the guest is not running 10 s after start");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
     }
 
     fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()> {

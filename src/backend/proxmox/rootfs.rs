@@ -54,19 +54,24 @@ pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) 
 }
 
 /// Creates the dataset `name` for the strategy and fills it; returns its mountpoint.
-pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str) -> Result<PathBuf> {
+/// `shift`: the guest is unprivileged, its files must be owned by ids + shift.
+#[allow(clippy::too_many_arguments)]
+pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>) -> Result<PathBuf> {
     match strategy {
         Strategy::Copy => {
             // create_subvol warns about properties the implementation refused.
             zfs.create_subvol(name, Some(quota))?;
             let mp = zfs.mountpoint(name)?;
             nexcage_zfs::copy_tree(src, &mp)?;
+            if let Some(base) = shift {
+                nexcage_zfs::shift_owners(&mp, base, nexcage_pve::mapping::UNPRIVILEGED_ID_COUNT)?;
+            }
             Ok(mp)
         }
         Strategy::Clone => {
             let snap = match ann.get(CLONE_ANNOTATION) {
                 Some(s) => s.clone(),
-                None => ensure_base(zfs, parent, src)?,
+                None => ensure_base(zfs, parent, src, shift)?,
             };
             zfs.clone_to(&snap, name, Some(quota))?;
             Ok(zfs.mountpoint(name)?)
@@ -76,10 +81,11 @@ pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u
 }
 
 /// The base snapshot for `src`: `<parent>/basevol-<key>-disk-0@__base__`,
-/// keyed by the source path, made (copy + snapshot) the first time only.
-fn ensure_base(zfs: &Zfs, parent: &str, src: &Path) -> Result<String> {
+/// keyed by the source path (and the id shift: `u` for unprivileged guests),
+/// made (copy + snapshot) the first time only.
+fn ensure_base(zfs: &Zfs, parent: &str, src: &Path, shift: Option<u32>) -> Result<String> {
     let key = fnv(&src.display().to_string());
-    let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}"));
+    let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}{}", if shift.is_some() { "u" } else { "" }));
     let snap = format!("{base}@{BASE_SNAPSHOT}");
     if zfs.exists(&snap)? {
         return Ok(snap);
@@ -90,6 +96,9 @@ fn ensure_base(zfs: &Zfs, parent: &str, src: &Path) -> Result<String> {
     zfs.create_subvol(&base, None)?;
     let mp = zfs.mountpoint(&base)?;
     nexcage_zfs::copy_tree(src, &mp)?;
+    if let Some(b) = shift {
+        nexcage_zfs::shift_owners(&mp, b, nexcage_pve::mapping::UNPRIVILEGED_ID_COUNT)?;
+    }
     zfs.snapshot(&snap)?;
     Ok(snap)
 }

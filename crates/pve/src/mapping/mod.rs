@@ -117,7 +117,16 @@ pub struct ExecOptions {
     /// The config holds bind/device mount points: only `root@pam` (ticket
     /// or CLI) may register it.
     pub needs_root_pam: bool,
+    /// The guest runs in Proxmox's default id map (`unprivileged: 1`
+    /// without a user namespace in the spec): its rootfs must be owned by
+    /// ids shifted by this much ([`UNPRIVILEGED_ID_BASE`]).
+    pub id_shift: Option<u32>,
 }
+
+/// Proxmox's id map for unprivileged guests (pve-container `LXC.pm`, and
+/// `root:100000:65536` in /etc/subuid and /etc/subgid of every PVE host).
+pub const UNPRIVILEGED_ID_BASE: u32 = 100000;
+pub const UNPRIVILEGED_ID_COUNT: u32 = 65536;
 
 /// The mapped container: Proxmox keys (sorted, as the file stores them),
 /// allow-listed raw `lxc.*` keys in order, and the exec-only extras.

@@ -1,6 +1,6 @@
 //! Namespaces, id maps, sysctls, seccomp and the remaining `linux` fields.
 
-use super::{err, refuse_if_set, MapError, MapOptions, NamespaceShare, Out};
+use super::{err, refuse_if_set, MapError, MapOptions, NamespaceShare, Out, UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT};
 use serde_json::Value;
 
 /// OCI namespace type -> LXC name.
@@ -77,6 +77,13 @@ pub(super) fn namespaces(linux: &Value, opts: &MapOptions, out: &mut Out) -> Res
         out.key("unprivileged", "1");
     } else {
         out.key("unprivileged", "0");
+    }
+    if opts.unprivileged && !userns {
+        // What Proxmox's own start would do for `unprivileged: 1`.
+        let map = format!("0 {UNPRIVILEGED_ID_BASE} {UNPRIVILEGED_ID_COUNT}");
+        out.exec.lxc.push(("lxc.idmap".into(), format!("u {map}")));
+        out.exec.lxc.push(("lxc.idmap".into(), format!("g {map}")));
+        out.exec.id_shift = Some(UNPRIVILEGED_ID_BASE);
     }
     for (key, letter) in [("uidMappings", "u"), ("gidMappings", "g")] {
         let Some(maps) = linux.get(key).and_then(Value::as_array) else {

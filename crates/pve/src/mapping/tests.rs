@@ -595,3 +595,18 @@ fn shares_formula_matches_runc() {
     assert_eq!(resources::shares_to_weight(1024), 39);
     assert_eq!(resources::shares_to_weight(262144), 10000);
 }
+
+#[test]
+fn unprivileged_gets_proxmox_id_map() {
+    let c = map_spec(&Spec::default(), &opts()).unwrap();
+    assert_eq!(key(&c, "unprivileged").as_deref(), Some("1"));
+    assert_eq!(c.exec.id_shift, Some(100000));
+    let maps: Vec<&str> = c.exec.lxc.iter().filter(|(k, _)| k == "lxc.idmap").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(maps, ["u 0 100000 65536", "g 0 100000 65536"]);
+    let mut o = opts();
+    o.unprivileged = false;
+    let c = map_spec(&Spec::default(), &o).unwrap();
+    assert_eq!(key(&c, "unprivileged").as_deref(), Some("0"));
+    assert_eq!(c.exec.id_shift, None);
+    assert!(!c.exec.lxc.iter().any(|(k, _)| k == "lxc.idmap"));
+}

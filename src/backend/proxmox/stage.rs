@@ -1,0 +1,109 @@
+//! Bind-mount sources of an unprivileged guest. LXC mounts `lxc.mount.entry`
+//! from inside the guest's user namespace, as the mapped root (uid 100000),
+//! which cannot walk into root-only directories such as Podman's
+//! `/var/lib/containers` (0700). So create bind-mounts each source, as host
+//! root, onto `<lxc_dir>/mounts/<n>` and points the entry there; the source
+//! keeps its own permissions, only the path to it changes. delete unmounts
+//! them before the LXC dir is removed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nexcage_pve::mapping::PveConfig;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+const DIR: &str = "mounts";
+
+/// Stages every host bind source of `pve`'s mount entries; rewrites them.
+pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
+    let base = lxc_dir.join(DIR);
+    let mut n = 0;
+    for (k, v) in pve.lxc.iter_mut().chain(pve.exec.lxc.iter_mut()) {
+        let f: Vec<&str> = v.split(' ').collect();
+        let is_bind = f.len() >= 4 && f[2] == "none" && f[3].split(',').any(|o| o == "bind" || o == "rbind");
+        if k != "lxc.mount.entry" || !is_bind || !f[0].starts_with('/') {
+            continue;
+        }
+        let src = Path::new(f[0]);
+        let at = base.join(n.to_string());
+        n += 1;
+        std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
+        if src.is_dir() {
+            std::fs::create_dir(&at).with_context(|| format!("create {}", at.display()))?;
+        } else {
+            std::fs::write(&at, b"").with_context(|| format!("create {}", at.display()))?;
+        }
+        let rec = if f[3].split(',').any(|o| o == "rbind") { MsFlags::MS_REC } else { MsFlags::empty() };
+        mount(Some(src), &at, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+            .with_context(|| format!("cannot stage bind mount source {} for the unprivileged guest", src.display()))?;
+        let mut g: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+        g[0] = at.display().to_string();
+        *v = g.join(" ");
+    }
+    Ok(())
+}
+
+/// Creates missing mount targets in the guest's rootfs, owned by the guest's
+/// root: LXC would create them as the mapped root, which FUSE filesystems
+/// such as zfs-fuse check by uid alone (no CAP_DAC_OVERRIDE in the user
+/// namespace), failing in a read-only-mode directory. /dev is LXC's tmpfs.
+pub fn precreate_targets(rootfs: &Path, pve: &PveConfig, shift: u32) -> Result<()> {
+    for (k, v) in pve.lxc.iter().chain(pve.exec.lxc.iter()) {
+        let f: Vec<&str> = v.split(' ').collect();
+        if k != "lxc.mount.entry" || f.len() < 4 || f[1].starts_with("dev/") || f[1] == "dev" {
+            continue;
+        }
+        let rel = Path::new(f[1]);
+        if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            continue;
+        }
+        let file = f[2] == "none" && Path::new(f[0]).is_file();
+        let mut cur = rootfs.to_path_buf();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, c) in parts.iter().enumerate() {
+            cur.push(c);
+            match std::fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => break, // LXC resolves it in the guest
+                Ok(_) => continue,
+                Err(_) => {}
+            }
+            if i + 1 == parts.len() && file {
+                std::fs::write(&cur, b"").with_context(|| format!("create mount target {}", cur.display()))?;
+            } else {
+                std::fs::create_dir(&cur).with_context(|| format!("create mount target {}", cur.display()))?;
+            }
+            std::os::unix::fs::lchown(&cur, Some(shift), Some(shift)).with_context(|| format!("chown {}", cur.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Mount points under `<lxc_dir>/mounts`, deepest first (from mountinfo).
+fn staged(lxc_dir: &Path) -> Vec<PathBuf> {
+    let base = lxc_dir.join(DIR);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(&base))
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v.dedup();
+    v
+}
+
+/// Unmounts what `stage` mounted (after a crash too); fails if any stays,
+/// so the LXC dir is never removed through a mount into the host.
+pub fn unstage(lxc_dir: &Path) -> Result<()> {
+    for m in staged(lxc_dir) {
+        if let Err(e) = umount2(&m, MntFlags::MNT_DETACH) {
+            tracing::warn!(mount = %m.display(), "cannot unmount staged source: {e}");
+        }
+    }
+    let left = staged(lxc_dir);
+    if !left.is_empty() {
+        bail!("staged mounts still present under {}: {left:?}", lxc_dir.join(DIR).display());
+    }
+    Ok(())
+}
