@@ -25,19 +25,7 @@ fn gzip_zstd_and_plain_layers_with_xattrs() {
     let mid = 512 * 3;
     let mut zdata = zstd(&z[..mid]);
     zdata.extend(zstd(&z[mid..]));
-    let xattr = {
-        let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("SCHILY.xattr.user.nexcage", &b"works"[..])])
-            .unwrap();
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(1);
-        h.set_uid(0);
-        h.set_gid(0);
-        b.append_data(&mut h, "p/xattr", &b"x"[..]).unwrap();
-        b.into_inner().unwrap()
-    };
+    let xattr = xattr_layer("p/xattr", 0);
     let layers = [
         (
             plain.clone(),

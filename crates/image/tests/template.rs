@@ -21,21 +21,6 @@ enum Top {
     Image(ImageCommand),
 }
 
-fn xattr_layer() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.user.nexcage", &b"works"[..])])
-        .unwrap();
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(1);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    b.append_data(&mut h, "xattr", &b"x"[..]).unwrap();
-    b.into_inner().unwrap()
-}
-
 /// Three layers with whiteouts, owners (one beyond the octal uid field),
 /// setuid, a fifo, a device, hard and symbolic links, and names and link
 /// targets longer than the 100-byte tar fields.
@@ -76,7 +61,7 @@ fn layers() -> Vec<Vec<u8>> {
         E::Owned("b/file", 0o600, 5, 6, b"bfile"),
         E::File(".wh.owned", 0o644, b""),
     ]);
-    vec![l1, l2, xattr_layer()]
+    vec![l1, l2, xattr_layer("xattr", 1_700_000_000)]
 }
 
 /// A store holding `image` (built from `layers`, with `config` merged into

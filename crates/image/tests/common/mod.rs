@@ -485,3 +485,20 @@ pub fn insecure() -> nexcage_image::pull::PullOptions {
     o.quiet = true;
     o
 }
+
+/// A one-file layer whose file carries the xattr `user.nexcage=works`
+/// (a PAX `SCHILY.xattr` record).
+pub fn xattr_layer(path: &str, mtime: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.nexcage", &b"works"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    b.append_data(&mut h, path, &b"x"[..]).unwrap();
+    b.into_inner().unwrap()
+}
