@@ -20,9 +20,21 @@ pub fn init_pid(p: &Progress) -> Option<i32> {
     from_holder(p).or_else(|| from_lxc_info(p))
 }
 
-/// [`init_pid`] from /proc only (cheap enough to poll).
-pub fn init_pid_quick(p: &Progress) -> Option<i32> {
-    from_holder(p)
+/// Waits until the guest's init runs, or `alive()` turns false (the
+/// container already ended); false on timeout. Polls /proc, and now and then
+/// asks LXC too, in case its init looks different on this host.
+pub fn wait_running(p: &Progress, alive: &dyn Fn() -> bool, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    for i in 0u32.. {
+        if from_holder(p).is_some() || (i % 25 == 24 && from_lxc_info(p).is_some()) || !alive() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
 }
 
 /// The init is the holder's grandchild (holder -> lxc-execute -> init): found

@@ -121,13 +121,9 @@ impl Backend for Proxmox {
         // Return once the guest runs (or is already gone), so an exec or
         // kill right after start meets a set-up guest, as with runc.
         let p = progress::Progress::load(dir)?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while lxc::init_pid_quick(&p).is_none() && rec.pid.is_some_and(|h| crate::proc::is_same_alive(h, rec.pid_start)) {
-            if std::time::Instant::now() > deadline {
-                tracing::warn!("the guest is not running 10 s after start");
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+        let holder_alive = || rec.pid.is_some_and(|h| crate::proc::is_same_alive(h, rec.pid_start));
+        if !lxc::wait_running(&p, &holder_alive, std::time::Duration::from_secs(10)) {
+            tracing::warn!("the guest is not running 10 s after start");
         }
         Ok(())
     }
