@@ -69,6 +69,15 @@ fn lifecycle(driver: &str) {
     let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
     assert_eq!(st["status"], "paused");
     assert!(env.nx(&["resume", "c1"]).status.success());
+    // delete --force of a paused guest: frozen processes die only once thawed.
+    let b2 = env.bundle("paused", &["sleep", "100"], |_| {});
+    assert!(env.nx(&["create", "-b", b2.to_str().unwrap(), "c2"]).status.success());
+    assert!(env.nx(&["start", "c2"]).status.success());
+    assert!(env.nx(&["pause", "c2"]).status.success());
+    let d = env.nx(&["delete", "--force", "c2"]);
+    assert!(d.status.success(), "{}", out(&d));
+    assert_eq!(env.guests().len(), 1, "{}", env.pct_list());
+    assert_eq!(env.datasets().len(), 1, "paused guest's dataset left: {:?}", env.datasets());
 
     // --all reaches every process of the guest's cgroup.
     let e = env.nx(&["exec", "--detach", "c1", "sleep", "82"]);

@@ -144,6 +144,20 @@ impl Env {
         assert!(self.datasets().is_empty(), "{what}: datasets left: {:?}", self.datasets());
         assert!(self.lxc_dirs().is_empty(), "{what}: LXC dirs left: {:?}", self.lxc_dirs());
         assert!(self.states().is_empty(), "{what}: state dirs left: {:?}", self.states());
+        let cgroups = || -> Vec<String> {
+            let mut v = Vec::new();
+            for root in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+                for e in std::fs::read_dir(root.path()).into_iter().flatten().flatten() {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    if n.starts_with("lxc.payload.") || n.starts_with("lxc.monitor.") {
+                        v.push(e.path().display().to_string());
+                    }
+                }
+            }
+            v
+        };
+        wait_until(5, || cgroups().is_empty());
+        assert!(cgroups().is_empty(), "{what}: LXC cgroups left: {:?}", cgroups());
         let lxc = self.dir.join("lxc");
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         let left: Vec<&str> = mounts.lines().filter(|l| l.split(' ').nth(1).is_some_and(|m| m.starts_with(lxc.to_str().unwrap_or("-")))).collect();

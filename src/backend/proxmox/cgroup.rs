@@ -134,3 +134,66 @@ pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
     }
     Ok(())
 }
+
+/// Thaws a (paused) guest: SIGKILL does not end frozen processes.
+pub fn thaw(init: i32) {
+    if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
+        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
+        let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+    }
+}
+
+/// Whether `name` is one of LXC's cgroups for `vmid`: `lxc.payload.<vmid>`
+/// or `lxc.monitor.<vmid>`, with the `-<n>` LXC adds when the name is taken.
+fn is_guest_cgroup(name: &str, vmid: u32) -> bool {
+    ["lxc.payload.", "lxc.monitor."].iter().any(|p| {
+        name.strip_prefix(p).and_then(|r| r.strip_prefix(&vmid.to_string())).is_some_and(|r| {
+            r.is_empty() || r.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
+
+/// Removes the cgroups LXC left for `vmid` (it cannot when lxc-execute is
+/// killed). Only empty ones go: rmdir refuses a cgroup with processes.
+pub fn remove_leftovers(vmid: u32) {
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    roots.push(PathBuf::from(ROOT));
+    for root in roots {
+        let Ok(rd) = std::fs::read_dir(&root) else { continue };
+        for e in rd.flatten() {
+            if e.file_name().to_str().is_some_and(|n| is_guest_cgroup(n, vmid)) && e.path().is_dir() {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+}
+
+fn rmdir_tree(d: &Path) {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(d) {
+        tracing::debug!(cgroup = %d.display(), "left: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_guest_cgroup;
+
+    #[test]
+    fn guest_cgroup_names() {
+        assert!(is_guest_cgroup("lxc.payload.100", 100));
+        assert!(is_guest_cgroup("lxc.payload.100-13", 100));
+        assert!(is_guest_cgroup("lxc.monitor.100", 100));
+        assert!(!is_guest_cgroup("lxc.payload.1000", 100));
+        assert!(!is_guest_cgroup("lxc.payload.100-", 100));
+        assert!(!is_guest_cgroup("lxc.payload.100-x", 100));
+        assert!(!is_guest_cgroup("lxc.pivot", 100));
+    }
+}

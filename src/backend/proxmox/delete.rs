@@ -26,6 +26,8 @@ fn stop(p: &Progress, holder: Option<(i32, Option<u64>)>) -> Result<()> {
         for pid in cgroup::pids_of(init).unwrap_or_else(|_| vec![init]) {
             let _ = proc::signal(pid, libc::SIGKILL);
         }
+        // A paused guest's processes die only once thawed.
+        cgroup::thaw(init);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     if let Some((h, start)) = holder {
@@ -57,6 +59,10 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
         stop(p, None)?;
     }
     let mut errors = Vec::new();
+    // Only while the VMID is still ours (registered, not yet destroyed).
+    if let (true, Some(vmid)) = (p.guest, p.vmid) {
+        cgroup::remove_leftovers(vmid);
+    }
     if let (true, Some(vmid)) = (p.guest, p.vmid) {
         match px.driver().and_then(|cp| Ok(cp.destroy(vmid, true)?)) {
             Ok(()) => {}
