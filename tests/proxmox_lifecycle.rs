@@ -55,6 +55,9 @@ fn lifecycle(driver: &str) {
         "pwd; id -u; a=$(grep CapBnd /proc/1/status); b=$(grep CapBnd /proc/self/status); [ \"$a\" = \"$b\" ] && echo same-bounding"]);
     assert!(e.status.success(), "{}", out(&e));
     assert_eq!(String::from_utf8_lossy(&e.stdout), "/etc\n1000\nsame-bounding\n", "{}", out(&e));
+    // root.readonly (the example bundle's) holds in the guest.
+    let e = env.nx(&["exec", "c1", "touch", "/x"]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("Read-only file system"), "{}", out(&e));
     let e = env.nx(&["exec", "c1", "no-such-command"]);
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("executable file not found in $PATH"), "{}", out(&e));
@@ -152,6 +155,7 @@ fn strategies() {
         // rootfs cannot be shifted: that guest keeps the host's ids.
         let b = env.bundle(&format!("s-{strat}"), &["sh", "-c", "test -x /bin/busybox && touch /w && cat /proc/self/uid_map"], |v| {
             v["annotations"] = serde_json::json!({"org.nexcage.rootfs-strategy": strat, "org.nexcage.disk-size": "256M"});
+            v["root"]["readonly"] = false.into();
         });
         let o = env.nx(&["run", "-b", b.to_str().unwrap(), &format!("s-{strat}")]);
         assert_eq!(o.status.code(), Some(0), "{strat}: {}", out(&o));
@@ -163,4 +167,21 @@ fn strategies() {
     // The clone base stays for the next clone (that is what makes it O(1)).
     let o = std::process::Command::new("zfs").args(["list", "-H", "-t", "snapshot", "-o", "name", "-r"]).arg(&env.pool).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("@__base__"));
+}
+
+/// The host's network (`podman --network host`): unprivileged still, with
+/// the host's /sys bound read-only (sysfs cannot be mounted for a network
+/// namespace the guest's user namespace does not own).
+#[test]
+fn host_network() {
+    let env = env_or_skip!("hostnet", "pct");
+    let b = env.bundle("hostnet", &["sh", "-c", "cat /proc/self/uid_map; test -d /sys/class/net && echo sys"], |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+    });
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "hn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let words: Vec<String> = String::from_utf8_lossy(&o.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(words, ["0", "100000", "65536", "sys"], "{}", out(&o));
+    env.assert_clean("host network");
 }

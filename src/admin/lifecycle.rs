@@ -33,7 +33,9 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
                 None => backend::route(name, anns, &cfg).ok()?.0.to_string(),
             };
             let parent = (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())??;
-            Some((parent, cfg.unprivileged()))
+            // As the Proxmox backend decides: the host's or a given netns means a privileged guest.
+            let own_netns = !a.network.as_deref().is_some_and(|n| n == "host" || n.starts_with("custom="));
+            Some((parent, cfg.unprivileged() && own_netns))
         };
         let (mut spec, src) = bundle::build(ctx, source, &dir, &base_parent)?;
         let be = a.backend.clone().unwrap_or_else(|| {

@@ -97,8 +97,8 @@ pub fn resolve_user(rootfs: Option<&Root>, user: &str) -> Result<(u32, u32, Vec<
     Ok((uid, gid, extra))
 }
 
-/// The runtime spec for an image: `runc spec`'s defaults plus the image's
-/// command, environment, working dir and user.
+/// The runtime spec for an image: `runc spec`'s defaults (but a writable
+/// root) plus the image's command, environment, working dir and user.
 pub fn runtime_spec(
     cfg: &ImageConfiguration,
     rootfs: Option<&Root>,
@@ -107,6 +107,11 @@ pub fn runtime_spec(
 ) -> Result<Spec> {
     let mut spec = Spec::default();
     spec.set_version("1.0.2".to_string());
+    // A writable root, as `docker run` / `podman run` give (runc spec's is read-only).
+    if let Some(mut root) = spec.root().clone() {
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
+    }
     spec.set_hostname(Some("nexcage".to_string()));
     let c = cfg.config().clone().unwrap_or_default();
     let mut args: Vec<String> = c.entrypoint().clone().unwrap_or_default();

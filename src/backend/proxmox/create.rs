@@ -12,7 +12,7 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
 use super::lxcconf::{self, CgroupMode};
 use super::progress::Progress;
 use super::rootfs::{self, Strategy};
-use super::{delete, holder, stage, subids, Proxmox};
+use super::{delete, holder, paths, stage, subids, Proxmox};
 use crate::backend::{CreateOpts, Created};
 
 /// What `pct create` needs as template; the rootfs is provided by nexcage.
@@ -38,8 +38,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
     let strategy = rootfs::choose(cfg, &ann)?;
-    // A bind rootfs cannot have its owners shifted: such guests run privileged.
-    let unprivileged = cfg.unprivileged() && strategy != Strategy::Bind;
+    let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
         subids::check_root_range(mapping::UNPRIVILEGED_ID_BASE, mapping::UNPRIVILEGED_ID_COUNT)?;
     }
@@ -141,10 +140,13 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         run_cfg.keys.remove("memory");
         run_cfg.keys.remove("swap");
     }
-    if let Some(shift) = run_cfg.exec.id_shift {
-        if let Some(rootfs) = &prog.rootfs {
-            stage::precreate_targets(rootfs, &run_cfg, shift)?;
-        }
+    // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
+    // as an unprivileged guest's mapped root: create them now.
+    let shift = run_cfg.exec.id_shift;
+    if let Some(rootfs) = prog.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
+        stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
+    }
+    if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
     }
     write_lxc_dir(&lxc_dir, vmid, prog, &run_cfg)?;
@@ -167,6 +169,24 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         write_pid_file(pf, pid)?;
     }
     Ok(Created { pid, backend_data: serde_json::to_value(&*prog)? })
+}
+
+/// Whether a guest can run in Proxmox's id map. Not with a `bind` rootfs
+/// (its owners cannot be shifted). Not when it joins namespaces by path
+/// (an engine's or a pod's, owned by the host's user namespace), nor when
+/// it keeps the host's pid, ipc or uts namespace: in a user namespace LXC
+/// can mount proc and mqueue, and set the hostname, only in namespaces
+/// that user namespace owns. (Keeping the host's network works: LXC then
+/// binds the host's /sys.)
+fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: Strategy) -> bool {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
+    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let own = |t: T| ns.iter().any(|n| n.typ() == t && n.path().is_none());
+    let ok = strategy != Strategy::Bind && ns.iter().all(|n| n.path().is_none()) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own);
+    if !ok {
+        tracing::info!("the guest runs privileged: bind rootfs, a namespace joined by path, or the host's pid/ipc/uts namespace");
+    }
+    ok
 }
 
 fn write_lxc_dir(lxc_dir: &Path, vmid: u32, prog: &Progress, pve: &mapping::PveConfig) -> Result<()> {

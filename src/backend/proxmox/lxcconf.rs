@@ -65,8 +65,20 @@ pub fn render(i: &Inputs) -> String {
             put("lxc.environment", e);
         }
     }
+    // In a user namespace sysfs mounts only for a network namespace it owns:
+    // with the host's network, bind the host's /sys read-only instead.
+    let userns = i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()).any(|(k, _)| k == "lxc.idmap");
+    let host_net = i.pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == "net"));
+    let bind_sys = userns && host_net;
     for (k, v) in i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()) {
         match k.as_str() {
+            "lxc.mount.auto" if bind_sys => {
+                let keep: Vec<&str> = v.split_whitespace().filter(|t| !t.starts_with("sys")).collect();
+                if !keep.is_empty() {
+                    put(k, &keep.join(" "));
+                }
+                put("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0");
+            }
             // lxc-execute takes the command on its command line.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
             "lxc.mount.entry" => put(k, &with_create(v)),
@@ -99,6 +111,12 @@ pub fn render(i: &Inputs) -> String {
     }
     if let Some(f) = i.seccomp_file {
         put("lxc.seccomp.profile", &f.display().to_string());
+    }
+    if super::paths::readonly_root(i.pve) {
+        put("lxc.rootfs.options", "ro");
+    }
+    for e in super::paths::entries(i.rootfs, i.pve) {
+        put("lxc.mount.entry", &e);
     }
     s
 }

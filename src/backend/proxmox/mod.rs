@@ -14,6 +14,7 @@ pub mod gc;
 mod holder;
 mod lxc;
 mod lxcconf;
+mod paths;
 mod progress;
 mod rootfs;
 mod signal;
