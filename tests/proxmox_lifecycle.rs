@@ -185,3 +185,38 @@ fn host_network() {
     assert_eq!(words, ["0", "100000", "65536", "sys"], "{}", out(&o));
     env.assert_clean("host network");
 }
+
+/// OCI hooks run on the host with the state on stdin: prestart and
+/// createRuntime at create (a failure fails create and leaves nothing),
+/// poststart after start, poststop after delete; createContainer is refused.
+#[test]
+fn hooks() {
+    let env = env_or_skip!("hooks", "pct");
+    let out_dir = env.dir.join("hooks-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let hook = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.json", out_dir.display())]});
+    let b = env.bundle("hooked", &["true"], |v| {
+        v["hooks"] = serde_json::json!({"prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")], "poststop": [hook("poststop")]});
+    });
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "hk"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for (name, status) in [("prestart", "created"), ("createRuntime", "created"), ("poststart", "running"), ("poststop", "stopped")] {
+        let text = std::fs::read_to_string(out_dir.join(format!("{name}.json"))).unwrap_or_else(|e| panic!("{name} did not run: {e}"));
+        let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((st["id"].as_str(), st["status"].as_str()), (Some("hk"), Some(status)), "{name}: {st}");
+    }
+    env.assert_clean("after a hooked run");
+    let b = env.bundle("badhook", &["true"], |v| {
+        v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "bad"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hook /bin/false failed"), "{}", out(&o));
+    env.assert_clean("after a failing createRuntime hook");
+    let b = env.bundle("cchook", &["true"], |v| {
+        v["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]});
+    });
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "cc"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.createContainer: not supported"), "{}", out(&o));
+    env.assert_clean("after a refused createContainer hook");
+}

@@ -12,7 +12,7 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
 use super::lxcconf::{self, CgroupMode};
 use super::progress::Progress;
 use super::rootfs::{self, Strategy};
-use super::{delete, holder, paths, stage, subids, Proxmox};
+use super::{delete, holder, hooks, paths, stage, subids, Proxmox};
 use crate::backend::{CreateOpts, Created};
 
 /// What `pct create` needs as template; the rootfs is provided by nexcage.
@@ -37,6 +37,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    hooks::check(spec)?;
     let strategy = rootfs::choose(cfg, &ann)?;
     let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
@@ -163,6 +164,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     };
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
     prog.holder = Some(pid);
+    prog.save(opts.dir)?;
+    // A failing prestart/createRuntime hook fails create (and undoes it).
+    hooks::run(spec, opts.id, &opts.bundle.dir, Some(pid), hooks::Stage::Created)?;
     prog.step = "done".into();
     prog.save(opts.dir)?;
     if let Some(pf) = &opts.pid_file {

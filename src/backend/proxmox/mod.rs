@@ -12,6 +12,7 @@ mod delete;
 mod exec;
 pub mod gc;
 mod holder;
+mod hooks;
 mod lxc;
 mod lxcconf;
 mod paths;
@@ -126,6 +127,9 @@ impl Backend for Proxmox {
         if !lxc::wait_running(&p, &holder_alive, std::time::Duration::from_secs(10)) {
             tracing::warn!("the guest is not running 10 s after start");
         }
+        if let Ok(spec) = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")) {
+            hooks::run(&spec, &rec.id, &rec.bundle, rec.pid, hooks::Stage::Started)?;
+        }
         Ok(())
     }
 
@@ -134,7 +138,11 @@ impl Backend for Proxmox {
     }
 
     fn delete(&self, rec: &Record, dir: &Path, force: bool) -> Result<()> {
-        delete::delete(self, rec, dir, force)
+        delete::delete(self, rec, dir, force)?;
+        if let Ok(spec) = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")) {
+            hooks::run(&spec, &rec.id, &rec.bundle, rec.pid, hooks::Stage::Deleted)?;
+        }
+        Ok(())
     }
 
     fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
