@@ -220,3 +220,15 @@ fn hooks() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.createContainer: not supported"), "{}", out(&o));
     env.assert_clean("after a refused createContainer hook");
 }
+
+/// A program the rootfs does not have fails create (as with runc), and
+/// nothing is left: no guest that starts and exits 1.
+#[test]
+fn missing_program() {
+    let env = env_or_skip!("noprog", "pct");
+    let b = env.bundle("noprog", &["no-such-program"], |_| {});
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "np"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"no-such-program\": executable file not found in $PATH"), "{}", out(&o));
+    env.assert_clean("after a missing program");
+}

@@ -12,7 +12,7 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
 use super::lxcconf::{self, CgroupMode};
 use super::progress::Progress;
 use super::rootfs::{self, Strategy};
-use super::{delete, holder, hooks, paths, stage, subids, Proxmox};
+use super::{delete, holder, hooks, lookup, paths, stage, subids, Proxmox};
 use crate::backend::{CreateOpts, Created};
 
 /// What `pct create` needs as template; the rootfs is provided by nexcage.
@@ -58,6 +58,10 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     prog.terminal = process.terminal().unwrap_or(false);
     if prog.args.is_empty() {
         bail!("process.args must not be empty");
+    }
+    // With a clone source the guest's files come from the snapshot, not the bundle.
+    if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
+        lookup::check_program(&opts.bundle.rootfs, &prog.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
     // LXC has no umask key: the holder sets it before lxc-execute, whose
     // init and command inherit it.

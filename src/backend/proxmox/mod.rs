@@ -14,6 +14,7 @@ pub mod gc;
 mod holder;
 mod hooks;
 mod lxc;
+mod lookup;
 mod lxcconf;
 mod paths;
 mod progress;

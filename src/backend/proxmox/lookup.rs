@@ -1,0 +1,100 @@
+//! The program a guest will run, checked at create in the bundle's rootfs
+//! (as runc does before create returns): a missing one is a clear create
+//! error, not a guest that starts and exits 1.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `p` (absolute, in the guest's view) resolved inside `root`: symlinks,
+/// absolute ones included, never leave it. None when it does not exist.
+fn resolve(root: &Path, p: &Path) -> Option<PathBuf> {
+    fn push_front(rest: &mut VecDeque<OsString>, p: &Path) {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => rest.push_front(n.to_os_string()),
+                Component::ParentDir => rest.push_front("..".into()),
+                _ => {}
+            }
+        }
+    }
+    let mut rest = VecDeque::new();
+    push_front(&mut rest, p);
+    let mut cur = PathBuf::new();
+    let mut hops = 0;
+    while let Some(c) = rest.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let cand = cur.join(&c);
+        let full = root.join(&cand);
+        if std::fs::symlink_metadata(&full).ok()?.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let target = std::fs::read_link(&full).ok()?;
+            if target.is_absolute() {
+                cur = PathBuf::new();
+            }
+            push_front(&mut rest, &target);
+        } else {
+            cur = cand;
+        }
+    }
+    Some(root.join(cur))
+}
+
+fn executable(root: &Path, p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    resolve(root, p).and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Fails like runc when `args[0]` cannot be executed in `rootfs`.
+pub fn check_program(rootfs: &Path, args: &[String], env: &[String], cwd: &Path) -> Result<()> {
+    let Some(prog) = args.first() else { return Ok(()) };
+    let found = if prog.contains('/') {
+        executable(rootfs, &cwd.join(prog))
+    } else {
+        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+        path.split(':').filter(|d| d.starts_with('/')).any(|d| executable(rootfs, &Path::new(d).join(prog)))
+    };
+    if !found {
+        if prog.contains('/') {
+            bail!("exec: {prog:?}: no such file or directory");
+        }
+        bail!("exec: {prog:?}: executable file not found in $PATH");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn finds_programs_inside_the_root_only() {
+        let r = std::env::temp_dir().join(format!("nx-lookup-{}", std::process::id()));
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::fs::write(r.join("bin/busybox"), "x").unwrap();
+        std::fs::set_permissions(r.join("bin/busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("busybox", r.join("bin/sh")).unwrap();
+        symlink("/bin/busybox", r.join("usr/bin/env")).unwrap();
+        symlink("/etc/passwd", r.join("usr/bin/escape")).unwrap();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let cwd = Path::new("/");
+        assert!(check_program(&r, &s(&["sh"]), &s(&["PATH=/usr/bin:/bin"]), cwd).is_ok());
+        assert!(check_program(&r, &s(&["env"]), &[], cwd).is_ok());
+        assert!(check_program(&r, &s(&["/bin/sh"]), &[], cwd).is_ok());
+        assert!(check_program(&r, &s(&["nope"]), &[], cwd).unwrap_err().to_string().contains("executable file not found"));
+        assert!(check_program(&r, &s(&["escape"]), &[], cwd).is_err(), "followed a symlink out of the root");
+        std::fs::remove_dir_all(&r).unwrap();
+    }
+}
