@@ -33,9 +33,17 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
                 None => backend::route(name, anns, &cfg).ok()?.0.to_string(),
             };
             let parent = (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())??;
-            // As the Proxmox backend decides: the host's or a given netns means a privileged guest.
-            let own_netns = !a.network.as_deref().is_some_and(|n| n == "host" || n.starts_with("custom="));
-            Some((parent, cfg.unprivileged() && own_netns))
+            // The backend's rule, on the namespaces the image's spec will have:
+            // runc's defaults, the network one dropped (host) or joined (custom=).
+            use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
+            let net = a.network.as_deref().map(spec_edit::parse_network).transpose().ok()?;
+            let mut ns = vec![(T::Pid, false), (T::Ipc, false), (T::Uts, false), (T::Mount, false)];
+            match net {
+                Some(spec_edit::Network::Host) => {}
+                Some(spec_edit::Network::Custom(_)) => ns.push((T::Network, true)),
+                _ => ns.push((T::Network, false)),
+            }
+            Some((parent, cfg.unprivileged() && backend::proxmox::unprivileged_possible(ns, false)))
         };
         let (mut spec, src) = bundle::build(ctx, source, &dir, &base_parent)?;
         let be = a.backend.clone().unwrap_or_else(|| {

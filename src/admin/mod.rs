@@ -28,12 +28,10 @@ pub use opts::AdminArgs;
 pub const ADMIN_ANNOTATION: &str = "org.nexcage.admin";
 pub const IMAGE_ANNOTATION: &str = "org.nexcage.image";
 pub const AUTOSTART_ANNOTATION: &str = "org.nexcage.auto-start";
-pub const DISK_ANNOTATION: &str = "org.nexcage.disk-size";
 pub const STORAGE_TYPE_ANNOTATION: &str = "org.nexcage.storage-type";
-/// The Proxmox backend's rootfs strategy and clone source (src/backend/proxmox/rootfs.rs).
-pub const STRATEGY_ANNOTATION: &str = "org.nexcage.rootfs-strategy";
-pub const CLONE_ANNOTATION: &str = "org.nexcage.clone-from";
-pub const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
+/// The Proxmox backend's own: disk size, rootfs strategy, clone source.
+pub use crate::backend::proxmox::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+pub use crate::backend::BACKEND_ANNOTATION;
 pub const PORTS_ANNOTATION: &str = "org.nexcage.ports";
 pub const NETWORK_ANNOTATION: &str = "org.nexcage.network";
 

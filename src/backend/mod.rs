@@ -86,7 +86,7 @@ pub fn set_config_path(p: Option<PathBuf>) {
     let _ = CONFIG_PATH.set(p);
 }
 
-const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
+pub const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
 const SANDBOX_ANNOTATIONS: [(&str, &str); 2] = [
     ("io.kubernetes.cri.container-type", "sandbox"),
     ("io.kubernetes.cri-o.ContainerType", "sandbox"),

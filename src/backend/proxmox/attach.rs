@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +19,6 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 
 use super::{cgroup, holder};
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The guest as the exec'd process joins it.
 pub struct Target {
@@ -191,27 +189,13 @@ fn execute(p: &Process) -> Result<Infallible> {
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(p.user().uid())));
     }
-    let path = lookup(prog, &env)?;
+    let path = super::lookup::find(Path::new("/"), prog, &env)?;
     let cstr = |s: &str| CString::new(s).with_context(|| format!("{s:?} contains a NUL byte"));
     let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let envp = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>>>()?;
     let path = cstr(&path)?;
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     bail!("exec: {prog:?}: {}", errno_text(e))
-}
-
-fn lookup(prog: &str, env: &[String]) -> Result<String> {
-    if prog.contains('/') {
-        return Ok(prog.to_string());
-    }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let f = Path::new(dir).join(prog);
-        if std::fs::metadata(&f).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
-            return Ok(f.to_string_lossy().into_owned());
-        }
-    }
-    bail!("exec: {prog:?}: executable file not found in $PATH")
 }
 
 /// The home directory of `uid` from the guest's /etc/passwd, else "/".

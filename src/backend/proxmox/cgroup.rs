@@ -144,14 +144,22 @@ pub fn thaw(init: i32) {
     }
 }
 
-/// Whether `name` is one of LXC's cgroups for `vmid`: `lxc.payload.<vmid>`
-/// or `lxc.monitor.<vmid>`, with the `-<n>` LXC adds when the name is taken.
-fn is_guest_cgroup(name: &str, vmid: u32) -> bool {
-    ["lxc.payload.", "lxc.monitor."].iter().any(|p| {
-        name.strip_prefix(p).and_then(|r| r.strip_prefix(&vmid.to_string())).is_some_and(|r| {
-            r.is_empty() || r.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
+/// Whether `name` is LXC's `<prefix><vmid>` cgroup, or the `-<n>` variant
+/// LXC picks when that name is taken.
+fn is_lxc_cgroup(name: &str, prefix: &str, vmid: u32) -> bool {
+    name.strip_prefix(prefix).and_then(|r| r.strip_prefix(&vmid.to_string())).is_some_and(|r| {
+        r.is_empty() || r.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     })
+}
+
+/// The guest's payload cgroup (`lxc.payload.<vmid>[-<n>]`).
+pub fn is_payload(name: &str, vmid: u32) -> bool {
+    is_lxc_cgroup(name, "lxc.payload.", vmid)
+}
+
+/// One of LXC's cgroups for `vmid`: payload or monitor.
+fn is_guest_cgroup(name: &str, vmid: u32) -> bool {
+    is_payload(name, vmid) || is_lxc_cgroup(name, "lxc.monitor.", vmid)
 }
 
 /// Removes the cgroups LXC left for `vmid` (it cannot when lxc-execute is

@@ -179,18 +179,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     Ok(Created { pid, backend_data: serde_json::to_value(&*prog)? })
 }
 
-/// Whether a guest can run in Proxmox's id map. Not with a `bind` rootfs
-/// (its owners cannot be shifted). Not when it joins namespaces by path
-/// (an engine's or a pod's, owned by the host's user namespace), nor when
-/// it keeps the host's pid, ipc or uts namespace: in a user namespace LXC
-/// can mount proc and mqueue, and set the hostname, only in namespaces
-/// that user namespace owns. (Keeping the host's network works: LXC then
-/// binds the host's /sys.)
 fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: Strategy) -> bool {
-    use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
     let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    let own = |t: T| ns.iter().any(|n| n.typ() == t && n.path().is_none());
-    let ok = strategy != Strategy::Bind && ns.iter().all(|n| n.path().is_none()) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own);
+    let ok = super::unprivileged_possible(ns.iter().map(|n| (n.typ(), n.path().is_some())), strategy == Strategy::Bind);
     if !ok {
         tracing::info!("the guest runs privileged: bind rootfs, a namespace joined by path, or the host's pid/ipc/uts namespace");
     }

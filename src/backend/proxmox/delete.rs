@@ -59,11 +59,9 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
         stop(p, None)?;
     }
     let mut errors = Vec::new();
-    // Only while the VMID is still ours (registered, not yet destroyed).
     if let (true, Some(vmid)) = (p.guest, p.vmid) {
+        // While the VMID is still ours (registered, not yet destroyed).
         cgroup::remove_leftovers(vmid);
-    }
-    if let (true, Some(vmid)) = (p.guest, p.vmid) {
         match px.driver().and_then(|cp| Ok(cp.destroy(vmid, true)?)) {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
@@ -75,13 +73,14 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
     }
     if let Some(d) = p.lxc_dir() {
         // Never remove the dir through a staged mount into the host.
-        match stage::unstage(&d).and_then(|()| Ok(std::fs::remove_dir_all(&d)?)).map_err(|e| match e.downcast::<std::io::Error>() {
-            Ok(io) => io,
-            Err(other) => std::io::Error::other(format!("{other:#}")),
-        }) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(format!("remove {}: {e}", d.display())),
+        if let Err(e) = stage::unstage(&d) {
+            errors.push(format!("{e:#}"));
+        } else {
+            match std::fs::remove_dir_all(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("remove {}: {e}", d.display())),
+            }
         }
     }
     if errors.is_empty() {

@@ -30,6 +30,15 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The hooks of a recorded container (poststart, poststop), from its
+/// bundle's config.json; a config that cannot be read has none to run.
+pub fn run_recorded(rec: &crate::state::Record, stage: Stage) -> Result<()> {
+    match Spec::load(rec.bundle.join("config.json")) {
+        Ok(spec) => run(&spec, &rec.id, &rec.bundle, rec.pid, stage),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Runs the hooks of `stage`. Errors only for the create stage.
 pub fn run(spec: &Spec, id: &str, bundle: &Path, pid: Option<i32>, stage: Stage) -> Result<()> {
     let Some(h) = spec.hooks() else { return Ok(()) };

@@ -55,20 +55,27 @@ fn executable(root: &Path, p: &Path) -> bool {
     resolve(root, p).and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// `prog` as execve takes it: itself when it names a path, else the first
+/// executable `<dir>/<prog>` of the PATH in `env` (absolute entries only,
+/// as runc), looked up inside `root` (`/` from within the guest).
+pub fn find(root: &Path, prog: &str, env: &[String]) -> Result<String> {
+    if prog.contains('/') {
+        return Ok(prog.to_string());
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
+        .find(|p| executable(root, Path::new(p)))
+        .ok_or_else(|| anyhow::anyhow!("exec: {prog:?}: executable file not found in $PATH"))
+}
+
 /// Fails like runc when `args[0]` cannot be executed in `rootfs`.
 pub fn check_program(rootfs: &Path, args: &[String], env: &[String], cwd: &Path) -> Result<()> {
     let Some(prog) = args.first() else { return Ok(()) };
-    let found = if prog.contains('/') {
-        executable(rootfs, &cwd.join(prog))
-    } else {
-        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-        path.split(':').filter(|d| d.starts_with('/')).any(|d| executable(rootfs, &Path::new(d).join(prog)))
-    };
-    if !found {
-        if prog.contains('/') {
-            bail!("exec: {prog:?}: no such file or directory");
-        }
-        bail!("exec: {prog:?}: executable file not found in $PATH");
+    let p = find(rootfs, prog, env)?;
+    if !executable(rootfs, &cwd.join(p)) {
+        bail!("exec: {prog:?}: no such file or directory");
     }
     Ok(())
 }

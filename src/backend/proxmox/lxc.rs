@@ -41,10 +41,10 @@ pub fn wait_running(p: &Progress, alive: &dyn Fn() -> bool, timeout: std::time::
 /// in /proc without running `lxc-info`, and only taken when it sits in this
 /// guest's payload cgroup (so a reused holder pid cannot mislead).
 fn from_holder(p: &Progress) -> Option<i32> {
-    let payload = format!("lxc.payload.{}", p.vmid?);
+    let vmid = p.vmid?;
     let in_guest = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-            t.lines().any(|l| l.split_once(&payload).is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with(['-', '/'])))
+            t.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|path| path.split('/').any(|c| super::cgroup::is_payload(c, vmid)))
         })
     };
     children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g) && is_init(*g))

@@ -184,20 +184,54 @@ fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
     out
 }
 
+/// An `lxc.mount.entry` value: `SOURCE TARGET FSTYPE OPTIONS DUMP PASS`.
+pub struct MountEntry<'a> {
+    pub fields: Vec<&'a str>,
+}
+
+impl<'a> MountEntry<'a> {
+    pub fn parse(v: &'a str) -> Option<Self> {
+        let fields: Vec<&str> = v.split(' ').collect();
+        (fields.len() >= 4).then_some(MountEntry { fields })
+    }
+    pub fn source(&self) -> &'a str {
+        self.fields[0]
+    }
+    pub fn target(&self) -> &'a str {
+        self.fields[1]
+    }
+    pub fn has_option(&self, o: &str) -> bool {
+        self.fields[3].split(',').any(|x| x == o)
+    }
+    /// A bind mount of a host path.
+    pub fn is_bind(&self) -> bool {
+        self.has_option("bind") || self.has_option("rbind")
+    }
+    /// A bind of a host file (not a directory).
+    pub fn binds_file(&self) -> bool {
+        self.is_bind() && Path::new(self.source()).is_file()
+    }
+    /// The entry with its source replaced.
+    pub fn with_source(&self, src: &str) -> String {
+        let mut f = self.fields.clone();
+        f[0] = src;
+        f.join(" ")
+    }
+}
+
 /// Bind entries need the target created in the rootfs: a file for a file
 /// source, a directory otherwise.
 fn with_create(entry: &str) -> String {
-    if entry.contains("create=") {
-        return entry.to_string();
+    match MountEntry::parse(entry).filter(|e| e.is_bind() && !entry.contains("create=")) {
+        Some(e) => {
+            let kind = if e.binds_file() { "create=file" } else { "create=dir" };
+            let mut f = e.fields.clone();
+            let opts = format!("{},{kind}", f[3]);
+            f[3] = &opts;
+            f.join(" ")
+        }
+        None => entry.to_string(),
     }
-    let f: Vec<&str> = entry.split(' ').collect();
-    if f.len() < 4 || !f[3].split(',').any(|o| o == "bind" || o == "rbind") {
-        return entry.to_string();
-    }
-    let kind = if Path::new(f[0]).is_file() { "create=file" } else { "create=dir" };
-    let mut v: Vec<String> = f.iter().map(|x| x.to_string()).collect();
-    v[3] = format!("{},{kind}", f[3]);
-    v.join(" ")
 }
 
 #[cfg(test)]

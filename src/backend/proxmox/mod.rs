@@ -23,6 +23,22 @@ mod signal;
 mod stage;
 pub mod subids;
 
+pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+
+/// Whether a guest with these namespaces (type, joined by path) can run in
+/// Proxmox's id map. Not with a `bind` rootfs (its owners cannot be
+/// shifted). Not when it joins namespaces by path (an engine's or a pod's,
+/// owned by the host's user namespace), nor when it keeps the host's pid,
+/// ipc or uts namespace: in a user namespace LXC can mount proc and mqueue,
+/// and set the hostname, only in namespaces that user namespace owns.
+/// (Keeping the host's network works: LXC then binds the host's /sys.)
+pub fn unprivileged_possible(ns: impl IntoIterator<Item = (libcontainer::oci_spec::runtime::LinuxNamespaceType, bool)>, bind_rootfs: bool) -> bool {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
+    let ns: Vec<_> = ns.into_iter().collect();
+    let own = |t: T| ns.iter().any(|(x, joined)| *x == t && !joined);
+    !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own)
+}
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -128,10 +144,7 @@ impl Backend for Proxmox {
         if !lxc::wait_running(&p, &holder_alive, std::time::Duration::from_secs(10)) {
             tracing::warn!("the guest is not running 10 s after start");
         }
-        if let Ok(spec) = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")) {
-            hooks::run(&spec, &rec.id, &rec.bundle, rec.pid, hooks::Stage::Started)?;
-        }
-        Ok(())
+        hooks::run_recorded(rec, hooks::Stage::Started)
     }
 
     fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()> {
@@ -140,10 +153,7 @@ impl Backend for Proxmox {
 
     fn delete(&self, rec: &Record, dir: &Path, force: bool) -> Result<()> {
         delete::delete(self, rec, dir, force)?;
-        if let Ok(spec) = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")) {
-            hooks::run(&spec, &rec.id, &rec.bundle, rec.pid, hooks::Stage::Deleted)?;
-        }
-        Ok(())
+        hooks::run_recorded(rec, hooks::Stage::Deleted)
     }
 
     fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {

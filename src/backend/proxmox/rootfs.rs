@@ -62,10 +62,7 @@ pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u
             // create_subvol warns about properties the implementation refused.
             zfs.create_subvol(name, Some(quota))?;
             let mp = zfs.mountpoint(name)?;
-            nexcage_zfs::copy_tree(src, &mp)?;
-            if let Some(base) = shift {
-                nexcage_zfs::shift_owners(&mp, base, nexcage_pve::mapping::UNPRIVILEGED_ID_COUNT)?;
-            }
+            fill(src, &mp, shift)?;
             Ok(mp)
         }
         Strategy::Clone => {
@@ -78,6 +75,15 @@ pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u
         }
         Strategy::Bind => bail!("bind strategy has no dataset"),
     }
+}
+
+/// Copies `src` into `dst`, owners shifted for an unprivileged guest.
+fn fill(src: &Path, dst: &Path, shift: Option<u32>) -> Result<()> {
+    nexcage_zfs::copy_tree(src, dst)?;
+    if let Some(base) = shift {
+        nexcage_zfs::shift_owners(dst, base, nexcage_pve::mapping::UNPRIVILEGED_ID_COUNT)?;
+    }
+    Ok(())
 }
 
 /// The base snapshot for `src`: `<parent>/basevol-<key>-disk-0@__base__`,
@@ -95,10 +101,7 @@ fn ensure_base(zfs: &Zfs, parent: &str, src: &Path, shift: Option<u32>) -> Resul
     zfs.destroy(&base, true)?;
     zfs.create_subvol(&base, None)?;
     let mp = zfs.mountpoint(&base)?;
-    nexcage_zfs::copy_tree(src, &mp)?;
-    if let Some(b) = shift {
-        nexcage_zfs::shift_owners(&mp, b, nexcage_pve::mapping::UNPRIVILEGED_ID_COUNT)?;
-    }
+    fill(src, &mp, shift)?;
     zfs.snapshot(&snap)?;
     Ok(snap)
 }

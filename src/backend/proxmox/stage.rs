@@ -12,6 +12,8 @@ use anyhow::{bail, Context, Result};
 use nexcage_pve::mapping::PveConfig;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::lxcconf::MountEntry;
+
 const DIR: &str = "mounts";
 
 /// Stages every host bind source of `pve`'s mount entries; rewrites them.
@@ -19,12 +21,10 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
     let base = lxc_dir.join(DIR);
     let mut n = 0;
     for (k, v) in pve.lxc.iter_mut().chain(pve.exec.lxc.iter_mut()) {
-        let f: Vec<&str> = v.split(' ').collect();
-        let is_bind = f.len() >= 4 && f[2] == "none" && f[3].split(',').any(|o| o == "bind" || o == "rbind");
-        if k != "lxc.mount.entry" || !is_bind || !f[0].starts_with('/') {
+        let Some(e) = MountEntry::parse(v).filter(|e| k == "lxc.mount.entry" && e.is_bind() && e.source().starts_with('/')) else {
             continue;
-        }
-        let src = Path::new(f[0]);
+        };
+        let src = Path::new(e.source());
         let at = base.join(n.to_string());
         n += 1;
         std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
@@ -33,12 +33,10 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
         } else {
             std::fs::write(&at, b"").with_context(|| format!("create {}", at.display()))?;
         }
-        let rec = if f[3].split(',').any(|o| o == "rbind") { MsFlags::MS_REC } else { MsFlags::empty() };
+        let rec = if e.has_option("rbind") { MsFlags::MS_REC } else { MsFlags::empty() };
         mount(Some(src), &at, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
             .with_context(|| format!("cannot stage bind mount source {} for the unprivileged guest", src.display()))?;
-        let mut g: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-        g[0] = at.display().to_string();
-        *v = g.join(" ");
+        *v = e.with_source(&at.display().to_string());
     }
     Ok(())
 }
@@ -49,15 +47,14 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
 /// namespace), failing in a read-only-mode directory. /dev is LXC's tmpfs.
 pub fn precreate_targets(rootfs: &Path, pve: &PveConfig, shift: u32) -> Result<()> {
     for (k, v) in pve.lxc.iter().chain(pve.exec.lxc.iter()) {
-        let f: Vec<&str> = v.split(' ').collect();
-        if k != "lxc.mount.entry" || f.len() < 4 || f[1].starts_with("dev/") || f[1] == "dev" {
+        let Some(e) = MountEntry::parse(v).filter(|e| k == "lxc.mount.entry" && e.target() != "dev" && !e.target().starts_with("dev/")) else {
             continue;
-        }
-        let rel = Path::new(f[1]);
+        };
+        let rel = Path::new(e.target());
         if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
             continue;
         }
-        let file = f[2] == "none" && Path::new(f[0]).is_file();
+        let file = e.binds_file();
         let mut cur = rootfs.to_path_buf();
         let parts: Vec<_> = rel.components().collect();
         for (i, c) in parts.iter().enumerate() {
