@@ -15,7 +15,7 @@ DIR=${2:-/var/tmp/nexcage-pxtest}
 POOL=${NEXCAGE_TEST_POOL:-nxtest}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 DOUBLE=${PVE_DOUBLE_BIN:-$HERE/target/debug/pve-double}
-SCHEMA=${PVE_DOUBLE_SCHEMA:-$HERE/../shared/pve-api/pve-api-subset.json}
+SCHEMA=${PVE_DOUBLE_SCHEMA:-$HERE/crates/pve/schema/pve-api-subset.json}
 
 start_zfs_fuse() {
     if zpool list >/dev/null 2>&1; then return 0; fi

@@ -29,7 +29,7 @@ pub fn missing(extra: &[&str]) -> Option<String> {
             return Some(format!("{b} not installed"));
         }
     }
-    let schema = repo().join("../shared/pve-api/pve-api-subset.json");
+    let schema = repo().join("crates/pve/schema/pve-api-subset.json");
     if !schema.exists() && std::env::var_os("PVE_DOUBLE_SCHEMA").is_none() {
         return Some(format!("Proxmox API schema not found at {}", schema.display()));
     }

@@ -14,7 +14,7 @@ pub const TOKEN_SECRET: &str = "0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71";
 pub const ROOT_PW: &str = "rootpw12";
 
 pub fn schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/pve-api-subset.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pve/schema/pve-api-subset.json")
 }
 
 pub struct Double {

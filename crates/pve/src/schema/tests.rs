@@ -4,8 +4,8 @@ pub(crate) fn schema() -> &'static Schema {
     static S: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/pve-api/pve-api-subset.json");
-        Schema::load(&p).expect("schema file (../shared/pve-api beside the repo)")
+            .join("schema/pve-api-subset.json");
+        Schema::load(&p).expect("schema file crates/pve/schema/pve-api-subset.json")
     })
 }
 
