@@ -1,0 +1,60 @@
+//! `image list` (a table or JSON) and `image inspect` (JSON).
+
+use std::io::Write;
+
+use anyhow::Result;
+use nexcage_image::{summary, Store};
+
+use super::{human, print_json, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    #[arg(long)]
+    show_layers: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    reference: String,
+    /// Print the image configuration.
+    #[arg(long)]
+    config: bool,
+    /// Print the layer descriptors.
+    #[arg(long)]
+    layers: bool,
+}
+
+pub fn list(a: ListArgs, store: &Store) -> Result<()> {
+    let rows = summary::list(store, a.show_layers)?;
+    if a.format == OutputFormat::Json {
+        return print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<50} {:<14} {:>10}  CREATED", "NAME", "DIGEST", "SIZE")?;
+    for r in &rows {
+        let d = &r.digest;
+        let short = d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d);
+        let created = r.created.as_deref().unwrap_or("-");
+        writeln!(out, "{:<50} {:<14} {:>10}  {created}", r.name, short, human(r.size))?;
+        for l in r.layers.iter().flatten() {
+            writeln!(out, "    {} {:>10}", l.digest, human(l.size))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(a: InspectArgs, store: &Store) -> Result<()> {
+    let e = store.resolve(&a.reference)?;
+    if !a.config && !a.layers {
+        return print_json(&summary::details(store, &e)?);
+    }
+    let m = store.image_manifest(&e)?;
+    let cfg = store.config(&m)?;
+    match (a.config, a.layers) {
+        (true, false) => print_json(&cfg),
+        (false, _) => print_json(m.layers()),
+        (true, true) => print_json(&serde_json::json!({"config": cfg, "layers": m.layers()})),
+    }
+}
