@@ -24,6 +24,24 @@ fn fail<T>(status: u16, message: impl Into<String>) -> Result<T, ApiError> {
     })
 }
 
+/// A 500 with `e` as the message (what pve-manager answers when a die()
+/// escapes a handler).
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status: 500,
+        message: e.to_string(),
+        errors: BTreeMap::new(),
+    }
+}
+
+/// The guest config lock (`/run/lock/lxc/pve-config-<vmid>.lock` on a
+/// node), held while a handler reads and writes the config.
+fn lock_config(ctx: &Ctx, vmid: u32) -> Result<std::fs::File, ApiError> {
+    ctx.state
+        .lock(&format!("pve-config-{vmid}"))
+        .map_err(internal)
+}
+
 fn param_fail<T>(key: &str, msg: impl Into<String>) -> Result<T, ApiError> {
     Err(ApiError {
         status: 400,
@@ -148,11 +166,7 @@ fn nextid(ctx: &Ctx, want: Option<&String>) -> Result<Value, ApiError> {
     (100..1_000_000u32)
         .find(|i| !used.contains(i))
         .map(|i| json!(i))
-        .ok_or_else(|| ApiError {
-            status: 500,
-            message: "unable to get any free VMID in range [100, 1000000]".into(),
-            errors: BTreeMap::new(),
-        })
+        .ok_or_else(|| internal("unable to get any free VMID in range [100, 1000000]"))
 }
 
 fn list(ctx: &Ctx) -> Value {
@@ -289,11 +303,7 @@ fn free_volumes(ctx: &Ctx, s: &Section) {
 fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, true)?;
     // The cluster-wide VMID check and the first write happen under one lock.
-    let _lock = ctx.state.lock("create").map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    let _lock = ctx.state.lock("create").map_err(internal)?;
     if let Some(node) = ctx.state.find_vmid(vmid) {
         return fail(
             500,
@@ -351,11 +361,7 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
             },
         )
     };
-    write(&s).map_err(|e| ApiError {
-        status: 500,
-        message: format!("unable to create CT {vmid} - {e}"),
-        errors: BTreeMap::new(),
-    })?;
+    write(&s).map_err(|e| internal(format!("unable to create CT {vmid} - {e}")))?;
     drop(_lock);
 
     // The worker: allocate disks, "extract" the template, final write.
@@ -409,14 +415,10 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
 }
 
 fn missing(ctx: &Ctx, vmid: u32) -> ApiError {
-    ApiError {
-        status: 500,
-        message: format!(
-            "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
-            ctx.state.node
-        ),
-        errors: BTreeMap::new(),
-    }
+    internal(format!(
+        "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
+        ctx.state.node
+    ))
 }
 
 /// Content digest of the config file. Proxmox uses SHA-1; the double only
@@ -468,14 +470,7 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
 
 fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, false)?;
-    let _lock = ctx
-        .state
-        .lock(&format!("pve-config-{vmid}"))
-        .map_err(|e| ApiError {
-            status: 500,
-            message: e.to_string(),
-            errors: BTreeMap::new(),
-        })?;
+    let _lock = lock_config(ctx, vmid)?;
     let mut cfg = ctx
         .state
         .read_conf(vmid)
@@ -541,11 +536,7 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
             errors,
         });
     }
-    ctx.state.write_conf(vmid, &cfg).map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    ctx.state.write_conf(vmid, &cfg).map_err(internal)?;
     Ok(Value::Null)
 }
 
@@ -604,14 +595,7 @@ fn start_stop(ctx: &Ctx, call: &str, vmid: u32, start: bool) -> Result<Value, Ap
 }
 
 fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
-    let _lock = ctx
-        .state
-        .lock(&format!("pve-config-{vmid}"))
-        .map_err(|e| ApiError {
-            status: 500,
-            message: e.to_string(),
-            errors: BTreeMap::new(),
-        })?;
+    let _lock = lock_config(ctx, vmid)?;
     let cfg = ctx
         .state
         .read_conf(vmid)
@@ -676,11 +660,7 @@ fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     if p.exists() {
         return fail(500, format!("volume '{storage}:{name}' already exists"));
     }
-    std::fs::create_dir_all(&p).map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    std::fs::create_dir_all(&p).map_err(internal)?;
     Ok(json!(format!("{storage}:{name}")))
 }
 

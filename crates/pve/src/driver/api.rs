@@ -3,8 +3,8 @@
 
 use super::tls::{client_config, PinnedTlsConnector};
 use super::{
-    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
-    PveVersion,
+    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, NewVolume,
+    PveError, PveVersion,
 };
 use nexcage_config::Secret;
 use serde_json::Value;
@@ -538,23 +538,17 @@ impl ControlPlane for ApiDriver {
         self.task_call("DELETE", &self.lxc(vmid, ""), &params)
     }
 
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError> {
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError> {
         let path = format!(
             "/nodes/{}/storage/{}/content",
             seg(&self.opts.node),
-            seg(storage)
+            seg(volume.storage)
         );
-        let vmid = vmid.to_string();
+        let vmid = volume.vmid.to_string();
         let params = p(&[
             ("vmid", &vmid),
-            ("filename", filename),
-            ("size", size),
+            ("filename", volume.filename),
+            ("size", volume.size),
             ("format", "subvol"),
         ]);
         let v = self.call("POST", &path, &params)?;

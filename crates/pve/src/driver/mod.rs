@@ -88,6 +88,20 @@ pub struct CreateRequest {
     pub raw_lxc: Vec<(String, String)>,
 }
 
+/// A volume to allocate (`pvesm alloc`; Proxmox API
+/// `POST /nodes/{node}/storage/{storage}/content`, `format=subvol`).
+#[derive(Debug, Clone, Copy)]
+pub struct NewVolume<'a> {
+    /// Storage id, e.g. `local-zfs`.
+    pub storage: &'a str,
+    /// The guest that owns the volume.
+    pub vmid: u32,
+    /// Volume name, e.g. `subvol-100-disk-1`.
+    pub filename: &'a str,
+    /// Size with a unit suffix as Proxmox takes it, e.g. `1G`.
+    pub size: &'a str,
+}
+
 /// Proxmox's control plane, as nexcage needs it. All calls are blocking.
 pub trait ControlPlane: Send + Sync {
     /// The node this driver manages.
@@ -119,13 +133,7 @@ pub trait ControlPlane: Send + Sync {
     /// DELETE /nodes/{node}/lxc/{vmid} (waits for the task).
     fn destroy(&self, vmid: u32, purge: bool) -> Result<(), PveError>;
     /// POST /nodes/{node}/storage/{storage}/content: returns the volume id.
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError>;
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError>;
     /// DELETE /nodes/{node}/storage/{storage}/content/{volume}.
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError>;
     /// Control-plane calls made so far (HTTP requests or processes spawned).

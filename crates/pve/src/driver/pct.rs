@@ -5,8 +5,8 @@
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
 use super::{
-    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
-    PveVersion,
+    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, NewVolume,
+    PveError, PveVersion,
 };
 use crate::conffile;
 use serde_json::Value;
@@ -330,23 +330,20 @@ impl ControlPlane for PctDriver {
         self.pct(&args).map(|_| ())
     }
 
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError> {
-        let path = format!("/nodes/{}/storage/{storage}/content", self.opts.node);
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError> {
+        let path = format!(
+            "/nodes/{}/storage/{}/content",
+            self.opts.node, volume.storage
+        );
         let args: Vec<String> = [
             "create",
             &path,
             "--vmid",
-            &vmid.to_string(),
+            &volume.vmid.to_string(),
             "--filename",
-            filename,
+            volume.filename,
             "--size",
-            size,
+            volume.size,
             "--format",
             "subvol",
             "--output-format",
