@@ -88,6 +88,15 @@ pub struct CreateRequest {
     pub raw_lxc: Vec<(String, String)>,
 }
 
+/// The VMID in an answer of `GET /cluster/nextid`: the schema says
+/// integer; Perl may send it as a string. `None` if it is neither or does
+/// not fit a u32.
+fn vmid_of(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .and_then(|i| u32::try_from(i).ok())
+}
+
 /// A volume to allocate (`pvesm alloc`; Proxmox API
 /// `POST /nodes/{node}/storage/{storage}/content`, `format=subvol`).
 #[derive(Debug, Clone, Copy)]
