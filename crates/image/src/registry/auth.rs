@@ -21,12 +21,15 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    pub fn basic_header(&self) -> String {
+    /// base64 of `user:password` (RFC 7617), as in an auth.json `auth` field.
+    pub fn encoded(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    }
+
+    /// The `Authorization` header value for HTTP Basic auth.
+    pub fn basic_header(&self) -> String {
+        format!("Basic {}", self.encoded())
     }
 }
 
@@ -223,12 +226,15 @@ fn stored_keys(key: &str) -> Vec<&str> {
     }
 }
 
+/// The file as a JSON object (anything else is refused as not valid).
 fn load_auth_file(path: &Path) -> Result<serde_json::Value, AuthFileError> {
     match std::fs::read(path) {
-        Ok(d) => serde_json::from_slice(&d).map_err(|source| AuthFileError::NotJson {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Ok(d) => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&d)
+            .map(serde_json::Value::Object)
+            .map_err(|source| AuthFileError::NotJson {
+                path: path.to_path_buf(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Ok(serde_json::json!({"auths": {}}))
         }
@@ -278,9 +284,7 @@ pub fn store_credentials(path: &Path, key: &str, creds: &Credentials) -> Result<
     if !v["auths"].is_object() {
         v["auths"] = serde_json::json!({});
     }
-    let raw = format!("{}:{}", creds.username, creds.password);
-    let entry =
-        serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)});
+    let entry = serde_json::json!({"auth": creds.encoded()});
     for k in stored_keys(key) {
         v["auths"][k] = entry.clone();
     }
@@ -384,6 +388,18 @@ mod tests {
     }
 
     #[test]
+    fn base64_of_user_password() {
+        let c = |u: &str, p: &str| Credentials {
+            username: u.into(),
+            password: p.into(),
+        };
+        assert_eq!(c("user", "pass").encoded(), "dXNlcjpwYXNz");
+        assert_eq!(c("a", "").encoded(), "YTo=");
+        assert_eq!(c("", "").encoded(), "Og==");
+        assert_eq!(c("a", "b").basic_header(), "Basic YTpi");
+    }
+
+    #[test]
     fn login_then_logout() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("sub/auth.json");
@@ -408,6 +424,11 @@ mod tests {
         assert!(lookup_credentials("localhost:5000", Some(&p)).unwrap().is_none());
         let e = remove_credentials(&p, &key).unwrap_err();
         assert_eq!(e.to_string(), "not logged in to localhost:5000");
+
+        // A file that is JSON but not an object is refused, not overwritten.
+        std::fs::write(&p, "[]").unwrap();
+        let e = store_credentials(&p, &key, &c).unwrap_err();
+        assert!(matches!(e, AuthFileError::NotJson { .. }), "{e}");
     }
 
     #[test]
