@@ -47,14 +47,12 @@ pub fn list(a: ListArgs, store: &Store) -> Result<()> {
 
 pub fn inspect(a: InspectArgs, store: &Store) -> Result<()> {
     let e = store.resolve(&a.reference)?;
-    if !a.config && !a.layers {
-        return print_json(&summary::details(store, &e)?);
-    }
     let m = store.image_manifest(&e)?;
     let cfg = store.config(&m)?;
     match (a.config, a.layers) {
+        (false, false) => print_json(&summary::details(store, &e)?),
         (true, false) => print_json(&cfg),
-        (false, _) => print_json(m.layers()),
+        (false, true) => print_json(m.layers()),
         (true, true) => print_json(&serde_json::json!({"config": cfg, "layers": m.layers()})),
     }
 }
