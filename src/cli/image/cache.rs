@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use nexcage_image::{remove, usage, Store};
 
-use super::{human, print_json, OutputFormat};
+use super::{human, print_json, print_rows, OutputFormat};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CacheCommand {
@@ -52,15 +52,10 @@ fn stats(format: OutputFormat, store: &Store) -> Result<()> {
 }
 
 fn list(format: OutputFormat, store: &Store) -> Result<()> {
-    let blobs = usage::blobs(store)?;
-    if format == OutputFormat::Json {
-        return print_json(&blobs);
-    }
-    println!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
-    for b in &blobs {
+    let header = format!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
+    print_rows(format, &usage::blobs(store)?, &header, |b| {
         let images = if b.images.is_empty() { "-".to_string() } else { b.images.join(",") };
         // The size unpadded, as nexcage has always printed it.
-        println!("{:<71} {}  {images}", b.digest, b.size);
-    }
-    Ok(())
+        format!("{:<71} {}  {images}", b.digest, b.size)
+    })
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use nexcage_image::{usage, validate, Store};
 
-use super::{human, print_json, OutputFormat};
+use super::{human, print_rows, OutputFormat};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LayerCommand {
@@ -27,15 +27,8 @@ pub fn run(cmd: LayerCommand, store_dir: &std::path::Path) -> Result<i32> {
 }
 
 fn list(format: OutputFormat, store: &Store) -> Result<()> {
-    let layers = usage::layers(store)?;
-    if format == OutputFormat::Json {
-        return print_json(&layers);
-    }
-    println!("{:<71} {:>10}  IMAGES", "DIGEST", "SIZE");
-    for l in &layers {
-        println!("{:<71} {:>10}  {}", l.digest, human(l.size), l.images.join(","));
-    }
-    Ok(())
+    let header = format!("{:<71} {:>10}  IMAGES", "DIGEST", "SIZE");
+    print_rows(format, &usage::layers(store)?, &header, |l| format!("{:<71} {:>10}  {}", l.digest, human(l.size), l.images.join(",")))
 }
 
 fn check(reference: Option<&str>, store: &Store) -> Result<i32> {

@@ -1,11 +1,9 @@
 //! `image list` (a table or JSON) and `image inspect` (JSON).
 
-use std::io::Write;
-
 use anyhow::Result;
 use nexcage_image::{summary, Store};
 
-use super::{human, print_json, OutputFormat};
+use super::{human, print_json, print_rows, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -27,22 +25,17 @@ pub struct InspectArgs {
 }
 
 pub fn list(a: ListArgs, store: &Store) -> Result<()> {
-    let rows = summary::list(store, a.show_layers)?;
-    if a.format == OutputFormat::Json {
-        return print_json(&rows);
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<50} {:<14} {:>10}  CREATED", "NAME", "DIGEST", "SIZE")?;
-    for r in &rows {
+    let header = format!("{:<50} {:<14} {:>10}  CREATED", "NAME", "DIGEST", "SIZE");
+    print_rows(a.format, &summary::list(store, a.show_layers)?, &header, |r| {
         let d = &r.digest;
         let short = d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d);
         let created = r.created.as_deref().unwrap_or("-");
-        writeln!(out, "{:<50} {:<14} {:>10}  {created}", r.name, short, human(r.size))?;
+        let mut line = format!("{:<50} {:<14} {:>10}  {created}", r.name, short, human(r.size));
         for l in r.layers.iter().flatten() {
-            writeln!(out, "    {} {:>10}", l.digest, human(l.size))?;
+            line.push_str(&format!("\n    {} {:>10}", l.digest, human(l.size)));
         }
-    }
-    Ok(())
+        line
+    })
 }
 
 pub fn inspect(a: InspectArgs, store: &Store) -> Result<()> {
