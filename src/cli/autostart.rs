@@ -6,6 +6,8 @@ use anyhow::Result;
 
 use super::Ctx;
 use crate::admin::{self, AUTOSTART_ANNOTATION};
+use crate::container::Container;
+use crate::state::Status;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {}
@@ -23,8 +25,7 @@ pub fn run(_a: Args, ctx: &Ctx) -> Result<i32> {
         if spec["annotations"][AUTOSTART_ANNOTATION] != "true" {
             continue;
         }
-        let running = ctx.store().and_then(|s| s.lock(&name)).and_then(|l| l.load())
-            .map(|r| crate::container::status(&r) == crate::state::Status::Running).unwrap_or(false);
+        let running = Container::load(ctx, &name).is_ok_and(|c| c.status() == Status::Running);
         if running {
             continue;
         }

@@ -123,7 +123,7 @@ fn subids(r: &mut Report, cfg: &nexcage_config::Config) {
         return;
     }
     use nexcage_pve::mapping::{UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT};
-    match crate::backend::proxmox::subids::check_root_range(UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT) {
+    match crate::backend::check_root_range(UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT) {
         Ok(()) => r.line(Level::Ok, "subuid", &format!("root may map {UNPRIVILEGED_ID_BASE}..{} (unprivileged guests)", UNPRIVILEGED_ID_BASE + UNPRIVILEGED_ID_COUNT - 1), ""),
         Err(e) => r.line(Level::Fail, "subuid", &format!("{e:#}"), "echo root:100000:65536 >> /etc/subuid; echo root:100000:65536 >> /etc/subgid"),
     }
