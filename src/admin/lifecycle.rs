@@ -123,3 +123,25 @@ pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool>
     }
     Ok(true)
 }
+
+/// Launches every admin container created with `--auto-start` that is not
+/// running (its state under --root is gone after a reboot; its bundle in
+/// the data dir is not), in name order; `report` gets each attempt's outcome.
+pub fn autostart(ctx: &Ctx, mut report: impl FnMut(&str, Result<()>)) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(super::bundles_dir(ctx)?) else { return Ok(()) };
+    let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for d in dirs {
+        let Some(name) = d.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        let Ok(data) = std::fs::read(d.join("config.json")) else { continue };
+        let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
+        if spec["annotations"][super::AUTOSTART_ANNOTATION] != "true" {
+            continue;
+        }
+        if Container::load(ctx, &name).is_ok_and(|c| c.status().is_running()) {
+            continue;
+        }
+        report(&name, launch(ctx, &name, &d));
+    }
+    Ok(())
+}

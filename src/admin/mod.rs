@@ -6,6 +6,7 @@
 //! `container::create` flow engines use.
 
 pub mod bundle;
+pub mod check;
 pub mod enforced;
 pub mod follow;
 pub mod gc;

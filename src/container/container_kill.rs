@@ -5,7 +5,6 @@ use anyhow::Result;
 
 use super::Container;
 use crate::context::Ctx;
-use crate::state::Status;
 
 impl Container {
     /// Fails with "container not running" unless there is a process (or `all`).
@@ -21,7 +20,7 @@ impl Container {
         if self.status().is_stopped() {
             return Ok(false);
         }
-        if signal == libc::SIGTERM && self.status() == Status::Paused {
+        if signal == libc::SIGTERM && self.status().can_resume(self.id()).is_ok() {
             self.resume(ctx)?;
         }
         match self.kill(ctx, signal, all) {

@@ -83,6 +83,11 @@ impl Status {
         self == Status::Stopped
     }
 
+    /// `Running`: started, live and not paused.
+    pub fn is_running(self) -> bool {
+        self == Status::Running
+    }
+
     /// `Running` or `Paused`: the user process has been started and lives.
     pub fn is_active(self) -> bool {
         matches!(self, Status::Running | Status::Paused)
@@ -209,5 +214,41 @@ impl Record {
     /// The ZFS dataset holding the rootfs, when the backend made one.
     pub fn dataset(&self) -> Option<&str> {
         self.backend_data["dataset"].as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+    use super::*;
+
+    fn words(r: Result<(), TransitionError>) -> String {
+        r.map_or_else(|e| e.to_string(), |()| "ok".into())
+    }
+
+    #[test]
+    fn transitions_and_runc_words() {
+        assert_eq!(words(Created.can_start()), "ok");
+        assert_eq!(words(Running.can_start()), "cannot start an already running container");
+        assert_eq!(words(Stopped.can_start()), "cannot start a container that has stopped");
+        assert_eq!(words(Stopped.can_kill(false)), "container not running");
+        assert_eq!(words(Stopped.can_kill(true)), "ok");
+        assert_eq!(words(Paused.can_pause("c")), "container c is already paused");
+        assert_eq!(words(Created.can_pause("c")), "container not running");
+        assert_eq!(words(Running.can_resume("c")), "container c is not paused");
+        assert_eq!(words(Paused.can_exec()), "container not running");
+        assert_eq!(words(Created.can_update()), "ok");
+        assert_eq!(words(Stopped.can_report()), "container not running");
+        assert_eq!(words(Creating.can_report()), "ok");
+        assert_eq!(words(Running.can_delete("c", false)), "cannot delete container c that is not stopped: running");
+        assert_eq!(words(Running.can_delete("c", true)), "ok");
+        assert_eq!(words(Created.can_delete("c", false)), "ok");
+    }
+
+    #[test]
+    fn does_not_exist_is_found_through_context() {
+        let e = anyhow::Error::from(StateError::DoesNotExist { id: "c".into() }).context("outer");
+        assert!(StateError::is_does_not_exist(&e));
+        assert!(!StateError::is_does_not_exist(&anyhow::anyhow!("container c does not exist")));
     }
 }
