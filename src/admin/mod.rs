@@ -3,7 +3,7 @@
 //! the data dir (`<image store>/bundles/<name>/`, which also keeps their log
 //! and last exit status across restarts and reboots) and a monitor process
 //! that owns their stdout/stderr; they are then created through the same
-//! `container::create` flow engines use.
+//! `Container::create` flow engines use.
 
 pub mod bundle;
 pub mod check;
