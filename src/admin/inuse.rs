@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Ctx;
+use crate::context::Ctx;
 
 pub fn refresh(ctx: &Ctx) -> Result<()> {
     let store = ctx.image_store()?;

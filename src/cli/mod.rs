@@ -9,6 +9,7 @@ mod events;
 mod exec;
 mod features;
 mod gc;
+mod handoff;
 mod image;
 mod info;
 mod kill;
@@ -35,8 +36,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
+pub use crate::context::Ctx;
 use crate::logging::{self, LogFormat, Sink};
-use crate::state::Store;
 
 pub const SPEC_VERSION: &str = "1.2.0";
 
@@ -159,35 +160,6 @@ pub enum Command {
     /// Internal: the monitor of a container created with --name
     #[command(hide = true)]
     Monitor(monitor::Args),
-}
-
-/// What every command gets besides its own arguments.
-pub struct Ctx {
-    pub root: PathBuf,
-    pub systemd_cgroup: bool,
-    pub rootless: bool,
-    pub config_path: Option<PathBuf>,
-}
-
-impl Ctx {
-    pub fn store(&self) -> Result<Store> {
-        Store::open(&self.root)
-    }
-
-    /// nexcage's own configuration, read only by the commands that need it.
-    pub fn config(&self) -> Result<nexcage_config::Config> {
-        let loaded = nexcage_config::load(self.config_path.as_deref())?;
-        for w in &loaded.warnings {
-            tracing::warn!("{w}");
-        }
-        Ok(loaded.config)
-    }
-
-    /// The image store directory: config `images.storage_path` /
-    /// `NEXCAGE_STORAGE_PATH`, else /var/lib/nexcage.
-    pub fn image_store(&self) -> Result<PathBuf> {
-        Ok(self.config()?.images.storage_path.unwrap_or_else(nexcage_image::store::default_store_dir))
-    }
 }
 
 pub fn version_text() -> String {
