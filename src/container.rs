@@ -100,11 +100,11 @@ fn create_locked(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle, locked: &Lock
         pid_start: None,
         started: false,
         paused: false,
-        backend_data: serde_json::Value::Null,
+        backend_data: backend::BackendData::Native,
     };
     // Recorded before the backend runs so a crash mid-create can be cleaned by delete --force.
     locked.save(&rec)?;
-    let be = backend::for_kind(kind)?;
+    let be = backend::for_kind(kind, ctx.config_path.as_deref())?;
     let pid_file = a.pid_file.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     let created = be.create(&CreateOpts {
         id: &a.id,
@@ -114,14 +114,13 @@ fn create_locked(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle, locked: &Lock
         console_socket: a.console_socket.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
-        systemd_cgroup: ctx.systemd_cgroup,
         foreground: a.foreground,
     })?;
     rec.pid = Some(created.pid);
     rec.pid_start = proc::start_time(created.pid);
     rec.backend_data = created.backend_data;
     if let Err(e) = locked.save(&rec) {
-        let _ = be.delete(&rec, &locked.dir, true);
+        let _ = be.delete(&rec, &locked.dir);
         return Err(e);
     }
     Ok(rec)
@@ -147,8 +146,8 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     if !force && matches!(st, Status::Running | Status::Paused) {
         bail!("cannot delete container {id} that is not stopped: {st}");
     }
-    let be = backend::for_kind(rec.backend)?;
-    be.delete(&rec, &locked.dir, force).with_context(|| format!("delete {id}"))?;
+    let be = backend::for_kind(rec.backend, ctx.config_path.as_deref())?;
+    be.delete(&rec, &locked.dir).with_context(|| format!("delete {id}"))?;
     locked.remove()
 }
 

@@ -80,7 +80,7 @@ pub fn launch(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
         let mut rec = locked.load()?;
         match status(&rec) {
             Status::Created => {
-                backend::for_kind(rec.backend)?.start(&rec, &locked.dir)?;
+                backend::for_kind(rec.backend, ctx.config_path.as_deref())?.start(&rec, &locked.dir)?;
                 rec.started = true;
                 return locked.save(&rec);
             }
@@ -113,7 +113,7 @@ fn signal(ctx: &Ctx, id: &str, sig: i32, all: bool) -> Result<bool> {
     if status(&rec) == Status::Stopped {
         return Ok(false);
     }
-    let be = backend::for_kind(rec.backend)?;
+    let be = backend::for_kind(rec.backend, ctx.config_path.as_deref())?;
     if rec.paused && sig == libc::SIGTERM {
         // A frozen process cannot act on TERM.
         be.resume(&rec, &locked.dir)?;
@@ -121,7 +121,7 @@ fn signal(ctx: &Ctx, id: &str, sig: i32, all: bool) -> Result<bool> {
     match be.kill(&rec, &locked.dir, sig, all) {
         Ok(()) => Ok(true),
         Err(_) if status(&rec) == Status::Stopped => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -45,7 +45,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         if status(&rec) == Status::Stopped {
             anyhow::bail!("container not running");
         }
-        let data = backend::for_kind(rec.backend)?.stats(&rec, &locked.dir)?;
+        let data = backend::for_kind(rec.backend, ctx.config_path.as_deref())?.stats(&rec, &locked.dir)?;
         drop(locked);
         println!("{}", serde_json::json!({"type": "stats", "id": a.id, "data": data}));
         if a.stats {

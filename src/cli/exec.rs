@@ -151,7 +151,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     } else {
         None
     };
-    let be = backend::for_kind(rec.backend)?;
+    let be = backend::for_kind(rec.backend, ctx.config_path.as_deref())?;
     let res = be.exec(&rec, &locked.dir, &opts);
     if let Some(f) = tty_file {
         let _ = std::fs::remove_file(f);

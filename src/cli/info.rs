@@ -30,8 +30,8 @@ fn uptime_secs(pid: i32) -> Option<u64> {
     Some(now.saturating_sub(btime + ticks / hz))
 }
 
-fn disk_usage(data: &Value) -> Option<Value> {
-    let ds = data["dataset"].as_str()?;
+fn disk_usage(data: &crate::backend::BackendData) -> Option<Value> {
+    let ds = data.dataset()?;
     let z = nexcage_zfs::Zfs::new();
     Some(json!({"dataset": ds, "used": z.get(ds, "used").ok(), "refquota": z.get(ds, "refquota").ok()}))
 }
@@ -46,15 +46,15 @@ pub fn collect(ctx: &Ctx, id: &str) -> Result<Value> {
     v["routedBy"] = json!(rec.routed_by);
     v["image"] = json!(rec.annotations.get(admin::IMAGE_ANNOTATION));
     v["autoStart"] = json!(rec.annotations.get(admin::AUTOSTART_ANNOTATION).is_some_and(|s| s == "true"));
-    v["vmid"] = rec.backend_data["vmid"].clone();
-    v["dataset"] = rec.backend_data["dataset"].clone();
+    v["vmid"] = json!(rec.backend_data.vmid());
+    v["dataset"] = json!(rec.backend_data.dataset());
     if let Some(d) = disk_usage(&rec.backend_data) {
         v["disk"] = d;
     }
     v["resources"] = spec["linux"]["resources"].clone();
     if matches!(st, Status::Running | Status::Created | Status::Paused) {
         let pid = rec.pid.unwrap_or(0);
-        let pids = backend::for_kind(rec.backend)?.pids(&rec, &locked.dir).unwrap_or_default();
+        let pids = backend::for_kind(rec.backend, ctx.config_path.as_deref())?.pids(&rec, &locked.dir).unwrap_or_default();
         // A Proxmox guest's limits are on its own cgroup, not the holder's.
         let in_cgroup = match rec.backend {
             crate::state::BackendKind::Proxmox => pids.iter().copied().find(|p| *p != pid).unwrap_or(pid),

@@ -28,6 +28,6 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if !matches!(st, Status::Created | Status::Running | Status::Paused) && !a.all {
         bail!("container not running");
     }
-    backend::for_kind(rec.backend)?.kill(&rec, &locked.dir, a.signal.0, a.all)?;
+    backend::for_kind(rec.backend, ctx.config_path.as_deref())?.kill(&rec, &locked.dir, a.signal.0, a.all)?;
     Ok(0)
 }

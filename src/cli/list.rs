@@ -43,8 +43,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             if let Some(i) = r.annotations.get(crate::admin::IMAGE_ANNOTATION) {
                 v["image"] = serde_json::json!(i);
             }
-            if !r.backend_data["vmid"].is_null() {
-                v["vmid"] = r.backend_data["vmid"].clone();
+            if let Some(vmid) = r.backend_data.vmid() {
+                v["vmid"] = vmid.into();
             }
             v
         }).collect();
@@ -53,7 +53,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED");
         for r in &recs {
             let v = state_json(r);
-            let vmid = r.backend_data["vmid"].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            let vmid = r.backend_data.vmid().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
             println!(
                 "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {}",

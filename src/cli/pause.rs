@@ -21,7 +21,7 @@ pub fn pause(a: Args, ctx: &Ctx) -> Result<i32> {
         Status::Paused => bail!("container {} is already paused", a.id),
         _ => bail!("container not running"),
     }
-    backend::for_kind(rec.backend)?.pause(&rec, &locked.dir)?;
+    backend::for_kind(rec.backend, ctx.config_path.as_deref())?.pause(&rec, &locked.dir)?;
     rec.paused = true;
     locked.save(&rec)?;
     Ok(0)
@@ -33,7 +33,7 @@ pub fn resume(a: Args, ctx: &Ctx) -> Result<i32> {
     if status(&rec) != Status::Paused {
         bail!("container {} is not paused", a.id);
     }
-    backend::for_kind(rec.backend)?.resume(&rec, &locked.dir)?;
+    backend::for_kind(rec.backend, ctx.config_path.as_deref())?.resume(&rec, &locked.dir)?;
     rec.paused = false;
     locked.save(&rec)?;
     Ok(0)

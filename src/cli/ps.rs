@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let locked = ctx.store()?.lock(&a.id)?;
     let rec = locked.load()?;
-    let pids = backend::for_kind(rec.backend)?.pids(&rec, &locked.dir)?;
+    let pids = backend::for_kind(rec.backend, ctx.config_path.as_deref())?.pids(&rec, &locked.dir)?;
     drop(locked);
     if a.format == "json" {
         println!("{}", serde_json::to_string(&pids)?);

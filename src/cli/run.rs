@@ -26,11 +26,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if let (Some(sock), Some(pid)) = (&a.flags.pidfd_socket, rec.pid) {
         crate::proc::send_pidfd(sock, pid)?;
     }
-    let be = backend::for_kind(rec.backend)?;
+    let be = backend::for_kind(rec.backend, ctx.config_path.as_deref())?;
     if let Err(e) = be.start(&rec, &locked.dir) {
-        let _ = be.delete(&rec, &locked.dir, true);
+        let _ = be.delete(&rec, &locked.dir);
         let _ = locked.remove();
-        return Err(e);
+        return Err(e.into());
     }
     rec.started = true;
     locked.save(&rec)?;

@@ -31,7 +31,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         Status::Stopped => bail!("cannot start a container that has stopped"),
         st => bail!("cannot start an already {st} container"),
     }
-    backend::for_kind(rec.backend)?.start(&rec, &locked.dir)?;
+    backend::for_kind(rec.backend, ctx.config_path.as_deref())?.start(&rec, &locked.dir)?;
     rec.started = true;
     locked.save(&rec)?;
     Ok(0)

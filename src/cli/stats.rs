@@ -41,7 +41,7 @@ fn sample(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Value)>> {
             }
             continue;
         }
-        out.push((id, backend::for_kind(rec.backend)?.stats(&rec, &locked.dir)?));
+        out.push((id, serde_json::to_value(backend::for_kind(rec.backend, ctx.config_path.as_deref())?.stats(&rec, &locked.dir)?)?));
     }
     Ok(out)
 }

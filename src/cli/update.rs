@@ -130,7 +130,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if !matches!(status(&rec), Status::Created | Status::Running | Status::Paused) {
         bail!("container not running");
     }
-    backend::for_kind(rec.backend)?.update(&rec, &locked.dir, &res)?;
+    backend::for_kind(rec.backend, ctx.config_path.as_deref())?.update(&rec, &locked.dir, &res)?;
     Ok(0)
 }
 

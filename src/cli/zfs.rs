@@ -49,7 +49,7 @@ fn split(target: &str) -> Result<(&str, &str)> {
 /// The rootfs dataset of container `id` and whether it is running.
 fn dataset(ctx: &Ctx, id: &str) -> Result<(String, Status, crate::state::Record)> {
     let rec = ctx.store()?.lock(id)?.load()?;
-    let Some(ds) = rec.backend_data["dataset"].as_str().map(str::to_string) else {
+    let Some(ds) = rec.backend_data.dataset().map(str::to_string) else {
         bail!("container {id} has no ZFS rootfs dataset (backend {}; only the proxmox backend's copy/clone strategies use ZFS)", rec.backend);
     };
     Ok((ds, status(&rec), rec))
@@ -115,7 +115,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<i32> {
             let list = z.list(&ds)?;
             let me = list.iter().find(|d| d.name == ds);
             let snaps: Vec<&str> = list.iter().filter(|d| d.kind == "snapshot").map(|d| d.name.as_str()).collect();
-            let v = json!({"container": name, "vmid": rec.backend_data["vmid"], "dataset": ds,
+            let v = json!({"container": name, "vmid": rec.backend_data.vmid(), "dataset": ds,
                 "used": me.map(|d| d.used), "refquota": me.and_then(|d| d.refquota), "origin": me.and_then(|d| d.origin.clone()),
                 "mountpoint": me.and_then(|d| d.mountpoint.clone()), "snapshots": snaps});
             println!("{}", serde_json::to_string_pretty(&v)?);

@@ -79,5 +79,5 @@ pub struct Record {
     pub paused: bool,
     /// Backend-specific data (VMID, dataset, ...).
     #[serde(default)]
-    pub backend_data: serde_json::Value,
+    pub backend_data: crate::backend::BackendData,
 }
