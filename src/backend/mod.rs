@@ -62,7 +62,15 @@ pub struct ExecOpts {
 /// The operations of the OCI contract (plus runc's extras), per backend.
 /// Status is not here: it is derived from the record's pid (see `status`).
 /// The front end has checked the transition (and `--force`) before calling.
+///
+/// Errors: `BackendError::NotRunning` where the operation needs the
+/// container's processes and they are gone (exec, stats, update on
+/// Proxmox), `NoSuchProcess` when kill's target vanished (native),
+/// `Unsupported` for a spec this backend refuses at create; anything else
+/// is `Other` with the backend's message chain.
 pub trait Backend {
+    /// Makes the container (its init waiting for start), undoing
+    /// everything on failure.
     fn create(&self, opts: &CreateOpts) -> Result<Created>;
     fn start(&self, rec: &Record, dir: &Path) -> Result<()>;
     /// `all`: every process of the container's cgroup (runc's `kill --all`).

@@ -23,6 +23,8 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     if let Some(p) = &o.pid_file {
         b = b.with_pid_file(Some(p)).map_err(describe)?;
     }
+    // cgroupfs always: libcontainer defaults to systemd, and nexcage has no
+    // systemd cgroup driver (the front end refuses --systemd-cgroup).
     let built = b
         .as_init(&o.bundle.dir)
         .with_systemd(false)

@@ -4,7 +4,7 @@
 //!
 //! The record's pid is the holder's: it exists from create on, becomes the
 //! parent of `lxc-execute` at start and exits with the container's status.
-
+//!
 //! One file per operation (`create`, `start`, `kill`, `delete`, `exec`,
 //! `pause`, `update`, `stats`), as in the native backend; the rest are the
 //! pieces they share (the create journal, the guest's cgroups, LXC, the
@@ -34,6 +34,15 @@ mod update;
 
 pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use libcontainer::oci_spec::runtime::LinuxResources;
+
+use super::{Backend, CreateOpts, Created, ExecOpts, Stats};
+use crate::state::Record;
+use journal::CreateJournal;
+
 /// Whether a guest with these namespaces (type, joined by path) can run in
 /// Proxmox's id map. Not with a `bind` rootfs (its owners cannot be
 /// shifted). Not when it joins namespaces by path (an engine's or a pod's,
@@ -47,15 +56,6 @@ pub fn unprivileged_possible(ns: impl IntoIterator<Item = (libcontainer::oci_spe
     let own = |t: T| ns.iter().any(|(x, joined)| *x == t && !joined);
     !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own)
 }
-
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
-use libcontainer::oci_spec::runtime::LinuxResources;
-
-use super::{Backend, CreateOpts, Created, ExecOpts, Stats};
-use crate::state::Record;
-use journal::CreateJournal;
 
 pub struct Proxmox {
     cfg: nexcage_config::Config,
