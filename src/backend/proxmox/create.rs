@@ -43,28 +43,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     j.begin(opts.dir, CreateStep::Vmid)?;
     let px = &px.for_journal(j)?;
     let cp = px.driver()?;
-    // nextid reserves nothing: another creator may take the VMID between
-    // nextid and create, then everything made for it is undone and retried.
-    let mut attempt = 0;
-    let (vmid, pve) = loop {
-        attempt += 1;
-        let vmid = reserve_vmid(&*cp, j)?;
-        // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
-        let pve = map_config(&plan, opts, vmid)?;
-        make_rootfs(&plan, opts, vmid, pve.exec.id_shift, j)?;
-        match register_guest(px, &*cp, vmid, &pve, opts.dir, j) {
-            Ok(()) => break (vmid, pve),
-            Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
-                tracing::debug!(vmid, "VMID taken concurrently, retrying");
-                j.guest = false;
-                delete::undo_storage(j)?;
-                j.dataset = None;
-                j.save(opts.dir)?;
-            }
-            Err(RegisterError::ControlPlane(e)) => return Err(e.into()),
-            Err(RegisterError::Journal(e)) => return Err(e),
-        }
-    };
+    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     write_lxc_config(opts, vmid, &pve, j)?;
@@ -149,6 +128,32 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
         bridge: cfg.network.bridge.clone(),
         vlan: cfg.network.vlan.and_then(|v| u16::try_from(v).ok()),
     })
+}
+
+/// Steps `vmid`, `dataset`, `guest`. nextid reserves nothing: another
+/// creator may take the VMID between nextid and create; then everything
+/// made for it is undone and the next VMID tried (up to `VMID_ATTEMPTS`).
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let vmid = reserve_vmid(cp, j)?;
+        // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
+        let pve = map_config(plan, opts, vmid)?;
+        make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)?;
+        match register_guest(px, cp, vmid, &pve, opts.dir, j) {
+            Ok(()) => return Ok((vmid, pve)),
+            Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
+                tracing::debug!(vmid, "VMID taken concurrently, retrying");
+                j.guest = false;
+                delete::undo_storage(j)?;
+                j.dataset = None;
+                j.save(opts.dir)?;
+            }
+            Err(RegisterError::ControlPlane(e)) => return Err(e.into()),
+            Err(RegisterError::Journal(e)) => return Err(e),
+        }
+    }
 }
 
 /// Step `vmid`: the next free VMID (recorded, not yet saved: nothing exists for it).
