@@ -6,12 +6,13 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::backend::Stats;
 use crate::container::Container;
 use crate::context::Ctx;
 
 /// `(id, runc-shaped stats)` of each container in `names` (which must be
 /// running or paused), or of every running or paused one when empty.
-pub fn sample(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Value)>> {
+pub fn sample(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Stats)>> {
     let store = ctx.store()?;
     let ids = if names.is_empty() { store.ids()? } else { names.to_vec() };
     let mut out = Vec::new();
@@ -32,12 +33,12 @@ pub fn sample(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
-fn io_bytes(s: &Value) -> (u64, u64) {
+fn io_bytes(s: &Stats) -> (u64, u64) {
     let mut r = (0, 0);
-    for e in s["blkio"]["ioServiceBytesRecursive"].as_array().into_iter().flatten() {
-        match e["op"].as_str().unwrap_or("").to_ascii_lowercase().as_str() {
-            "read" => r.0 += e["value"].as_u64().unwrap_or(0),
-            "write" => r.1 += e["value"].as_u64().unwrap_or(0),
+    for e in s.blkio.iter().flat_map(|b| &b.io_service_bytes_recursive) {
+        match e.op.to_ascii_lowercase().as_str() {
+            "read" => r.0 += e.value,
+            "write" => r.1 += e.value,
             _ => {}
         }
     }
@@ -47,18 +48,18 @@ fn io_bytes(s: &Value) -> (u64, u64) {
 /// `{id, cpuPercent, cpuTotalNs, memoryUsage, memoryLimit, pids,
 /// ioReadBytes, ioWriteBytes}`: CPU % over `elapsed` since `before`
 /// (null without one), bytes, limit null when unlimited.
-pub fn row(id: &str, before: Option<&Value>, now: &Value, elapsed: Duration) -> Value {
-    let cpu = |v: &Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
+pub fn row(id: &str, before: Option<&Stats>, now: &Stats, elapsed: Duration) -> Value {
+    let cpu = |s: &Stats| s.cpu.as_ref().map_or(0, |c| c.usage.total);
     let pct = before.map(|b| cpu(now).saturating_sub(cpu(b)) as f64 / elapsed.as_nanos().max(1) as f64 * 100.0);
     let (r, w) = io_bytes(now);
-    let limit = now["memory"]["usage"]["limit"].as_u64().filter(|l| *l < (1u64 << 62));
+    let mem = now.memory.as_ref().map(|m| &m.usage);
     json!({
         "id": id,
         "cpuPercent": pct.map(|p| (p * 100.0).round() / 100.0),
         "cpuTotalNs": cpu(now),
-        "memoryUsage": now["memory"]["usage"]["usage"],
-        "memoryLimit": limit,
-        "pids": now["pids"]["current"],
+        "memoryUsage": mem.map(|m| m.usage),
+        "memoryLimit": mem.and_then(|m| m.limit).filter(|l| *l < (1u64 << 62)),
+        "pids": now.pids.as_ref().map(|p| p.current),
         "ioReadBytes": r,
         "ioWriteBytes": w,
     })

@@ -1,18 +1,25 @@
 //! The backend abstraction: one trait that every backend implements, and the
 //! routing rule that picks a backend once, at create.
 
+mod data;
+mod error;
 pub mod native;
+pub mod oci;
 pub mod proxmox;
 pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::Result as AnyResult;
 use libcontainer::oci_spec::runtime::LinuxResources;
 
 use crate::spec::Bundle;
 use crate::state::{BackendKind, Record};
+
+pub use data::{BackendData, RootfsStrategy};
+pub use error::{BackendError, Result};
+pub use stats::Stats;
 
 /// Everything `create` was asked for.
 pub struct CreateOpts<'a> {
@@ -24,7 +31,6 @@ pub struct CreateOpts<'a> {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
-    pub systemd_cgroup: bool,
     /// `run` without `--detach`: the container's init stays our child.
     pub foreground: bool,
 }
@@ -32,7 +38,7 @@ pub struct CreateOpts<'a> {
 /// What a backend reports after create.
 pub struct Created {
     pub pid: i32,
-    pub backend_data: serde_json::Value,
+    pub backend_data: BackendData,
 }
 
 /// An `exec` request, after the CLI has merged `--process` and flags.
@@ -55,12 +61,23 @@ pub struct ExecOpts {
 
 /// The operations of the OCI contract (plus runc's extras), per backend.
 /// Status is not here: it is derived from the record's pid (see `status`).
+/// The front end has checked the transition (and `--force`) before calling.
+///
+/// Errors: `BackendError::NotRunning` where the operation needs the
+/// container's processes and they are gone (exec, stats, update on
+/// Proxmox), `NoSuchProcess` when kill's target vanished (native),
+/// `Unsupported` for a spec this backend refuses at create; anything else
+/// is `Other` with the backend's message chain.
 pub trait Backend {
+    /// Makes the container (its init waiting for start), undoing
+    /// everything on failure.
     fn create(&self, opts: &CreateOpts) -> Result<Created>;
     fn start(&self, rec: &Record, dir: &Path) -> Result<()>;
+    /// `all`: every process of the container's cgroup (runc's `kill --all`).
     fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()>;
-    /// Removes what create made, except the state directory itself.
-    fn delete(&self, rec: &Record, dir: &Path, force: bool) -> Result<()>;
+    /// Removes everything create made, running or not, except the state
+    /// directory itself.
+    fn delete(&self, rec: &Record, dir: &Path) -> Result<()>;
     /// Returns the pid of the exec'd process.
     fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32>;
     fn pids(&self, rec: &Record, dir: &Path) -> Result<Vec<i32>>;
@@ -68,22 +85,17 @@ pub trait Backend {
     fn resume(&self, rec: &Record, dir: &Path) -> Result<()>;
     fn update(&self, rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()>;
     /// Cgroup statistics in runc's `events --stats` shape.
-    fn stats(&self, rec: &Record, dir: &Path) -> Result<serde_json::Value>;
+    fn stats(&self, rec: &Record, dir: &Path) -> Result<Stats>;
 }
 
-pub fn for_kind(kind: BackendKind, _config_path: Option<&Path>) -> Result<Box<dyn Backend>> {
+/// The backend of `kind`. `config_path`: nexcage's configuration file as
+/// given (`--config` / NEXCAGE_CONFIG; `None`: the default places), which
+/// the Proxmox backend reads (storage, driver, lxc_path).
+pub fn for_kind(kind: BackendKind, config_path: Option<&Path>) -> AnyResult<Box<dyn Backend>> {
     match kind {
         BackendKind::Native => Ok(Box::new(native::Native)),
-        BackendKind::Proxmox => Ok(Box::new(proxmox::Proxmox::load(CONFIG_PATH.get().and_then(|p| p.as_deref()))?)),
+        BackendKind::Proxmox => Ok(Box::new(proxmox::Proxmox::load(config_path)?)),
     }
-}
-
-/// `--config` / NEXCAGE_CONFIG as given on the command line, for backends
-/// that need nexcage's configuration (set once by cli::main).
-static CONFIG_PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-
-pub fn set_config_path(p: Option<PathBuf>) {
-    let _ = CONFIG_PATH.set(p);
 }
 
 pub const BACKEND_ANNOTATION: &str = "org.nexcage.backend";
@@ -102,7 +114,7 @@ fn kind_of(b: nexcage_config::Backend) -> BackendKind {
 /// Picks the backend (ARCHITECTURE section 4): explicit annotation first,
 /// pod sandboxes native, then configured rules (first match), then the
 /// configured default (native when none). Returns the kind and why.
-pub fn route(id: &str, annotations: &BTreeMap<String, String>, cfg: &nexcage_config::Config) -> Result<(BackendKind, String)> {
+pub fn route(id: &str, annotations: &BTreeMap<String, String>, cfg: &nexcage_config::Config) -> AnyResult<(BackendKind, String)> {
     if let Some(v) = annotations.get(BACKEND_ANNOTATION) {
         let kind = match v.as_str() {
             "native" => BackendKind::Native,
@@ -150,8 +162,8 @@ pub use proxmox::gc::Report as GcReport;
 pub fn collect_garbage(
     config_path: Option<&Path>,
     dirs: &[(String, PathBuf, bool)],
-    delete_container: impl FnMut(&str) -> Result<()>,
-) -> Result<GcReport> {
+    delete_container: impl FnMut(&str) -> AnyResult<()>,
+) -> AnyResult<GcReport> {
     proxmox::gc::collect(&proxmox::Proxmox::load(config_path)?, dirs, delete_container)
 }
 

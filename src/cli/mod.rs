@@ -217,7 +217,6 @@ pub fn main() -> i32 {
     // backend's chdir into the bundle, or state splits across two dirs.
     let root = std::path::absolute(&cli.root).unwrap_or(cli.root);
     let ctx = Ctx { root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
-    crate::backend::set_config_path(ctx.config_path.clone());
     tracing::debug!(?command, "dispatch");
     match dispatch(command, &ctx) {
         Ok(code) => code,

@@ -57,7 +57,6 @@ impl Container {
             console_socket: a.console_socket.as_ref().map(absolute),
             preserve_fds: a.preserve_fds,
             no_pivot: a.no_pivot,
-            systemd_cgroup: ctx.systemd_cgroup,
             foreground: a.foreground,
         })?;
         self.rec.pid = Some(created.pid);
@@ -90,7 +89,7 @@ fn new_record(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle) -> Result<Record
         pid_start: None,
         started: false,
         paused: false,
-        backend_data: serde_json::Value::Null,
+        backend_data: crate::backend::BackendData::Native,
     })
 }
 

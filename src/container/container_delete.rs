@@ -27,7 +27,6 @@ impl Container {
 
     /// Asks the backend to remove what create made (all but the state dir).
     pub(super) fn teardown(&self, be: &dyn Backend) -> Result<()> {
-        // Neither backend reads `force`: delete's refusal is decided above.
-        be.delete(&self.rec, self.dir(), true)
+        Ok(be.delete(&self.rec, self.dir())?)
     }
 }

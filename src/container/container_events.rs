@@ -3,12 +3,13 @@
 use anyhow::Result;
 
 use super::Container;
+use crate::backend::Stats;
 use crate::context::Ctx;
 
 impl Container {
     /// runc's `events --stats` data object; "container not running" once stopped.
-    pub fn stats(&self, ctx: &Ctx) -> Result<serde_json::Value> {
+    pub fn stats(&self, ctx: &Ctx) -> Result<Stats> {
         self.status().can_report()?;
-        self.backend(ctx)?.stats(&self.rec, self.dir())
+        Ok(self.backend(ctx)?.stats(&self.rec, self.dir())?)
     }
 }

@@ -22,7 +22,7 @@ impl Container {
         } else {
             None
         };
-        let res = self.backend(ctx).and_then(|be| be.exec(&self.rec, self.dir(), &opts));
+        let res = self.backend(ctx).and_then(|be| Ok(be.exec(&self.rec, self.dir(), &opts)?));
         if let Some(f) = tty_file {
             let _ = std::fs::remove_file(f);
         }

@@ -10,7 +10,7 @@ impl Container {
     /// Fails with "container not running" unless there is a process (or `all`).
     pub fn kill(&self, ctx: &Ctx, signal: i32, all: bool) -> Result<()> {
         self.status().can_kill(all)?;
-        self.backend(ctx)?.kill(&self.rec, self.dir(), signal, all)
+        Ok(self.backend(ctx)?.kill(&self.rec, self.dir(), signal, all)?)
     }
 
     /// The admin `stop` step: sends `signal` unless the container has

@@ -9,6 +9,6 @@ impl Container {
     /// Any status: a stopped container simply has none left (or the
     /// backend says why it cannot tell).
     pub fn pids(&self, ctx: &Ctx) -> Result<Vec<i32>> {
-        self.backend(ctx)?.pids(&self.rec, self.dir())
+        Ok(self.backend(ctx)?.pids(&self.rec, self.dir())?)
     }
 }

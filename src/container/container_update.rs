@@ -9,6 +9,6 @@ use crate::context::Ctx;
 impl Container {
     pub fn update(&self, ctx: &Ctx, resources: &LinuxResources) -> Result<()> {
         self.status().can_update()?;
-        self.backend(ctx)?.update(&self.rec, self.dir(), resources)
+        Ok(self.backend(ctx)?.update(&self.rec, self.dir(), resources)?)
     }
 }

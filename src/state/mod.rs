@@ -202,18 +202,18 @@ pub struct Record {
     pub paused: bool,
     /// Backend-specific data (VMID, dataset, ...).
     #[serde(default)]
-    pub backend_data: serde_json::Value,
+    pub backend_data: crate::backend::BackendData,
 }
 
 impl Record {
     /// The Proxmox guest's VMID, when the backend made one.
-    pub fn vmid(&self) -> Option<u64> {
-        self.backend_data["vmid"].as_u64()
+    pub fn vmid(&self) -> Option<u32> {
+        self.backend_data.vmid()
     }
 
     /// The ZFS dataset holding the rootfs, when the backend made one.
     pub fn dataset(&self) -> Option<&str> {
-        self.backend_data["dataset"].as_str()
+        self.backend_data.dataset()
     }
 }
 

@@ -181,7 +181,7 @@ mod tests {
             pid_start: None,
             started: false,
             paused: false,
-            backend_data: serde_json::Value::Null,
+            backend_data: crate::backend::BackendData::Native,
         }
     }
 

@@ -18,7 +18,7 @@ use libcontainer::syscall::syscall::create_syscall;
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 
-use super::{cgroup, holder};
+use super::{guest_cgroup, holder};
 
 /// The guest as the exec'd process joins it.
 pub struct Target {
@@ -59,7 +59,7 @@ impl Target {
         }
         let mut process = process.clone();
         process.set_capabilities(Some(clamp(process.capabilities().as_ref(), &bounding_of(init)?)));
-        Ok(Target { pid_ns: open("pid")?, ns, cgroup_procs: cgroup::procs_files(init), process, seccomp, console, preserve_fds })
+        Ok(Target { pid_ns: open("pid")?, ns, cgroup_procs: guest_cgroup::procs_files(init), process, seccomp, console, preserve_fds })
     }
 }
 

@@ -1,31 +1,36 @@
-//! create: VMID, rootfs on ZFS, guest registration, LXC config, holder.
-//! Each step is recorded in the progress file before it happens; on any
-//! error everything done so far is undone before the error is returned.
+//! create, as named steps: plan (every check, no side effect), reserve a
+//! VMID, make the rootfs dataset, register the guest, write the LXC config,
+//! fork the holder, run the create hooks. Each step is recorded in the
+//! create journal before its side effect; on any error everything done so
+//! far is undone (from the journal) before the error is returned.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nexcage_pve::driver::CreateRequest;
-use nexcage_pve::mapping::{self, BindMountMode, MapOptions};
+use nexcage_pve::driver::{ControlPlane, CreateRequest};
+use nexcage_pve::mapping::{self, BindMountMode, MapOptions, PveConfig};
 
+use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
-use super::progress::Progress;
-use super::rootfs::{self, Strategy};
-use super::{delete, holder, hooks, lookup, paths, stage, subids, Proxmox};
-use crate::backend::{CreateOpts, Created};
+use super::{delete, holder, hooks, lookup, paths, rootfs, stage, subids, Proxmox};
+use crate::backend::oci::hooks::Phase;
+use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
 /// What `pct create` needs as template; the rootfs is provided by nexcage.
 const OSTEMPLATE: &str = "local:vztmpl/nexcage-empty.tar";
 
+/// How often a VMID taken concurrently is retried with the next one.
+const VMID_ATTEMPTS: u32 = 50;
+
 pub fn create(px: &Proxmox, opts: &CreateOpts) -> Result<Created> {
-    let mut prog = Progress::default();
-    match create_steps(px, opts, &mut prog) {
+    let mut journal = CreateJournal::default();
+    match create_steps(px, opts, &mut journal) {
         Ok(c) => Ok(c),
         Err(e) => {
-            // The progress file may know more than `prog` (it is the source of truth).
-            let p = Progress::load(opts.dir).unwrap_or(prog);
-            if let Err(ue) = delete::undo(px, &p, opts.dir) {
+            // The journal file may know more than `journal` (it is the source of truth).
+            let j = CreateJournal::load(opts.dir).unwrap_or(journal);
+            if let Err(ue) = delete::undo(px, &j) {
                 tracing::warn!("cleanup after failed create: {ue:#}");
             }
             Err(e)
@@ -33,7 +38,48 @@ pub fn create(px: &Proxmox, opts: &CreateOpts) -> Result<Created> {
     }
 }
 
-fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<Created> {
+fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Created> {
+    let plan = plan(px, opts, j)?;
+    j.begin(opts.dir, CreateStep::Vmid)?;
+    let px = &px.for_journal(j)?;
+    let cp = px.driver()?;
+    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, opts, j)?;
+    j.cp_calls = cp.calls();
+    tracing::info!(vmid, calls = j.cp_calls, "guest registered");
+    write_lxc_config(opts, vmid, &pve, j)?;
+    let pid = fork_holder(opts, j)?;
+    // A failing prestart/createRuntime hook fails create (and undoes it).
+    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(pid), Phase::Create)?;
+    j.step = CreateStep::Done;
+    j.save(opts.dir)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    Ok(Created { pid, backend_data: BackendData::Proxmox { vmid, dataset: j.dataset.clone(), strategy: plan.strategy } })
+}
+
+/// What create decided before any side effect.
+struct Plan {
+    ann: BTreeMap<String, String>,
+    strategy: RootfsStrategy,
+    unprivileged: bool,
+    /// The ZFS dataset under which rootfs datasets go (`storage.pool`...).
+    parent: Option<String>,
+    /// Disk size, bytes.
+    quota: u64,
+    /// Proxmox storage id of the rootfs volume.
+    storage: String,
+    /// config.json without `process.user.umask` (LXC has no key for it).
+    spec_json: serde_json::Value,
+    /// (memory, swap) MiB registered as "no limit": the host's.
+    host_memory: (u64, u64),
+    bridge: Option<String>,
+    vlan: Option<u16>,
+}
+
+/// Every check that needs no side effect; records in the journal what
+/// later commands need (config, tools, process), without saving it.
+fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> {
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
@@ -44,102 +90,152 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         subids::check_root_range(mapping::UNPRIVILEGED_ID_BASE, mapping::UNPRIVILEGED_ID_COUNT)?;
     }
     let parent = cfg.storage.zfs_parent();
-    if strategy != Strategy::Bind && parent.is_none() {
+    if strategy != RootfsStrategy::Bind && parent.is_none() {
         bail!("rootfs strategy {} needs storage.pool in nexcage's configuration", strategy.name());
     }
     let quota = rootfs::disk_bytes(cfg, &ann)?;
     let storage = cfg.proxmox.storage.clone().unwrap_or_else(|| "local-zfs".into());
     let process = spec.process().as_ref().context("config.json has no process")?;
-    prog.strategy = Some(strategy.name().into());
-    prog.config_path = px.config_path().map(Path::to_path_buf);
-    prog.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
-    prog.lxc_path = Some(px.lxc_path());
-    prog.args = process.args().clone().unwrap_or_default();
-    prog.terminal = process.terminal().unwrap_or(false);
-    if prog.args.is_empty() {
+    j.strategy = Some(strategy);
+    j.config_path = px.config_path().map(Path::to_path_buf);
+    j.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
+    j.lxc_path = Some(px.lxc_path());
+    j.args = process.args().clone().unwrap_or_default();
+    j.terminal = process.terminal().unwrap_or(false);
+    if j.args.is_empty() {
         bail!("process.args must not be empty");
     }
     // With a clone source the guest's files come from the snapshot, not the bundle.
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
-        lookup::check_program(&opts.bundle.rootfs, &prog.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
+        lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
     // LXC has no umask key: the holder sets it before lxc-execute, whose
     // init and command inherit it.
     let mut spec_json = serde_json::to_value(spec)?;
     if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
-        prog.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
+        j.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
     }
-    prog.begin(opts.dir, "vmid")?;
-    let px = &px.for_progress(prog)?;
-    let cp = px.driver()?;
-    let (mem, swap) = mapping::host_memory_mib().unwrap_or((1 << 20, 0));
+    Ok(Plan {
+        ann,
+        strategy,
+        unprivileged,
+        // ZFS only for copy/clone (a bind rootfs stays where it is).
+        parent: parent.filter(|_| strategy != RootfsStrategy::Bind),
+        quota,
+        storage,
+        spec_json,
+        host_memory: mapping::host_memory_mib().unwrap_or((1 << 20, 0)),
+        bridge: cfg.network.bridge.clone(),
+        vlan: cfg.network.vlan.and_then(|v| u16::try_from(v).ok()),
+    })
+}
 
-    // nextid reserves nothing: another creator may take the VMID between
-    // nextid and create, then everything made for it is undone and retried.
+/// Steps `vmid`, `dataset`, `guest`. nextid reserves nothing: another
+/// creator may take the VMID between nextid and create; then everything
+/// made for it is undone and the next VMID tried (up to `VMID_ATTEMPTS`).
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
     let mut attempt = 0;
-    let (vmid, pve) = loop {
+    loop {
         attempt += 1;
-        let vmid = cp.next_vmid()?;
-        prog.vmid = Some(vmid);
-        let mut mo = MapOptions::new(vmid, opts.id, &storage, mem);
-        mo.unlimited_swap_mib = swap;
-        mo.bind_mounts = BindMountMode::LxcEntry;
-        mo.unprivileged = unprivileged;
-        mo.disk_size_gib = quota.div_ceil(1 << 30).max(1);
-        mo.bridge = cfg.network.bridge.clone();
-        mo.vlan = cfg.network.vlan.and_then(|v| u16::try_from(v).ok());
+        let vmid = reserve_vmid(cp, j)?;
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
-        if matches!((strategy, &parent), (Strategy::Bind, _) | (_, None)) {
-            mo.rootfs_volume = Some(opts.bundle.rootfs.display().to_string());
-        } else {
-            mo.rootfs_volume = Some(format!("{storage}:subvol-{vmid}-disk-0,size={}G", mo.disk_size_gib));
-        }
-        let pve = mapping::map_value(&spec_json, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))?;
-        let rootfs_path = match (strategy, &parent) {
-            (Strategy::Bind, _) | (_, None) => opts.bundle.rootfs.clone(),
-            (_, Some(parent)) => {
-                let name = nexcage_zfs::subvol_name(parent, vmid, 0);
-                prog.dataset = Some(name.clone());
-                prog.begin(opts.dir, "dataset")?;
-                let zfs = nexcage_zfs::Zfs::new();
-                if zfs.exists(&name)? {
-                    prog.dataset = None;
-                    prog.save(opts.dir)?;
-                    bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
-                }
-                rootfs::provision(&zfs, strategy, &name, &opts.bundle.rootfs, quota, &ann, parent, pve.exec.id_shift)
-                    .with_context(|| format!("provision rootfs {name}"))?
-            }
-        };
-        prog.rootfs = Some(rootfs_path);
-        prog.guest = true;
-        prog.begin(opts.dir, "guest")?;
-        let mut params = pve.api_params();
-        if cfg.driver() == nexcage_config::Driver::Pct {
-            // pct cannot take a NUL-joined env as an argument (the driver would
-            // edit /etc/pve directly); the env lives in nexcage's LXC config.
-            params.remove("env");
-        }
-        let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params, raw_lxc: vec![] };
-        match cp.create(vmid, &req) {
-            Ok(()) => break (vmid, pve),
-            Err(e) if e.is_already_exists() && attempt < 50 => {
+        let pve = map_config(plan, opts, vmid)?;
+        make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)?;
+        match register_guest(px, cp, vmid, &pve, opts.dir, j) {
+            Ok(()) => return Ok((vmid, pve)),
+            Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
                 tracing::debug!(vmid, "VMID taken concurrently, retrying");
-                prog.guest = false;
-                delete::undo_storage(prog)?;
-                prog.dataset = None;
-                prog.save(opts.dir)?;
+                j.guest = false;
+                delete::undo_storage(j)?;
+                j.dataset = None;
+                j.save(opts.dir)?;
             }
-            Err(e) => return Err(e.into()),
+            Err(RegisterError::ControlPlane(e)) => return Err(e.into()),
+            Err(RegisterError::Journal(e)) => return Err(e),
+        }
+    }
+}
+
+/// Step `vmid`: the next free VMID (recorded, not yet saved: nothing exists for it).
+fn reserve_vmid(cp: &dyn ControlPlane, j: &mut CreateJournal) -> Result<u32> {
+    let vmid = cp.next_vmid()?;
+    j.vmid = Some(vmid);
+    Ok(vmid)
+}
+
+/// The guest's Proxmox config for `vmid`, from config.json.
+fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32) -> Result<PveConfig> {
+    let mut mo = MapOptions::new(vmid, opts.id, &plan.storage, plan.host_memory.0);
+    mo.unlimited_swap_mib = plan.host_memory.1;
+    mo.bind_mounts = BindMountMode::LxcEntry;
+    mo.unprivileged = plan.unprivileged;
+    mo.disk_size_gib = plan.quota.div_ceil(1 << 30).max(1);
+    mo.bridge = plan.bridge.clone();
+    mo.vlan = plan.vlan;
+    mo.rootfs_volume = Some(match plan.parent {
+        None => opts.bundle.rootfs.display().to_string(),
+        Some(_) => format!("{}:subvol-{vmid}-disk-0,size={}G", plan.storage, mo.disk_size_gib),
+    });
+    mapping::map_value(&plan.spec_json, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))
+}
+
+/// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
+/// filled (owners shifted by `shift` for an unprivileged guest). A bind
+/// rootfs is the bundle's. Records the rootfs path.
+fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<()> {
+    let rootfs_path: PathBuf = match &plan.parent {
+        None => opts.bundle.rootfs.clone(),
+        Some(parent) => {
+            let name = nexcage_zfs::subvol_name(parent, vmid, 0);
+            j.dataset = Some(name.clone());
+            j.begin(opts.dir, CreateStep::Dataset)?;
+            let zfs = nexcage_zfs::Zfs::new();
+            if zfs.exists(&name)? {
+                j.dataset = None;
+                j.save(opts.dir)?;
+                bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
+            }
+            rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift)
+                .with_context(|| format!("provision rootfs {name}"))?
         }
     };
-    prog.cp_calls = cp.calls();
-    tracing::info!(vmid, calls = prog.cp_calls, "guest registered");
+    j.rootfs = Some(rootfs_path);
+    Ok(())
+}
 
-    prog.begin(opts.dir, "lxcconf")?;
-    let lxc_dir = prog.lxc_dir().context("no lxc dir")?;
+/// Step `guest`: registers the guest with the control plane. The error is
+/// the control plane's, so the caller can tell "VMID taken" apart.
+fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfig, dir: &Path, j: &mut CreateJournal) -> Result<(), RegisterError> {
+    j.guest = true;
+    j.begin(dir, CreateStep::Guest)?;
+    let mut params = pve.api_params();
+    if px.config().driver() == nexcage_config::Driver::Pct {
+        // pct cannot take a NUL-joined env as an argument (the driver would
+        // edit /etc/pve directly); the env lives in nexcage's LXC config.
+        params.remove("env");
+    }
+    let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params, raw_lxc: vec![] };
+    Ok(cp.create(vmid, &req)?)
+}
+
+/// Why registering failed: the control plane said no, or the journal could
+/// not be written.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error(transparent)]
+    ControlPlane(#[from] nexcage_pve::driver::PveError),
+    #[error(transparent)]
+    Journal(#[from] anyhow::Error),
+}
+
+/// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` that lxc-execute
+/// runs from (mount targets made first where LXC cannot make them).
+fn write_lxc_config(opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
+    j.begin(opts.dir, CreateStep::LxcConfig)?;
+    let lxc_dir = j.lxc_dir().context("no lxc dir")?;
     // "No limit" was registered as the host's size; LXC gets no limit at all.
     let mut run_cfg = pve.clone();
+    let spec = &opts.bundle.spec;
     let limited = spec.linux().as_ref().and_then(|l| l.resources().as_ref()).and_then(|r| r.memory().as_ref()).and_then(|m| m.limit()).is_some_and(|l| l > 0);
     if !limited {
         run_cfg.keys.remove("memory");
@@ -148,17 +244,23 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
-    if let Some(rootfs) = prog.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
+    if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
     if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
     }
-    write_lxc_dir(&lxc_dir, vmid, prog, &run_cfg)?;
-    prog.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
+    write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
+    j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
+    Ok(())
+}
 
-    prog.begin(opts.dir, "holder")?;
-    let tty = if prog.terminal {
+/// Step `holder`: forks the holder (blocked until start), with the
+/// terminal sent to the console socket when process.terminal is set.
+/// Returns its pid (the record's pid).
+fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
+    j.begin(opts.dir, CreateStep::Holder)?;
+    let tty = if j.terminal {
         let sock = opts.console_socket.as_ref().context("process.terminal is set but no --console-socket was given")?;
         let (master, slave) = holder::open_pty()?;
         holder::send_console(sock, &master)?;
@@ -167,28 +269,21 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, prog: &mut Progress) -> Result<
         None
     };
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
-    prog.holder = Some(pid);
-    prog.save(opts.dir)?;
-    // A failing prestart/createRuntime hook fails create (and undoes it).
-    hooks::run(spec, opts.id, &opts.bundle.dir, Some(pid), hooks::Stage::Created)?;
-    prog.step = "done".into();
-    prog.save(opts.dir)?;
-    if let Some(pf) = &opts.pid_file {
-        write_pid_file(pf, pid)?;
-    }
-    Ok(Created { pid, backend_data: serde_json::to_value(&*prog)? })
+    j.holder = Some(pid);
+    j.save(opts.dir)?;
+    Ok(pid)
 }
 
-fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: Strategy) -> bool {
+fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: RootfsStrategy) -> bool {
     let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    let ok = super::unprivileged_possible(ns.iter().map(|n| (n.typ(), n.path().is_some())), strategy == Strategy::Bind);
+    let ok = super::unprivileged_possible(ns.iter().map(|n| (n.typ(), n.path().is_some())), strategy == RootfsStrategy::Bind);
     if !ok {
         tracing::info!("the guest runs privileged: bind rootfs, a namespace joined by path, or the host's pid/ipc/uts namespace");
     }
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, prog: &Progress, pve: &mapping::PveConfig) -> Result<()> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<()> {
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let seccomp = match &pve.exec.seccomp_profile {
         Some(p) => {
@@ -198,7 +293,7 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, prog: &Progress, pve: &mapping::PveC
         }
         None => None,
     };
-    let rootfs = prog.rootfs.as_deref().context("no rootfs")?;
+    let rootfs = j.rootfs.as_deref().context("no rootfs")?;
     let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
     let f = lxc_dir.join("config");
     std::fs::write(&f, text).with_context(|| format!("write {}", f.display()))?;

@@ -1,4 +1,4 @@
-//! delete / undo: removes exactly what the progress file says create began:
+//! delete / undo: removes exactly what the create journal says create began:
 //! the running guest (processes, holder), the Proxmox registration, the ZFS
 //! dataset, the LXC config dir. Every step tolerates "already gone", so it
 //! is idempotent and works after a crash at any point of create.
@@ -8,26 +8,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::progress::Progress;
-use super::{cgroup, lxc, stage, Proxmox};
+use super::journal::{CreateJournal, CreateStep};
+use super::{guest_cgroup, hooks, lxc, stage, Proxmox};
+use crate::backend::oci::hooks::Phase;
 use crate::proc;
 use crate::state::Record;
 
-pub fn delete(px: &Proxmox, rec: &Record, dir: &Path, _force: bool) -> Result<()> {
-    let p = Progress::load(dir)?;
-    stop(&p, rec.pid.map(|pid| (pid, rec.pid_start)))?;
-    undo(&px.for_progress(&p)?, &p, dir)
+/// Stops the guest, undoes create, then runs the poststop hooks.
+pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
+    let j = CreateJournal::load(dir)?;
+    stop(&j, rec.pid.map(|pid| (pid, rec.pid_start)))?;
+    undo(&px.for_journal(&j)?, &j)?;
+    hooks::run_recorded(rec, Phase::Poststop)
 }
 
 /// Kills the guest's processes and the holder, and waits until LXC has
 /// let go of the rootfs (else the dataset stays busy).
-fn stop(p: &Progress, holder: Option<(i32, Option<u64>)>) -> Result<()> {
+fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>) -> Result<()> {
     if let Some(init) = lxc::init_pid(p) {
-        for pid in cgroup::pids_of(init).unwrap_or_else(|_| vec![init]) {
+        for pid in guest_cgroup::pids_of(init).unwrap_or_else(|_| vec![init]) {
             let _ = proc::signal(pid, libc::SIGKILL);
         }
         // A paused guest's processes die only once thawed.
-        cgroup::thaw(init);
+        guest_cgroup::thaw(init);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     if let Some((h, start)) = holder {
@@ -46,9 +49,9 @@ fn stop(p: &Progress, holder: Option<(i32, Option<u64>)>) -> Result<()> {
     Ok(())
 }
 
-/// Undoes create's side effects per the progress record (not the processes).
-pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
-    if p.step.is_empty() {
+/// Undoes create's side effects per the journal (not the processes).
+pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
+    if p.step == CreateStep::NotBegun {
         return Ok(());
     }
     if let Some(h) = p.holder {
@@ -61,11 +64,9 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
     let mut errors = Vec::new();
     if let (true, Some(vmid)) = (p.guest, p.vmid) {
         // While the VMID is still ours (registered, not yet destroyed).
-        cgroup::remove_leftovers(vmid);
-        match px.driver().and_then(|cp| Ok(cp.destroy(vmid, true)?)) {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => errors.push(format!("destroy guest {vmid}: {e:#}")),
+        guest_cgroup::remove_leftovers(vmid);
+        if let Err(e) = destroy_guest(px, vmid) {
+            errors.push(format!("destroy guest {vmid}: {e:#}"));
         }
     }
     if let Err(e) = undo_storage(p) {
@@ -90,13 +91,16 @@ pub fn undo(px: &Proxmox, p: &Progress, _dir: &Path) -> Result<()> {
     }
 }
 
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<nexcage_pve::driver::PveError>().is_some_and(|pe| pe.is_not_found())
-        || e.to_string().contains("does not exist")
+/// Unregisters the guest; one that does not exist (anymore) counts as done.
+fn destroy_guest(px: &Proxmox, vmid: u32) -> Result<()> {
+    match px.driver()?.destroy(vmid, true) {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Destroys the dataset create made (retrying while busy).
-pub fn undo_storage(p: &Progress) -> Result<()> {
+pub fn undo_storage(p: &CreateJournal) -> Result<()> {
     if let Some(ds) = &p.dataset {
         nexcage_zfs::Zfs::new().destroy(ds, true).with_context(|| format!("destroy dataset {ds}"))?;
     }

@@ -19,13 +19,13 @@ use nix::unistd::{fork, ForkResult};
 
 use super::attach::{self, Target};
 use super::lxc;
-use super::progress::Progress;
+use super::journal::CreateJournal;
 use crate::backend::ExecOpts;
 use crate::state::Record;
 
 pub fn exec(rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
-    let p = Progress::load(dir)?;
-    let Some(init) = lxc::init_pid(&p) else { bail!("container is not running") };
+    let p = CreateJournal::load(dir)?;
+    let Some(init) = lxc::init_pid(&p) else { return Err(crate::backend::BackendError::NotRunning.into()) };
     let spec = Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
     let process = process(&spec, opts)?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::progress::Progress;
+use super::journal::{CreateJournal, CreateStep};
 use super::Proxmox;
 
 pub const GRACE: Duration = Duration::from_secs(60);
@@ -34,16 +34,16 @@ pub fn collect(
     let mut rep = Report::default();
     let mut kept = BTreeSet::new();
     for (id, dir, holder_alive) in dirs {
-        let Ok(p) = Progress::load(dir) else { continue };
-        if p.step.is_empty() {
+        let Ok(p) = CreateJournal::load(dir) else { continue };
+        if p.step == CreateStep::NotBegun {
             continue;
         }
-        let young = std::fs::metadata(super::progress::Progress::path(dir))
+        let young = std::fs::metadata(CreateJournal::path(dir))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age < GRACE);
-        if *holder_alive || (young && p.step != "done") {
+        if *holder_alive || (young && p.step != CreateStep::Done) {
             if let Some(v) = p.vmid {
                 kept.insert(v);
             }
@@ -74,15 +74,15 @@ pub fn collect(
         if !tagged {
             continue;
         }
-        let p = Progress {
-            step: "gc".into(),
+        let p = CreateJournal {
+            step: CreateStep::Gc,
             vmid: Some(g.vmid),
             guest: true,
             dataset: parent.as_ref().map(|pa| nexcage_zfs::subvol_name(pa, g.vmid, 0)),
             lxc_path: Some(px.lxc_path()),
-            ..Progress::default()
+            ..CreateJournal::default()
         };
-        match super::delete::undo(px, &p, std::path::Path::new("/")) {
+        match super::delete::undo(px, &p) {
             Ok(()) => rep.guests.push(g.vmid),
             Err(e) => tracing::warn!("gc: guest {}: {e:#}", g.vmid),
         }

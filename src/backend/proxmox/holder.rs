@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
-use super::progress::Progress;
+use super::journal::CreateJournal;
 
 const FIFO: &str = "start.fifo";
 /// Written by kill when it SIGKILLs the container: lxc-execute reports 1
@@ -100,7 +100,7 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
     if !matches!(got, Ok(1)) || byte[0] != b's' {
         return 0;
     }
-    let p = match Progress::load(dir) {
+    let p = match CreateJournal::load(dir) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("nexcage holder: {e:#}");
@@ -116,7 +116,7 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
     }
 }
 
-fn run_container(dir: &Path, p: &Progress) -> Result<i32> {
+fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
     let (Some(vmid), Some(lxc_path)) = (p.vmid, &p.lxc_path) else { bail!("create did not finish") };
     let mut cmd = Command::new("lxc-execute");
     cmd.arg("-n").arg(vmid.to_string()).arg("-P").arg(lxc_path).arg("-q");

@@ -5,10 +5,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::progress::Progress;
+use super::journal::CreateJournal;
 
 /// (`vmid` as LXC name, lxc_path) of a created container.
-pub fn name(p: &Progress) -> Result<(String, &Path)> {
+pub fn name(p: &CreateJournal) -> Result<(String, &Path)> {
     match (p.vmid, &p.lxc_path) {
         (Some(v), Some(l)) => Ok((v.to_string(), l.as_path())),
         _ => bail!("the container was not fully created"),
@@ -16,14 +16,14 @@ pub fn name(p: &Progress) -> Result<(String, &Path)> {
 }
 
 /// The container's init pid (lxc-execute's init), if LXC runs it.
-pub fn init_pid(p: &Progress) -> Option<i32> {
+pub fn init_pid(p: &CreateJournal) -> Option<i32> {
     from_holder(p).or_else(|| from_lxc_info(p))
 }
 
 /// Waits until the guest's init runs, or `alive()` turns false (the
 /// container already ended); false on timeout. Polls /proc, and now and then
 /// asks LXC too, in case its init looks different on this host.
-pub fn wait_running(p: &Progress, alive: &dyn Fn() -> bool, timeout: std::time::Duration) -> bool {
+pub fn wait_running(p: &CreateJournal, alive: &dyn Fn() -> bool, timeout: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     for i in 0u32.. {
         if from_holder(p).is_some() || (i % 25 == 24 && from_lxc_info(p).is_some()) || !alive() {
@@ -40,11 +40,11 @@ pub fn wait_running(p: &Progress, alive: &dyn Fn() -> bool, timeout: std::time::
 /// The init is the holder's grandchild (holder -> lxc-execute -> init): found
 /// in /proc without running `lxc-info`, and only taken when it sits in this
 /// guest's payload cgroup (so a reused holder pid cannot mislead).
-fn from_holder(p: &Progress) -> Option<i32> {
+fn from_holder(p: &CreateJournal) -> Option<i32> {
     let vmid = p.vmid?;
     let in_guest = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-            t.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|path| path.split('/').any(|c| super::cgroup::is_payload(c, vmid)))
+            t.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|path| path.split('/').any(|c| super::guest_cgroup::is_payload(c, vmid)))
         })
     };
     children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g) && is_init(*g))
@@ -60,7 +60,7 @@ fn is_init(pid: i32) -> bool {
     name.starts_with(b"init")
 }
 
-fn from_lxc_info(p: &Progress) -> Option<i32> {
+fn from_lxc_info(p: &CreateJournal) -> Option<i32> {
     let (n, path) = name(p).ok()?;
     let out = Command::new("lxc-info").args(["-n", &n, "-P"]).arg(path).args(["-p", "-H"]).output().ok()?;
     if !out.status.success() {
@@ -70,7 +70,7 @@ fn from_lxc_info(p: &Progress) -> Option<i32> {
 }
 
 /// Runs an LXC tool on the container (`lxc-freeze`, `lxc-unfreeze`, ...).
-pub fn tool(p: &Progress, tool: &str) -> Result<()> {
+pub fn tool(p: &CreateJournal, tool: &str) -> Result<()> {
     let (n, path) = name(p)?;
     let out = Command::new(tool).args(["-n", &n, "-P"]).arg(path).output().with_context(|| format!("cannot run {tool}"))?;
     if !out.status.success() {

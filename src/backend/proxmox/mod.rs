@@ -4,26 +4,44 @@
 //!
 //! The record's pid is the holder's: it exists from create on, becomes the
 //! parent of `lxc-execute` at start and exits with the container's status.
+//!
+//! One file per operation (`create`, `start`, `kill`, `delete`, `exec`,
+//! `pause`, `update`, `stats`), as in the native backend; the rest are the
+//! pieces they share (the create journal, the guest's cgroups, LXC, the
+//! holder, the rootfs).
 
 mod attach;
-mod cgroup;
 mod create;
 mod delete;
 mod exec;
 pub mod gc;
+mod guest_cgroup;
 mod holder;
 mod hooks;
-mod lxc;
+mod journal;
+mod kill;
 mod lookup;
+mod lxc;
 mod lxcconf;
 mod paths;
-mod progress;
+mod pause;
 mod rootfs;
-mod signal;
 mod stage;
+mod start;
+mod stats;
 pub mod subids;
+mod update;
 
 pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use libcontainer::oci_spec::runtime::LinuxResources;
+
+use super::{Backend, CreateOpts, Created, ExecOpts, Stats};
+use crate::state::Record;
+use journal::CreateJournal;
 
 /// Whether a guest with these namespaces (type, joined by path) can run in
 /// Proxmox's id map. Not with a `bind` rootfs (its owners cannot be
@@ -38,15 +56,6 @@ pub fn unprivileged_possible(ns: impl IntoIterator<Item = (libcontainer::oci_spe
     let own = |t: T| ns.iter().any(|(x, joined)| *x == t && !joined);
     !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own)
 }
-
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
-use libcontainer::oci_spec::runtime::LinuxResources;
-
-use super::{Backend, CreateOpts, Created, ExecOpts};
-use crate::state::Record;
-pub use progress::Progress;
 
 pub struct Proxmox {
     cfg: nexcage_config::Config,
@@ -80,9 +89,9 @@ impl Proxmox {
         Ok(Proxmox { cfg: loaded.config, cfg_path: loaded.path, tools: None })
     }
 
-    /// The backend as create configured it (its config file and tools),
-    /// falling back to this one's.
-    pub fn for_progress(&self, p: &Progress) -> Result<Proxmox> {
+    /// The backend as create configured it (its config file and tools, from
+    /// the create journal), falling back to this one's.
+    fn for_journal(&self, p: &CreateJournal) -> Result<Proxmox> {
         let mut px = match &p.config_path {
             Some(c) if Some(c) != self.cfg_path.as_ref() && c.exists() => Proxmox::load(Some(c))?,
             _ => Proxmox { cfg: self.cfg.clone(), cfg_path: self.cfg_path.clone(), tools: None },
@@ -131,52 +140,43 @@ fn ensure_path() {
 }
 
 impl Backend for Proxmox {
-    fn create(&self, opts: &CreateOpts) -> Result<Created> {
-        create::create(self, opts)
+    fn create(&self, opts: &CreateOpts) -> super::Result<Created> {
+        Ok(create::create(self, opts)?)
     }
 
-    fn start(&self, rec: &Record, dir: &Path) -> Result<()> {
-        holder::release(dir)?;
-        // Return once the guest runs (or is already gone), so an exec or
-        // kill right after start meets a set-up guest, as with runc.
-        let p = progress::Progress::load(dir)?;
-        let holder_alive = || rec.pid.is_some_and(|h| crate::proc::is_same_alive(h, rec.pid_start));
-        if !lxc::wait_running(&p, &holder_alive, std::time::Duration::from_secs(10)) {
-            tracing::warn!("the guest is not running 10 s after start");
-        }
-        hooks::run_recorded(rec, hooks::Stage::Started)
+    fn start(&self, rec: &Record, dir: &Path) -> super::Result<()> {
+        Ok(start::start(rec, dir)?)
     }
 
-    fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> Result<()> {
-        signal::kill(rec, dir, signal, all)
+    fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> super::Result<()> {
+        Ok(kill::kill(rec, dir, signal, all)?)
     }
 
-    fn delete(&self, rec: &Record, dir: &Path, force: bool) -> Result<()> {
-        delete::delete(self, rec, dir, force)?;
-        hooks::run_recorded(rec, hooks::Stage::Deleted)
+    fn delete(&self, rec: &Record, dir: &Path) -> super::Result<()> {
+        Ok(delete::delete(self, rec, dir)?)
     }
 
-    fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
-        exec::exec(rec, dir, opts)
+    fn exec(&self, rec: &Record, dir: &Path, opts: &ExecOpts) -> super::Result<i32> {
+        Ok(exec::exec(rec, dir, opts)?)
     }
 
-    fn pids(&self, _rec: &Record, dir: &Path) -> Result<Vec<i32>> {
-        cgroup::pids(dir)
+    fn pids(&self, _rec: &Record, dir: &Path) -> super::Result<Vec<i32>> {
+        Ok(stats::pids(dir)?)
     }
 
-    fn pause(&self, _rec: &Record, dir: &Path) -> Result<()> {
-        signal::freeze(dir, true)
+    fn pause(&self, _rec: &Record, dir: &Path) -> super::Result<()> {
+        Ok(pause::pause(dir)?)
     }
 
-    fn resume(&self, _rec: &Record, dir: &Path) -> Result<()> {
-        signal::freeze(dir, false)
+    fn resume(&self, _rec: &Record, dir: &Path) -> super::Result<()> {
+        Ok(pause::resume(dir)?)
     }
 
-    fn update(&self, _rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()> {
-        cgroup::update(dir, resources)
+    fn update(&self, _rec: &Record, dir: &Path, resources: &LinuxResources) -> super::Result<()> {
+        Ok(update::update(dir, resources)?)
     }
 
-    fn stats(&self, _rec: &Record, dir: &Path) -> Result<serde_json::Value> {
-        cgroup::stats(dir)
+    fn stats(&self, _rec: &Record, dir: &Path) -> super::Result<Stats> {
+        Ok(stats::stats(dir)?)
     }
 }

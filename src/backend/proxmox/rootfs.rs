@@ -10,36 +10,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nexcage_zfs::{Zfs, BASE_SNAPSHOT};
 
+use crate::backend::RootfsStrategy;
+
 pub const STRATEGY_ANNOTATION: &str = "org.nexcage.rootfs-strategy";
 /// `clone` source: a full snapshot name (`pool/basevol-x-disk-0@__base__`).
 pub const CLONE_ANNOTATION: &str = "org.nexcage.clone-from";
 pub const DISK_ANNOTATION: &str = "org.nexcage.disk-size";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    Copy,
-    Clone,
-    Bind,
-}
-
-impl Strategy {
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Copy => "copy",
-            Strategy::Clone => "clone",
-            Strategy::Bind => "bind",
-        }
-    }
-}
-
-pub fn choose(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) -> Result<Strategy> {
+pub fn choose(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) -> Result<RootfsStrategy> {
     match ann.get(STRATEGY_ANNOTATION).map(String::as_str) {
-        Some("copy") => Ok(Strategy::Copy),
-        Some("clone") => Ok(Strategy::Clone),
-        Some("bind") => Ok(Strategy::Bind),
+        Some("copy") => Ok(RootfsStrategy::Copy),
+        Some("clone") => Ok(RootfsStrategy::Clone),
+        Some("bind") => Ok(RootfsStrategy::Bind),
         Some(o) => bail!("annotation {STRATEGY_ANNOTATION}: unknown strategy {o:?} (copy, clone or bind)"),
-        None if cfg.storage.zfs_parent().is_some() => Ok(Strategy::Copy),
-        None => Ok(Strategy::Bind),
+        None if cfg.storage.zfs_parent().is_some() => Ok(RootfsStrategy::Copy),
+        None => Ok(RootfsStrategy::Bind),
     }
 }
 
@@ -56,16 +41,16 @@ pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) 
 /// Creates the dataset `name` for the strategy and fills it; returns its mountpoint.
 /// `shift`: the guest is unprivileged, its files must be owned by ids + shift.
 #[allow(clippy::too_many_arguments)]
-pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>) -> Result<PathBuf> {
+pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>) -> Result<PathBuf> {
     match strategy {
-        Strategy::Copy => {
+        RootfsStrategy::Copy => {
             // create_subvol warns about properties the implementation refused.
             zfs.create_subvol(name, Some(quota))?;
             let mp = zfs.mountpoint(name)?;
             fill(src, &mp, shift)?;
             Ok(mp)
         }
-        Strategy::Clone => {
+        RootfsStrategy::Clone => {
             let snap = match ann.get(CLONE_ANNOTATION) {
                 Some(s) => s.clone(),
                 None => ensure_base(zfs, parent, src, shift)?,
@@ -73,7 +58,7 @@ pub fn provision(zfs: &Zfs, strategy: Strategy, name: &str, src: &Path, quota: u
             zfs.clone_to(&snap, name, Some(quota))?;
             Ok(zfs.mountpoint(name)?)
         }
-        Strategy::Bind => bail!("bind strategy has no dataset"),
+        RootfsStrategy::Bind => bail!("bind strategy has no dataset"),
     }
 }
 

@@ -1,14 +1,11 @@
-//! The guest's cgroups (found from its init's /proc/<pid>/cgroup): pids,
-//! stats in runc's `events --stats` shape, and live updates.
+//! The guest's cgroups, found from its init's /proc/<pid>/cgroup (v1
+//! hierarchies, or the unified one): their directories and processes,
+//! thawing, and removing what LXC left. (Not to be confused with the native
+//! backend's `cgroup_manager`, which goes through libcgroups.)
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::LinuxResources;
-use serde_json::json;
-
-use super::lxc;
-use super::progress::Progress;
+use anyhow::{Context, Result};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -49,12 +46,14 @@ pub fn procs_files(pid: i32) -> Vec<PathBuf> {
     dirs_of(pid).into_iter().map(|(_, d)| d.join("cgroup.procs")).filter(|f| f.exists()).collect()
 }
 
-/// The guest's cgroup dir for a controller, v1 first, else unified.
-fn guest_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+/// The guest's cgroup dir for a controller (of the guest's init `pid`),
+/// v1 first, else unified.
+pub fn guest_dir(pid: i32, controller: &str) -> Option<PathBuf> {
     dir_of(pid, controller).filter(|d| d.exists()).or_else(|| dir_of(pid, "").filter(|d| d.exists()))
 }
 
-fn read_u64(d: &Path, f: &str) -> u64 {
+/// A number from the cgroup file `f` in `d`; 0 when missing or unreadable.
+pub fn read_u64(d: &Path, f: &str) -> u64 {
     std::fs::read_to_string(d.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
@@ -79,60 +78,6 @@ fn collect(d: &Path, out: &mut Vec<i32>) {
             }
         }
     }
-}
-
-pub fn pids(dir: &Path) -> Result<Vec<i32>> {
-    let p = Progress::load(dir)?;
-    match lxc::init_pid(&p) {
-        Some(init) => pids_of(init),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// runc's stats JSON (`cpu`, `memory`, `pids`) from the guest's cgroup.
-pub fn stats(dir: &Path) -> Result<serde_json::Value> {
-    let p = Progress::load(dir)?;
-    let Some(init) = lxc::init_pid(&p) else { bail!("container is not running") };
-    let mut v = json!({});
-    if let Some(d) = guest_dir(init, "memory") {
-        if d.join("memory.usage_in_bytes").exists() {
-            v["memory"] = json!({
-                "usage": { "usage": read_u64(&d, "memory.usage_in_bytes"), "max": read_u64(&d, "memory.max_usage_in_bytes"),
-                           "limit": read_u64(&d, "memory.limit_in_bytes"), "failcnt": read_u64(&d, "memory.failcnt") },
-            });
-        } else {
-            v["memory"] = json!({ "usage": { "usage": read_u64(&d, "memory.current"), "max": read_u64(&d, "memory.peak") } });
-        }
-    }
-    if let Some(d) = guest_dir(init, "pids") {
-        let limit = std::fs::read_to_string(d.join("pids.max")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
-        v["pids"] = json!({ "current": read_u64(&d, "pids.current"), "limit": limit });
-    }
-    if let Some(d) = guest_dir(init, "cpuacct") {
-        if d.join("cpuacct.usage").exists() {
-            v["cpu"] = json!({ "usage": { "total": read_u64(&d, "cpuacct.usage"),
-                "kernel": read_u64(&d, "cpuacct.usage_sys"), "user": read_u64(&d, "cpuacct.usage_user") } });
-        }
-    }
-    Ok(v)
-}
-
-/// update: memory and pids limits written into the guest's cgroup (v1 files here, v2 names on v2).
-pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
-    let p = Progress::load(dir)?;
-    let Some(init) = lxc::init_pid(&p) else { bail!("container is not running") };
-    let write = |ctrl: &str, v1: &str, v2: &str, val: String| -> Result<()> {
-        let d = guest_dir(init, ctrl).with_context(|| format!("no {ctrl} cgroup for the guest"))?;
-        let f = if d.join(v1).exists() { d.join(v1) } else { d.join(v2) };
-        std::fs::write(&f, &val).with_context(|| format!("write {val} to {}", f.display()))
-    };
-    if let Some(m) = r.memory().as_ref().and_then(|m| m.limit()) {
-        write("memory", "memory.limit_in_bytes", "memory.max", if m < 0 { "-1".into() } else { m.to_string() })?;
-    }
-    if let Some(pl) = r.pids().as_ref().map(|p| p.limit()) {
-        write("pids", "pids.max", "pids.max", if pl <= 0 { "max".into() } else { pl.to_string() })?;
-    }
-    Ok(())
 }
 
 /// Thaws a (paused) guest: SIGKILL does not end frozen processes.

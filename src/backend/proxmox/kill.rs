@@ -1,12 +1,13 @@
-//! kill, pause and resume.
+//! kill: the holder before start, the guest's processes after.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::progress::Progress;
-use super::{cgroup, holder, lxc};
+use super::journal::CreateJournal;
+use super::{guest_cgroup, holder, lxc};
+use crate::backend::oci;
 use crate::proc;
 use crate::state::Record;
 
@@ -16,7 +17,7 @@ use crate::state::Record;
 /// other signals to the init, which forwards them. `all`: every pid of the
 /// guest's cgroup.
 pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
-    let p = Progress::load(dir)?;
+    let p = CreateJournal::load(dir)?;
     let holder = rec.pid.filter(|pid| proc::is_same_alive(*pid, rec.pid_start));
     if !rec.started {
         if let Some(h) = holder {
@@ -46,10 +47,7 @@ pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
         return Ok(());
     };
     if all {
-        for pid in cgroup::pids_of(init).unwrap_or_default() {
-            let _ = proc::signal(pid, sig);
-        }
-        return Ok(());
+        return oci::kill::all(&guest_cgroup::pids_of(init).unwrap_or_default(), sig);
     }
     let kids = lxc::children(init);
     if sig == libc::SIGKILL && !kids.is_empty() {
@@ -66,10 +64,4 @@ fn send(pid: i32, sig: i32) -> Result<()> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(e) => Err(anyhow::anyhow!("kill({pid}, {sig}): {e}")),
     }
-}
-
-/// pause/resume: the guest's freezer cgroup via lxc-freeze / lxc-unfreeze.
-pub fn freeze(dir: &Path, on: bool) -> Result<()> {
-    let p = Progress::load(dir)?;
-    lxc::tool(&p, if on { "lxc-freeze" } else { "lxc-unfreeze" })
 }

@@ -1,4 +1,4 @@
-//! The native container's cgroup, through libcgroups (the same manager
+//! The native container's cgroup manager, through libcgroups (the same manager
 //! libcontainer used to create it, so v1, hybrid and v2 all work).
 
 use anyhow::{anyhow, Result};
@@ -27,7 +27,7 @@ pub fn apply(m: &AnyCgroupManager, resources: &LinuxResources) -> Result<()> {
         .map_err(|e| anyhow!("cannot update cgroup: {e}"))
 }
 
-pub fn stats(m: &AnyCgroupManager) -> Result<serde_json::Value> {
+pub fn stats(m: &AnyCgroupManager) -> Result<crate::backend::Stats> {
     let s = m.stats().map_err(|e| anyhow!("cannot read cgroup stats: {e}"))?;
-    Ok(crate::backend::stats::runc_shape(&s))
+    Ok(crate::backend::Stats::from(&s))
 }

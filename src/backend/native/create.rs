@@ -1,0 +1,69 @@
+//! create: libcontainer builds the container (init waiting for start); then
+//! nexcage's fix-ups (loopback up, read-only cgroup mount). On any failure
+//! nothing of it is left.
+
+use anyhow::{anyhow, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+
+use super::{cgroupfs_ro, describe, lc_root, loopback};
+use crate::backend::{BackendData, CreateOpts, Created};
+
+pub fn create(o: &CreateOpts) -> Result<Created> {
+    // Relative paths in the spec (root, bind sources) are relative to the
+    // bundle, as runc resolves them.
+    std::env::set_current_dir(&o.bundle.dir)
+        .with_context(|| format!("cannot enter bundle {}", o.bundle.dir.display()))?;
+    let mut b = ContainerBuilder::new(o.id.to_string(), SyscallType::default())
+        .with_root_path(lc_root(o.dir))
+        .map_err(describe)?
+        .with_console_socket(o.console_socket.as_ref())
+        .with_preserved_fds(o.preserve_fds);
+    if let Some(p) = &o.pid_file {
+        b = b.with_pid_file(Some(p)).map_err(describe)?;
+    }
+    // cgroupfs always: libcontainer defaults to systemd, and nexcage has no
+    // systemd cgroup driver (the front end refuses --systemd-cgroup).
+    let built = b
+        .as_init(&o.bundle.dir)
+        .with_systemd(false)
+        .with_detach(!o.foreground)
+        .with_no_pivot(o.no_pivot)
+        .build();
+    match built {
+        Ok(mut c) => {
+            let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
+            if let Err(e) = fix_up(o, pid) {
+                let _ = c.delete(true);
+                return Err(e);
+            }
+            Ok(Created { pid, backend_data: BackendData::Native })
+        }
+        Err(e) => {
+            let err = describe(e);
+            // A half-built container (dir, cgroup, process) must not outlive the failure.
+            let lc_dir = lc_root(o.dir).join(o.id);
+            if lc_dir.exists() {
+                if let Ok(mut c) = Container::load(lc_dir.clone()) {
+                    let _ = c.delete(true);
+                }
+                let _ = std::fs::remove_dir_all(&lc_dir);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// What libcontainer does not do as runc does: `lo` up in a new network
+/// namespace, and a read-only cgroup mount made read-only.
+fn fix_up(o: &CreateOpts, pid: i32) -> Result<()> {
+    let mut fixups: Vec<Result<()>> = Vec::new();
+    if loopback::wants_new_netns(&o.bundle.spec) {
+        fixups.push(loopback::up(pid).context("cannot bring up lo in the container's network namespace"));
+    }
+    if let Some(dest) = cgroupfs_ro::wanted(&o.bundle.spec) {
+        fixups.push(cgroupfs_ro::remount(pid, &dest).context("cannot make the cgroup mount read-only"));
+    }
+    fixups.into_iter().find(|r| r.is_err()).unwrap_or(Ok(()))
+}
