@@ -2,8 +2,9 @@
 //! socket there, its init pid, `lxc-stop`, `lxc-start`, all under the
 //! double's LXC path instead of PVE's fixed `/var/lib/lxc`.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `@<lxcpath>/<vmid>/command` is listed in `/proc/net/unix` (LXC.pm
@@ -25,24 +26,49 @@ pub fn socket_running(lxc_path: &Path, vmid: u32) -> bool {
 
 /// The guest's init pid from `lxc-info -n <vmid> -p -H -P <lxcpath>`, as
 /// `vmstatus` asks `lxc-info -n <vmid> -p` (PROXMOX-FACTS §8).
+/// A socket that is not LXC's answers nothing: 2 s at most.
 pub fn init_pid(lxc_path: &Path, vmid: u32) -> Option<u32> {
-    let out = Command::new("lxc-info")
-        .args(["-n", &vmid.to_string(), "-p", "-H", "-P"])
-        .arg(lxc_path)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    let mut cmd = Command::new("lxc-info");
+    cmd.args(["-n", &vmid.to_string(), "-p", "-H", "-P"])
+        .arg(lxc_path);
+    let stdout = run(&mut cmd, Duration::from_secs(2)).ok()?;
+    stdout.trim().parse().ok()
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
+/// Run a command, killed after `timeout` (PVE's `run_command` timeout);
+/// its stdout, or why it failed.
+fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{cmd:?}: got timeout"));
+            }
+            Err(e) => return Err(format!("{cmd:?}: {e}")),
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    if status.success() {
+        Ok(out)
     } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{cmd:?} failed: {}", err.trim()))
     }
 }
 
@@ -76,7 +102,7 @@ pub fn stop(lxc_path: &Path, vmid: u32, how: &Stop) -> Result<(), String> {
             timeout + 5
         }
     };
-    if let Err(e) = run(&mut cmd) {
+    if let Err(e) = run(&mut cmd, Duration::from_secs(wait)) {
         tracing::warn!(error = %e, "lxc-stop");
     }
     let deadline = Instant::now() + Duration::from_secs(wait);
@@ -93,9 +119,12 @@ pub fn stop(lxc_path: &Path, vmid: u32, how: &Stop) -> Result<(), String> {
 /// in `pve-container@<vmid>`; the double daemonizes instead of a unit),
 /// then waits up to 10 s for the command socket (PROXMOX-FACTS §8).
 pub fn start(lxc_path: &Path, vmid: u32) -> Result<(), String> {
-    run(Command::new("lxc-start")
-        .args(["-n", &vmid.to_string(), "-P"])
-        .arg(lxc_path))
+    run(
+        Command::new("lxc-start")
+            .args(["-n", &vmid.to_string(), "-P"])
+            .arg(lxc_path),
+        Duration::from_secs(30),
+    )
     .map_err(|e| format!("startup for container '{vmid}' failed ({e})"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket_running(lxc_path, vmid) {
