@@ -113,10 +113,16 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
         if !feature("keyctl") {
             rules.insert("keyctl", vec!["errno 38"]);
         }
-        rules.insert("ioctl", vec!["errno 1 [1,0x9400,SCMP_CMP_MASKED_EQ,0xff00]"]);
+        rules.insert(
+            "ioctl",
+            vec!["errno 1 [1,0x9400,SCMP_CMP_MASKED_EQ,0xff00]"],
+        );
         rules.insert("socket", vec!["errno 97 [0,38,SCMP_CMP_EQ]"]);
         if feature("mknod") {
-            line("lxc.seccomp.notify.proxy", "unix:/run/pve-lxc-syscalld/socket");
+            line(
+                "lxc.seccomp.notify.proxy",
+                "unix:/run/pve-lxc-syscalld/socket",
+            );
             line("lxc.seccomp.notify.cookie", &vmid.to_string());
             rules.insert(
                 "mknod",
@@ -218,7 +224,10 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
     }
     line("lxc.tty.max", k.get("tty").map_or("2", String::as_str));
     line("lxc.environment", "TERM=linux");
-    let uts = k.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}"));
+    let uts = k
+        .get("hostname")
+        .cloned()
+        .unwrap_or_else(|| format!("CT{vmid}"));
     line("lxc.uts.name", &uts);
     // 17. memory (calculate_memory_constraints).
     let memory: u64 = k.get("memory").and_then(|m| m.parse().ok()).unwrap_or(512);
@@ -228,16 +237,25 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
     } else {
         memory * 1024 * 1016
     };
-    line("lxc.cgroup2.memory.max", &(memory * 1024 * 1024).to_string());
+    line(
+        "lxc.cgroup2.memory.max",
+        &(memory * 1024 * 1024).to_string(),
+    );
     line("lxc.cgroup2.memory.high", &high.to_string());
-    line("lxc.cgroup2.memory.swap.max", &(swap * 1024 * 1024).to_string());
+    line(
+        "lxc.cgroup2.memory.swap.max",
+        &(swap * 1024 * 1024).to_string(),
+    );
     // 18. cpu.
     if let Some(l) = k
         .get("cpulimit")
         .and_then(|c| c.parse::<f64>().ok())
         .filter(|l| *l != 0.0)
     {
-        line("lxc.cgroup2.cpu.max", &format!("{} 100000", (100000.0 * l) as u64));
+        line(
+            "lxc.cgroup2.cpu.max",
+            &format!("{} 100000", (100000.0 * l) as u64),
+        );
     }
     if let Some(u) = k.get("cpuunits").and_then(|c| c.parse::<u64>().ok()) {
         line("lxc.cgroup2.cpu.weight", &u.min(10000).to_string());
@@ -258,7 +276,10 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
         let i = &key[3..];
         let d = kv(v);
         line(&format!("lxc.net.{i}.type"), "veth");
-        line(&format!("lxc.net.{i}.veth.pair"), &format!("veth{vmid}i{i}"));
+        line(
+            &format!("lxc.net.{i}.veth.pair"),
+            &format!("veth{vmid}i{i}"),
+        );
         for opt in ["hwaddr", "name"] {
             if let Some(x) = d.get(opt) {
                 line(&format!("lxc.net.{i}.{opt}"), x);
@@ -514,7 +535,9 @@ lxc.cgroup2.cpuset.cpus = 0-1
         );
         let r = render(100, &s, &host()).unwrap().unwrap();
         // A raw lxc.idmap makes the guest unprivileged, without PVE's map.
-        assert!(r.config.contains("lxc.include = /nonexistent/lxc/config/userns.conf\n"));
+        assert!(r
+            .config
+            .contains("lxc.include = /nonexistent/lxc/config/userns.conf\n"));
         assert!(!r.config.contains("100000"));
         assert!(!r.config.contains("rules.seccomp"));
         assert!(!r.config.contains("generated"));
@@ -526,7 +549,8 @@ lxc.cgroup2.cpuset.cpus = 0-1
         t.keys.insert("template".into(), "1".into());
         assert_eq!(render(100, &t, &host()).unwrap(), None);
         let mut n = s.clone();
-        n.keys.insert("net1".into(), "name=eth1,bridge=vmbr0,mtu=9000".into());
+        n.keys
+            .insert("net1".into(), "name=eth1,bridge=vmbr0,mtu=9000".into());
         assert_eq!(
             render(100, &n, &host()).unwrap_err(),
             "net1: MTU size '9000' is bigger than bridge MTU '1500'"
@@ -555,6 +579,8 @@ lxc.cgroup2.cpuset.cpus = 0-1
             r.seccomp_rules.as_deref(),
             Some("ioctl errno 1 [1,0x9400,SCMP_CMP_MASKED_EQ,0xff00]\nsocket errno 97 [0,38,SCMP_CMP_EQ]\n")
         );
-        assert!(r.config.contains("lxc.apparmor.allow_nesting = 1\nlxc.apparmor.raw = allow userns,\n"));
+        assert!(r
+            .config
+            .contains("lxc.apparmor.allow_nesting = 1\nlxc.apparmor.raw = allow userns,\n"));
     }
 }

@@ -121,8 +121,12 @@ fn handle(
         ("GET", "/nodes/{node}/lxc/{vmid}/config") => get_config(ctx, vmid),
         ("PUT", "/nodes/{node}/lxc/{vmid}/config") => set_config(ctx, vmid, &params),
         ("GET", "/nodes/{node}/lxc/{vmid}/status/current") => status(ctx, vmid),
-        ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => start_stop(ctx, &call, vmid, true, &params),
-        ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => start_stop(ctx, &call, vmid, false, &params),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => {
+            start_stop(ctx, &call, vmid, true, &params)
+        }
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => {
+            start_stop(ctx, &call, vmid, false, &params)
+        }
         ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown") => shutdown(ctx, &call, vmid, &params),
         ("DELETE", "/nodes/{node}/lxc/{vmid}") => destroy(ctx, &call, vmid, &params),
         ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx, &params),
@@ -718,7 +722,9 @@ fn stop_guest(ctx: &Ctx, vmid: u32, how: &Stop) -> Result<(), String> {
     if lxc::socket_running(&ctx.state.lxc_path, vmid) {
         lxc::stop(&ctx.state.lxc_path, vmid, how)?;
     }
-    ctx.state.set_running(vmid, false).map_err(|e| e.to_string())
+    ctx.state
+        .set_running(vmid, false)
+        .map_err(|e| e.to_string())
 }
 
 /// `POST …/status/shutdown` / `pct shutdown [--timeout N] [--forceStop]`:
@@ -896,7 +902,9 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     };
     if want.is_none_or(|w| w == "vztmpl") {
         for (name, md) in entries(&root.join("vztmpl")) {
-            let Some(c) = tmpl.captures(&name) else { continue };
+            let Some(c) = tmpl.captures(&name) else {
+                continue;
+            };
             let format = match c.get(3) {
                 Some(z) => format!("t{}", z.as_str()),
                 None => "tar".into(),
@@ -914,9 +922,14 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
             errors: BTreeMap::new(),
         })?;
         for (name, _) in entries(&root) {
-            let Some(c) = re.captures(&name) else { continue };
+            let Some(c) = re.captures(&name) else {
+                continue;
+            };
             let vmid: u64 = c[2].parse().unwrap_or(0);
-            if params.get("vmid").is_some_and(|v| v.parse::<u64>().ok() != Some(vmid)) {
+            if params
+                .get("vmid")
+                .is_some_and(|v| v.parse::<u64>().ok() != Some(vmid))
+            {
                 continue;
             }
             out.push(json!({

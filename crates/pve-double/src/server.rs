@@ -47,8 +47,11 @@ pub fn serve(o: ServeOpts) -> Result<(), String> {
     std::fs::create_dir_all(&o.state).map_err(|e| e.to_string())?;
     write_atomic(&o.state.join("node"), o.node.as_bytes()).map_err(|e| e.to_string())?;
     if let Some(p) = &o.lxc_path {
-        write_atomic(&o.state.join("lxc-path"), p.display().to_string().as_bytes())
-            .map_err(|e| e.to_string())?;
+        write_atomic(
+            &o.state.join("lxc-path"),
+            p.display().to_string().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     if o.real_start {
         write_atomic(&o.state.join("real-start"), b"").map_err(|e| e.to_string())?;

@@ -51,10 +51,7 @@ impl Versions {
     pub fn load(state: &State) -> Versions {
         let text = std::fs::read_to_string(state.dir.join("version")).unwrap_or_default();
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let manager = lines
-            .next()
-            .unwrap_or(DEFAULT_MANAGER)
-            .to_string();
+        let manager = lines.next().unwrap_or(DEFAULT_MANAGER).to_string();
         let mut packages: BTreeMap<String, String> = release_packages(&manager)
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -70,7 +67,11 @@ impl Versions {
 
     /// `x.y`, as `/version`'s `release`.
     pub fn release(&self) -> String {
-        self.manager.split('.').take(2).collect::<Vec<_>>().join(".")
+        self.manager
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     /// Is package `name` at least `min` (numeric parts of `1.2.3-4`)?
@@ -96,7 +97,10 @@ pub fn pveversion(state: &State, verbose: bool) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     if !verbose {
-        return format!("pve-manager/{}/{REPOID} (running kernel: {kernel})\n", v.manager);
+        return format!(
+            "pve-manager/{}/{REPOID} (running kernel: {kernel})\n",
+            v.manager
+        );
     }
     let mut out = format!(
         "proxmox-ve: {} (running kernel: {kernel})\npve-manager: {} (running version: {}/{REPOID})\n",

@@ -25,7 +25,9 @@ fn p(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// A call; a returned UPID is waited for. Errors as their text.
 fn api(d: &ApiDriver, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
-    let v = d.call(method, path, &p(params)).map_err(|e| e.to_string())?;
+    let v = d
+        .call(method, path, &p(params))
+        .map_err(|e| e.to_string())?;
     if let Some(upid) = v.as_str().filter(|s| s.starts_with("UPID:")) {
         d.wait_task(path, upid).map_err(|e| match e {
             PveError::Task { exitstatus, .. } => exitstatus,
@@ -137,7 +139,13 @@ fn locks_block_with_proxmox_messages() {
             assert_eq!(r.unwrap_err(), msg);
         }
         // config PUT (synchronous 500), API and pct
-        let e = api(&a, "PUT", "/nodes/pve/lxc/100/config", &[("memory", "1024")]).unwrap_err();
+        let e = api(
+            &a,
+            "PUT",
+            "/nodes/pve/lxc/100/config",
+            &[("memory", "1024")],
+        )
+        .unwrap_err();
         assert!(e.ends_with(&format!("500 {msg}")), "{e}");
         let (code, _, err) = d.cli("pct", &["set", "100", "--memory", "1024"]);
         assert_eq!((code, err.as_str()), (255, format!("{msg}\n").as_str()));
@@ -178,7 +186,13 @@ fn protection_blocks_destroy() {
     let d = Double::start();
     let a = d.api();
     create_pct(&d, 100);
-    api(&a, "PUT", "/nodes/pve/lxc/100/config", &[("protection", "1")]).unwrap();
+    api(
+        &a,
+        "PUT",
+        "/nodes/pve/lxc/100/config",
+        &[("protection", "1")],
+    )
+    .unwrap();
     let e = api(&a, "DELETE", "/nodes/pve/lxc/100", &[("purge", "1")]).unwrap_err();
     assert!(
         e.ends_with("500 can't remove CT 100 - protection mode enabled"),
@@ -235,7 +249,10 @@ fn backup_holds_its_lock() {
     // A second backup of a locked guest is refused.
     let (code, _, err) = d.cli("vzdump", &["100"]);
     assert_eq!(code, 255);
-    assert_eq!(err, "ERROR: Backup of VM 100 failed - CT is locked (backup)\n");
+    assert_eq!(
+        err,
+        "ERROR: Backup of VM 100 failed - CT is locked (backup)\n"
+    );
     for b in [b1, b2] {
         let out = b.wait_with_output().unwrap();
         assert!(out.status.success());
@@ -309,9 +326,17 @@ fn start_shutdown_stop_without_lxc() {
     assert_eq!((code, err.as_str()), (255, "CT 100 not running\n"));
     api(&a, "POST", "/nodes/pve/lxc/100/status/start", &[]).unwrap();
     assert_eq!(pct_status(&d, 100), "status: running\n");
-    let upid = api(&a, "POST", "/nodes/pve/lxc/100/status/shutdown", &[("timeout", "5"), ("forceStop", "1")])
-        .unwrap();
-    assert!(upid.as_str().unwrap().contains(":vzshutdown:100:"), "{upid}");
+    let upid = api(
+        &a,
+        "POST",
+        "/nodes/pve/lxc/100/status/shutdown",
+        &[("timeout", "5"), ("forceStop", "1")],
+    )
+    .unwrap();
+    assert!(
+        upid.as_str().unwrap().contains(":vzshutdown:100:"),
+        "{upid}"
+    );
     assert_eq!(pct_status(&d, 100), "status: stopped\n");
     let (code, _, err) = d.cli("pct", &["start", "100"]);
     assert_eq!(code, 0, "{err}");
@@ -357,7 +382,13 @@ fn config_put_and_start_regenerate_the_lxc_config() {
     std::fs::create_dir_all(d.lxc_path().join("100")).unwrap();
     std::fs::write(d.lxc_path().join("100/config"), "lxc.init.cmd = /app\n").unwrap();
 
-    api(&a, "PUT", "/nodes/pve/lxc/100/config", &[("memory", "1024")]).unwrap();
+    api(
+        &a,
+        "PUT",
+        "/nodes/pve/lxc/100/config",
+        &[("memory", "1024")],
+    )
+    .unwrap();
     let c = lxc_config(&d, 100);
     assert!(c.starts_with("lxc.cgroup.relative = 0\n"), "{c}");
     assert!(!c.contains("lxc.init.cmd = /app"), "{c}");
@@ -376,7 +407,14 @@ fn config_put_and_start_regenerate_the_lxc_config() {
     // pct set, then a start: regenerated both times.
     let (code, _, err) = d.cli(
         "pct",
-        &["set", "100", "--hostname", "web", "--net0", "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01"],
+        &[
+            "set",
+            "100",
+            "--hostname",
+            "web",
+            "--net0",
+            "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let c = lxc_config(&d, 100);
@@ -419,24 +457,42 @@ fn create_needs_an_existing_template() {
         "unable to create CT 100 - can't find file 'local:vztmpl/missing.tar.zst'"
     );
     assert!(!d.conf_exists(100));
-    assert!(!d.path().join("storage/local-zfs/subvol-100-disk-0").exists());
+    assert!(!d
+        .path()
+        .join("storage/local-zfs/subvol-100-disk-0")
+        .exists());
     let (code, _, err) = d.cli(
         "pct",
-        &["create", "100", "local:vztmpl/missing.tar.zst", "--rootfs", "local-zfs:1"],
+        &[
+            "create",
+            "100",
+            "local:vztmpl/missing.tar.zst",
+            "--rootfs",
+            "local-zfs:1",
+        ],
     );
     assert_eq!(
         (code, err.as_str()),
-        (255, "unable to create CT 100 - can't find file 'local:vztmpl/missing.tar.zst'\n")
+        (
+            255,
+            "unable to create CT 100 - can't find file 'local:vztmpl/missing.tar.zst'\n"
+        )
     );
     assert!(!d.conf_exists(100));
     // Not a template volume name at all; an unknown storage.
     let (code, _, err) = d.cli("pct", &["create", "100", "local:vztmpl/t.zip"]);
     assert_eq!(
         (code, err.as_str()),
-        (255, "unable to parse directory volume name 'vztmpl/t.zip'\n")
+        (
+            255,
+            "unable to parse directory volume name 'vztmpl/t.zip'\n"
+        )
     );
     let (code, _, err) = d.cli("pct", &["create", "100", "nas:vztmpl/t.tar"]);
-    assert_eq!((code, err.as_str()), (255, "storage 'nas' does not exist\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (255, "storage 'nas' does not exist\n")
+    );
     // Once placed, the template is listed and create works.
     d.place_template("local", "app.tar.zst");
     let list = a
@@ -462,7 +518,13 @@ fn create_needs_an_existing_template() {
     );
     let (code, _, err) = d.cli(
         "pct",
-        &["create", "100", "local:vztmpl/app.tar.zst", "--rootfs", "local-zfs:1"],
+        &[
+            "create",
+            "100",
+            "local:vztmpl/app.tar.zst",
+            "--rootfs",
+            "local-zfs:1",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let vols = a
@@ -487,14 +549,23 @@ fn version_gates_follow_the_release_played() {
     assert_eq!(code, 0);
     assert!(out.starts_with("pve-manager/8.4.1/"), "{out}");
     let (_, out, _) = old.cli("pveversion", &["-v"]);
-    assert!(out.starts_with("proxmox-ve: 8.4.0 (running kernel: "), "{out}");
-    assert!(out.contains("\npve-manager: 8.4.1 (running version: 8.4.1/"), "{out}");
+    assert!(
+        out.starts_with("proxmox-ve: 8.4.0 (running kernel: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("\npve-manager: 8.4.1 (running version: 8.4.1/"),
+        "{out}"
+    );
     assert!(out.contains("\nlibpve-storage-perl: 8.3.6\n"), "{out}");
     assert!(out.contains("\npve-container: 5.2.7\n"), "{out}");
     let (_, out, _) = new.cli("pveversion", &["-v"]);
     assert!(out.contains("\nlibpve-storage-perl: 9.1.7\n"), "{out}");
     let v = old.api().call("GET", "/version", &p(&[])).unwrap();
-    assert_eq!((v["version"].as_str(), v["release"].as_str()), (Some("8.4.1"), Some("8.4")));
+    assert_eq!(
+        (v["version"].as_str(), v["release"].as_str()),
+        (Some("8.4.1"), Some("8.4"))
+    );
 
     let create = |d: &Double, vmid: &str, tmpl: &str, extra: &[&str]| {
         let mut args = vec!["create", vmid, tmpl, "--rootfs", "local-zfs:1"];
@@ -504,7 +575,10 @@ fn version_gates_follow_the_release_played() {
     let (code, _, err) = create(&old, "100", "local:vztmpl/nexcage-empty.tar", &[]);
     assert_eq!(
         (code, err.as_str()),
-        (255, "unable to parse directory volume name 'vztmpl/nexcage-empty.tar'\n")
+        (
+            255,
+            "unable to parse directory volume name 'vztmpl/nexcage-empty.tar'\n"
+        )
     );
     let e = old
         .api()
@@ -515,27 +589,51 @@ fn version_gates_follow_the_release_played() {
         )
         .unwrap_err();
     assert!(matches!(e, PveError::Api { status: 500, .. }), "{e}");
-    let (code, _, err) = create(&old, "100", "local:vztmpl/empty.tar.zst", &["--entrypoint", "/app"]);
+    let (code, _, err) = create(
+        &old,
+        "100",
+        "local:vztmpl/empty.tar.zst",
+        &["--entrypoint", "/app"],
+    );
     assert_eq!(code, 255);
     assert!(
-        err.starts_with("400 Parameter verification failed.\nentrypoint: property is not defined in schema"),
+        err.starts_with(
+            "400 Parameter verification failed.\nentrypoint: property is not defined in schema"
+        ),
         "{err}"
     );
     let (code, _, err) = create(&old, "100", "local:vztmpl/empty.tar.zst", &[]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = create(&new, "100", "local:vztmpl/nexcage-empty.tar", &["--entrypoint", "/app"]);
+    let (code, _, err) = create(
+        &new,
+        "100",
+        "local:vztmpl/nexcage-empty.tar",
+        &["--entrypoint", "/app"],
+    );
     assert_eq!(code, 0, "{err}");
     // pveversion's packages may be pinned in the version file.
-    std::fs::write(old.path().join("version"), "9.0.6\nlibpve-storage-perl: 9.0.15\n").unwrap();
+    std::fs::write(
+        old.path().join("version"),
+        "9.0.6\nlibpve-storage-perl: 9.0.15\n",
+    )
+    .unwrap();
     let (code, _, err) = create(&old, "101", "local:vztmpl/nexcage-empty.tar", &[]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = create(&old, "102", "local:vztmpl/empty.tar.zst", &["--entrypoint", "/app"]);
+    let (code, _, err) = create(
+        &old,
+        "102",
+        "local:vztmpl/empty.tar.zst",
+        &["--entrypoint", "/app"],
+    );
     assert_eq!(code, 255, "9.0 plays pve-container 6.0.9: {err}");
 }
 
 fn lxc_available() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false);
     root && Command::new("lxc-execute")
         .arg("--version")
@@ -594,7 +692,10 @@ fn operator_acts_on_a_real_lxc_guest() {
         .arg(d.lxc_path())
         .output()
         .unwrap();
-    let pid: u64 = String::from_utf8_lossy(&info.stdout).trim().parse().unwrap();
+    let pid: u64 = String::from_utf8_lossy(&info.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(st["pid"], pid);
     let (code, out, _) = d.cli("pct", &["status", "100", "--verbose"]);
     assert_eq!(code, 0);
@@ -611,18 +712,30 @@ fn operator_acts_on_a_real_lxc_guest() {
     let t = Instant::now();
     let (code, _, err) = d.cli("pct", &["shutdown", "100", "--timeout", "20"]);
     assert_eq!(code, 0, "{err}");
-    assert!(t.elapsed() < Duration::from_secs(15), "halt signal, not the timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "halt signal, not the timeout"
+    );
     assert_eq!(pct_status(&d, 100), "status: stopped\n");
     g.wait().unwrap();
 
     // API shutdown, then destroy --force of a running guest.
     let mut g = run_guest(&d, 100);
-    api(&a, "POST", "/nodes/pve/lxc/100/status/shutdown", &[("timeout", "20")]).unwrap();
+    api(
+        &a,
+        "POST",
+        "/nodes/pve/lxc/100/status/shutdown",
+        &[("timeout", "20")],
+    )
+    .unwrap();
     g.wait().unwrap();
     let mut g = run_guest(&d, 100);
     let (code, out, err) = d.cli("pct", &["destroy", "100", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("forced to stop CT 100 before destroying!"), "{out}");
+    assert!(
+        out.contains("forced to stop CT 100 before destroying!"),
+        "{out}"
+    );
     g.wait().unwrap();
     assert!(!d.conf_exists(100));
     d.assert_no_violations();
