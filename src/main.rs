@@ -3,8 +3,9 @@
 
 mod admin;
 mod backend;
-mod container;
 mod cli;
+mod container;
+mod context;
 mod logging;
 mod proc;
 mod signal;

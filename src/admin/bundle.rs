@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::{CLONE_ANNOTATION, STRATEGY_ANNOTATION};
-use crate::cli::Ctx;
+use crate::context::Ctx;
 
 /// Where the source came from, for the `org.nexcage.image` annotation.
 pub struct Source {

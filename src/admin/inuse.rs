@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use crate::cli::Ctx;
+use crate::context::Ctx;
 
 pub fn refresh(ctx: &Ctx) -> Result<()> {
     let store = ctx.image_store()?;
@@ -25,7 +25,7 @@ pub fn refresh(ctx: &Ctx) -> Result<()> {
             }
         }
     }
-    let path = store.join(nexcage_image::cli::IN_USE_FILE);
+    let path = store.join(nexcage_image::remove::IN_USE_FILE);
     let tmp = store.join(".in-use.tmp");
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     for i in &images {

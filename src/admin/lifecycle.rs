@@ -8,16 +8,13 @@ use anyhow::{bail, Context, Result};
 
 use super::{bundle, inuse, monitor, ports, spec_edit, AdminArgs};
 use crate::backend;
-use crate::cli::Ctx;
-use crate::container::{self, status};
-use crate::state::Status;
+use crate::container::Container;
+use crate::context::Ctx;
+use crate::state::TransitionError;
 
 /// `create --name NAME --image SRC [...]`: bundle, options, monitor.
 pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()> {
-    crate::state::id::validate(name)?;
-    if ctx.root.join(name).exists() {
-        bail!("container {name} already exists");
-    }
+    super::ensure_new(ctx, name)?;
     let dir = super::admin_dir(ctx, name)?;
     if dir.exists() {
         // No container owns it (checked above): left by a crash.
@@ -43,7 +40,7 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
                 Some(spec_edit::Network::Custom(_)) => ns.push((T::Network, true)),
                 _ => ns.push((T::Network, false)),
             }
-            Some((parent, cfg.unprivileged() && backend::proxmox::unprivileged_possible(ns, false)))
+            Some((parent, cfg.unprivileged() && backend::unprivileged_possible(ns, false)))
         };
         let (mut spec, src) = bundle::build(ctx, source, &dir, &base_parent)?;
         let be = a.backend.clone().unwrap_or_else(|| {
@@ -76,19 +73,13 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
 /// again from its bundle under a new monitor.
 pub fn launch(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
     if ctx.root.join(id).exists() {
-        let locked = ctx.store()?.lock(id)?;
-        let mut rec = locked.load()?;
-        match status(&rec) {
-            Status::Created => {
-                backend::for_kind(rec.backend)?.start(&rec, &locked.dir)?;
-                rec.started = true;
-                return locked.save(&rec);
-            }
-            Status::Stopped => {}
-            st => bail!("cannot start an already {st} container"),
+        let mut c = Container::load(ctx, id)?;
+        match c.start(ctx) {
+            Err(e) if e.downcast_ref::<TransitionError>() == Some(&TransitionError::StartStopped) => {}
+            r => return r,
         }
-        drop(locked);
-        container::delete(ctx, id, true)?;
+        drop(c);
+        Container::delete(ctx, id, true)?;
     }
     monitor::spawn(ctx, id, dir, true)
 }
@@ -96,8 +87,12 @@ pub fn launch(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
 fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
     let t0 = Instant::now();
     loop {
-        let st = ctx.store().and_then(|s| s.lock(id)).and_then(|l| l.load()).map(|r| status(&r));
-        if !matches!(st, Ok(Status::Running | Status::Created | Status::Paused | Status::Creating)) {
+        // Gone (deleted) counts as stopped.
+        let stopped = match Container::load(ctx, id) {
+            Ok(c) => c.status().is_stopped(),
+            Err(_) => true,
+        };
+        if stopped {
             return true;
         }
         if t0.elapsed() >= timeout {
@@ -107,29 +102,12 @@ fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
     }
 }
 
-fn signal(ctx: &Ctx, id: &str, sig: i32, all: bool) -> Result<bool> {
-    let locked = ctx.store()?.lock(id)?;
-    let rec = locked.load()?;
-    if status(&rec) == Status::Stopped {
-        return Ok(false);
-    }
-    let be = backend::for_kind(rec.backend)?;
-    if rec.paused && sig == libc::SIGTERM {
-        // A frozen process cannot act on TERM.
-        be.resume(&rec, &locked.dir)?;
-    }
-    match be.kill(&rec, &locked.dir, sig, all) {
-        Ok(()) => Ok(true),
-        Err(_) if status(&rec) == Status::Stopped => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// SIGTERM, then SIGKILL (to every process) after `timeout`; `force` kills
 /// at once. Returns false when it was not running.
 pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool> {
+    let signal = |sig, all| Container::load(ctx, id)?.signal_to_stop(ctx, sig, all);
     if !force {
-        if !signal(ctx, id, libc::SIGTERM, false)? {
+        if !signal(libc::SIGTERM, false)? {
             return Ok(false);
         }
         if wait_stopped(ctx, id, timeout) {
@@ -137,11 +115,33 @@ pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool>
         }
         tracing::info!("{id} did not stop within {timeout:?}: SIGKILL");
     }
-    if !signal(ctx, id, libc::SIGKILL, true)? && force {
+    if !signal(libc::SIGKILL, true)? && force {
         return Ok(false);
     }
     if !wait_stopped(ctx, id, Duration::from_secs(10)) {
         bail!("container {id} did not stop after SIGKILL");
     }
     Ok(true)
+}
+
+/// Launches every admin container created with `--auto-start` that is not
+/// running (its state under --root is gone after a reboot; its bundle in
+/// the data dir is not), in name order; `report` gets each attempt's outcome.
+pub fn autostart(ctx: &Ctx, mut report: impl FnMut(&str, Result<()>)) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(super::bundles_dir(ctx)?) else { return Ok(()) };
+    let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for d in dirs {
+        let Some(name) = d.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        let Ok(data) = std::fs::read(d.join("config.json")) else { continue };
+        let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
+        if spec["annotations"][super::AUTOSTART_ANNOTATION] != "true" {
+            continue;
+        }
+        if Container::load(ctx, &name).is_ok_and(|c| c.status().is_running()) {
+            continue;
+        }
+        report(&name, launch(ctx, &name, &d));
+    }
+    Ok(())
 }

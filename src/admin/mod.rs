@@ -3,10 +3,14 @@
 //! the data dir (`<image store>/bundles/<name>/`, which also keeps their log
 //! and last exit status across restarts and reboots) and a monitor process
 //! that owns their stdout/stderr; they are then created through the same
-//! `container::create` flow engines use.
+//! `Container::create` flow engines use.
 
 pub mod bundle;
-pub mod cgroup;
+pub mod check;
+pub mod enforced;
+pub mod follow;
+pub mod gc;
+pub mod info;
 pub mod inuse;
 pub mod lifecycle;
 pub mod logfile;
@@ -14,12 +18,15 @@ pub mod monitor;
 pub mod opts;
 pub mod ports;
 pub mod spec_edit;
+pub mod stats;
+pub mod zfs;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::Ctx;
+use crate::container::Container;
+use crate::context::Ctx;
 use crate::state::Record;
 
 pub use opts::AdminArgs;
@@ -30,8 +37,7 @@ pub const IMAGE_ANNOTATION: &str = "org.nexcage.image";
 pub const AUTOSTART_ANNOTATION: &str = "org.nexcage.auto-start";
 pub const STORAGE_TYPE_ANNOTATION: &str = "org.nexcage.storage-type";
 /// The Proxmox backend's own: disk size, rootfs strategy, clone source.
-pub use crate::backend::proxmox::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
-pub use crate::backend::BACKEND_ANNOTATION;
+pub use crate::backend::{BACKEND_ANNOTATION, CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
 pub const PORTS_ANNOTATION: &str = "org.nexcage.ports";
 pub const NETWORK_ANNOTATION: &str = "org.nexcage.network";
 
@@ -51,8 +57,23 @@ pub fn is_admin(rec: &Record) -> bool {
 /// The admin dir of container `id` if it is an admin container (read
 /// before a delete, which removes the record).
 pub fn admin_dir_of(ctx: &Ctx, id: &str) -> Option<PathBuf> {
-    let rec = ctx.store().ok()?.lock(id).ok()?.load().ok()?;
-    is_admin(&rec).then_some(rec.bundle)
+    let c = Container::load(ctx, id).ok()?;
+    is_admin(c.record()).then(|| c.record().bundle.clone())
+}
+
+/// Where the log of admin container `id` is: its admin dir, also after its
+/// record is gone (stopped and deleted by a reboot) while its bundle stays.
+pub fn log_dir(ctx: &Ctx, id: &str) -> Option<PathBuf> {
+    admin_dir_of(ctx, id).or_else(|| admin_dir(ctx, id).ok().filter(|d| d.join("config.json").exists()))
+}
+
+/// Fails unless `name` is a valid id that no container has yet.
+pub fn ensure_new(ctx: &Ctx, name: &str) -> Result<()> {
+    crate::state::id::validate(name)?;
+    if ctx.root.join(name).exists() {
+        anyhow::bail!("container {name} already exists");
+    }
+    Ok(())
 }
 
 /// An admin container that `start` (re)launches: one with a record, or

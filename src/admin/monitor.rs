@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use super::logfile::{self, EXIT, LOG};
-use crate::cli::Ctx;
+use crate::context::Ctx;
 
 const MONITOR_LOG: &str = "monitor.log";
 
@@ -152,7 +152,7 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
             bail!("{msg}");
         }
     }
-    let pid = ctx.store()?.lock(id)?.load()?.pid.unwrap_or(0);
+    let pid = crate::container::Container::load(ctx, id)?.record().pid.unwrap_or(0);
     report("ok");
     reap(dir, pid);
     let _ = t_out.join();

@@ -71,7 +71,7 @@ pub trait Backend {
     fn stats(&self, rec: &Record, dir: &Path) -> Result<serde_json::Value>;
 }
 
-pub fn for_kind(kind: BackendKind) -> Result<Box<dyn Backend>> {
+pub fn for_kind(kind: BackendKind, _config_path: Option<&Path>) -> Result<Box<dyn Backend>> {
     match kind {
         BackendKind::Native => Ok(Box::new(native::Native)),
         BackendKind::Proxmox => Ok(Box::new(proxmox::Proxmox::load(CONFIG_PATH.get().and_then(|p| p.as_deref()))?)),
@@ -130,6 +130,29 @@ pub fn route(id: &str, annotations: &BTreeMap<String, String>, cfg: &nexcage_con
     }
     let default = cfg.default_backend.map(kind_of).unwrap_or(BackendKind::Native);
     Ok((default, "default".to_string()))
+}
+
+// What the front end (cli, admin) needs from particular backends, under
+// backend-neutral names, so it never names a backend module.
+
+/// Annotations the Proxmox backend reads: disk size, rootfs strategy, clone source.
+pub use proxmox::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+/// Whether a guest with these namespaces (and rootfs bind) can run unprivileged.
+pub use proxmox::unprivileged_possible;
+/// Fails with what to add when root may not map `[base, base+count)` (/etc/subuid, /etc/subgid).
+pub use proxmox::subids::check_root_range;
+/// What `collect_garbage` removed.
+pub use proxmox::gc::Report as GcReport;
+
+/// `nexcage gc`: removes what crashed containers left behind (only the
+/// Proxmox backend leaves any). `dirs` lists (id, state dir, holder alive)
+/// of the Proxmox containers; `delete_container` deletes one like `delete --force`.
+pub fn collect_garbage(
+    config_path: Option<&Path>,
+    dirs: &[(String, PathBuf, bool)],
+    delete_container: impl FnMut(&str) -> Result<()>,
+) -> Result<GcReport> {
+    proxmox::gc::collect(&proxmox::Proxmox::load(config_path)?, dirs, delete_container)
 }
 
 #[cfg(test)]

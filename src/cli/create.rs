@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::handoff::Handoff;
 use super::Ctx;
-use crate::container::{self, CreateArgs};
+use crate::container::{Container, CreateArgs};
 
 /// The flags `create` and `run` share.
 #[derive(clap::Args, Debug)]
@@ -13,15 +14,8 @@ pub struct Flags {
     /// Path to the bundle directory
     #[arg(short, long, default_value = ".", value_name = "DIR")]
     pub bundle: PathBuf,
-    /// File to write the container process's pid to
-    #[arg(long, value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master when process.terminal is set
-    #[arg(long, value_name = "SOCKET")]
-    pub console_socket: Option<PathBuf>,
-    /// Unix socket that receives a pidfd of the container process
-    #[arg(long, value_name = "SOCKET")]
-    pub pidfd_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub handoff: Handoff,
     /// Do not use pivot_root to jail the process inside rootfs
     #[arg(long)]
     pub no_pivot: bool,
@@ -38,8 +32,8 @@ impl Flags {
         CreateArgs {
             id: id.to_string(),
             bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
+            pid_file: self.handoff.pid_file.clone(),
+            console_socket: self.handoff.console_socket.clone(),
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             foreground,
@@ -72,9 +66,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         return Ok(0);
     }
     let id = a.id.as_deref().unwrap_or_default();
-    let (_locked, rec) = container::create(ctx, &a.flags.to_create_args(id, false))?;
-    if let (Some(sock), Some(pid)) = (&a.flags.pidfd_socket, rec.pid) {
-        crate::proc::send_pidfd(sock, pid)?;
-    }
+    let c = Container::create(ctx, &a.flags.to_create_args(id, false))?;
+    a.flags.handoff.send_pidfd(c.record().pid)?;
     Ok(0)
 }

@@ -3,7 +3,8 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::container;
+use crate::container::Container;
+use crate::state::StateError;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,12 +18,12 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     // An admin container's own bundle and log go with it (read before the record goes).
     let admin_dir = crate::admin::admin_dir_of(ctx, &a.id);
-    let r = match container::delete(ctx, &a.id, a.force) {
-        Err(e) if a.force && e.to_string().contains("does not exist") => Ok(0),
-        r => r.map(|_| 0),
-    };
-    if let (Ok(_), Some(d)) = (&r, admin_dir) {
+    match Container::delete(ctx, &a.id, a.force) {
+        Err(e) if a.force && StateError::is_does_not_exist(&e) => {}
+        r => r?,
+    }
+    if let Some(d) = admin_dir {
         crate::admin::forget(ctx, &d)?;
     }
-    r
+    Ok(0)
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::Ctx;
-use crate::backend;
-use crate::container::status;
-use crate::state::Status;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,13 +38,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let store = ctx.store()?;
     loop {
-        let locked = store.lock(&a.id)?;
-        let rec = locked.load()?;
-        if status(&rec) == Status::Stopped {
-            anyhow::bail!("container not running");
-        }
-        let data = backend::for_kind(rec.backend)?.stats(&rec, &locked.dir)?;
-        drop(locked);
+        let data = Container::load_from(&store, &a.id)?.stats(ctx)?;
         println!("{}", serde_json::json!({"type": "stats", "id": a.id, "data": data}));
         if a.stats {
             return Ok(0);

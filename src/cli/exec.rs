@@ -4,13 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use super::handoff::Handoff;
 use super::Ctx;
-use crate::backend::{self, ExecOpts};
-use crate::container::{status, wait_forwarding};
-use crate::state::Status;
+use crate::backend::ExecOpts;
+use crate::container::{wait_forwarding, Container};
 
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
+#[command(mut_args = Handoff::for_exec)]
 pub struct Args {
     /// JSON file describing the process (OCI process object)
     #[arg(short, long, value_name = "FILE")]
@@ -18,15 +19,8 @@ pub struct Args {
     /// Detach from the process
     #[arg(short, long)]
     pub detach: bool,
-    /// File to write the process's pid to
-    #[arg(long, value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master
-    #[arg(long, value_name = "SOCKET")]
-    pub console_socket: Option<PathBuf>,
-    /// Unix socket that receives a pidfd of the process
-    #[arg(long, value_name = "SOCKET")]
-    pub pidfd_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub handoff: Handoff,
     /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
@@ -73,34 +67,6 @@ fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-fn write_tty_process(bundle: &std::path::Path, o: &ExecOpts, out: &std::path::Path) -> Result<()> {
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
-        .context("config.json of the container is not valid JSON")?;
-    let mut p = cfg.get("process").cloned().unwrap_or_else(|| serde_json::json!({}));
-    p["terminal"] = true.into();
-    p["args"] = serde_json::json!(o.args);
-    if let Some(cwd) = &o.cwd {
-        p["cwd"] = serde_json::json!(cwd);
-    }
-    let mut env: Vec<serde_json::Value> = p["env"].as_array().cloned().unwrap_or_default();
-    env.extend(o.env.iter().map(|e| serde_json::json!(e)));
-    p["env"] = env.into();
-    if let Some(uid) = o.uid {
-        p["user"]["uid"] = uid.into();
-    }
-    if let Some(gid) = o.gid {
-        p["user"]["gid"] = gid.into();
-    }
-    if !o.additional_gids.is_empty() {
-        p["user"]["additionalGids"] = serde_json::json!(o.additional_gids);
-    }
-    if o.no_new_privs {
-        p["noNewPrivileges"] = true.into();
-    }
-    std::fs::write(out, serde_json::to_vec(&p)?)?;
-    Ok(())
-}
-
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec requires a command or --process");
@@ -120,11 +86,6 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         }
         None => (None, None),
     };
-    let locked = ctx.store()?.lock(&a.id)?;
-    let rec = locked.load()?;
-    if status(&rec) != Status::Running {
-        bail!("container not running");
-    }
     let opts = ExecOpts {
         process_file: a.process.map(|p| std::path::absolute(&p).unwrap_or(p)),
         args: a.command,
@@ -135,33 +96,14 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         additional_gids: a.additional_gids,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
-        console_socket: a.console_socket,
-        pid_file: a.pid_file.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        console_socket: a.handoff.console_socket.clone(),
+        pid_file: a.handoff.pid_file.clone().map(|p| std::path::absolute(&p).unwrap_or(p)),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
     };
-    let mut opts = opts;
-    // libcontainer only takes a terminal through a process file: build one
-    // from the container's process, as runc does for `exec -t CMD`.
-    let tty_file = if a.tty && opts.process_file.is_none() {
-        let f = locked.dir.join(format!("exec-{}.json", std::process::id()));
-        write_tty_process(&rec.bundle, &opts, &f)?;
-        opts.process_file = Some(f.clone());
-        Some(f)
-    } else {
-        None
-    };
-    let be = backend::for_kind(rec.backend)?;
-    let res = be.exec(&rec, &locked.dir, &opts);
-    if let Some(f) = tty_file {
-        let _ = std::fs::remove_file(f);
-    }
-    let pid = res?;
-    drop(locked);
-    if let Some(sock) = &a.pidfd_socket {
-        crate::proc::send_pidfd(sock, pid)?;
-    }
-    if opts.detach {
+    let pid = Container::load(ctx, &a.id)?.exec(ctx, opts, a.tty)?;
+    a.handoff.send_pidfd(Some(pid))?;
+    if a.detach {
         return Ok(0);
     }
     wait_forwarding(pid)

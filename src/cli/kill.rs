@@ -1,12 +1,10 @@
 //! `nexcage kill`: signal the container's init, or every process with --all.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::Ctx;
-use crate::backend;
-use crate::container::status;
+use crate::container::Container;
 use crate::signal::Sig;
-use crate::state::Status;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,13 +19,6 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let locked = ctx.store()?.lock(&a.id)?;
-    let rec = locked.load()?;
-    let st = status(&rec);
-    // runc lets --all reach leftovers of a stopped container's cgroup.
-    if !matches!(st, Status::Created | Status::Running | Status::Paused) && !a.all {
-        bail!("container not running");
-    }
-    backend::for_kind(rec.backend)?.kill(&rec, &locked.dir, a.signal.0, a.all)?;
+    Container::load(ctx, &a.id)?.kill(ctx, a.signal.0, a.all)?;
     Ok(0)
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::container::{state_json, status};
+use crate::container::{state_json, status, Container};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,15 +20,11 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let store = ctx.store()?;
-    let mut recs = Vec::new();
-    for id in store.ids()? {
-        // A container deleted meanwhile simply drops out of the list.
-        if let Ok(l) = store.lock(&id) {
-            if let Ok(r) = l.load() {
-                recs.push(r);
-            }
-        }
-    }
+    // A container deleted meanwhile simply drops out of the list.
+    let mut recs: Vec<_> = store.ids()?.iter()
+        .filter_map(|id| Container::load_from(&store, id).ok())
+        .map(|c| c.record().clone())
+        .collect();
     if let Some(want) = &a.status {
         recs.retain(|r| status(r).to_string() == *want);
     }
@@ -43,8 +39,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             if let Some(i) = r.annotations.get(crate::admin::IMAGE_ANNOTATION) {
                 v["image"] = serde_json::json!(i);
             }
-            if !r.backend_data["vmid"].is_null() {
-                v["vmid"] = r.backend_data["vmid"].clone();
+            if let Some(vmid) = r.vmid() {
+                v["vmid"] = serde_json::json!(vmid);
             }
             v
         }).collect();
@@ -53,7 +49,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED");
         for r in &recs {
             let v = state_json(r);
-            let vmid = r.backend_data["vmid"].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            let vmid = r.vmid().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
             println!(
                 "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {}",

@@ -9,6 +9,8 @@ mod events;
 mod exec;
 mod features;
 mod gc;
+mod handoff;
+mod image;
 mod info;
 mod kill;
 mod list;
@@ -34,8 +36,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
+pub use crate::context::Ctx;
 use crate::logging::{self, LogFormat, Sink};
-use crate::state::Store;
 
 pub const SPEC_VERSION: &str = "1.2.0";
 
@@ -111,17 +113,17 @@ pub enum Command {
     /// Manage OCI images (pull, list, inspect, remove, import, export, unpack, ...)
     Image {
         #[command(subcommand)]
-        cmd: nexcage_image::ImageCommand,
+        cmd: image::ImageCommand,
     },
     /// Inspect and validate image layers
     Layer {
         #[command(subcommand)]
-        cmd: nexcage_image::LayerCommand,
+        cmd: image::layer::LayerCommand,
     },
     /// Image cache statistics and cleanup
     Cache {
         #[command(subcommand)]
-        cmd: nexcage_image::CacheCommand,
+        cmd: image::cache::CacheCommand,
     },
     /// Admin: print the output of a container created with --name
     Logs(logs::Args),
@@ -158,35 +160,6 @@ pub enum Command {
     /// Internal: the monitor of a container created with --name
     #[command(hide = true)]
     Monitor(monitor::Args),
-}
-
-/// What every command gets besides its own arguments.
-pub struct Ctx {
-    pub root: PathBuf,
-    pub systemd_cgroup: bool,
-    pub rootless: bool,
-    pub config_path: Option<PathBuf>,
-}
-
-impl Ctx {
-    pub fn store(&self) -> Result<Store> {
-        Store::open(&self.root)
-    }
-
-    /// nexcage's own configuration, read only by the commands that need it.
-    pub fn config(&self) -> Result<nexcage_config::Config> {
-        let loaded = nexcage_config::load(self.config_path.as_deref())?;
-        for w in &loaded.warnings {
-            tracing::warn!("{w}");
-        }
-        Ok(loaded.config)
-    }
-
-    /// The image store directory: config `images.storage_path` /
-    /// `NEXCAGE_STORAGE_PATH`, else /var/lib/nexcage.
-    pub fn image_store(&self) -> Result<PathBuf> {
-        Ok(self.config()?.images.storage_path.unwrap_or_else(nexcage_image::store::default_store_dir))
-    }
 }
 
 pub fn version_text() -> String {
@@ -291,9 +264,9 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Spec(a) => spec::run(a, ctx.rootless),
         Command::Completion(a) => completion::run(a),
         Command::Man => man::run(),
-        Command::Image { cmd } => nexcage_image::run_image(image_defaults(cmd, ctx), &ctx.image_store()?),
-        Command::Layer { cmd } => nexcage_image::run_layer(cmd, &ctx.image_store()?),
-        Command::Cache { cmd } => nexcage_image::run_cache(cmd, &ctx.image_store()?),
+        Command::Image { cmd } => image::run(image_defaults(cmd, ctx), &ctx.image_store()?),
+        Command::Layer { cmd } => image::layer::run(cmd, &ctx.image_store()?),
+        Command::Cache { cmd } => image::cache::run(cmd, &ctx.image_store()?),
         Command::Logs(a) => logs::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),
         Command::Restart(a) => restart::run(a, ctx),
@@ -310,14 +283,14 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
 }
 
 /// `image unpack --zfs` without `--dataset` / `--unprivileged`: from the config.
-fn image_defaults(mut cmd: nexcage_image::ImageCommand, ctx: &Ctx) -> nexcage_image::ImageCommand {
-    if let nexcage_image::ImageCommand::Unpack { zfs: true, dataset, unprivileged, .. } = &mut cmd {
+fn image_defaults(mut cmd: image::ImageCommand, ctx: &Ctx) -> image::ImageCommand {
+    if let image::ImageCommand::Unpack(a @ image::unpack::Args { zfs: true, .. }) = &mut cmd {
         let cfg = ctx.config().ok();
-        if dataset.is_none() {
-            *dataset = cfg.as_ref().and_then(|c| c.storage.zfs_parent());
+        if a.dataset.is_none() {
+            a.dataset = cfg.as_ref().and_then(|c| c.storage.zfs_parent());
         }
-        if unprivileged.is_none() {
-            *unprivileged = Some(cfg.as_ref().is_none_or(|c| c.unprivileged()));
+        if a.unprivileged.is_none() {
+            a.unprivileged = Some(cfg.as_ref().is_none_or(|c| c.unprivileged()));
         }
     }
     cmd

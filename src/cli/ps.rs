@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::Ctx;
-use crate::backend;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,10 +18,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let locked = ctx.store()?.lock(&a.id)?;
-    let rec = locked.load()?;
-    let pids = backend::for_kind(rec.backend)?.pids(&rec, &locked.dir)?;
-    drop(locked);
+    let pids = Container::load(ctx, &a.id)?.pids(ctx)?;
     if a.format == "json" {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);

@@ -4,8 +4,7 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::backend;
-use crate::container;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,25 +21,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let (locked, mut rec) = container::create(ctx, &a.flags.to_create_args(&a.id, !a.detach))?;
-    if let (Some(sock), Some(pid)) = (&a.flags.pidfd_socket, rec.pid) {
-        crate::proc::send_pidfd(sock, pid)?;
-    }
-    let be = backend::for_kind(rec.backend)?;
-    if let Err(e) = be.start(&rec, &locked.dir) {
-        let _ = be.delete(&rec, &locked.dir, true);
-        let _ = locked.remove();
-        return Err(e);
-    }
-    rec.started = true;
-    locked.save(&rec)?;
-    drop(locked);
-    if a.detach {
-        return Ok(0);
-    }
-    let code = container::wait_forwarding(rec.pid.unwrap_or(0))?;
-    if !a.keep {
-        container::delete(ctx, &a.id, true)?;
-    }
-    Ok(code)
+    let c = Container::create(ctx, &a.flags.to_create_args(&a.id, !a.detach))?;
+    a.flags.handoff.send_pidfd(c.record().pid)?;
+    c.run(ctx, a.detach, a.keep)
 }

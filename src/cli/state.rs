@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::container::state_json;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -12,8 +12,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let locked = ctx.store()?.lock(&a.id)?;
-    let rec = locked.load()?;
-    println!("{}", serde_json::to_string_pretty(&state_json(&rec))?);
+    let c = Container::load(ctx, &a.id)?;
+    println!("{}", serde_json::to_string_pretty(&c.state_json())?);
     Ok(0)
 }

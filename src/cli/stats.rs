@@ -5,12 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::Ctx;
-use crate::backend;
-use crate::container::status;
-use crate::state::Status;
+use crate::admin::stats::{row, sample};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,57 +20,6 @@ pub struct Args {
     pub format: String,
     /// Containers (default: all running)
     pub names: Vec<String>,
-}
-
-fn sample(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, Value)>> {
-    let store = ctx.store()?;
-    let ids = if names.is_empty() { store.ids()? } else { names.to_vec() };
-    let mut out = Vec::new();
-    for id in ids {
-        let locked = match store.lock(&id) {
-            Ok(l) => l,
-            Err(e) if names.is_empty() => { tracing::debug!("{e:#}"); continue }
-            Err(e) => return Err(e),
-        };
-        let Ok(rec) = locked.load() else { continue };
-        if status(&rec) != Status::Running && status(&rec) != Status::Paused {
-            if !names.is_empty() {
-                anyhow::bail!("container {id} is not running");
-            }
-            continue;
-        }
-        out.push((id, backend::for_kind(rec.backend)?.stats(&rec, &locked.dir)?));
-    }
-    Ok(out)
-}
-
-fn io_bytes(s: &Value) -> (u64, u64) {
-    let mut r = (0, 0);
-    for e in s["blkio"]["ioServiceBytesRecursive"].as_array().into_iter().flatten() {
-        match e["op"].as_str().unwrap_or("").to_ascii_lowercase().as_str() {
-            "read" => r.0 += e["value"].as_u64().unwrap_or(0),
-            "write" => r.1 += e["value"].as_u64().unwrap_or(0),
-            _ => {}
-        }
-    }
-    r
-}
-
-fn row(id: &str, before: Option<&Value>, now: &Value, elapsed: Duration) -> Value {
-    let cpu = |v: &Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
-    let pct = before.map(|b| cpu(now).saturating_sub(cpu(b)) as f64 / elapsed.as_nanos().max(1) as f64 * 100.0);
-    let (r, w) = io_bytes(now);
-    let limit = now["memory"]["usage"]["limit"].as_u64().filter(|l| *l < (1u64 << 62));
-    json!({
-        "id": id,
-        "cpuPercent": pct.map(|p| (p * 100.0).round() / 100.0),
-        "cpuTotalNs": cpu(now),
-        "memoryUsage": now["memory"]["usage"]["usage"],
-        "memoryLimit": limit,
-        "pids": now["pids"]["current"],
-        "ioReadBytes": r,
-        "ioWriteBytes": w,
-    })
 }
 
 fn mib(v: &Value) -> String {

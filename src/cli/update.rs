@@ -8,9 +8,7 @@ use libcontainer::oci_spec::runtime::LinuxResources;
 use serde_json::{json, Value};
 
 use super::Ctx;
-use crate::backend;
-use crate::container::status;
-use crate::state::Status;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -125,12 +123,7 @@ fn resources(a: &Args) -> Result<LinuxResources> {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let res = resources(&a)?;
-    let locked = ctx.store()?.lock(&a.id)?;
-    let rec = locked.load()?;
-    if !matches!(status(&rec), Status::Created | Status::Running | Status::Paused) {
-        bail!("container not running");
-    }
-    backend::for_kind(rec.backend)?.update(&rec, &locked.dir, &res)?;
+    Container::load(ctx, &a.id)?.update(ctx, &res)?;
     Ok(0)
 }
 

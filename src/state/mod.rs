@@ -12,6 +12,45 @@ use serde::{Deserialize, Serialize};
 
 pub use store::{Locked, Store};
 
+/// What the state store refuses, typed so callers match on the kind
+/// (`delete --force` of a missing container succeeds) rather than the words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    /// No state dir, or create died before writing `state.json`.
+    #[error("container {id} does not exist")]
+    DoesNotExist { id: String },
+    #[error("container with id {id} already exists")]
+    AlreadyExists { id: String },
+}
+
+impl StateError {
+    /// Whether `e` (anywhere in its chain) says the container does not exist.
+    pub fn is_does_not_exist(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| matches!(c.downcast_ref::<StateError>(), Some(StateError::DoesNotExist { .. })))
+    }
+}
+
+/// A command the container's status does not allow. The words are runc's
+/// (libcontainer/container_linux.go and the commands' checks), compared
+/// byte for byte by the differential tests.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransitionError {
+    #[error("cannot start a container that has stopped")]
+    StartStopped,
+    #[error("cannot start an already {0} container")]
+    AlreadyStarted(Status),
+    #[error("container not running")]
+    NotRunning,
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("cannot delete container {id} that is not stopped: {status}")]
+    NotStopped { id: String, status: Status },
+    #[error("container {id} is {status}: stop it before a rollback")]
+    RollbackActive { id: String, status: Status },
+}
+
 /// OCI status values, plus `paused` as runc reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +72,90 @@ impl std::fmt::Display for Status {
             Status::Stopped => "stopped",
         };
         f.write_str(s)
+    }
+}
+
+/// The allowed transitions (OCI runtime spec "Lifecycle", with runc's
+/// extras: pause, resume, exec, update). Every status check lives here.
+impl Status {
+    /// `Stopped`: the recorded process is gone.
+    pub fn is_stopped(self) -> bool {
+        self == Status::Stopped
+    }
+
+    /// `Running`: started, live and not paused.
+    pub fn is_running(self) -> bool {
+        self == Status::Running
+    }
+
+    /// `Running` or `Paused`: the user process has been started and lives.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+
+    /// `Created`, `Running` or `Paused`: there is a process to signal or limit.
+    pub fn has_process(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+
+    /// start: only from `Created`.
+    pub fn can_start(self) -> Result<(), TransitionError> {
+        match self {
+            Status::Created => Ok(()),
+            Status::Stopped => Err(TransitionError::StartStopped),
+            st => Err(TransitionError::AlreadyStarted(st)),
+        }
+    }
+
+    /// kill: a process must exist; runc lets `--all` reach the leftovers of
+    /// a stopped container's cgroup.
+    pub fn can_kill(self, all: bool) -> Result<(), TransitionError> {
+        if all || self.has_process() { Ok(()) } else { Err(TransitionError::NotRunning) }
+    }
+
+    /// pause: only from `Running`.
+    pub fn can_pause(self, id: &str) -> Result<(), TransitionError> {
+        match self {
+            Status::Running => Ok(()),
+            Status::Paused => Err(TransitionError::AlreadyPaused(id.to_string())),
+            _ => Err(TransitionError::NotRunning),
+        }
+    }
+
+    /// resume: only from `Paused`.
+    pub fn can_resume(self, id: &str) -> Result<(), TransitionError> {
+        if self == Status::Paused { Ok(()) } else { Err(TransitionError::NotPaused(id.to_string())) }
+    }
+
+    /// exec: only in `Running`.
+    pub fn can_exec(self) -> Result<(), TransitionError> {
+        if self == Status::Running { Ok(()) } else { Err(TransitionError::NotRunning) }
+    }
+
+    /// update: a process (and so its cgroup) must exist.
+    pub fn can_update(self) -> Result<(), TransitionError> {
+        if self.has_process() { Ok(()) } else { Err(TransitionError::NotRunning) }
+    }
+
+    /// events / stats: anything but `Stopped`.
+    pub fn can_report(self) -> Result<(), TransitionError> {
+        if self.is_stopped() { Err(TransitionError::NotRunning) } else { Ok(()) }
+    }
+
+    /// delete: a started, live container only with `--force`.
+    pub fn can_delete(self, id: &str, force: bool) -> Result<(), TransitionError> {
+        if !force && self.is_active() {
+            return Err(TransitionError::NotStopped { id: id.to_string(), status: self });
+        }
+        Ok(())
+    }
+
+    /// zfs rollback: the rootfs must not be in use.
+    pub fn can_rollback(self, id: &str) -> Result<(), TransitionError> {
+        if self.is_active() {
+            return Err(TransitionError::RollbackActive { id: id.to_string(), status: self });
+        }
+        Ok(())
     }
 }
 
@@ -80,4 +203,52 @@ pub struct Record {
     /// Backend-specific data (VMID, dataset, ...).
     #[serde(default)]
     pub backend_data: serde_json::Value,
+}
+
+impl Record {
+    /// The Proxmox guest's VMID, when the backend made one.
+    pub fn vmid(&self) -> Option<u64> {
+        self.backend_data["vmid"].as_u64()
+    }
+
+    /// The ZFS dataset holding the rootfs, when the backend made one.
+    pub fn dataset(&self) -> Option<&str> {
+        self.backend_data["dataset"].as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+    use super::*;
+
+    fn words(r: Result<(), TransitionError>) -> String {
+        r.map_or_else(|e| e.to_string(), |()| "ok".into())
+    }
+
+    #[test]
+    fn transitions_and_runc_words() {
+        assert_eq!(words(Created.can_start()), "ok");
+        assert_eq!(words(Running.can_start()), "cannot start an already running container");
+        assert_eq!(words(Stopped.can_start()), "cannot start a container that has stopped");
+        assert_eq!(words(Stopped.can_kill(false)), "container not running");
+        assert_eq!(words(Stopped.can_kill(true)), "ok");
+        assert_eq!(words(Paused.can_pause("c")), "container c is already paused");
+        assert_eq!(words(Created.can_pause("c")), "container not running");
+        assert_eq!(words(Running.can_resume("c")), "container c is not paused");
+        assert_eq!(words(Paused.can_exec()), "container not running");
+        assert_eq!(words(Created.can_update()), "ok");
+        assert_eq!(words(Stopped.can_report()), "container not running");
+        assert_eq!(words(Creating.can_report()), "ok");
+        assert_eq!(words(Running.can_delete("c", false)), "cannot delete container c that is not stopped: running");
+        assert_eq!(words(Running.can_delete("c", true)), "ok");
+        assert_eq!(words(Created.can_delete("c", false)), "ok");
+    }
+
+    #[test]
+    fn does_not_exist_is_found_through_context() {
+        let e = anyhow::Error::from(StateError::DoesNotExist { id: "c".into() }).context("outer");
+        assert!(StateError::is_does_not_exist(&e));
+        assert!(!StateError::is_does_not_exist(&anyhow::anyhow!("container c does not exist")));
+    }
 }

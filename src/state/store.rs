@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{id, BackendKind, Record};
+use super::{id, BackendKind, Record, StateError};
 
 const STATE: &str = "state.json";
 const LOCK: &str = "lock";
@@ -46,7 +46,7 @@ impl Store {
         id::validate(cid)?;
         let target = self.dir(cid);
         if target.exists() {
-            bail!("container with id {cid} already exists");
+            return Err(StateError::AlreadyExists { id: cid.to_string() }.into());
         }
         let tmp = self.root.join(format!(".new-{}-{}", std::process::id(), cid.len()));
         let _ = fs::remove_dir_all(&tmp);
@@ -59,7 +59,7 @@ impl Store {
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
                 if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) {
-                    bail!("container with id {cid} already exists")
+                    return Err(StateError::AlreadyExists { id: cid.to_string() }.into());
                 }
                 if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
                     bail!("container id {cid:?} is too long for a directory name on this filesystem")
@@ -73,7 +73,7 @@ impl Store {
     pub fn lock(&self, cid: &str) -> Result<Locked> {
         id::validate(cid)?;
         let dir = self.dir(cid);
-        let missing = || anyhow!("container {cid} does not exist");
+        let missing = || anyhow::Error::from(StateError::DoesNotExist { id: cid.to_string() });
         let lock_path = dir.join(LOCK);
         loop {
             let file = match File::open(&lock_path) {
@@ -127,7 +127,7 @@ impl Locked {
         let data = match fs::read(&p) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                bail!("container {} does not exist", self.id)
+                return Err(StateError::DoesNotExist { id: self.id.clone() }.into())
             }
             Err(e) => return Err(e).context(format!("cannot read {}", p.display())),
         };

@@ -10,8 +10,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target-image}
 for t in docker-registry skopeo umoci python3; do
   command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 0; }
 done
-cargo build -q --release -p nexcage-image --example nexcage-image
-NX=$CARGO_TARGET_DIR/release/examples/nexcage-image
+cargo build -q --release --bin nexcage
+NX=$CARGO_TARGET_DIR/release/nexcage
+echo '{}' >"${TMPDIR:-/tmp}/nexcage-bench-config.json"
+nx() { NEXCAGE_STORAGE_PATH="$W/s" "$NX" --config "${TMPDIR:-/tmp}/nexcage-bench-config.json" "$@"; }
 
 W=$(mktemp -d /tmp/nexcage-bench.XXXXXX)
 REG_PID=
@@ -84,9 +86,9 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 for i in $(seq "$RUNS"); do
   rm -rf "$W/s" "$W/b" "$W/o" "$W/u"; sync
   t0=$(now)
-  "$NX" --root "$W/s" image pull -q --tls-verify=false "$REF" >/dev/null 2>&1
+  nx image pull -q --tls-verify=false "$REF" >/dev/null 2>&1
   t1=$(now)
-  "$NX" --root "$W/s" image unpack "$REF" "$W/b/rootfs" 2>/dev/null
+  nx image unpack "$REF" "$W/b/rootfs" 2>/dev/null
   t2=$(now)
   skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$W/o:bench"
   t3=$(now)

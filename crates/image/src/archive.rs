@@ -21,7 +21,7 @@ pub struct Imported {
     pub manifest_digest: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArchiveFormat {
     OciArchive,
     DockerArchive,
@@ -252,24 +252,130 @@ fn import_docker(store: &Store, dir: &Path, name: Option<&str>) -> Result<Vec<Im
 
 // ---- export ----
 
-fn append_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, path, data)
+/// The content of an archive entry.
+enum Entry<'a> {
+    Bytes(&'a [u8]),
+    File(&'a mut File),
 }
 
-fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &str, f: &mut File) -> io::Result<()> {
-    let len = f.seek(SeekFrom::End(0))?;
-    f.seek(SeekFrom::Start(0))?;
-    let mut h = tar::Header::new_ustar();
-    h.set_size(len);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, path, BufReader::with_capacity(256 * 1024, f))
+/// An archive being written: the image, its manifest and the tar stream.
+/// Entries are regular files, mode 0644, mtime 0 (reproducible output).
+struct Export<'a, W: Write> {
+    store: &'a Store,
+    image: &'a ImageEntry,
+    manifest: &'a ImageManifest,
+    tar: &'a mut tar::Builder<W>,
+}
+
+impl<W: Write> Export<'_, W> {
+    /// I/O errors name "archive" as their path.
+    fn append(&mut self, path: &str, data: Entry<'_>) -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        let r = match data {
+            Entry::Bytes(b) => {
+                h.set_size(b.len() as u64);
+                self.tar.append_data(&mut h, path, b)
+            }
+            Entry::File(f) => (|| {
+                h.set_size(f.seek(SeekFrom::End(0))?);
+                f.seek(SeekFrom::Start(0))?;
+                self.tar
+                    .append_data(&mut h, path, BufReader::with_capacity(256 * 1024, f))
+            })(),
+        };
+        r.map_err(|source| Error::Io {
+            path: "archive".into(),
+            source,
+        })
+    }
+
+    fn append_blob(&mut self, path: &str, d: &Digest) -> Result<()> {
+        let mut f = self.store.open_blob(d)?;
+        self.append(path, Entry::File(&mut f))
+    }
+
+    /// OCI image layout: `oci-layout`, the blobs, an `index.json` naming the image.
+    fn oci(&mut self) -> Result<()> {
+        self.append("oci-layout", Entry::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#))?;
+        let md = self.image.digest()?;
+        let mut blobs = vec![md, Digest::try_from(self.manifest.config().digest())?];
+        for l in self.manifest.layers() {
+            let d = Digest::try_from(l.digest())?;
+            if !blobs.contains(&d) {
+                blobs.push(d);
+            }
+        }
+        for d in &blobs {
+            self.append_blob(&format!("blobs/sha256/{}", d.hex()), d)?;
+        }
+        let mut desc = self.image.descriptor.clone();
+        let mut ann = std::collections::HashMap::new();
+        ann.insert(REF_NAME.to_string(), self.image.name.clone());
+        desc.set_annotations(Some(ann));
+        let idx = oci_spec::image::ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(vec![desc])
+            .build()?;
+        self.append("index.json", Entry::Bytes(&serde_json::to_vec(&idx)?))
+    }
+
+    /// docker-archive (`docker save`): `<config>.json`, `<diff id>/layer.tar`
+    /// (uncompressed) and `manifest.json`.
+    fn docker(&mut self) -> Result<()> {
+        let store = self.store;
+        let cd = Digest::try_from(self.manifest.config().digest())?;
+        let cfg_name = format!("{}.json", cd.hex());
+        self.append_blob(&cfg_name, &cd)?;
+        let mut layer_names = Vec::new();
+        for l in self.manifest.layers() {
+            let d = Digest::try_from(l.digest())?;
+            // docker-archive layers are plain tars (their digest is the diff ID).
+            let mut raw = store.open_blob(&d)?;
+            let mut head = [0u8; 4];
+            let n = raw.read(&mut head).ctx(store.blob_path(&d))?;
+            raw.seek(SeekFrom::Start(0)).ctx(store.blob_path(&d))?;
+            let compressed =
+                (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd]);
+            let (mut file, hex) = if compressed {
+                let mut t = tempfile::tempfile_in(store.tmp_dir()).ctx(store.tmp_dir())?;
+                let mut w = crate::digest::HashingWriter::new(io::BufWriter::new(&mut t));
+                io::copy(&mut decompress(raw)?, &mut w).ctx(store.blob_path(&d))?;
+                let (bw, diff, _) = w.finish();
+                bw.into_inner().map_err(|x| Error::Io {
+                    path: store.tmp_dir(),
+                    source: x.into_error(),
+                })?;
+                (t, diff.hex().to_string())
+            } else {
+                (raw, d.hex().to_string())
+            };
+            let name = format!("{hex}/layer.tar");
+            if !layer_names.contains(&name) {
+                self.append(&name, Entry::File(&mut file))?;
+            } else {
+                warn!(layer = name, "layer repeated in manifest");
+            }
+            layer_names.push(name);
+        }
+        let tags = Reference::parse(&self.image.name)
+            .ok()
+            .filter(|r| r.tag.is_some())
+            .map(|r| {
+                let mut r = r;
+                r.digest = None;
+                vec![r.to_string()]
+            });
+        let entry = DockerManifestEntry {
+            config: cfg_name,
+            repo_tags: tags,
+            layers: layer_names,
+        };
+        self.append("manifest.json", Entry::Bytes(&serde_json::to_vec(&vec![entry])?))
+    }
 }
 
 /// Write `image` to `output` (via a temp file renamed into place).
@@ -287,9 +393,15 @@ pub fn export(
     {
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
         let m = store.image_manifest(image)?;
+        let mut x = Export {
+            store,
+            image,
+            manifest: &m,
+            tar: &mut b,
+        };
         match format {
-            ArchiveFormat::OciArchive => write_oci(store, image, &m, &mut b)?,
-            ArchiveFormat::DockerArchive => write_docker(store, image, &m, &mut b)?,
+            ArchiveFormat::OciArchive => x.oci()?,
+            ArchiveFormat::DockerArchive => x.docker()?,
         }
         let w = b.into_inner().ctx(output)?;
         w.into_inner().map_err(|e| Error::Io {
@@ -303,102 +415,5 @@ pub fn export(
         source: e.error,
     })?;
     info!(image = image.name, output = %output.display(), ?format, "exported");
-    Ok(())
-}
-
-fn write_oci<W: Write>(
-    store: &Store,
-    image: &ImageEntry,
-    m: &ImageManifest,
-    b: &mut tar::Builder<W>,
-) -> Result<()> {
-    let e = |e: io::Error| Error::Io {
-        path: "archive".into(),
-        source: e,
-    };
-    append_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(e)?;
-    let md = image.digest()?;
-    let mut blobs = vec![md.clone(), Digest::try_from(m.config().digest())?];
-    for l in m.layers() {
-        let d = Digest::try_from(l.digest())?;
-        if !blobs.contains(&d) {
-            blobs.push(d);
-        }
-    }
-    for d in &blobs {
-        let mut f = store.open_blob(d)?;
-        append_file(b, &format!("blobs/sha256/{}", d.hex()), &mut f).map_err(e)?;
-    }
-    let mut desc = image.descriptor.clone();
-    let mut ann = std::collections::HashMap::new();
-    ann.insert(REF_NAME.to_string(), image.name.clone());
-    desc.set_annotations(Some(ann));
-    let idx = oci_spec::image::ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(vec![desc])
-        .build()?;
-    append_bytes(b, "index.json", &serde_json::to_vec(&idx)?).map_err(e)?;
-    Ok(())
-}
-
-fn write_docker<W: Write>(
-    store: &Store,
-    image: &ImageEntry,
-    m: &ImageManifest,
-    b: &mut tar::Builder<W>,
-) -> Result<()> {
-    let e = |e: io::Error| Error::Io {
-        path: "archive".into(),
-        source: e,
-    };
-    let cd = Digest::try_from(m.config().digest())?;
-    let cfg_name = format!("{}.json", cd.hex());
-    append_file(b, &cfg_name, &mut store.open_blob(&cd)?).map_err(e)?;
-    let mut layer_names = Vec::new();
-    for l in m.layers() {
-        let d = Digest::try_from(l.digest())?;
-        // docker-archive layers are plain tars (their digest is the diff ID).
-        let mut raw = store.open_blob(&d)?;
-        let mut head = [0u8; 4];
-        let n = raw.read(&mut head).ctx(store.blob_path(&d))?;
-        raw.seek(SeekFrom::Start(0)).ctx(store.blob_path(&d))?;
-        let compressed =
-            (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd]);
-        let (mut file, hex) = if compressed {
-            let mut t = tempfile::tempfile_in(store.tmp_dir()).ctx(store.tmp_dir())?;
-            let mut w = crate::digest::HashingWriter::new(io::BufWriter::new(&mut t));
-            io::copy(&mut decompress(raw)?, &mut w).ctx(store.blob_path(&d))?;
-            let (bw, diff, _) = w.finish();
-            bw.into_inner().map_err(|x| Error::Io {
-                path: store.tmp_dir(),
-                source: x.into_error(),
-            })?;
-            (t, diff.hex().to_string())
-        } else {
-            (raw, d.hex().to_string())
-        };
-        let name = format!("{hex}/layer.tar");
-        if !layer_names.contains(&name) {
-            append_file(b, &name, &mut file).map_err(e)?;
-        } else {
-            warn!(layer = name, "layer repeated in manifest");
-        }
-        layer_names.push(name);
-    }
-    let tags = Reference::parse(&image.name)
-        .ok()
-        .filter(|r| r.tag.is_some())
-        .map(|r| {
-            let mut r = r;
-            r.digest = None;
-            vec![r.to_string()]
-        });
-    let entry = DockerManifestEntry {
-        config: cfg_name,
-        repo_tags: tags,
-        layers: layer_names,
-    };
-    append_bytes(b, "manifest.json", &serde_json::to_vec(&vec![entry])?).map_err(e)?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Library error type. The CLI edge converts these into `anyhow`.
+//! Library error type. The binary's CLI converts these into `anyhow`.
 
 use std::path::PathBuf;
 

@@ -41,6 +41,19 @@ pub fn is_index_type(mt: &str) -> bool {
     mt == MT_DOCKER_LIST || mt == "application/vnd.oci.image.index.v1+json"
 }
 
+/// The image name an index.json descriptor carries (its
+/// `org.opencontainers.image.ref.name` annotation).
+fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
+}
+
+/// Drop the descriptors named `name`; true if there were any.
+fn drop_name(m: &mut Vec<Descriptor>, name: &str) -> bool {
+    let before = m.len();
+    m.retain(|x| ref_name(x) != Some(name));
+    m.len() != before
+}
+
 /// One named image in index.json.
 #[derive(Clone, Debug)]
 pub struct ImageEntry {
@@ -301,9 +314,8 @@ impl Store {
             .manifests()
             .iter()
             .filter_map(|d| {
-                let name = d.annotations().as_ref()?.get(REF_NAME)?.clone();
                 Some(ImageEntry {
-                    name,
+                    name: ref_name(d)?.to_string(),
                     descriptor: d.clone(),
                 })
             })
@@ -318,13 +330,7 @@ impl Store {
         d.set_annotations(Some(ann));
         d.set_platform(None);
         self.update_index(|m| {
-            m.retain(|x| {
-                x.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .map(String::as_str)
-                    != Some(name)
-            });
+            drop_name(m, name);
             m.push(d);
             Ok(())
         })?;
@@ -335,21 +341,23 @@ impl Store {
     pub fn remove_ref(&self, name: &str) -> Result<()> {
         let mut found = false;
         self.update_index(|m| {
-            let before = m.len();
-            m.retain(|x| {
-                x.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .map(String::as_str)
-                    != Some(name)
-            });
-            found = m.len() != before;
+            found = drop_name(m, name);
             Ok(())
         })?;
         if !found {
             return Err(Error::ImageNotFound(name.to_string()));
         }
         Ok(())
+    }
+
+    /// Give the image `source` resolves to the name `target` (normalised
+    /// like pull does). Holds the writer lock so gc cannot collect the
+    /// blobs between lookup and naming.
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let _w = self.writer_lock()?;
+        let e = self.resolve(source)?;
+        let t = crate::reference::Reference::parse(target)?.to_string();
+        self.set_ref(&t, &e.descriptor)
     }
 
     /// Find an image by name (normalised like pull does), or by a manifest

@@ -29,7 +29,7 @@ use crate::unpack::{unpack_rootfs, ApplyOptions};
 
 pub use zstd::ZstdWriter;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TemplateFormat {
     /// `<stem>.tar`, an OCI archive (Proxmox VE >= 9.1).
     Oci,

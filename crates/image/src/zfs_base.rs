@@ -149,3 +149,12 @@ pub fn collect(store: &Store, zfs: &Zfs) -> Result<Vec<String>> {
     store.write_atomic(&store.root().join(RECORD), &serde_json::to_vec_pretty(&r)?)?;
     Ok(gone)
 }
+
+/// [`collect`] with the host's `zfs`, run only when bases are recorded (so
+/// hosts without ZFS never run `zfs`). Returns the snapshots destroyed.
+pub fn collect_unused(store: &Store) -> Result<Vec<String>> {
+    if list(store)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    collect(store, &Zfs::new())
+}

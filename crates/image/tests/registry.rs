@@ -357,3 +357,55 @@ fn pull_over_https_self_signed() {
         c.base_url()
     );
 }
+
+#[test]
+fn concurrent_pulls_share_the_store() {
+    if !have(
+        "concurrent_pulls_share_the_store",
+        &["docker-registry", "skopeo", "busybox"],
+    ) {
+        return;
+    }
+    let reg = Registry::start(None);
+    let src = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(src.path());
+    let layers: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| tar_layer(&[E::File(&format!("f{i}"), 0o644, &vec![i; 300_000])]))
+        .collect();
+    let b = l.image(&layers, "amd64", serde_json::json!({}), true);
+    l.tag(&b, "v1");
+    reg.push(src.path(), "v1", "conc/img", false, None);
+    let sd = tempfile::tempdir().unwrap();
+    let name = format!("{}/conc/img:v1", reg.host());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let store = nexcage_image::Store::open(sd.path()).unwrap();
+                let r = nexcage_image::pull::pull(&store, &name, &insecure()).unwrap();
+                assert_eq!(r.manifest_digest, b.manifest_digest);
+            });
+        }
+        s.spawn(|| {
+            let store = nexcage_image::Store::open(sd.path()).unwrap();
+            for _ in 0..20 {
+                store.gc(true).unwrap();
+            }
+        });
+    });
+    let store = nexcage_image::Store::open(sd.path()).unwrap();
+    assert_eq!(store.images().unwrap().len(), 1);
+    let out = tempfile::tempdir().unwrap();
+    nexcage_image::unpack::unpack_rootfs(
+        &store,
+        &store.resolve(&name).unwrap(),
+        out.path(),
+        &Default::default(),
+    )
+    .unwrap();
+    for i in 0..4u8 {
+        assert_eq!(
+            std::fs::read(out.path().join(format!("f{i}"))).unwrap(),
+            vec![i; 300_000]
+        );
+    }
+}

@@ -27,6 +27,24 @@ fn fail<T>(status: u16, message: impl Into<String>) -> Result<T, ApiError> {
     })
 }
 
+/// A 500 with `e` as the message (what pve-manager answers when a die()
+/// escapes a handler).
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status: 500,
+        message: e.to_string(),
+        errors: BTreeMap::new(),
+    }
+}
+
+/// The guest config lock (`/run/lock/lxc/pve-config-<vmid>.lock` on a
+/// node), held while a handler reads and writes the config.
+fn lock_config(ctx: &Ctx, vmid: u32) -> Result<std::fs::File, ApiError> {
+    ctx.state
+        .lock(&format!("pve-config-{vmid}"))
+        .map_err(internal)
+}
+
 fn param_fail<T>(key: &str, msg: impl Into<String>) -> Result<T, ApiError> {
     Err(ApiError {
         status: 400,
@@ -162,11 +180,7 @@ fn nextid(ctx: &Ctx, want: Option<&String>) -> Result<Value, ApiError> {
     (100..1_000_000u32)
         .find(|i| !used.contains(i))
         .map(|i| json!(i))
-        .ok_or_else(|| ApiError {
-            status: 500,
-            message: "unable to get any free VMID in range [100, 1000000]".into(),
-            errors: BTreeMap::new(),
-        })
+        .ok_or_else(|| internal("unable to get any free VMID in range [100, 1000000]"))
 }
 
 fn list(ctx: &Ctx) -> Value {
@@ -352,11 +366,7 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
     let ostemplate = params.get("ostemplate").cloned().unwrap_or_default();
     let template = template_file(ctx, &ostemplate)?;
     // The cluster-wide VMID check and the first write happen under one lock.
-    let _lock = ctx.state.lock("create").map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    let _lock = ctx.state.lock("create").map_err(internal)?;
     if let Some(node) = ctx.state.find_vmid(vmid) {
         return fail(
             500,
@@ -414,11 +424,7 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
             },
         )
     };
-    write(&s).map_err(|e| ApiError {
-        status: 500,
-        message: format!("unable to create CT {vmid} - {e}"),
-        errors: BTreeMap::new(),
-    })?;
+    write(&s).map_err(|e| internal(format!("unable to create CT {vmid} - {e}")))?;
     drop(_lock);
 
     // The worker: allocate disks, "extract" the template, final write.
@@ -476,14 +482,10 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
 }
 
 fn missing(ctx: &Ctx, vmid: u32) -> ApiError {
-    ApiError {
-        status: 500,
-        message: format!(
-            "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
-            ctx.state.node
-        ),
-        errors: BTreeMap::new(),
-    }
+    internal(format!(
+        "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
+        ctx.state.node
+    ))
 }
 
 /// Content digest of the config file. Proxmox uses SHA-1; the double only
@@ -535,14 +537,7 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
 
 fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, false)?;
-    let _lock = ctx
-        .state
-        .lock(&format!("pve-config-{vmid}"))
-        .map_err(|e| ApiError {
-            status: 500,
-            message: e.to_string(),
-            errors: BTreeMap::new(),
-        })?;
+    let _lock = lock_config(ctx, vmid)?;
     let mut cfg = ctx
         .state
         .read_conf(vmid)
@@ -608,18 +603,10 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
             errors,
         });
     }
-    ctx.state.write_conf(vmid, &cfg).map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    ctx.state.write_conf(vmid, &cfg).map_err(internal)?;
     // Every config PUT rewrites `<lxcpath>/<vmid>/config` from the guest
     // config alone (PROXMOX-FACTS §2, §10).
-    regenerate(ctx, vmid, &cfg.main).map_err(|e| ApiError {
-        status: 500,
-        message: e,
-        errors: BTreeMap::new(),
-    })?;
+    regenerate(ctx, vmid, &cfg.main).map_err(internal)?;
     Ok(Value::Null)
 }
 
@@ -765,14 +752,7 @@ fn shutdown(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, 
 }
 
 fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
-    let _lock = ctx
-        .state
-        .lock(&format!("pve-config-{vmid}"))
-        .map_err(|e| ApiError {
-            status: 500,
-            message: e.to_string(),
-            errors: BTreeMap::new(),
-        })?;
+    let _lock = lock_config(ctx, vmid)?;
     let cfg = ctx
         .state
         .read_conf(vmid)
@@ -851,12 +831,7 @@ pub fn set_lock(
     lock: Option<&str>,
     must_be_free: bool,
 ) -> Result<(), ApiError> {
-    let io = |e: std::io::Error| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    };
-    let _guard = ctx.state.lock(&format!("pve-config-{vmid}")).map_err(io)?;
+    let _guard = lock_config(ctx, vmid)?;
     let mut cfg = ctx
         .state
         .read_conf(vmid)
@@ -870,7 +845,7 @@ pub fn set_lock(
         Some(l) => cfg.main.keys.insert("lock".into(), l.into()),
         None => cfg.main.keys.remove("lock"),
     };
-    ctx.state.write_conf(vmid, &cfg).map_err(io)
+    ctx.state.write_conf(vmid, &cfg).map_err(internal)
 }
 
 /// `GET /nodes/{node}/storage/{storage}/content[?content=…]`: templates
@@ -884,11 +859,7 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     let want = params.get("content");
     let mut out = Vec::new();
     let root = ctx.state.volume_path(storage, "");
-    let tmpl = regex::Regex::new(r"^(.+)\.(tar|tar\.(gz|xz|zst|bz2))$").map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    let tmpl = regex::Regex::new(r"^(.+)\.(tar|tar\.(gz|xz|zst|bz2))$").map_err(internal)?;
     let entries = |dir: &std::path::Path| -> Vec<(String, std::fs::Metadata)> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .map(|d| {
@@ -916,11 +887,7 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
         }
     }
     if want.is_none_or(|w| w == "rootdir" || w == "images") {
-        let re = regex::Regex::new(r"^(subvol|basevol)-(\d+)-").map_err(|e| ApiError {
-            status: 500,
-            message: e.to_string(),
-            errors: BTreeMap::new(),
-        })?;
+        let re = regex::Regex::new(r"^(subvol|basevol)-(\d+)-").map_err(internal)?;
         for (name, _) in entries(&root) {
             let Some(c) = re.captures(&name) else {
                 continue;
@@ -966,11 +933,7 @@ fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     if p.exists() {
         return fail(500, format!("volume '{storage}:{name}' already exists"));
     }
-    std::fs::create_dir_all(&p).map_err(|e| ApiError {
-        status: 500,
-        message: e.to_string(),
-        errors: BTreeMap::new(),
-    })?;
+    std::fs::create_dir_all(&p).map_err(internal)?;
     Ok(json!(format!("{storage}:{name}")))
 }
 

@@ -4,7 +4,9 @@
 mod common;
 
 use common::Double;
-use nexcage_pve::driver::{allocate_and_create, ControlPlane, CreateRequest, GuestStatus};
+use nexcage_pve::driver::{
+    allocate_and_create, ControlPlane, CreateRequest, GuestStatus, NewVolume,
+};
 use nexcage_pve::mapping::{map_spec, MapOptions};
 use oci_spec::runtime::Spec;
 use std::collections::BTreeMap;
@@ -95,7 +97,12 @@ fn lifecycle(d: &Double, cp: &dyn ControlPlane, raw: bool) {
     assert_eq!(cp.status(vmid).unwrap(), GuestStatus::Stopped);
 
     let vol = cp
-        .alloc_volume("local-zfs", vmid, &format!("subvol-{vmid}-disk-5"), "1G")
+        .alloc_volume(&NewVolume {
+            storage: "local-zfs",
+            vmid,
+            filename: &format!("subvol-{vmid}-disk-5"),
+            size: "1G",
+        })
         .unwrap();
     assert_eq!(vol, format!("local-zfs:subvol-{vmid}-disk-5"));
     assert!(d

@@ -4,5 +4,5 @@ pub mod auth;
 pub mod client;
 pub mod tls;
 
-pub use auth::{lookup_credentials, Credentials};
+pub use auth::{lookup_credentials, AuthFileError, Credentials};
 pub use client::{ClientOptions, RegistryClient};

@@ -3,8 +3,8 @@
 
 use super::tls::{client_config, PinnedTlsConnector};
 use super::{
-    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
-    PveVersion,
+    vmid_of, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
+    NewVolume, PveError, PveVersion,
 };
 use nexcage_config::Secret;
 use serde_json::Value;
@@ -418,15 +418,10 @@ impl ControlPlane for ApiDriver {
 
     fn next_vmid(&self) -> Result<u32, PveError> {
         let v = self.call("GET", "/cluster/nextid", &BTreeMap::new())?;
-        // The schema says integer; Perl may send it as a string.
-        let id = v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
-        id.and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| PveError::Parse {
-                call: "GET /cluster/nextid".into(),
-                msg: v.to_string(),
-            })
+        vmid_of(&v).ok_or_else(|| PveError::Parse {
+            call: "GET /cluster/nextid".into(),
+            msg: v.to_string(),
+        })
     }
 
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError> {
@@ -538,23 +533,17 @@ impl ControlPlane for ApiDriver {
         self.task_call("DELETE", &self.lxc(vmid, ""), &params)
     }
 
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError> {
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError> {
         let path = format!(
             "/nodes/{}/storage/{}/content",
             seg(&self.opts.node),
-            seg(storage)
+            seg(volume.storage)
         );
-        let vmid = vmid.to_string();
+        let vmid = volume.vmid.to_string();
         let params = p(&[
             ("vmid", &vmid),
-            ("filename", filename),
-            ("size", size),
+            ("filename", volume.filename),
+            ("size", volume.size),
             ("format", "subvol"),
         ]);
         let v = self.call("POST", &path, &params)?;

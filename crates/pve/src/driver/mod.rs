@@ -88,6 +88,29 @@ pub struct CreateRequest {
     pub raw_lxc: Vec<(String, String)>,
 }
 
+/// The VMID in an answer of `GET /cluster/nextid`: the schema says
+/// integer; Perl may send it as a string. `None` if it is neither or does
+/// not fit a u32.
+fn vmid_of(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+/// A volume to allocate (`pvesm alloc`; Proxmox API
+/// `POST /nodes/{node}/storage/{storage}/content`, `format=subvol`).
+#[derive(Debug, Clone, Copy)]
+pub struct NewVolume<'a> {
+    /// Storage id, e.g. `local-zfs`.
+    pub storage: &'a str,
+    /// The guest that owns the volume.
+    pub vmid: u32,
+    /// Volume name, e.g. `subvol-100-disk-1`.
+    pub filename: &'a str,
+    /// Size with a unit suffix as Proxmox takes it, e.g. `1G`.
+    pub size: &'a str,
+}
+
 /// Proxmox's control plane, as nexcage needs it. All calls are blocking.
 pub trait ControlPlane: Send + Sync {
     /// The node this driver manages.
@@ -119,13 +142,7 @@ pub trait ControlPlane: Send + Sync {
     /// DELETE /nodes/{node}/lxc/{vmid} (waits for the task).
     fn destroy(&self, vmid: u32, purge: bool) -> Result<(), PveError>;
     /// POST /nodes/{node}/storage/{storage}/content: returns the volume id.
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError>;
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError>;
     /// DELETE /nodes/{node}/storage/{storage}/content/{volume}.
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError>;
     /// Control-plane calls made so far (HTTP requests or processes spawned).

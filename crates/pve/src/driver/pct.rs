@@ -5,8 +5,8 @@
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
 use super::{
-    CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary, PveError,
-    PveVersion,
+    vmid_of, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
+    NewVolume, PveError, PveVersion,
 };
 use crate::conffile;
 use serde_json::Value;
@@ -242,14 +242,10 @@ impl ControlPlane for PctDriver {
             "json".into(),
         ])?;
         let v = parse_json("pvesh get /cluster/nextid", &out)?;
-        let id = v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
-        id.and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| PveError::Parse {
-                call: "pvesh get /cluster/nextid".into(),
-                msg: out.trim().to_string(),
-            })
+        vmid_of(&v).ok_or_else(|| PveError::Parse {
+            call: "pvesh get /cluster/nextid".into(),
+            msg: out.trim().to_string(),
+        })
     }
 
     fn create(&self, vmid: u32, req: &CreateRequest) -> Result<(), PveError> {
@@ -330,23 +326,20 @@ impl ControlPlane for PctDriver {
         self.pct(&args).map(|_| ())
     }
 
-    fn alloc_volume(
-        &self,
-        storage: &str,
-        vmid: u32,
-        filename: &str,
-        size: &str,
-    ) -> Result<String, PveError> {
-        let path = format!("/nodes/{}/storage/{storage}/content", self.opts.node);
+    fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError> {
+        let path = format!(
+            "/nodes/{}/storage/{}/content",
+            self.opts.node, volume.storage
+        );
         let args: Vec<String> = [
             "create",
             &path,
             "--vmid",
-            &vmid.to_string(),
+            &volume.vmid.to_string(),
             "--filename",
-            filename,
+            volume.filename,
             "--size",
-            size,
+            volume.size,
             "--format",
             "subvol",
             "--output-format",

@@ -1,0 +1,61 @@
+//! `nexcage cache stats|list|clear`: the blob store is the cache.
+
+use anyhow::{bail, Result};
+use nexcage_image::{remove, usage, Store};
+
+use super::{human, print_json, print_rows, OutputFormat};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CacheCommand {
+    /// Number and size of blobs, referenced and not.
+    Stats {
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Every blob with its size and users.
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Delete unreferenced blobs and temp files; `--all` also drops every image.
+    Clear {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub fn run(cmd: CacheCommand, store_dir: &std::path::Path) -> Result<i32> {
+    let store = Store::open(store_dir)?;
+    match cmd {
+        CacheCommand::Stats { format } => stats(format, &store)?,
+        CacheCommand::List { format } => list(format, &store)?,
+        CacheCommand::Clear { all } => match remove::clear(&store, all)? {
+            Some(r) => println!("removed {} blobs ({} bytes), {} temp files", r.removed_blobs, r.freed_bytes, r.removed_temp),
+            None => bail!("store busy"),
+        },
+    }
+    Ok(0)
+}
+
+fn stats(format: OutputFormat, store: &Store) -> Result<()> {
+    let s = usage::stats(store)?;
+    if format == OutputFormat::Json {
+        return print_json(&s);
+    }
+    println!("store:         {}", s.path);
+    println!("images:        {}", s.images);
+    println!("blobs:         {} entries, {} bytes ({})", s.blobs, s.bytes, human(s.bytes));
+    println!("referenced:    {} entries, {} bytes", s.referenced_blobs, s.referenced_bytes);
+    println!("unreferenced:  {} entries, {} bytes", s.unreferenced_blobs, s.unreferenced_bytes);
+    Ok(())
+}
+
+fn list(format: OutputFormat, store: &Store) -> Result<()> {
+    let header = format!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
+    print_rows(format, &usage::blobs(store)?, &header, |b| {
+        let images = if b.images.is_empty() { "-".to_string() } else { b.images.join(",") };
+        // The size unpadded, as nexcage has always printed it.
+        format!("{:<71} {}  {images}", b.digest, b.size)
+    })
+}

@@ -1,0 +1,61 @@
+//! exec: run a new process in a running container.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::Container;
+use crate::backend::ExecOpts;
+use crate::context::Ctx;
+
+impl Container {
+    /// Starts the process and returns its pid. With `tty` and no process
+    /// file, one is written from the container's own process (libcontainer
+    /// takes a terminal only through a process file, as runc's `exec -t CMD`).
+    pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<i32> {
+        self.status().can_exec()?;
+        let tty_file = if tty && opts.process_file.is_none() {
+            let f = self.dir().join(format!("exec-{}.json", std::process::id()));
+            write_tty_process(&self.rec.bundle, &opts, &f)?;
+            opts.process_file = Some(f.clone());
+            Some(f)
+        } else {
+            None
+        };
+        let res = self.backend(ctx).and_then(|be| be.exec(&self.rec, self.dir(), &opts));
+        if let Some(f) = tty_file {
+            let _ = std::fs::remove_file(f);
+        }
+        res
+    }
+}
+
+/// The container's `process` from its config.json with the exec request
+/// laid over it and `terminal` set, written to `out`.
+fn write_tty_process(bundle: &Path, o: &ExecOpts, out: &Path) -> Result<()> {
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
+        .context("config.json of the container is not valid JSON")?;
+    let mut p = cfg.get("process").cloned().unwrap_or_else(|| serde_json::json!({}));
+    p["terminal"] = true.into();
+    p["args"] = serde_json::json!(o.args);
+    if let Some(cwd) = &o.cwd {
+        p["cwd"] = serde_json::json!(cwd);
+    }
+    let mut env: Vec<serde_json::Value> = p["env"].as_array().cloned().unwrap_or_default();
+    env.extend(o.env.iter().map(|e| serde_json::json!(e)));
+    p["env"] = env.into();
+    if let Some(uid) = o.uid {
+        p["user"]["uid"] = uid.into();
+    }
+    if let Some(gid) = o.gid {
+        p["user"]["gid"] = gid.into();
+    }
+    if !o.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = serde_json::json!(o.additional_gids);
+    }
+    if o.no_new_privs {
+        p["noNewPrivileges"] = true.into();
+    }
+    std::fs::write(out, serde_json::to_vec(&p)?)?;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! kill: signal the container's init, or with `all` every process in its
+//! cgroup; and the admin's stop step built on it.
+
+use anyhow::Result;
+
+use super::Container;
+use crate::context::Ctx;
+
+impl Container {
+    /// Fails with "container not running" unless there is a process (or `all`).
+    pub fn kill(&self, ctx: &Ctx, signal: i32, all: bool) -> Result<()> {
+        self.status().can_kill(all)?;
+        self.backend(ctx)?.kill(&self.rec, self.dir(), signal, all)
+    }
+
+    /// The admin `stop` step: sends `signal` unless the container has
+    /// stopped (a paused one is thawed first for SIGTERM, which a frozen
+    /// process cannot act on). Returns false when there was nothing to signal.
+    pub fn signal_to_stop(&mut self, ctx: &Ctx, signal: i32, all: bool) -> Result<bool> {
+        if self.status().is_stopped() {
+            return Ok(false);
+        }
+        if signal == libc::SIGTERM && self.status().can_resume(self.id()).is_ok() {
+            self.resume(ctx)?;
+        }
+        match self.kill(ctx, signal, all) {
+            Ok(()) => Ok(true),
+            Err(_) if self.status().is_stopped() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! pause / resume: freeze and thaw the container's processes.
+
+use anyhow::Result;
+
+use super::Container;
+use crate::context::Ctx;
+
+impl Container {
+    /// Only a running container pauses.
+    pub fn pause(&mut self, ctx: &Ctx) -> Result<()> {
+        self.status().can_pause(self.id())?;
+        self.backend(ctx)?.pause(&self.rec, self.dir())?;
+        self.rec.paused = true;
+        self.save()
+    }
+
+    /// Only a paused container resumes.
+    pub fn resume(&mut self, ctx: &Ctx) -> Result<()> {
+        self.status().can_resume(self.id())?;
+        self.backend(ctx)?.resume(&self.rec, self.dir())?;
+        self.rec.paused = false;
+        self.save()
+    }
+}
