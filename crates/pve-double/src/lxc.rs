@@ -125,7 +125,10 @@ pub fn start(lxc_path: &Path, vmid: u32) -> Result<(), String> {
             .arg(lxc_path),
         Duration::from_secs(30),
     )
-    .map_err(|e| format!("startup for container '{vmid}' failed ({e})"))?;
+    .map_err(|e| {
+        tracing::warn!(error = %e, "lxc-start");
+        format!("startup for container '{vmid}' failed")
+    })?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket_running(lxc_path, vmid) {
         if Instant::now() > deadline {

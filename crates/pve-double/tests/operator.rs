@@ -740,3 +740,24 @@ fn operator_acts_on_a_real_lxc_guest() {
     assert!(!d.conf_exists(100));
     d.assert_no_violations();
 }
+
+/// PROXMOX-FACTS §8: with `--real-start`, start regenerates the config and
+/// runs `lxc-start -n VMID -P <lxcpath>`; a guest that cannot start fails
+/// the task "startup for container 'N' failed" and stays stopped.
+#[test]
+fn real_start_runs_lxc_start() {
+    if !lxc_available() {
+        eprintln!("SKIP: needs root and lxc-execute");
+        return;
+    }
+    let d = Double::start_with(&[], &["--real-start"]);
+    create_pct(&d, 100);
+    // An empty rootfs has no init: lxc-start fails.
+    let (code, _, err) = d.cli("pct", &["start", "100"]);
+    assert_eq!(code, 255);
+    assert_eq!(err, "startup for container '100' failed\n");
+    assert!(lxc_config(&d, 100).contains("lxc.uts.name = CT100\n"));
+    assert_eq!(pct_status(&d, 100), "status: stopped\n");
+    assert!(!d.path().join("run/100").exists());
+    d.assert_no_violations();
+}
