@@ -537,6 +537,7 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
 
 fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, false)?;
+    check_version_gates(ctx, params)?;
     let _lock = lock_config(ctx, vmid)?;
     let mut cfg = ctx
         .state

@@ -604,6 +604,12 @@ fn version_gates_follow_the_release_played() {
     );
     let (code, _, err) = create(&old, "100", "local:vztmpl/empty.tar.zst", &[]);
     assert_eq!(code, 0, "{err}");
+    let (code, _, err) = old.cli("pct", &["set", "100", "--entrypoint", "/app"]);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("\nentrypoint: property is not defined in schema"),
+        "{err}"
+    );
     let (code, _, err) = create(
         &new,
         "100",
