@@ -73,9 +73,11 @@ W
     chmod 600 "$DIR/token"
     port=$(cat "$DIR/state/port"); fp=$(cat "$DIR/state/fingerprint")
     common="\"default_backend\":\"proxmox\",\"lxc_path\":\"$DIR/lxc\",\"storage\":{\"type\":\"zfs\",\"pool\":\"$POOL\",\"dataset\":\"data\"},\"default_disk_size\":1"
-    printf '{%s,"proxmox":{"driver":"pct","node":"pve","storage":"local-zfs"}}\n' "$common" >"$DIR/config-pct.json"
-    printf '{%s,"proxmox":{"driver":"api","node":"pve","storage":"local-zfs","host":"127.0.0.1","port":%s,"fingerprint":"%s","token_file":"%s/token"}}\n' \
-        "$common" "$port" "$fp" "$DIR" >"$DIR/config-api.json"
+    # The double's state dir is the node's /etc/pve, its lock/ dir /run/lock/lxc.
+    node="\"node\":\"pve\",\"storage\":\"local-zfs\",\"pve_root\":\"$DIR/state\",\"lock_dir\":\"$DIR/state/lock\""
+    printf '{%s,"proxmox":{"driver":"pct",%s}}\n' "$common" "$node" >"$DIR/config-pct.json"
+    printf '{%s,"proxmox":{"driver":"api",%s,"host":"127.0.0.1","port":%s,"fingerprint":"%s","token_file":"%s/token"}}\n' \
+        "$common" "$node" "$port" "$fp" "$DIR" >"$DIR/config-api.json"
     printf 'export PATH=%s/bin:$PATH\nexport NEXCAGE_CONFIG=%s/config-pct.json\n' "$DIR" "$DIR" >"$DIR/env.sh"
     echo "$DIR"
 }

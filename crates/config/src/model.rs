@@ -57,6 +57,11 @@ pub struct ProxmoxConfig {
     pub storage: Option<String>,
     /// File holding an API token: `USER@REALM!TOKENID=SECRET`.
     pub token_file: Option<PathBuf>,
+    /// pmxcfs mount where guest configs are `nodes/<node>/lxc/<vmid>.conf`
+    /// (default `/etc/pve`; a test node's state dir).
+    pub pve_root: Option<PathBuf>,
+    /// PVE's per-guest config lock dir (default `/run/lock/lxc`).
+    pub lock_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions, PveConfig};
 
 use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
-use super::{delete, holder, hooks, lookup, paths, rootfs, stage, subids, Proxmox};
+use super::{delete, holder, hooks, include, lookup, paths, rootfs, stage, subids, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -46,7 +46,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
-    write_lxc_config(opts, vmid, &pve, j)?;
+    write_lxc_config(px, opts, vmid, &pve, j)?;
     let pid = fork_holder(opts, j)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
     hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(pid), Phase::Create)?;
@@ -228,9 +228,11 @@ enum RegisterError {
     Journal(#[from] anyhow::Error),
 }
 
-/// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` that lxc-execute
-/// runs from (mount targets made first where LXC cannot make them).
-fn write_lxc_config(opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
+/// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` with nexcage's
+/// settings in `nexcage.conf`, which lxc-execute runs from and the guest's
+/// Proxmox config includes (`include.rs`; mount targets made first where
+/// LXC cannot make them).
+fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
     j.begin(opts.dir, CreateStep::LxcConfig)?;
     let lxc_dir = j.lxc_dir().context("no lxc dir")?;
     // "No limit" was registered as the host's size; LXC gets no limit at all.
@@ -251,6 +253,7 @@ fn write_lxc_config(opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut Creat
         stage::stage(&lxc_dir, &mut run_cfg)?;
     }
     write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
+    include::reference(px.config(), vmid, &lxc_dir)?;
     j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
 }
@@ -295,9 +298,7 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) 
     };
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
     let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
-    let f = lxc_dir.join("config");
-    std::fs::write(&f, text).with_context(|| format!("write {}", f.display()))?;
-    Ok(())
+    include::write(lxc_dir, &text)
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

@@ -117,9 +117,11 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
 }
 
 fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
-    let (Some(vmid), Some(lxc_path)) = (p.vmid, &p.lxc_path) else { bail!("create did not finish") };
+    let (Some(vmid), Some(lxc_path), Some(lxc_dir)) = (p.vmid, &p.lxc_path, p.lxc_dir()) else { bail!("create did not finish") };
     let mut cmd = Command::new("lxc-execute");
     cmd.arg("-n").arg(vmid.to_string()).arg("-P").arg(lxc_path).arg("-q");
+    // nexcage's settings, whatever PVE last rendered into `config` (include.rs).
+    cmd.arg("-f").arg(super::include::path(&lxc_dir));
     for (kind, path) in &p.shares {
         cmd.arg(format!("--share-{kind}")).arg(path);
     }

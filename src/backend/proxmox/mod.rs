@@ -18,6 +18,7 @@ pub mod gc;
 mod guest_cgroup;
 mod holder;
 mod hooks;
+mod include;
 mod journal;
 mod kill;
 mod lookup;

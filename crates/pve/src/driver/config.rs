@@ -1,6 +1,7 @@
 //! Building the configured driver from nexcage's configuration.
 
 use super::api::{ApiDriver, ApiOptions, Auth};
+use super::guestfile::GuestFiles;
 use super::pct::{PctDriver, PctOptions};
 use super::{ControlPlane, PveError};
 use nexcage_config::{Config, Driver};
@@ -38,11 +39,30 @@ pub fn auth(cfg: &Config) -> Result<(Auth, Vec<String>), PveError> {
     }
 }
 
+/// The node's guest config files (`proxmox.pve_root`, `proxmox.lock_dir`,
+/// defaults `/etc/pve`, `/run/lock/lxc`).
+pub fn guest_files(cfg: &Config) -> Result<GuestFiles, PveError> {
+    let mut f = GuestFiles::new(&node_name(cfg)?);
+    if let Some(p) = &cfg.proxmox.pve_root {
+        f.pve_root = p.clone();
+    }
+    if let Some(p) = &cfg.proxmox.lock_dir {
+        f.lock_dir = p.clone();
+    }
+    Ok(f)
+}
+
 /// The driver `proxmox.driver` selects, plus warnings for the caller to log.
 pub fn from_config(cfg: &Config) -> Result<(Box<dyn ControlPlane>, Vec<String>), PveError> {
     let node = node_name(cfg)?;
     match cfg.driver() {
-        Driver::Pct => Ok((Box::new(PctDriver::new(PctOptions::new(&node))), vec![])),
+        Driver::Pct => {
+            let files = guest_files(cfg)?;
+            let mut o = PctOptions::new(&node);
+            o.pve_root = files.pve_root;
+            o.lock_dir = files.lock_dir;
+            Ok((Box::new(PctDriver::new(o)), vec![]))
+        }
         Driver::Api => {
             let (auth, warnings) = auth(cfg)?;
             let mut o = ApiOptions::new(&cfg.api_host(), cfg.api_port(), &node, auth);

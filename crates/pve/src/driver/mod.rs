@@ -3,11 +3,12 @@
 pub mod api;
 mod config;
 mod error;
+pub mod guestfile;
 pub mod pct;
 mod tls;
 mod upid;
 
-pub use config::{auth as auth_from_config, from_config, node_name};
+pub use config::{auth as auth_from_config, from_config, guest_files, node_name};
 pub use error::PveError;
 pub use upid::Upid;
 

@@ -8,11 +8,10 @@ use super::{
     vmid_of, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
     NewVolume, PveError, PveVersion,
 };
+use super::guestfile::GuestFiles;
 use crate::conffile;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -105,42 +104,28 @@ impl PctDriver {
         self.run(&self.opts.pvesh, args)
     }
 
-    fn conf_path(&self, vmid: u32) -> PathBuf {
-        self.opts
-            .pve_root
-            .join(format!("nodes/{}/lxc/{vmid}.conf", self.opts.node))
-    }
-
-    /// Edit the guest config file under Proxmox's config lock: set `env`
-    /// and append raw keys, written via temp file + rename like pmxcfs users do.
+    /// Set `env` and append raw keys in the guest config file, under
+    /// Proxmox's config lock ([`GuestFiles::edit`]).
     fn edit_file(
         &self,
         vmid: u32,
         env: Option<&str>,
         raw: &[(String, String)],
     ) -> Result<(), PveError> {
-        let call = format!("write {}", self.conf_path(vmid).display());
-        let io = |source| PveError::Io {
-            call: call.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&self.opts.lock_dir).map_err(io)?;
-        let lock =
-            File::create(self.opts.lock_dir.join(format!("pve-config-{vmid}.lock"))).map_err(io)?;
-        lock.lock().map_err(io)?;
-        let path = self.conf_path(vmid);
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        let (mut cfg, _) = conffile::parse(&text);
-        if let Some(e) = env {
-            cfg.main.keys.insert("env".into(), e.to_string());
+        self.files().edit(vmid, |cfg| {
+            if let Some(e) = env {
+                cfg.main.keys.insert("env".into(), e.to_string());
+            }
+            cfg.main.lxc.extend(raw.iter().cloned());
+        })
+    }
+
+    fn files(&self) -> GuestFiles {
+        GuestFiles {
+            node: self.opts.node.clone(),
+            pve_root: self.opts.pve_root.clone(),
+            lock_dir: self.opts.lock_dir.clone(),
         }
-        cfg.main.lxc.extend(raw.iter().cloned());
-        let tmp = path.with_extension(format!("conf.tmp.{}", std::process::id()));
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(conffile::write(&cfg).as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
     }
 }
 
