@@ -252,8 +252,8 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
     }
-    write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
-    include::reference(px.config(), vmid, &lxc_dir)?;
+    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
+    include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
     j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
 }
@@ -286,7 +286,7 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<()> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<include::Rendered> {
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let seccomp = match &pve.exec.seccomp_profile {
         Some(p) => {
@@ -298,7 +298,9 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) 
     };
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
     let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
-    include::write(lxc_dir, &text)
+    let rendered = include::Rendered::split(&text);
+    include::write(lxc_dir, &rendered)?;
+    Ok(rendered)
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

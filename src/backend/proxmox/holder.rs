@@ -121,7 +121,7 @@ fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
     let mut cmd = Command::new("lxc-execute");
     cmd.arg("-n").arg(vmid.to_string()).arg("-P").arg(lxc_path).arg("-q");
     // nexcage's settings, whatever PVE last rendered into `config` (include.rs).
-    cmd.arg("-f").arg(super::include::path(&lxc_dir));
+    cmd.arg("-f").arg(super::include::start_path(&lxc_dir));
     for (kind, path) in &p.shares {
         cmd.arg(format!("--share-{kind}")).arg(path);
     }

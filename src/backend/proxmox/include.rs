@@ -7,11 +7,14 @@
 //! regeneration never writes (it writes `config` and `rules.seccomp`), and
 //! which exists exactly as long as the guest (PVE's destroy and nexcage's
 //! delete remove the dir). The guest's PVE config names it with one raw
-//! `lxc.include:` line, which PVE appends after its own lines
-//! (PROXMOX-FACTS §2 item 23), so a start by PVE gets nexcage's settings
-//! too; nexcage's own start runs `lxc-execute -f nexcage.conf`, which
-//! replaces whatever `config` holds (lxc-execute clears the loaded config
-//! before loading the rcfile), so it never depends on what PVE rendered.
+//! `lxc.include:` line (and the id map as raw `lxc.idmap:` lines, see
+//! [`Rendered`]), which PVE appends after its own lines (PROXMOX-FACTS §2
+//! item 23), so a start from PVE's `config` gets nexcage's settings too;
+//! nexcage's own start runs `lxc-execute -f nexcage-start.conf` (the id
+//! map + the include), which replaces whatever `config` holds
+//! (lxc-execute clears the loaded config before loading the rcfile), so it
+//! never depends on what PVE rendered. `config` must still parse: LXC
+//! loads it first.
 //!
 //! Single-valued keys of the include win because they come last. For
 //! lists LXC appends, the file first clears what PVE's base lines (and the
@@ -32,16 +35,17 @@ use nexcage_config::Config;
 pub const FILE: &str = "nexcage.conf";
 
 /// Keys whose values LXC collects into a list, cleared before nexcage's
-/// own: capabilities, mounts, id maps, cgroup limits and device rules (v1
+/// own (the id map is not here, see [`Rendered`]): capabilities, mounts, cgroup limits and device rules (v1
 /// and v2), environment, AppArmor lines, hooks, networks, sysctls,
 /// prlimits; `lxc.seccomp.profile` so that PVE's `rules.seccomp` does not
-/// apply where the bundle has no profile.
+/// apply where the bundle has no profile; PVE's fixed cgroup dirs
+/// (`lxc/<vmid>`, which a stale cgroup of an earlier run blocks) so the
+/// guest gets LXC's own layout (`lxc.payload.<vmid>`) whoever starts it.
 const CLEARED: &[&str] = &[
     "lxc.cap.drop",
     "lxc.cap.keep",
     "lxc.mount.entry",
     "lxc.mount.auto",
-    "lxc.idmap",
     "lxc.cgroup",
     "lxc.cgroup2",
     "lxc.environment",
@@ -51,6 +55,9 @@ const CLEARED: &[&str] = &[
     "lxc.sysctl",
     "lxc.prlimit",
     "lxc.seccomp.profile",
+    "lxc.cgroup.dir.monitor",
+    "lxc.cgroup.dir.container",
+    "lxc.cgroup.dir.container.inner",
 ];
 
 /// `<lxc_dir>/nexcage.conf`.
@@ -58,36 +65,81 @@ pub fn path(lxc_dir: &Path) -> PathBuf {
     lxc_dir.join(FILE)
 }
 
-/// The file's text: a header, the clears, then `rendered`.
-fn text(rendered: &str) -> String {
+/// `<lxc_dir>/nexcage-start.conf`: what nexcage's own start runs from
+/// (`lxc-execute -f`): the id map, then `lxc.include` of `nexcage.conf`.
+pub fn start_path(lxc_dir: &Path) -> PathBuf {
+    lxc_dir.join(START_FILE)
+}
+
+const START_FILE: &str = "nexcage-start.conf";
+
+/// nexcage's rendered config split in two: the `lxc.idmap` values and
+/// everything else.
+///
+/// The id map is kept out of `nexcage.conf`: LXC 5 cannot replace a map
+/// it has already read (`lxc.idmap =` frees the entries but keeps its
+/// pointers to the root ids', so the next start fails in
+/// `chown_cgroup_wrapper`, "Failed to setresgid(0, 0, 0)"). The map goes
+/// into the guest's Proxmox config instead, as raw `lxc.idmap` lines,
+/// with which PVE renders no map of its own (PROXMOX-FACTS §2 item 12)
+/// and appends these last.
+pub struct Rendered {
+    pub settings: String,
+    pub idmap: Vec<String>,
+}
+
+impl Rendered {
+    pub fn split(text: &str) -> Rendered {
+        let mut settings = String::new();
+        let mut idmap = Vec::new();
+        for line in text.lines() {
+            match line.split_once(" = ") {
+                Some(("lxc.idmap", v)) => idmap.push(v.to_string()),
+                _ => {
+                    settings.push_str(line);
+                    settings.push('\n');
+                }
+            }
+        }
+        Rendered { settings, idmap }
+    }
+}
+
+/// The `nexcage.conf` text: a header, the clears, then the settings.
+fn text(settings: &str) -> String {
     let mut s = String::from("# nexcage's LXC settings for this guest, included by its Proxmox config (lxc.include)\n");
     for k in CLEARED {
         s.push_str(k);
         s.push_str(" =\n");
     }
-    s.push_str(rendered);
+    s.push_str(settings);
     s
 }
 
-/// Writes `<lxc_dir>/nexcage.conf` and an initial `<lxc_dir>/config` that
-/// only includes it (what PVE renders later ends with the same include).
-pub fn write(lxc_dir: &Path, rendered: &str) -> Result<()> {
+/// Writes `nexcage.conf`, `nexcage-start.conf` and an initial `config`
+/// (the same as `nexcage-start.conf`; PVE rewrites it later) in `lxc_dir`.
+pub fn write(lxc_dir: &Path, r: &Rendered) -> Result<()> {
     let own = path(lxc_dir);
-    std::fs::write(&own, text(rendered)).with_context(|| format!("write {}", own.display()))?;
-    let cfg = lxc_dir.join("config");
-    std::fs::write(&cfg, format!("lxc.include = {}\n", own.display())).with_context(|| format!("write {}", cfg.display()))?;
+    std::fs::write(&own, text(&r.settings)).with_context(|| format!("write {}", own.display()))?;
+    let mut start: String = r.idmap.iter().map(|m| format!("lxc.idmap = {m}\n")).collect();
+    start.push_str(&format!("lxc.include = {}\n", own.display()));
+    for f in [start_path(lxc_dir), lxc_dir.join("config")] {
+        std::fs::write(&f, &start).with_context(|| format!("write {}", f.display()))?;
+    }
     Ok(())
 }
 
-/// Adds `lxc.include: <lxc_dir>/nexcage.conf` as the last raw line of
-/// guest `vmid`'s Proxmox config (once), under PVE's config lock.
-pub fn reference(cfg: &Config, vmid: u32, lxc_dir: &Path) -> Result<()> {
+/// Makes guest `vmid`'s Proxmox config end with `lxc.include:
+/// <lxc_dir>/nexcage.conf` and the `lxc.idmap:` lines of `r`, under PVE's
+/// config lock (earlier copies of these lines are replaced).
+pub fn reference(cfg: &Config, vmid: u32, lxc_dir: &Path, r: &Rendered) -> Result<()> {
     let files = nexcage_pve::driver::guest_files(cfg)?;
     let value = path(lxc_dir).display().to_string();
     files
         .edit(vmid, |c| {
-            c.main.lxc.retain(|(k, v)| !(k == "lxc.include" && *v == value));
+            c.main.lxc.retain(|(k, v)| !(k == "lxc.idmap" || (k == "lxc.include" && *v == value)));
             c.main.lxc.push(("lxc.include".into(), value.clone()));
+            c.main.lxc.extend(r.idmap.iter().map(|m| ("lxc.idmap".to_string(), m.clone())));
         })
         .with_context(|| format!("reference {FILE} from guest {vmid}'s Proxmox config"))
 }
@@ -98,7 +150,10 @@ mod tests {
 
     #[test]
     fn clears_lists_before_the_settings() {
-        let t = text("lxc.cap.keep = chown\n");
+        let r = Rendered::split("lxc.idmap = u 0 100000 65536\nlxc.cap.keep = chown\nlxc.idmap = g 0 100000 65536\n");
+        assert_eq!(r.idmap, ["u 0 100000 65536", "g 0 100000 65536"]);
+        let t = text(&r.settings);
+        assert!(!t.contains("idmap"));
         assert!(t.starts_with("# nexcage"));
         let keep = t.find("lxc.cap.keep = chown").unwrap();
         for k in CLEARED {
