@@ -65,9 +65,9 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     if let (true, Some(vmid)) = (p.guest, p.vmid) {
         // While the VMID is still ours (registered, not yet destroyed).
         guest_cgroup::remove_leftovers(vmid);
-        if let Err(e) = destroy_guest(px, vmid) {
-            errors.push(format!("destroy guest {vmid}: {e:#}"));
-        }
+        // A guest that stays (e.g. under `lock: backup`) still uses its
+        // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
+        destroy_guest(px, vmid).with_context(|| format!("destroy guest {vmid}"))?;
     }
     if let Err(e) = undo_storage(p) {
         errors.push(format!("{e:#}"));

@@ -125,6 +125,8 @@ fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
     for (kind, path) in &p.shares {
         cmd.arg(format!("--share-{kind}")).arg(path);
     }
+    // How the guest's init ended is only in LXC's log (lxc-execute exits 1).
+    cmd.arg("-l").arg("INFO").arg("-o").arg(dir.join(LXC_LOG));
     cmd.arg("--").args(&p.args);
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
@@ -155,7 +157,26 @@ fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
     if code == 1 && dir.join(KILLED_MARK).exists() {
         return Ok(128 + libc::SIGKILL);
     }
+    if code == 1 {
+        // The init itself killed (e.g. `pct stop`, which is `lxc-stop --kill`):
+        // 128 + its signal, as for a killed process.
+        if let Some(sig) = init_signal(&std::fs::read_to_string(dir.join(LXC_LOG)).unwrap_or_default()) {
+            return Ok(128 + sig);
+        }
+    }
     Ok(code)
+}
+
+/// lxc-execute's log in the state dir (level INFO).
+const LXC_LOG: &str = "lxc.log";
+
+/// The signal that ended the guest's init, from LXC's log line
+/// `... Child <pid> ended on signal Killed(9)` (LXC error.c
+/// `lxc_error_set_and_log`).
+fn init_signal(log: &str) -> Option<i32> {
+    let line = log.lines().rev().find(|l| l.contains("ended on signal"))?;
+    let (_, rest) = line.rsplit_once('(')?;
+    rest.strip_suffix(')')?.parse().ok()
 }
 
 /// start: wakes the holder. Fails when no holder is waiting.
@@ -199,4 +220,15 @@ pub fn send_master(sock: &std::os::unix::net::UnixStream, master: &impl AsRawFd)
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let p = nix::pty::openpty(None, None).context("openpty")?;
     Ok((p.master, p.slave))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn init_signal_from_lxc_log() {
+        let log = "lxc-execute 100 20261129232138.156 INFO     error - ../src/lxc/error.c:lxc_error_set_and_log:34 - Child <26841> ended on signal Killed(9)\n\
+                   lxc-execute 100 20261129232138.318 TRACE    start - ../src/lxc/start.c:lxc_end:974 - Set container state to \"STOPPED\"\n";
+        assert_eq!(super::init_signal(log), Some(9));
+        assert_eq!(super::init_signal("lxc-execute 100 x INFO error - Child <1> ended with error 1\n"), None);
+    }
 }

@@ -1,0 +1,96 @@
+//! Operator actions on a node, seen from the engine's side (issue 12):
+//! `pct status` says running exactly while the OCI process runs, `pct stop`
+//! ends the container with status 137, and a guest under `lock: backup`
+//! (`vzdump`) makes `nexcage delete -f` fail naming the lock, leaving the
+//! dataset behind the backup in place. Real LXC + zfs-fuse + the double
+//! (PROXMOX-FACTS §10).
+
+mod proxmox_support;
+
+use proxmox_support::{nexcage, out, wait_until, Env};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn vmid(env: &Env, id: &str) -> Option<u32> {
+    let j = std::fs::read_to_string(env.root.join(id).join("proxmox.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&j).ok()?;
+    v["vmid"].as_u64().and_then(|v| u32::try_from(v).ok())
+}
+
+fn pct_status(env: &Env, vmid: u32) -> String {
+    let o = env.cmd("pct").args(["status", &vmid.to_string()]).output().expect("pct status");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// `vzdump VMID --hold-ms N` of the double: `lock: backup` for N ms.
+fn vzdump(env: &Env, vmid: u32, hold_ms: u32) -> std::process::Child {
+    Command::new(repo().join("target/debug/pve-double"))
+        .args(["vzdump", &vmid.to_string(), "--hold-ms", &hold_ms.to_string()])
+        .env("PVE_DOUBLE_STATE", env.dir.join("state"))
+        .env("PVE_DOUBLE_SCHEMA", repo().join("crates/pve/schema/pve-api-subset.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vzdump")
+}
+
+#[test]
+fn operator_actions() {
+    let env = env_or_skip!("operator", "pct");
+    let b = env.bundle("sleep", &["sleep", "1000"], |_| {});
+
+    // Running exactly while the OCI process runs.
+    let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "o1"]);
+    assert!(o.status.success(), "create: {}", out(&o));
+    let id = vmid(&env, "o1").expect("vmid");
+    assert_eq!(pct_status(&env, id), "status: stopped", "created, not started");
+    let o = env.nx(&["start", "o1"]);
+    assert!(o.status.success(), "start: {}", out(&o));
+    assert!(wait_until(10, || pct_status(&env, id) == "status: running"), "started: {}", pct_status(&env, id));
+
+    // A backup holds `lock: backup`: delete fails naming it, the dataset stays.
+    let mut dump = vzdump(&env, id, 4000);
+    let conf = env.dir.join(format!("state/nodes/pve/lxc/{id}.conf"));
+    assert!(wait_until(10, || std::fs::read_to_string(&conf).unwrap_or_default().contains("lock: backup")), "no backup lock");
+    let o = env.nx(&["delete", "-f", "o1"]);
+    assert!(!o.status.success(), "delete under a backup must fail: {}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CT is locked (backup)"), "{}", out(&o));
+    assert!(env.datasets().iter().any(|d| d.ends_with(&format!("subvol-{id}-disk-0"))), "the dataset behind the backup was destroyed");
+    assert!(env.guests().contains(&id), "guest gone: {}", env.pct_list());
+    assert!(dump.wait().expect("vzdump").success(), "vzdump failed");
+    let o = env.nx(&["delete", "-f", "o1"]);
+    assert!(o.status.success(), "delete after the backup: {}", out(&o));
+
+    // `pct stop` (lxc-stop --kill) ends the container: run exits 137.
+    let mut c = env.cmd(nexcage());
+    c.arg("--root").arg(&env.root).args(["run", "--bundle", b.to_str().unwrap(), "o2"]);
+    let mut run = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nexcage run");
+    let mut id = 0;
+    assert!(wait_until(20, || vmid(&env, "o2").is_some_and(|v| {
+        id = v;
+        pct_status(&env, v) == "status: running"
+    })), "run did not start");
+    let o = env.cmd("pct").args(["stop", &id.to_string()]).output().expect("pct stop");
+    assert!(o.status.success(), "pct stop: {}", out(&o));
+    let st = run.wait().expect("wait run");
+    assert_eq!(st.code(), Some(137), "run's status after pct stop");
+    // (run deletes the container once it ended.)
+
+    // The OCI process ends by itself: stopped in both views.
+    let b = env.bundle("short", &["sleep", "1"], |_| {});
+    let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "o3"]);
+    assert!(o.status.success(), "create: {}", out(&o));
+    let id = vmid(&env, "o3").expect("vmid");
+    let o = env.nx(&["start", "o3"]);
+    assert!(o.status.success(), "start: {}", out(&o));
+    let stopped = || String::from_utf8_lossy(&env.nx(&["state", "o3"]).stdout).contains("\"status\": \"stopped\"");
+    assert!(wait_until(20, stopped), "o3 did not stop");
+    assert_eq!(pct_status(&env, id), "status: stopped", "the OCI process has ended");
+    let o = env.nx(&["delete", "o3"]);
+    assert!(o.status.success(), "delete: {}", out(&o));
+    env.assert_clean("operator");
+}
