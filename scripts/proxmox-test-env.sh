@@ -33,6 +33,8 @@ start_zfs_fuse() {
 
 up() {
     mkdir -p "$DIR/bin" "$DIR/lxc" "$DIR/state"
+    # The (empty) template nexcage's create names: a node needs it (pve-double README, Templates).
+    mkdir -p "$DIR/state/storage/local/vztmpl" && tar -cf "$DIR/state/storage/local/vztmpl/nexcage-empty.tar" -T /dev/null
     # Unprivileged guests: root may map 100000..165535, as on every Proxmox
     # host (LXC's newuidmap checks these files). Left in place by `down`.
     for f in /etc/subuid /etc/subgid; do
