@@ -149,6 +149,7 @@ fn handle(
         ("DELETE", "/nodes/{node}/lxc/{vmid}") => destroy(ctx, &call, vmid, &params),
         ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx, &params),
         ("POST", "/nodes/{node}/storage/{storage}/content") => alloc(ctx, &params),
+        ("POST", "/nodes/{node}/storage/{storage}/upload") => upload(ctx, &params),
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => free(ctx, &call, &params),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(ctx, &params),
         ("GET", "/nodes/{node}/tasks/{upid}/log") => task_log(ctx, &params),
@@ -358,6 +359,51 @@ fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiE
         );
     }
     Ok(ctx.state.volume_path(storage, volname))
+}
+
+/// `POST /nodes/{node}/storage/{storage}/upload` (pve-storage
+/// API2/Storage/Status.pm `upload`; PROXMOX-FACTS §10 "Create on a real
+/// node"): a `vztmpl` file must carry a template extension pve-storage
+/// parses (plain `.tar` only from libpve-storage-perl 9.0.15: "wrong file
+/// extension"); the uploaded temp file is moved to the storage's template
+/// dir by an `imgcopy` task. Only `vztmpl` is modelled.
+fn upload(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
+    let storage = params.get("storage").cloned().unwrap_or_default();
+    if !ctx.state.storage_known(&storage) {
+        return fail(500, format!("storage '{storage}' does not exist"));
+    }
+    let Some(tmp) = params.get("tmpfilename") else {
+        return fail(500, "missing temporary file name");
+    };
+    if params.get("content").map(String::as_str) != Some("vztmpl") {
+        let _ = std::fs::remove_file(tmp);
+        return fail(501, "pve-double models only content 'vztmpl' uploads");
+    }
+    let filename = params.get("filename").cloned().unwrap_or_default();
+    // normalize_content_filename: the part after the last '/', other
+    // characters than [-_.a-zA-Z0-9] become '_'.
+    let filename: String = filename
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    let plain_tar = Versions::load(ctx.state).at_least("libpve-storage-perl", "9.0.15");
+    let ext = if plain_tar { r"\.(tar|tar\.(gz|xz|zst|bz2))$" } else { r"\.tar\.(gz|xz|zst|bz2)$" };
+    if !regex::Regex::new(ext).is_ok_and(|r| r.is_match(&filename)) {
+        let _ = std::fs::remove_file(tmp);
+        return param_fail("filename", "wrong file extension");
+    }
+    let dest = ctx.state.volume_path(&storage, &format!("vztmpl/{filename}"));
+    let moved = dest
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::copy(tmp, &dest).map(|_| ()));
+    let _ = std::fs::remove_file(tmp);
+    let log = vec![format!("target file: {}", dest.display())];
+    let error = moved.err().map(|e| format!("failed to copy '{tmp}' to '{}': {e}", dest.display()));
+    Ok(json!(tasks::record(ctx.state, "imgcopy", "", &ctx.user, &log, error.as_deref())))
 }
 
 fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
