@@ -283,8 +283,13 @@ fn multipart(body: &[u8], boundary: &str, p: &mut Params) {
             break;
         };
         let data = &body[start..next];
+        let disposition = head
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or_default();
         let attr = |name: &str| {
-            head.split(';')
+            disposition
+                .split(';')
                 .filter_map(|kv| kv.trim().split_once('='))
                 .find(|(k, _)| k.trim() == name)
                 .map(|(_, v)| v.trim().trim_matches('"').to_string())
