@@ -99,12 +99,40 @@ fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
         Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "check proxmox.* in the config (token file, fingerprint, host)"),
         Ok((cp, _)) => match cp.version() {
             Ok(v) => match v.check_supported() {
-                Ok(()) => r.line(Level::Ok, "proxmox", &format!("pve-manager {} on node {} (token and fingerprint accepted)", v.version, cp.node()), ""),
+                Ok(()) => {
+                    r.line(Level::Ok, "proxmox", &format!("pve-manager {} on node {} (token and fingerprint accepted)", v.version, cp.node()), "");
+                    node_versions(r, &*cp, cfg);
+                }
                 Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "upgrade Proxmox VE"),
             },
             Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "is the API reachable, the token valid and the fingerprint the node's?"),
         },
     }
+}
+
+/// What create will ask of the node (PROXMOX-FACTS §10): the template
+/// format its libpve-storage-perl reads, whether pve-container has
+/// `entrypoint`, and whether the template is on the template storage yet.
+fn node_versions(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg: &nexcage_config::Config) {
+    let v = match cp.node_versions() {
+        Ok(v) => v,
+        Err(e) => return r.line(Level::Warn, "proxmox versions", &e.to_string(), "create reads them again"),
+    };
+    let unknown = || "unknown".to_string();
+    let storage = cfg.proxmox.template_storage();
+    let name = v.template_format().file_name();
+    let present = match cp.templates(storage) {
+        Ok(l) if l.iter().any(|t| t == &format!("{storage}:vztmpl/{name}")) => "present",
+        Ok(_) => "missing, the first create uploads it",
+        Err(_) => "cannot list it",
+    };
+    let msg = format!(
+        "libpve-storage-perl {}, pve-container {}: template {storage}:vztmpl/{name} ({present}), entrypoint {}",
+        v.storage.clone().unwrap_or_else(unknown),
+        v.container.clone().unwrap_or_else(unknown),
+        if v.entrypoint() { "yes" } else { "no (pve-container < 6.0.15)" },
+    );
+    r.line(Level::Ok, "proxmox versions", &msg, "");
 }
 
 /// Unprivileged guests need root's id range delegated (LXC's newuidmap).
