@@ -102,3 +102,29 @@ fn too_old_names_the_version() {
         env.assert_clean("too old");
     }
 }
+
+/// A token lacking a privilege: create fails naming it, before anything is
+/// made; `system check` prints one fail line per missing privilege.
+#[test]
+fn token_lacking_a_privilege() {
+    let env = env_or_skip!("nodeprivs", "api");
+    std::fs::write(env.dir.join("state/privileges-missing"), "VM.Allocate\nDatastore.AllocateTemplate\n").expect("privileges file");
+    clear_templates(&env);
+    let b = env.bundle("hi", &["echo", "hi"], |_| {});
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "np"]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("lacks privileges nexcage needs: VM.Allocate on /vms (for create and delete); Datastore.AllocateTemplate on /storage/local (for create (uploads the empty template))"),
+        "{}",
+        out(&o)
+    );
+    assert!(templates(&env).is_empty(), "nothing uploaded");
+    let o = env.nx(&["system", "check"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let fails: Vec<&str> = text.lines().filter(|l| l.starts_with("fail proxmox privilege:")).collect();
+    assert_eq!(fails.len(), 2, "{text}");
+    assert!(fails[0].contains("missing VM.Allocate on /vms") && fails[0].contains("(hint: pveum acl modify /vms"), "{text}");
+    assert!(text.contains("ok   proxmox versions: "), "{text}");
+    env.assert_clean("privileges");
+}

@@ -133,6 +133,21 @@ fn node_versions(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg
         if v.entrypoint() { "yes" } else { "no (pve-container < 6.0.15)" },
     );
     r.line(Level::Ok, "proxmox versions", &msg, "");
+    privileges(r, cp, cfg, present != "present");
+}
+
+/// Every privilege create, start and delete need that the configured user
+/// (API token) lacks, one `fail` line each (PROXMOX-FACTS §10).
+fn privileges(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg: &nexcage_config::Config, upload: bool) {
+    match nexcage_pve::driver::lacking_privileges(cp, &crate::backend::proxmox::privilege_setup(cfg, upload)) {
+        Ok(lacking) if lacking.is_empty() => r.line(Level::Ok, "proxmox privileges", "every privilege create, start and delete need", ""),
+        Ok(lacking) => {
+            for n in lacking {
+                r.line(Level::Fail, "proxmox privilege", &format!("missing {n}"), &n.hint());
+            }
+        }
+        Err(e) => r.line(Level::Warn, "proxmox privileges", &e.to_string(), "GET /access/permissions must answer for the token"),
+    }
 }
 
 /// Unprivileged guests need root's id range delegated (LXC's newuidmap).

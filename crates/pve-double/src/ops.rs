@@ -107,6 +107,7 @@ pub fn dispatch(
         // PROXMOX-FACTS §4: root@pam only, never a token.
         return param_fail("skiplock", "Only root may use this option.");
     }
+    check_permissions(ctx, method, &route.template, &params)?;
     let vmid = params
         .get("vmid")
         .and_then(|v| v.parse::<u32>().ok())
@@ -133,6 +134,7 @@ fn handle(
     let params = params.clone();
     match (method, template) {
         ("GET", "/version" | "/nodes/{node}/version") => Ok(version(ctx)),
+        ("GET", "/access/permissions") => Ok(permissions(ctx, params.get("path"))),
         ("GET", "/cluster/nextid") => nextid(ctx, params.get("vmid")),
         ("GET", "/nodes/{node}/lxc") => Ok(list(ctx)),
         ("POST", "/nodes/{node}/lxc") => create(ctx, &call, vmid, &params),
@@ -359,6 +361,73 @@ fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiE
         );
     }
     Ok(ctx.state.volume_path(storage, volname))
+}
+
+/// Every privilege of Proxmox VE's Administrator role (pve-access-control
+/// PVE/AccessControl.pm `$privgroups`): what `root@pam` and a `privsep=0`
+/// token of it hold (PROXMOX-FACTS §4 "API tokens").
+const ALL_PRIVILEGES: &[&str] = &[
+    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate", "Datastore.Audit",
+    "Group.Allocate", "Mapping.Audit", "Mapping.Modify", "Mapping.Use", "Permissions.Modify",
+    "Pool.Allocate", "Pool.Audit", "Realm.Allocate", "Realm.AllocateUser", "SDN.Allocate", "SDN.Audit",
+    "SDN.Use", "Sys.AccessNetwork", "Sys.Audit", "Sys.Console", "Sys.Incoming", "Sys.Modify",
+    "Sys.PowerMgmt", "Sys.Syslog", "User.Modify", "VM.Allocate", "VM.Audit", "VM.Backup", "VM.Clone",
+    "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType",
+    "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options", "VM.Console", "VM.Migrate",
+    "VM.PowerMgmt", "VM.Snapshot", "VM.Snapshot.Rollback",
+];
+
+/// The privileges the caller holds on any path: a token holds every one
+/// except those listed in `DIR/privileges-missing` (one per line; the
+/// double's stand-in for a token ACL); `root@pam` holds all.
+fn held(ctx: &Ctx) -> Vec<&'static str> {
+    let missing = if ctx.is_root() {
+        String::new()
+    } else {
+        std::fs::read_to_string(ctx.state.dir.join("privileges-missing")).unwrap_or_default()
+    };
+    ALL_PRIVILEGES
+        .iter()
+        .copied()
+        .filter(|p| !missing.lines().any(|l| l.trim() == *p))
+        .collect()
+}
+
+/// `GET /access/permissions[?path=P]` (pve-access-control
+/// API2/AccessControl.pm `permissions`): `{path: {privilege: 1}}`.
+fn permissions(ctx: &Ctx, path: Option<&String>) -> Value {
+    let privs: serde_json::Map<String, Value> = held(ctx).into_iter().map(|p| (p.to_string(), json!(1))).collect();
+    json!({ path.map_or("/", |p| p.as_str()): privs })
+}
+
+/// The schema's `["perm", PATH, [PRIVS], ("any", 1)?]` checks (pve-access-control
+/// RPCEnvironment.pm `check_api2_permissions`), and create's `VM.Allocate`
+/// on `/vms/{vmid}` (its check is a description; PROXMOX-FACTS §10). A miss
+/// answers 403 `Permission check failed (PATH, PRIV)` (PROXMOX-FACTS §4).
+fn check_permissions(ctx: &Ctx, method: &str, template: &str, params: &Params) -> Result<(), ApiError> {
+    let check = match (method, template) {
+        ("POST", "/nodes/{node}/lxc") => json!(["perm", "/vms/{vmid}", ["VM.Allocate"]]),
+        _ => match ctx.schema.endpoint(method, template).and_then(|e| e.pointer("/permissions/check")) {
+            Some(c) => c.clone(),
+            None => return Ok(()),
+        },
+    };
+    if check.get(0).and_then(Value::as_str) != Some("perm") {
+        return Ok(());
+    }
+    let mut path = check.get(1).and_then(Value::as_str).unwrap_or("/").to_string();
+    for (k, v) in params {
+        path = path.replace(&format!("{{{k}}}"), v);
+    }
+    let privs: Vec<&str> = check.get(2).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let any = check.get(3).and_then(Value::as_str) == Some("any");
+    let have = held(ctx);
+    let ok = |p: &&str| have.contains(p);
+    if (any && privs.iter().any(ok)) || (!any && privs.iter().all(ok)) {
+        return Ok(());
+    }
+    let named = if any { privs.join("|") } else { privs.iter().find(|p| !ok(p)).copied().unwrap_or_default().to_string() };
+    fail(403, format!("Permission check failed ({path}, {named})"))
 }
 
 /// `POST /nodes/{node}/storage/{storage}/upload` (pve-storage

@@ -34,6 +34,7 @@ mod template;
 mod update;
 
 pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+pub use template::setup as privilege_setup;
 
 use std::path::{Path, PathBuf};
 

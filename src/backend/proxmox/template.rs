@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Proxmox;
 
+/// `proxmox.storage` when unset (as create's rootfs volumes).
+pub const DEFAULT_STORAGE: &str = "local-zfs";
+
 /// How long the node's versions and the template's presence are trusted.
 const CACHE_TTL: Duration = Duration::from_secs(600);
 
@@ -59,18 +62,46 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane, root: &Path) -> Result<NodeS
     let format = versions.template_format();
     let volid = format!("{storage}:vztmpl/{}", format.file_name());
     if known.as_deref() != Some(volid.as_str()) {
-        ensure_template(cp, storage, format, &volid)?;
+        let present = template_present(cp, storage, &volid)?;
+        check_privileges(px.config(), cp, !present)?;
+        if !present {
+            upload(cp, storage, format, &volid)?;
+        }
         write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()) });
     }
     Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint() })
 }
 
-/// Uploads the template unless the storage lists it already.
-fn ensure_template(cp: &dyn ControlPlane, storage: &str, format: TemplateFormat, volid: &str) -> Result<()> {
+/// Whether `storage` lists `volid` among its templates.
+fn template_present(cp: &dyn ControlPlane, storage: &str, volid: &str) -> Result<bool> {
     let list = cp.templates(storage).with_context(|| format!("list the templates on storage {storage} (proxmox.template_storage)"))?;
-    if list.iter().any(|v| v == volid) {
+    Ok(list.iter().any(|v| v == volid))
+}
+
+/// The Proxmox setup `cfg` asks for (the privileges it needs).
+pub fn setup(cfg: &nexcage_config::Config, upload: bool) -> nexcage_pve::driver::Setup<'_> {
+    nexcage_pve::driver::Setup {
+        storage: cfg.proxmox.storage.as_deref().unwrap_or(DEFAULT_STORAGE),
+        template_storage: cfg.proxmox.template_storage(),
+        bridge: cfg.network.bridge.as_deref(),
+        privileged: !cfg.unprivileged(),
+        upload,
+    }
+}
+
+/// One error naming every privilege the user lacks (PROXMOX-FACTS §10),
+/// before anything is made.
+fn check_privileges(cfg: &nexcage_config::Config, cp: &dyn ControlPlane, upload: bool) -> Result<()> {
+    let lacking = nexcage_pve::driver::lacking_privileges(cp, &setup(cfg, upload)).context("read the token's privileges (GET /access/permissions)")?;
+    if lacking.is_empty() {
         return Ok(());
     }
+    let list: Vec<String> = lacking.iter().map(ToString::to_string).collect();
+    anyhow::bail!("the Proxmox user lacks privileges nexcage needs: {} (grant them, e.g. {})", list.join("; "), lacking[0].hint())
+}
+
+/// Puts the empty template on `storage`.
+fn upload(cp: &dyn ControlPlane, storage: &str, format: TemplateFormat, volid: &str) -> Result<()> {
     tracing::info!(%volid, "uploading nexcage's empty container template");
     let data = empty_template(format)?;
     cp.upload_template(storage, format.file_name(), &data)

@@ -617,6 +617,19 @@ impl ControlPlane for ApiDriver {
         }
     }
 
+    fn privileges(
+        &self,
+        path: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, PveError> {
+        let v = self.call("GET", "/access/permissions", &p(&[("path", path)]))?;
+        Ok(Some(
+            v.get(path)
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+        ))
+    }
+
     fn templates(&self, storage: &str) -> Result<Vec<String>, PveError> {
         let path = format!(
             "/nodes/{}/storage/{}/content",

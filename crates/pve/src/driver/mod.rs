@@ -6,11 +6,13 @@ mod error;
 pub mod pct;
 mod tls;
 mod upid;
+pub mod privileges;
 pub mod versions;
 
 pub use config::{auth as auth_from_config, from_config, node_name};
 pub use error::PveError;
 pub use upid::Upid;
+pub use privileges::{lacking as lacking_privileges, Need, Setup};
 pub use versions::{NodeVersions, TemplateFormat, MIN_PVE_VERSION};
 
 use std::collections::BTreeMap;
@@ -162,6 +164,16 @@ pub trait ControlPlane: Send + Sync {
         filename: &str,
         data: &[u8],
     ) -> Result<String, PveError>;
+    /// The privileges this driver's user holds on ACL `path` (GET
+    /// /access/permissions?path=P). `None`: it acts as `root@pam`, which
+    /// holds every privilege (the pct driver, on the node).
+    fn privileges(
+        &self,
+        path: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, PveError> {
+        let _ = path;
+        Ok(None)
+    }
     /// Control-plane calls made so far (HTTP requests or processes spawned).
     fn calls(&self) -> u64;
 }
