@@ -98,7 +98,7 @@ fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
     match nexcage_pve::driver::from_config(cfg) {
         Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "check proxmox.* in the config (token file, fingerprint, host)"),
         Ok((cp, _)) => match cp.version() {
-            Ok(v) => match v.check_supported() {
+            Ok(v) => match nexcage_pve::driver::NodeVersions::from_manager(&v.version).check_supported() {
                 Ok(()) => {
                     r.line(Level::Ok, "proxmox", &format!("pve-manager {} on node {} (token and fingerprint accepted)", v.version, cp.node()), "");
                     node_versions(r, &*cp, cfg);
