@@ -219,6 +219,10 @@ fn set_validates_and_writes_atomically() {
 fn template_storage_defaults_to_local() {
     let c = crate::parse_str("{}", "x".as_ref()).unwrap();
     assert_eq!(c.proxmox.template_storage(), "local");
-    let c = crate::parse_str(r#"{"proxmox":{"template_storage":"tmpl-nfs"}}"#, "x".as_ref()).unwrap();
+    let c = crate::parse_str(
+        r#"{"proxmox":{"template_storage":"tmpl-nfs"}}"#,
+        "x".as_ref(),
+    )
+    .unwrap();
     assert_eq!(c.proxmox.template_storage(), "tmpl-nfs");
 }

@@ -37,7 +37,9 @@ fn main() {
         .unwrap_or_default();
     let code = match (prog.as_str(), args.get(1).map(String::as_str)) {
         (p @ ("pct" | "pvesh" | "pveversion" | "pvesm" | "vzdump"), _) => run_cli(p, &args[1..]),
-        (_, Some(p @ ("pct" | "pvesh" | "pveversion" | "pvesm" | "vzdump"))) => run_cli(p, &args[2..]),
+        (_, Some(p @ ("pct" | "pvesh" | "pveversion" | "pvesm" | "vzdump"))) => {
+            run_cli(p, &args[2..])
+        }
         (_, Some("serve")) => match parse_serve(&args[2..]).and_then(server::serve) {
             Ok(()) => 0,
             Err(e) => {

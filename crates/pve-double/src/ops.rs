@@ -367,14 +367,47 @@ fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiE
 /// PVE/AccessControl.pm `$privgroups`): what `root@pam` and a `privsep=0`
 /// token of it hold (PROXMOX-FACTS §4 "API tokens").
 const ALL_PRIVILEGES: &[&str] = &[
-    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate", "Datastore.Audit",
-    "Group.Allocate", "Mapping.Audit", "Mapping.Modify", "Mapping.Use", "Permissions.Modify",
-    "Pool.Allocate", "Pool.Audit", "Realm.Allocate", "Realm.AllocateUser", "SDN.Allocate", "SDN.Audit",
-    "SDN.Use", "Sys.AccessNetwork", "Sys.Audit", "Sys.Console", "Sys.Incoming", "Sys.Modify",
-    "Sys.PowerMgmt", "Sys.Syslog", "User.Modify", "VM.Allocate", "VM.Audit", "VM.Backup", "VM.Clone",
-    "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType",
-    "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options", "VM.Console", "VM.Migrate",
-    "VM.PowerMgmt", "VM.Snapshot", "VM.Snapshot.Rollback",
+    "Datastore.Allocate",
+    "Datastore.AllocateSpace",
+    "Datastore.AllocateTemplate",
+    "Datastore.Audit",
+    "Group.Allocate",
+    "Mapping.Audit",
+    "Mapping.Modify",
+    "Mapping.Use",
+    "Permissions.Modify",
+    "Pool.Allocate",
+    "Pool.Audit",
+    "Realm.Allocate",
+    "Realm.AllocateUser",
+    "SDN.Allocate",
+    "SDN.Audit",
+    "SDN.Use",
+    "Sys.AccessNetwork",
+    "Sys.Audit",
+    "Sys.Console",
+    "Sys.Incoming",
+    "Sys.Modify",
+    "Sys.PowerMgmt",
+    "Sys.Syslog",
+    "User.Modify",
+    "VM.Allocate",
+    "VM.Audit",
+    "VM.Backup",
+    "VM.Clone",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",
+    "VM.Config.Disk",
+    "VM.Config.HWType",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Console",
+    "VM.Migrate",
+    "VM.PowerMgmt",
+    "VM.Snapshot",
+    "VM.Snapshot.Rollback",
 ];
 
 /// The privileges the caller holds on any path: a token holds every one
@@ -396,7 +429,10 @@ fn held(ctx: &Ctx) -> Vec<&'static str> {
 /// `GET /access/permissions[?path=P]` (pve-access-control
 /// API2/AccessControl.pm `permissions`): `{path: {privilege: 1}}`.
 fn permissions(ctx: &Ctx, path: Option<&String>) -> Value {
-    let privs: serde_json::Map<String, Value> = held(ctx).into_iter().map(|p| (p.to_string(), json!(1))).collect();
+    let privs: serde_json::Map<String, Value> = held(ctx)
+        .into_iter()
+        .map(|p| (p.to_string(), json!(1)))
+        .collect();
     json!({ path.map_or("/", |p| p.as_str()): privs })
 }
 
@@ -404,10 +440,19 @@ fn permissions(ctx: &Ctx, path: Option<&String>) -> Value {
 /// RPCEnvironment.pm `check_api2_permissions`), and create's `VM.Allocate`
 /// on `/vms/{vmid}` (its check is a description; PROXMOX-FACTS §10). A miss
 /// answers 403 `Permission check failed (PATH, PRIV)` (PROXMOX-FACTS §4).
-fn check_permissions(ctx: &Ctx, method: &str, template: &str, params: &Params) -> Result<(), ApiError> {
+fn check_permissions(
+    ctx: &Ctx,
+    method: &str,
+    template: &str,
+    params: &Params,
+) -> Result<(), ApiError> {
     let check = match (method, template) {
         ("POST", "/nodes/{node}/lxc") => json!(["perm", "/vms/{vmid}", ["VM.Allocate"]]),
-        _ => match ctx.schema.endpoint(method, template).and_then(|e| e.pointer("/permissions/check")) {
+        _ => match ctx
+            .schema
+            .endpoint(method, template)
+            .and_then(|e| e.pointer("/permissions/check"))
+        {
             Some(c) => c.clone(),
             None => return Ok(()),
         },
@@ -415,18 +460,37 @@ fn check_permissions(ctx: &Ctx, method: &str, template: &str, params: &Params) -
     if check.get(0).and_then(Value::as_str) != Some("perm") {
         return Ok(());
     }
-    let mut path = check.get(1).and_then(Value::as_str).unwrap_or("/").to_string();
+    let mut path = check
+        .get(1)
+        .and_then(Value::as_str)
+        .unwrap_or("/")
+        .to_string();
     for (k, v) in params {
         path = path.replace(&format!("{{{k}}}"), v);
     }
-    let privs: Vec<&str> = check.get(2).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let privs: Vec<&str> = check
+        .get(2)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let any = check.get(3).and_then(Value::as_str) == Some("any");
     let have = held(ctx);
     let ok = |p: &&str| have.contains(p);
     if (any && privs.iter().any(ok)) || (!any && privs.iter().all(ok)) {
         return Ok(());
     }
-    let named = if any { privs.join("|") } else { privs.iter().find(|p| !ok(p)).copied().unwrap_or_default().to_string() };
+    let named = if any {
+        privs.join("|")
+    } else {
+        privs
+            .iter()
+            .find(|p| !ok(p))
+            .copied()
+            .unwrap_or_default()
+            .to_string()
+    };
     fail(403, format!("Permission check failed ({path}, {named})"))
 }
 
@@ -456,23 +520,44 @@ fn upload(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
         .next()
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let plain_tar = Versions::load(ctx.state).at_least("libpve-storage-perl", "9.0.15");
-    let ext = if plain_tar { r"\.(tar|tar\.(gz|xz|zst|bz2))$" } else { r"\.tar\.(gz|xz|zst|bz2)$" };
+    let ext = if plain_tar {
+        r"\.(tar|tar\.(gz|xz|zst|bz2))$"
+    } else {
+        r"\.tar\.(gz|xz|zst|bz2)$"
+    };
     if !regex::Regex::new(ext).is_ok_and(|r| r.is_match(&filename)) {
         let _ = std::fs::remove_file(tmp);
         return param_fail("filename", "wrong file extension");
     }
-    let dest = ctx.state.volume_path(&storage, &format!("vztmpl/{filename}"));
+    let dest = ctx
+        .state
+        .volume_path(&storage, &format!("vztmpl/{filename}"));
     let moved = dest
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| std::fs::copy(tmp, &dest).map(|_| ()));
     let _ = std::fs::remove_file(tmp);
     let log = vec![format!("target file: {}", dest.display())];
-    let error = moved.err().map(|e| format!("failed to copy '{tmp}' to '{}': {e}", dest.display()));
-    Ok(json!(tasks::record(ctx.state, "imgcopy", "", &ctx.user, &log, error.as_deref())))
+    let error = moved
+        .err()
+        .map(|e| format!("failed to copy '{tmp}' to '{}': {e}", dest.display()));
+    Ok(json!(tasks::record(
+        ctx.state,
+        "imgcopy",
+        "",
+        &ctx.user,
+        &log,
+        error.as_deref()
+    )))
 }
 
 fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {

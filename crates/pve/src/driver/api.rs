@@ -3,8 +3,8 @@
 
 use super::tls::{client_config, PinnedTlsConnector};
 use super::{
-    vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
-    NewVolume, PveError, PveVersion,
+    vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus,
+    GuestSummary, NewVolume, PveError, PveVersion,
 };
 use nexcage_config::Secret;
 use serde_json::Value;
@@ -313,8 +313,10 @@ impl ApiDriver {
         let mut body = Vec::with_capacity(data.len() + 512);
         for (k, v) in fields {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                    .as_bytes(),
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
             );
         }
         body.extend_from_slice(

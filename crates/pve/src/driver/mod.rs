@@ -4,15 +4,15 @@ pub mod api;
 mod config;
 mod error;
 pub mod pct;
+pub mod privileges;
 mod tls;
 mod upid;
-pub mod privileges;
 pub mod versions;
 
 pub use config::{auth as auth_from_config, from_config, node_name};
 pub use error::PveError;
-pub use upid::Upid;
 pub use privileges::{lacking as lacking_privileges, Need, Setup};
+pub use upid::Upid;
 pub use versions::{NodeVersions, TemplateFormat, MIN_PVE_VERSION};
 
 use std::collections::BTreeMap;

@@ -5,8 +5,8 @@
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
 use super::{
-    versions::NodeVersions, vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
-    NewVolume, PveError, PveVersion,
+    versions::NodeVersions, vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig,
+    GuestStatus, GuestSummary, NewVolume, PveError, PveVersion,
 };
 use crate::conffile;
 use serde_json::Value;

@@ -32,7 +32,13 @@ impl Need {
 
 impl std::fmt::Display for Need {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} on {} (for {})", self.any_of.join(" or "), self.path, self.what)
+        write!(
+            f,
+            "{} on {} (for {})",
+            self.any_of.join(" or "),
+            self.path,
+            self.what
+        )
     }
 }
 
@@ -57,22 +63,52 @@ pub struct Setup<'a> {
 /// `/vms/<vmid>`).
 pub fn needed(s: &Setup<'_>) -> Vec<Need> {
     let need = |path: String, any_of: Vec<&'static str>, what| Need { path, any_of, what };
-    let mut v = vec![need("/vms".into(), vec!["VM.Allocate"], "create and delete")];
-    for p in ["VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk", "VM.Config.Network", "VM.Config.Options"] {
+    let mut v = vec![need(
+        "/vms".into(),
+        vec!["VM.Allocate"],
+        "create and delete",
+    )];
+    for p in [
+        "VM.Config.CPU",
+        "VM.Config.Memory",
+        "VM.Config.Disk",
+        "VM.Config.Network",
+        "VM.Config.Options",
+    ] {
         v.push(need("/vms".into(), vec![p], "create"));
     }
     v.push(need("/vms".into(), vec!["VM.Audit"], "status and config"));
     v.push(need("/vms".into(), vec!["VM.PowerMgmt"], "start and stop"));
-    v.push(need(format!("/storage/{}", s.storage), vec!["Datastore.AllocateSpace"], "create"));
-    v.push(need(format!("/storage/{}", s.template_storage), vec!["Datastore.AllocateSpace", "Datastore.Audit"], "create (the template)"));
+    v.push(need(
+        format!("/storage/{}", s.storage),
+        vec!["Datastore.AllocateSpace"],
+        "create",
+    ));
+    v.push(need(
+        format!("/storage/{}", s.template_storage),
+        vec!["Datastore.AllocateSpace", "Datastore.Audit"],
+        "create (the template)",
+    ));
     if s.upload {
-        v.push(need(format!("/storage/{}", s.template_storage), vec!["Datastore.AllocateTemplate"], "create (uploads the empty template)"));
+        v.push(need(
+            format!("/storage/{}", s.template_storage),
+            vec!["Datastore.AllocateTemplate"],
+            "create (uploads the empty template)",
+        ));
     }
     if let Some(b) = s.bridge {
-        v.push(need(format!("/sdn/zones/localnetwork/{b}"), vec!["SDN.Use"], "create (bridged network)"));
+        v.push(need(
+            format!("/sdn/zones/localnetwork/{b}"),
+            vec!["SDN.Use"],
+            "create (bridged network)",
+        ));
     }
     if s.privileged {
-        v.push(need("/".into(), vec!["Sys.Modify"], "create (privileged guests)"));
+        v.push(need(
+            "/".into(),
+            vec!["Sys.Modify"],
+            "create (privileged guests)",
+        ));
     }
     v
 }
@@ -114,12 +150,25 @@ mod tests {
 
     #[test]
     fn lists_what_is_missing() {
-        let s = Setup { storage: "local-zfs", template_storage: "local", bridge: Some("vmbr0"), privileged: false, upload: true };
+        let s = Setup {
+            storage: "local-zfs",
+            template_storage: "local",
+            bridge: Some("vmbr0"),
+            privileged: false,
+            upload: true,
+        };
         let needs = needed(&s);
-        assert!(needs.iter().any(|n| n.path == "/sdn/zones/localnetwork/vmbr0" && n.any_of == ["SDN.Use"]));
+        assert!(needs
+            .iter()
+            .any(|n| n.path == "/sdn/zones/localnetwork/vmbr0" && n.any_of == ["SDN.Use"]));
         assert!(!needs.iter().any(|n| n.any_of.contains(&"Sys.Modify")));
-        assert!(needs.iter().any(|n| n.path == "/storage/local" && n.any_of == ["Datastore.AllocateTemplate"]));
-        let all: BTreeSet<String> = needs.iter().flat_map(|n| n.any_of.iter().map(|p| p.to_string())).collect();
+        assert!(needs
+            .iter()
+            .any(|n| n.path == "/storage/local" && n.any_of == ["Datastore.AllocateTemplate"]));
+        let all: BTreeSet<String> = needs
+            .iter()
+            .flat_map(|n| n.any_of.iter().map(|p| p.to_string()))
+            .collect();
         assert!(missing(needs.clone(), |_| all.clone()).is_empty());
         // Audit alone is enough for the template storage's read check.
         let mut some = all.clone();
@@ -127,13 +176,29 @@ mod tests {
         some.remove("VM.Allocate");
         let m = missing(needs, |_| some.clone());
         let text: Vec<String> = m.iter().map(ToString::to_string).collect();
-        assert_eq!(text, ["VM.Allocate on /vms (for create and delete)", "Datastore.AllocateSpace on /storage/local-zfs (for create)"]);
+        assert_eq!(
+            text,
+            [
+                "VM.Allocate on /vms (for create and delete)",
+                "Datastore.AllocateSpace on /storage/local-zfs (for create)"
+            ]
+        );
     }
 
     #[test]
     fn privileged_guests_need_sys_modify() {
-        let s = Setup { storage: "local-zfs", template_storage: "local", bridge: None, privileged: true, upload: false };
-        assert!(needed(&s).iter().any(|n| n.path == "/" && n.any_of == ["Sys.Modify"]));
-        assert!(!needed(&s).iter().any(|n| n.any_of == ["Datastore.AllocateTemplate"]));
+        let s = Setup {
+            storage: "local-zfs",
+            template_storage: "local",
+            bridge: None,
+            privileged: true,
+            upload: false,
+        };
+        assert!(needed(&s)
+            .iter()
+            .any(|n| n.path == "/" && n.any_of == ["Sys.Modify"]));
+        assert!(!needed(&s)
+            .iter()
+            .any(|n| n.any_of == ["Datastore.AllocateTemplate"]));
     }
 }

@@ -213,8 +213,12 @@ mod tests {
 
     #[test]
     fn refuses_old_releases_by_name() {
-        assert!(NodeVersions::from_manager("8.0.4").check_supported().is_ok());
-        assert!(NodeVersions::from_manager("9.1.2").check_supported().is_ok());
+        assert!(NodeVersions::from_manager("8.0.4")
+            .check_supported()
+            .is_ok());
+        assert!(NodeVersions::from_manager("9.1.2")
+            .check_supported()
+            .is_ok());
         for old in ["7.4-3", "7.4.17", "", "x"] {
             let e = NodeVersions::from_manager(old)
                 .check_supported()
