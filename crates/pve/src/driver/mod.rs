@@ -27,32 +27,6 @@ pub struct PveVersion {
     pub repoid: String,
 }
 
-/// The pve-manager release whose packages have every option nexcage
-/// maps natively (`entrypoint`, `env`, plain `.tar` templates;
-/// PROXMOX-FACTS §10). Create works from [`MIN_PVE_VERSION`] on, with
-/// fallbacks below this one ([`NodeVersions`]).
-pub const NATIVE_OCI_VERSION: (u32, u32) = (9, 1);
-
-impl PveVersion {
-    /// Refuse releases older than [`NATIVE_OCI_VERSION`], naming them.
-    /// (Create's own gate is [`NodeVersions::check_supported`].)
-    pub fn check_supported(&self) -> Result<(), PveError> {
-        let mut it = self
-            .version
-            .split(['.', '-'])
-            .map(|p| p.parse::<u32>().ok());
-        let major = it.next().flatten();
-        let minor = it.next().flatten().unwrap_or(0);
-        match major {
-            Some(m) if (m, minor) >= NATIVE_OCI_VERSION => Ok(()),
-            _ => Err(PveError::UnsupportedVersion {
-                version: self.version.clone(),
-                minimum: format!("{}.{}", NATIVE_OCI_VERSION.0, NATIVE_OCI_VERSION.1),
-            }),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestStatus {
     Running,
