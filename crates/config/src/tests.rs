@@ -61,6 +61,10 @@ fn errors_name_the_key() {
         ),
         (r#"{"proxmox":{"node":"bad node"}}"#, "proxmox.node"),
         (
+            r#"{"proxmox":{"template_storage":"no/such"}}"#,
+            "proxmox.template_storage",
+        ),
+        (
             r#"{"network":{"vlan":5000}}"#,
             "network.vlan: must be 1..4094",
         ),
@@ -209,4 +213,16 @@ fn set_validates_and_writes_atomically() {
     assert_eq!(mode & 0o777, 0o600);
     let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1);
+}
+
+#[test]
+fn template_storage_defaults_to_local() {
+    let c = crate::parse_str("{}", "x".as_ref()).unwrap();
+    assert_eq!(c.proxmox.template_storage(), "local");
+    let c = crate::parse_str(
+        r#"{"proxmox":{"template_storage":"tmpl-nfs"}}"#,
+        "x".as_ref(),
+    )
+    .unwrap();
+    assert_eq!(c.proxmox.template_storage(), "tmpl-nfs");
 }

@@ -10,7 +10,7 @@ use super::PveError;
 use crate::conffile::{self, ConfigFile};
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where a node keeps guest configs and their locks.
 #[derive(Debug, Clone)]
@@ -55,13 +55,20 @@ impl GuestFiles {
         let text = std::fs::read_to_string(&path).map_err(io)?;
         let (mut cfg, _) = conffile::parse(&text);
         change(&mut cfg);
-        let tmp = path.with_extension(format!("conf.tmp.{}", std::process::id()));
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(conffile::write(&cfg).as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        write_replacing(&path, conffile::write(&cfg).as_bytes()).map_err(io)
     }
+}
+
+/// Writes `path` whole or not at all: `<path>.tmp.<pid>`, synced, renamed
+/// over `path` (readers never see half a file).
+pub(crate) fn write_replacing(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
