@@ -1,7 +1,7 @@
-//! The LXC config the guest runs with (`<lxc_path>/<vmid>/config`), rendered
-//! from the mapped Proxmox config. Proxmox's own renderer is not involved:
-//! nexcage starts the guest with `lxc-execute`, so this file is what LXC
-//! enforces.
+//! The LXC settings the guest runs with, rendered from the mapped Proxmox
+//! config into `<lxc_path>/<vmid>/nexcage.conf` (`include.rs`): nexcage
+//! starts the guest with `lxc-execute -f` from them, and the config
+//! Proxmox regenerates includes them last, so they are what LXC enforces.
 //!
 //! Cgroup limits are written for the host's cgroup layout: v1 keys
 //! (`lxc.cgroup.*`) on legacy/hybrid hosts (like the test machines), v2 keys
