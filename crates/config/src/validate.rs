@@ -26,6 +26,13 @@ fn port(key: &str, v: Option<u32>) -> Result<(), ConfigError> {
     }
 }
 
+fn absolute(key: &str, v: &Option<std::path::PathBuf>) -> Result<(), ConfigError> {
+    match v {
+        Some(p) if !p.is_absolute() => Err(ConfigError::invalid(key, "must be an absolute path")),
+        _ => Ok(()),
+    }
+}
+
 fn non_empty(key: &str, v: &Option<String>) -> Result<(), ConfigError> {
     match v {
         Some(s) if s.trim().is_empty() => Err(ConfigError::invalid(key, "must not be empty")),
@@ -103,14 +110,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
 
-    if let Some(p) = &c.images.storage_path {
-        if !p.is_absolute() {
-            return Err(ConfigError::invalid(
-                "images.storage_path",
-                "must be an absolute path",
-            ));
-        }
-    }
+    absolute("images.storage_path", &c.images.storage_path)?;
 
     non_empty("api.host", &c.api.host)?;
     port("api.port", c.api.port)?;
@@ -136,11 +136,9 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         )?;
     }
 
-    if let Some(p) = &c.lxc_path {
-        if !p.is_absolute() {
-            return Err(ConfigError::invalid("lxc_path", "must be an absolute path"));
-        }
-    }
+    absolute("lxc_path", &c.lxc_path)?;
+    absolute("proxmox.pve_root", &c.proxmox.pve_root)?;
+    absolute("proxmox.lock_dir", &c.proxmox.lock_dir)?;
     if let Some(d) = c.default_disk_size {
         if !(1..=131072).contains(&d) {
             return Err(ConfigError::invalid(

@@ -4,11 +4,11 @@
 //! parameter), so this driver writes them into the guest config file
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
+use super::guestfile::{write_replacing, GuestFiles};
 use super::{
     versions::NodeVersions, vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig,
     GuestStatus, GuestSummary, NewVolume, PveError, PveVersion,
 };
-use super::guestfile::{write_replacing, GuestFiles};
 use crate::conffile;
 use serde_json::Value;
 use std::collections::BTreeMap;
