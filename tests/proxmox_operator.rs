@@ -61,6 +61,7 @@ fn operator_actions() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("CT is locked (backup)"), "{}", out(&o));
     assert!(env.datasets().iter().any(|d| d.ends_with(&format!("subvol-{id}-disk-0"))), "the dataset behind the backup was destroyed");
     assert!(env.guests().contains(&id), "guest gone: {}", env.pct_list());
+    assert!(env.lxc_dirs().contains(&id.to_string()), "LXC dir gone: {:?}", env.lxc_dirs());
     assert!(dump.wait().expect("vzdump").success(), "vzdump failed");
     let o = env.nx(&["delete", "-f", "o1"]);
     assert!(o.status.success(), "delete after the backup: {}", out(&o));
