@@ -58,9 +58,13 @@ fn operator_remove(env: &Env, vmid: u32) {
     let _ = env.cmd("pct").args(["set", &v, "--delete", "protection"]).output();
     pct(env, &["destroy", &v]);
     let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);
-    let _ = std::process::Command::new("zfs").args(["unmount", "-f", &ds]).output();
-    let o = std::process::Command::new("zfs").args(["destroy", "-r", &ds]).output().unwrap();
-    assert!(o.status.success() || String::from_utf8_lossy(&o.stderr).contains("does not exist"), "{}", out(&o));
+    // zfs-fuse often says "busy" right after the last use (PVE retries too).
+    let destroyed = wait_until(20, || {
+        let _ = std::process::Command::new("zfs").args(["unmount", "-f", &ds]).output();
+        let o = std::process::Command::new("zfs").args(["destroy", "-r", &ds]).output().unwrap();
+        o.status.success() || String::from_utf8_lossy(&o.stderr).contains("does not exist")
+    });
+    assert!(destroyed, "zfs destroy {ds}");
     let _ = std::fs::remove_dir_all(env.dir.join("lxc").join(&v));
 }
 
