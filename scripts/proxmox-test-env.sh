@@ -33,6 +33,8 @@ start_zfs_fuse() {
 
 up() {
     mkdir -p "$DIR/bin" "$DIR/lxc" "$DIR/state"
+    # The (empty) template nexcage's create names: a node needs it (pve-double README, Templates).
+    mkdir -p "$DIR/state/storage/local/vztmpl" && tar -cf "$DIR/state/storage/local/vztmpl/nexcage-empty.tar" -T /dev/null
     # Unprivileged guests: root may map 100000..165535, as on every Proxmox
     # host (LXC's newuidmap checks these files). Left in place by `down`.
     for f in /etc/subuid /etc/subgid; do
@@ -48,7 +50,7 @@ up() {
     [ -f "$SCHEMA" ] || { echo "schema not found: $SCHEMA" >&2; exit 1; }
     if ! [ -f "$DIR/double.pid" ] || ! kill -0 "$(cat "$DIR/double.pid")" 2>/dev/null; then
         rm -f "$DIR/state/port"
-        "$DOUBLE" serve --state "$DIR/state" --listen 127.0.0.1:0 --node pve --schema "$SCHEMA" \
+        "$DOUBLE" serve --state "$DIR/state" --listen 127.0.0.1:0 --node pve --schema "$SCHEMA" --lxc-path "$DIR/lxc" \
             --token 'root@pam!nexcage=0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71' \
             </dev/null >"$DIR/double.log" 2>&1 &
         echo $! >"$DIR/double.pid"

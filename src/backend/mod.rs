@@ -111,7 +111,7 @@ fn kind_of(b: nexcage_config::Backend) -> BackendKind {
     }
 }
 
-/// Picks the backend (ARCHITECTURE section 4): explicit annotation first,
+/// Picks the backend (docs/ARCHITECTURE.md §4, Routing): explicit annotation first,
 /// pod sandboxes native, then configured rules (first match), then the
 /// configured default (native when none). Returns the kind and why.
 pub fn route(id: &str, annotations: &BTreeMap<String, String>, cfg: &nexcage_config::Config) -> AnyResult<(BackendKind, String)> {

@@ -41,6 +41,8 @@ fn usage(cmd: &str) -> &'static str {
         "destroy" => "pct destroy <vmid> [OPTIONS]",
         "start" => "pct start <vmid> [OPTIONS]",
         "stop" => "pct stop <vmid> [OPTIONS]",
+        "shutdown" => "pct shutdown <vmid> [OPTIONS]",
+        "unlock" => "pct unlock <vmid>",
         "status" => "pct status <vmid> [OPTIONS]",
         "config" => "pct config <vmid> [OPTIONS]",
         _ => "pct list",
@@ -93,6 +95,7 @@ pub fn pct(state: &State, schema: &Schema, args: &[String]) -> i32 {
         return 255;
     };
     let (pos, mut opts) = split_args(&args[1..]);
+    let verbose = cmd == "status" && opts.remove("verbose").is_some();
     let node = state.node.clone();
     let vmid = vmid_arg(&pos, 0);
     let base = format!("/nodes/{node}/lxc");
@@ -106,6 +109,18 @@ pub fn pct(state: &State, schema: &Schema, args: &[String]) -> i32 {
         "destroy" => ("DELETE", format!("{base}/{vmid}")),
         "start" => ("POST", format!("{base}/{vmid}/status/start")),
         "stop" => ("POST", format!("{base}/{vmid}/status/stop")),
+        "shutdown" => ("POST", format!("{base}/{vmid}/status/shutdown")),
+        "unlock" => {
+            // CLI only (pct.pm): no API call can clear a lock.
+            let Ok(id) = vmid.parse() else {
+                eprintln!("400 Parameter verification failed.\nvmid: value does not look like a valid VM ID\n{}", usage(cmd));
+                return 255;
+            };
+            return match ops::unlock(&ctx, id) {
+                Ok(()) => 0,
+                Err(e) => report(e, usage(cmd)),
+            };
+        }
         "status" => ("GET", format!("{base}/{vmid}/status/current")),
         "config" => ("GET", format!("{base}/{vmid}/config")),
         "list" => ("GET", base.clone()),
@@ -119,7 +134,16 @@ pub fn pct(state: &State, schema: &Schema, args: &[String]) -> i32 {
         Err(e) => return report(e, usage(cmd)),
     };
     match cmd.as_str() {
-        "create" | "destroy" | "start" | "stop" => finish_task(state, &data),
+        "create" | "destroy" | "start" | "stop" | "shutdown" => finish_task(state, &data),
+        "status" if verbose => {
+            // `--verbose`: every defined field but cpu, sorted (PROXMOX-FACTS §3).
+            if let Some(o) = data.as_object() {
+                for (k, v) in o.iter().filter(|(k, _)| *k != "cpu" && *k != "ha") {
+                    println!("{k}: {}", scalar(v));
+                }
+            }
+            0
+        }
         "status" => {
             println!(
                 "status: {}",
@@ -237,5 +261,45 @@ pub fn pvesh(state: &State, schema: &Schema, args: &[String]) -> i32 {
         (_, Value::Number(n)) => println!("{n}"),
         (_, d) => println!("{d}"),
     }
+    0
+}
+
+/// `pveversion [-v|--verbose]`: the versions the double plays (see `versions`).
+pub fn pveversion(state: &State, args: &[String]) -> i32 {
+    let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+    print!("{}", crate::versions::pveversion(state, verbose));
+    0
+}
+
+/// `vzdump <vmid> [--hold-ms N]`: a backup job as the guest sees it. It
+/// takes `lock: backup` (refused with "CT is locked (…)" if the guest is
+/// locked), holds it N ms (default 0), then removes it, as a backup job
+/// does (PROXMOX-FACTS §10). Nothing is written to any storage.
+pub fn vzdump(state: &State, schema: &Schema, args: &[String]) -> i32 {
+    let ctx = Ctx {
+        state,
+        schema,
+        user: "root@pam".into(),
+    };
+    let (pos, opts) = split_args(args);
+    let Some(vmid) = pos.first().and_then(|v| v.parse::<u32>().ok()) else {
+        eprintln!("usage: vzdump <vmid> [--hold-ms N]");
+        return 255;
+    };
+    let hold = opts
+        .get("hold-ms")
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(0);
+    println!("INFO: Starting Backup of VM {vmid} (lxc)");
+    if let Err(e) = ops::set_lock(&ctx, vmid, Some("backup"), true) {
+        eprintln!("ERROR: Backup of VM {vmid} failed - {}", e.message);
+        return 255;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(hold));
+    if let Err(e) = ops::unlock(&ctx, vmid) {
+        eprintln!("ERROR: Backup of VM {vmid} failed - {}", e.message);
+        return 255;
+    }
+    println!("INFO: Finished Backup of VM {vmid}");
     0
 }

@@ -1,20 +1,24 @@
 //! pve-double: a strict test double of the Proxmox VE control plane.
-//! `pve-double serve ...` runs the HTTPS API; invoked as `pct` or `pvesh`
-//! (symlinks) it acts as those CLIs on the same state dir
-//! (`PVE_DOUBLE_STATE`). See README.md.
+//! `pve-double serve ...` runs the HTTPS API; invoked as `pct`, `pvesh`,
+//! `pveversion` or `vzdump` (symlinks) it acts as those CLIs on the same
+//! state dir (`PVE_DOUBLE_STATE`). See README.md.
 
 mod cli;
+mod lxc;
+mod lxcconf;
 mod ops;
 mod server;
 mod state;
 mod tasks;
+mod versions;
 
 use nexcage_pve::schema::Schema;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage: pve-double serve --state DIR --listen ADDR:PORT --schema FILE [--node NAME] \
-[--token USER@REALM!ID=SECRET ...] [--user USER@REALM:PASSWORD ...]\n       pve-double pct|pvesh ARGS... \
-(or via symlinks named pct/pvesh; env PVE_DOUBLE_STATE, PVE_DOUBLE_SCHEMA)";
+[--token USER@REALM!ID=SECRET ...] [--user USER@REALM:PASSWORD ...] [--lxc-path DIR] [--real-start] \
+[--pve-version VERSION]\n       pve-double pct|pvesh|pveversion|vzdump ARGS... \
+(or via symlinks with those names; env PVE_DOUBLE_STATE, PVE_DOUBLE_SCHEMA, PVE_DOUBLE_LXC_PATH)";
 
 fn main() {
     tracing_subscriber::fmt()
@@ -32,10 +36,8 @@ fn main() {
         })
         .unwrap_or_default();
     let code = match (prog.as_str(), args.get(1).map(String::as_str)) {
-        ("pct", _) => run_cli(true, &args[1..]),
-        ("pvesh", _) => run_cli(false, &args[1..]),
-        (_, Some("pct")) => run_cli(true, &args[2..]),
-        (_, Some("pvesh")) => run_cli(false, &args[2..]),
+        (p @ ("pct" | "pvesh" | "pveversion" | "vzdump"), _) => run_cli(p, &args[1..]),
+        (_, Some(p @ ("pct" | "pvesh" | "pveversion" | "vzdump"))) => run_cli(p, &args[2..]),
         (_, Some("serve")) => match parse_serve(&args[2..]).and_then(server::serve) {
             Ok(()) => 0,
             Err(e) => {
@@ -51,7 +53,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run_cli(pct: bool, args: &[String]) -> i32 {
+fn run_cli(personality: &str, args: &[String]) -> i32 {
     let Some(dir) = std::env::var_os("PVE_DOUBLE_STATE") else {
         eprintln!("pve-double: PVE_DOUBLE_STATE is not set");
         return 255;
@@ -74,10 +76,11 @@ fn run_cli(pct: bool, args: &[String]) -> i32 {
             return 255;
         }
     };
-    if pct {
-        cli::pct(&state, &schema, args)
-    } else {
-        cli::pvesh(&state, &schema, args)
+    match personality {
+        "pct" => cli::pct(&state, &schema, args),
+        "pveversion" => cli::pveversion(&state, args),
+        "vzdump" => cli::vzdump(&state, &schema, args),
+        _ => cli::pvesh(&state, &schema, args),
     }
 }
 
@@ -89,6 +92,9 @@ fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
         node: "pve".into(),
         tokens: Vec::new(),
         users: Vec::new(),
+        lxc_path: None,
+        real_start: false,
+        pve_version: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -116,6 +122,9 @@ fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
                     .ok_or("--user wants USER@REALM:PASSWORD")?;
                 o.users.push((u.to_string(), p.to_string()));
             }
+            "--lxc-path" => o.lxc_path = Some(PathBuf::from(val()?)),
+            "--real-start" => o.real_start = true,
+            "--pve-version" => o.pve_version = Some(val()?),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }

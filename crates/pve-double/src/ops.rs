@@ -2,8 +2,11 @@
 //! front ends: route, validate against the schema, check permissions,
 //! act on the state dir, answer in the schema's return shapes.
 
+use crate::lxc::{self, Stop};
+use crate::lxcconf;
 use crate::state::State;
 use crate::tasks;
+use crate::versions::{Versions, REPOID};
 use nexcage_pve::conffile::{ConfigFile, Section};
 use nexcage_pve::schema::{parse_bool, Params, Schema};
 use serde_json::{json, Value};
@@ -100,6 +103,10 @@ pub fn dispatch(
             return fail(500, format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"));
         }
     }
+    if params.contains_key("skiplock") && !ctx.is_root() {
+        // PROXMOX-FACTS §4: root@pam only, never a token.
+        return param_fail("skiplock", "Only root may use this option.");
+    }
     let vmid = params
         .get("vmid")
         .and_then(|v| v.parse::<u32>().ok())
@@ -125,16 +132,22 @@ fn handle(
     let call = call.to_string();
     let params = params.clone();
     match (method, template) {
-        ("GET", "/version") => Ok(version(ctx)),
+        ("GET", "/version" | "/nodes/{node}/version") => Ok(version(ctx)),
         ("GET", "/cluster/nextid") => nextid(ctx, params.get("vmid")),
         ("GET", "/nodes/{node}/lxc") => Ok(list(ctx)),
         ("POST", "/nodes/{node}/lxc") => create(ctx, &call, vmid, &params),
         ("GET", "/nodes/{node}/lxc/{vmid}/config") => get_config(ctx, vmid),
         ("PUT", "/nodes/{node}/lxc/{vmid}/config") => set_config(ctx, vmid, &params),
         ("GET", "/nodes/{node}/lxc/{vmid}/status/current") => status(ctx, vmid),
-        ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => start_stop(ctx, &call, vmid, true),
-        ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => start_stop(ctx, &call, vmid, false),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/start") => {
+            start_stop(ctx, &call, vmid, true, &params)
+        }
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/stop") => {
+            start_stop(ctx, &call, vmid, false, &params)
+        }
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown") => shutdown(ctx, &call, vmid, &params),
         ("DELETE", "/nodes/{node}/lxc/{vmid}") => destroy(ctx, &call, vmid, &params),
+        ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx, &params),
         ("POST", "/nodes/{node}/storage/{storage}/content") => alloc(ctx, &params),
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => free(ctx, &call, &params),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(ctx, &params),
@@ -146,14 +159,15 @@ fn handle(
     }
 }
 
+/// The pve-manager version the double plays (see `versions`).
 fn version(ctx: &Ctx) -> Value {
-    let v = std::fs::read_to_string(ctx.state.dir.join("version"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "9.1.2".into());
-    let release = v.split('.').take(2).collect::<Vec<_>>().join(".");
-    json!({"version": v, "release": release, "repoid": "5e1b6d3c", "console": "xtermjs"})
+    let v = Versions::load(ctx.state);
+    json!({"version": v.manager, "release": v.release(), "repoid": REPOID, "console": "xtermjs"})
 }
 
+/// The lowest VMID from 100 not in the cluster vmlist, so an id freed by a
+/// destroy is handed out again; `?vmid=N` answers whether N is free (400
+/// otherwise). Nothing is reserved (PROXMOX-FACTS §6, §10).
 fn nextid(ctx: &Ctx, want: Option<&String>) -> Result<Value, ApiError> {
     let used = ctx.state.all_vmids();
     if let Some(w) = want {
@@ -300,8 +314,57 @@ fn free_volumes(ctx: &Ctx, s: &Section) {
     }
 }
 
+/// Options a pve-container older than the one that added them does not
+/// know: its schema refuses them (PROXMOX-FACTS §10: `entrypoint` exists
+/// from pve-container 6.0.15).
+fn check_version_gates(ctx: &Ctx, params: &Params) -> Result<(), ApiError> {
+    if params.contains_key("entrypoint")
+        && !Versions::load(ctx.state).at_least("pve-container", "6.0.15")
+    {
+        return param_fail(
+            "entrypoint",
+            "property is not defined in schema and the schema does not allow additional properties",
+        );
+    }
+    Ok(())
+}
+
+/// `ostemplate` as `check_volume_access` parses it, synchronously: a
+/// `STORAGE:vztmpl/NAME` volume whose name pve-storage's `parse_volname`
+/// accepts — compressed tars always, a plain `.tar` only from
+/// libpve-storage-perl 9.0.15 (PROXMOX-FACTS §10; pve-storage
+/// `$VZTMPL_EXT_RE_1`). Returns the file the worker must find.
+fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiError> {
+    if ostemplate.starts_with('/') {
+        return Ok(ostemplate.into());
+    }
+    let (storage, volname) = ostemplate.split_once(':').unwrap_or(("", ostemplate));
+    if !ctx.state.storage_known(storage) {
+        return fail(500, format!("storage '{storage}' does not exist"));
+    }
+    let plain_tar = Versions::load(ctx.state).at_least("libpve-storage-perl", "9.0.15");
+    let ext = if plain_tar {
+        r"\.(tar|tar\.(gz|xz|zst|bz2))"
+    } else {
+        r"\.tar\.(gz|xz|zst|bz2)"
+    };
+    let ok = regex::Regex::new(&format!("^vztmpl/[^/]+{ext}$"))
+        .map(|r| r.is_match(volname))
+        .unwrap_or(false);
+    if !ok {
+        return fail(
+            500,
+            format!("unable to parse directory volume name '{volname}'"),
+        );
+    }
+    Ok(ctx.state.volume_path(storage, volname))
+}
+
 fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, true)?;
+    check_version_gates(ctx, params)?;
+    let ostemplate = params.get("ostemplate").cloned().unwrap_or_default();
+    let template = template_file(ctx, &ostemplate)?;
     // The cluster-wide VMID check and the first write happen under one lock.
     let _lock = ctx.state.lock("create").map_err(internal)?;
     if let Some(node) = ctx.state.find_vmid(vmid) {
@@ -365,10 +428,7 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
     drop(_lock);
 
     // The worker: allocate disks, "extract" the template, final write.
-    let mut log = vec![format!(
-        "extracting archive '{}'",
-        params.get("ostemplate").cloned().unwrap_or_default()
-    )];
+    let mut log = vec![format!("extracting archive '{}'", template.display())];
     let mut error = None;
     let keys: Vec<String> = s
         .keys
@@ -387,6 +447,13 @@ fn create(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, Ap
                 break;
             }
         }
+    }
+    // The worker unpacks the template after allocating the disks; pve-storage
+    // `abs_filesystem_path` dies "can't find file" (PROXMOX-FACTS §10).
+    if error.is_none() && !template.is_file() {
+        error = Some(format!(
+            "unable to create CT {vmid} - can't find file '{ostemplate}'"
+        ));
     }
     if error.is_none() && ctx.state.fault(&format!("task {call}")) {
         error = Some(format!("unable to create CT {vmid} - injected task fault"));
@@ -470,6 +537,7 @@ fn get_config(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
 
 fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> {
     check_root_only(ctx, params, false)?;
+    check_version_gates(ctx, params)?;
     let _lock = lock_config(ctx, vmid)?;
     let mut cfg = ctx
         .state
@@ -537,7 +605,15 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
         });
     }
     ctx.state.write_conf(vmid, &cfg).map_err(internal)?;
+    // Every config PUT rewrites `<lxcpath>/<vmid>/config` from the guest
+    // config alone (PROXMOX-FACTS §2, §10).
+    regenerate(ctx, vmid, &cfg.main).map_err(internal)?;
     Ok(Value::Null)
+}
+
+/// `update_lxc_config` for guest `vmid` under the double's LXC path.
+fn regenerate(ctx: &Ctx, vmid: u32, s: &Section) -> Result<(), String> {
+    lxcconf::update_lxc_config(vmid, s, &lxcconf::Host::local(ctx.state.lxc_dir(vmid)))
 }
 
 fn is_known_key(ctx: &Ctx, k: &str) -> bool {
@@ -550,6 +626,8 @@ fn is_known_key(ctx: &Ctx, k: &str) -> bool {
     }
 }
 
+/// Status, with `pid` (the guest's init, `lxc-info -p`) while its LXC
+/// command socket is up (PROXMOX-FACTS §8, §10).
 fn status(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
     let cfg = ctx
         .state
@@ -557,10 +635,34 @@ fn status(ctx: &Ctx, vmid: u32) -> Result<Value, ApiError> {
         .ok_or_else(|| missing(ctx, vmid))?;
     let mut v = summary(ctx, vmid, &cfg.main);
     v["ha"] = json!({"managed": 0});
+    if lxc::socket_running(&ctx.state.lxc_path, vmid) {
+        if let Some(pid) = lxc::init_pid(&ctx.state.lxc_path, vmid) {
+            v["pid"] = json!(pid);
+        }
+    }
     Ok(v)
 }
 
-fn start_stop(ctx: &Ctx, call: &str, vmid: u32, start: bool) -> Result<Value, ApiError> {
+/// The lock check of start/stop/shutdown tasks: any `lock` but `mounted`
+/// (tolerated by start and stop) fails "CT is locked (…)" (PROXMOX-FACTS §10).
+fn locked(s: &Section, mounted_ok: bool) -> Option<String> {
+    s.keys
+        .get("lock")
+        .filter(|l| !(mounted_ok && l.as_str() == "mounted"))
+        .map(|l| format!("CT is locked ({l})"))
+}
+
+/// Start: `update_lxc_config`, then `lxc-start` when the double really
+/// starts guests (`--real-start`), else only the `run/<vmid>` flag.
+/// Stop: `lxc-stop --kill` for a guest running under LXC (PROXMOX-FACTS §8, §10).
+fn start_stop(
+    ctx: &Ctx,
+    call: &str,
+    vmid: u32,
+    start: bool,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    let skiplock = params.get("skiplock").and_then(|s| parse_bool(s)) == Some(true);
     let running = ctx.state.is_running(vmid);
     if start && running {
         return fail(500, format!("CT {vmid} already running"));
@@ -569,24 +671,80 @@ fn start_stop(ctx: &Ctx, call: &str, vmid: u32, start: bool) -> Result<Value, Ap
         return fail(500, format!("CT {vmid} not running"));
     }
     let kind = if start { "vzstart" } else { "vzstop" };
-    let mut error = None;
-    match ctx.state.read_conf(vmid) {
-        None => error = Some(missing(ctx, vmid).message),
-        Some(c) if c.main.keys.contains_key("lock") => {
-            error = Some(format!("CT is locked ({})", c.main.keys["lock"]))
-        }
-        Some(_) if ctx.state.fault(&format!("task {call}")) => {
-            error = Some(format!("injected task fault for {kind}"))
-        }
-        Some(_) => {
-            if let Err(e) = ctx.state.set_running(vmid, start) {
-                error = Some(e.to_string());
+    let error = match ctx.state.read_conf(vmid) {
+        None => Some(missing(ctx, vmid).message),
+        Some(c) => match locked(&c.main, true).filter(|_| !skiplock) {
+            Some(e) => Some(e),
+            None if ctx.state.fault(&format!("task {call}")) => {
+                Some(format!("injected task fault for {kind}"))
             }
-        }
-    }
+            None if start => start_guest(ctx, vmid, &c.main).err(),
+            None => stop_guest(ctx, vmid, &Stop::Kill).err(),
+        },
+    };
     Ok(json!(tasks::record(
         ctx.state,
         kind,
+        &vmid.to_string(),
+        &ctx.user,
+        &[],
+        error.as_deref()
+    )))
+}
+
+fn start_guest(ctx: &Ctx, vmid: u32, s: &Section) -> Result<(), String> {
+    if s.keys.get("template").and_then(|t| parse_bool(t)) == Some(true) {
+        return Err("you can't start a CT if it's a template".into());
+    }
+    regenerate(ctx, vmid, s)?;
+    if ctx.state.real_start {
+        lxc::start(&ctx.state.lxc_path, vmid)
+    } else {
+        ctx.state.set_running(vmid, true).map_err(|e| e.to_string())
+    }
+}
+
+/// End a guest: through LXC when its command socket is up, and always
+/// clear the double's own flag.
+fn stop_guest(ctx: &Ctx, vmid: u32, how: &Stop) -> Result<(), String> {
+    if lxc::socket_running(&ctx.state.lxc_path, vmid) {
+        lxc::stop(&ctx.state.lxc_path, vmid, how)?;
+    }
+    ctx.state
+        .set_running(vmid, false)
+        .map_err(|e| e.to_string())
+}
+
+/// `POST …/status/shutdown` / `pct shutdown [--timeout N] [--forceStop]`:
+/// the halt signal, SIGKILL after the timeout only with forceStop
+/// (PROXMOX-FACTS §8, §10). Any lock fails the task.
+fn shutdown(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, ApiError> {
+    if !ctx.state.is_running(vmid) {
+        return fail(500, format!("CT {vmid} not running"));
+    }
+    let how = Stop::Shutdown {
+        timeout: params
+            .get("timeout")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(60),
+        force_stop: params
+            .get("forceStop")
+            .and_then(|f| parse_bool(f))
+            .unwrap_or(false),
+    };
+    let error = match ctx.state.read_conf(vmid) {
+        None => Some(missing(ctx, vmid).message),
+        Some(c) => match locked(&c.main, false) {
+            Some(e) => Some(e),
+            None if ctx.state.fault(&format!("task {call}")) => {
+                Some("injected task fault for vzshutdown".to_string())
+            }
+            None => stop_guest(ctx, vmid, &how).err(),
+        },
+    };
+    Ok(json!(tasks::record(
+        ctx.state,
+        "vzshutdown",
         &vmid.to_string(),
         &ctx.user,
         &[],
@@ -600,17 +758,9 @@ fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, A
         .state
         .read_conf(vmid)
         .ok_or_else(|| missing(ctx, vmid))?;
-    if ctx.state.is_running(vmid)
-        && !params
-            .get("force")
-            .and_then(|f| parse_bool(f))
-            .unwrap_or(false)
-    {
-        return fail(
-            500,
-            format!("unable to destroy CT {vmid} - container is running"),
-        );
-    }
+    // Synchronous checks in pve-container's order: protection, lock, running
+    // (PROXMOX-FACTS §5, §10). `lock: create` is let through so a failed
+    // create can be cleaned up.
     if cfg.main.keys.get("protection").and_then(|p| parse_bool(p)) == Some(true) {
         return fail(
             500,
@@ -620,14 +770,33 @@ fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, A
     if let Some(l) = cfg.main.keys.get("lock").filter(|l| l.as_str() != "create") {
         return fail(500, format!("CT is locked ({l})"));
     }
+    let force = params
+        .get("force")
+        .and_then(|f| parse_bool(f))
+        .unwrap_or(false);
+    let running = ctx.state.is_running(vmid);
+    if running && !force {
+        return fail(
+            500,
+            format!("unable to destroy CT {vmid} - container is running"),
+        );
+    }
     let mut error = None;
+    let mut log = Vec::new();
     if ctx.state.fault(&format!("task {call}")) {
         error = Some("injected task fault for vzdestroy".to_string());
     } else {
-        free_volumes(ctx, &cfg.main);
-        let _ = ctx.state.set_running(vmid, false);
-        if let Err(e) = ctx.state.remove_conf(vmid) {
-            error = Some(e.to_string());
+        if running {
+            // `--force`: `vm_stop($vmid, 1)` first, i.e. `lxc-stop --kill`.
+            log.push(format!("forced to stop CT {vmid} before destroying!"));
+            error = stop_guest(ctx, vmid, &Stop::Kill).err();
+        }
+        if error.is_none() {
+            free_volumes(ctx, &cfg.main);
+            remove_lxc_dir(ctx, vmid);
+            if let Err(e) = ctx.state.remove_conf(vmid) {
+                error = Some(e.to_string());
+            }
         }
     }
     Ok(json!(tasks::record(
@@ -635,9 +804,114 @@ fn destroy(ctx: &Ctx, call: &str, vmid: u32, params: &Params) -> Result<Value, A
         "vzdestroy",
         &vmid.to_string(),
         &ctx.user,
-        &[],
+        &log,
         error.as_deref()
     )))
+}
+
+/// `destroy_lxc_container`: `rmdir rootfs`, `unlink config`, `rmdir` the
+/// guest's LXC dir, each allowed to fail (PROXMOX-FACTS §8).
+fn remove_lxc_dir(ctx: &Ctx, vmid: u32) {
+    let dir = ctx.state.lxc_dir(vmid);
+    let _ = std::fs::remove_dir(dir.join("rootfs"));
+    let _ = std::fs::remove_file(dir.join("config"));
+    let _ = std::fs::remove_dir(&dir);
+}
+
+/// Operator side, `pct unlock <vmid>`: drop any lock under the config lock
+/// (the API cannot; PROXMOX-FACTS §3, §10).
+pub fn unlock(ctx: &Ctx, vmid: u32) -> Result<(), ApiError> {
+    set_lock(ctx, vmid, None, false)
+}
+
+/// Set (`Some`) or clear (`None`) `lock:` as root under the config lock;
+/// with `must_be_free`, an existing lock fails "CT is locked (…)".
+pub fn set_lock(
+    ctx: &Ctx,
+    vmid: u32,
+    lock: Option<&str>,
+    must_be_free: bool,
+) -> Result<(), ApiError> {
+    let _guard = lock_config(ctx, vmid)?;
+    let mut cfg = ctx
+        .state
+        .read_conf(vmid)
+        .ok_or_else(|| missing(ctx, vmid))?;
+    if must_be_free {
+        if let Some(e) = locked(&cfg.main, false) {
+            return fail(500, e);
+        }
+    }
+    match lock {
+        Some(l) => cfg.main.keys.insert("lock".into(), l.into()),
+        None => cfg.main.keys.remove("lock"),
+    };
+    ctx.state.write_conf(vmid, &cfg).map_err(internal)
+}
+
+/// `GET /nodes/{node}/storage/{storage}/content[?content=…]`: templates
+/// under `vztmpl/` (format `tar`, `tzst`, … as pve-storage names them) and
+/// guest volumes (`subvol`, content `rootdir`).
+fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
+    let storage = &params["storage"];
+    if !ctx.state.storage_known(storage) {
+        return fail(500, format!("storage '{storage}' does not exist"));
+    }
+    let want = params.get("content");
+    let mut out = Vec::new();
+    let root = ctx.state.volume_path(storage, "");
+    let tmpl = regex::Regex::new(r"^(.+)\.(tar|tar\.(gz|xz|zst|bz2))$").map_err(internal)?;
+    let entries = |dir: &std::path::Path| -> Vec<(String, std::fs::Metadata)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    if want.is_none_or(|w| w == "vztmpl") {
+        for (name, md) in entries(&root.join("vztmpl")) {
+            let Some(c) = tmpl.captures(&name) else {
+                continue;
+            };
+            let format = match c.get(3) {
+                Some(z) => format!("t{}", z.as_str()),
+                None => "tar".into(),
+            };
+            out.push(json!({
+                "volid": format!("{storage}:vztmpl/{name}"), "content": "vztmpl",
+                "format": format, "size": md.len(), "ctime": state_ctime(&md),
+            }));
+        }
+    }
+    if want.is_none_or(|w| w == "rootdir" || w == "images") {
+        let re = regex::Regex::new(r"^(subvol|basevol)-(\d+)-").map_err(internal)?;
+        for (name, _) in entries(&root) {
+            let Some(c) = re.captures(&name) else {
+                continue;
+            };
+            let vmid: u64 = c[2].parse().unwrap_or(0);
+            if params
+                .get("vmid")
+                .is_some_and(|v| v.parse::<u64>().ok() != Some(vmid))
+            {
+                continue;
+            }
+            out.push(json!({
+                "volid": format!("{storage}:{name}"), "content": "rootdir",
+                "format": "subvol", "size": 0, "vmid": vmid,
+            }));
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn state_ctime(md: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    u64::try_from(md.ctime()).unwrap_or(0)
 }
 
 fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {

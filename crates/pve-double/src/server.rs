@@ -25,6 +25,12 @@ pub struct ServeOpts {
     pub tokens: Vec<(String, String)>,
     /// (`user@realm`, password)
     pub users: Vec<(String, String)>,
+    /// `--lxc-path`: written to `DIR/lxc-path` for every personality.
+    pub lxc_path: Option<PathBuf>,
+    /// `--real-start`: `DIR/real-start` exists.
+    pub real_start: bool,
+    /// `--pve-version`: written to `DIR/version` (pve-manager version).
+    pub pve_version: Option<String>,
 }
 
 struct Shared {
@@ -40,6 +46,19 @@ pub fn serve(o: ServeOpts) -> Result<(), String> {
     let schema = Schema::load(&o.schema).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&o.state).map_err(|e| e.to_string())?;
     write_atomic(&o.state.join("node"), o.node.as_bytes()).map_err(|e| e.to_string())?;
+    if let Some(p) = &o.lxc_path {
+        write_atomic(
+            &o.state.join("lxc-path"),
+            p.display().to_string().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    if o.real_start {
+        write_atomic(&o.state.join("real-start"), b"").map_err(|e| e.to_string())?;
+    }
+    if let Some(v) = &o.pve_version {
+        write_atomic(&o.state.join("version"), v.as_bytes()).map_err(|e| e.to_string())?;
+    }
     let state = State::open(&o.state, Some(&o.node)).map_err(|e| e.to_string())?;
 
     let ck =

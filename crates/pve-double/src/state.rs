@@ -11,7 +11,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct State {
     pub dir: PathBuf,
     pub node: String,
+    /// The LXC path the node's guests live under (PVE: `/var/lib/lxc`);
+    /// `PVE_DOUBLE_LXC_PATH`, else `DIR/lxc-path` (written by
+    /// `serve --lxc-path`), else `/var/lib/lxc`.
+    pub lxc_path: PathBuf,
+    /// Start runs `lxc-start` (`PVE_DOUBLE_REAL_START=1` or `DIR/real-start`,
+    /// written by `serve --real-start`); otherwise start only marks the guest.
+    pub real_start: bool,
 }
+
+/// Default LXC path of a node (PROXMOX-FACTS §8, §10).
+pub const DEFAULT_LXC_PATH: &str = "/var/lib/lxc";
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -51,9 +61,22 @@ impl State {
         for d in ["tasks", "lock", "run", "storage/local-zfs", "storage/local"] {
             fs::create_dir_all(dir.join(d))?;
         }
+        let lxc_path = std::env::var_os("PVE_DOUBLE_LXC_PATH")
+            .map(PathBuf::from)
+            .or_else(|| {
+                fs::read_to_string(dir.join("lxc-path"))
+                    .ok()
+                    .map(|s| PathBuf::from(s.trim()))
+            })
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LXC_PATH));
+        let real_start = std::env::var("PVE_DOUBLE_REAL_START").is_ok_and(|v| v == "1")
+            || dir.join("real-start").exists();
         Ok(State {
             dir: dir.to_path_buf(),
             node,
+            lxc_path,
+            real_start,
         })
     }
 
@@ -138,7 +161,19 @@ impl State {
         Ok(f)
     }
 
+    /// `<lxcpath>/<vmid>`, the guest's LXC dir.
+    pub fn lxc_dir(&self, vmid: u32) -> PathBuf {
+        self.lxc_path.join(vmid.to_string())
+    }
+
+    /// Running when LXC's command socket is there (PROXMOX-FACTS §10) or
+    /// the double itself "started" the guest (`run/<vmid>`, no real LXC).
     pub fn is_running(&self, vmid: u32) -> bool {
+        crate::lxc::socket_running(&self.lxc_path, vmid) || self.flagged_running(vmid)
+    }
+
+    /// The double's own running flag (`run/<vmid>`).
+    pub fn flagged_running(&self, vmid: u32) -> bool {
         self.dir.join("run").join(vmid.to_string()).exists()
     }
 

@@ -6,7 +6,6 @@ mod common;
 use common::Double;
 use nexcage_pve::driver::{ControlPlane, PveError};
 use std::collections::BTreeMap;
-use std::process::Command;
 
 fn p(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -201,17 +200,7 @@ fn task_endpoints_and_upids() {
 }
 
 fn pct(d: &Double, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(d.path().join("bin/pct"))
-        .args(args)
-        .env("PVE_DOUBLE_STATE", d.path())
-        .env("PVE_DOUBLE_SCHEMA", common::schema_path())
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    d.cli("pct", args)
 }
 
 #[test]

@@ -31,10 +31,21 @@ impl Double {
 
     /// Start with extra environment for `serve` (e.g. `PVE_DOUBLE_TASK_DELAY_MS`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Double {
+        Self::start_with(env, &[])
+    }
+
+    /// Start with extra environment and `serve` options. The LXC path is
+    /// always `<state>/lxc` (never the host's /var/lib/lxc), and the
+    /// templates the tests name (`local:vztmpl/nexcage-empty.tar`,
+    /// `local:vztmpl/x.tar`) are placed in the storage.
+    pub fn start_with(env: &[(&str, &str)], args: &[&str]) -> Double {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pve-double"))
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--node", "pve"])
+            .arg("--lxc-path")
+            .arg(dir.path().join("lxc"))
+            .args(args)
             .arg("--state")
             .arg(dir.path())
             .arg("--schema")
@@ -57,15 +68,47 @@ impl Double {
         // The pct/pvesh personalities: symlinks named after them.
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        for name in ["pct", "pvesh"] {
+        for name in ["pct", "pvesh", "pveversion", "vzdump"] {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pve-double"), bin.join(name)).unwrap();
         }
-        Double {
+        let d = Double {
             dir,
             port,
             fingerprint,
             child,
+        };
+        for t in ["nexcage-empty.tar", "x.tar"] {
+            d.place_template("local", t);
         }
+        d
+    }
+
+    /// An (empty) template file at `storage/<storage>/vztmpl/<name>`.
+    pub fn place_template(&self, storage: &str, name: &str) {
+        let dir = self.path().join("storage").join(storage).join("vztmpl");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), vec![0u8; 10240]).unwrap();
+    }
+
+    /// `<state>/lxc`, the double's LXC path.
+    pub fn lxc_path(&self) -> PathBuf {
+        self.path().join("lxc")
+    }
+
+    /// Run a personality (`pct`, `pvesh`, `pveversion`, `vzdump`) on this
+    /// double's state: (exit code, stdout, stderr).
+    pub fn cli(&self, personality: &str, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(self.path().join("bin").join(personality))
+            .args(args)
+            .env("PVE_DOUBLE_STATE", self.path())
+            .env("PVE_DOUBLE_SCHEMA", schema_path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn path(&self) -> &Path {

@@ -1,6 +1,7 @@
-//! The OCI runtime spec -> Proxmox container config mapping (ARCHITECTURE
-//! §5). [`map_spec`] is a pure function: spec and options in, config out,
-//! or a [`MapError`] naming the OCI field that cannot be honoured.
+//! The OCI runtime spec -> Proxmox container config mapping
+//! (docs/ARCHITECTURE.md §5, OCI → Proxmox mapping). [`map_spec`] is a
+//! pure function: spec and options in, config out, or a [`MapError`]
+//! naming the OCI field that cannot be honoured.
 //!
 //! No memory limit in the spec does NOT mean Proxmox's 512 MiB default:
 //! the caller passes [`MapOptions::unlimited_memory_mib`] (nexcage uses the

@@ -1,4 +1,5 @@
-//! Table-driven tests: one row per field of ARCHITECTURE §5, plus refusals.
+//! Table-driven tests: one row per field of the mapping table
+//! (docs/ARCHITECTURE.md §5, OCI → Proxmox mapping), plus refusals.
 
 use super::*;
 use serde_json::{json, Value};
