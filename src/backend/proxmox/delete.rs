@@ -85,15 +85,22 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
         stop(p, None, lxc_ours)?;
     }
     let mut errors = Vec::new();
+    if p.owner.is_none() && (p.guest || p.dataset.is_some()) {
+        tracing::warn!("left guest {:?} and dataset {:?} alone: the create journal has no owner record (an older nexcage made it)", p.vmid, p.dataset);
+    }
+    // Clearing protection makes PVE regenerate `<lxc_path>/<vmid>` from
+    // the guest config: once our guest is destroyed, that dir is ours too.
+    let mut guest_destroyed = false;
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
-        if let Err(e) = destroy_guest(px, vmid, owner) {
-            errors.push(format!("destroy guest {vmid}: {e:#}"));
+        match destroy_guest(px, vmid, owner) {
+            Ok(d) => guest_destroyed = d,
+            Err(e) => errors.push(format!("destroy guest {vmid}: {e:#}")),
         }
     }
     if let Err(e) = undo_storage(p) {
         errors.push(format!("{e:#}"));
     }
-    if let Some(d) = p.lxc_dir().filter(|_| lxc_ours) {
+    if let Some(d) = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed) {
         // Never remove the dir through a staged mount into the host.
         if let Err(e) = stage::unstage(&d) {
             errors.push(format!("{e:#}"));
@@ -113,15 +120,15 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
 }
 
 /// Unregisters the guest when it carries `owner`'s record (clearing its
-/// protection first); one that does not exist (anymore) counts as done,
-/// someone else's is left alone with a warning.
-fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<()> {
+/// protection first): true then. One that does not exist (anymore) counts
+/// as done, someone else's is left alone with a warning (both false).
+fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
     let cp = px.driver()?;
     match owner.check_guest(&*cp, vmid)? {
-        Verdict::Gone => return Ok(()),
+        Verdict::Gone => return Ok(false),
         Verdict::Foreign(why) => {
             tracing::warn!("left guest {vmid} alone: {why}");
-            return Ok(());
+            return Ok(false);
         }
         Verdict::Ours => {}
     }
@@ -133,7 +140,7 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<()> {
     };
     gone(cp.set_config(vmid, &Default::default(), &["protection".to_string()])).context("clear protection")?;
     gone(cp.destroy(vmid, true))?;
-    Ok(())
+    Ok(true)
 }
 
 /// Destroys the dataset create made (retrying while busy), when it carries
