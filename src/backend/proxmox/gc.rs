@@ -93,16 +93,8 @@ pub fn collect(
             }
         };
         let Some(owner) = Owner::from_description(&desc) else { continue };
-        if owner.host != host || !roots.contains(&owner.root) || owner.age() < grace {
-            continue;
-        }
-        let state = owner.root.join(&owner.id);
-        let why = match CreateJournal::load(&state) {
-            // Its container still exists: step 1 decides.
-            Ok(j) if j.owner.as_ref() == Some(&owner) => continue,
-            Ok(j) if j.owner.is_some() => format!("state dir {} belongs to a newer container", state.display()),
-            _ => format!("state dir {} is gone", state.display()),
-        };
+        let journal = CreateJournal::load(&owner.root.join(&owner.id)).ok();
+        let Some(why) = orphaned(&owner, &host, roots, grace, journal.as_ref()) else { continue };
         if !dry_run {
             let p = CreateJournal {
                 step: CreateStep::Gc,
@@ -123,6 +115,23 @@ pub fn collect(
     Ok(rep)
 }
 
+/// Why the guest whose description holds `owner` is an orphan gc may
+/// collect, or `None` to keep it: it must be this `host`'s, of a root in
+/// `roots`, older than `grace`, and its container's state dir (whose
+/// journal is `journal`) gone or another container's.
+fn orphaned(owner: &Owner, host: &str, roots: &[PathBuf], grace: Duration, journal: Option<&CreateJournal>) -> Option<String> {
+    if owner.host != host || !roots.contains(&owner.root) || owner.age() < grace {
+        return None;
+    }
+    let state = owner.root.join(&owner.id);
+    match journal.and_then(|j| j.owner.as_ref()) {
+        // Its container still exists: the state-dir pass decides.
+        Some(o) if o == owner => None,
+        Some(_) => Some(format!("state dir {} belongs to a newer container", state.display())),
+        None => Some(format!("state dir {} is gone", state.display())),
+    }
+}
+
 /// How long ago `path` was modified (zero if unknown).
 fn age(path: &Path) -> Duration {
     std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default()
@@ -137,4 +146,26 @@ pub fn roots(px: &Proxmox, own: &Path) -> Vec<PathBuf> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gone_containers_of_this_host_and_its_roots_are_orphans() {
+        let roots = vec![PathBuf::from("/run/nexcage"), PathBuf::from("/run/containerd/runc/k8s.io")];
+        let mut o = Owner::new("a", Path::new("/run/containerd/runc/k8s.io"));
+        o.created -= 120;
+        let (host, grace) = (o.host.clone(), Duration::from_secs(60));
+        let live = CreateJournal { owner: Some(o.clone()), ..CreateJournal::default() };
+        assert_eq!(orphaned(&o, &host, &roots, grace, Some(&live)), None, "its container exists");
+        assert!(orphaned(&o, &host, &roots, grace, None).is_some_and(|w| w.contains("is gone")));
+        let mut newer = live.clone();
+        newer.owner.as_mut().unwrap().created += 1;
+        assert!(orphaned(&o, &host, &roots, grace, Some(&newer)).is_some_and(|w| w.contains("newer container")));
+        assert_eq!(orphaned(&o, "another-host", &roots, grace, None), None, "another host's");
+        assert_eq!(orphaned(&o, &host, &roots[..1], grace, None), None, "a root not registered here");
+        assert_eq!(orphaned(&o, &host, &roots, Duration::from_secs(600), None), None, "younger than the grace period");
+    }
 }

@@ -40,11 +40,13 @@ pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc
             tracing::debug!(vmid, "VMID claimed by another create");
             continue;
         };
-        let guest = match cp.config(vmid) {
-            Ok(_) => true,
-            Err(e) if e.is_not_found() => false,
-            Err(e) => return Err(e.into()),
-        };
+        // nextid just said `start` is free; ids after it may be taken.
+        let guest = vmid != start
+            && match cp.config(vmid) {
+                Ok(_) => true,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            };
         let ds = match dataset(vmid) {
             Some(name) => zfs.exists(&name)?,
             None => false,
