@@ -61,7 +61,7 @@ up() {
         done
     fi
     # Wrappers, not symlinks: engines (conmon, shims) do not pass our env on.
-    for p in pct pvesh; do
+    for p in pct pvesh pveversion pvesm; do
         cat >"$DIR/bin/$p" <<W
 #!/bin/sh
 echo "$p \$*" >>'$DIR/cli-calls.log'

@@ -98,12 +98,55 @@ fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
     match nexcage_pve::driver::from_config(cfg) {
         Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "check proxmox.* in the config (token file, fingerprint, host)"),
         Ok((cp, _)) => match cp.version() {
-            Ok(v) => match v.check_supported() {
-                Ok(()) => r.line(Level::Ok, "proxmox", &format!("pve-manager {} on node {} (token and fingerprint accepted)", v.version, cp.node()), ""),
+            Ok(v) => match nexcage_pve::driver::NodeVersions::from_manager(&v.version).check_supported() {
+                Ok(()) => {
+                    r.line(Level::Ok, "proxmox", &format!("pve-manager {} on node {} (token and fingerprint accepted)", v.version, cp.node()), "");
+                    node_versions(r, &*cp, cfg);
+                }
                 Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "upgrade Proxmox VE"),
             },
             Err(e) => r.line(Level::Fail, "proxmox", &e.to_string(), "is the API reachable, the token valid and the fingerprint the node's?"),
         },
+    }
+}
+
+/// What create will ask of the node (PROXMOX-FACTS §10): the template
+/// format its libpve-storage-perl reads, whether pve-container has
+/// `entrypoint`, and whether the template is on the template storage yet.
+fn node_versions(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg: &nexcage_config::Config) {
+    let v = match cp.node_versions() {
+        Ok(v) => v,
+        Err(e) => return r.line(Level::Warn, "proxmox versions", &e.to_string(), "create reads them again"),
+    };
+    let unknown = || "unknown".to_string();
+    let storage = cfg.proxmox.template_storage();
+    let name = v.template_format().file_name();
+    let present = match cp.templates(storage) {
+        Ok(l) if l.iter().any(|t| t == &format!("{storage}:vztmpl/{name}")) => "present",
+        Ok(_) => "missing, the first create uploads it",
+        Err(_) => "cannot list it",
+    };
+    let msg = format!(
+        "libpve-storage-perl {}, pve-container {}: template {storage}:vztmpl/{name} ({present}), entrypoint {}",
+        v.storage.clone().unwrap_or_else(unknown),
+        v.container.clone().unwrap_or_else(unknown),
+        if v.entrypoint() { "yes" } else { "no (pve-container < 6.0.15)" },
+    );
+    r.line(Level::Ok, "proxmox versions", &msg, "");
+    privileges(r, cp, cfg, present != "present");
+}
+
+/// Every privilege create, start and delete need that the configured user
+/// (API token) lacks, one `fail` line each (PROXMOX-FACTS §10).
+fn privileges(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg: &nexcage_config::Config, upload: bool) {
+    match nexcage_pve::driver::lacking_privileges(cp, &crate::backend::proxmox::privilege_setup(cfg, upload)) {
+        Ok(lacking) if lacking.is_empty() => r.line(Level::Ok, "proxmox privileges", "every privilege create, start and delete need", ""),
+        Ok(lacking) => {
+            for n in lacking {
+                r.line(Level::Fail, "proxmox privilege", &format!("missing {n}"), &n.hint());
+            }
+        }
+        Err(e) => r.line(Level::Warn, "proxmox privileges", &e.to_string(), "GET /access/permissions must answer for the token"),
     }
 }
 

@@ -46,6 +46,10 @@ pub enum Driver {
     Api,
 }
 
+/// `proxmox.template_storage` when unset: every node has the `local`
+/// directory storage with `vztmpl` content.
+pub const DEFAULT_TEMPLATE_STORAGE: &str = "local";
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxmoxConfig {
@@ -59,6 +63,9 @@ pub struct ProxmoxConfig {
     pub fingerprint: Option<String>,
     /// zfspool storage id (e.g. `local-zfs`).
     pub storage: Option<String>,
+    /// Storage id (with `vztmpl` content) that holds the empty template
+    /// `pct create` needs; default [`DEFAULT_TEMPLATE_STORAGE`].
+    pub template_storage: Option<String>,
     /// File holding an API token: `USER@REALM!TOKENID=SECRET`.
     pub token_file: Option<PathBuf>,
     /// Seconds a container must have been gone (or a create unfinished)
@@ -206,5 +213,14 @@ impl Config {
         let name = self.api.token_name.as_ref()?;
         let value = self.api.token_value.as_ref()?;
         Some((format!("{user}!{name}"), value.clone()))
+    }
+}
+
+impl ProxmoxConfig {
+    /// `template_storage`, else [`DEFAULT_TEMPLATE_STORAGE`].
+    pub fn template_storage(&self) -> &str {
+        self.template_storage
+            .as_deref()
+            .unwrap_or(DEFAULT_TEMPLATE_STORAGE)
     }
 }

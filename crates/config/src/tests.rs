@@ -61,6 +61,10 @@ fn errors_name_the_key() {
         ),
         (r#"{"proxmox":{"node":"bad node"}}"#, "proxmox.node"),
         (
+            r#"{"proxmox":{"template_storage":"no/such"}}"#,
+            "proxmox.template_storage",
+        ),
+        (
             r#"{"network":{"vlan":5000}}"#,
             "network.vlan: must be 1..4094",
         ),
@@ -221,4 +225,16 @@ fn gc_grace_defaults_to_a_minute() {
     assert_eq!(parse("{}").unwrap().gc_grace(), std::time::Duration::from_secs(60));
     let c = parse(r#"{"proxmox":{"gc_grace":2}}"#).unwrap();
     assert_eq!(c.gc_grace(), std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn template_storage_defaults_to_local() {
+    let c = crate::parse_str("{}", "x".as_ref()).unwrap();
+    assert_eq!(c.proxmox.template_storage(), "local");
+    let c = crate::parse_str(
+        r#"{"proxmox":{"template_storage":"tmpl-nfs"}}"#,
+        "x".as_ref(),
+    )
+    .unwrap();
+    assert_eq!(c.proxmox.template_storage(), "tmpl-nfs");
 }

@@ -65,6 +65,12 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         STORAGE_RE,
         "a valid storage id",
     )?;
+    matches(
+        "proxmox.template_storage",
+        &p.template_storage,
+        STORAGE_RE,
+        "a valid storage id",
+    )?;
     if let Some(f) = &p.fingerprint {
         parse_fingerprint(f).map_err(|m| ConfigError::invalid("proxmox.fingerprint", m))?;
     }

@@ -271,6 +271,29 @@ pub fn pveversion(state: &State, args: &[String]) -> i32 {
     0
 }
 
+/// `pvesm path <STORAGE:VOLNAME>` (pve-storage PVE/CLI/pvesm.pm `path`):
+/// prints the volume's file path (on a node a template is under the dir
+/// storage's `template/cache`; here under `DIR/storage/<storage>/`). An
+/// unknown storage fails "storage 'X' does not exist" (PROXMOX-FACTS §10,
+/// used by nexcage's pct driver to place its empty template). Other
+/// subcommands are not modelled.
+pub fn pvesm(state: &State, args: &[String]) -> i32 {
+    let (Some("path"), Some(volid)) = (args.first().map(String::as_str), args.get(1)) else {
+        eprintln!("pve-double: only `pvesm path <volid>` is modelled");
+        return 255;
+    };
+    let Some((storage, volname)) = volid.split_once(':') else {
+        eprintln!("unable to parse volume ID '{volid}'");
+        return 255;
+    };
+    if !state.storage_known(storage) {
+        eprintln!("storage '{storage}' does not exist");
+        return 255;
+    }
+    println!("{}", state.volume_path(storage, volname).display());
+    0
+}
+
 /// `vzdump <vmid> [--hold-ms N]`: a backup job as the guest sees it. It
 /// takes `lock: backup` (refused with "CT is locked (…)" if the guest is
 /// locked), holds it N ms (default 0), then removes it, as a backup job

@@ -36,8 +36,10 @@ fn main() {
         })
         .unwrap_or_default();
     let code = match (prog.as_str(), args.get(1).map(String::as_str)) {
-        (p @ ("pct" | "pvesh" | "pveversion" | "vzdump"), _) => run_cli(p, &args[1..]),
-        (_, Some(p @ ("pct" | "pvesh" | "pveversion" | "vzdump"))) => run_cli(p, &args[2..]),
+        (p @ ("pct" | "pvesh" | "pveversion" | "pvesm" | "vzdump"), _) => run_cli(p, &args[1..]),
+        (_, Some(p @ ("pct" | "pvesh" | "pveversion" | "pvesm" | "vzdump"))) => {
+            run_cli(p, &args[2..])
+        }
         (_, Some("serve")) => match parse_serve(&args[2..]).and_then(server::serve) {
             Ok(()) => 0,
             Err(e) => {
@@ -79,6 +81,7 @@ fn run_cli(personality: &str, args: &[String]) -> i32 {
     match personality {
         "pct" => cli::pct(&state, &schema, args),
         "pveversion" => cli::pveversion(&state, args),
+        "pvesm" => cli::pvesm(&state, args),
         "vzdump" => cli::vzdump(&state, &schema, args),
         _ => cli::pvesh(&state, &schema, args),
     }

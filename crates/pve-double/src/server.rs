@@ -225,7 +225,15 @@ fn params_of(req: &Request) -> Params {
             .headers
             .get("content-type")
             .is_some_and(|c| c.starts_with("application/json"));
-        if json {
+        let boundary = req
+            .headers
+            .get("content-type")
+            .and_then(|c| c.strip_prefix("multipart/form-data"))
+            .and_then(|c| c.split("boundary=").nth(1))
+            .map(|b| b.trim_matches('"').to_string());
+        if let Some(b) = boundary {
+            multipart(&req.body, &b, &mut p);
+        } else if json {
             if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&req.body) {
                 for (k, v) in o {
                     let s = match v {
@@ -249,6 +257,61 @@ fn params_of(req: &Request) -> Params {
         }
     }
     p
+}
+
+/// A `multipart/form-data` body as pve-http-server's upload handler reads
+/// it (pve-http-server AnyEvent.pm `file_upload_multipart`): plain parts
+/// become parameters; the file part is written to
+/// `/var/tmp/pveupload-<hex>`, named by `tmpfilename`, and its file name
+/// becomes `filename` (PROXMOX-FACTS §4: upload of the empty template).
+fn multipart(body: &[u8], boundary: &str, p: &mut Params) {
+    let delim = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut at = match find(body, delim.as_bytes(), 0) {
+        Some(i) => i + delim.len(),
+        None => return,
+    };
+    while let Some(head_end) = find(body, b"\r\n\r\n", at) {
+        let head = String::from_utf8_lossy(&body[at..head_end]).into_owned();
+        let start = head_end + 4;
+        let Some(next) = find(body, format!("\r\n{delim}").as_bytes(), start) else {
+            break;
+        };
+        let data = &body[start..next];
+        let disposition = head
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or_default();
+        let attr = |name: &str| {
+            disposition
+                .split(';')
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        };
+        if let Some(name) = attr("name") {
+            match attr("filename") {
+                Some(file) => {
+                    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let tmp = format!("/var/tmp/pveupload-{:x}{n:x}", std::process::id());
+                    if std::fs::write(&tmp, data).is_ok() {
+                        p.insert("tmpfilename".into(), tmp);
+                        p.insert(name, file);
+                    }
+                }
+                None => {
+                    p.insert(name, String::from_utf8_lossy(data).into_owned());
+                }
+            }
+        }
+        at = next + 2 + delim.len();
+    }
 }
 
 /// (status, reason, body)

@@ -5,7 +5,7 @@ mod common;
 
 use common::Double;
 use nexcage_pve::driver::{
-    allocate_and_create, ControlPlane, CreateRequest, GuestStatus, NewVolume,
+    allocate_and_create, ControlPlane, CreateRequest, GuestStatus, NewVolume, NodeVersions,
 };
 use nexcage_pve::mapping::{map_spec, MapOptions};
 use oci_spec::runtime::Spec;
@@ -36,7 +36,7 @@ fn request(raw: bool) -> (CreateRequest, Vec<(String, String)>) {
 }
 
 fn lifecycle(d: &Double, cp: &dyn ControlPlane, raw: bool) {
-    cp.version().unwrap().check_supported().unwrap();
+    NodeVersions::from_manager(&cp.version().unwrap().version).check_supported().unwrap();
     let before = cp.calls();
     let (req, lxc) = request(raw);
     let vmid = allocate_and_create(cp, &req).unwrap();

@@ -6,7 +6,7 @@ mod common;
 use common::Double;
 use nexcage_config::Secret;
 use nexcage_pve::driver::api::{ApiDriver, Auth};
-use nexcage_pve::driver::{allocate_and_create, ControlPlane, CreateRequest, PveError};
+use nexcage_pve::driver::{allocate_and_create, ControlPlane, CreateRequest, NodeVersions, PveError};
 use std::collections::BTreeMap;
 
 fn req() -> CreateRequest {
@@ -134,15 +134,20 @@ fn bad_token_and_bad_password_are_auth_errors() {
 
 #[test]
 fn unsupported_version_is_named() {
+    // Create works from PVE 8.0 on (issue 12: PVE 8 and 9); older is named.
     let d = Double::start();
-    std::fs::write(d.path().join("version"), "8.2.4").unwrap();
-    let e = d.api().version().unwrap().check_supported().unwrap_err();
+    std::fs::write(d.path().join("version"), "7.4.17").unwrap();
+    let v = d.api().version().unwrap();
+    let e = NodeVersions::from_manager(&v.version).check_supported().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Proxmox VE 8.2.4 is not supported: nexcage needs pve-manager 9.1 or newer"
+        "Proxmox VE 7.4.17 is not supported: nexcage needs pve-manager 8.0 or newer"
     );
     let v = d.pct().version().unwrap();
-    assert_eq!(v.version, "8.2.4");
+    assert_eq!(v.version, "7.4.17");
+    std::fs::write(d.path().join("version"), "8.2.4").unwrap();
+    let v = d.api().version().unwrap();
+    NodeVersions::from_manager(&v.version).check_supported().unwrap();
 }
 
 #[test]

@@ -16,12 +16,10 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions, PveConfig};
 use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
+use super::template::{self, NodeSupport};
 use super::{delete, holder, hooks, lookup, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
-
-/// What `pct create` needs as template; the rootfs is provided by nexcage.
-const OSTEMPLATE: &str = "local:vztmpl/nexcage-empty.tar";
 
 /// How often a VMID taken concurrently (by another host or an operator)
 /// is retried with the next one.
@@ -47,7 +45,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     j.begin(opts.dir, CreateStep::Vmid)?;
     let px = &px.for_journal(j)?;
     let cp = px.driver()?;
-    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, opts, j)?;
+    // The template is the node's, shared by every guest: nothing to undo.
+    let node = template::prepare(px, &*cp, opts.dir.parent().unwrap_or(opts.dir))?;
+    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     write_lxc_config(opts, vmid, &pve, j)?;
@@ -143,7 +143,7 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// operator) makes registration fail: what this create made for the VMID
 /// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
 /// once the guest is registered (Proxmox then knows the id is taken).
-fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -152,7 +152,7 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, opt
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
         let pve = map_config(plan, opts, vmid, j)?;
         make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)?;
-        match register_guest(px, cp, vmid, &pve, opts.dir, j) {
+        match register_guest(px, cp, vmid, &pve, node, opts.dir, j) {
             Ok(()) => return Ok((vmid, pve)),
             Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
                 tracing::debug!(vmid, "VMID taken concurrently, retrying");
@@ -221,7 +221,7 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
 
 /// Step `guest`: registers the guest with the control plane. The error is
 /// the control plane's, so the caller can tell "VMID taken" apart.
-fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfig, dir: &Path, j: &mut CreateJournal) -> Result<(), RegisterError> {
+fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfig, node: &NodeSupport, dir: &Path, j: &mut CreateJournal) -> Result<(), RegisterError> {
     j.guest = true;
     j.begin(dir, CreateStep::Guest)?;
     let mut params = pve.api_params();
@@ -230,10 +230,16 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
         // edit /etc/pve directly); the env lives in nexcage's LXC config.
         params.remove("env");
     }
+    if !node.entrypoint {
+        // Older than pve-container 6.0.15 (PROXMOX-FACTS §10): no such
+        // options; the process and its env live in nexcage's LXC config.
+        params.remove("entrypoint");
+        params.remove("env");
+    }
     // Neither an operator's Remove nor a stray destroy takes it away
     // unnoticed; nexcage clears it itself (after checking the owner).
     params.insert("protection".into(), "1".into());
-    let req = CreateRequest { ostemplate: OSTEMPLATE.into(), params, raw_lxc: vec![] };
+    let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![] };
     Ok(cp.create(vmid, &req)?)
 }
 

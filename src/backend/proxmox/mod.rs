@@ -32,10 +32,12 @@ mod stage;
 mod start;
 mod stats;
 pub mod subids;
+mod template;
 mod update;
 mod vmid;
 
 pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
+pub use template::setup as privilege_setup;
 
 use std::path::{Path, PathBuf};
 
@@ -119,6 +121,8 @@ impl Proxmox {
             let (pct, pvesh) = self.tools.clone().unwrap_or_else(|| (resolve("pct"), resolve("pvesh")));
             o.pct = pct;
             o.pvesh = pvesh;
+            o.pveversion = resolve("pveversion");
+            o.pvesm = resolve("pvesm");
             return Ok(Box::new(PctDriver::new(o)));
         }
         let (d, warnings) = nexcage_pve::driver::from_config(&self.cfg)?;

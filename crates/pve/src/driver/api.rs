@@ -3,8 +3,8 @@
 
 use super::tls::{client_config, PinnedTlsConnector};
 use super::{
-    vmid_of, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
-    NewVolume, PveError, PveVersion,
+    vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus,
+    GuestSummary, NewVolume, PveError, PveVersion,
 };
 use nexcage_config::Secret;
 use serde_json::Value;
@@ -251,6 +251,14 @@ impl ApiDriver {
                     .send(body.as_bytes())
             }
         };
+        Self::answer(call, result)
+    }
+
+    /// The `data` of an answer, or the error it carries.
+    fn answer(
+        call: String,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, PveError> {
         let mut resp = result.map_err(|e| transport_error(&call, e))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
@@ -288,6 +296,47 @@ impl ApiDriver {
             });
         }
         Ok(json.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// POST a file as `multipart/form-data` (the upload endpoints take the
+    /// file as the last part, named `filename`), one attempt.
+    fn send_file(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        filename: &str,
+        data: &[u8],
+    ) -> Result<Value, PveError> {
+        let call = format!("POST {path}");
+        self.calls.bump();
+        let boundary = format!("nexcage-{:016x}", rand_boundary(data));
+        let mut body = Vec::with_capacity(data.len() + 512);
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"filename\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut r = self.agent.post(&self.url(path));
+        for (k, v) in self.auth_headers("POST")? {
+            r = r.header(k, v);
+        }
+        tracing::debug!(%call, bytes = data.len(), "proxmox api upload");
+        let result = r
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(&body[..]);
+        Self::answer(call, result)
     }
 
     /// Poll a task until it stops; `OK` and `WARNINGS: N` succeed.
@@ -570,9 +619,66 @@ impl ControlPlane for ApiDriver {
         }
     }
 
+    fn privileges(
+        &self,
+        path: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, PveError> {
+        let v = self.call("GET", "/access/permissions", &p(&[("path", path)]))?;
+        Ok(Some(
+            v.get(path)
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+        ))
+    }
+
+    fn templates(&self, storage: &str) -> Result<Vec<String>, PveError> {
+        let path = format!(
+            "/nodes/{}/storage/{}/content",
+            seg(&self.opts.node),
+            seg(storage)
+        );
+        let v = self.call("GET", &path, &p(&[("content", "vztmpl")]))?;
+        Ok(volids(&v))
+    }
+
+    fn upload_template(
+        &self,
+        storage: &str,
+        filename: &str,
+        data: &[u8],
+    ) -> Result<String, PveError> {
+        let path = format!(
+            "/nodes/{}/storage/{}/upload",
+            seg(&self.opts.node),
+            seg(storage)
+        );
+        let v = self.send_file(&path, &[("content", "vztmpl")], filename, data)?;
+        // The upload answers a UPID (the worker moves the file into place).
+        if let Some(upid) = v.as_str().filter(|u| u.starts_with("UPID:")) {
+            self.wait_task(&format!("POST {path}"), upid)?;
+        }
+        Ok(format!("{storage}:vztmpl/{filename}"))
+    }
+
     fn calls(&self) -> u64 {
         self.calls.get()
     }
+}
+
+/// A multipart boundary that does not occur in `data` with overwhelming
+/// likelihood: the data's hash mixed with the time.
+fn rand_boundary(data: &[u8]) -> u64 {
+    use sha2::Digest;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = sha2::Sha256::new()
+        .chain_update(data)
+        .chain_update(t.to_le_bytes())
+        .finalize();
+    u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// After a failed create, make sure nothing stays registered. Proxmox

@@ -4,12 +4,16 @@ pub mod api;
 mod config;
 mod error;
 pub mod pct;
+pub mod privileges;
 mod tls;
 mod upid;
+pub mod versions;
 
 pub use config::{auth as auth_from_config, from_config, node_name};
 pub use error::PveError;
+pub use privileges::{lacking as lacking_privileges, Need, Setup};
 pub use upid::Upid;
+pub use versions::{NodeVersions, TemplateFormat, MIN_PVE_VERSION};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,29 +25,6 @@ pub struct PveVersion {
     pub version: String,
     pub release: String,
     pub repoid: String,
-}
-
-/// The oldest pve-manager nexcage drives: 9.1 added the OCI keys
-/// (`entrypoint`, `env`) the mapping uses.
-pub const MIN_PVE_VERSION: (u32, u32) = (9, 1);
-
-impl PveVersion {
-    /// Refuse versions older than [`MIN_PVE_VERSION`], naming them.
-    pub fn check_supported(&self) -> Result<(), PveError> {
-        let mut it = self
-            .version
-            .split(['.', '-'])
-            .map(|p| p.parse::<u32>().ok());
-        let major = it.next().flatten();
-        let minor = it.next().flatten().unwrap_or(0);
-        match major {
-            Some(m) if (m, minor) >= MIN_PVE_VERSION => Ok(()),
-            _ => Err(PveError::UnsupportedVersion {
-                version: self.version.clone(),
-                minimum: format!("{}.{}", MIN_PVE_VERSION.0, MIN_PVE_VERSION.1),
-            }),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +78,17 @@ fn vmid_of(v: &serde_json::Value) -> Option<u32> {
         .and_then(|i| u32::try_from(i).ok())
 }
 
+/// The volume ids in an answer of `GET …/storage/{storage}/content`
+/// (an array of objects with `volid`).
+fn volids(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("volid").and_then(serde_json::Value::as_str))
+        .map(String::from)
+        .collect()
+}
+
 /// A volume to allocate (`pvesm alloc`; Proxmox API
 /// `POST /nodes/{node}/storage/{storage}/content`, `format=subvol`).
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +137,36 @@ pub trait ControlPlane: Send + Sync {
     fn alloc_volume(&self, volume: &NewVolume<'_>) -> Result<String, PveError>;
     /// DELETE /nodes/{node}/storage/{storage}/content/{volume}.
     fn free_volume(&self, storage: &str, volid: &str) -> Result<(), PveError>;
+    /// The node's package versions. Default: only pve-manager's (GET
+    /// /version); the pct driver reads `pveversion -v`.
+    fn node_versions(&self) -> Result<NodeVersions, PveError> {
+        self.version()
+            .map(|v| NodeVersions::from_manager(&v.version))
+    }
+    /// GET /nodes/{node}/storage/{storage}/content?content=vztmpl: the
+    /// container templates' volume ids (`local:vztmpl/NAME`).
+    fn templates(&self, storage: &str) -> Result<Vec<String>, PveError>;
+    /// Puts container template `filename` (its bytes `data`) on `storage`
+    /// and returns its volume id. API: POST
+    /// /nodes/{node}/storage/{storage}/upload (`content=vztmpl`, needs
+    /// `Datastore.AllocateTemplate` on the storage); pct: written as root
+    /// at the path `pvesm path` names.
+    fn upload_template(
+        &self,
+        storage: &str,
+        filename: &str,
+        data: &[u8],
+    ) -> Result<String, PveError>;
+    /// The privileges this driver's user holds on ACL `path` (GET
+    /// /access/permissions?path=P). `None`: it acts as `root@pam`, which
+    /// holds every privilege (the pct driver, on the node).
+    fn privileges(
+        &self,
+        path: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, PveError> {
+        let _ = path;
+        Ok(None)
+    }
     /// Control-plane calls made so far (HTTP requests or processes spawned).
     fn calls(&self) -> u64;
 }

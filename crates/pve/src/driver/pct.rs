@@ -5,8 +5,8 @@
 //! under pmxcfs itself, holding Proxmox's per-guest config lock.
 
 use super::{
-    vmid_of, CallCounter, ControlPlane, CreateRequest, GuestConfig, GuestStatus, GuestSummary,
-    NewVolume, PveError, PveVersion,
+    versions::NodeVersions, vmid_of, volids, CallCounter, ControlPlane, CreateRequest, GuestConfig,
+    GuestStatus, GuestSummary, NewVolume, PveError, PveVersion,
 };
 use crate::conffile;
 use serde_json::Value;
@@ -23,6 +23,10 @@ pub struct PctOptions {
     pub pct: PathBuf,
     /// `pvesh` binary (default: found on PATH).
     pub pvesh: PathBuf,
+    /// `pveversion` binary (default: found on PATH).
+    pub pveversion: PathBuf,
+    /// `pvesm` binary (default: found on PATH).
+    pub pvesm: PathBuf,
     /// pmxcfs mount (default `/etc/pve`): configs are `nodes/<node>/lxc/<vmid>.conf`.
     pub pve_root: PathBuf,
     /// Proxmox's config lock dir (default `/run/lock/lxc`).
@@ -37,6 +41,8 @@ impl PctOptions {
             node: node.into(),
             pct: "pct".into(),
             pvesh: "pvesh".into(),
+            pveversion: "pveversion".into(),
+            pvesm: "pvesm".into(),
             pve_root: "/etc/pve".into(),
             lock_dir: "/run/lock/lxc".into(),
             env: Vec::new(),
@@ -232,6 +238,61 @@ impl ControlPlane for PctDriver {
             release: s("release"),
             repoid: s("repoid"),
         })
+    }
+
+    /// `pveversion -v`; where it cannot run (no such program), GET /version.
+    fn node_versions(&self) -> Result<NodeVersions, PveError> {
+        match self.run(&self.opts.pveversion, &["-v".to_string()]) {
+            Ok(out) => NodeVersions::parse_pveversion(&out).ok_or_else(|| PveError::Parse {
+                call: "pveversion -v".into(),
+                msg: format!("no pve-manager line in: {}", out.trim()),
+            }),
+            Err(PveError::Spawn { .. }) => self
+                .version()
+                .map(|v| NodeVersions::from_manager(&v.version)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn templates(&self, storage: &str) -> Result<Vec<String>, PveError> {
+        let path = format!("/nodes/{}/storage/{storage}/content", self.opts.node);
+        let out = self.pvesh(&[
+            "get".into(),
+            path.clone(),
+            "--content".into(),
+            "vztmpl".into(),
+            "--output-format".into(),
+            "json".into(),
+        ])?;
+        Ok(volids(&parse_json(&format!("pvesh get {path}"), &out)?))
+    }
+
+    /// Writes the file where `pvesm path` puts the volume (a `dir`
+    /// storage's `template/cache`), via a temporary file and rename so a
+    /// concurrent create never sees half a template.
+    fn upload_template(
+        &self,
+        storage: &str,
+        filename: &str,
+        data: &[u8],
+    ) -> Result<String, PveError> {
+        let volid = format!("{storage}:vztmpl/{filename}");
+        let out = self.run(&self.opts.pvesm, &["path".into(), volid.clone()])?;
+        let path = PathBuf::from(out.trim());
+        let call = format!("write {}", path.display());
+        let io = |source| PveError::Io {
+            call: call.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(data).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(volid)
     }
 
     fn next_vmid(&self) -> Result<u32, PveError> {

@@ -1,0 +1,189 @@
+//! Create step `template`: what the node accepts, read once per host and
+//! cached, and the empty container template `pct create` unpacks, put on
+//! `proxmox.template_storage` when missing (PROXMOX-FACTS §10 "Create on a
+//! real node": `ostemplate` must name an existing volume; plain `.tar` only
+//! from libpve-storage-perl 9.0.15, `entrypoint` only from pve-container
+//! 6.0.15).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use nexcage_pve::driver::{ControlPlane, NodeVersions, TemplateFormat};
+use serde::{Deserialize, Serialize};
+
+use super::Proxmox;
+
+/// `proxmox.storage` when unset (as create's rootfs volumes).
+pub const DEFAULT_STORAGE: &str = "local-zfs";
+
+/// How long the node's versions and the template's presence are trusted.
+const CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// Directories of the empty rootfs (with their modes): the mount points
+/// LXC needs in any rootfs; nexcage's own rootfs replaces the rest.
+const ROOTFS_DIRS: [(&str, u32); 6] = [("dev", 0o755), ("etc", 0o755), ("proc", 0o555), ("root", 0o700), ("sys", 0o555), ("tmp", 0o1777)];
+
+/// What create may ask of this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSupport {
+    /// Volume id of the empty template (`local:vztmpl/nexcage-empty.tar.gz`).
+    pub ostemplate: String,
+    /// Whether `entrypoint` and `env` are guest options.
+    pub entrypoint: bool,
+}
+
+/// The cache file's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cached {
+    versions: NodeVersions,
+    /// Seconds since the epoch when the node was asked.
+    checked: u64,
+    /// The template volume seen (or made) then.
+    template: Option<String>,
+}
+
+/// Reads the node's versions (cached under `root` per node for
+/// [`CACHE_TTL`]), refuses a release too old, and makes sure the empty
+/// template in the format the node reads is on the template storage.
+/// Errors: the node's versions cannot be read, the release is older than
+/// the minimum (naming both), the template cannot be listed or uploaded.
+pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane, root: &Path) -> Result<NodeSupport> {
+    let storage = px.config().proxmox.template_storage();
+    let cache = cache_path(root, cp.node(), px.config());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let cached = read_cache(&cache).filter(|c| now.saturating_sub(c.checked) < CACHE_TTL.as_secs());
+    let (versions, known) = match cached {
+        Some(c) => (c.versions, c.template),
+        None => (cp.node_versions().context("read the Proxmox node's versions")?, None),
+    };
+    versions.check_supported()?;
+    let format = versions.template_format();
+    let volid = format!("{storage}:vztmpl/{}", format.file_name());
+    if known.as_deref() != Some(volid.as_str()) {
+        let present = template_present(cp, storage, &volid)?;
+        check_privileges(px.config(), cp, !present)?;
+        if !present {
+            upload(cp, storage, format, &volid)?;
+        }
+        write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()) });
+    }
+    Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint() })
+}
+
+/// Whether `storage` lists `volid` among its templates.
+fn template_present(cp: &dyn ControlPlane, storage: &str, volid: &str) -> Result<bool> {
+    let list = cp.templates(storage).with_context(|| format!("list the templates on storage {storage} (proxmox.template_storage)"))?;
+    Ok(list.iter().any(|v| v == volid))
+}
+
+/// The Proxmox setup `cfg` asks for (the privileges it needs).
+pub fn setup(cfg: &nexcage_config::Config, upload: bool) -> nexcage_pve::driver::Setup<'_> {
+    nexcage_pve::driver::Setup {
+        storage: cfg.proxmox.storage.as_deref().unwrap_or(DEFAULT_STORAGE),
+        template_storage: cfg.proxmox.template_storage(),
+        bridge: cfg.network.bridge.as_deref(),
+        privileged: !cfg.unprivileged(),
+        upload,
+    }
+}
+
+/// One error naming every privilege the user lacks (PROXMOX-FACTS §10),
+/// before anything is made.
+fn check_privileges(cfg: &nexcage_config::Config, cp: &dyn ControlPlane, upload: bool) -> Result<()> {
+    let lacking = nexcage_pve::driver::lacking_privileges(cp, &setup(cfg, upload)).context("read the token's privileges (GET /access/permissions)")?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = lacking.iter().map(ToString::to_string).collect();
+    anyhow::bail!("the Proxmox user lacks privileges nexcage needs: {} (grant them, e.g. {})", list.join("; "), lacking[0].hint())
+}
+
+/// Puts the empty template on `storage`.
+fn upload(cp: &dyn ControlPlane, storage: &str, format: TemplateFormat, volid: &str) -> Result<()> {
+    tracing::info!(%volid, "uploading nexcage's empty container template");
+    let data = empty_template(format)?;
+    cp.upload_template(storage, format.file_name(), &data)
+        .with_context(|| format!("put the empty template {volid} on storage {storage} (proxmox.template_storage; needs Datastore.AllocateTemplate)"))?;
+    Ok(())
+}
+
+/// The empty rootfs archive in `format`: only [`ROOTFS_DIRS`], owned by
+/// root, mtime 0 (so every node gets the same bytes).
+pub fn empty_template(format: TemplateFormat) -> Result<Vec<u8>> {
+    let tar = empty_tar()?;
+    match format {
+        TemplateFormat::Tar => Ok(tar),
+        TemplateFormat::TarGz => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&tar)?;
+            Ok(gz.finish()?)
+        }
+    }
+}
+
+fn empty_tar() -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (dir, mode) in std::iter::once((".", 0o755)).chain(ROOTFS_DIRS) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        let name = if dir == "." { "./".to_string() } else { format!("./{dir}/") };
+        b.append_data(&mut h, name, std::io::empty())?;
+    }
+    Ok(b.into_inner()?)
+}
+
+/// `<root>/.proxmox-node-<node>-<driver>[-<host>].json` (a dot file: not a
+/// container id).
+fn cache_path(root: &Path, node: &str, cfg: &nexcage_config::Config) -> PathBuf {
+    let host = match cfg.driver() {
+        nexcage_config::Driver::Pct => "pct".to_string(),
+        nexcage_config::Driver::Api => format!("api-{}-{}", cfg.api_host(), cfg.api_port()),
+    };
+    let key: String = format!("{node}-{host}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    root.join(format!(".proxmox-node-{key}.json"))
+}
+
+fn read_cache(path: &Path) -> Option<Cached> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Best effort: a cache that cannot be written costs a lookup next time.
+fn write_cache(path: &Path, c: &Cached) {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let r = serde_json::to_vec(c).map_err(std::io::Error::other).and_then(|b| std::fs::write(&tmp, b)).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = r {
+        tracing::debug!("cannot write {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+    }
+
+    #[test]
+    fn empty_template_in_both_formats() {
+        let plain = empty_template(TemplateFormat::Tar).unwrap();
+        let n: Vec<String> = names(&plain).iter().map(|s| s.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
+        assert_eq!(n, ["", "dev", "etc", "proc", "root", "sys", "tmp"]);
+        let gz = empty_template(TemplateFormat::TarGz).unwrap();
+        assert_eq!(&gz[..2], [0x1f, 0x8b], "gzip magic");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut unpacked).unwrap();
+        assert_eq!(unpacked, plain);
+        // Same bytes every time (mtime 0).
+        assert_eq!(empty_template(TemplateFormat::TarGz).unwrap(), gz);
+    }
+}
