@@ -41,7 +41,11 @@ fn crash_then(driver: &str, cleanup: &str) {
         assert_eq!(std::fs::read_to_string(shared.join("keep")).unwrap(), "host data", "{step}: the bind source was touched");
     }
     if cleanup == "gc" {
-        // A guest tagged nexcage whose state dir is gone entirely.
+        // A guest tagged nexcage whose state dir is gone entirely (gc waits
+        // `proxmox.gc_grace` after its create: none here).
+        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.config()).unwrap()).unwrap();
+        cfg["proxmox"]["gc_grace"] = 0.into();
+        std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
         assert!(env.nx(&["create", "-b", b.to_str().unwrap(), "orphan"]).status.success());
         let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "orphan"]).stdout).unwrap();
         let pid = st["pid"].as_i64().unwrap() as i32;

@@ -153,18 +153,27 @@ pub use proxmox::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
 pub use proxmox::unprivileged_possible;
 /// Fails with what to add when root may not map `[base, base+count)` (/etc/subuid, /etc/subgid).
 pub use proxmox::subids::check_root_range;
-/// What `collect_garbage` removed.
-pub use proxmox::gc::Report as GcReport;
+/// What `collect_garbage` removed (or would remove), and the state dirs it looks at.
+pub use proxmox::gc::{Collected as GcCollected, Report as GcReport, StateDir as GcStateDir};
+
+/// The state roots `nexcage gc` looks in: `own` first, then every root a
+/// Proxmox-backend create registered on this host.
+pub fn gc_roots(config_path: Option<&Path>, own: &Path) -> AnyResult<Vec<PathBuf>> {
+    Ok(proxmox::gc::roots(&proxmox::Proxmox::load(config_path)?, own))
+}
 
 /// `nexcage gc`: removes what crashed containers left behind (only the
-/// Proxmox backend leaves any). `dirs` lists (id, state dir, holder alive)
-/// of the Proxmox containers; `delete_container` deletes one like `delete --force`.
+/// Proxmox backend leaves any). `dirs` lists the Proxmox containers' state
+/// dirs in `roots`; `delete_container(root, id)` deletes one like `delete
+/// --force`. With `dry_run` nothing changes: the report says what would.
 pub fn collect_garbage(
     config_path: Option<&Path>,
-    dirs: &[(String, PathBuf, bool)],
-    delete_container: impl FnMut(&str) -> AnyResult<()>,
+    roots: &[PathBuf],
+    dirs: &[GcStateDir],
+    dry_run: bool,
+    delete_container: impl FnMut(&Path, &str) -> AnyResult<()>,
 ) -> AnyResult<GcReport> {
-    proxmox::gc::collect(&proxmox::Proxmox::load(config_path)?, dirs, delete_container)
+    proxmox::gc::collect(&proxmox::Proxmox::load(config_path)?, roots, dirs, dry_run, delete_container)
 }
 
 #[cfg(test)]

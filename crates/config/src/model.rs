@@ -7,6 +7,10 @@ use std::path::PathBuf;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nexcage/config.json";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/nexcage";
 pub const DEFAULT_LXC_PATH: &str = "/var/lib/lxc";
+/// Default of `proxmox.gc_grace`, seconds.
+pub const DEFAULT_GC_GRACE_SECS: u64 = 60;
+/// Largest `proxmox.gc_grace`, seconds (a week).
+pub const MAX_GC_GRACE_SECS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +73,9 @@ pub struct ProxmoxConfig {
     pub pve_root: Option<PathBuf>,
     /// PVE's per-guest config lock dir (default `/run/lock/lxc`).
     pub lock_dir: Option<PathBuf>,
+    /// Seconds a container must have been gone (or a create unfinished)
+    /// before `nexcage gc` collects it: default 60, at most a week.
+    pub gc_grace: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,6 +178,11 @@ impl Config {
 
     pub fn unprivileged(&self) -> bool {
         self.unprivileged.unwrap_or(true)
+    }
+
+    /// `proxmox.gc_grace` (validated at load), default 60 s.
+    pub fn gc_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.proxmox.gc_grace.unwrap_or(DEFAULT_GC_GRACE_SECS))
     }
 
     pub fn driver(&self) -> Driver {

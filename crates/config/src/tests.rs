@@ -84,6 +84,11 @@ fn errors_name_the_key() {
             "lxc_path: must be an absolute path",
         ),
         (r#"{"default_disk_size":0}"#, "default_disk_size"),
+        (
+            r#"{"proxmox":{"gc_grace":999999999}}"#,
+            "proxmox.gc_grace: must be 0..604800 seconds",
+        ),
+        (r#"{"proxmox":{"gc_grace":-1}}"#, "proxmox.gc_grace"),
     ];
     for (text, want) in cases {
         let err = parse(text).unwrap_err().to_string();
@@ -213,6 +218,13 @@ fn set_validates_and_writes_atomically() {
     assert_eq!(mode & 0o777, 0o600);
     let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1);
+}
+
+#[test]
+fn gc_grace_defaults_to_a_minute() {
+    assert_eq!(parse("{}").unwrap().gc_grace(), std::time::Duration::from_secs(60));
+    let c = parse(r#"{"proxmox":{"gc_grace":2}}"#).unwrap();
+    assert_eq!(c.gc_grace(), std::time::Duration::from_secs(2));
 }
 
 #[test]

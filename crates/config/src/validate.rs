@@ -81,6 +81,12 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     if let Some(f) = &p.fingerprint {
         parse_fingerprint(f).map_err(|m| ConfigError::invalid("proxmox.fingerprint", m))?;
     }
+    if p.gc_grace.is_some_and(|g| g > crate::model::MAX_GC_GRACE_SECS) {
+        return Err(ConfigError::invalid(
+            "proxmox.gc_grace",
+            format!("must be 0..{} seconds", crate::model::MAX_GC_GRACE_SECS),
+        ));
+    }
     if p.password.is_some() && p.username.is_none() {
         return Err(ConfigError::invalid(
             "proxmox.password",

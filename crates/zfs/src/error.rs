@@ -11,6 +11,8 @@ pub enum ZfsError {
     Busy { cmd: String, attempts: u32, stderr: String },
     #[error("invalid dataset name {0:?}")]
     BadName(String),
+    #[error("invalid ZFS user property: {0}")]
+    BadProperty(String),
     #[error("copy into {dst}: {msg}")]
     Copy { dst: String, msg: String },
 }

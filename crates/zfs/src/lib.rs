@@ -38,6 +38,41 @@ pub fn basevol_name(parent: &str, key: &str) -> String {
 /// zfs-fuse refuses them (so [`Zfs::create_subvol`] retries without).
 const PROXMOX_PROPS: [&str; 2] = ["acltype=posixacl", "xattr=sa"];
 
+/// A ZFS user property, `module:name` = value (zfsprops(7), "User
+/// Properties": the name needs a colon, lowercase letters, digits and
+/// `:-_.`, at most 256 bytes; the value at most 1024 bytes here, the
+/// smallest limit among implementations (zfs-fuse), no newline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserProp<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
+fn check_user_prop_name(name: &str) -> Result<(), ZfsError> {
+    let ok = name.contains(':')
+        && name.len() <= 256
+        && !name.starts_with(['-', ':'])
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ":-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ZfsError::BadProperty(format!("{name:?} is not a user property name (module:name)")))
+    }
+}
+
+/// `name=value` option words, each checked.
+fn user_opts(user: &[UserProp<'_>]) -> Result<Vec<String>, ZfsError> {
+    user.iter()
+        .map(|p| {
+            check_user_prop_name(p.name)?;
+            if p.value.len() > 1024 || p.value.contains('\n') {
+                return Err(ZfsError::BadProperty(format!("{}: value longer than 1024 bytes or with a newline", p.name)));
+            }
+            Ok(format!("{}={}", p.name, p.value))
+        })
+        .collect()
+}
+
 /// One row of [`Zfs::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
@@ -114,12 +149,21 @@ impl Zfs {
     /// when the implementation refuses them (zfs-fuse) the dataset is made
     /// without, a warning says so and the skipped properties are returned.
     pub fn create_subvol(&self, name: &str, refquota: Option<u64>) -> Result<Skipped, ZfsError> {
+        self.create_subvol_with(name, refquota, &[])
+    }
+
+    /// [`Zfs::create_subvol`] with user properties set by the same `zfs
+    /// create` (so the dataset never exists without them).
+    /// Errors: [`ZfsError::BadProperty`] for an invalid user property.
+    pub fn create_subvol_with(&self, name: &str, refquota: Option<u64>, user: &[UserProp<'_>]) -> Result<Skipped, ZfsError> {
         cmd::check_name(name)?;
         let quota = quota_opt(refquota);
+        let user = user_opts(user)?;
         let mut args = vec!["create"];
         for p in PROXMOX_PROPS {
             args.extend(["-o", p]);
         }
+        args.extend(user.iter().flat_map(|u| ["-o", u.as_str()]));
         args.extend(["-o", &quota, name]);
         match self.zfs(&args) {
             Ok(_) => Ok(Skipped::default()),
@@ -135,7 +179,10 @@ impl Zfs {
                 if self.exists(name)? {
                     self.destroy(name, false)?;
                 }
-                self.zfs(&["create", "-o", &quota, name])?;
+                let mut args = vec!["create"];
+                args.extend(user.iter().flat_map(|u| ["-o", u.as_str()]));
+                args.extend(["-o", &quota, name]);
+                self.zfs(&args)?;
                 Ok(Skipped(PROXMOX_PROPS.iter().map(|s| s.to_string()).collect()))
             }
         }
@@ -186,10 +233,40 @@ impl Zfs {
     /// A linked clone: `zfs clone -o refquota=… snap target` (O(1) in the
     /// size of the snapshot).
     pub fn clone_to(&self, snap: &str, target: &str, refquota: Option<u64>) -> Result<(), ZfsError> {
+        self.clone_with(snap, target, refquota, &[])
+    }
+
+    /// [`Zfs::clone_to`] with user properties set by the same `zfs clone`.
+    /// Errors: [`ZfsError::BadProperty`] for an invalid user property.
+    pub fn clone_with(&self, snap: &str, target: &str, refquota: Option<u64>, user: &[UserProp<'_>]) -> Result<(), ZfsError> {
         cmd::check_name(snap)?;
         cmd::check_name(target)?;
         let quota = quota_opt(refquota);
-        self.zfs(&["clone", "-o", &quota, snap, target]).map(|_| ())
+        let user = user_opts(user)?;
+        let mut args = vec!["clone"];
+        args.extend(user.iter().flat_map(|u| ["-o", u.as_str()]));
+        args.extend(["-o", &quota, snap, target]);
+        self.zfs(&args).map(|_| ())
+    }
+
+    /// `zfs set module:name=value name` for a user property.
+    /// Errors: [`ZfsError::BadProperty`], or zfs's own (e.g. not found).
+    pub fn set_user_prop(&self, name: &str, prop: &UserProp<'_>) -> Result<(), ZfsError> {
+        cmd::check_name(name)?;
+        let o = user_opts(std::slice::from_ref(prop))?;
+        self.zfs(&["set", &o[0], name]).map(|_| ())
+    }
+
+    /// A user property's value; `None` when the dataset does not carry it
+    /// (zfs prints `-`). Errors: [`ZfsError::BadProperty`], or zfs's own
+    /// (`is_not_found()` for a missing dataset).
+    pub fn get_user_prop(&self, name: &str, prop: &str) -> Result<Option<String>, ZfsError> {
+        check_user_prop_name(prop)?;
+        // Locally set only: a clone or child must not inherit its parent's owner.
+        cmd::check_name(name)?;
+        let out = self.zfs(&["get", "-H", "-s", "local", "-o", "value", prop, name])?;
+        let v = out.trim_end_matches('\n');
+        Ok((!v.is_empty() && v != "-").then(|| v.to_string()))
     }
 
     /// `zfs destroy [-r]`, retried while the dataset is busy (unmounting
@@ -321,5 +398,16 @@ mod tests {
         assert!(cmd::check_name("/abs").is_err());
         assert!(cmd::check_name("a b").is_err());
         assert!(cmd::check_name("tank/subvol-1-disk-0@__base__").is_ok());
+    }
+
+    #[test]
+    fn user_properties_need_a_module() {
+        assert!(check_user_prop_name("org.nexcage:owner").is_ok());
+        for bad in ["owner", "Org:x", ":x", "-a:b", "a:b c"] {
+            assert!(matches!(check_user_prop_name(bad), Err(ZfsError::BadProperty(_))), "{bad}");
+        }
+        let ok = UserProp { name: "a:b", value: "{\"id\":\"x\"}" };
+        assert_eq!(user_opts(&[ok]).unwrap(), vec!["a:b={\"id\":\"x\"}".to_string()]);
+        assert!(user_opts(&[UserProp { name: "a:b", value: "x\ny" }]).is_err());
     }
 }

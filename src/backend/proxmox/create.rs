@@ -1,8 +1,10 @@
-//! create, as named steps: plan (every check, no side effect), reserve a
+//! create, as named steps: plan (every check, no side effect), claim a
 //! VMID, make the rootfs dataset, register the guest, write the LXC config,
 //! fork the holder, run the create hooks. Each step is recorded in the
 //! create journal before its side effect; on any error everything done so
-//! far is undone (from the journal) before the error is returned.
+//! far is undone (from the journal) before the error is returned. Whatever
+//! is made carries the container's owner record (`owner.rs`), so the undo
+//! only ever removes what this create made.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,12 +15,14 @@ use nexcage_pve::mapping::{self, BindMountMode, MapOptions, PveConfig};
 
 use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
+use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
-use super::{delete, holder, hooks, include, lookup, paths, rootfs, stage, subids, Proxmox};
+use super::{delete, holder, hooks, include, lookup, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
-/// How often a VMID taken concurrently is retried with the next one.
+/// How often a VMID taken concurrently (by another host or an operator)
+/// is retried with the next one.
 const VMID_ATTEMPTS: u32 = 50;
 
 pub fn create(px: &Proxmox, opts: &CreateOpts) -> Result<Created> {
@@ -105,6 +109,9 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     if j.args.is_empty() {
         bail!("process.args must not be empty");
     }
+    let root = opts.dir.parent().context("state dir has no root")?;
+    j.owner = Some(Owner::new(opts.id, root));
+    roots::record(&cfg.data_dir(), root)?;
     // With a clone source the guest's files come from the snapshot, not the bundle.
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
@@ -130,16 +137,20 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     })
 }
 
-/// Steps `vmid`, `dataset`, `guest`. nextid reserves nothing: another
-/// creator may take the VMID between nextid and create; then everything
-/// made for it is undone and the next VMID tried (up to `VMID_ATTEMPTS`).
+/// Steps `vmid`, `dataset`, `guest`. The VMID is claimed on this host
+/// first (`vmid.rs`), so no other nexcage create makes anything under it;
+/// a guest registered meanwhile by someone else (another host, an
+/// operator) makes registration fail: what this create made for the VMID
+/// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
+/// once the guest is registered (Proxmox then knows the id is taken).
 fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let vmid = reserve_vmid(cp, j)?;
+        let claim = claim_vmid(px, cp, plan, j)?;
+        let vmid = claim.vmid;
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
-        let pve = map_config(plan, opts, vmid)?;
+        let pve = map_config(plan, opts, vmid, j)?;
         make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)?;
         match register_guest(px, cp, vmid, &pve, node, opts.dir, j) {
             Ok(()) => return Ok((vmid, pve)),
@@ -156,16 +167,19 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
     }
 }
 
-/// Step `vmid`: the next free VMID (recorded, not yet saved: nothing exists for it).
-fn reserve_vmid(cp: &dyn ControlPlane, j: &mut CreateJournal) -> Result<u32> {
-    let vmid = cp.next_vmid()?;
-    j.vmid = Some(vmid);
-    Ok(vmid)
+/// Step `vmid`: a VMID claimed for this create (recorded, not yet saved:
+/// nothing exists for it).
+fn claim_vmid(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, j: &mut CreateJournal) -> Result<vmid::Claim> {
+    let claim = vmid::claim(cp, |v| plan.parent.as_ref().map(|p| nexcage_zfs::subvol_name(p, v, 0)), &px.lxc_path())?;
+    j.vmid = Some(claim.vmid);
+    Ok(claim)
 }
 
-/// The guest's Proxmox config for `vmid`, from config.json.
-fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32) -> Result<PveConfig> {
+/// The guest's Proxmox config for `vmid`, from config.json, with the owner
+/// record in its description.
+fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> Result<PveConfig> {
     let mut mo = MapOptions::new(vmid, opts.id, &plan.storage, plan.host_memory.0);
+    mo.owner_line = j.owner.as_ref().map(Owner::description_line);
     mo.unlimited_swap_mib = plan.host_memory.1;
     mo.bind_mounts = BindMountMode::LxcEntry;
     mo.unprivileged = plan.unprivileged;
@@ -195,7 +209,9 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
                 j.save(opts.dir)?;
                 bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
             }
-            rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift)
+            let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
+            let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
+            rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop)
                 .with_context(|| format!("provision rootfs {name}"))?
         }
     };
@@ -220,6 +236,9 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
         params.remove("entrypoint");
         params.remove("env");
     }
+    // Neither an operator's Remove nor a stray destroy takes it away
+    // unnoticed; nexcage clears it itself (after checking the owner).
+    params.insert("protection".into(), "1".into());
     let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![] };
     Ok(cp.create(vmid, &req)?)
 }
@@ -241,6 +260,7 @@ enum RegisterError {
 fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
     j.begin(opts.dir, CreateStep::LxcConfig)?;
     let lxc_dir = j.lxc_dir().context("no lxc dir")?;
+    j.owner.as_ref().context("no owner record")?.make_lxc_dir(&lxc_dir)?;
     // "No limit" was registered as the host's size; LXC gets no limit at all.
     let mut run_cfg = pve.clone();
     let spec = &opts.bundle.spec;

@@ -2,6 +2,11 @@
 //! the running guest (processes, holder), the Proxmox registration, the ZFS
 //! dataset, the LXC config dir. Every step tolerates "already gone", so it
 //! is idempotent and works after a crash at any point of create.
+//!
+//! Each of guest, dataset and LXC dir is removed only when it carries the
+//! container's owner record (`owner.rs`): a VMID an operator freed and
+//! Proxmox gave to another guest, or another root's guest, is left alone
+//! with a warning, and delete still succeeds.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::journal::{CreateJournal, CreateStep};
+use super::owner::{Owner, Verdict};
 use super::{guest_cgroup, hooks, lxc, stage, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::proc;
@@ -17,15 +23,31 @@ use crate::state::Record;
 /// Stops the guest, undoes create, then runs the poststop hooks.
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
-    stop(&j, rec.pid.map(|pid| (pid, rec.pid_start)))?;
+    stop(&j, rec.pid.map(|pid| (pid, rec.pid_start)), lxc_dir_ours(&j))?;
     undo(&px.for_journal(&j)?, &j)?;
     hooks::run_recorded(rec, Phase::Poststop)
 }
 
+/// Whether the LXC dir `<lxc_path>/<vmid>` is this container's (then LXC's
+/// view of that name is too); warns when it is someone else's.
+fn lxc_dir_ours(p: &CreateJournal) -> bool {
+    let (Some(d), Some(o)) = (p.lxc_dir(), &p.owner) else { return false };
+    match o.check_lxc_dir(&d) {
+        Verdict::Ours => true,
+        Verdict::Gone => false,
+        Verdict::Foreign(why) => {
+            tracing::warn!("left {} alone: {why}", d.display());
+            false
+        }
+    }
+}
+
 /// Kills the guest's processes and the holder, and waits until LXC has
-/// let go of the rootfs (else the dataset stays busy).
-fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>) -> Result<()> {
-    if let Some(init) = lxc::init_pid(p) {
+/// let go of the rootfs (else the dataset stays busy). LXC is asked about
+/// the VMID only when `lxc_ours` (else only the holder's own guest counts).
+fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>, lxc_ours: bool) -> Result<()> {
+    let init_pid = |p: &CreateJournal| if lxc_ours { lxc::init_pid(p) } else { lxc::from_holder(p) };
+    if let Some(init) = init_pid(p) {
         for pid in guest_cgroup::pids_of(init).unwrap_or_else(|_| vec![init]) {
             let _ = proc::signal(pid, libc::SIGKILL);
         }
@@ -43,7 +65,7 @@ fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>) -> Result<()> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    while lxc::init_pid(p).is_some() && Instant::now() < deadline {
+    while init_pid(p).is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
@@ -54,25 +76,30 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     if p.step == CreateStep::NotBegun {
         return Ok(());
     }
+    let lxc_ours = lxc_dir_ours(p);
     if let Some(h) = p.holder {
         // A holder from a failed create (not yet in any record): it is our
         // child or our grandchild and still blocked on the FIFO.
-        stop(p, Some((h, proc::start_time(h))))?;
-    } else if lxc::init_pid(p).is_some() {
-        stop(p, None)?;
+        stop(p, Some((h, proc::start_time(h))), lxc_ours)?;
+    } else if lxc_ours && lxc::init_pid(p).is_some() {
+        stop(p, None, lxc_ours)?;
     }
     let mut errors = Vec::new();
-    if let (true, Some(vmid)) = (p.guest, p.vmid) {
-        // While the VMID is still ours (registered, not yet destroyed).
-        guest_cgroup::remove_leftovers(vmid);
+    if p.owner.is_none() && (p.guest || p.dataset.is_some()) {
+        tracing::warn!("left guest {:?} and dataset {:?} alone: the create journal has no owner record (an older nexcage made it)", p.vmid, p.dataset);
+    }
+    // Clearing protection makes PVE regenerate `<lxc_path>/<vmid>` from
+    // the guest config: once our guest is destroyed, that dir is ours too.
+    let mut guest_destroyed = false;
+    if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
         // A guest that stays (e.g. under `lock: backup`) still uses its
         // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
-        destroy_guest(px, vmid).with_context(|| format!("destroy guest {vmid}"))?;
+        guest_destroyed = destroy_guest(px, vmid, owner).with_context(|| format!("destroy guest {vmid}"))?;
     }
     if let Err(e) = undo_storage(p) {
         errors.push(format!("{e:#}"));
     }
-    if let Some(d) = p.lxc_dir() {
+    if let Some(d) = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed) {
         // Never remove the dir through a staged mount into the host.
         if let Err(e) = stage::unstage(&d) {
             errors.push(format!("{e:#}"));
@@ -91,18 +118,39 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     }
 }
 
-/// Unregisters the guest; one that does not exist (anymore) counts as done.
-fn destroy_guest(px: &Proxmox, vmid: u32) -> Result<()> {
-    match px.driver()?.destroy(vmid, true) {
-        Err(e) if !e.is_not_found() => Err(e.into()),
-        _ => Ok(()),
+/// Unregisters the guest when it carries `owner`'s record (clearing its
+/// protection first): true then. One that does not exist (anymore) counts
+/// as done, someone else's is left alone with a warning (both false).
+fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
+    let cp = px.driver()?;
+    match owner.check_guest(&*cp, vmid)? {
+        Verdict::Gone => return Ok(false),
+        Verdict::Foreign(why) => {
+            tracing::warn!("left guest {vmid} alone: {why}");
+            return Ok(false);
+        }
+        Verdict::Ours => {}
     }
+    // While the VMID is still ours (registered, not yet destroyed).
+    guest_cgroup::remove_leftovers(vmid);
+    let gone = |r: Result<(), nexcage_pve::driver::PveError>| match r {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    };
+    gone(cp.set_config(vmid, &Default::default(), &["protection".to_string()])).context("clear protection")?;
+    gone(cp.destroy(vmid, true))?;
+    Ok(true)
 }
 
-/// Destroys the dataset create made (retrying while busy).
+/// Destroys the dataset create made (retrying while busy), when it carries
+/// the container's owner record; someone else's is left with a warning.
 pub fn undo_storage(p: &CreateJournal) -> Result<()> {
-    if let Some(ds) = &p.dataset {
-        nexcage_zfs::Zfs::new().destroy(ds, true).with_context(|| format!("destroy dataset {ds}"))?;
+    let (Some(ds), Some(owner)) = (&p.dataset, &p.owner) else { return Ok(()) };
+    let zfs = nexcage_zfs::Zfs::new();
+    match owner.check_dataset(&zfs, ds)? {
+        Verdict::Ours => zfs.destroy(ds, true).with_context(|| format!("destroy dataset {ds}"))?,
+        Verdict::Gone => {}
+        Verdict::Foreign(why) => tracing::warn!("left dataset {ds} alone: {why}"),
     }
     Ok(())
 }

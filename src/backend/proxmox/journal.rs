@@ -86,6 +86,10 @@ pub struct CreateJournal {
     /// process.user.umask, applied by the holder.
     #[serde(default)]
     pub umask: Option<u32>,
+    /// The owner record stamped on the guest, dataset and LXC dir: undo
+    /// touches only what carries it.
+    #[serde(default)]
+    pub owner: Option<super::owner::Owner>,
 }
 
 impl CreateJournal {

@@ -40,7 +40,7 @@ pub fn wait_running(p: &CreateJournal, alive: &dyn Fn() -> bool, timeout: std::t
 /// The init is the holder's grandchild (holder -> lxc-execute -> init): found
 /// in /proc without running `lxc-info`, and only taken when it sits in this
 /// guest's payload cgroup (so a reused holder pid cannot mislead).
-fn from_holder(p: &CreateJournal) -> Option<i32> {
+pub fn from_holder(p: &CreateJournal) -> Option<i32> {
     let vmid = p.vmid?;
     let in_guest = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {

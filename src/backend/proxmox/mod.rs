@@ -24,15 +24,18 @@ mod kill;
 mod lookup;
 mod lxc;
 mod lxcconf;
+pub mod owner;
 mod paths;
 mod pause;
 mod rootfs;
+mod roots;
 mod stage;
 mod start;
 mod stats;
 pub mod subids;
 mod template;
 mod update;
+mod vmid;
 
 pub use rootfs::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
 pub use template::setup as privilege_setup;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nexcage_zfs::{Zfs, BASE_SNAPSHOT};
+use nexcage_zfs::{UserProp, Zfs, BASE_SNAPSHOT};
 
 use crate::backend::RootfsStrategy;
 
@@ -40,12 +40,13 @@ pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) 
 
 /// Creates the dataset `name` for the strategy and fills it; returns its mountpoint.
 /// `shift`: the guest is unprivileged, its files must be owned by ids + shift.
+/// `owner` is set by the same `zfs create`/`zfs clone`.
 #[allow(clippy::too_many_arguments)]
-pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>) -> Result<PathBuf> {
+pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>, owner: UserProp<'_>) -> Result<PathBuf> {
     match strategy {
         RootfsStrategy::Copy => {
             // create_subvol warns about properties the implementation refused.
-            zfs.create_subvol(name, Some(quota))?;
+            zfs.create_subvol_with(name, Some(quota), &[owner])?;
             let mp = zfs.mountpoint(name)?;
             fill(src, &mp, shift)?;
             Ok(mp)
@@ -55,7 +56,7 @@ pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, qu
                 Some(s) => s.clone(),
                 None => ensure_base(zfs, parent, src, shift)?,
             };
-            zfs.clone_to(&snap, name, Some(quota))?;
+            zfs.clone_with(&snap, name, Some(quota), &[owner])?;
             Ok(zfs.mountpoint(name)?)
         }
         RootfsStrategy::Bind => bail!("bind strategy has no dataset"),

@@ -73,6 +73,10 @@ pub struct MapOptions {
     /// `swap` when the spec has no swap limit (or `-1`).
     pub unlimited_swap_mib: u64,
     pub bind_mounts: BindMountMode,
+    /// A machine-readable line (no newline) put right after the `nexcage
+    /// oci-id:` line of the description, e.g. nexcage's owner record; it
+    /// is never dropped for annotations.
+    pub owner_line: Option<String>,
 }
 
 impl MapOptions {
@@ -90,6 +94,7 @@ impl MapOptions {
             unlimited_memory_mib,
             unlimited_swap_mib: 0,
             bind_mounts: BindMountMode::MountPoint,
+            owner_line: None,
         }
     }
 }
@@ -255,6 +260,10 @@ fn rootfs(v: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
 fn annotations(v: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
     const MAX: usize = 8192;
     let mut desc = format!("nexcage oci-id: {}\n", opts.oci_id);
+    if let Some(line) = &opts.owner_line {
+        desc.push_str(line.trim_end_matches('\n'));
+        desc.push('\n');
+    }
     let mut tags = vec!["nexcage".to_string()];
     let mut omitted = 0;
     if let Some(a) = v.get("annotations").and_then(Value::as_object) {

@@ -591,6 +591,23 @@ fn description_records_id_and_annotations_within_8k() {
 }
 
 #[test]
+fn owner_line_follows_the_id_and_survives_the_8k_cut() {
+    let mut ann = serde_json::Map::new();
+    for i in 0..200 {
+        ann.insert(format!("k{i}"), json!("v".repeat(100)));
+    }
+    let mut v = base();
+    merge(&mut v, &json!({"annotations": ann}));
+    let mut o = opts();
+    o.owner_line = Some(format!("nexcage-owner: {{\"id\":\"ctr-1\",\"root\":\"/{}\"}}", "r".repeat(300)));
+    let d = key(&map_value(&v, &o).unwrap(), "description").unwrap();
+    let mut lines = d.lines();
+    assert_eq!(lines.next(), Some("nexcage oci-id: ctr-1"));
+    assert!(lines.next().unwrap().starts_with("nexcage-owner: {"));
+    assert!(d.len() <= 8192, "{}", d.len());
+}
+
+#[test]
 fn shares_formula_matches_runc() {
     assert_eq!(resources::shares_to_weight(2), 1);
     assert_eq!(resources::shares_to_weight(1024), 39);

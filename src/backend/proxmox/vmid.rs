@@ -1,0 +1,77 @@
+//! VMID claims: concurrent creates on one host never pick the same VMID.
+//!
+//! `/cluster/nextid` reserves nothing and names the lowest free id
+//! (PROXMOX-FACTS section 10); an id is taken only once its guest is
+//! registered, which comes after the dataset is made. So before anything
+//! is made under a VMID's name, create takes an exclusive `flock` on
+//! `/run/nexcage-vmids/<vmid>.lock` (without waiting: a claimed id is
+//! skipped) and checks that neither a guest, the dataset nor the LXC dir
+//! exists for it. The claim lasts until the guest is registered. Lock files
+//! are never removed (removing one would let two creates lock different
+//! files of the same name); /run is emptied at boot.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nexcage_pve::driver::ControlPlane;
+
+/// Where the claims live.
+const CLAIM_DIR: &str = "/run/nexcage-vmids";
+/// How many ids past nextid are tried before giving up.
+const ATTEMPTS: u32 = 200;
+
+/// An exclusive claim on a VMID, released when dropped.
+#[derive(Debug)]
+pub struct Claim {
+    pub vmid: u32,
+    _lock: std::fs::File,
+}
+
+/// The first VMID from `/cluster/nextid` on that no other create on this
+/// host holds and for which nothing exists: no guest, no dataset named
+/// `dataset(vmid)`, no `<lxc_path>/<vmid>`.
+pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc_path: &Path) -> Result<Claim> {
+    std::fs::create_dir_all(CLAIM_DIR).with_context(|| format!("create {CLAIM_DIR}"))?;
+    let zfs = nexcage_zfs::Zfs::new();
+    let start = cp.next_vmid()?;
+    for vmid in (start..).take(ATTEMPTS as usize) {
+        let Some(lock) = try_lock(&PathBuf::from(format!("{CLAIM_DIR}/{vmid}.lock")))? else {
+            tracing::debug!(vmid, "VMID claimed by another create");
+            continue;
+        };
+        // nextid just said `start` is free; ids after it may be taken.
+        let guest = vmid != start
+            && match cp.config(vmid) {
+                Ok(_) => true,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            };
+        let ds = match dataset(vmid) {
+            Some(name) => zfs.exists(&name)?,
+            None => false,
+        };
+        if guest || ds || lxc_path.join(vmid.to_string()).exists() {
+            tracing::debug!(vmid, guest, dataset = ds, "VMID in use, trying the next");
+            continue;
+        }
+        return Ok(Claim { vmid, _lock: lock });
+    }
+    bail!("no free VMID in {start}..{} (all claimed or in use)", start + ATTEMPTS)
+}
+
+/// `flock(LOCK_EX | LOCK_NB)` on `path` (created): `None` when held elsewhere.
+fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(e).with_context(|| format!("flock {}", path.display()))
+    }
+}
