@@ -139,7 +139,7 @@ fn node_versions(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg
 /// Every privilege create, start and delete need that the configured user
 /// (API token) lacks, one `fail` line each (PROXMOX-FACTS §10).
 fn privileges(r: &mut Report, cp: &dyn nexcage_pve::driver::ControlPlane, cfg: &nexcage_config::Config, upload: bool) {
-    match nexcage_pve::driver::lacking_privileges(cp, &crate::backend::proxmox::privilege_setup(cfg, upload)) {
+    match nexcage_pve::driver::lacking_privileges(cp, &crate::backend::privilege_setup(cfg, upload)) {
         Ok(lacking) if lacking.is_empty() => r.line(Level::Ok, "proxmox privileges", "every privilege create, start and delete need", ""),
         Ok(lacking) => {
             for n in lacking {

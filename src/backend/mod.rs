@@ -153,6 +153,8 @@ pub use proxmox::{CLONE_ANNOTATION, DISK_ANNOTATION, STRATEGY_ANNOTATION};
 pub use proxmox::unprivileged_possible;
 /// Fails with what to add when root may not map `[base, base+count)` (/etc/subuid, /etc/subgid).
 pub use proxmox::subids::check_root_range;
+/// What the Proxmox backend's create needs of the node (privileges, template upload), for `system check`.
+pub use proxmox::privilege_setup;
 /// What `collect_garbage` removed (or would remove), and the state dirs it looks at.
 pub use proxmox::gc::{Collected as GcCollected, Report as GcReport, StateDir as GcStateDir};
 
