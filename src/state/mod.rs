@@ -30,9 +30,13 @@ impl StateError {
     }
 }
 
-/// A command the container's status does not allow. The words are runc's
-/// (libcontainer/container_linux.go and the commands' checks), compared
-/// byte for byte by the differential tests.
+/// A command the container's status does not allow. Each message is
+/// written once, here. Most are runc's words (libcontainer/container_linux.go
+/// and the commands' checks: "container not running", "cannot start a
+/// container that has stopped"); the pause/resume ones are nexcage's own
+/// and differ from runc's ("container not running" / "container not
+/// paused"). tests/differential.rs compares each misuse's exit status with
+/// runc's, and the words engines match on ("container not running").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TransitionError {
     #[error("cannot start a container that has stopped")]
