@@ -6,7 +6,6 @@
 //! `/run/containerd/runc/<namespace>`, not nexcage's default root).
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -22,10 +21,8 @@ pub fn record(data_dir: &Path, root: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let mut f = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&path).with_context(|| format!("open {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own; released when `f` closes.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("flock {}", path.display()));
-    }
+    // Released when `f` closes.
+    f.lock().with_context(|| format!("flock {}", path.display()))?;
     if list(data_dir).iter().any(|r| r == root) {
         return Ok(());
     }

@@ -10,7 +10,6 @@
 //! are never removed (removing one would let two creates lock different
 //! files of the same name); /run is emptied at boot.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -63,15 +62,9 @@ pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc
 /// `flock(LOCK_EX | LOCK_NB)` on `path` (created): `None` when held elsewhere.
 fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).with_context(|| format!("open {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(Some(f));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(None)
-    } else {
-        Err(e).with_context(|| format!("flock {}", path.display()))
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("flock {}", path.display())),
     }
 }
