@@ -7,6 +7,7 @@ mod cli;
 mod container;
 mod context;
 mod logging;
+mod network;
 mod proc;
 mod signal;
 mod spec;

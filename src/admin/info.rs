@@ -31,7 +31,8 @@ fn disk_usage(rec: &Record) -> Option<Value> {
 /// The state document plus routedBy, image, autoStart, vmid, dataset,
 /// disk, resources (asked for), and for a container with a process:
 /// enforced (see `enforced`), uptimeSeconds, pids; for admin containers
-/// log and exit (the monitor's exit.json).
+/// log, exit (the monitor's exit.json) and network (bridge, address,
+/// ports: see `network::describe`).
 pub fn collect(ctx: &Ctx, id: &str) -> Result<Value> {
     let c = Container::load(ctx, id)?;
     let rec = c.record();
@@ -60,6 +61,9 @@ pub fn collect(ctx: &Ctx, id: &str) -> Result<Value> {
         v["pids"] = json!(pids);
     }
     if super::is_admin(rec) {
+        if let Some(n) = crate::network::plan::load(&rec.bundle)? {
+            v["network"] = crate::network::describe(id, &n);
+        }
         v["log"] = json!(rec.bundle.join(LOG));
         if let Ok(d) = std::fs::read(rec.bundle.join(EXIT)) {
             v["exit"] = serde_json::from_slice(&d).context("exit.json")?;

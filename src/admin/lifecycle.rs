@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{bundle, inuse, monitor, ports, spec_edit, AdminArgs};
 use crate::backend;
+use crate::network;
 use crate::container::Container;
 use crate::context::Ctx;
 use crate::state::TransitionError;
@@ -33,12 +34,10 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             // The backend's rule, on the namespaces the image's spec will have:
             // runc's defaults, the network one dropped (host) or joined (custom=).
             use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
-            let net = a.network.as_deref().map(spec_edit::parse_network).transpose().ok()?;
+            let net = a.network.as_deref().map(crate::network::option::parse).transpose().ok()?;
             let mut ns = vec![(T::Pid, false), (T::Ipc, false), (T::Uts, false), (T::Mount, false)];
-            match net {
-                Some(spec_edit::Network::Host) => {}
-                Some(spec_edit::Network::Custom(_)) => ns.push((T::Network, true)),
-                _ => ns.push((T::Network, false)),
+            if net != Some(crate::network::Network::Host) {
+                ns.push((T::Network, false));
             }
             Some((parent, cfg.unprivileged() && backend::unprivileged_possible(ns, false)))
         };
@@ -48,19 +47,24 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             let anns = anns.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect();
             ctx.config().ok().and_then(|c| backend::route(name, &anns, &c).ok()).map(|(k, _)| k.to_string()).unwrap_or_else(|| "native".into())
         });
-        ports::check(&be, a.network.as_deref(), &a.port)?;
         if be == "proxmox" {
-            ports::check_proxmox_network(a.network.as_deref(), ctx.config()?.network.bridge.as_deref())?;
-        }
-        if be == "native" && a.network.as_deref().is_some_and(|n| n.starts_with("bridge=")) {
-            bail!("--network bridge=...: the native backend has no bridge; use none, host or custom=NETNS");
+            ports::check_proxmox_network(a.network.as_deref(), &a.port, ctx.config()?.network.bridge.as_deref())?;
         }
         spec_edit::apply(&mut spec, a, &src.image, a.backend.as_deref())?;
+        if be == "native" {
+            let req = network::Request { id: name, network: a.network.as_deref(), ports: &a.port };
+            if let Some(mounts) = network::resolve(ctx, &dir, &req)? {
+                spec_edit::add_mounts(&mut spec, mounts);
+            }
+        }
         bundle::write_spec(&dir, &spec)?;
         inuse::refresh(ctx)?;
         monitor::spawn(ctx, name, &dir, a.start)
     })();
     if let Err(e) = res {
+        if let Err(n) = network::release(ctx, name, &dir) {
+            tracing::warn!("releasing the network of {name}: {n:#}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
         let _ = inuse::refresh(ctx);
         return Err(e);
@@ -102,6 +106,15 @@ fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
     }
 }
 
+/// The stopped admin container's ports and veth go (the monitor does the
+/// same when it sees the container exit; whichever comes second finds nothing).
+fn detach_network(ctx: &Ctx, id: &str) -> Result<()> {
+    match super::admin_dir_of(ctx, id) {
+        Some(dir) => network::detach(ctx, id, &dir, None),
+        None => Ok(()),
+    }
+}
+
 /// SIGTERM, then SIGKILL (to every process) after `timeout`; `force` kills
 /// at once. Returns false when it was not running.
 pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool> {
@@ -111,6 +124,7 @@ pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool>
             return Ok(false);
         }
         if wait_stopped(ctx, id, timeout) {
+            detach_network(ctx, id)?;
             return Ok(true);
         }
         tracing::info!("{id} did not stop within {timeout:?}: SIGKILL");
@@ -121,6 +135,7 @@ pub fn stop(ctx: &Ctx, id: &str, timeout: Duration, force: bool) -> Result<bool>
     if !wait_stopped(ctx, id, Duration::from_secs(10)) {
         bail!("container {id} did not stop after SIGKILL");
     }
+    detach_network(ctx, id)?;
     Ok(true)
 }
 

@@ -90,6 +90,9 @@ pub fn startable_dir(ctx: &Ctx, id: &str) -> Option<PathBuf> {
 /// dir (log included) and its image from the store's in-use list.
 pub fn forget(ctx: &Ctx, dir: &std::path::Path) -> Result<()> {
     if dir.starts_with(bundles_dir(ctx)?) {
+        if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
+            crate::network::release(ctx, id, dir)?;
+        }
         // The exiting monitor may still be writing exit.json: try again.
         let mut tries = 0;
         while dir.exists() {

@@ -144,6 +144,12 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
         let last = t_err.join().unwrap_or_default();
         bail!("{}", last.trim_start_matches("nexcage: "));
     }
+    let pid = crate::container::Container::load(ctx, id)?.record().pid.unwrap_or(0);
+    // Its namespaces exist and its process waits for start: the network now.
+    if let Err(e) = crate::network::attach(ctx, id, dir, pid) {
+        let _ = nexcage(ctx)?.args(["delete", "--force", id]).stdin(Stdio::null()).output();
+        bail!("{e:#}");
+    }
     if start {
         let o = nexcage(ctx)?.arg("start").arg(id).stdin(Stdio::null()).output().context("running nexcage start")?;
         if !o.status.success() {
@@ -152,9 +158,11 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
             bail!("{msg}");
         }
     }
-    let pid = crate::container::Container::load(ctx, id)?.record().pid.unwrap_or(0);
     report("ok");
     reap(dir, pid);
+    if let Err(e) = crate::network::detach(ctx, id, dir, Some(pid)) {
+        tracing::warn!("removing the network of {id}: {e:#}");
+    }
     let _ = t_out.join();
     let _ = t_err.join();
     Ok(0)

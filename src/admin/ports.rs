@@ -1,34 +1,26 @@
-//! `--port HOST:CONTAINER`: checked at create. Forwarding needs a bridged
-//! guest with its own address; the native backend has no bridge (its
-//! network is none, host or a named netns), so it is refused clearly.
+//! `--network`/`--port` on the proxmox backend: what it can honour today.
+//! Its guests with a network namespace get `net0` on the configured
+//! `network.bridge` (DHCP); per-container addresses, named networks and
+//! published ports are the native backend's (src/network).
 
 use anyhow::{bail, Result};
 
-use super::spec_edit::{parse_network, Network};
+use crate::network::{option, Network};
 
-pub fn check(backend: &str, network: Option<&str>, ports: &[String]) -> Result<()> {
-    if ports.is_empty() {
-        return Ok(());
+pub fn check_proxmox_network(network: Option<&str>, ports: &[String], cfg_bridge: Option<&str>) -> Result<()> {
+    if !ports.is_empty() {
+        bail!("--port: publishing ports of a Proxmox guest is not implemented yet (use --backend native)");
     }
-    let net = network.map(parse_network).transpose()?;
-    match (backend, net) {
-        ("native", Some(Network::Host)) => bail!("--port: with --network host the container already uses the host's ports; drop --port"),
-        ("native", _) => bail!("--port: the native backend has no bridged network to forward to (use --network host, or --backend proxmox with --network bridge=...)"),
-        (_, Some(Network::Bridge(_))) => bail!("--port: forwarding to a bridged Proxmox guest is not implemented yet (nexcage does not know the guest's address)"),
-        _ => bail!("--port needs --network bridge=BRIDGE"),
-    }
-}
-
-/// The proxmox backend puts every guest with its own network namespace on
-/// the configured `network.bridge` (DHCP): a per-container bridge or
-/// `none` beside a configured bridge cannot be honoured, so say so.
-pub fn check_proxmox_network(network: Option<&str>, cfg_bridge: Option<&str>) -> Result<()> {
-    match (network.map(parse_network).transpose()?, cfg_bridge) {
-        (Some(Network::Bridge(b)), Some(c)) if b == c => Ok(()),
+    match (network.map(option::parse).transpose()?, cfg_bridge) {
+        (Some(Network::Bridge(b)), Some(c)) if b.bridge == c && b == (option::BridgeOpts { bridge: b.bridge.clone(), ..Default::default() }) => Ok(()),
+        (Some(Network::Bridge(b)), Some(c)) if b.bridge == c => {
+            bail!("--network bridge={c},...: the proxmox backend does not take ip=, gw=, hwaddr=, mtu=, tag=, name= or firewall= yet (use --backend native)")
+        }
         (Some(Network::Bridge(b)), c) => bail!(
-            "--network bridge={b}: the proxmox backend attaches guests to the configured network.bridge ({}); set it with: nexcage config set network.bridge {b}",
-            c.unwrap_or("none")
+            "--network bridge={}: the proxmox backend attaches guests to the configured network.bridge ({}); set it with: nexcage config set network.bridge {}",
+            b.bridge, c.unwrap_or("none"), b.bridge
         ),
+        (Some(Network::Custom(n)), _) => bail!("--network custom={n}: named networks are not implemented for the proxmox backend yet (use --backend native)"),
         (Some(Network::None), Some(c)) => bail!("--network none: the proxmox backend attaches every guest to network.bridge ({c}); per-container none is not supported yet"),
         _ => Ok(()),
     }
@@ -40,12 +32,12 @@ mod tests {
 
     #[test]
     fn checks() {
-        assert!(check("native", Some("none"), &["80:80".into()]).is_err());
-        assert!(check("native", None, &[]).is_ok());
-        assert!(check_proxmox_network(Some("bridge=vmbr0"), Some("vmbr0")).is_ok());
-        assert!(check_proxmox_network(Some("bridge=vmbr1"), Some("vmbr0")).is_err());
-        assert!(check_proxmox_network(Some("none"), Some("vmbr0")).is_err());
-        assert!(check_proxmox_network(Some("none"), None).is_ok());
-        assert!(check_proxmox_network(Some("host"), Some("vmbr0")).is_ok());
+        assert!(check_proxmox_network(Some("bridge=vmbr0"), &[], Some("vmbr0")).is_ok());
+        assert!(check_proxmox_network(Some("bridge=vmbr0"), &["80:80".into()], Some("vmbr0")).is_err());
+        assert!(check_proxmox_network(Some("bridge=vmbr0,ip=10.0.0.2/24"), &[], Some("vmbr0")).is_err());
+        assert!(check_proxmox_network(Some("bridge=vmbr1"), &[], Some("vmbr0")).is_err());
+        assert!(check_proxmox_network(Some("none"), &[], Some("vmbr0")).is_err());
+        assert!(check_proxmox_network(Some("none"), &[], None).is_ok());
+        assert!(check_proxmox_network(Some("host"), &[], Some("vmbr0")).is_ok());
     }
 }

@@ -6,34 +6,9 @@ use serde_json::{json, Value};
 
 use super::opts::AdminArgs;
 use super::*;
+use crate::network::{self, Network};
 
 const MIB: u64 = 1024 * 1024;
-
-/// What the network option means for the spec.
-#[derive(Debug, PartialEq)]
-pub enum Network {
-    None,
-    Host,
-    Bridge(String),
-    Custom(String),
-}
-
-pub fn parse_network(s: &str) -> Result<Network> {
-    Ok(match s.split_once('=') {
-        None if s == "none" => Network::None,
-        None if s == "host" => Network::Host,
-        Some(("bridge", b)) if !b.is_empty() => Network::Bridge(b.to_string()),
-        Some(("custom", n)) if !n.is_empty() && !n.contains('/') => Network::Custom(n.to_string()),
-        _ => bail!("--network {s:?}: expected bridge=BRIDGE, host, none or custom=NETNS"),
-    })
-}
-
-/// `HOST:CONTAINER` port pairs.
-pub fn parse_port(s: &str) -> Result<(u16, u16)> {
-    let (h, c) = s.split_once(':').with_context(|| format!("--port {s:?}: expected HOST:CONTAINER"))?;
-    let p = |x: &str| x.parse::<u16>().ok().filter(|v| *v > 0).with_context(|| format!("--port {s:?}: {x:?} is not a port"));
-    Ok((p(h)?, p(c)?))
-}
 
 fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
     if !v.get(key).is_some_and(Value::is_object) {
@@ -42,21 +17,25 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
     &mut v[key]
 }
 
-fn set_namespace(spec: &mut Value, kind: &str, path: Option<&str>) {
+fn drop_namespace(spec: &mut Value, kind: &str) {
     let linux = obj(spec, "linux");
     let mut ns: Vec<Value> = linux["namespaces"].as_array().cloned().unwrap_or_default();
     ns.retain(|n| n["type"] != kind);
-    if let Some(p) = path {
-        ns.push(json!({"type": kind, "path": p}));
-    }
     linux["namespaces"] = Value::Array(ns);
 }
 
 fn add_namespace(spec: &mut Value, kind: &str) {
-    set_namespace(spec, kind, None);
+    drop_namespace(spec, kind);
     if let Some(a) = spec["linux"]["namespaces"].as_array_mut() {
         a.push(json!({"type": kind}));
     }
+}
+
+/// Appends bind mounts (e.g. the network's resolv.conf and hosts).
+pub fn add_mounts(spec: &mut Value, extra: Vec<Value>) {
+    let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
+    mounts.extend(extra);
+    spec["mounts"] = Value::Array(mounts);
 }
 
 /// Every option onto `spec`; `image` is the reference recorded as annotation.
@@ -123,15 +102,11 @@ pub fn apply(spec: &mut Value, a: &AdminArgs, image: &str, backend: Option<&str>
         mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
     }
     spec["mounts"] = Value::Array(mounts);
-    let net = a.network.as_deref().map(parse_network).transpose()?;
-    match &net {
-        Some(Network::Host) => set_namespace(spec, "network", None),
-        Some(Network::None) => add_namespace(spec, "network"),
-        Some(Network::Custom(n)) => set_namespace(spec, "network", Some(&format!("/var/run/netns/{n}"))),
-        Some(Network::Bridge(_)) | None => {}
-    }
-    for p in &a.port {
-        parse_port(p)?;
+    match a.network.as_deref().map(network::option::parse).transpose()? {
+        Some(Network::Host) => drop_namespace(spec, "network"),
+        // A namespace of its own: loopback only, or the veth nexcage attaches.
+        Some(Network::None | Network::Bridge(_) | Network::Custom(_)) => add_namespace(spec, "network"),
+        None => {}
     }
     let mut ann: serde_json::Map<String, Value> = spec["annotations"].as_object().cloned().unwrap_or_default();
     ann.insert(ADMIN_ANNOTATION.into(), json!("true"));
@@ -198,10 +173,6 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        assert!(parse_network("bridge=").is_err());
-        assert_eq!(parse_network("custom=n1").unwrap(), Network::Custom("n1".into()));
-        assert!(parse_port("80").is_err());
-        assert_eq!(parse_port("8080:80").unwrap(), (8080, 80));
         let mut spec = json!({});
         let a = AdminArgs { env: vec!["=x".into()], ..Default::default() };
         assert!(apply(&mut spec, &a, "i", None).is_err());

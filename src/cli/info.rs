@@ -1,6 +1,6 @@
 //! `nexcage info NAME`: one container in detail: backend (and VMID/dataset
 //! when the backend has them), image, resources asked for and enforced
-//! (read back from the cgroup), pids, uptime, last exit.
+//! (read back from the cgroup), pids, uptime, network and ports, last exit.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -42,6 +42,12 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         for (k, x) in e {
             println!("{:<12} {k} = {}", "Enforced", if x.is_null() { "unlimited".into() } else { x.to_string() });
         }
+    }
+    if let Some(n) = v.get("network") {
+        let f = |k: &str| n[k].as_str().unwrap_or("-").to_string();
+        println!("{:<12} {} on {} via {} ({} {}, host end {})", "Network", f("address"), f("bridge"), f("gateway"), f("ifname"), f("hwaddr"), f("hostInterface"));
+        let ports: Vec<_> = n["ports"].as_array().into_iter().flatten().filter_map(|p| p.as_str()).collect();
+        println!("{:<12} {}", "Ports", if ports.is_empty() { "-".to_string() } else { ports.join(", ") });
     }
     if let Some(e) = v.get("exit") {
         println!("{:<12} code {} at {}", "Last exit", e["exitCode"], e["finishedAt"].as_str().unwrap_or("-"));

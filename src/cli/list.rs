@@ -42,19 +42,21 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             if let Some(vmid) = r.vmid() {
                 v["vmid"] = serde_json::json!(vmid);
             }
+            v["ports"] = serde_json::json!(crate::network::published(&r.annotations));
             v
         }).collect();
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED");
+        println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {:<8} PORTS", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED", "OWNER");
         for r in &recs {
             let v = state_json(r);
             let vmid = r.vmid().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
             println!(
-                "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {}",
+                "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {:<8} {}",
                 r.id, v["pid"], status(r), r.backend, vmid, image, r.bundle.display(), r.created,
-                if r.owner.is_empty() { "root" } else { &r.owner }
+                if r.owner.is_empty() { "root" } else { &r.owner },
+                crate::network::published(&r.annotations).join(",")
             );
         }
     }

@@ -113,6 +113,30 @@ impl StorageConfig {
 pub struct NetworkConfig {
     pub bridge: Option<String>,
     pub vlan: Option<u32>,
+    /// Named networks for `--network custom=NAME`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub custom: std::collections::BTreeMap<String, CustomNetwork>,
+}
+
+/// `network.custom.NAME`: a bridge and an IPv4 subnet nexcage hands out
+/// addresses from (one per container, recorded, released at delete).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomNetwork {
+    /// Bridge the containers' veths are put on (must exist).
+    pub bridge: String,
+    /// IPv4 subnet, `A.B.C.D/N`.
+    pub subnet: String,
+    /// Default route; none when unset.
+    pub gateway: Option<String>,
+    /// VLAN tag 1..4094 on a VLAN-aware bridge.
+    pub vlan: Option<u32>,
+    /// Addresses handed out, `FIRST-LAST` inside `subnet`; default: the
+    /// whole subnet but its network, broadcast and gateway addresses.
+    pub pool: Option<String>,
+    pub mtu: Option<u32>,
+    /// Written to the containers' /etc/resolv.conf; default: the host's.
+    pub nameservers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -115,6 +115,16 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid("network.vlan", "must be 1..4094"));
         }
     }
+    for (name, n) in &c.network.custom {
+        let key = |k: &str| format!("network.custom.{name}.{k}");
+        matches(&key("bridge"), &Some(n.bridge.clone()), BRIDGE_RE, "a valid bridge name (required)")?;
+        if n.subnet.is_empty() {
+            return Err(ConfigError::invalid(&key("subnet"), "required (A.B.C.D/N)"));
+        }
+        if n.vlan.is_some_and(|v| !(1..=4094).contains(&v)) {
+            return Err(ConfigError::invalid(&key("vlan"), "must be 1..4094"));
+        }
+    }
 
     absolute("images.storage_path", &c.images.storage_path)?;
 

@@ -1,0 +1,217 @@
+//! Networking of the containers nexcage configures itself (admin-created,
+//! `create --name ... --network ... --port ...`): a veth onto a bridge,
+//! named networks with address pools, and published ports (nftables DNAT).
+//!
+//! At create `resolve` decides everything (address, MAC, ports; checked
+//! for conflicts under the network lock) and records it in the admin dir
+//! (`plan`); the monitor `attach`es it after the container's namespaces
+//! exist and before its process starts, and `detach`es it when the
+//! container exits; `stop` detaches too; `release` (delete) also returns
+//! the pool address. Engine-driven containers keep their engine's network.
+
+pub mod files;
+pub mod link;
+pub mod nft;
+pub mod option;
+pub mod plan;
+pub mod pool;
+pub mod port;
+
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ipnet::Ipv4Net;
+
+pub use option::Network;
+pub use plan::Plan;
+pub use port::{PortMap, Proto};
+
+use crate::container::Container;
+use crate::context::Ctx;
+
+/// Serialises port checks, pool allocation, attach and detach:
+/// `<data dir>/network.lock`.
+fn lock(ctx: &Ctx) -> Result<File> {
+    let store = ctx.image_store()?;
+    std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+    let f = File::options().create(true).truncate(false).write(true).open(store.join("network.lock"))
+        .with_context(|| format!("opening {}", store.join("network.lock").display()))?;
+    f.lock().context("locking network.lock")?;
+    Ok(f)
+}
+
+/// What `create --name` asked for.
+pub struct Request<'a> {
+    pub id: &'a str,
+    pub network: Option<&'a str>,
+    pub ports: &'a [String],
+}
+
+/// Parses `--network`/`--port`; refuses ports without a bridged address.
+fn parse(req: &Request) -> Result<(Option<Network>, Vec<PortMap>)> {
+    let net = req.network.map(option::parse).transpose()?;
+    let ports = req.ports.iter().map(|p| p.parse::<PortMap>()).collect::<Result<Vec<_>, _>>()?;
+    if !ports.is_empty() {
+        match &net {
+            Some(Network::Host) => bail!("--port: with --network host the container already uses the host's ports; drop --port"),
+            Some(Network::Bridge(b)) if b.ip.is_none() => bail!("--port needs the container's address: add ip=CIDR to --network bridge={}", b.bridge),
+            Some(Network::Bridge(_) | Network::Custom(_)) => {}
+            _ => bail!("--port needs --network bridge=NAME,ip=CIDR or --network custom=NAME"),
+        }
+        if req.id.len() > nft::MAX_ID {
+            bail!("--port: container names longer than {} characters cannot publish ports", nft::MAX_ID);
+        }
+    }
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(q) = ports[..i].iter().find(|q| q.overlaps(p)) {
+            bail!("--port {p}: host port {}/{} is given twice ({q})", p.host, p.protocol.as_str());
+        }
+    }
+    Ok((net, ports))
+}
+
+/// Refuses a host port another admin container publishes or a local socket
+/// holds, and an address another container has.
+fn check_conflicts(ctx: &Ctx, id: &str, plan: &Plan) -> Result<()> {
+    let bundles = crate::admin::bundles_dir(ctx)?;
+    for e in std::fs::read_dir(&bundles).into_iter().flatten().flatten() {
+        let other = e.file_name().to_string_lossy().into_owned();
+        if other == id {
+            continue;
+        }
+        let Ok(Some(op)) = plan::load(&e.path()) else { continue };
+        for p in &plan.ports {
+            if let Some(q) = op.ports.iter().find(|q| q.overlaps(p)) {
+                bail!("--port {p}: host port {}/{} is already published by container {other} ({q})", p.host, p.protocol.as_str());
+            }
+        }
+        if let (Some(a), Some(b)) = (plan.address, op.address) {
+            if a.addr() == b.addr() && op.bridge == plan.bridge {
+                bail!("--network: address {} is already used by container {other}", a.addr());
+            }
+        }
+    }
+    for p in &plan.ports {
+        let addr = (p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host);
+        let bound = match p.protocol {
+            Proto::Tcp => TcpListener::bind(addr).map(drop),
+            Proto::Udp => UdpSocket::bind(addr).map(drop),
+        };
+        match bound {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                bail!("--port {p}: host port {}/{} is in use by a listening socket on this node", p.host, p.protocol.as_str())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => bail!("--port {p}: {} is not an address of this node", addr.0),
+            Err(e) => return Err(e).with_context(|| format!("--port {p}: checking the host port")),
+        }
+    }
+    Ok(())
+}
+
+/// Decides container `id`'s network and records it in `dir`; `None` for
+/// `none`/`host`/no `--network` (nothing to attach). Returns the spec
+/// mounts of its resolv.conf and hosts.
+pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Vec<serde_json::Value>>> {
+    let (net, ports) = parse(req)?;
+    let (o, custom) = match net {
+        Some(Network::Bridge(o)) => (o, None),
+        Some(Network::Custom(name)) => {
+            let cfg = ctx.config()?;
+            let Some(n) = cfg.network.custom.get(&name) else {
+                let known: Vec<_> = cfg.network.custom.keys().cloned().collect();
+                bail!("--network custom={name}: no network {name} in the config (network.custom.{name}); configured: {}",
+                    if known.is_empty() { "none".into() } else { known.join(", ") });
+            };
+            let p = pool::Pool::parse(&name, n)?;
+            let o = option::BridgeOpts { bridge: n.bridge.clone(), gw: p.gateway, mtu: n.mtu, tag: n.vlan.and_then(|v| u16::try_from(v).ok()), ..Default::default() };
+            (o, Some((name, p, n.nameservers.clone())))
+        }
+        _ => return Ok(None),
+    };
+    link::check_bridge(&o.bridge, o.tag)?;
+    let _l = lock(ctx)?;
+    let mut plan = Plan {
+        bridge: o.bridge,
+        ifname: o.name.unwrap_or_else(|| "eth0".into()),
+        address: o.ip,
+        gateway: o.gw,
+        hwaddr: o.hwaddr.unwrap_or_else(|| plan::derived_hwaddr(req.id)),
+        mtu: o.mtu,
+        tag: o.tag,
+        firewall: o.firewall,
+        custom: None,
+        nameservers: Vec::new(),
+        ports,
+    };
+    check_conflicts(ctx, req.id, &plan)?;
+    if let Some((name, p, ns)) = custom {
+        let a = pool::allocate(&ctx.image_store()?, &name, &p, req.id)?;
+        plan.address = Some(Ipv4Net::new(a, p.subnet.prefix_len())?);
+        plan.custom = Some(name);
+        plan.nameservers = ns;
+    }
+    plan::save(dir, &plan)?;
+    Ok(Some(files::write(dir, &plan, req.id)?))
+}
+
+/// Attaches the recorded network of native container `id` (bundle `dir`),
+/// whose init `pid` waits for start: veth, address, route, ports.
+pub fn attach(ctx: &Ctx, id: &str, dir: &Path, pid: i32) -> Result<()> {
+    let Some(plan) = plan::load(dir)? else { return Ok(()) };
+    let _l = lock(ctx)?;
+    link::attach(&plan, &plan::host_ifname(id), pid)?;
+    if let (Some(a), false) = (plan.address, plan.ports.is_empty()) {
+        if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.ports) {
+            let _ = link::detach(&plan::host_ifname(id));
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Removes the published ports and host veth of container `id` (bundle
+/// `dir`), unless a new process of it (not `pid`, which exited) holds them.
+pub fn detach(ctx: &Ctx, id: &str, dir: &Path, pid: Option<i32>) -> Result<()> {
+    let Some(plan) = plan::load(dir)? else { return Ok(()) };
+    let _l = lock(ctx)?;
+    if let Ok(c) = Container::load(ctx, id) {
+        if c.status().has_process() && c.record().pid != pid {
+            return Ok(());
+        }
+    }
+    if !plan.ports.is_empty() {
+        nft::unpublish(id)?;
+    }
+    link::detach(&plan::host_ifname(id))?;
+    Ok(())
+}
+
+/// At delete: `detach`, and the pool address goes back.
+pub fn release(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
+    detach(ctx, id, dir, None)?;
+    let Some(plan) = plan::load(dir)? else { return Ok(()) };
+    if let Some(name) = &plan.custom {
+        let _l = lock(ctx)?;
+        pool::release(&ctx.image_store()?, name, id)?;
+    }
+    Ok(())
+}
+
+/// What `info` shows: the plan plus the host end's name and the ports in
+/// Docker's notation (`0.0.0.0:8080->80/tcp`).
+pub fn describe(id: &str, plan: &Plan) -> serde_json::Value {
+    let mut v = serde_json::to_value(plan).unwrap_or_default();
+    v["hostInterface"] = serde_json::json!(plan::host_ifname(id));
+    v["ports"] = serde_json::json!(plan.ports.iter().map(ToString::to_string).collect::<Vec<_>>());
+    v
+}
+
+/// The published ports of a container record (its `--port` annotation),
+/// in Docker's notation; empty for none.
+pub fn published(annotations: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let Some(a) = annotations.get(crate::admin::PORTS_ANNOTATION) else { return Vec::new() };
+    a.split(',').filter_map(|p| p.parse::<PortMap>().ok()).map(|p| p.to_string()).collect()
+}

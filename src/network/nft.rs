@@ -1,0 +1,196 @@
+//! Published ports as nftables DNAT in the table nexcage owns, `ip
+//! nexcage`, driven through `nft -j` (its JSON interface; never its text).
+//!
+//! Layout: base chains `prerouting` and `output` (nat, dstnat) send traffic
+//! for a local address (`fib daddr type local`) to `ports`; `postrouting`
+//! sends DNAT-ed traffic to `hairpin`. Each container has its own chains
+//! `dnat-<id>` (one rule per port) and `snat-<id>` (masquerade for clients
+//! on the container's own subnet, whose replies would otherwise bypass the
+//! node), each reached by one jump rule in `ports`/`hairpin` commented
+//! with the container id. The output chain makes the node's own traffic
+//! to its address reach the container too.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use super::port::PortMap;
+
+pub const TABLE: &str = "nexcage";
+const FAMILY: &str = "ip";
+
+#[derive(Debug, Error)]
+pub enum NftError {
+    #[error("cannot run nft (install nftables): {0}")]
+    Spawn(std::io::Error),
+    #[error("nft {what}: {stderr}")]
+    Failed { what: String, stderr: String },
+    #[error("nft -j printed something that is not its JSON: {0}")]
+    Json(serde_json::Error),
+}
+
+/// Longest container id whose chains fit nftables' 256-byte chain names.
+pub const MAX_ID: usize = 200;
+
+fn dnat_chain(id: &str) -> String {
+    format!("dnat-{id}")
+}
+
+fn snat_chain(id: &str) -> String {
+    format!("snat-{id}")
+}
+
+/// Runs one atomic `nft -j -f -` transaction.
+fn apply(what: &str, cmds: Vec<Value>) -> Result<(), NftError> {
+    let mut child = Command::new("nft").args(["-j", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped())
+        .spawn().map_err(NftError::Spawn)?;
+    let doc = json!({"nftables": cmds}).to_string();
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(doc.as_bytes()).map_err(NftError::Spawn)?;
+    }
+    let o = child.wait_with_output().map_err(NftError::Spawn)?;
+    if !o.status.success() {
+        return Err(NftError::Failed { what: what.into(), stderr: String::from_utf8_lossy(&o.stderr).trim().to_string() });
+    }
+    Ok(())
+}
+
+/// `nft -j list table ip nexcage`'s objects; empty when there is no table.
+fn list_table() -> Result<Vec<Value>, NftError> {
+    let o = Command::new("nft").args(["-j", "list", "table", FAMILY, TABLE]).stdin(Stdio::null()).output().map_err(NftError::Spawn)?;
+    if !o.status.success() {
+        // The table's absence is the only expected failure.
+        let e = String::from_utf8_lossy(&o.stderr);
+        if e.contains("No such file or directory") {
+            return Ok(Vec::new());
+        }
+        return Err(NftError::Failed { what: "list table".into(), stderr: e.trim().to_string() });
+    }
+    let v: Value = serde_json::from_slice(&o.stdout).map_err(NftError::Json)?;
+    Ok(v["nftables"].as_array().cloned().unwrap_or_default())
+}
+
+fn chain(name: &str) -> Value {
+    json!({"family": FAMILY, "table": TABLE, "name": name})
+}
+
+fn base_chain(name: &str, hook: &str, prio: i32) -> Value {
+    json!({"family": FAMILY, "table": TABLE, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"})
+}
+
+fn rule(chain: &str, expr: Vec<Value>, comment: Option<&str>) -> Value {
+    let mut r = json!({"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr});
+    if let Some(c) = comment {
+        r["comment"] = json!(c);
+    }
+    json!({"add": {"rule": r}})
+}
+
+fn eq(protocol: &str, field: &str, right: Value) -> Value {
+    json!({"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}})
+}
+
+/// The table and its base chains; idempotent (the base chains are flushed
+/// and refilled in the same transaction).
+fn table_cmds() -> Vec<Value> {
+    let local = json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}});
+    let dnat = json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
+    vec![
+        json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
+        json!({"add": {"chain": base_chain("prerouting", "prerouting", -100)}}),
+        json!({"add": {"chain": base_chain("output", "output", -100)}}),
+        json!({"add": {"chain": base_chain("postrouting", "postrouting", 100)}}),
+        json!({"add": {"chain": chain("ports")}}),
+        json!({"add": {"chain": chain("hairpin")}}),
+        json!({"flush": {"chain": chain("prerouting")}}),
+        json!({"flush": {"chain": chain("output")}}),
+        json!({"flush": {"chain": chain("postrouting")}}),
+        rule("prerouting", vec![local.clone(), json!({"jump": {"target": "ports"}})], None),
+        rule("output", vec![local, json!({"jump": {"target": "ports"}})], None),
+        rule("postrouting", vec![dnat, json!({"jump": {"target": "hairpin"}})], None),
+    ]
+}
+
+/// Commands deleting container `id`'s chains and the jumps to them.
+fn remove_cmds(objs: &[Value], id: &str) -> Vec<Value> {
+    let (d, s) = (dnat_chain(id), snat_chain(id));
+    let mut cmds = Vec::new();
+    for o in objs {
+        let r = &o["rule"];
+        let jumps_to = r["expr"].as_array().and_then(|e| e.iter().find_map(|x| x["jump"]["target"].as_str()));
+        if jumps_to.is_some_and(|t| t == d || t == s) {
+            cmds.push(json!({"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": r["chain"], "handle": r["handle"]}}}));
+        }
+    }
+    for o in objs {
+        if let Some(name) = o["chain"]["name"].as_str().filter(|n| *n == d || *n == s) {
+            cmds.push(json!({"flush": {"chain": chain(name)}}));
+            cmds.push(json!({"delete": {"chain": chain(name)}}));
+        }
+    }
+    cmds
+}
+
+/// Publishes `ports` of container `id` (address `addr` on `subnet`),
+/// replacing whatever it had, in one transaction.
+pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, ports: &[PortMap]) -> Result<(), NftError> {
+    let mut cmds = table_cmds();
+    cmds.extend(remove_cmds(&list_table()?, id));
+    let (d, s) = (dnat_chain(id), snat_chain(id));
+    cmds.push(json!({"add": {"chain": chain(&d)}}));
+    cmds.push(json!({"add": {"chain": chain(&s)}}));
+    for p in ports {
+        let mut expr = Vec::new();
+        if let Some(ip) = p.host_ip {
+            expr.push(eq("ip", "daddr", json!(ip.to_string())));
+        }
+        expr.push(eq(p.protocol.as_str(), "dport", json!(p.host)));
+        expr.push(json!({"dnat": {"addr": addr.to_string(), "port": p.container}}));
+        cmds.push(rule(&d, expr, None));
+    }
+    let hair = vec![
+        eq("ip", "saddr", json!({"prefix": {"addr": subnet.network().to_string(), "len": subnet.prefix_len()}})),
+        eq("ip", "daddr", json!(addr.to_string())),
+        json!({"masquerade": null}),
+    ];
+    cmds.push(rule(&s, hair, None));
+    cmds.push(rule("ports", vec![json!({"jump": {"target": d}})], Some(id)));
+    cmds.push(rule("hairpin", vec![json!({"jump": {"target": s}})], Some(id)));
+    apply("publishing ports", cmds)
+}
+
+/// Removes container `id`'s chains; nothing to do is fine.
+pub fn unpublish(id: &str) -> Result<(), NftError> {
+    let cmds = remove_cmds(&list_table()?, id);
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    apply("removing published ports", cmds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_finds_jumps_and_chains() {
+        let objs: Vec<Value> = serde_json::from_value(json!([
+            {"chain": {"family": "ip", "table": "nexcage", "name": "ports", "handle": 4}},
+            {"rule": {"family": "ip", "table": "nexcage", "chain": "ports", "handle": 14, "comment": "web", "expr": [{"jump": {"target": "dnat-web"}}]}},
+            {"rule": {"family": "ip", "table": "nexcage", "chain": "ports", "handle": 15, "comment": "web2", "expr": [{"jump": {"target": "dnat-web2"}}]}},
+            {"rule": {"family": "ip", "table": "nexcage", "chain": "hairpin", "handle": 16, "comment": "web", "expr": [{"jump": {"target": "snat-web"}}]}},
+            {"chain": {"family": "ip", "table": "nexcage", "name": "dnat-web", "handle": 7}},
+            {"chain": {"family": "ip", "table": "nexcage", "name": "snat-web", "handle": 8}},
+            {"chain": {"family": "ip", "table": "nexcage", "name": "dnat-web2", "handle": 9}}
+        ])).unwrap();
+        let cmds = remove_cmds(&objs, "web");
+        let handles: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["rule"]["handle"].as_u64()).collect();
+        assert_eq!(handles, [14, 16]);
+        let chains: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["chain"]["name"].as_str()).collect();
+        assert_eq!(chains, ["dnat-web", "snat-web"]);
+    }
+}

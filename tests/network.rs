@@ -1,0 +1,244 @@
+//! Networking of admin containers on the native backend (issue 16): the
+//! user guide's web-app example with a local image running busybox httpd,
+//! bridged with `--network bridge=vmbr0,ip=...` and published with
+//! `--port`; scaled instances; port conflicts refused before anything is
+//! created; stop/start/delete leaving no nft rule, veth or allocation; a
+//! `custom=` network's address pool.
+//!
+//! Every test makes its own network namespace with a bridge `vmbr0` on
+//! 10.88.0.1/24 and runs nexcage (hence its monitor, nft and ip) and the
+//! HTTP client inside it with `nsenter --net` (not `ip netns exec`, which
+//! remounts /sys and hides the cgroup mounts); nothing touches the host's
+//! interfaces. Dropping the namespace takes its veths and nft table along.
+
+mod oci_fixture;
+mod support;
+use support::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const IMAGE: &str = "localhost/net-web:1";
+
+struct Net {
+    s: Scratch,
+    ns: String,
+    ids: Vec<String>,
+}
+
+impl Net {
+    /// `None` (after printing SKIP) when the tools are missing.
+    fn new(test: &str, config: serde_json::Value) -> Option<Net> {
+        if !is_root() {
+            skip(test, "needs root");
+            return None;
+        }
+        if let Some(m) = missing(&["ip", "nft", "nsenter", "busybox", "ss"]) {
+            skip(test, &m);
+            return None;
+        }
+        let ns = unique("nxnet");
+        let s = Scratch::new(&format!("net-{test}"));
+        std::fs::write(s.path().join("config.json"), config.to_string()).unwrap();
+        let ok = Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success();
+        assert!(ok, "ip netns add {ns}");
+        let net = Net { s, ns, ids: Vec::new() };
+        for args in [&["link", "set", "lo", "up"][..], &["link", "add", "vmbr0", "type", "bridge"], &["addr", "add", "10.88.0.1/24", "dev", "vmbr0"],
+            &["link", "set", "vmbr0", "up"]] {
+            let o = net.inside("ip", args);
+            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+        }
+        let layout = image_layout(net.dir());
+        net.ok(&["image", "import", layout.to_str().unwrap(), "--name", IMAGE]);
+        Some(net)
+    }
+    fn dir(&self) -> &Path {
+        self.s.path()
+    }
+    /// `prog args` inside the test's network namespace.
+    fn cmd(&self, prog: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.ns)).arg(prog).args(args).stdin(Stdio::null());
+        c
+    }
+    fn inside(&self, prog: &str, args: &[&str]) -> Output {
+        self.cmd(prog, args).output().unwrap()
+    }
+    fn nx(&self, args: &[&str]) -> Output {
+        let root = self.dir().join("root");
+        let cfg = self.dir().join("config.json");
+        let mut all = vec!["--root", root.to_str().unwrap(), "--config", cfg.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut c = self.cmd(nexcage(), &all);
+        c.env("NEXCAGE_STORAGE_PATH", self.dir().join("store"));
+        c.output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.nx(args);
+        assert!(o.status.success(), "nexcage {args:?}: {}{}", text(&o.stdout), stderr(&o));
+        text(&o.stdout)
+    }
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+    /// `create --name id --image IMAGE --env APP=id <extra> --start`.
+    fn web(&mut self, id: &str, extra: &[&str]) -> Output {
+        let app = format!("APP={id}");
+        let mut args = vec!["create", "--name", id, "--image", IMAGE, "--env", &app];
+        args.extend_from_slice(extra);
+        args.push("--start");
+        self.ids.push(id.to_string());
+        self.nx(&args)
+    }
+    /// HTTP GET of `/index.html` at `addr` ("IP:PORT") from a thread that
+    /// joined the namespace (setns affects only that thread); the body or "".
+    fn get(&self, addr: &str) -> String {
+        self.get_tries(addr, 30)
+    }
+    fn get_tries(&self, addr: &str, tries: u32) -> String {
+        let (ns, addr) = (format!("/run/netns/{}", self.ns), addr.to_string());
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            for _ in 0..tries {
+                if let Some(body) = http_get(&addr) {
+                    return body;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            String::new()
+        }).join().unwrap()
+    }
+    /// The nft table's objects inside the namespace (JSON; empty if none).
+    fn nft(&self) -> String {
+        text(&self.inside("nft", &["-j", "list", "table", "ip", "nexcage"]).stdout)
+    }
+    /// Names of the links enslaved to vmbr0 (`ip -j`).
+    fn on_bridge(&self) -> Vec<String> {
+        let o = self.inside("ip", &["-j", "link", "show", "master", "vmbr0"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v.as_array().map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for id in self.ids.clone() {
+            let _ = self.nx(&["delete", "--force", &id]);
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = addr.parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.split_whitespace().nth(1).is_some_and(|c| c == "200").then(|| body.to_string())
+}
+
+/// An OCI image whose Cmd serves "page of $APP" with busybox httpd on port 80.
+fn image_layout(dir: &Path) -> PathBuf {
+    let rootfs = rootfs(dir);
+    let script = "mkdir -p /www && echo \"page of $APP\" > /www/index.html && exec httpd -f -p 80 -h /www";
+    oci_fixture::oci_layout(&rootfs, dir, serde_json::json!({"Env": ["PATH=/bin:/usr/bin:/sbin"], "Cmd": ["sh", "-c", script], "WorkingDir": "/"}))
+}
+
+#[test]
+fn web_app_scaled_and_conflicts() {
+    let Some(mut n) = Net::new("web_app_scaled_and_conflicts", serde_json::json!({})) else { return };
+    // 1. The guide's web-app example.
+    let o = n.web("web", &["--network", "bridge=vmbr0,ip=10.88.0.10/24,gw=10.88.0.1", "--port", "8080:80"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body = n.get("10.88.0.1:8080");
+    if body.is_empty() {
+        eprintln!("DEBUG logs: {}", text(&n.nx(&["logs", "web"]).stdout));
+        eprintln!("DEBUG exec: {}", show(&n.nx(&["exec", "web", "sh", "-c", "ip addr; ip route; ps; netstat -ltn"])));
+        eprintln!("DEBUG nft: {}", text(&n.inside("nft", &["list", "ruleset"]).stdout));
+        eprintln!("DEBUG direct: {}", n.get_tries("10.88.0.10:80", 1));
+    }
+    assert_eq!(body, "page of web\n");
+    let info = n.json(&["info", "--format", "json", "web"]);
+    let net = &info["network"];
+    assert_eq!(net["address"], "10.88.0.10/24", "{info}");
+    assert_eq!(net["ports"], serde_json::json!(["0.0.0.0:8080->80/tcp"]));
+    let host_if = net["hostInterface"].as_str().unwrap().to_string();
+    assert_eq!(n.on_bridge(), vec![host_if.clone()]);
+    // The container sees its address and default route.
+    let o = n.ok(&["exec", "web", "sh", "-c", "ip -o addr show eth0; ip route; cat /etc/hosts"]);
+    assert!(o.contains("10.88.0.10/24") && o.contains("default via 10.88.0.1") && o.contains("10.88.0.10\tweb"), "{o}");
+
+    // 2. Three instances on 8081-8083, each answers on its own port.
+    for i in 1..=3 {
+        let (ip, port) = (format!("bridge=vmbr0,ip=10.88.0.1{i}/24,gw=10.88.0.1"), format!("808{i}:80"));
+        let o = n.web(&format!("web{i}"), &["--network", &ip, "--port", &port]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for i in 1..=3 {
+        assert_eq!(n.get(&format!("10.88.0.1:808{i}")), format!("page of web{i}\n"));
+    }
+    let table = n.ok(&["list"]);
+    assert!(table.lines().any(|l| l.starts_with("web2 ") && l.contains("0.0.0.0:8082->80/tcp")), "{table}");
+    let before_bridge = n.on_bridge();
+    // A fourth on 8081: refused, nothing created.
+    let o = n.web("web4", &["--network", "bridge=vmbr0,ip=10.88.0.14/24,gw=10.88.0.1", "--port", "8081:80"]);
+    assert!(!o.status.success() && stderr(&o).contains("8081") && stderr(&o).contains("web1"), "{}", stderr(&o));
+    assert!(!n.ok(&["list", "-q"]).lines().any(|l| l == "web4"));
+    assert!(!n.dir().join("store/bundles/web4").exists());
+    assert_eq!(n.on_bridge(), before_bridge);
+    // A port a listening socket holds: refused too.
+    let mut holder = n.cmd("busybox", &["nc", "-l", "-p", "8090"]).stdout(Stdio::null()).spawn().unwrap();
+    assert!(wait_until(5, || !text(&n.inside("ss", &["-H", "-t", "-l", "-n", "sport = :8090"]).stdout).trim().is_empty()));
+    let o = n.web("web5", &["--network", "bridge=vmbr0,ip=10.88.0.15/24", "--port", "8090:80"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!o.status.success() && stderr(&o).contains("listening socket"), "{}", stderr(&o));
+    assert!(!n.dir().join("store/bundles/web5").exists());
+
+    // 3. stop, start: answers again; delete: no rule, no veth.
+    n.ok(&["stop", "web1"]);
+    assert!(!n.nft().contains("dnat-web1"), "{}", n.nft());
+    assert_eq!(n.get_tries("10.88.0.1:8081", 1), "");
+    n.ok(&["start", "web1"]);
+    assert_eq!(n.get("10.88.0.1:8081"), "page of web1\n");
+    for id in ["web", "web1", "web2", "web3"] {
+        n.ok(&["delete", "--force", id]);
+    }
+    let table = n.nft();
+    assert!(!table.contains("dnat-") && !table.contains("snat-"), "{table}");
+    assert_eq!(n.on_bridge(), Vec::<String>::new());
+}
+
+#[test]
+fn custom_network_pool() {
+    let cfg = serde_json::json!({"network": {"custom": {"lab": {"bridge": "vmbr0", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1",
+        "pool": "10.88.0.100-10.88.0.150"}}}});
+    let Some(mut n) = Net::new("custom_network_pool", cfg) else { return };
+    let o = n.web("nosuch", &["--network", "custom=nosuch"]);
+    assert!(!o.status.success() && stderr(&o).contains("custom=nosuch") && stderr(&o).contains("lab"), "{}", stderr(&o));
+    assert!(!n.dir().join("store/bundles/nosuch").exists());
+    let mut addrs = Vec::new();
+    for id in ["lab1", "lab2"] {
+        let o = n.web(id, &["--network", "custom=lab", "--port", if id == "lab1" { "9001:80" } else { "9002:80" }]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let a = n.json(&["info", "--format", "json", id])["network"]["address"].as_str().unwrap().to_string();
+        addrs.push(a);
+    }
+    assert_eq!(addrs, ["10.88.0.100/24", "10.88.0.101/24"]);
+    assert_eq!(n.get("10.88.0.101:80"), "page of lab2\n");
+    assert_eq!(n.get("10.88.0.1:9001"), "page of lab1\n");
+    let pool = n.dir().join("store/networks/lab.json");
+    for id in ["lab1", "lab2"] {
+        n.ok(&["delete", "--force", id]);
+    }
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&pool).unwrap()).unwrap();
+    assert_eq!(left, serde_json::json!({}));
+    assert!(!n.nft().contains("dnat-"));
+    assert_eq!(n.on_bridge(), Vec::<String>::new());
+}
