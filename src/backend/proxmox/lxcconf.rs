@@ -60,6 +60,9 @@ pub fn render(i: &Inputs) -> String {
     if !has("lxc.net.0.type") && !i.pve.keys.contains_key("net0") {
         put("lxc.net.0.type", "empty");
     }
+    for (k, v) in super::net::render(i.vmid, &i.pve.keys, super::net::have_addbr()) {
+        put(&k, &v);
+    }
     if let Some(env) = i.pve.keys.get("env") {
         for e in env.split('\0').filter(|e| !e.is_empty()) {
             put("lxc.environment", e);
