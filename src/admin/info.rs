@@ -62,7 +62,7 @@ pub fn collect(ctx: &Ctx, id: &str) -> Result<Value> {
     }
     if super::is_admin(rec) {
         if let Some(n) = crate::network::plan::load(&rec.bundle)? {
-            v["network"] = crate::network::describe(id, &n);
+            v["network"] = crate::network::describe(id, rec.vmid(), &n);
         }
         v["log"] = json!(rec.bundle.join(LOG));
         if let Ok(d) = std::fs::read(rec.bundle.join(EXIT)) {

@@ -48,14 +48,14 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             ctx.config().ok().and_then(|c| backend::route(name, &anns, &c).ok()).map(|(k, _)| k.to_string()).unwrap_or_else(|| "native".into())
         });
         if be == "proxmox" {
-            ports::check_proxmox_network(a.network.as_deref(), &a.port, ctx.config()?.network.bridge.as_deref())?;
+            ports::check_proxmox_network(a.network.as_deref(), ctx.config()?.network.bridge.as_deref())?;
         }
         spec_edit::apply(&mut spec, a, &src.image, a.backend.as_deref())?;
-        if be == "native" {
-            let req = network::Request { id: name, network: a.network.as_deref(), ports: &a.port };
-            if let Some(mounts) = network::resolve(ctx, &dir, &req)? {
-                spec_edit::add_mounts(&mut spec, mounts);
-            }
+        let req = network::Request { id: name, network: a.network.as_deref(), ports: &a.port };
+        if let Some(plan) = network::resolve(ctx, &dir, &req)? {
+            spec_edit::add_mounts(&mut spec, network::files::write(&dir, &plan, name)?);
+            // The Proxmox guest's own net0 (PVE's form; LXC makes the veth).
+            spec["annotations"][network::NET0_ANNOTATION] = serde_json::json!(plan.pve_net0());
         }
         bundle::write_spec(&dir, &spec)?;
         inuse::refresh(ctx)?;

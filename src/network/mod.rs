@@ -111,10 +111,13 @@ fn check_conflicts(ctx: &Ctx, id: &str, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// The annotation carrying a Proxmox guest's `net0` (read by
+/// nexcage-pve's mapping).
+pub const NET0_ANNOTATION: &str = "org.nexcage.net0";
+
 /// Decides container `id`'s network and records it in `dir`; `None` for
-/// `none`/`host`/no `--network` (nothing to attach). Returns the spec
-/// mounts of its resolv.conf and hosts.
-pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Vec<serde_json::Value>>> {
+/// `none`/`host`/no `--network` (nothing to attach).
+pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Plan>> {
     let (net, ports) = parse(req)?;
     let (o, custom) = match net {
         Some(Network::Bridge(o)) => (o, None),
@@ -154,7 +157,7 @@ pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Vec<serde_
         plan.nameservers = ns;
     }
     plan::save(dir, &plan)?;
-    Ok(Some(files::write(dir, &plan, req.id)?))
+    Ok(Some(plan))
 }
 
 /// Attaches the recorded network of native container `id` (bundle `dir`),
@@ -162,7 +165,11 @@ pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Vec<serde_
 pub fn attach(ctx: &Ctx, id: &str, dir: &Path, pid: i32) -> Result<()> {
     let Some(plan) = plan::load(dir)? else { return Ok(()) };
     let _l = lock(ctx)?;
-    link::attach(&plan, &plan::host_ifname(id), pid)?;
+    // LXC makes a Proxmox guest's veth from its net0 (backend/proxmox/net.rs).
+    let native = Container::load(ctx, id)?.record().backend == crate::state::BackendKind::Native;
+    if native {
+        link::attach(&plan, &plan::host_ifname(id), pid)?;
+    }
     if let (Some(a), false) = (plan.address, plan.ports.is_empty()) {
         if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.ports) {
             let _ = link::detach(&plan::host_ifname(id));
@@ -200,11 +207,16 @@ pub fn release(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What `info` shows: the plan plus the host end's name and the ports in
-/// Docker's notation (`0.0.0.0:8080->80/tcp`).
-pub fn describe(id: &str, plan: &Plan) -> serde_json::Value {
+/// What `info` shows: the plan plus the host end's name (a Proxmox
+/// guest's `veth<vmid>i0`) and the ports in Docker's notation
+/// (`0.0.0.0:8080->80/tcp`).
+pub fn describe(id: &str, vmid: Option<u32>, plan: &Plan) -> serde_json::Value {
     let mut v = serde_json::to_value(plan).unwrap_or_default();
-    v["hostInterface"] = serde_json::json!(plan::host_ifname(id));
+    let host_if = match vmid {
+        Some(vmid) => crate::backend::proxmox::net::host_ifname(vmid, 0),
+        None => plan::host_ifname(id),
+    };
+    v["hostInterface"] = serde_json::json!(host_if);
     v["ports"] = serde_json::json!(plan.ports.iter().map(ToString::to_string).collect::<Vec<_>>());
     v
 }

@@ -38,6 +38,33 @@ pub struct Plan {
     pub ports: Vec<PortMap>,
 }
 
+impl Plan {
+    /// The Proxmox `net0` property string (PROXMOX-FACTS section 1; name
+    /// first, then the other keys sorted, as PVE prints it).
+    pub fn pve_net0(&self) -> String {
+        let mut s = format!("name={},bridge={}", self.ifname, self.bridge);
+        if self.firewall {
+            s.push_str(",firewall=1");
+        }
+        if let (Some(g), Some(_)) = (self.gateway, self.address) {
+            s.push_str(&format!(",gw={g}"));
+        }
+        s.push_str(&format!(",hwaddr={}", self.hwaddr));
+        match self.address {
+            Some(a) => s.push_str(&format!(",ip={a}")),
+            None => s.push_str(",ip=dhcp"),
+        }
+        if let Some(m) = self.mtu {
+            s.push_str(&format!(",mtu={m}"));
+        }
+        if let Some(t) = self.tag {
+            s.push_str(&format!(",tag={t}"));
+        }
+        s.push_str(",type=veth");
+        s
+    }
+}
+
 pub fn load(dir: &Path) -> Result<Option<Plan>> {
     match std::fs::read(dir.join(FILE)) {
         Ok(d) => Ok(Some(serde_json::from_slice(&d).with_context(|| format!("{}", dir.join(FILE).display()))?)),
@@ -70,6 +97,15 @@ pub fn derived_hwaddr(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn net0() {
+        let p = Plan { bridge: "vmbr0".into(), ifname: "eth0".into(), address: Some("10.88.0.10/24".parse().unwrap()), gateway: Some("10.88.0.1".parse().unwrap()),
+            hwaddr: "02:00:00:00:00:01".into(), mtu: Some(1400), tag: Some(10), firewall: true, custom: None, nameservers: vec![], ports: vec![] };
+        assert_eq!(p.pve_net0(), "name=eth0,bridge=vmbr0,firewall=1,gw=10.88.0.1,hwaddr=02:00:00:00:00:01,ip=10.88.0.10/24,mtu=1400,tag=10,type=veth");
+        let p = Plan { address: None, gateway: None, mtu: None, tag: None, firewall: false, ..p };
+        assert_eq!(p.pve_net0(), "name=eth0,bridge=vmbr0,hwaddr=02:00:00:00:00:01,ip=dhcp,type=veth");
+    }
 
     #[test]
     fn derived_names() {

@@ -24,7 +24,7 @@ mod kill;
 mod lookup;
 mod lxc;
 mod lxcconf;
-mod net;
+pub mod net;
 pub mod owner;
 mod paths;
 mod pause;

@@ -7,10 +7,11 @@
 //! Where PVE's `lxcnetaddbr` script exists (a real node) it is the
 //! `script.up`, exactly as PVE renders it: it puts the host end on the
 //! bridge, or on the `fwbr<vmid>i<N>` firewall bridge for `firewall=1`,
-//! with the `tag`. Elsewhere LXC attaches it itself (`link`, and
-//! `veth.vlan.id` for `tag=` on a VLAN-aware bridge); `firewall=1` then
-//! names `fwbr<vmid>i<N>` as the link, so the start fails unless that
-//! firewall bridge exists (never an unfirewalled guest).
+//! with the `tag`. Elsewhere the `script.up` is a shell line doing the
+//! same with `ip`/`bridge` (netlink; LXC's own `link` checks the bridge
+//! in /sys, which shows the namespace sysfs was mounted in, not the
+//! monitor's); `firewall=1` then names `fwbr<vmid>i<N>`, so the start
+//! fails unless that firewall bridge exists (never an unfirewalled guest).
 //!
 //! Static `ip=`/`gw=` (and `ip6=`/`gw6=`) become `ipv4.address`,
 //! `ipv4.gateway`, ... and the link is brought up: what PVE renders for
@@ -30,6 +31,23 @@ fn nets(keys: &BTreeMap<String, String>) -> Vec<(u32, BTreeMap<&str, &str>)> {
         .filter_map(|(k, v)| Some((k.strip_prefix("net")?.parse::<u32>().ok()?, v)))
         .map(|(n, v)| (n, v.split(',').filter_map(|p| p.split_once('=')).collect()))
         .collect()
+}
+
+/// The `script.up` that puts the host end on `bridge` (LXC runs it
+/// through `sh -c` with `<name> net up veth <host end>` appended, so the
+/// inner script's `$4` is the host end; hook version 0 sets no
+/// `LXC_NET_PEER`), untagged member of VLAN `tag` if any;
+/// `None` for a bridge name that is not a plain interface name.
+fn addbr_line(bridge: &str, tag: Option<u16>) -> Option<String> {
+    if !crate::network::option::valid_ifname(bridge) {
+        return None;
+    }
+    let mut cmds = format!("ip link set dev \"$4\" master {bridge}");
+    if let Some(t) = tag {
+        cmds.push_str(&format!(" && bridge vlan del dev \"$4\" vid 1 && bridge vlan add dev \"$4\" vid {t} pvid untagged"));
+    }
+    cmds.push_str(" && ip link set dev \"$4\" up");
+    Some(format!("/bin/sh -c '{cmds}'"))
 }
 
 /// The host end's name: `veth<vmid>i<N>`.
@@ -55,12 +73,11 @@ pub fn render(vmid: u32, keys: &BTreeMap<String, String>, have_addbr: bool) -> V
         }
         if have_addbr {
             put("script.up", LXCNETADDBR);
-        } else if o.get("firewall").is_some_and(|f| *f == "1") {
-            put("link", &format!("fwbr{vmid}i{n}"));
         } else if let Some(b) = o.get("bridge") {
-            put("link", b);
-            if let Some(t) = o.get("tag") {
-                put("veth.vlan.id", t);
+            let b = if o.get("firewall").is_some_and(|f| *f == "1") { format!("fwbr{vmid}i{n}") } else { b.to_string() };
+            let tag = o.get("tag").and_then(|t| t.parse::<u16>().ok());
+            if let Some(up) = addbr_line(&b, tag) {
+                put("script.up", &up);
             }
         }
         for (ip, gw, fam) in [("ip", "gw", "ipv4"), ("ip6", "gw6", "ipv6")] {
@@ -103,7 +120,8 @@ mod tests {
             // The guide's example, static address, on a plain host.
             (&[("net0", "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:0A,ip=10.88.0.10/24,gw=10.88.0.1,type=veth")], false, &[
                 "lxc.net.0.type = veth", "lxc.net.0.veth.pair = veth100i0", "lxc.net.0.hwaddr = BC:24:11:00:00:0A", "lxc.net.0.name = eth0",
-                "lxc.net.0.link = vmbr0", "lxc.net.0.ipv4.address = 10.88.0.10/24", "lxc.net.0.ipv4.gateway = 10.88.0.1", "lxc.net.0.flags = up",
+                r#"lxc.net.0.script.up = /bin/sh -c 'ip link set dev "$4" master vmbr0 && ip link set dev "$4" up'"#,
+                "lxc.net.0.ipv4.address = 10.88.0.10/24", "lxc.net.0.ipv4.gateway = 10.88.0.1", "lxc.net.0.flags = up",
             ]),
             // On a real node: PVE's own hook, which handles firewall= and tag=.
             (&[("net0", "name=eth0,bridge=vmbr0,firewall=1,tag=10,mtu=1400,ip=dhcp,type=veth")], true, &[
@@ -112,9 +130,13 @@ mod tests {
             ]),
             // tag without the hook; a second interface, IPv6, link down.
             (&[("net0", "name=eth0,bridge=vmbr0,tag=10"), ("net1", "name=net1,bridge=vmbr1,ip6=fd00::5/64,gw6=fd00::1,link_down=1")], false, &[
-                "lxc.net.0.type = veth", "lxc.net.0.veth.pair = veth100i0", "lxc.net.0.name = eth0", "lxc.net.0.link = vmbr0", "lxc.net.0.veth.vlan.id = 10",
+                "lxc.net.0.type = veth", "lxc.net.0.veth.pair = veth100i0", "lxc.net.0.name = eth0",
+                concat!(r#"lxc.net.0.script.up = /bin/sh -c 'ip link set dev "$4" master vmbr0"#,
+                    r#" && bridge vlan del dev "$4" vid 1 && bridge vlan add dev "$4" vid 10 pvid untagged"#,
+                    r#" && ip link set dev "$4" up'"#),
                 "lxc.net.0.flags = up",
-                "lxc.net.1.type = veth", "lxc.net.1.veth.pair = veth100i1", "lxc.net.1.name = net1", "lxc.net.1.link = vmbr1",
+                "lxc.net.1.type = veth", "lxc.net.1.veth.pair = veth100i1", "lxc.net.1.name = net1",
+                r#"lxc.net.1.script.up = /bin/sh -c 'ip link set dev "$4" master vmbr1 && ip link set dev "$4" up'"#,
                 "lxc.net.1.ipv6.address = fd00::5/64", "lxc.net.1.ipv6.gateway = fd00::1",
             ]),
         ];
@@ -126,7 +148,7 @@ mod tests {
     #[test]
     fn firewall_without_the_hook_names_the_firewall_bridge() {
         let l = lines(&[("net2", "name=eth0,bridge=vmbr0,firewall=1")], false);
-        assert!(l.contains(&"lxc.net.2.link = fwbr100i2".to_string()), "{l:?}");
+        assert!(l.iter().any(|x| x.starts_with("lxc.net.2.script.up") && x.contains("master fwbr100i2 ")), "{l:?}");
         assert_eq!(host_ifname(100, 3), "veth100i3");
     }
 }

@@ -224,6 +224,12 @@ pub fn map_value(v: &Value, opts: &MapOptions) -> Result<PveConfig, MapError> {
     process::map(v.get("process").unwrap_or(&null), &mut out)?;
     process::hostname(v, &mut out)?;
     security::namespaces(linux, opts, &mut out)?;
+    // A guest with a network namespace of its own takes the `net0` the
+    // annotation gives (nexcage's admin path, src/network) over network.bridge's.
+    let own_net = !out.lxc.iter().any(|(k, _)| k == "lxc.net.0.type") && !out.exec.shares.iter().any(|s| s.kind == "net");
+    if let Some(net0) = v.pointer("/annotations/org.nexcage.net0").and_then(Value::as_str).filter(|_| own_net) {
+        out.key("net0", net0.to_string());
+    }
     security::sysctl(linux, &mut out)?;
     security::seccomp(linux, &mut out)?;
     security::linux_misc(linux, &mut out)?;

@@ -179,6 +179,12 @@ fn keys_table() {
             "unprivileged",
             "1",
         ),
+        // A guest with its own network namespace takes the annotation's net0.
+        (
+            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]},"annotations":{"org.nexcage.net0":"name=eth0,bridge=vmbr1,ip=10.0.0.5/24,type=veth"}}),
+            "net0",
+            "name=eth0,bridge=vmbr1,ip=10.0.0.5/24,type=veth",
+        ),
     ];
     for (patch, k, want) in rows {
         let c = map_with(patch.clone()).unwrap_or_else(|e| panic!("{patch}: {e}"));
