@@ -2,8 +2,8 @@
 //! user guide's web-app example with a local image running busybox httpd,
 //! bridged with `--network bridge=vmbr0,ip=...` and published with
 //! `--port`; scaled instances; port conflicts refused before anything is
-//! created; stop/start/delete leaving no nft rule, veth or allocation; a
-//! `custom=` network's address pool.
+//! created; stop/start/autostart/delete (no nft rule, veth or allocation
+//! left); a `custom=` network's address pool.
 //!
 //! Every test makes its own network namespace with a bridge `vmbr0` on
 //! 10.88.0.1/24 and runs nexcage (hence its monitor, nft and ip) and the
@@ -177,7 +177,9 @@ fn web_app_scaled_and_conflicts() {
     // 2. Three instances on 8081-8083, each answers on its own port.
     for i in 1..=3 {
         let (ip, port) = (format!("bridge=vmbr0,ip=10.88.0.1{i}/24,gw=10.88.0.1"), format!("808{i}:80"));
-        let o = n.web(&format!("web{i}"), &["--network", &ip, "--port", &port]);
+        // web3 also starts at boot (`nexcage autostart`).
+        let extra: &[&str] = if i == 3 { &["--auto-start"] } else { &[] };
+        let o = n.web(&format!("web{i}"), &[&["--network", ip.as_str(), "--port", port.as_str()][..], extra].concat());
         assert!(o.status.success(), "{}", stderr(&o));
     }
     for i in 1..=3 {
@@ -207,6 +209,11 @@ fn web_app_scaled_and_conflicts() {
     assert_eq!(n.get_tries("10.88.0.1:8081", 1), "");
     n.ok(&["start", "web1"]);
     assert_eq!(n.get("10.88.0.1:8081"), "page of web1\n");
+    // As after a reboot: autostart brings web3 and its port back.
+    n.ok(&["stop", "web3"]);
+    assert!(!n.nft().contains("dnat-web3"));
+    n.ok(&["autostart"]);
+    assert_eq!(n.get("10.88.0.1:8083"), "page of web3\n");
     for id in ["web", "web1", "web2", "web3"] {
         n.ok(&["delete", "--force", id]);
     }

@@ -36,11 +36,11 @@ pub struct AdminArgs {
     /// Root disk storage for the proxmox backend
     #[arg(long, value_name = "TYPE", requires = "name", value_parser = ["zfs", "dir"])]
     pub storage_type: Option<String>,
-    /// bridge=BRIDGE, host, none or custom=NETNS
+    /// none, host, bridge=BRIDGE[,ip=CIDR][,gw=IP][,hwaddr=MAC][,mtu=N][,tag=VLAN][,name=IFNAME][,firewall=1], or custom=NAME (network.custom.NAME of the config)
     #[arg(long, value_name = "MODE", requires = "name")]
     pub network: Option<String>,
-    /// Forward HOST port to CONTAINER port (bridged guests only; repeatable)
-    #[arg(long, value_name = "HOST:CONTAINER", requires = "name")]
+    /// Publish HOST port (on IP, default all) as CONTAINER port with nftables DNAT; needs a bridged container with an address (repeatable)
+    #[arg(long, value_name = "[IP:]HOST:CONTAINER[/tcp|/udp]", requires = "name")]
     pub port: Vec<String>,
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(long = "env", value_name = "KEY=VALUE", requires = "name")]

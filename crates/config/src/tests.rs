@@ -68,6 +68,18 @@ fn errors_name_the_key() {
             r#"{"network":{"vlan":5000}}"#,
             "network.vlan: must be 1..4094",
         ),
+        (
+            r#"{"network":{"custom":{"lab":{"bridge":"vmbr0"}}}}"#,
+            "network.custom.lab.subnet",
+        ),
+        (
+            r#"{"network":{"custom":{"lab":{"bridge":"bad br","subnet":"10.0.0.0/24"}}}}"#,
+            "network.custom.lab.bridge",
+        ),
+        (
+            r#"{"network":{"custom":{"lab":{"bridge":"vmbr0","subnet":"10.0.0.0/24","vlan":0}}}}"#,
+            "network.custom.lab.vlan",
+        ),
         (r#"{"storage":{"type":"zfs"}}"#, "storage.pool"),
         (r#"{"storage":{"type":"lvm"}}"#, "storage.type"),
         (r#"{"default_backend":"docker"}"#, "default_backend"),
