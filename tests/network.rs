@@ -11,19 +11,20 @@
 //! remounts /sys and hides the cgroup mounts); nothing touches the host's
 //! interfaces. Dropping the namespace takes its veths and nft table along.
 
+mod netns_fixture;
 mod oci_fixture;
 mod support;
+use netns_fixture::Netns;
 use support::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 const IMAGE: &str = "localhost/net-web:1";
 
 struct Net {
     s: Scratch,
-    ns: String,
+    ns: Netns,
     ids: Vec<String>,
 }
 
@@ -38,17 +39,9 @@ impl Net {
             skip(test, &m);
             return None;
         }
-        let ns = unique("nxnet");
         let s = Scratch::new(&format!("net-{test}"));
         std::fs::write(s.path().join("config.json"), config.to_string()).unwrap();
-        let ok = Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success();
-        assert!(ok, "ip netns add {ns}");
-        let net = Net { s, ns, ids: Vec::new() };
-        for args in [&["link", "set", "lo", "up"][..], &["link", "add", "vmbr0", "type", "bridge"], &["addr", "add", "10.88.0.1/24", "dev", "vmbr0"],
-            &["link", "set", "vmbr0", "up"]] {
-            let o = net.inside("ip", args);
-            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
-        }
+        let net = Net { s, ns: Netns::new("net"), ids: Vec::new() };
         let layout = image_layout(net.dir());
         net.ok(&["image", "import", layout.to_str().unwrap(), "--name", IMAGE]);
         Some(net)
@@ -58,8 +51,8 @@ impl Net {
     }
     /// `prog args` inside the test's network namespace.
     fn cmd(&self, prog: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.ns)).arg(prog).args(args).stdin(Stdio::null());
+        let mut c = self.ns.cmd(prog);
+        c.args(args);
         c
     }
     fn inside(&self, prog: &str, args: &[&str]) -> Output {
@@ -91,34 +84,8 @@ impl Net {
         self.ids.push(id.to_string());
         self.nx(&args)
     }
-    /// HTTP GET of `/index.html` at `addr` ("IP:PORT") from a thread that
-    /// joined the namespace (setns affects only that thread); the body or "".
     fn get(&self, addr: &str) -> String {
-        self.get_tries(addr, 30)
-    }
-    fn get_tries(&self, addr: &str, tries: u32) -> String {
-        let (ns, addr) = (format!("/run/netns/{}", self.ns), addr.to_string());
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            for _ in 0..tries {
-                if let Some(body) = http_get(&addr) {
-                    return body;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            String::new()
-        }).join().unwrap()
-    }
-    /// The nft table's objects inside the namespace (JSON; empty if none).
-    fn nft(&self) -> String {
-        text(&self.inside("nft", &["-j", "list", "table", "ip", "nexcage"]).stdout)
-    }
-    /// Names of the links enslaved to vmbr0 (`ip -j`).
-    fn on_bridge(&self) -> Vec<String> {
-        let o = self.inside("ip", &["-j", "link", "show", "master", "vmbr0"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        v.as_array().map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+        self.ns.get(addr, 20)
     }
 }
 
@@ -127,20 +94,7 @@ impl Drop for Net {
         for id in self.ids.clone() {
             let _ = self.nx(&["delete", "--force", &id]);
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
-}
-
-fn http_get(addr: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let sa: std::net::SocketAddr = addr.parse().unwrap();
-    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.split_whitespace().nth(1).is_some_and(|c| c == "200").then(|| body.to_string())
 }
 
 /// An OCI image whose Cmd serves "page of $APP" with busybox httpd on port 80.
@@ -161,7 +115,7 @@ fn web_app_scaled_and_conflicts() {
         eprintln!("DEBUG logs: {}", text(&n.nx(&["logs", "web"]).stdout));
         eprintln!("DEBUG exec: {}", show(&n.nx(&["exec", "web", "sh", "-c", "ip addr; ip route; ps; netstat -ltn"])));
         eprintln!("DEBUG nft: {}", text(&n.inside("nft", &["list", "ruleset"]).stdout));
-        eprintln!("DEBUG direct: {}", n.get_tries("10.88.0.10:80", 1));
+        eprintln!("DEBUG direct: {}", n.ns.get("10.88.0.10:80", 1));
     }
     assert_eq!(body, "page of web\n");
     let info = n.json(&["info", "--format", "json", "web"]);
@@ -169,7 +123,7 @@ fn web_app_scaled_and_conflicts() {
     assert_eq!(net["address"], "10.88.0.10/24", "{info}");
     assert_eq!(net["ports"], serde_json::json!(["0.0.0.0:8080->80/tcp"]));
     let host_if = net["hostInterface"].as_str().unwrap().to_string();
-    assert_eq!(n.on_bridge(), vec![host_if.clone()]);
+    assert_eq!(n.ns.on_bridge(), vec![host_if.clone()]);
     // The container sees its address and default route.
     let o = n.ok(&["exec", "web", "sh", "-c", "ip -o addr show eth0; ip route; cat /etc/hosts"]);
     assert!(o.contains("10.88.0.10/24") && o.contains("default via 10.88.0.1") && o.contains("10.88.0.10\tweb"), "{o}");
@@ -187,13 +141,13 @@ fn web_app_scaled_and_conflicts() {
     }
     let table = n.ok(&["list"]);
     assert!(table.lines().any(|l| l.starts_with("web2 ") && l.contains("0.0.0.0:8082->80/tcp")), "{table}");
-    let before_bridge = n.on_bridge();
+    let before_bridge = n.ns.on_bridge();
     // A fourth on 8081: refused, nothing created.
     let o = n.web("web4", &["--network", "bridge=vmbr0,ip=10.88.0.14/24,gw=10.88.0.1", "--port", "8081:80"]);
     assert!(!o.status.success() && stderr(&o).contains("8081") && stderr(&o).contains("web1"), "{}", stderr(&o));
     assert!(!n.ok(&["list", "-q"]).lines().any(|l| l == "web4"));
     assert!(!n.dir().join("store/bundles/web4").exists());
-    assert_eq!(n.on_bridge(), before_bridge);
+    assert_eq!(n.ns.on_bridge(), before_bridge);
     // A port a listening socket holds: refused too.
     let mut holder = n.cmd("busybox", &["nc", "-l", "-p", "8090"]).stdout(Stdio::null()).spawn().unwrap();
     assert!(wait_until(5, || !text(&n.inside("ss", &["-H", "-t", "-l", "-n", "sport = :8090"]).stdout).trim().is_empty()));
@@ -205,21 +159,21 @@ fn web_app_scaled_and_conflicts() {
 
     // 3. stop, start: answers again; delete: no rule, no veth.
     n.ok(&["stop", "web1"]);
-    assert!(!n.nft().contains("dnat-web1"), "{}", n.nft());
-    assert_eq!(n.get_tries("10.88.0.1:8081", 1), "");
+    assert!(!n.ns.nft().contains("dnat-web1"), "{}", n.ns.nft());
+    assert_eq!(n.ns.get("10.88.0.1:8081", 1), "");
     n.ok(&["start", "web1"]);
     assert_eq!(n.get("10.88.0.1:8081"), "page of web1\n");
     // As after a reboot: autostart brings web3 and its port back.
     n.ok(&["stop", "web3"]);
-    assert!(!n.nft().contains("dnat-web3"));
+    assert!(!n.ns.nft().contains("dnat-web3"));
     n.ok(&["autostart"]);
     assert_eq!(n.get("10.88.0.1:8083"), "page of web3\n");
     for id in ["web", "web1", "web2", "web3"] {
         n.ok(&["delete", "--force", id]);
     }
-    let table = n.nft();
+    let table = n.ns.nft();
     assert!(!table.contains("dnat-") && !table.contains("snat-"), "{table}");
-    assert_eq!(n.on_bridge(), Vec::<String>::new());
+    assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 
 #[test]
@@ -246,6 +200,6 @@ fn custom_network_pool() {
     }
     let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&pool).unwrap()).unwrap();
     assert_eq!(left, serde_json::json!({}));
-    assert!(!n.nft().contains("dnat-"));
-    assert_eq!(n.on_bridge(), Vec::<String>::new());
+    assert!(!n.ns.nft().contains("dnat-"));
+    assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }

@@ -7,76 +7,17 @@
 //! nexcage, LXC and the client run in a network namespace the test makes
 //! (bridge vmbr0 on 10.88.0.1/24); nothing touches the host's interfaces.
 
+mod netns_fixture;
 mod proxmox_support;
+use netns_fixture::Netns;
 use proxmox_support::*;
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let ns = format!("nxpxnet-{}", std::process::id());
-        assert!(Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success());
-        let n = Netns(ns);
-        for args in [&["link", "set", "lo", "up"][..], &["link", "add", "vmbr0", "type", "bridge"], &["addr", "add", "10.88.0.1/24", "dev", "vmbr0"],
-            &["link", "set", "vmbr0", "up"]] {
-            let o = n.cmd("ip").args(args).output().unwrap();
-            assert!(o.status.success(), "ip {args:?}: {}", out(&o));
-        }
-        n
-    }
-    fn cmd(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.0)).arg(prog).stdin(Stdio::null());
-        c
-    }
-    fn on_bridge(&self) -> Vec<String> {
-        let o = self.cmd("ip").args(["-j", "link", "show", "master", "vmbr0"]).output().unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        v.as_array().map(|a| a.iter().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect()).unwrap_or_default()
-    }
-    fn nft(&self) -> String {
-        String::from_utf8_lossy(&self.cmd("nft").args(["-j", "list", "table", "ip", "nexcage"]).output().unwrap().stdout).into_owned()
-    }
-    /// GET /index.html at "IP:PORT" from a thread inside the namespace.
-    fn get(&self, addr: &str, tries: u32) -> String {
-        let (ns, addr) = (format!("/run/netns/{}", self.0), addr.to_string());
-        std::thread::spawn(move || {
-            nix::sched::setns(std::fs::File::open(&ns).unwrap(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            for _ in 0..tries {
-                if let Some(b) = http_get(&addr) {
-                    return b;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            String::new()
-        }).join().unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn http_get(addr: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut o = String::new();
-    s.read_to_string(&mut o).ok()?;
-    let (head, body) = o.split_once("\r\n\r\n")?;
-    head.split_whitespace().nth(1).is_some_and(|c| c == "200").then(|| body.to_string())
-}
+use std::process::Output;
 
 #[test]
 fn web_app_on_proxmox() {
     let env = env_or_skip!("px-net", "pct", "nft", "ip", "nsenter");
-    let ns = Netns::new();
+    let ns = Netns::new("pxnet");
     let store = env.dir.join("store");
     let nx = |args: &[&str]| -> Output {
         let mut c = ns.cmd(nexcage());
