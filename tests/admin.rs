@@ -257,7 +257,7 @@ fn bundle_dir_as_image_and_runc_form_unchanged() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = env.nx(&["create"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    // Native has no bridge: --port is refused clearly.
+    // --port without a bridged network is refused clearly.
     let o = env.nx(&["create", "--name", "p1", "--image", b.to_str().unwrap(), "--port", "8080:80"]);
     assert!(!o.status.success() && stderr(&o).contains("--port"), "{}", stderr(&o));
     assert!(!env.dir().join("root/p1").exists() && !env.store().join("bundles/p1").exists());

@@ -203,3 +203,26 @@ fn custom_network_pool() {
     assert!(!n.ns.nft().contains("dnat-"));
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
+
+#[test]
+fn refusals_leave_nothing() {
+    let Some(mut n) = Net::new("refusals_leave_nothing", serde_json::json!({})) else { return };
+    let cases: &[(&[&str], &str)] = &[
+        (&["--network", "bridge=nosuchbr,ip=10.88.0.30/24"], "bridge nosuchbr does not exist"),
+        (&["--network", "bridge=vmbr0,ip=10.88.0.30"], "ip=10.88.0.30"),
+        (&["--network", "bridge=vmbr0,tag=10"], "not VLAN-aware"),
+        (&["--network", "bridge=vmbr0", "--port", "8080:80"], "add ip=CIDR"),
+        (&["--network", "host", "--port", "8080:80"], "--network host"),
+        (&["--network", "bridge=vmbr0,ip=10.88.0.30/24", "--port", "8080"], "--port \"8080\""),
+        (&["--network", "bridge=vmbr0,ip=10.88.0.30/24", "--port", "8080:80", "--port", "8080:81"], "given twice"),
+        (&["--network", "custom=lab"], "no network lab"),
+        (&["--network", "bridge=vmbr0,ip=10.88.0.30/24,mtu=9000"], "bigger than bridge vmbr0's MTU 1500"),
+    ];
+    for (args, want) in cases {
+        let o = n.web("bad", args);
+        let e = stderr(&o);
+        assert!(!o.status.success() && e.contains(want) && e.trim().lines().count() == 1, "{args:?}: {e}");
+        assert!(!n.dir().join("store/bundles/bad").exists() && !n.dir().join("root/bad").exists(), "{args:?} left something");
+    }
+    assert!(n.ns.on_bridge().is_empty());
+}

@@ -30,7 +30,8 @@ fn run(mut c: Command, prog: &'static str) -> Result<Vec<u8>, LinkError> {
     let o = c.stdin(Stdio::null()).output().map_err(|e| LinkError::Spawn(prog, e))?;
     if !o.status.success() {
         let args: Vec<_> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-        return Err(LinkError::Failed { cmd: format!("{prog} {}", args.join(" ")), stderr: String::from_utf8_lossy(&o.stderr).trim().to_string() });
+        let stderr = String::from_utf8_lossy(&o.stderr).lines().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string();
+        return Err(LinkError::Failed { cmd: format!("{prog} {}", args.join(" ")), stderr });
     }
     Ok(o.stdout)
 }

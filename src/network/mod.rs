@@ -134,7 +134,10 @@ pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Plan>> {
         }
         _ => return Ok(None),
     };
-    link::check_bridge(&o.bridge, o.tag)?;
+    let bridge_mtu = link::check_bridge(&o.bridge, o.tag)?;
+    if let Some(m) = o.mtu.filter(|m| u64::from(*m) > bridge_mtu) {
+        return Err(link::LinkError::Mtu { mtu: m, bridge: o.bridge, bridge_mtu }.into());
+    }
     let _l = lock(ctx)?;
     let mut plan = Plan {
         bridge: o.bridge,

@@ -44,6 +44,12 @@ fn snat_chain(id: &str) -> String {
     format!("snat-{id}")
 }
 
+/// nft's message without the lines that echo the input and point at it
+/// (errors are one line).
+fn first_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr).lines().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string()
+}
+
 /// Runs one atomic `nft -j -f -` transaction.
 fn apply(what: &str, cmds: Vec<Value>) -> Result<(), NftError> {
     let mut child = Command::new("nft").args(["-j", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped())
@@ -54,7 +60,7 @@ fn apply(what: &str, cmds: Vec<Value>) -> Result<(), NftError> {
     }
     let o = child.wait_with_output().map_err(NftError::Spawn)?;
     if !o.status.success() {
-        return Err(NftError::Failed { what: what.into(), stderr: String::from_utf8_lossy(&o.stderr).trim().to_string() });
+        return Err(NftError::Failed { what: what.into(), stderr: first_line(&o.stderr) });
     }
     Ok(())
 }
@@ -68,7 +74,7 @@ fn list_table() -> Result<Vec<Value>, NftError> {
         if e.contains("No such file or directory") {
             return Ok(Vec::new());
         }
-        return Err(NftError::Failed { what: "list table".into(), stderr: e.trim().to_string() });
+        return Err(NftError::Failed { what: "list table".into(), stderr: first_line(&o.stderr) });
     }
     let v: Value = serde_json::from_slice(&o.stdout).map_err(NftError::Json)?;
     Ok(v["nftables"].as_array().cloned().unwrap_or_default())
