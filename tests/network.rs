@@ -139,6 +139,12 @@ fn web_app_scaled_and_conflicts() {
     for i in 1..=3 {
         assert_eq!(n.get(&format!("10.88.0.1:808{i}")), format!("page of web{i}\n"));
     }
+    // Hairpin: a container reaches another through the node's published
+    // port (forwarded and masqueraded; forwarding on in the test's namespace).
+    let o = n.inside("sysctl", &["-w", "net.ipv4.ip_forward=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = n.ok(&["exec", "web2", "sh", "-c", "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc 10.88.0.1 8081"]);
+    assert!(o.contains("page of web1"), "{o}");
     let table = n.ok(&["list"]);
     assert!(table.lines().any(|l| l.starts_with("web2 ") && l.contains("0.0.0.0:8082->80/tcp")), "{table}");
     let before_bridge = n.ns.on_bridge();
@@ -216,6 +222,7 @@ fn refusals_leave_nothing() {
         (&["--network", "bridge=vmbr0,ip=10.88.0.30/24", "--port", "8080"], "--port \"8080\""),
         (&["--network", "bridge=vmbr0,ip=10.88.0.30/24", "--port", "8080:80", "--port", "8080:81"], "given twice"),
         (&["--network", "custom=lab"], "no network lab"),
+        (&["--network", "bridge=vmbr0,firewall=1"], "only with --backend proxmox"),
         (&["--network", "bridge=vmbr0,ip=10.88.0.30/24,mtu=9000"], "bigger than bridge vmbr0's MTU 1500"),
     ];
     for (args, want) in cases {

@@ -51,7 +51,7 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             ports::check_proxmox_network(a.network.as_deref(), ctx.config()?.network.bridge.as_deref())?;
         }
         spec_edit::apply(&mut spec, a, &src.image, a.backend.as_deref())?;
-        let req = network::Request { id: name, network: a.network.as_deref(), ports: &a.port };
+        let req = network::Request { id: name, backend: &be, network: a.network.as_deref(), ports: &a.port };
         if let Some(plan) = network::resolve(ctx, &dir, &req)? {
             spec_edit::add_mounts(&mut spec, network::files::write(&dir, &plan, name)?);
             // The Proxmox guest's own net0 (PVE's form; LXC makes the veth).

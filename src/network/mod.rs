@@ -45,6 +45,8 @@ fn lock(ctx: &Ctx) -> Result<File> {
 /// What `create --name` asked for.
 pub struct Request<'a> {
     pub id: &'a str,
+    /// `native` or `proxmox`.
+    pub backend: &'a str,
     pub network: Option<&'a str>,
     pub ports: &'a [String],
 }
@@ -134,6 +136,9 @@ pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Plan>> {
         }
         _ => return Ok(None),
     };
+    if o.firewall && req.backend != "proxmox" {
+        bail!("--network ...,firewall=1: the firewall bridge is Proxmox's (fwbr, pve-firewall); only with --backend proxmox");
+    }
     let bridge_mtu = link::check_bridge(&o.bridge, o.tag)?;
     if let Some(m) = o.mtu.filter(|m| u64::from(*m) > bridge_mtu) {
         return Err(link::LinkError::Mtu { mtu: m, bridge: o.bridge, bridge_mtu }.into());
