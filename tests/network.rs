@@ -112,10 +112,10 @@ fn web_app_scaled_and_conflicts() {
     assert!(o.status.success(), "{}", stderr(&o));
     let body = n.get("10.88.0.1:8080");
     if body.is_empty() {
-        eprintln!("DEBUG logs: {}", text(&n.nx(&["logs", "web"]).stdout));
-        eprintln!("DEBUG exec: {}", show(&n.nx(&["exec", "web", "sh", "-c", "ip addr; ip route; ps; netstat -ltn"])));
-        eprintln!("DEBUG nft: {}", text(&n.inside("nft", &["list", "ruleset"]).stdout));
-        eprintln!("DEBUG direct: {}", n.ns.get("10.88.0.10:80", 1));
+        eprintln!("on failure, logs: {}", text(&n.nx(&["logs", "web"]).stdout));
+        eprintln!("on failure, exec: {}", show(&n.nx(&["exec", "web", "sh", "-c", "ip addr; ip route; ps; netstat -ltn"])));
+        eprintln!("on failure, nft: {}", text(&n.inside("nft", &["list", "ruleset"]).stdout));
+        eprintln!("on failure, direct: {}", n.ns.get("10.88.0.10:80", 1));
     }
     assert_eq!(body, "page of web\n");
     let info = n.json(&["info", "--format", "json", "web"]);

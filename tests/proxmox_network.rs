@@ -35,15 +35,15 @@ fn web_app_on_proxmox() {
         "--network", "bridge=vmbr0,ip=10.88.0.20/24,gw=10.88.0.1", "--port", "8080:80", "--start"]);
     let body = ns.get("10.88.0.1:8080", 40);
     if body.is_empty() {
-        eprintln!("DEBUG logs: {}", out(&nx(&["logs", "pxweb"])));
-        eprintln!("DEBUG list: {}", out(&nx(&["list"])));
-        eprintln!("DEBUG exec: {}", out(&nx(&["exec", "pxweb", "sh", "-c", "ip addr; ip route; ps"])));
-        eprintln!("DEBUG bridge: {:?} nft: {}", ns.on_bridge(), ns.nft());
-        eprintln!("DEBUG direct: {}", ns.get("10.88.0.20:80", 1));
+        eprintln!("on failure, logs: {}", out(&nx(&["logs", "pxweb"])));
+        eprintln!("on failure, list: {}", out(&nx(&["list"])));
+        eprintln!("on failure, exec: {}", out(&nx(&["exec", "pxweb", "sh", "-c", "ip addr; ip route; ps"])));
+        eprintln!("on failure, bridge: {:?} nft: {}", ns.on_bridge(), ns.nft());
+        eprintln!("on failure, direct: {}", ns.get("10.88.0.20:80", 1));
         for e in std::fs::read_dir(env.dir.join("lxc")).unwrap().flatten() {
-            eprintln!("DEBUG conf: {}", std::fs::read_to_string(e.path().join("nexcage.conf")).unwrap_or_default());
+            eprintln!("on failure, conf: {}", std::fs::read_to_string(e.path().join("nexcage.conf")).unwrap_or_default());
         }
-        eprintln!("DEBUG monitor: {}", std::fs::read_to_string(store.join("bundles/pxweb/monitor.log")).unwrap_or_default());
+        eprintln!("on failure, monitor: {}", std::fs::read_to_string(store.join("bundles/pxweb/monitor.log")).unwrap_or_default());
     }
     assert_eq!(body, "page of pxweb\n");
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", "--format", "json", "pxweb"])).unwrap();

@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 
 use super::{bundle, inuse, monitor, ports, spec_edit, AdminArgs};
 use crate::backend;
-use crate::network;
 use crate::container::Container;
 use crate::context::Ctx;
+use crate::network;
 use crate::state::TransitionError;
 
 /// `create --name NAME --image SRC [...]`: bundle, options, monitor.
@@ -32,11 +32,11 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
             };
             let parent = (be == "proxmox" && a.storage_type.as_deref() != Some("dir")).then(|| cfg.storage.zfs_parent())??;
             // The backend's rule, on the namespaces the image's spec will have:
-            // runc's defaults, the network one dropped (host) or joined (custom=).
+            // runc's defaults, the network one dropped for host, else a new one.
             use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
-            let net = a.network.as_deref().map(crate::network::option::parse).transpose().ok()?;
+            let net = a.network.as_deref().map(network::option::parse).transpose().ok()?;
             let mut ns = vec![(T::Pid, false), (T::Ipc, false), (T::Uts, false), (T::Mount, false)];
-            if net != Some(crate::network::Network::Host) {
+            if net != Some(network::Network::Host) {
                 ns.push((T::Network, false));
             }
             Some((parent, cfg.unprivileged() && backend::unprivileged_possible(ns, false)))
