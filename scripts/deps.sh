@@ -4,7 +4,7 @@
 # --runtime-only: only what building and running the example bundle needs.
 set -eu
 runtime="busybox-static libseccomp-dev pkg-config"
-tests="runc crun podman containerd lxc zfs-fuse docker-registry skopeo umoci apache2-utils openssl time iproute2 nftables jq file zstd"
+tests="runc crun podman containerd containernetworking-plugins protobuf-compiler lxc zfs-fuse docker-registry skopeo umoci apache2-utils openssl time iproute2 nftables jq file zstd"
 pkgs="$runtime"
 [ "${1:-}" = "--runtime-only" ] || pkgs="$pkgs $tests"
 missing=""

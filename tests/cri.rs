@@ -1,0 +1,173 @@
+//! Kubernetes through containerd's CRI: pods with the runtime handler
+//! `nexcage` driven over the CRI gRPC API as the kubelet does
+//! (tests/cri_support). The sandbox always runs natively (routing rule 2);
+//! app containers run natively or, routed by the `org.nexcage.backend`
+//! annotation (allow-listed in the handler's `container_annotations`), on the
+//! Proxmox backend (tests/proxmox_support: pve-double, real LXC, zfs-fuse).
+mod cri_support;
+mod netns_fixture;
+mod proxmox_support;
+mod support;
+
+use cri_support::*;
+use k8s_cri::v1::ContainerState;
+
+const TRAP_TERM: &str = "trap 'sleep 3; exit 42' TERM; echo ready; while :; do sleep 0.1; done";
+
+/// What a pod test checks afterwards besides the CRI's own view.
+struct Leftovers<'a> {
+    env: &'a CriEnv,
+    /// Proxmox: no guest, dataset, LXC dir or state left.
+    proxmox: Option<&'a proxmox_support::Env>,
+}
+
+impl Leftovers<'_> {
+    /// RemovePodSandbox left nothing of `pod` and its containers `ids`.
+    fn assert_none(&self, pod: &str, ids: &[String]) {
+        let cri = self.env.cri();
+        assert!(cri.pod_status(pod).is_err(), "pod still known after RemovePodSandbox");
+        for id in std::iter::once(&pod.to_string()).chain(ids) {
+            assert!(!self.env.runtime_root().join(id).exists(), "nexcage state dir of {id} left");
+            assert_eq!(self.env.cgroups_of(id), Vec::<String>::new(), "cgroup of {id} left");
+            assert_eq!(self.env.mounts_of(id), Vec::<String>::new(), "mount of {id} left");
+        }
+        assert_eq!(self.env.ipam_allocations(), Vec::<String>::new(), "CNI allocation left");
+        let bridge_ports = self.env.netns.cmd("ip").args(["-o", "link", "show", "master", "cni-nx"]).output().unwrap();
+        assert_eq!(support::text(&bridge_ports.stdout), "", "veth left on the CNI bridge");
+        if let Some(px) = self.proxmox {
+            assert!(proxmox_support::wait_until(10, || px.guests().is_empty() && px.datasets().is_empty()), "{} {:?}", px.pct_list(), px.datasets());
+            assert_eq!(px.lxc_dirs(), Vec::<String>::new(), "LXC dirs left");
+        }
+    }
+}
+
+/// Must-show 1, 3 and 4 on one pod: sandbox native, the app container on
+/// `backend` (None: native by default). Log, ExecSync, status running ->
+/// exited with the real code, stats, stop with grace, cleanup.
+fn pod_lifecycle(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
+    let cri = env.cri();
+    let annotations: &[(&str, &str)] = if proxmox.is_some() { &[("org.nexcage.backend", "proxmox")] } else { &[] };
+    let sandbox = env.pod_config("web");
+    let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
+    let st = cri.pod_status(&pod).expect("PodSandboxStatus");
+    assert_eq!(st.state(), k8s_cri::v1::PodSandboxState::SandboxReady);
+    assert_eq!(st.runtime_handler, HANDLER);
+    // the sandbox is nexcage's, native, under the pod's cgroup parent
+    let rec = support::nx(&env.runtime_root(), &["state", &pod]);
+    assert!(rec.status.success(), "nexcage does not know the sandbox: {}", support::show(&rec));
+    let parent = sandbox.linux.as_ref().unwrap().cgroup_parent.clone();
+    assert!(
+        env.cgroups_of(&pod).iter().any(|c| c.contains(&format!("{parent}/{pod}"))),
+        "sandbox cgroup not under the pod's parent {parent}: {:?}",
+        env.cgroups_of(&pod)
+    );
+
+    // app: prints, then exits 7 when told to
+    let app = cri
+        .create(&pod, &sandbox, "app", &["sh", "-c", "echo hello-from-app; echo to-stderr >&2; while [ ! -e /tmp/done ]; do sleep 0.1; done; exit 7"], annotations)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", env.log()));
+    cri.start(&app).unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", env.log()));
+    assert!(cri.wait_state(&app, ContainerState::ContainerRunning, 10), "app not running: {:?}", cri.status(&app));
+    let logs = std::path::Path::new(&sandbox.log_directory).join("app.log");
+    assert!(
+        support::wait_until(10, || Cri::log_lines(&logs).iter().any(|l| l.0 == "stdout" && l.2 == "hello-from-app")),
+        "CRI log: {:?}",
+        std::fs::read_to_string(&logs)
+    );
+    let lines = Cri::log_lines(&logs);
+    assert!(lines.contains(&("stdout".into(), "F".into(), "hello-from-app".into())), "{lines:?}");
+    assert!(lines.contains(&("stderr".into(), "F".into(), "to-stderr".into())), "{lines:?}");
+    let (out, _, code) = cri.exec_sync(&app, &["sh", "-c", "echo exec-out; hostname; exit 3"], 10).expect("ExecSync");
+    assert_eq!((out.as_str(), code), ("exec-out\nweb\n", 3), "ExecSync output and exit code");
+    let (out, _, code) = cri.exec_sync(&app, &["cat", "/proc/self/cgroup"], 10).expect("ExecSync");
+    assert_eq!(code, 0);
+    if proxmox.is_none() {
+        assert!(out.contains(&format!("{parent}/{app}")), "app cgroup not under the pod's parent {parent}: {out}");
+    }
+    assert_eq!(cri.list(&pod).expect("ListContainers"), vec![app.clone()]);
+    let stats = cri.stats(&app).expect("ContainerStats");
+    assert!(stats.memory.and_then(|m| m.working_set_bytes).map(|v| v.value > 0).unwrap_or(false), "no memory stats");
+    // exits with its own code
+    assert_eq!(cri.exec_sync(&app, &["touch", "/tmp/done"], 10).expect("ExecSync").2, 0);
+    assert!(cri.wait_state(&app, ContainerState::ContainerExited, 15), "app did not exit: {:?}", cri.status(&app));
+    assert_eq!(cri.state(&app), (ContainerState::ContainerExited, 7));
+
+    // stop with a 10 s grace on an app that needs 3 s after TERM
+    let slow = cri.create(&pod, &sandbox, "slow", &["sh", "-c", TRAP_TERM], annotations).expect("CreateContainer slow");
+    cri.start(&slow).expect("StartContainer slow");
+    let slow_log = std::path::Path::new(&sandbox.log_directory).join("slow.log");
+    assert!(support::wait_until(10, || Cri::log_lines(&slow_log).iter().any(|l| l.2 == "ready")), "slow app not ready");
+    let (r, secs) = timed(|| cri.stop(&slow, 10));
+    r.expect("StopContainer");
+    assert_eq!(cri.state(&slow), (ContainerState::ContainerExited, 42), "after {secs:.1}s");
+    assert!((2.5..8.0).contains(&secs), "StopContainer took {secs:.1}s, the app needs 3 s after TERM");
+
+    let mut ids = cri.list(&pod).expect("ListContainers");
+    ids.sort();
+    let mut want = vec![app.clone(), slow.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    for id in &ids {
+        cri.remove(id).expect("RemoveContainer");
+    }
+    cri.stop_pod(&pod).expect("StopPodSandbox");
+    cri.remove_pod(&pod).expect("RemovePodSandbox");
+    Leftovers { env, proxmox }.assert_none(&pod, &ids);
+}
+
+/// Must-show 1, 3, 4 with sandbox and app container native.
+#[test]
+fn cri_native_pod() {
+    let Some(env) = CriEnv::new("cri_native_pod", &[]) else { return };
+    pod_lifecycle(&env, None);
+}
+
+/// Must-show 2: two containers share the pod's network; the pod IP from CNI
+/// answers from the test's namespace; UpdateContainerResources reaches the cgroup.
+#[test]
+fn cri_pod_network_and_update() {
+    let Some(env) = CriEnv::new("cri_pod_network_and_update", &[]) else { return };
+    let cri = env.cri();
+    let sandbox = env.pod_config("net");
+    let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
+    let ip = cri.pod_ip(&pod);
+    assert!(ip.starts_with("10.89.0."), "pod IP {ip:?} not from CNI's {SUBNET}");
+    let server = cri
+        .create(&pod, &sandbox, "server", &["sh", "-c", "mkdir -p /tmp/www; echo pod-hello > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"], &[])
+        .expect("CreateContainer server");
+    cri.start(&server).expect("StartContainer server");
+    let client = cri.create(&pod, &sandbox, "client", &["sleep", "1000"], &[]).expect("CreateContainer client");
+    cri.start(&client).expect("StartContainer client");
+    let mut got = String::new();
+    support::wait_until(10, || {
+        got = cri.exec_sync(&client, &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html"], 5).map(|r| r.0).unwrap_or_default();
+        got == "pod-hello\n"
+    });
+    assert_eq!(got, "pod-hello\n", "client did not reach the server on 127.0.0.1");
+    assert_eq!(env.netns.get(&format!("{ip}:8080"), 10), "pod-hello\n", "pod IP {ip} not reachable from the test's namespace");
+
+    // the kubelet's in-place resize: runc's `update` through the shim
+    cri.update_memory(&client, 64 << 20).unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    let (out, _, _) = cri.exec_sync(&client, &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], 5).expect("ExecSync");
+    let parent = sandbox.linux.as_ref().unwrap().cgroup_parent.clone();
+    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{parent}/{client}/memory.limit_in_bytes")).unwrap_or(out);
+    assert_eq!(limit.trim(), (64u64 << 20).to_string(), "memory limit after UpdateContainerResources");
+
+    let ids = cri.list(&pod).expect("ListContainers");
+    for id in &ids {
+        cri.stop(id, 0).expect("StopContainer");
+        cri.remove(id).expect("RemoveContainer");
+    }
+    cri.stop_pod(&pod).expect("StopPodSandbox");
+    cri.remove_pod(&pod).expect("RemovePodSandbox");
+    Leftovers { env: &env, proxmox: None }.assert_none(&pod, &ids);
+}
+
+/// Must-show 1, 3, 4 with the app containers on the Proxmox backend (pct driver).
+#[test]
+fn cri_proxmox_app_pod() {
+    let px = env_or_skip!("cri_proxmox_app_pod", "pct", "containerd");
+    let vars = [("NEXCAGE_CONFIG", px.config().display().to_string()), ("PATH", px.path_var())];
+    let Some(env) = CriEnv::new("cri_proxmox_app_pod", &vars) else { return };
+    pod_lifecycle(&env, Some(&px));
+}
