@@ -12,10 +12,11 @@ use crate::proc;
 use crate::state::Record;
 
 /// Before start only the holder exists: signalling it ends the container.
-/// After start, SIGKILL goes to the command under LXC's init (init then
-/// exits 137; killing the init itself would make lxc-execute report 1),
-/// other signals to the init, which forwards them. `all`: every pid of the
-/// guest's cgroup.
+/// After start, signals go to the command under LXC's init (init then exits
+/// with the command's status; killing the init itself would make lxc-execute
+/// report 1, and lxc-init turns its own SIGTERM into a SIGKILL of everything
+/// after 1 s), to the init only when it has no child. `all`: every pid of
+/// the guest's cgroup.
 pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
     let p = CreateJournal::load(dir)?;
     let holder = rec.pid.filter(|pid| proc::is_same_alive(*pid, rec.pid_start));
@@ -49,8 +50,11 @@ pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
     if all {
         return oci::kill::all(&guest_cgroup::pids_of(init).unwrap_or_default(), sig);
     }
+    // Every signal goes to the command under LXC's init: lxc-init answers a
+    // SIGTERM of its own by forwarding it and SIGKILLing everything a second
+    // later (so a grace period would end after 1 s with 137).
     let kids = lxc::children(init);
-    if sig == libc::SIGKILL && !kids.is_empty() {
+    if !kids.is_empty() {
         for k in kids {
             let _ = proc::signal(k, sig);
         }
