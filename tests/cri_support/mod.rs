@@ -258,6 +258,13 @@ impl Drop for CriEnv {
                 let _ = std::fs::remove_dir(d);
             }
         }
+        // the shared top (only when no other test's pods are below it)
+        let top = self.cgroup_parent.rsplit_once('/').map(|(t, _)| t.to_string()).unwrap_or_default();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(top.trim_start_matches('/')));
+            }
+        }
         for d in ["/var/lib/cni/results", "/var/lib/cni/cache/results"] {
             if let Ok(rd) = std::fs::read_dir(d) {
                 for e in rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&self.network)) {
