@@ -91,6 +91,14 @@ fn pod_lifecycle(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     if proxmox.is_none() {
         assert!(out.contains(&format!("{parent}/{app}")), "app cgroup not under the pod's parent {parent}: {out}");
     }
+    // the app is in the sandbox's network, IPC and UTS namespaces (joined by path)
+    let st: serde_json::Value = serde_json::from_slice(&rec.stdout).expect("nexcage state");
+    let pause = st["pid"].as_i64().expect("sandbox pid");
+    for ns in ["net", "ipc", "uts"] {
+        let want = std::fs::read_link(format!("/proc/{pause}/ns/{ns}")).expect("sandbox ns").display().to_string();
+        let (got, _, _) = cri.exec_sync(&app, &["readlink", &format!("/proc/self/ns/{ns}")], 10).expect("ExecSync readlink");
+        assert_eq!(got.trim(), want, "app's {ns} namespace is not the sandbox's");
+    }
     assert_eq!(cri.list(&pod).expect("ListContainers"), vec![app.clone()]);
     let stats = cri.stats(&app).expect("ContainerStats");
     assert!(stats.memory.and_then(|m| m.working_set_bytes).map(|v| v.value > 0).unwrap_or(false), "no memory stats");
