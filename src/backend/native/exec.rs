@@ -1,45 +1,70 @@
 //! exec: a new process in the running container (libcontainer's tenant).
+//! Without `--process` the process is the container's own with the flags
+//! laid over it (`backend::oci::exec_process`, runc's rule), written to a
+//! process file: libcontainer's tenant builder alone would drop the user,
+//! groups, umask, rlimits, AppArmor/SELinux labels and more.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{anyhow, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::{describe, lc_root};
-use crate::backend::ExecOpts;
+use super::executor::{has_notify, Executor};
+use super::{bundle, describe, lc_root};
+use crate::backend::{oci, ExecOpts};
 use crate::state::Record;
 
 /// Returns the new process's pid.
 pub fn exec(rec: &Record, dir: &Path, o: &ExecOpts) -> Result<i32> {
+    let c = Container::load(lc_root(dir).join(&rec.id)).with_context(|| format!("cannot load native state of {}", rec.id))?;
+    let cfg_path = c.bundle().join("config.json");
+    let cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&cfg_path).with_context(|| format!("failed to read {}", cfg_path.display()))?,
+    )
+    .with_context(|| format!("{}: malformed JSON", cfg_path.display()))?;
+    let written = match &o.process_file {
+        Some(_) => None,
+        None => {
+            let pid = rec.pid.ok_or_else(|| anyhow!("container {} has no process", rec.id))?;
+            let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+            let p = oci::exec_process::from_container(&cfg["process"], o, false, &root);
+            let f = dir.join(format!("exec-{}.json", std::process::id()));
+            std::fs::write(&f, serde_json::to_vec(&p)?).with_context(|| format!("failed to write {}", f.display()))?;
+            Some(f)
+        }
+    };
+    let process_file = written.clone().or_else(|| o.process_file.clone());
+    let res = run_tenant(rec, dir, o, process_file.as_deref(), &c, &cfg);
+    if let Some(f) = written {
+        let _ = std::fs::remove_file(f);
+    }
+    res
+}
+
+fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: Option<&Path>, c: &Container, cfg: &serde_json::Value) -> Result<i32> {
+    let process: serde_json::Value = match process_file {
+        Some(f) => serde_json::from_slice(&std::fs::read(f).with_context(|| format!("failed to read {}", f.display()))?)
+            .with_context(|| format!("{}: malformed JSON", f.display()))?,
+        None => cfg["process"].clone(),
+    };
+    // libcontainer's tenant gets no seccomp profile; nexcage's executor loads
+    // the container's before execve where the process has noNewPrivileges
+    // (without it, loading needs CAP_SYS_ADMIN the process may not keep).
+    let seccomp = match process["noNewPrivileges"].as_bool() {
+        Some(true) => bundle::seccomp_of(c.bundle(), cfg)?.filter(|s| !has_notify(s)),
+        _ => None,
+    };
     let mut b = ContainerBuilder::new(rec.id.clone(), SyscallType::default())
         .with_root_path(lc_root(dir))
         .map_err(describe)?
+        .with_executor(Executor { seccomp, home: None })
         .with_console_socket(o.console_socket.as_ref())
         .with_preserved_fds(o.preserve_fds);
     if let Some(p) = &o.pid_file {
         b = b.with_pid_file(Some(p)).map_err(describe)?;
     }
-    let env: HashMap<String, String> = o
-        .env
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
-    let mut t = b
-        .as_tenant()
-        .with_detach(o.detach)
-        .with_process(o.process_file.as_ref())
-        .with_no_new_privs(o.no_new_privs)
-        .with_capabilities(o.caps.clone())
-        .with_additional_gids(o.additional_gids.clone())
-        .with_user(o.uid)
-        .with_group(o.gid)
-        .with_env(env)
-        .with_cwd(o.cwd.as_ref());
-    if o.process_file.is_none() {
-        t = t.with_container_args(o.args.clone());
-    }
-    let pid = t.build().map_err(describe)?;
+    let pid = b.as_tenant().with_detach(o.detach).with_process(process_file).build().map_err(describe)?;
     Ok(pid.as_raw())
 }

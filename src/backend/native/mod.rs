@@ -4,11 +4,13 @@
 //! status (pid + start time). One file per operation; this file holds the
 //! backend and what the operations share.
 
+mod bundle;
 mod cgroup_manager;
 mod cgroupfs_ro;
 mod create;
 mod delete;
 mod exec;
+mod executor;
 mod hooks;
 mod kill;
 mod loopback;
@@ -51,6 +53,15 @@ pub fn describe(e: libcontainer::error::LibcontainerError) -> anyhow::Error {
         src = s.source();
     }
     anyhow!(msg)
+}
+
+/// An OS error in the kernel's words ("Permission denied"), without Rust's
+/// "(os error 13)".
+pub fn os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 impl Backend for Native {

@@ -1,0 +1,126 @@
+//! nexcage's workload executor for libcontainer: the seccomp filter is the
+//! last thing installed before `execve` (runc's order for a process with
+//! noNewPrivileges), so a profile may deny anything the runtime itself still
+//! calls after libcontainer's own loading point (notify socket, environment,
+//! lookups); `HOME` is runc's; a program that cannot run is reported in
+//! runc's words, so engines map it to 127/126.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, Spec};
+use libcontainer::workload::{Executor as LcExecutor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
+
+#[derive(Clone, Default)]
+pub struct Executor {
+    /// Loaded right before execve (taken out of libcontainer's spec).
+    pub seccomp: Option<LinuxSeccomp>,
+    /// Set when the process's env has no `HOME` (`backend::oci::home`).
+    pub home: Option<String>,
+}
+
+/// Whether the spec's seccomp profile can be loaded by the executor instead
+/// of libcontainer: libcontainer loads it late (after dropping capabilities)
+/// only when `process.noNewPrivileges` is set, and a notify action needs its
+/// listener hand-off, so only then.
+pub fn movable_seccomp(spec: &Spec) -> Option<LinuxSeccomp> {
+    let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
+    spec.process().as_ref()?.no_new_privileges()?;
+    (!has_notify(seccomp)).then(|| seccomp.clone())
+}
+
+/// Whether a profile uses SCMP_ACT_NOTIFY (whose fd goes to a listener
+/// through libcontainer, so only libcontainer can load it).
+pub fn has_notify(s: &LinuxSeccomp) -> bool {
+    let notify = |a: LinuxSeccompAction| a == LinuxSeccompAction::ScmpActNotify;
+    notify(s.default_action()) || s.syscalls().iter().flatten().any(|c| notify(c.action()))
+}
+
+/// runc's words (`exec.LookPath`) for a program that cannot be run, or None
+/// when `arg0` resolves (against `path`, the process's PATH) to an
+/// executable file. Run inside the container, after pivot_root.
+pub fn lookup_error(arg0: &str, path: &str) -> Option<String> {
+    let runnable = |p: &Path| std::fs::metadata(p).map(|m| !m.is_dir() && m.permissions().mode() & 0o111 != 0);
+    if arg0.contains('/') {
+        return match runnable(Path::new(arg0)) {
+            Ok(true) => None,
+            Ok(false) => Some(format!("exec: {arg0:?}: permission denied")),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!("exec: {arg0:?}: permission denied")),
+            Err(e) => Some(format!("exec: {arg0:?}: stat {arg0}: {}", super::os_error(&e).to_lowercase())),
+        };
+    }
+    let found = path.split(':').any(|d| runnable(&Path::new(if d.is_empty() { "." } else { d }).join(arg0)).unwrap_or(false));
+    (!found).then(|| format!("exec: {arg0:?}: executable file not found in $PATH"))
+}
+
+impl LcExecutor for Executor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec.process().as_ref().and_then(|p| p.args().as_ref()).ok_or(ExecutorError::InvalidArg)?;
+        let argv: Vec<CString> =
+            args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|_| ExecutorError::InvalidArg)?;
+        let prog = argv.first().ok_or(ExecutorError::InvalidArg)?;
+        // Everything is allocated; from here on only the filter and execve.
+        if let Some(s) = &self.seccomp {
+            libcontainer::seccomp::initialize_seccomp(s)
+                .map_err(|e| ExecutorError::Other(format!("failed to load the seccomp profile: {e}")))?;
+        }
+        let err = nix::unistd::execvp(prog, &argv).unwrap_err();
+        Err(ExecutorError::Other(format!("exec: {:?}: {}", args[0], err.desc().to_lowercase())))
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let process = spec.process().as_ref().ok_or_else(|| ExecutorValidationError::ArgValidationError("spec has no process".into()))?;
+        let Some(arg0) = process.args().as_ref().and_then(|a| a.first()) else { return Ok(()) };
+        let path = process.env().iter().flatten().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+        match lookup_error(arg0, path) {
+            Some(msg) => Err(ExecutorValidationError::ArgValidationError(msg)),
+            None => Ok(()),
+        }
+    }
+
+    fn setup_envs(&self, mut envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        if let Some(h) = &self.home {
+            envs.insert("HOME".to_string(), h.clone());
+        }
+        for (k, _) in std::env::vars_os() {
+            // SAFETY: this runs in the container's init, a single-threaded
+            // process fork()ed by libcontainer, before execve.
+            unsafe { std::env::remove_var(k) };
+        }
+        for (k, v) in envs {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(k, v) };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_words_are_runcs() {
+        assert_eq!(lookup_error("sh", "/nonexistent:/bin"), None);
+        assert_eq!(lookup_error("nope-x", "/bin").unwrap(), "exec: \"nope-x\": executable file not found in $PATH");
+        assert_eq!(lookup_error("/nope-x", "/bin").unwrap(), "exec: \"/nope-x\": stat /nope-x: no such file or directory");
+        assert_eq!(lookup_error("/etc/passwd", "").unwrap(), "exec: \"/etc/passwd\": permission denied");
+        assert_eq!(lookup_error("/etc", "").unwrap(), "exec: \"/etc\": permission denied");
+    }
+
+    #[test]
+    fn seccomp_moves_only_with_nnp_and_no_notify() {
+        let spec = |nnp: &str, action: &str| -> Spec {
+            serde_json::from_str(&format!(
+                r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","args":["sh"],"user":{{"uid":0,"gid":0}}{nnp}}},
+                "linux":{{"seccomp":{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["getcwd"],"action":"{action}"}}]}}}}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(movable_seccomp(&spec(r#","noNewPrivileges":true"#, "SCMP_ACT_ERRNO")).is_some());
+        assert!(movable_seccomp(&spec("", "SCMP_ACT_ERRNO")).is_none());
+        assert!(movable_seccomp(&spec(r#","noNewPrivileges":true"#, "SCMP_ACT_NOTIFY")).is_none());
+    }
+}
