@@ -218,11 +218,14 @@ pub fn main() -> i32 {
     let root = std::path::absolute(&cli.root).unwrap_or(cli.root);
     let ctx = Ctx { root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
     tracing::debug!(?command, "dispatch");
+    // runc exits 255 when exec itself fails ("exec failed: ..."), so the
+    // program's own statuses (126, 127, ...) stay apart from the runtime's.
+    let failed = if matches!(command, Command::Exec(_)) { 255 } else { 1 };
     match dispatch(command, &ctx) {
         Ok(code) => code,
         Err(e) => {
             logging::report_error(&sink, &format!("{e:#}"));
-            1
+            failed
         }
     }
 }

@@ -13,7 +13,7 @@ impl Container {
     /// file, one is written from the container's own process (libcontainer
     /// takes a terminal only through a process file, as runc's `exec -t CMD`).
     pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<i32> {
-        self.status().can_exec()?;
+        self.status().can_exec(opts.ignore_paused)?;
         let tty_file = if tty && opts.process_file.is_none() {
             let f = self.dir().join(format!("exec-{}.json", std::process::id()));
             write_tty_process(&self.rec.bundle, self.rec.pid, &opts, &f)?;

@@ -2,13 +2,15 @@
 //! Without `--process` the process is the container's own with the flags
 //! laid over it (`backend::oci::exec_process`, runc's rule), written to a
 //! process file: libcontainer's tenant builder alone would drop the user,
-//! groups, umask, rlimits, AppArmor/SELinux labels and more.
+//! groups, umask, rlimits, AppArmor/SELinux labels and more. A paused
+//! container (`--ignore-paused`) is frozen by nexcage's cgroup freezer, not
+//! libcontainer's state, so the tenant builder lets it in.
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
+use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 
 use super::executor::{has_notify, Executor};
@@ -18,7 +20,7 @@ use crate::state::Record;
 
 /// Returns the new process's pid.
 pub fn exec(rec: &Record, dir: &Path, o: &ExecOpts) -> Result<i32> {
-    let c = Container::load(lc_root(dir).join(&rec.id)).with_context(|| format!("cannot load native state of {}", rec.id))?;
+    let mut c = Container::load(lc_root(dir).join(&rec.id)).with_context(|| format!("cannot load native state of {}", rec.id))?;
     let cfg_path = c.bundle().join("config.json");
     let cfg: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&cfg_path).with_context(|| format!("failed to read {}", cfg_path.display()))?,
@@ -36,7 +38,17 @@ pub fn exec(rec: &Record, dir: &Path, o: &ExecOpts) -> Result<i32> {
         }
     };
     let process_file = written.clone().or_else(|| o.process_file.clone());
+    // runc execs into a created container (its init waits for start);
+    // libcontainer's tenant wants `Running`, so it reads that while the
+    // front end's lock keeps start out, then `Created` again.
+    let created = c.status() == ContainerStatus::Created;
+    if created {
+        c.set_status(ContainerStatus::Running).save().map_err(describe)?;
+    }
     let res = run_tenant(rec, dir, o, process_file.as_deref(), &c, &cfg);
+    if created {
+        c.set_status(ContainerStatus::Created).save().map_err(describe)?;
+    }
     if let Some(f) = written {
         let _ = std::fs::remove_file(f);
     }

@@ -52,7 +52,8 @@ pub fn describe(e: libcontainer::error::LibcontainerError) -> anyhow::Error {
         }
         src = s.source();
     }
-    anyhow!(msg)
+    // The init's failure comes through a channel as one string; say it as runc does.
+    anyhow!(msg.replace("exec process failed with error error in executing process : ", "unable to start container process: "))
 }
 
 /// An OS error in the kernel's words ("Permission denied"), without Rust's

@@ -100,6 +100,7 @@ mod tests {
             pid_file: None,
             detach: false,
             preserve_fds: 0,
+            ignore_paused: false,
         }
     }
 
