@@ -7,7 +7,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::{bundle, cgroupfs_ro, describe, lc_root, loopback};
+use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
@@ -30,12 +30,11 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     }
     // cgroupfs always: libcontainer defaults to systemd, and nexcage has no
     // systemd cgroup driver (the front end refuses --systemd-cgroup).
-    let built = b
-        .as_init(&lc_bundle)
-        .with_systemd(false)
-        .with_detach(!o.foreground)
-        .with_no_pivot(o.no_pivot)
-        .build();
+    let causes = init_errors::file_in(o.dir);
+    let built = init_errors::capture(&causes, || {
+        b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground).with_no_pivot(o.no_pivot).build()
+    });
+    let causes = init_errors::take(&causes);
     match built {
         Ok(mut c) => {
             let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
@@ -46,7 +45,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
             Ok(Created { pid, backend_data: BackendData::Native })
         }
         Err(e) => {
-            let err = describe(e);
+            let err = init_errors::with_causes(describe(e), &causes);
             // A half-built container (dir, cgroup, process) must not outlive the failure.
             let lc_dir = lc_root(o.dir).join(o.id);
             if lc_dir.exists() {

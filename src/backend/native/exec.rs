@@ -14,7 +14,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 
 use super::executor::{has_notify, Executor};
-use super::{bundle, describe, lc_root};
+use super::{bundle, describe, init_errors, lc_root};
 use crate::backend::{oci, ExecOpts};
 use crate::state::Record;
 
@@ -77,6 +77,8 @@ fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: Option<&Path
     if let Some(p) = &o.pid_file {
         b = b.with_pid_file(Some(p)).map_err(describe)?;
     }
-    let pid = b.as_tenant().with_detach(o.detach).with_process(process_file).build().map_err(describe)?;
-    Ok(pid.as_raw())
+    let causes = init_errors::file_in(dir);
+    let built = init_errors::capture(&causes, || b.as_tenant().with_detach(o.detach).with_process(process_file).build());
+    let causes = init_errors::take(&causes);
+    Ok(built.map_err(|e| init_errors::with_causes(describe(e), &causes))?.as_raw())
 }

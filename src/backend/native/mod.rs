@@ -12,6 +12,7 @@ mod delete;
 mod exec;
 mod executor;
 mod hooks;
+mod init_errors;
 mod kill;
 mod loopback;
 mod pause;

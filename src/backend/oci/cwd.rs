@@ -6,10 +6,10 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 /// Creates `cwd` (absolute, as in the spec) under `rootfs`, one component at
-/// a time. A component that exists must be a directory and not a symbolic
-/// link (which would resolve against the host's root); then nothing is made
-/// beyond it and the container's own chdir decides. Returns the directories
-/// made.
+/// a time. A component that exists must be a directory ("mkdir CWD: not a
+/// directory" otherwise, runc's words); at a symbolic link (which would
+/// resolve against the host's root) nothing is made beyond it and the
+/// container's own chdir decides. Returns the directories made.
 pub fn ensure(rootfs: &Path, cwd: &Path) -> Result<Vec<PathBuf>> {
     let mut made = Vec::new();
     let mut at = rootfs.to_path_buf();
@@ -21,7 +21,8 @@ pub fn ensure(rootfs: &Path, cwd: &Path) -> Result<Vec<PathBuf>> {
         }
         match std::fs::symlink_metadata(&at) {
             Ok(m) if m.is_dir() => continue,
-            Ok(_) => return Ok(made), // a link or a file: the container's chdir reports it
+            Ok(m) if m.is_symlink() => return Ok(made), // resolved in the container, by its chdir
+            Ok(_) => bail!("mkdir {}: not a directory", cwd.display()), // runc's words
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir(&at).with_context(|| format!("failed to create process.cwd {}", at.display()))?;
                 made.push(at.clone());
@@ -47,6 +48,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("l")).unwrap();
         assert!(ensure(&root, Path::new("/l/x")).unwrap().is_empty());
         assert!(ensure(&root, Path::new("/a/../b")).is_err());
+        std::fs::write(root.join("f"), "").unwrap();
+        assert_eq!(ensure(&root, Path::new("/f/x")).unwrap_err().to_string(), "mkdir /f/x: not a directory");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
