@@ -7,7 +7,8 @@
 
 use super::*;
 use crate::ctx::{judge_checker, Opts};
-use crate::host::{Host, CAP_SYS_RESOURCE};
+use super::process::no_sys_resource;
+use crate::host::Host;
 use crate::suite::{case, Case};
 use crate::sys::Exit;
 use anyhow::ensure;
@@ -51,10 +52,6 @@ fn no_blkio_weight(h: &Host) -> Option<String> {
         }
         Some(_) => None,
     }
-}
-
-fn no_sys_resource(h: &Host) -> Option<String> {
-    (h.cap_bnd & CAP_SYS_RESOURCE != 0).then(|| "host bounding set has CAP_SYS_RESOURCE".into())
 }
 
 fn seccomp_getcwd(ctx: &mut Ctx) -> Result<()> {
