@@ -10,6 +10,7 @@ mod exec;
 mod features;
 mod gc;
 mod handoff;
+mod hook;
 mod image;
 mod info;
 mod kill;
@@ -160,6 +161,9 @@ pub enum Command {
     /// Internal: the monitor of a container created with --name
     #[command(hide = true)]
     Monitor(monitor::Args),
+    /// Internal: relays an OCI hook with the state the spec asks for
+    #[command(hide = true, name = "__hook")]
+    Hook(hook::Args),
 }
 
 pub fn version_text() -> String {
@@ -281,6 +285,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Autostart(a) => autostart::run(a, ctx),
         Command::Zfs { cmd } => zfs::run(cmd, ctx),
         Command::Monitor(a) => monitor::run(a, ctx),
+        Command::Hook(a) => hook::run(a),
     }
 }
 

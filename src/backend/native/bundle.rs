@@ -1,15 +1,17 @@
 //! The bundle libcontainer reads. libcontainer loads `config.json` itself
 //! (at create, and again for each exec), so where nexcage's rules change
 //! the spec (unknown capability names dropped, the seccomp profile moved to
-//! the executor) it gets a copy: `<state dir>/bundle/config.json`, with
+//! the executor, create-time hooks relayed) it gets a copy: `<state dir>/bundle/config.json`, with
 //! `root.path` absolute, plus `seccomp.json` (the moved profile, for exec).
-//! Otherwise it reads the bundle itself. Also here: what the executor needs
+//! Its hooks go through nexcage's relay (the state they get names the
+//! bundle, and prestart/createRuntime say `created`); startContainer hooks
+//! go to the executor. Otherwise libcontainer reads the bundle itself. Also here: what the executor needs
 //! (`HOME`, the moved profile) and `process.cwd` made in the rootfs.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use libcontainer::oci_spec::runtime::LinuxSeccomp;
+use libcontainer::oci_spec::runtime::{Hook, Hooks, LinuxSeccomp};
 
 use super::executor::{movable_seccomp, Executor};
 use crate::backend::oci;
@@ -19,7 +21,7 @@ const SECCOMP_FILE: &str = "seccomp.json";
 
 /// The bundle dir to give libcontainer and the executor for `bundle`'s init.
 /// `state_dir`: the container's state dir.
-pub fn prepare(bundle: &Bundle, state_dir: &Path) -> Result<(PathBuf, Executor)> {
+pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, Executor)> {
     let spec = &bundle.spec;
     let process = spec.process().as_ref().context("process is missing")?;
     for d in oci::cwd::ensure(&bundle.rootfs, process.cwd())? {
@@ -28,11 +30,20 @@ pub fn prepare(bundle: &Bundle, state_dir: &Path) -> Result<(PathBuf, Executor)>
     let env = process.env().clone().unwrap_or_default();
     let home = oci::home::missing_home(&env, &bundle.rootfs, process.user().uid());
     let seccomp = movable_seccomp(spec);
-    let exec = Executor { seccomp: seccomp.clone(), home };
-    if seccomp.is_none() && bundle.dropped_caps.is_empty() {
+    let mut exec = Executor { seccomp: seccomp.clone(), home, ..Default::default() };
+    let hooks = spec.hooks().as_ref().filter(|h| has_create_hooks(h));
+    if seccomp.is_none() && bundle.dropped_caps.is_empty() && hooks.is_none() {
         return Ok((bundle.dir.clone(), exec));
     }
     let mut copy = spec.clone();
+    if let Some(h) = hooks {
+        let (relayed, start_container) = relay_hooks(h, &bundle.dir)?;
+        copy.set_hooks(Some(relayed));
+        exec.start_container = start_container;
+        exec.state_id = id.to_string();
+        exec.bundle = bundle.dir.clone();
+        exec.annotations = spec.annotations().clone();
+    }
     if let (Some(_), Some(l)) = (&seccomp, copy.linux_mut().as_mut()) {
         l.set_seccomp(None);
     }
@@ -48,6 +59,30 @@ pub fn prepare(bundle: &Bundle, state_dir: &Path) -> Result<(PathBuf, Executor)>
         std::fs::write(&f, serde_json::to_vec(s)?).with_context(|| format!("failed to write {}", f.display()))?;
     }
     Ok((dir, exec))
+}
+
+fn has_create_hooks(h: &Hooks) -> bool {
+    let any = |v: &Option<Vec<Hook>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    any(h.prestart()) || any(h.create_runtime()) || any(h.create_container()) || any(h.start_container())
+}
+
+/// The hooks libcontainer runs, through nexcage's relay so that their state
+/// names the bundle (not this copy) and says `created` with the pid for
+/// prestart and createRuntime (as crun; libcontainer says `creating`);
+/// createContainer keeps libcontainer's status (it has no pid to give).
+/// startContainer hooks run inside the container, where the relay is not
+/// reachable: they are returned for the executor to run.
+fn relay_hooks(h: &Hooks, bundle: &Path) -> Result<(Hooks, Vec<Hook>)> {
+    let exe = std::env::current_exe().context("cannot find nexcage's own binary to relay hooks")?;
+    let relay = |v: &Option<Vec<Hook>>, status: Option<&str>| -> Option<Vec<Hook>> {
+        v.as_ref().map(|v| v.iter().map(|k| oci::hooks::relayed(k, &exe, status, bundle)).collect())
+    };
+    let mut out = h.clone();
+    out.set_prestart(relay(h.prestart(), Some("created")));
+    out.set_create_runtime(relay(h.create_runtime(), Some("created")));
+    out.set_create_container(relay(h.create_container(), None));
+    out.set_start_container(None);
+    Ok((out, h.start_container().clone().unwrap_or_default()))
 }
 
 /// The container's seccomp profile, from the bundle libcontainer reads

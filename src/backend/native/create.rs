@@ -15,7 +15,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)
         .with_context(|| format!("cannot enter bundle {}", o.bundle.dir.display()))?;
-    let (lc_bundle, executor) = bundle::prepare(o.bundle, o.dir)?;
+    let (lc_bundle, executor) = bundle::prepare(o.bundle, o.id, o.dir)?;
     if let Some(adj) = o.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         set_oom_score_adj(adj)?;
     }

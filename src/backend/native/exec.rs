@@ -71,7 +71,7 @@ fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: Option<&Path
     let mut b = ContainerBuilder::new(rec.id.clone(), SyscallType::default())
         .with_root_path(lc_root(dir))
         .map_err(describe)?
-        .with_executor(Executor { seccomp, home: None })
+        .with_executor(Executor { seccomp, ..Default::default() })
         .with_console_socket(o.console_socket.as_ref())
         .with_preserved_fds(o.preserve_fds);
     if let Some(p) = &o.pid_file {

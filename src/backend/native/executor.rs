@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, Spec};
+use libcontainer::container::{ContainerStatus, State};
+use libcontainer::oci_spec::runtime::{Hook, LinuxSeccomp, LinuxSeccompAction, Spec};
 use libcontainer::workload::{Executor as LcExecutor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 
 #[derive(Clone, Default)]
@@ -19,6 +20,12 @@ pub struct Executor {
     pub seccomp: Option<LinuxSeccomp>,
     /// Set when the process's env has no `HOME` (`backend::oci::home`).
     pub home: Option<String>,
+    /// startContainer hooks, run here (libcontainer's place for them,
+    /// right before exec) with a state naming the real bundle.
+    pub start_container: Vec<Hook>,
+    pub state_id: String,
+    pub bundle: PathBuf,
+    pub annotations: Option<HashMap<String, String>>,
 }
 
 /// Whether the spec's seccomp profile can be loaded by the executor instead
@@ -61,6 +68,14 @@ impl LcExecutor for Executor {
         let argv: Vec<CString> =
             args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|_| ExecutorError::InvalidArg)?;
         let prog = argv.first().ok_or(ExecutorError::InvalidArg)?;
+        if !self.start_container.is_empty() {
+            // The state libcontainer would give (its init's copy: creating, no pid).
+            let mut state = State::new(&self.state_id, ContainerStatus::Creating, None, self.bundle.clone());
+            state.annotations = self.annotations.clone();
+            let env: HashMap<String, String> = std::env::vars().collect();
+            libcontainer::hooks::run_hooks(Some(&self.start_container), Some(&state), None, None, Some(&env))
+                .map_err(|e| ExecutorError::Other(format!("startContainer hook failed: {e}")))?;
+        }
         // Everything is allocated; from here on only the filter and execve.
         if let Some(s) = &self.seccomp {
             libcontainer::seccomp::initialize_seccomp(s)
