@@ -16,7 +16,7 @@ impl Container {
         self.status().can_exec(opts.ignore_paused)?;
         let tty_file = if tty && opts.process_file.is_none() {
             let f = self.dir().join(format!("exec-{}.json", std::process::id()));
-            write_tty_process(&self.rec.bundle, self.rec.pid, &opts, &f)?;
+            write_tty_process(&self.rec.bundle, &opts, &f)?;
             opts.process_file = Some(f.clone());
             Some(f)
         } else {
@@ -33,11 +33,12 @@ impl Container {
 /// The container's `process` from its config.json with the exec request
 /// laid over it and `terminal` set (`backend::oci::exec_process`), written
 /// to `out`.
-fn write_tty_process(bundle: &Path, pid: Option<i32>, o: &ExecOpts, out: &Path) -> Result<()> {
+/// `HOME`, when missing, is the backend's to add (the container's root is
+/// not the recorded process's for every backend).
+fn write_tty_process(bundle: &Path, o: &ExecOpts, out: &Path) -> Result<()> {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
         .context("config.json of the container is not valid JSON")?;
-    let root = std::path::PathBuf::from(format!("/proc/{}/root", pid.unwrap_or(0)));
-    let p = crate::backend::oci::exec_process::from_container(&cfg["process"], o, true, &root);
+    let p = crate::backend::oci::exec_process::from_container(&cfg["process"], o, true, None);
     std::fs::write(out, serde_json::to_vec(&p)?)?;
     Ok(())
 }

@@ -29,9 +29,7 @@ pub fn exec(rec: &Record, dir: &Path, o: &ExecOpts) -> Result<i32> {
     let written = match &o.process_file {
         Some(_) => None,
         None => {
-            let pid = rec.pid.ok_or_else(|| anyhow!("container {} has no process", rec.id))?;
-            let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
-            let p = oci::exec_process::from_container(&cfg["process"], o, false, &root);
+            let p = oci::exec_process::from_container(&cfg["process"], o, false, None);
             let f = dir.join(format!("exec-{}.json", std::process::id()));
             std::fs::write(&f, serde_json::to_vec(&p)?).with_context(|| format!("failed to write {}", f.display()))?;
             Some(f)
@@ -68,10 +66,15 @@ fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: Option<&Path
         Some(true) => bundle::seccomp_of(c.bundle(), cfg)?.filter(|s| !has_notify(s)),
         _ => None,
     };
+    // HOME as runc sets it (also for a --process file without one).
+    let pid = rec.pid.ok_or_else(|| anyhow!("container {} has no process", rec.id))?;
+    let env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
+    let uid = process["user"]["uid"].as_u64().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
+    let home = oci::home::missing_home(&env, Path::new(&format!("/proc/{pid}/root")), uid);
     let mut b = ContainerBuilder::new(rec.id.clone(), SyscallType::default())
         .with_root_path(lc_root(dir))
         .map_err(describe)?
-        .with_executor(Executor { seccomp, ..Default::default() })
+        .with_executor(Executor { seccomp, home, ..Default::default() })
         .with_console_socket(o.console_socket.as_ref())
         .with_preserved_fds(o.preserve_fds);
     if let Some(p) = &o.pid_file {

@@ -18,9 +18,10 @@ use crate::backend::ExecOpts;
 /// bounding, effective and permitted sets (and ambient when the container
 /// has an inheritable set), `--no-new-privs` sets noNewPrivileges, and
 /// `terminal` is the `--tty` flag. `HOME` is added when the result has none
-/// (`backend::oci::home`, looked up under `root`, the container's root);
+/// and `root` (the container's root as seen from here) is given
+/// (`backend::oci::home`; else the backend adds it);
 /// capability names nexcage does not know are left out (`backend::oci::caps`).
-pub fn from_container(container: &Value, o: &ExecOpts, tty: bool, root: &Path) -> Value {
+pub fn from_container(container: &Value, o: &ExecOpts, tty: bool, root: Option<&Path>) -> Value {
     let mut p = if container.is_object() { container.clone() } else { json!({}) };
     p["terminal"] = tty.into();
     p["args"] = json!(o.args);
@@ -51,7 +52,7 @@ pub fn from_container(container: &Value, o: &ExecOpts, tty: bool, root: &Path) -
         p["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
     env.extend(o.env.iter().cloned());
     let uid = p["user"]["uid"].as_u64().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
-    if let Some(home) = super::home::missing_home(&env, root, uid) {
+    if let Some(home) = root.and_then(|r| super::home::missing_home(&env, r, uid)) {
         env.push(format!("HOME={home}"));
     }
     p["env"] = json!(env);
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn inherits_everything_without_flags() {
-        let p = from_container(&container(), &opts(), false, Path::new("/nonexistent"));
+        let p = from_container(&container(), &opts(), false, Some(Path::new("/nonexistent")));
         let mut want = container();
         want["terminal"] = false.into();
         want["args"] = json!(["id"]);
@@ -132,7 +133,7 @@ mod tests {
         o.uid = Some(0);
         o.additional_gids = vec![7];
         o.caps = vec!["CAP_NET_ADMIN".into()];
-        let p = from_container(&container(), &o, true, Path::new("/nonexistent"));
+        let p = from_container(&container(), &o, true, Some(Path::new("/nonexistent")));
         assert_eq!(p["terminal"], json!(true));
         assert_eq!(p["cwd"], json!("/tmp"));
         assert_eq!(p["user"], json!({"uid": 0, "gid": 100, "umask": 18, "additionalGids": [5, 1234, 7]}));
