@@ -20,7 +20,8 @@ use crate::backend::ExecOpts;
 /// `terminal` is the `--tty` flag. `HOME` is added when the result has none
 /// and `root` (the container's root as seen from here) is given
 /// (`backend::oci::home`; else the backend adds it);
-/// capability names nexcage does not know are left out (`backend::oci::caps`).
+/// capability names nexcage does not know are left out with runc's warning
+/// (`backend::oci::caps`).
 pub fn from_container(container: &Value, o: &ExecOpts, tty: bool, root: Option<&Path>) -> Value {
     let mut p = if container.is_object() { container.clone() } else { json!({}) };
     p["terminal"] = tty.into();
@@ -56,7 +57,10 @@ pub fn from_container(container: &Value, o: &ExecOpts, tty: bool, root: Option<&
         env.push(format!("HOME={home}"));
     }
     p["env"] = json!(env);
-    super::caps::drop_unknown(&mut p); // warned about at create
+    let dropped = super::caps::drop_unknown(&mut p);
+    if !dropped.is_empty() {
+        tracing::warn!("{}", super::caps::warning(&dropped));
+    }
     p
 }
 
