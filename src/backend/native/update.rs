@@ -50,7 +50,8 @@ pub fn update(rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()
 pub struct Expect {
     pub field: &'static str,
     pub controller: &'static str,
-    pub file: &'static str,
+    /// The file, or (several) the first that exists on this host.
+    pub files: &'static [&'static str],
     pub want: Want,
 }
 
@@ -109,52 +110,71 @@ fn parse_list(s: &str) -> Option<BTreeSet<u32>> {
 /// read back (libcgroups' v1 mapping; runc's names for the fields).
 pub fn expectations(r: &LinuxResources) -> Vec<Expect> {
     let mut v = Vec::new();
-    let mut add = |field, controller, file, want| v.push(Expect { field, controller, file, want });
+    let mut add = |field, controller, files, want| v.push(Expect { field, controller, files, want });
     if let Some(m) = r.memory() {
         if let Some(n) = m.limit() {
-            add("memory.limit", "memory", "memory.limit_in_bytes", Want::Bytes(n));
+            add("memory.limit", "memory", &["memory.limit_in_bytes"], Want::Bytes(n));
         }
         if let Some(n) = m.reservation() {
-            add("memory.reservation", "memory", "memory.soft_limit_in_bytes", Want::Bytes(n));
+            add("memory.reservation", "memory", &["memory.soft_limit_in_bytes"], Want::Bytes(n));
         }
         if let Some(n) = m.swap() {
-            add("memory.swap", "memory", "memory.memsw.limit_in_bytes", Want::Bytes(n));
+            add("memory.swap", "memory", &["memory.memsw.limit_in_bytes"], Want::Bytes(n));
         }
         if let Some(n) = m.swappiness() {
-            add("memory.swappiness", "memory", "memory.swappiness", Want::Exact(n as i64));
+            add("memory.swappiness", "memory", &["memory.swappiness"], Want::Exact(n as i64));
+        }
+        if let Some(n) = m.kernel() {
+            add("memory.kernel", "memory", &["memory.kmem.limit_in_bytes"], Want::Bytes(n));
+        }
+        if let Some(n) = m.kernel_tcp() {
+            add("memory.kernelTCP", "memory", &["memory.kmem.tcp.limit_in_bytes"], Want::Bytes(n));
         }
         if let Some(d) = m.disable_oom_killer() {
-            add("memory.disableOOMKiller", "memory", "memory.oom_control", Want::Line(format!("oom_kill_disable {}", u8::from(d))));
+            add("memory.disableOOMKiller", "memory", &["memory.oom_control"], Want::Line(format!("oom_kill_disable {}", u8::from(d))));
         }
     }
     if let Some(c) = r.cpu() {
         if let Some(n) = c.shares() {
-            add("cpu.shares", "cpu", "cpu.shares", Want::Exact(n as i64));
+            add("cpu.shares", "cpu", &["cpu.shares"], Want::Exact(n as i64));
         }
         if let Some(n) = c.quota() {
-            add("cpu.quota", "cpu", "cpu.cfs_quota_us", Want::Exact(n));
+            add("cpu.quota", "cpu", &["cpu.cfs_quota_us"], Want::Exact(n));
         }
         if let Some(n) = c.period() {
-            add("cpu.period", "cpu", "cpu.cfs_period_us", Want::Exact(n as i64));
+            add("cpu.period", "cpu", &["cpu.cfs_period_us"], Want::Exact(n as i64));
         }
         if let Some(n) = c.realtime_runtime() {
-            add("cpu.realtimeRuntime", "cpu", "cpu.rt_runtime_us", Want::Exact(n));
+            add("cpu.realtimeRuntime", "cpu", &["cpu.rt_runtime_us"], Want::Exact(n));
         }
         if let Some(n) = c.realtime_period() {
-            add("cpu.realtimePeriod", "cpu", "cpu.rt_period_us", Want::Exact(n as i64));
+            add("cpu.realtimePeriod", "cpu", &["cpu.rt_period_us"], Want::Exact(n as i64));
         }
         if let Some(s) = c.cpus() {
-            add("cpu.cpus", "cpuset", "cpuset.cpus", Want::List(s.clone()));
+            add("cpu.cpus", "cpuset", &["cpuset.cpus"], Want::List(s.clone()));
         }
         if let Some(s) = c.mems() {
-            add("cpu.mems", "cpuset", "cpuset.mems", Want::List(s.clone()));
+            add("cpu.mems", "cpuset", &["cpuset.mems"], Want::List(s.clone()));
         }
     }
     if let Some(p) = r.pids() {
-        add("pids.limit", "pids", "pids.max", Want::Pids(p.limit()));
+        add("pids.limit", "pids", &["pids.max"], Want::Pids(p.limit()));
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
-        add("blockIO.weight", "blkio", "blkio.weight", Want::Exact(w as i64));
+    if let Some(b) = r.block_io() {
+        if let Some(w) = b.weight() {
+            add("blockIO.weight", "blkio", &["blkio.weight", "blkio.bfq.weight"], Want::Exact(w as i64));
+        }
+        let throttles: [(&str, &'static [&'static str], _); 4] = [
+            ("blockIO.throttleReadBpsDevice", &["blkio.throttle.read_bps_device"], b.throttle_read_bps_device()),
+            ("blockIO.throttleWriteBpsDevice", &["blkio.throttle.write_bps_device"], b.throttle_write_bps_device()),
+            ("blockIO.throttleReadIOPSDevice", &["blkio.throttle.read_iops_device"], b.throttle_read_iops_device()),
+            ("blockIO.throttleWriteIOPSDevice", &["blkio.throttle.write_iops_device"], b.throttle_write_iops_device()),
+        ];
+        for (field, files, devs) in throttles {
+            for d in devs.iter().flatten().filter(|d| d.rate() > 0) {
+                add(field, "blkio", files, Want::Line(format!("{}:{} {}", d.major(), d.minor(), d.rate())));
+            }
+        }
     }
     v
 }
@@ -174,12 +194,16 @@ fn cgroup_dirs(pid: i32) -> Result<Vec<(String, PathBuf)>> {
     Ok(v)
 }
 
+/// The file `e` is read back from: the first of its files that exists (the
+/// first when none does).
 fn file_of(paths: &[(String, PathBuf)], e: &Expect) -> Result<PathBuf> {
-    paths
+    let dir = paths
         .iter()
         .find(|(c, _)| c == e.controller)
-        .map(|(_, d)| d.join(e.file))
-        .ok_or_else(|| anyhow!("cannot update {}: the container is in no {} cgroup", e.field, e.controller))
+        .map(|(_, d)| d)
+        .ok_or_else(|| anyhow!("cannot update {}: the container is in no {} cgroup", e.field, e.controller))?;
+    let all = e.files.iter().map(|f| dir.join(f));
+    Ok(all.clone().find(|p| p.exists()).unwrap_or_else(|| dir.join(e.files[0])))
 }
 
 #[cfg(test)]
@@ -190,13 +214,14 @@ mod tests {
     fn every_field_has_a_file() {
         let r: LinuxResources = serde_json::from_str(
             r#"{"memory":{"limit":67108864,"reservation":-1,"disableOOMKiller":true},
-                "cpu":{"shares":512,"quota":10000,"cpus":"0-1"},"pids":{"limit":50},"blockIO":{"weight":300}}"#,
+                "cpu":{"shares":512,"quota":10000,"cpus":"0-1"},"pids":{"limit":50},
+                "blockIO":{"weight":300,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1000}]}}"#,
         )
         .unwrap();
-        let files: Vec<&str> = expectations(&r).iter().map(|e| e.file).collect();
+        let files: Vec<&str> = expectations(&r).iter().map(|e| e.files[0]).collect();
         assert_eq!(
             files,
-            ["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.oom_control", "cpu.shares", "cpu.cfs_quota_us", "cpuset.cpus", "pids.max", "blkio.weight"]
+            ["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.oom_control", "cpu.shares", "cpu.cfs_quota_us", "cpuset.cpus", "pids.max", "blkio.weight", "blkio.throttle.read_bps_device"]
         );
     }
 
