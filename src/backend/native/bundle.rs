@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use libcontainer::oci_spec::runtime::{Hook, Hooks, LinuxSeccomp};
 
-use super::executor::{movable_seccomp, Executor};
+use super::executor::{lend, movable_seccomp, Executor};
 use crate::backend::oci;
 use crate::spec::Bundle;
 
@@ -36,6 +36,9 @@ pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, 
         return Ok((bundle.dir.clone(), exec));
     }
     let mut copy = spec.clone();
+    if let (Some(_), Some(p)) = (&seccomp, copy.process_mut().as_mut()) {
+        exec.lent = lend(p);
+    }
     if let Some(h) = hooks {
         let (relayed, start_container) = relay_hooks(h, &bundle.dir)?;
         copy.set_hooks(Some(relayed));

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::{ContainerStatus, State};
-use libcontainer::oci_spec::runtime::{Hook, LinuxSeccomp, LinuxSeccompAction, Spec};
+use libcontainer::oci_spec::runtime::{Capabilities, Capability, Hook, LinuxSeccomp, LinuxSeccompAction, Process, Spec};
 use libcontainer::workload::{Executor as LcExecutor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 
 #[derive(Clone, Default)]
@@ -26,16 +26,55 @@ pub struct Executor {
     pub state_id: String,
     pub bundle: PathBuf,
     pub annotations: Option<HashMap<String, String>>,
+    /// Capabilities lent to the process only so that the filter can be
+    /// loaded without noNewPrivileges (CAP_SYS_ADMIN, and CAP_SETPCAP to
+    /// drop it from the bounding set), as "SET:CAP_NAME"; dropped right
+    /// after loading it.
+    pub lent: Vec<String>,
 }
 
-/// Whether the spec's seccomp profile can be loaded by the executor instead
-/// of libcontainer: libcontainer loads it late (after dropping capabilities)
-/// only when `process.noNewPrivileges` is set, and a notify action needs its
-/// listener hand-off, so only then.
+/// The spec's seccomp profile when the executor loads it instead of
+/// libcontainer: every profile but one with a notify action (whose fd only
+/// libcontainer hands to its listener). Without noNewPrivileges loading
+/// needs CAP_SYS_ADMIN, which `lend` provides.
 pub fn movable_seccomp(spec: &Spec) -> Option<LinuxSeccomp> {
     let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
-    spec.process().as_ref()?.no_new_privileges()?;
     (!has_notify(seccomp)).then(|| seccomp.clone())
+}
+
+/// The capabilities to lend `process` so that the executor can load a
+/// seccomp profile without noNewPrivileges (CAP_SYS_ADMIN, and CAP_SETPCAP
+/// to take it out of the bounding set again), in each of its bounding,
+/// effective and permitted sets that lacks them (added to `process`).
+/// Returns them as "SET:CAP_NAME".
+pub fn lend(process: &mut Process) -> Vec<String> {
+    if process.no_new_privileges() == Some(true) {
+        return Vec::new();
+    }
+    let Some(mut c) = process.capabilities().clone() else { return Vec::new() }; // keeps all: nothing to lend
+    let mut lent = Vec::new();
+    for cap in [Capability::SysAdmin, Capability::Setpcap] {
+        let lacks = |s: &Option<Capabilities>| s.as_ref().is_none_or(|s| !s.contains(&cap));
+        let added = |s: &Option<Capabilities>| -> Option<Capabilities> {
+            let mut v = s.clone().unwrap_or_default();
+            v.insert(cap);
+            Some(v)
+        };
+        if lacks(c.bounding()) {
+            lent.push(format!("bounding:CAP_{cap}"));
+            c.set_bounding(added(c.bounding()));
+        }
+        if lacks(c.effective()) {
+            lent.push(format!("effective:CAP_{cap}"));
+            c.set_effective(added(c.effective()));
+        }
+        if lacks(c.permitted()) {
+            lent.push(format!("permitted:CAP_{cap}"));
+            c.set_permitted(added(c.permitted()));
+        }
+    }
+    process.set_capabilities(Some(c));
+    lent
 }
 
 /// Whether a profile uses SCMP_ACT_NOTIFY (whose fd goes to a listener
@@ -62,6 +101,14 @@ pub fn lookup_error(arg0: &str, path: &str) -> Option<String> {
     (!found).then(|| format!("exec: {arg0:?}: executable file not found in $PATH"))
 }
 
+/// An error of the executor. After `start` nobody reads the init's error
+/// report (libcontainer's start does not wait), so it also goes to the
+/// process's stderr, where the engine's log shows it.
+fn fail(msg: String) -> ExecutorError {
+    eprintln!("nexcage: {msg}");
+    ExecutorError::Other(msg)
+}
+
 impl LcExecutor for Executor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = spec.process().as_ref().and_then(|p| p.args().as_ref()).ok_or(ExecutorError::InvalidArg)?;
@@ -74,15 +121,24 @@ impl LcExecutor for Executor {
             state.annotations = self.annotations.clone();
             let env: HashMap<String, String> = std::env::vars().collect();
             libcontainer::hooks::run_hooks(Some(&self.start_container), Some(&state), None, None, Some(&env))
-                .map_err(|e| ExecutorError::Other(format!("startContainer hook failed: {e}")))?;
+                .map_err(|e| fail(format!("startContainer hook failed: {e}")))?;
         }
-        // Everything is allocated; from here on only the filter and execve.
+        let lent = |set: &str| -> Vec<caps::Capability> {
+            self.lent.iter().filter_map(|l| l.strip_prefix(set)?.strip_prefix(':')?.parse().ok()).collect()
+        };
+        // Everything is allocated; from here on only the filter, giving back
+        // what was lent for it (as runc, which loads it before dropping
+        // capabilities when there is no noNewPrivileges) and execve.
         if let Some(s) = &self.seccomp {
-            libcontainer::seccomp::initialize_seccomp(s)
-                .map_err(|e| ExecutorError::Other(format!("failed to load the seccomp profile: {e}")))?;
+            libcontainer::seccomp::initialize_seccomp(s).map_err(|e| fail(format!("failed to load the seccomp profile: {e}")))?;
+        }
+        for (name, set) in [("bounding", caps::CapSet::Bounding), ("effective", caps::CapSet::Effective), ("permitted", caps::CapSet::Permitted)] {
+            for c in lent(name) {
+                caps::drop(None, set, c).map_err(|e| fail(format!("failed to drop lent {c} from the {name} set: {e}")))?;
+            }
         }
         let err = nix::unistd::execvp(prog, &argv).unwrap_err();
-        Err(ExecutorError::Other(format!("exec: {:?}: {}", args[0], err.desc().to_lowercase())))
+        Err(fail(format!("exec: {:?}: {}", args[0], err.desc().to_lowercase())))
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -126,7 +182,21 @@ mod tests {
     }
 
     #[test]
-    fn seccomp_moves_only_with_nnp_and_no_notify() {
+    fn lends_only_what_the_sets_lack() {
+        let mut p: Process = serde_json::from_str(
+            r#"{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_KILL","CAP_SETPCAP"],"effective":["CAP_KILL"],"permitted":["CAP_KILL","CAP_SETPCAP"]}}"#,
+        )
+        .unwrap();
+        let lent = lend(&mut p);
+        assert_eq!(lent, ["bounding:CAP_SYS_ADMIN", "effective:CAP_SYS_ADMIN", "permitted:CAP_SYS_ADMIN", "effective:CAP_SETPCAP"]);
+        let c = p.capabilities().as_ref().unwrap();
+        assert!(c.effective().as_ref().unwrap().contains(&Capability::SysAdmin));
+        p.set_no_new_privileges(Some(true));
+        assert!(lend(&mut p).is_empty());
+    }
+
+    #[test]
+    fn seccomp_moves_unless_notify() {
         let spec = |nnp: &str, action: &str| -> Spec {
             serde_json::from_str(&format!(
                 r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","args":["sh"],"user":{{"uid":0,"gid":0}}{nnp}}},
@@ -135,7 +205,7 @@ mod tests {
             .unwrap()
         };
         assert!(movable_seccomp(&spec(r#","noNewPrivileges":true"#, "SCMP_ACT_ERRNO")).is_some());
-        assert!(movable_seccomp(&spec("", "SCMP_ACT_ERRNO")).is_none());
+        assert!(movable_seccomp(&spec("", "SCMP_ACT_ERRNO")).is_some());
         assert!(movable_seccomp(&spec(r#","noNewPrivileges":true"#, "SCMP_ACT_NOTIFY")).is_none());
     }
 }
