@@ -2,7 +2,8 @@
 //! (at create, and again for each exec), so where nexcage's rules change
 //! the spec (unknown capability names dropped, the seccomp profile moved to
 //! the executor, create-time hooks relayed) it gets a copy: `<state dir>/bundle/config.json`, with
-//! `root.path` absolute, plus `seccomp.json` (the moved profile, for exec).
+//! `root.path` absolute, plus `seccomp.json` (the moved profile, for exec)
+//! and `process.json` (the process before capabilities were lent, for exec).
 //! Its hooks go through nexcage's relay (the state they get names the
 //! bundle, and prestart/createRuntime say `created`); startContainer hooks
 //! go to the executor. Otherwise libcontainer reads the bundle itself. Also here: what the executor needs
@@ -18,6 +19,9 @@ use crate::backend::oci;
 use crate::spec::Bundle;
 
 const SECCOMP_FILE: &str = "seccomp.json";
+/// The container's process as the bundle gives it, when the copy's differs
+/// (capabilities lent for loading the seccomp profile).
+const PROCESS_FILE: &str = "process.json";
 
 /// The bundle dir to give libcontainer and the executor for `bundle`'s init.
 /// `state_dir`: the container's state dir.
@@ -57,6 +61,10 @@ pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, 
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, serde_json::to_vec(&copy)?).with_context(|| format!("failed to write {}", cfg.display()))?;
+    if !exec.lent.is_empty() {
+        let f = dir.join(PROCESS_FILE);
+        std::fs::write(&f, serde_json::to_vec(process)?).with_context(|| format!("failed to write {}", f.display()))?;
+    }
     if let Some(s) = &seccomp {
         let f = dir.join(SECCOMP_FILE);
         std::fs::write(&f, serde_json::to_vec(s)?).with_context(|| format!("failed to write {}", f.display()))?;
@@ -86,6 +94,18 @@ fn relay_hooks(h: &Hooks, bundle: &Path) -> Result<(Hooks, Vec<Hook>)> {
     out.set_create_container(relay(h.create_container(), None));
     out.set_start_container(None);
     Ok((out, h.start_container().clone().unwrap_or_default()))
+}
+
+/// The container's process (what `exec` inherits), from the bundle
+/// libcontainer reads (`lc_bundle`, its config `cfg`): without capabilities
+/// lent to the init.
+pub fn process_of(lc_bundle: &Path, cfg: &serde_json::Value) -> Result<serde_json::Value> {
+    let f = lc_bundle.join(PROCESS_FILE);
+    if !f.exists() {
+        return Ok(cfg["process"].clone());
+    }
+    let data = std::fs::read(&f).with_context(|| format!("failed to read {}", f.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("{}: malformed JSON", f.display()))
 }
 
 /// The container's seccomp profile, from the bundle libcontainer reads

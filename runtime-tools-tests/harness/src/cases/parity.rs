@@ -21,6 +21,7 @@ pub fn cases() -> Vec<Case> {
         case("process.cwd.created", "a process.cwd missing from the rootfs is created", cwd_created),
         case("process.caps.unknown_skipped", "an unknown capability name is warned about and skipped; the known ones apply", caps_unknown),
         case("misc.exec.inherits", "exec without -p inherits user, additionalGids, cwd, env, caps, noNewPrivileges, rlimits", exec_inherits),
+        case("misc.exec.seccomp", "exec'd processes get the container's seccomp profile, with and without noNewPrivileges, and exact capability sets", exec_seccomp),
         case("misc.exec.inherits_umask", "exec without -p inherits process.user.umask", exec_umask),
         case("process.env.home", "without HOME in env: HOME from the rootfs /etc/passwd for the uid, else /", env_home),
         case("misc.exec.home_user", "exec --user without HOME: the user's home from /etc/passwd, else /", exec_home),
@@ -52,8 +53,7 @@ fn v1_blkio(h: &Host) -> Option<String> {
 fn seccomp_getcwd(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     b.set("/process/noNewPrivileges", json!(true));
-    b.set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}));
+    b.set("/linux/seccomp", seccomp_profile(json!([{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}])));
     b.checks(&["seccomp.mode=2", "seccomp=getcwd:EPERM", "seccomp=getppid:OK"]);
     ctx.expect_checks(&b)?;
     Ok(())
@@ -65,8 +65,7 @@ fn seccomp_getcwd_no_nnp(ctx: &mut Ctx) -> Result<()> {
     for set in ["bounding", "effective", "permitted"] {
         b.set(&format!("/process/capabilities/{set}"), json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]));
     }
-    b.set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}));
+    b.set("/linux/seccomp", seccomp_profile(json!([{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}])));
     b.checks(&["seccomp.mode=2", "seccomp=getcwd:EPERM", "nnp=0", "cap.bnd=KILL,NET_BIND_SERVICE", "cap.eff=KILL,NET_BIND_SERVICE", "cap.prm=KILL,NET_BIND_SERVICE"]);
     ctx.expect_checks(&b)?;
     Ok(())
@@ -117,6 +116,26 @@ fn exec_inherits(ctx: &mut Ctx) -> Result<()> {
     exec_checker(ctx, &["exec", &c.id, "/rtt-checker", "uid=1000", "gid=1000", "groups=5,1234", "cwd=/tmp", "env=RTT_FOO=bar",
         "cap.bnd=KILL", "cap.eff=", "nnp=1", "rlimit=NOFILE:256:512"])?;
     Ok(())
+}
+
+fn exec_seccomp(ctx: &mut Ctx) -> Result<()> {
+    for nnp in [true, false] {
+        let mut b = sleeper(ctx)?;
+        b.set("/process/noNewPrivileges", json!(nnp));
+        for set in ["bounding", "effective", "permitted"] {
+            b.set(&format!("/process/capabilities/{set}"), json!(["CAP_KILL"]));
+        }
+        b.set("/linux/seccomp", seccomp_profile(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])));
+        let c = started(ctx, &b)?;
+        let nnp_want = format!("nnp={}", u8::from(nnp));
+        exec_checker(ctx, &["exec", &c.id, "/rtt-checker", "seccomp.mode=2", "seccomp=mkdir:EPERM", "seccomp=getppid:OK", &nnp_want, "cap.bnd=KILL", "cap.eff=KILL"])
+            .map_err(|e| anyhow::anyhow!("noNewPrivileges {nnp}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn seccomp_profile(syscalls: serde_json::Value) -> serde_json::Value {
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": syscalls})
 }
 
 fn exec_umask(ctx: &mut Ctx) -> Result<()> {
