@@ -27,6 +27,10 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
     pub rootfs: PathBuf,
+    /// Capability names left out of `spec` because nexcage does not know
+    /// them (runc's rule, `backend::oci::caps`); libcontainer must then be
+    /// given the spec without them.
+    pub dropped_caps: Vec<String>,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
@@ -42,10 +46,14 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     };
     // Check the version on the raw JSON first: a 2.x document may not even
     // deserialize into 1.x types, and the version is the clearer message.
-    let raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    let mut raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
     let version = raw.get("ociVersion").and_then(|v| v.as_str()).unwrap_or("");
     if !version.starts_with("1.") {
         return Err(SpecError::Version(cfg, version.to_string()));
+    }
+    let dropped_caps = raw.get_mut("process").map(crate::backend::oci::caps::drop_unknown).unwrap_or_default();
+    if !dropped_caps.is_empty() {
+        tracing::warn!("{}", crate::backend::oci::caps::warning(&dropped_caps));
     }
     let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
     let invalid = |m: &str| SpecError::Invalid(cfg.clone(), m.to_string());
@@ -61,7 +69,7 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     if !process.cwd().is_absolute() {
         return Err(invalid("process.cwd must be an absolute path"));
     }
-    Ok(Bundle { dir, spec, rootfs })
+    Ok(Bundle { dir, spec, rootfs, dropped_caps })
 }
 
 #[cfg(test)]
@@ -87,6 +95,18 @@ mod tests {
         let b = load(&d).unwrap();
         assert_eq!(b.rootfs, d.join("rootfs"));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_not_malformed() {
+        let cfg = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_KILL","CAP_BOGUS"],"effective":["CAP_BOGUS"]}}}"#;
+        let d = bundle("caps", Some(cfg));
+        let b = load(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        assert_eq!(b.dropped_caps, vec!["CAP_BOGUS"]);
+        let caps = b.spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct Args {
     /// Pass N additional file descriptors
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
-    /// Ignored (runc compatibility)
+    /// Exec even into a paused container (the process waits until resume)
     #[arg(long)]
     pub ignore_paused: bool,
     /// Container id
@@ -100,6 +100,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         pid_file: a.handoff.pid_file.clone().map(|p| std::path::absolute(&p).unwrap_or(p)),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
     let pid = Container::load(ctx, &a.id)?.exec(ctx, opts, a.tty)?;
     a.handoff.send_pidfd(Some(pid))?;

@@ -10,6 +10,7 @@ mod exec;
 mod features;
 mod gc;
 mod handoff;
+mod hook;
 mod image;
 mod info;
 mod kill;
@@ -160,6 +161,9 @@ pub enum Command {
     /// Internal: the monitor of a container created with --name
     #[command(hide = true)]
     Monitor(monitor::Args),
+    /// Internal: relays an OCI hook with the state the spec asks for
+    #[command(hide = true, name = "__hook")]
+    Hook(hook::Args),
 }
 
 pub fn version_text() -> String {
@@ -218,11 +222,14 @@ pub fn main() -> i32 {
     let root = std::path::absolute(&cli.root).unwrap_or(cli.root);
     let ctx = Ctx { root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
     tracing::debug!(?command, "dispatch");
+    // runc exits 255 when exec itself fails ("exec failed: ..."), so the
+    // program's own statuses (126, 127, ...) stay apart from the runtime's.
+    let failed = if matches!(command, Command::Exec(_)) { 255 } else { 1 };
     match dispatch(command, &ctx) {
         Ok(code) => code,
         Err(e) => {
             logging::report_error(&sink, &format!("{e:#}"));
-            1
+            failed
         }
     }
 }
@@ -278,6 +285,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Autostart(a) => autostart::run(a, ctx),
         Command::Zfs { cmd } => zfs::run(cmd, ctx),
         Command::Monitor(a) => monitor::run(a, ctx),
+        Command::Hook(a) => hook::run(a),
     }
 }
 
