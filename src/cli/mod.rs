@@ -56,14 +56,18 @@ pub struct Cli {
     /// Enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Info-level logs (NEXCAGE_LOG_LEVEL sets any level)
+    #[arg(long, global = true)]
+    pub verbose: bool,
     /// Use systemd for cgroups (cgroupsPath as slice:prefix:name)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
     #[arg(long, global = true, value_parser = ["true", "false", "auto"], value_name = "VALUE")]
     pub rootless: Option<String>,
-    /// nexcage's own configuration file (default /etc/nexcage/config.json)
-    #[arg(long, global = true, value_name = "FILE", env = "NEXCAGE_CONFIG")]
+    /// nexcage's own configuration file (default /etc/nexcage/config.json);
+    /// before the command, since `image inspect --config` is a flag of its own
+    #[arg(long, value_name = "FILE", env = "NEXCAGE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long)]
@@ -188,7 +192,7 @@ pub fn main() -> i32 {
             }
             let (path, format) = logging::early_log_target(&args[1.min(args.len())..]);
             let sink = Sink::open(path.as_deref(), format).unwrap_or_else(|_| Sink::open(None, format).expect("stderr sink"));
-            let msg = usage_line(&e.render().to_string());
+            let msg = usage_line(&e.render().to_string(), &usage_of(&args));
             if sink.has_file() {
                 sink.write("error", &msg);
             }
@@ -203,7 +207,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    logging::init(&sink, cli.debug);
+    logging::init(&sink, logging::level(cli.debug, cli.verbose));
     if cli.version {
         print!("{}", version_text());
         return 0;
@@ -221,26 +225,73 @@ pub fn main() -> i32 {
     match dispatch(command, &ctx) {
         Ok(code) => code,
         Err(e) => {
-            logging::report_error(&sink, &format!("{e:#}"));
+            logging::report_error(&sink, &error_text(&e));
             1
         }
     }
 }
 
 /// Condenses clap's multi-line usage error into one line: the message,
-/// then the usage synopsis.
-fn usage_line(rendered: &str) -> String {
-    let mut msg = Vec::new();
-    let mut usage = None;
-    for l in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(u) = l.strip_prefix("Usage: ") {
-            usage = Some(u.to_string());
-        } else if !l.starts_with("tip:") && !l.starts_with("For more information") {
-            msg.push(l.trim_start_matches("error: ").to_string());
-        }
-    }
-    let usage = usage.unwrap_or_else(|| "nexcage --help".to_string());
+/// then `usage` (see [`usage_of`]), not clap's usage line, which lists
+/// the flags that were given as if they were required.
+fn usage_line(rendered: &str, usage: &str) -> String {
+    let msg: Vec<_> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage: ") && !l.starts_with("tip:") && !l.starts_with("For more information"))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
     format!("{} (usage: {usage})", msg.join(" "))
+}
+
+/// The synopsis of the deepest subcommand named in `args`, e.g.
+/// `nexcage image pull [OPTIONS] <REFERENCE>`: only what is required.
+fn usage_of(args: &[String]) -> String {
+    let mut root = command();
+    root.build();
+    let mut cur = &root;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(flag) = a.strip_prefix('-') {
+            let takes_value = !a.contains('=')
+                && cur.get_arguments().any(|x| {
+                    let hit = match flag.strip_prefix('-') {
+                        Some(long) => x.get_long() == Some(long),
+                        None => flag.len() == 1 && x.get_short().is_some_and(|c| flag.starts_with(c)),
+                    };
+                    hit && x.get_action().takes_values()
+                });
+            if takes_value {
+                it.next();
+            }
+            continue;
+        }
+        let Some(next) = cur.find_subcommand(a) else { break };
+        cur = next;
+    }
+    cur.clone().render_usage().to_string().trim_start_matches("Usage: ").to_string()
+}
+
+/// An error and its causes, `: `-separated, each cause once: a cause whose
+/// text the previous one already contains (thiserror's `{source}`) is skipped.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if !prev.is_empty() && prev.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+        prev = t;
+    }
+    out
 }
 
 fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
@@ -293,4 +344,30 @@ fn image_defaults(mut cmd: image::ImageCommand, ctx: &Ctx) -> image::ImageComman
         }
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency check over the whole command tree: a clash
+    /// such as two arguments with one id (`image inspect --config` vs the
+    /// global `--config`) panics here instead of at a user's prompt.
+    #[test]
+    fn command_tree_is_consistent() {
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_names_only_what_is_required() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(super::usage_of(&args("nexcage image pull --retries 3")), "nexcage image pull [OPTIONS] <REFERENCE>");
+        assert_eq!(super::usage_of(&args("nexcage --root /r start --attach")), "nexcage start [OPTIONS] <ID>");
+        assert_eq!(super::usage_of(&args("nexcage --bogus")), "nexcage [OPTIONS] [COMMAND]");
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(std::io::Error::other(format!("/x: {io}"))).context("importing");
+        assert_eq!(super::error_text(&e), format!("importing: /x: {io}"));
+    }
 }
