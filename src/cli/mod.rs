@@ -28,6 +28,7 @@ mod state;
 mod stats;
 mod stop;
 mod system;
+mod table;
 mod update;
 mod zfs;
 

@@ -47,11 +47,10 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<i32> {
             if format == "json" {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{:<20} {:<48} {:<10} {:>12} {:>12} ORIGIN", "CONTAINER", "NAME", "TYPE", "USED", "REFQUOTA");
-                for r in &rows {
-                    println!("{:<20} {:<48} {:<10} {:>12} {:>12} {}", r["container"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""),
-                        r["type"].as_str().unwrap_or(""), r["used"], r["refquota"], r["origin"].as_str().unwrap_or("-"));
-                }
+                let s = |v: &serde_json::Value| v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+                super::table::print(&["CONTAINER", "NAME", "TYPE", "USED", "REFQUOTA", "ORIGIN"], &["USED", "REFQUOTA"], rows.iter().map(|r| {
+                    vec![s(&r["container"]), s(&r["name"]), s(&r["type"]), s(&r["used"]), s(&r["refquota"]), r["origin"].as_str().unwrap_or("-").to_string()]
+                }));
             }
         }
         Cmd::Info { name } => println!("{}", serde_json::to_string_pretty(&zfs::info(ctx, &name)?)?),

@@ -52,10 +52,8 @@ fn stats(format: OutputFormat, store: &Store) -> Result<()> {
 }
 
 fn list(format: OutputFormat, store: &Store) -> Result<()> {
-    let header = format!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
-    print_rows(format, &usage::blobs(store)?, &header, |b| {
+    print_rows(format, &usage::blobs(store)?, &["DIGEST", "BYTES", "IMAGES"], &["BYTES"], |b| {
         let images = if b.images.is_empty() { "-".to_string() } else { b.images.join(",") };
-        // The size unpadded, as nexcage has always printed it.
-        format!("{:<71} {}  {images}", b.digest, b.size)
+        vec![vec![b.digest.clone(), b.size.to_string(), images]]
     })
 }

@@ -27,8 +27,9 @@ pub fn run(cmd: LayerCommand, store_dir: &std::path::Path) -> Result<i32> {
 }
 
 fn list(format: OutputFormat, store: &Store) -> Result<()> {
-    let header = format!("{:<71} {:>10}  IMAGES", "DIGEST", "SIZE");
-    print_rows(format, &usage::layers(store)?, &header, |l| format!("{:<71} {:>10}  {}", l.digest, human(l.size), l.images.join(",")))
+    print_rows(format, &usage::layers(store)?, &["DIGEST", "SIZE", "IMAGES"], &["SIZE"], |l| {
+        vec![vec![l.digest.clone(), human(l.size), l.images.join(",")]]
+    })
 }
 
 fn check(reference: Option<&str>, store: &Store) -> Result<i32> {

@@ -100,16 +100,19 @@ pub(super) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// `rows` as JSON, or as a table: `header`, then `line(row)` for each row.
-pub(super) fn print_rows<T: serde::Serialize>(format: OutputFormat, rows: &[T], header: &str, line: impl Fn(&T) -> String) -> Result<()> {
+/// `rows` as JSON, or as a table (see `cli::table`): `header`, then the
+/// table rows `cells(row)` gives for each row; `right`: right-aligned columns.
+pub(super) fn print_rows<T: serde::Serialize>(
+    format: OutputFormat,
+    rows: &[T],
+    header: &[&str],
+    right: &[&str],
+    cells: impl Fn(&T) -> Vec<Vec<String>>,
+) -> Result<()> {
     if format == OutputFormat::Json {
         return print_json(&rows);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{header}")?;
-    for r in rows {
-        writeln!(out, "{}", line(r))?;
-    }
+    super::table::print(header, right, rows.iter().flat_map(cells));
     Ok(())
 }
 
