@@ -29,6 +29,7 @@ mod stats;
 mod stop;
 mod system;
 mod table;
+mod target;
 mod update;
 mod zfs;
 
