@@ -317,7 +317,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Completion(a) => completion::run(a),
         Command::Man => man::run(),
         Command::Image { cmd } => image::run(image_defaults(cmd, ctx), &ctx.image_store()?),
-        Command::Layer { cmd } => image::layer::run(cmd, &ctx.image_store()?),
+        Command::Layer { cmd } => image::layer::run(cmd, ctx),
         Command::Cache { cmd } => image::cache::run(cmd, &ctx.image_store()?),
         Command::Logs(a) => logs::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),

@@ -16,6 +16,9 @@ use super::human;
 pub struct Args {
     /// Image reference, e.g. `ubuntu:22.04`, `registry:5000/app@sha256:...`.
     reference: String,
+    /// Registry to pull REFERENCE from when it names none (`--registry r.example.com app:1` = `r.example.com/app:1`)
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: Option<String>,
     /// Platform to pick from a multi-arch index.
     #[arg(long, default_value = nexcage_image::platform::HOST)]
     platform: String,
@@ -46,7 +49,14 @@ pub struct Args {
     retries: u32,
 }
 
-pub fn run(a: Args, store: &Store) -> Result<()> {
+pub fn run(mut a: Args, store: &Store) -> Result<()> {
+    if let Some(r) = &a.registry {
+        let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+        if !a.reference.starts_with(&format!("{r}/")) {
+            a.reference = format!("{r}/{}", a.reference);
+        }
+    }
+    // Flag credentials serve this pull only; `login` is what stores them.
     let credentials = credentials(&a.reference, a.username, a.password, a.password_stdin, a.authfile.as_deref())?;
     let opts = PullOptions {
         platform: Platform::parse(&a.platform)?,
