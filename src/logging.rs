@@ -84,6 +84,25 @@ pub fn format_line(format: LogFormat, level: &str, msg: &str) -> String {
     }
 }
 
+/// An error and its causes, `: `-separated, each cause once: a cause whose
+/// text the previous one already contains (thiserror's `{source}`) is skipped.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if !prev.is_empty() && prev.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+        prev = t;
+    }
+    out
+}
+
 /// Reports the final error: one line on stderr, and one error record in the log.
 pub fn report_error(sink: &Sink, msg: &str) {
     let _ = writeln!(io::stderr(), "nexcage: {msg}");

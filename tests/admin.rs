@@ -296,21 +296,6 @@ fn system_check_reports_missing_pool() {
 }
 
 #[test]
-fn login_logout_auth_file() {
-    let env = Env::new("login");
-    let auth = env.dir().join("auth.json");
-    env.ok(&["login", "--authfile", auth.to_str().unwrap(), "-u", "user", "-p", "pass", "registry.example:5000"]);
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&auth).unwrap().permissions().mode() & 0o777, 0o600);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
-    assert_eq!(v["auths"]["registry.example:5000"]["auth"], "dXNlcjpwYXNz");
-    env.ok(&["logout", "--authfile", auth.to_str().unwrap(), "registry.example:5000"]);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
-    assert!(v["auths"].as_object().unwrap().is_empty());
-    assert!(!env.nx(&["logout", "--authfile", auth.to_str().unwrap(), "registry.example:5000"]).status.success());
-}
-
-#[test]
 fn autostart_after_reboot() {
     let mut env = Env::new("auto");
     let b = bundle(env.dir(), "b", &["sleep", "100"], |_| {});

@@ -17,8 +17,11 @@ mod list;
 mod login;
 mod logs;
 mod man;
+mod memory;
 mod monitor;
+mod network;
 mod pause;
+mod performance;
 mod ps;
 mod restart;
 mod run;
@@ -139,7 +142,8 @@ pub enum Command {
     Restart(restart::Args),
     /// Admin: details of a container (resources enforced, pids, uptime, exit)
     Info(info::Args),
-    /// Admin: CPU, memory, pids and I/O of running containers
+    /// Admin: CPU, memory, pids and I/O of running containers (live; alias: monitor)
+    #[command(alias = "monitor")]
     Stats(stats::Args),
     /// Admin: show, get or set nexcage's configuration
     Config {
@@ -163,9 +167,31 @@ pub enum Command {
     },
     /// Admin: start the containers created with --auto-start (at boot)
     Autostart(autostart::Args),
+    /// Admin: reach the registries and the Proxmox API
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
+    },
+    /// Admin: check the stored registry credentials
+    Registry {
+        #[command(subcommand)]
+        cmd: network::RegistryCmd,
+    },
+    /// Admin: load and pressure, and create/start/delete timings
+    Performance {
+        #[command(subcommand)]
+        cmd: performance::Cmd,
+    },
+    /// Admin: memory of nexcage's processes and the containers
+    Memory {
+        #[command(subcommand)]
+        cmd: memory::Cmd,
+    },
+    /// Refused: there is no global tuning knob (see its message)
+    Optimize,
     /// Internal: the monitor of a container created with --name
-    #[command(hide = true)]
-    Monitor(monitor::Args),
+    #[command(name = monitor::NAME, hide = true)]
+    Supervise(monitor::Args),
 }
 
 pub fn version_text() -> String {
@@ -227,7 +253,7 @@ pub fn main() -> i32 {
     match dispatch(command, &ctx) {
         Ok(code) => code,
         Err(e) => {
-            logging::report_error(&sink, &error_text(&e));
+            logging::report_error(&sink, &logging::error_text(&e));
             1
         }
     }
@@ -277,25 +303,6 @@ fn usage_of(args: &[String]) -> String {
     cur.clone().render_usage().to_string().trim_start_matches("Usage: ").to_string()
 }
 
-/// An error and its causes, `: `-separated, each cause once: a cause whose
-/// text the previous one already contains (thiserror's `{source}`) is skipped.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut prev = String::new();
-    for cause in e.chain() {
-        let t = cause.to_string();
-        if !prev.is_empty() && prev.contains(&t) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&t);
-        prev = t;
-    }
-    out
-}
-
 fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
     match command {
         Command::Create(a) => create::run(a, ctx),
@@ -330,12 +337,21 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Logout(a) => login::logout(a, ctx),
         Command::Autostart(a) => autostart::run(a, ctx),
         Command::Zfs { cmd } => zfs::run(cmd, ctx),
-        Command::Monitor(a) => monitor::run(a, ctx),
+        Command::Supervise(a) => monitor::run(a, ctx),
+        Command::Network { cmd } => network::network(cmd, ctx),
+        Command::Registry { cmd } => network::registry(cmd, ctx),
+        Command::Performance { cmd } => performance::run(cmd, ctx),
+        Command::Memory { cmd } => memory::run(cmd, ctx),
+        Command::Optimize => anyhow::bail!("optimize: nexcage has no global tuning to apply; use `nexcage cache optimize` for the image store and `nexcage update` for a container's limits"),
     }
 }
 
-/// `image unpack --zfs` without `--dataset` / `--unprivileged`: from the config.
+/// `image unpack --zfs` without `--dataset` / `--unprivileged`, `image pull`
+/// without `--jobs`: from the config.
 fn image_defaults(mut cmd: image::ImageCommand, ctx: &Ctx) -> image::ImageCommand {
+    if let image::ImageCommand::Pull(a @ image::pull::Args { jobs: None, .. }) = &mut cmd {
+        a.jobs = ctx.config().ok().map(|c| c.parallel.jobs() as u32);
+    }
     if let image::ImageCommand::Unpack(a @ image::unpack::Args { zfs: true, .. }) = &mut cmd {
         let cfg = ctx.config().ok();
         if a.dataset.is_none() {
@@ -370,6 +386,6 @@ mod tests {
     fn each_cause_once() {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
         let e = anyhow::Error::new(std::io::Error::other(format!("/x: {io}"))).context("importing");
-        assert_eq!(super::error_text(&e), format!("importing: /x: {io}"));
+        assert_eq!(crate::logging::error_text(&e), format!("importing: /x: {io}"));
     }
 }

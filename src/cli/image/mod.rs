@@ -6,7 +6,7 @@ mod archive;
 pub mod cache;
 pub mod layer;
 mod list;
-mod pull;
+pub mod pull;
 mod remove;
 mod tag;
 mod template;

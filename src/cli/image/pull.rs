@@ -41,9 +41,10 @@ pub struct Args {
     /// No progress bars.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// Parallel layer downloads.
-    #[arg(long, default_value_t = 4)]
-    jobs: usize,
+    /// Parallel layer downloads (default: config parallel.workers, else 4;
+    /// 1 with parallel.processing false)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) jobs: Option<u32>,
     /// Attempts per request on transient errors.
     #[arg(long, default_value_t = 4)]
     retries: u32,
@@ -62,7 +63,7 @@ pub fn run(mut a: Args, store: &Store) -> Result<()> {
         platform: Platform::parse(&a.platform)?,
         client: ClientOptions { tls_verify: a.tls_verify, credentials, attempts: a.retries, cert_dir: a.cert_dir },
         quiet: a.quiet,
-        jobs: a.jobs,
+        jobs: a.jobs.map_or(4, |j| j as usize),
     };
     let r = pull::pull(store, &a.reference, &opts)?;
     eprintln!(
