@@ -3,6 +3,7 @@
 //! each step through the real binary (what an engine sees), timed.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -43,13 +44,17 @@ pub fn host_bundle(dir: &Path, mut spec: Value) -> Result<()> {
     Ok(())
 }
 
-fn step(ctx: &Ctx, args: &[&str]) -> Result<Duration> {
+/// Runs `nexcage ARGS`; its stderr goes to the file `err` (a pipe would
+/// be inherited by the container's process and never reach EOF).
+fn step(ctx: &Ctx, err: &Path, args: &[&str]) -> Result<Duration> {
+    let f = std::fs::File::create(err).with_context(|| format!("creating {}", err.display()))?;
     let t = Instant::now();
-    let o = super::monitor::nexcage(ctx)?.args(args).output().context("running nexcage")?;
-    if !o.status.success() {
-        bail!("nexcage {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+    let s = super::monitor::nexcage(ctx)?.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(f).status().context("running nexcage")?;
+    let took = t.elapsed();
+    if !s.success() {
+        bail!("nexcage {}: {}", args.join(" "), std::fs::read_to_string(err).unwrap_or_default().trim());
     }
-    Ok(t.elapsed())
+    Ok(took)
 }
 
 /// Waits (up to 60 s) until `id` has stopped; the time it took.
@@ -79,16 +84,23 @@ fn summary(step: &'static str, mut v: Vec<Duration>) -> StepTimes {
 pub fn run(ctx: &Ctx, bundle: &Path, cycles: u32) -> Result<Vec<StepTimes>> {
     let bundle: PathBuf = std::path::absolute(bundle)?;
     let b = bundle.to_str().context("bundle path is not UTF-8")?;
+    let err = std::env::temp_dir().join(format!("nexcage-bench-{}.err", std::process::id()));
+    let r = cycles_on(ctx, b, cycles, &err);
+    let _ = std::fs::remove_file(&err);
+    r
+}
+
+fn cycles_on(ctx: &Ctx, b: &str, cycles: u32, err: &Path) -> Result<Vec<StepTimes>> {
     let names = ["create", "start", "run to exit", "delete", "cycle"];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for i in 0..cycles.max(1) {
         let id = format!("nexcage-bench-{}-{i}", std::process::id());
         let cycle = || -> Result<[Duration; 4]> {
-            Ok([step(ctx, &["create", "--bundle", b, &id])?, step(ctx, &["start", &id])?, wait_stopped(ctx, &id)?, step(ctx, &["delete", &id])?])
+            Ok([step(ctx, err, &["create", "--bundle", b, &id])?, step(ctx, err, &["start", &id])?, wait_stopped(ctx, &id)?, step(ctx, err, &["delete", &id])?])
         };
         let r = cycle();
         if r.is_err() {
-            let _ = step(ctx, &["delete", "--force", &id]);
+            let _ = step(ctx, err, &["delete", "--force", &id]);
         }
         let r = r?;
         for (k, d) in r.iter().enumerate() {

@@ -35,8 +35,8 @@ pub fn network_test(ctx: &Ctx, extra: &[String], tls_verify: bool) -> bool {
     let cfg = config(ctx, &mut r);
     for reg in registries(extra, &mut r) {
         let opts = ClientOptions { tls_verify, attempts: 1, ..ClientOptions::default() };
-        match RegistryClient::for_registry(&reg, &opts) {
-            Ok(c) => r.line(Level::Ok, "registry", &format!("{reg} reachable at {}", c.base_url()), ""),
+        match RegistryClient::for_registry(&reg, &opts).and_then(|c| c.ping().map(|s| (c, s))) {
+            Ok((c, status)) => r.line(Level::Ok, "registry", &format!("{reg} reachable at {} (HTTP {status})", c.base_url()), ""),
             // Docker Hub is only the default: a node that pulls elsewhere need not reach it.
             Err(e) if reg == nexcage_image::reference::DOCKER_HUB && !extra.contains(&reg) => {
                 r.line(Level::Warn, "registry", &format!("{reg}: {e}"), "pulls from Docker Hub need network access (or use image import)")

@@ -33,8 +33,8 @@ pub struct Args {
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// User as UID[:GID]
-    #[arg(short, long, value_name = "UID[:GID]")]
+    /// User as UID[:GID], or NAME[:GROUP] from the container's /etc/passwd and /etc/group
+    #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Additional group id (repeatable)
     #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
@@ -57,16 +57,6 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
-    let (uid, gid) = match u.split_once(':') {
-        Some((a, b)) => (a, Some(b)),
-        None => (u, None),
-    };
-    let uid = uid.parse().with_context(|| format!("--user {u:?}: expected numeric UID[:GID]"))?;
-    let gid = gid.map(|g| g.parse().with_context(|| format!("--user {u:?}: expected numeric GID"))).transpose()?;
-    Ok((uid, gid))
-}
-
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec requires a command or --process");
@@ -79,9 +69,10 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         serde_json::from_slice::<serde_json::Value>(&data)
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
     }
+    let c = Container::load(ctx, &a.id)?;
     let (uid, gid) = match &a.user {
         Some(u) => {
-            let (u, g) = parse_user(u)?;
+            let (u, g) = super::exec_user::resolve(u, &c.record().rootfs)?;
             (Some(u), g)
         }
         None => (None, None),
@@ -101,7 +92,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         detach: a.detach,
         preserve_fds: a.preserve_fds,
     };
-    let pid = Container::load(ctx, &a.id)?.exec(ctx, opts, a.tty)?;
+    let pid = c.exec(ctx, opts, a.tty)?;
     a.handoff.send_pidfd(Some(pid))?;
     if a.detach {
         return Ok(0);

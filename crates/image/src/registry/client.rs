@@ -140,6 +140,12 @@ impl RegistryClient {
         Self::new(&r, opts)
     }
 
+    /// `GET /v2/` once, no credentials: the HTTP status (200 or 401 from a
+    /// registry). Errors: the registry cannot be reached (connection, TLS).
+    pub fn ping(&self) -> Result<u16> {
+        Ok(self.agent.get(format!("{}/v2/", self.base)).call()?.status().as_u16())
+    }
+
     /// `GET /v2/` answering the auth challenge with the credentials, as
     /// `podman login` checks them (distribution spec, "Determining
     /// support"): Ok when the registry accepts them (or needs none).
