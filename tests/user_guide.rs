@@ -13,7 +13,6 @@
 //! process's id (cgroups are machine-wide), the image has no bash (`/bin/sh`).
 
 #[path = "../crates/image/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 mod support;
 
