@@ -192,14 +192,21 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A zfs-fuse pool on a sparse file under /var/tmp, destroyed on drop.
-/// zfs-fuse hangs under concurrent pool churn: the pool is made under the
-/// lock the Proxmox tests take (tests/proxmox_support).
+/// zfs-fuse hangs under concurrent pool churn: the pool is made, used and
+/// destroyed under the lock the Proxmox tests take (tests/proxmox_support).
 struct Pool {
     name: String,
     dir: PathBuf,
     /// zfs-fuse's pid when this test started it (as scripts/proxmox-test-env.sh does).
     ours: Option<i32>,
-    _lock: std::fs::File,
+}
+
+/// Holds the Proxmox tests' lock until dropped.
+fn zfs_lock() -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::File::create("/var/tmp/nexcage-proxmox-tests.lock").ok()?;
+    // SAFETY: flock on an fd we own; blocks until the previous holder is done.
+    (unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(lock)
 }
 
 fn zpool_answers() -> bool {
@@ -208,12 +215,7 @@ fn zpool_answers() -> bool {
 
 impl Pool {
     fn create() -> Option<Pool> {
-        use std::os::fd::AsRawFd;
-        let lock = std::fs::File::create("/var/tmp/nexcage-proxmox-tests.lock").ok()?;
-        // SAFETY: flock on an fd we own; blocks until the previous holder is done.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return None;
-        }
+        let _lock = zfs_lock()?;
         let name = format!("nxguide{}", std::process::id());
         let dir = PathBuf::from(format!("/var/tmp/{name}"));
         std::fs::create_dir_all(&dir).ok()?;
@@ -235,7 +237,7 @@ impl Pool {
             eprintln!("zpool create: {}", text(&o.stderr));
             return None;
         }
-        Some(Pool { name, dir, ours, _lock: lock })
+        Some(Pool { name, dir, ours })
     }
 
     fn has(&self, ds: &str) -> bool {
@@ -245,6 +247,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        let _lock = zfs_lock();
         // zfs-fuse may call the pool busy right after use: retry.
         for _ in 0..20 {
             let o = Command::new("zpool").args(["destroy", "-f", &self.name]).output();
@@ -568,6 +571,7 @@ fn every_command_of_the_user_guide() {
     }
 
     // ---- ZFS
+    let lock = zfs_lock();
     g.ok("nexcage zfs create tank/containers");
     assert!(pool.has(&format!("{}/containers", pool.name)));
     let zi: Value = serde_json::from_str(&g.ok("nexcage zfs info")).unwrap();
@@ -579,6 +583,7 @@ fn every_command_of_the_user_guide() {
     g.extra(&["zfs", "create", &format!("{}/containers/postgres-db", pool.name)]);
     let snap = g.ok("nexcage zfs snapshot tank/containers/postgres-db@backup-$(date +%Y%m%d)");
     assert!(pool.has(snap.trim()), "{snap}");
+    drop(lock);
 
     // ---- The cache, last: optimize and clear prune what nothing uses.
     g.extra(&["image", "remove", &private_ref]);
