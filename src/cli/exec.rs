@@ -57,6 +57,21 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// `UID[:GID]` as runc takes it, or `NAME[:GROUP]` looked up in the
+/// container's own /etc/passwd and /etc/group (as `docker exec --user`;
+/// the host's NSS knows nothing of them), with the user's other groups.
+fn user(spec: &str, rootfs: &std::path::Path) -> Result<(u32, Option<u32>, Vec<u32>)> {
+    let numeric = |s: &str| s.parse::<u32>().is_ok();
+    match spec.split_once(':') {
+        Some((u, g)) if numeric(u) && numeric(g) => return Ok((u.parse()?, Some(g.parse()?), Vec::new())),
+        None if numeric(spec) => return Ok((spec.parse()?, None, Vec::new())),
+        _ => {}
+    }
+    let root = nexcage_image::unpack::Root::open(rootfs).with_context(|| format!("--user {spec}: the container's rootfs {}", rootfs.display()))?;
+    let (u, g, extra) = nexcage_image::bundle::resolve_user(Some(&root), spec).with_context(|| format!("--user {spec}"))?;
+    Ok((u, Some(g), extra))
+}
+
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec requires a command or --process");
@@ -70,9 +85,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
     }
     let c = Container::load(ctx, &a.id)?;
+    let mut additional_gids = a.additional_gids;
     let (uid, gid) = match &a.user {
         Some(u) => {
-            let (u, g) = super::exec_user::resolve(u, &c.record().rootfs)?;
+            let (u, g, extra) = user(u, &c.record().rootfs)?;
+            additional_gids.extend(extra);
             (Some(u), g)
         }
         None => (None, None),
@@ -84,7 +101,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         cwd: a.cwd,
         uid,
         gid,
-        additional_gids: a.additional_gids,
+        additional_gids,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
         console_socket: a.handoff.console_socket.clone(),

@@ -7,7 +7,6 @@ mod create;
 mod delete;
 mod events;
 mod exec;
-mod exec_user;
 mod features;
 mod gc;
 mod handoff;
