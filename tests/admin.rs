@@ -251,8 +251,11 @@ fn bundle_dir_as_image_and_runc_form_unchanged() {
     assert_eq!(env.ok(&["logs", &id]).trim(), "from-bundle");
     // Same id twice, --name vs ID mismatch, and options without --name are refused.
     assert!(!env.nx(&["create", "--name", &id, "--image", b.to_str().unwrap()]).status.success());
-    let o = env.nx(&["create", "--name", "x1", "y1"]);
+    let o = env.nx(&["create", "--name", "x1", "--image", b.to_str().unwrap(), "y1"]);
     assert!(!o.status.success() && stderr(&o).contains("same thing"), "{}", stderr(&o));
+    // The user guide's `create --name N IMAGE`: the operand is the image.
+    let o = env.nx(&["create", "--name", "x1", "no-such-image-y1"]);
+    assert!(!o.status.success() && stderr(&o).contains("no-such-image-y1") && !stderr(&o).contains("same thing"), "{}", stderr(&o));
     let o = env.nx(&["create", "--memory", "64", "z1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = env.nx(&["create"]);
