@@ -115,4 +115,18 @@ fn user_guide_containers_on_proxmox() {
     assert!(conf.lines().any(|l| l == "memory: 1024"), "{conf}");
     run.extra(&["delete", "--force", &mc]);
     assert!(env.guests().is_empty(), "delete left guests: {:?}", env.guests());
+
+    // The node commands see the double's Proxmox node and the test pool.
+    let sr = run.ok("nexcage system resources");
+    assert!(sr.contains("proxmox:  node ") && sr.contains("pve-manager") && sr.contains(&format!("zfs:      {} ONLINE", env.pool)), "{sr}");
+    let nt = run.nx(&["network".into(), "test".into()]);
+    let nt = String::from_utf8_lossy(&nt.stdout).into_owned();
+    assert!(nt.lines().any(|l| l.starts_with("ok   proxmox: pve-manager")), "{nt}");
+    // A benchmark with the configured backend: Proxmox guests (a bundle of
+    // this test's: the default one borrows the host's /usr, which a guest
+    // cannot).
+    let tb = env.bundle("bench", &["true"], |_| {});
+    let bench = run.extra(&["performance", "benchmark", "--cycles", "2", "--bundle", tb.to_str().unwrap()]);
+    assert!(bench.lines().any(|l| l.starts_with("cycle")), "{bench}");
+    assert!(env.guests().is_empty(), "the benchmark left guests: {:?}", env.guests());
 }
