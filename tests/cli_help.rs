@@ -65,3 +65,30 @@ fn unknown_global_flag_shows_the_real_usage() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("(usage: nexcage image pull [OPTIONS] <REFERENCE>)"), "{err}");
 }
+
+#[test]
+fn hidden_monitor_and_its_public_name() {
+    // The internal supervisor has a hidden name; `monitor` is the guide's live stats.
+    let o = nexcage(&["__monitor", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = nexcage(&["monitor", "--help"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("--no-stream"), "{out}");
+}
+
+#[test]
+fn each_cause_printed_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("config.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_nexcage"))
+        .args(["image", "import", "/nonexistent/my-image.tar"])
+        .env("NEXCAGE_STORAGE_PATH", d.path())
+        .env("NEXCAGE_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/nonexistent/my-image.tar"), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}
