@@ -8,8 +8,15 @@ use crate::container::Container;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Admin containers: print their output until they stop
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detach")]
     pub attach: bool,
+    /// The user guide's flag; start always returns once the process runs (as runc's)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The user guide's flag; the process's stdio (a terminal with
+    /// --console-socket) is set up by create, so start has nothing to add
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Container id
     pub id: String,
 }

@@ -29,6 +29,28 @@ pub struct Config {
     pub unprivileged: Option<bool>,
     pub default_backend: Option<Backend>,
     pub routing: Vec<RoutingRule>,
+    /// Parallel layer downloads of `image pull` (the user guide's
+    /// `config set parallel.processing true`, `parallel.workers 4`).
+    pub parallel: ParallelConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParallelConfig {
+    /// false: one layer at a time. Default true.
+    pub processing: Option<bool>,
+    /// Layers fetched at once when `processing`; default 4.
+    pub workers: Option<u32>,
+}
+
+impl ParallelConfig {
+    /// The number of parallel layer downloads (>= 1) these settings give.
+    pub fn jobs(&self) -> usize {
+        match self.processing {
+            Some(false) => 1,
+            _ => self.workers.unwrap_or(4).max(1) as usize,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
