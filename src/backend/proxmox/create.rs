@@ -239,7 +239,7 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
     // Neither an operator's Remove nor a stray destroy takes it away
     // unnoticed; nexcage clears it itself (after checking the owner).
     params.insert("protection".into(), "1".into());
-    let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![] };
+    let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![], owner_line: j.owner.as_ref().map(Owner::description_line) };
     Ok(cp.create(vmid, &req)?)
 }
 
