@@ -4,6 +4,8 @@
 //! control plane is the double. Missing components: a SKIP line, no failure.
 #![allow(dead_code)]
 
+pub mod podman;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
