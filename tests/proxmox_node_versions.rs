@@ -166,3 +166,33 @@ fn template_removed_pct() {
 fn template_removed_api() {
     template_removed("api");
 }
+
+/// The API driver registers `env`, which PVE renders as
+/// `lxc.environment.runtime` lines (PROXMOX-FACTS §2 item 22); LXC before 6
+/// cannot parse them, so on such a host the env is kept in nexcage's own
+/// LXC config only: after PVE regenerated the guest's `config` (a `pct
+/// set`), LXC still loads it and the process gets its environment.
+#[test]
+fn env_with_the_api_driver_survives_regeneration() {
+    let env = env_or_skip!("nodeenv", "api");
+    let b = env.bundle("env", &["sh", "-c", "echo \"$FOO\" > /tmp/envout; exec sleep 1000"], |v| {
+        v["process"]["env"].as_array_mut().expect("env").push("FOO=from-the-bundle".into());
+        v["root"]["readonly"] = false.into();
+    });
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "e1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(env.root.join("e1/proxmox.json")).unwrap()).unwrap();
+    let vmid = j["vmid"].as_u64().unwrap().to_string();
+    let o = env.cmd("pct").args(["set", &vmid, "--memory", "256"]).output().unwrap();
+    assert!(o.status.success(), "pct set: {}", out(&o));
+    let lxc = env.dir.join("lxc");
+    let o = std::process::Command::new("lxc-info").args(["-n", &vmid, "-c", "lxc.uts.name", "-P"]).arg(&lxc).output().unwrap();
+    let cfg = std::fs::read_to_string(lxc.join(&vmid).join("config")).unwrap_or_default();
+    assert!(o.status.success(), "LXC cannot load PVE's regenerated config: {}\n{cfg}", out(&o));
+    let o = env.nx(&["start", "e1"]);
+    assert!(o.status.success(), "start: {}", out(&o));
+    assert!(wait_until(10, || env.nx(&["exec", "e1", "cat", "/tmp/envout"]).stdout == b"from-the-bundle\n"), "{}", out(&env.nx(&["exec", "e1", "cat", "/tmp/envout"])));
+    let o = env.nx(&["delete", "-f", "e1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    env.assert_clean("env");
+}

@@ -80,6 +80,14 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane) -> Result<NodeSupport> {
 /// back) and the create tried once more. Outer error: the node could not
 /// be prepared again; inner: the control plane's answer to the create.
 pub fn create_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, req: &mut CreateRequest) -> Result<Result<(), PveError>> {
+    if req.params.contains_key("env") && !lxc_reads_runtime_env() {
+        // PVE renders `env` as `lxc.environment.runtime` lines (PROXMOX-FACTS
+        // §2 item 22), which LXC before 6 cannot parse: every regeneration
+        // would leave a `config` no LXC tool loads. The env is in
+        // nexcage.conf either way.
+        tracing::info!(vmid, "this host's LXC cannot read lxc.environment.runtime: env is not registered with Proxmox");
+        req.params.remove("env");
+    }
     match cp.create(vmid, req) {
         Err(e) if template_missing(&e, &req.ostemplate) => {
             tracing::warn!(vmid, ostemplate = %req.ostemplate, "the node lost the template nexcage's cache named: asking it again");
@@ -89,6 +97,29 @@ pub fn create_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, req: &mut Cr
         }
         r => Ok(r),
     }
+}
+
+/// Whether this host's LXC parses `lxc.environment.runtime` (added in LXC
+/// 6; 5.0 refuses the whole file): a config holding only that line, loaded
+/// with `lxc-info -c`. No LXC tools: false.
+fn lxc_reads_runtime_env() -> bool {
+    let dir = std::env::temp_dir().join(format!("nexcage-lxc-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir_all(dir.join("probe"))
+        .and_then(|()| std::fs::write(dir.join("probe/config"), "lxc.environment.runtime = NEXCAGE_PROBE=1\n"))
+        .ok()
+        .and_then(|()| {
+            std::process::Command::new(super::resolve("lxc-info"))
+                .args(["-n", "probe", "-c", "lxc.environment.runtime", "-P"])
+                .arg(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()
+        })
+        .is_some_and(|st| st.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    ok
 }
 
 /// Whether `e` is the node saying that the template `volid` does not exist.
