@@ -87,3 +87,44 @@ fn pct_set_memory_reaches_the_running_guest() {
     assert!(o.status.success(), "delete: {}", out(&o));
     env.assert_clean("hotplug");
 }
+
+/// `cores` makes PVE append a cpuset of that many CPUs after the guest's
+/// raw lines, i.e. after nexcage's include (PROXMOX-FACTS §2 item 24,
+/// unless a raw `lxc.cgroup2.cpuset.cpus` exists). After the operator's
+/// `pct set --cores 1` the guest still starts from nexcage and from PVE's
+/// regenerated `config` alone, with the bundle's CPUs (here: all of the
+/// host's, the bundle sets none).
+#[test]
+fn cores_do_not_break_or_pin_the_guest() {
+    let env = env_or_skip!("cores", "pct");
+    let host = std::fs::read_to_string("/proc/self/status").unwrap_or_default().lines().find(|l| l.starts_with("Cpus_allowed_list:")).map(String::from).unwrap_or_default();
+    let b = env.bundle("cores", &["sh", "-c", "grep Cpus_allowed_list /proc/self/status > /tmp/cpus; exec sleep 1000"], |v| {
+        v["root"]["readonly"] = false.into();
+    });
+    let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "k1"]);
+    assert!(o.status.success(), "create: {}", out(&o));
+    let id = vmid(&env, "k1").to_string();
+    let o = env.cmd("pct").args(["set", &id, "--cores", "1"]).output().expect("pct set");
+    assert!(o.status.success(), "pct set: {}", out(&o));
+    let lxc = env.dir.join("lxc");
+    let cfg = std::fs::read_to_string(lxc.join(&id).join("config")).unwrap_or_default();
+    let include = format!("lxc.include = {}", lxc.join(&id).join("nexcage.conf").display());
+    let after: Vec<&str> = cfg.lines().skip_while(|l| *l != include).filter(|l| l.contains("cpuset")).collect();
+    assert!(cfg.contains(&include) && after.is_empty(), "PVE's cpuset comes after nexcage's include:\n{cfg}");
+    // PVE's view of the guest: started from its regenerated config alone.
+    let o = std::process::Command::new("lxc-execute")
+        .args(["-n", &id, "-P"])
+        .arg(&lxc)
+        .args(["-q", "--", "sh", "-c", "grep Cpus_allowed_list /proc/self/status"])
+        .output()
+        .expect("lxc-execute");
+    assert!(o.status.success(), "lxc-execute from PVE's config: {}\n{cfg}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), host, "pinned by PVE's cpuset:\n{cfg}");
+    // nexcage's start.
+    let o = env.nx(&["start", "k1"]);
+    assert!(o.status.success(), "start: {}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&env.nx(&["exec", "k1", "cat", "/tmp/cpus"]).stdout).trim() == host), "{}", out(&env.nx(&["exec", "k1", "cat", "/tmp/cpus"])));
+    let o = env.nx(&["delete", "-f", "k1"]);
+    assert!(o.status.success(), "delete: {}", out(&o));
+    env.assert_clean("cores");
+}
