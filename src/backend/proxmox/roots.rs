@@ -49,7 +49,7 @@ pub fn prune(data_dir: &Path, needed: impl Fn(&Path) -> bool) -> Result<Vec<Path
     // Rewritten in place (not renamed over): a `record` waiting for the
     // lock holds this same file open.
     let text: String = keep.iter().map(|r| format!("{}\n", r.display())).collect();
-    (&f).set_len(0).and_then(|()| {
+    f.set_len(0).and_then(|()| {
         use std::io::{Seek, SeekFrom};
         let mut w = &f;
         w.seek(SeekFrom::Start(0))?;
