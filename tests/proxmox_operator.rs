@@ -52,8 +52,12 @@ fn operator_actions() {
     assert!(o.status.success(), "start: {}", out(&o));
     assert!(wait_until(10, || pct_status(&env, id) == "status: running"), "started: {}", pct_status(&env, id));
 
-    // A backup holds `lock: backup`: delete fails naming it, the dataset stays.
-    let mut dump = vzdump(&env, id, 4000);
+    // A backup holds `lock: backup`: delete waits `proxmox.lock_wait` (1 s
+    // here), then fails naming it; the dataset stays.
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.config()).unwrap()).unwrap();
+    cfg["proxmox"]["lock_wait"] = 1.into();
+    std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut dump = vzdump(&env, id, 6000);
     let conf = env.dir.join(format!("state/nodes/pve/lxc/{id}.conf"));
     assert!(wait_until(10, || std::fs::read_to_string(&conf).unwrap_or_default().contains("lock: backup")), "no backup lock");
     let o = env.nx(&["delete", "-f", "o1"]);

@@ -11,6 +11,10 @@ pub const DEFAULT_LXC_PATH: &str = "/var/lib/lxc";
 pub const DEFAULT_GC_GRACE_SECS: u64 = 60;
 /// Largest `proxmox.gc_grace`, seconds (a week).
 pub const MAX_GC_GRACE_SECS: u64 = 7 * 24 * 3600;
+/// Default of `proxmox.lock_wait`, seconds.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 60;
+/// Largest `proxmox.lock_wait`, seconds (a day).
+pub const MAX_LOCK_WAIT_SECS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +102,9 @@ pub struct ProxmoxConfig {
     /// Seconds a container must have been gone (or a create unfinished)
     /// before `nexcage gc` collects it: default 60, at most a week.
     pub gc_grace: Option<u64>,
+    /// Seconds `delete` waits for a guest's Proxmox lock (e.g. `backup`
+    /// while vzdump runs) to go before failing: default 60, at most a day.
+    pub lock_wait: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -229,6 +236,11 @@ impl Config {
     /// `proxmox.gc_grace` (validated at load), default 60 s.
     pub fn gc_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.proxmox.gc_grace.unwrap_or(DEFAULT_GC_GRACE_SECS))
+    }
+
+    /// `proxmox.lock_wait` (validated at load), default 60 s.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.proxmox.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT_SECS))
     }
 
     pub fn driver(&self) -> Driver {

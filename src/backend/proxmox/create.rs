@@ -46,7 +46,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let px = &px.for_journal(j)?;
     let cp = px.driver()?;
     // The template is the node's, shared by every guest: nothing to undo.
-    let node = template::prepare(px, &*cp, opts.dir.parent().unwrap_or(opts.dir))?;
+    let node = template::prepare(px, &*cp)?;
     let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
@@ -239,8 +239,8 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
     // Neither an operator's Remove nor a stray destroy takes it away
     // unnoticed; nexcage clears it itself (after checking the owner).
     params.insert("protection".into(), "1".into());
-    let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![] };
-    Ok(cp.create(vmid, &req)?)
+    let mut req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![], owner_line: j.owner.as_ref().map(Owner::description_line) };
+    Ok(template::create_guest(px, cp, vmid, &mut req)??)
 }
 
 /// Why registering failed: the control plane said no, or the journal could
