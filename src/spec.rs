@@ -22,6 +22,13 @@ pub enum SpecError {
     Invalid(PathBuf, String),
 }
 
+/// Just the version of a config.json; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct OciVersion {
+    #[serde(rename = "ociVersion", default)]
+    oci_version: Option<serde_json::Value>,
+}
+
 /// A validated bundle: its absolute path, the parsed spec and the absolute rootfs.
 pub struct Bundle {
     pub dir: PathBuf,
@@ -44,18 +51,29 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SpecError::NoConfig(dir)),
         Err(e) => return Err(SpecError::Read(cfg, e)),
     };
-    // Check the version on the raw JSON first: a 2.x document may not even
-    // deserialize into 1.x types, and the version is the clearer message.
-    let mut raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
-    let version = raw.get("ociVersion").and_then(|v| v.as_str()).unwrap_or("");
+    // Check the version first: a 2.x document may not even deserialize into
+    // 1.x types, and the version is the clearer message. Reading only
+    // `ociVersion` skips the rest without building a JSON tree.
+    let head: OciVersion = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    let version = head.oci_version.as_ref().and_then(|v| v.as_str()).unwrap_or("");
     if !version.starts_with("1.") {
         return Err(SpecError::Version(cfg, version.to_string()));
     }
-    let dropped_caps = raw.get_mut("process").map(crate::backend::oci::caps::drop_unknown).unwrap_or_default();
-    if !dropped_caps.is_empty() {
-        tracing::warn!("{}", crate::backend::oci::caps::warning(&dropped_caps));
-    }
-    let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    // Most bundles name only capabilities this build knows: parse straight
+    // into the typed spec, and build a JSON tree only when that fails, to drop
+    // unknown capability names as runc does (warning, not an error).
+    let (spec, dropped_caps) = match serde_json::from_slice::<Spec>(&data) {
+        Ok(spec) => (spec, Vec::new()),
+        Err(_) => {
+            let mut raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+            let dropped = raw.get_mut("process").map(crate::backend::oci::caps::drop_unknown).unwrap_or_default();
+            if !dropped.is_empty() {
+                tracing::warn!("{}", crate::backend::oci::caps::warning(&dropped));
+            }
+            let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+            (spec, dropped)
+        }
+    };
     let invalid = |m: &str| SpecError::Invalid(cfg.clone(), m.to_string());
     let root = spec.root().as_ref().ok_or_else(|| invalid("root is missing"))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };

@@ -40,7 +40,7 @@ mod zfs;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use crate::context::Ctx;
 use crate::logging::{self, LogFormat, Sink};
@@ -214,7 +214,16 @@ pub fn command() -> clap::Command {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    let mut cmd = command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut cmd)));
+    // The process ends after this one command: freeing the whole command tree
+    // (every subcommand's arguments) would cost a quarter of what building
+    // and parsing it did (callgrind, BENCHMARKS.md), for memory the exit
+    // returns anyway.
+    std::mem::forget(cmd);
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
