@@ -17,7 +17,7 @@ use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
-use super::{delete, holder, hooks, include, lookup, paths, rootfs, roots, stage, subids, vmid, Proxmox};
+use super::{delete, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -53,7 +53,8 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     write_lxc_config(px, opts, vmid, &pve, j)?;
     let pid = fork_holder(opts, j)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
-    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(pid), Phase::Create)?;
+    // Hooks see the guest's init, in the guest's namespaces.
+    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, j.init.map(|i| i.0).or(Some(pid)), Phase::Create)?;
     j.step = CreateStep::Done;
     j.save(opts.dir)?;
     if let Some(pf) = &opts.pid_file {
@@ -105,6 +106,7 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     j.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
     j.lxc_path = Some(px.lxc_path());
     j.args = process.args().clone().unwrap_or_default();
+    j.env = process.env().clone().unwrap_or_default();
     j.terminal = process.terminal().unwrap_or(false);
     if j.args.is_empty() {
         bail!("process.args must not be empty");
@@ -272,6 +274,9 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
+    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs).
+    guest_init::install(&lxc_dir)?;
+    run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
@@ -284,9 +289,11 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     Ok(())
 }
 
-/// Step `holder`: forks the holder (blocked until start), with the
-/// terminal sent to the console socket when process.terminal is set.
-/// Returns its pid (the record's pid).
+/// Step `holder`: forks the holder, which starts the guest with
+/// nexcage-init waiting for start, with the terminal sent to the console
+/// socket when process.terminal is set. Returns once the init waits (its
+/// pid recorded), or fails with LXC's own errors. Returns the holder's pid
+/// (the record's pid).
 fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Holder)?;
     let tty = if j.terminal {
@@ -300,7 +307,43 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
     j.holder = Some(pid);
     j.save(opts.dir)?;
+    let init = wait_for_init(opts.dir, j, pid)?;
+    j.init = Some((init, crate::proc::start_time(init)));
+    j.save(opts.dir)?;
     Ok(pid)
+}
+
+/// How long create waits for the guest's init to wait for start.
+const INIT_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The guest init's host pid once it waits on its FIFO; LXC's errors when
+/// the holder ends first.
+fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
+    let lxc_dir = j.lxc_dir().context("no lxc dir")?;
+    let start = crate::proc::start_time(holder);
+    let found = std::cell::Cell::new(None);
+    let gone = || !crate::proc::is_same_alive(holder, start) || crate::proc::state_letter(holder) == Some('Z');
+    let ready = || {
+        let init = lxc::children(holder).into_iter().find(|c| guest_init::is_waiting(&lxc_dir, *c));
+        found.set(init);
+        init.is_some()
+    };
+    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", INIT_BOUND, &gone, &ready);
+    match (waited, found.get()) {
+        (Ok(true), Some(init)) => Ok(init),
+        (Err(e), _) => Err(e.context(lxc_failure(dir))),
+        _ => bail!("{}", lxc_failure(dir)),
+    }
+}
+
+/// "LXC could not start the guest: <LXC's error lines>".
+fn lxc_failure(dir: &Path) -> String {
+    let errs = holder::lxc_errors(dir, 6);
+    if errs.is_empty() {
+        "LXC could not start the guest".into()
+    } else {
+        format!("LXC could not start the guest: {}", errs.join("; "))
+    }
 }
 
 fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: RootfsStrategy) -> bool {

@@ -70,7 +70,13 @@ pub struct CreateJournal {
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
     pub lxc_path: Option<PathBuf>,
     pub holder: Option<i32>,
-    /// The container's process (lxc-execute's command line after `--`).
+    /// The guest's init (host pid, start time), once it waits for start.
+    #[serde(default)]
+    pub init: Option<(i32, Option<u64>)>,
+    /// process.env, handed to the init at start.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The container's process.args.
     pub args: Vec<String>,
     /// Namespaces to join: `--share-<kind> <path>`.
     pub shares: Vec<(String, String)>,
@@ -83,7 +89,7 @@ pub struct CreateJournal {
     /// Control-plane calls create made (HTTP requests or pct/pvesh runs).
     #[serde(default)]
     pub cp_calls: u64,
-    /// process.user.umask, applied by the holder.
+    /// process.user.umask, applied by the holder (LXC has no key for it).
     #[serde(default)]
     pub umask: Option<u32>,
     /// The owner record stamped on the guest, dataset and LXC dir: undo

@@ -22,6 +22,8 @@ mod include;
 mod journal;
 mod kill;
 mod lookup;
+mod guest_init;
+mod liblxc;
 mod lxc;
 mod lxcconf;
 pub mod owner;
