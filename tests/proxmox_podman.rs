@@ -133,3 +133,69 @@ fn podman_limits() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("survived"), "memory limit not enforced: {}", out(&o));
     env.assert_clean("after limits");
 }
+
+/// Issue 13 Must show 3 and 5, issue 12 Must show 3 (operator actions from
+/// Podman's side; the double acts as PROXMOX-FACTS §10 says): the
+/// application is the guest's PID 1 and owns its grace period; `pct
+/// shutdown` gives it the stop signal and Podman sees its own status; `pct
+/// stop` is 137; `pct start` of an exited container's guest never runs the
+/// bundle's process; `podman logs` has only the application's lines.
+#[test]
+fn podman_grace_and_operator() {
+    let Some(env) = podman_env("podman_grace", "pct") else { return };
+    let pm = Podman::new(&env);
+    let inspect = |name: &str| String::from_utf8_lossy(&pm.run(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name]).stdout).trim().to_string();
+    let only_guest = || {
+        let g = env.guests();
+        assert_eq!(g.len(), 1, "{}", env.pct_list());
+        g[0].to_string()
+    };
+
+    // podman stop -t 10: TERM to the application, which takes 3 s and exits 0.
+    let script = "trap 'echo got-term; sleep 3; echo bye; exit 0' TERM; echo ready; sleep 1000 & wait";
+    let o = pm.run(&["run", "-d", "--name", "g1", "--network", "none", "localhost/busybox", "sh", "-c", script]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g1"]).stdout).contains("ready")));
+    let t0 = std::time::Instant::now();
+    let s = pm.run(&["stop", "-t", "10", "g1"]);
+    let took = t0.elapsed();
+    assert!(s.status.success(), "{}", out(&s));
+    assert!(took >= std::time::Duration::from_millis(2800) && took < std::time::Duration::from_secs(9), "podman stop took {took:?}");
+    assert_eq!(inspect("g1"), "exited 0");
+    let logs = pm.run(&["logs", "g1"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "ready\ngot-term\nbye\n", "{}", out(&logs));
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "", "{}", out(&logs));
+
+    // The exited container's guest stays registered: `pct start` runs
+    // nexcage-init's refusal only (the application would log again).
+    let id = only_guest();
+    // The double runs `lxc-start` on PVE's regenerated config, as a node does.
+    std::fs::write(env.dir.join("state/real-start"), b"").unwrap();
+    let _ = env.cmd("pct").args(["start", &id]).output().expect("pct start");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(String::from_utf8_lossy(&pm.run(&["logs", "g1"]).stdout), "ready\ngot-term\nbye\n");
+    assert_eq!(inspect("g1"), "exited 0");
+    assert!(pm.run(&["rm", "g1"]).status.success());
+    env.assert_clean("after stop + rm");
+
+    // `pct shutdown`: the halt signal is TERM; Podman sees the application's 5.
+    let o = pm.run(&["run", "-d", "--name", "g2", "--network", "none", "localhost/busybox", "sh", "-c", "trap 'exit 5' TERM; echo up; sleep 1000 & wait"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g2"]).stdout).contains("up")));
+    let o = env.cmd("pct").args(["shutdown", &only_guest()]).output().expect("pct shutdown");
+    assert!(o.status.success(), "pct shutdown: {}", out(&o));
+    let w = pm.run(&["wait", "g2"]);
+    assert_eq!(String::from_utf8_lossy(&w.stdout).trim(), "5", "{}", out(&w));
+    assert!(pm.run(&["rm", "g2"]).status.success());
+
+    // `pct stop` (SIGKILL to the guest's PID 1): 137.
+    let o = pm.run(&["run", "-d", "--name", "g3", "--network", "none", "localhost/busybox", "sh", "-c", "echo up; sleep 1000"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g3"]).stdout).contains("up")));
+    let o = env.cmd("pct").args(["stop", &only_guest()]).output().expect("pct stop");
+    assert!(o.status.success(), "pct stop: {}", out(&o));
+    let w = pm.run(&["wait", "g3"]);
+    assert_eq!(String::from_utf8_lossy(&w.stdout).trim(), "137", "{}", out(&w));
+    assert!(pm.run(&["rm", "g3"]).status.success());
+    env.assert_clean("after the operator's actions");
+}

@@ -17,6 +17,7 @@ use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
+use super::hooks::GuestPhase;
 use super::{delete, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
@@ -54,7 +55,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let pid = fork_holder(opts, j)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
     // Hooks see the guest's init, in the guest's namespaces.
-    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, j.init.map(|i| i.0).or(Some(pid)), Phase::Create)?;
+    let init = j.init.map(|i| i.0).context("no guest init")?;
+    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
+    hooks::run_in_guest(&opts.bundle.spec, opts.id, &opts.bundle.dir, init, GuestPhase::CreateContainer)?;
     j.step = CreateStep::Done;
     j.save(opts.dir)?;
     if let Some(pf) = &opts.pid_file {
@@ -88,7 +91,6 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    hooks::check(spec)?;
     let strategy = rootfs::choose(cfg, &ann)?;
     let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
@@ -106,7 +108,9 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     j.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
     j.lxc_path = Some(px.lxc_path());
     j.args = process.args().clone().unwrap_or_default();
-    j.env = process.env().clone().unwrap_or_default();
+    // HOME as runc sets it, from the bundle rootfs's /etc/passwd.
+    let passwd = || lookup::resolve(&opts.bundle.rootfs, Path::new("/etc/passwd")).and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+    j.env = crate::backend::oci::passwd::with_home(process.env().clone().unwrap_or_default(), process.user().uid(), passwd);
     j.terminal = process.terminal().unwrap_or(false);
     if j.args.is_empty() {
         bail!("process.args must not be empty");
@@ -192,7 +196,8 @@ fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> R
         None => opts.bundle.rootfs.display().to_string(),
         Some(_) => format!("{}:subvol-{vmid}-disk-0,size={}G", plan.storage, mo.disk_size_gib),
     });
-    mapping::map_value(&plan.spec_json, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))
+    // A spec Proxmox cannot honour is the backend's refusal.
+    mapping::map_value(&plan.spec_json, &mo).map_err(|e| crate::backend::BackendError::Unsupported(format!("config.json: {e}")).into())
 }
 
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
@@ -274,6 +279,12 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
+    if let Some(rootfs) = &j.rootfs {
+        stage::base_dirs(rootfs, shift.unwrap_or(0))?;
+        // runc creates a missing cwd; LXC would fail on it.
+        let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
+        stage::mkdir_in(rootfs, &cwd, shift.unwrap_or(0)).context("create process.cwd")?;
+    }
     // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs).
     guest_init::install(&lxc_dir)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
@@ -306,7 +317,7 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     };
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
     j.holder = Some(pid);
-    j.save(opts.dir)?;
+    j.begin(opts.dir, CreateStep::Init)?;
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
     j.save(opts.dir)?;

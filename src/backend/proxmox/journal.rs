@@ -33,6 +33,8 @@ pub enum CreateStep {
     LxcConfig,
     /// The holder process may run.
     Holder,
+    /// The holder has started the guest; its init may run.
+    Init,
     /// create finished.
     Done,
     /// Not from create: gc found a tagged guest no container refers to.
@@ -49,6 +51,7 @@ impl CreateStep {
             CreateStep::Guest => "guest",
             CreateStep::LxcConfig => "lxcconf",
             CreateStep::Holder => "holder",
+            CreateStep::Init => "init",
             CreateStep::Done => "done",
             CreateStep::Gc => "gc",
         }
@@ -158,7 +161,7 @@ mod tests {
         assert_eq!((j.step, j.strategy), (CreateStep::LxcConfig, Some(RootfsStrategy::Clone)));
         let v = serde_json::to_value(CreateJournal::default()).unwrap();
         assert_eq!((&v["step"], &v["strategy"]), (&serde_json::json!(""), &serde_json::Value::Null));
-        for s in [CreateStep::Vmid, CreateStep::Dataset, CreateStep::Guest, CreateStep::LxcConfig, CreateStep::Holder, CreateStep::Done, CreateStep::Gc] {
+        for s in [CreateStep::Vmid, CreateStep::Dataset, CreateStep::Guest, CreateStep::LxcConfig, CreateStep::Holder, CreateStep::Init, CreateStep::Done, CreateStep::Gc] {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.name()));
         }
     }

@@ -57,6 +57,10 @@ pub fn render(i: &Inputs) -> String {
     // nexcage's monitor names the init itself; anyone else's start gets
     // nexcage-init's refusal (guest_init.rs).
     put("lxc.init.cmd", super::guest_init::PVE_CMD);
+    // `pct shutdown` (and a node's stop-all) send the halt signal to the
+    // guest's PID 1, the application after start: make it the OCI stop
+    // signal engines send (SIGTERM), not LXC's SIGPWR (PROXMOX-FACTS §10).
+    put("lxc.signal.halt", "SIGTERM");
     let has = |k: &str| i.pve.lxc.iter().any(|(x, _)| x == k);
     if !has("lxc.autodev") {
         put("lxc.autodev", "1");

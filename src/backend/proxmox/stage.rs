@@ -75,6 +75,38 @@ pub fn precreate_targets(rootfs: &Path, pve: &PveConfig, shift: u32) -> Result<(
     Ok(())
 }
 
+/// The mount points LXC itself needs in every rootfs (`/dev` for autodev,
+/// `/proc` and `/sys` for `lxc.mount.auto`), made when missing and owned
+/// by the guest's root (`shift`): a bundle rootfs may have none of them
+/// (`runc spec` with only `/bin/busybox`), and LXC cannot create them in a
+/// read-only root. runc too creates mount points in the rootfs.
+pub fn base_dirs(rootfs: &Path, shift: u32) -> Result<()> {
+    for d in ["dev", "proc", "sys"] {
+        mkdir_in(rootfs, Path::new(d), shift)?;
+    }
+    Ok(())
+}
+
+/// Creates the missing directories of `rel` (relative) in `rootfs`, owned
+/// by `shift` (the guest's root), mode 0755 — as runc makes a missing
+/// `process.cwd`. Stops at a symlink (LXC resolves it in the guest) and
+/// never leaves the rootfs.
+pub fn mkdir_in(rootfs: &Path, rel: &Path, shift: u32) -> Result<()> {
+    let mut cur = rootfs.to_path_buf();
+    for c in rel.components() {
+        let std::path::Component::Normal(c) = c else { continue };
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(()),
+            Ok(_) => continue,
+            Err(_) => {}
+        }
+        std::fs::create_dir(&cur).with_context(|| format!("create {}", cur.display()))?;
+        std::os::unix::fs::lchown(&cur, Some(shift), Some(shift)).with_context(|| format!("chown {}", cur.display()))?;
+    }
+    Ok(())
+}
+
 /// Mount points under `<lxc_dir>/mounts`, deepest first (from mountinfo).
 fn staged(lxc_dir: &Path) -> Vec<PathBuf> {
     let base = lxc_dir.join(DIR);

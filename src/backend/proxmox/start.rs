@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::hooks::GuestPhase;
 use super::journal::CreateJournal;
 use super::{guest_init, holder, hooks, lxc};
 use crate::backend::oci::hooks::Phase;
@@ -18,6 +19,8 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     let lxc_dir = j.lxc_dir().context("the container was not fully created")?;
     let init = lxc::from_holder(&j).context("the container's init is not running (the container has stopped)")?;
+    let spec = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
+    hooks::run_in_guest(&spec, &rec.id, &rec.bundle, init, GuestPhase::StartContainer)?;
     guest_init::release(&lxc_dir, &j.args, &j.env)?;
     // Return once the process runs, so an exec or kill right after start
     // meets it, as with runc; fail when it did not start.
@@ -32,5 +35,6 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
             bail!("the container's process did not start (status {code}: see the container's stderr)");
         }
     }
-    hooks::run_recorded(rec, Phase::Poststart)
+    // Hooks see the guest's PID 1 (the application), in the guest's namespaces.
+    hooks::run_recorded_with(rec, lxc::from_holder(&j).or(rec.pid), Phase::Poststart)
 }

@@ -34,6 +34,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 const FIFO: &str = "/.nexcage/start";
+const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const O_NONBLOCK: c_int = 0o4000;
 const POLLIN: c_short = 1;
 const EINTR: c_int = 4;
@@ -142,8 +143,10 @@ fn exec(args: &[CString], env: &[CString]) -> i32 {
     let candidates: Vec<Vec<u8>> = if name.contains(&b'/') {
         vec![name.to_vec()]
     } else {
-        let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or_default();
-        path.split(|c| *c == b':').map(|d| if d.is_empty() { name.to_vec() } else { [d, b"/", name].concat() }).collect()
+        // The rule of create's check (src/backend/proxmox/lookup.rs): the
+        // process's PATH, else runc's default; absolute entries only.
+        let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or(DEFAULT_PATH);
+        path.split(|c| *c == b':').filter(|d| d.starts_with(b"/")).map(|d| [d, b"/", name].concat()).collect()
     };
     let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
