@@ -93,3 +93,25 @@ fn created_guest_waits_in_its_init() {
     assert!(env.nx(&["delete", "w1"]).status.success());
     env.assert_clean("after delete");
 }
+
+/// An unprivileged guest writes a root-owned host dir bound read-write
+/// (an id-mapped bind mount, `idmap=container`), and what it creates is
+/// owned by host root, as under runc. The dir is on ext4 or tmpfs.
+#[test]
+fn idmapped_bind_mount() {
+    let env = env_or_skip!("idmap", "pct");
+    let data = env.dir.join("data-root");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
+    let b = env.bundle("idmap", &["sh", "-c", "echo x > /data/f && stat -c %u /data/f"], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}));
+    });
+    let log = env.dir.join("nx.log");
+    let o = env.nx(&["--log", log.to_str().unwrap(), "run", "-b", b.to_str().unwrap(), "im"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n");
+    let m = std::fs::metadata(data.join("f")).expect("the guest's file");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&m), 0, "owned by host root");
+    env.assert_clean("after run");
+}

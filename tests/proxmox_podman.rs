@@ -153,9 +153,7 @@ fn podman_grace_and_operator() {
 
     // podman stop -t 10: TERM to the application, which takes 3 s and exits 0.
     let script = "trap 'echo got-term; sleep 3; echo bye; exit 0' TERM; echo ready; sleep 1000 & wait";
-    let o = pm.run(&["run", "-d", "--name", "g1", "--network", "none", "localhost/busybox", "sh", "-c", script]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g1"]).stdout).contains("ready")));
+    run_d(&pm, "g1", script, "ready");
     let t0 = std::time::Instant::now();
     let s = pm.run(&["stop", "-t", "10", "g1"]);
     let took = t0.elapsed();
@@ -179,9 +177,7 @@ fn podman_grace_and_operator() {
     env.assert_clean("after stop + rm");
 
     // `pct shutdown`: the halt signal is TERM; Podman sees the application's 5.
-    let o = pm.run(&["run", "-d", "--name", "g2", "--network", "none", "localhost/busybox", "sh", "-c", "trap 'exit 5' TERM; echo up; sleep 1000 & wait"]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g2"]).stdout).contains("up")));
+    run_d(&pm, "g2", "trap 'exit 5' TERM; echo up; sleep 1000 & wait", "up");
     let o = env.cmd("pct").args(["shutdown", &only_guest()]).output().expect("pct shutdown");
     assert!(o.status.success(), "pct shutdown: {}", out(&o));
     let w = pm.run(&["wait", "g2"]);
@@ -189,13 +185,18 @@ fn podman_grace_and_operator() {
     assert!(pm.run(&["rm", "g2"]).status.success());
 
     // `pct stop` (SIGKILL to the guest's PID 1): 137.
-    let o = pm.run(&["run", "-d", "--name", "g3", "--network", "none", "localhost/busybox", "sh", "-c", "echo up; sleep 1000"]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", "g3"]).stdout).contains("up")));
+    run_d(&pm, "g3", "echo up; sleep 1000", "up");
     let o = env.cmd("pct").args(["stop", &only_guest()]).output().expect("pct stop");
     assert!(o.status.success(), "pct stop: {}", out(&o));
     let w = pm.run(&["wait", "g3"]);
     assert_eq!(String::from_utf8_lossy(&w.stdout).trim(), "137", "{}", out(&w));
     assert!(pm.run(&["rm", "g3"]).status.success());
     env.assert_clean("after the operator's actions");
+}
+
+/// `podman run -d --name NAME ... sh -c SCRIPT`, then waits until its log has `line`.
+fn run_d(pm: &Podman, name: &str, script: &str, line: &str) {
+    let o = pm.run(&["run", "-d", "--name", name, "--network", "none", "localhost/busybox", "sh", "-c", script]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", name]).stdout).contains(line)), "{name} did not log {line:?}");
 }
