@@ -1,6 +1,7 @@
 //! create, as named steps: plan (every check, no side effect), claim a
 //! VMID, make the rootfs dataset, register the guest, write the LXC config,
-//! fork the holder, run the create hooks. Each step is recorded in the
+//! fork the holder (which starts the guest, its init waiting for start),
+//! run the create hooks. Each step is recorded in the
 //! create journal before its side effect; on any error everything done so
 //! far is undone (from the journal) before the error is returned. Whatever
 //! is made carries the container's owner record (`owner.rs`), so the undo
@@ -122,8 +123,8 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
-    // LXC has no umask key: the holder sets it before lxc-execute, whose
-    // init and command inherit it.
+    // LXC has no umask key: the holder sets it before starting the guest,
+    // whose init and process inherit it.
     let mut spec_json = serde_json::to_value(spec)?;
     if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
         j.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
@@ -261,7 +262,7 @@ enum RegisterError {
 }
 
 /// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` with nexcage's
-/// settings in `nexcage.conf`, which lxc-execute runs from and the guest's
+/// settings in `nexcage.conf`, which the holder starts the guest from and the guest's
 /// Proxmox config includes (`include.rs`; mount targets made first where
 /// LXC cannot make them).
 fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {

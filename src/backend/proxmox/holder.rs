@@ -8,10 +8,11 @@
 //! state-dir lock, whose flock would otherwise be shared), sends liblxc's
 //! log to `<state>/lxc.log` and starts the guest through liblxc in the
 //! foreground (`liblxc.rs`) with nexcage-init as its PID 1, which waits for
-//! start (`guest_init.rs`). It exits with the guest's PID 1's status —
-//! after start, the application's: 7 for `exit 7`, 128+N for signal N (137
-//! for SIGKILL, whoever sent it). Signals sent to the holder are forwarded
-//! by LXC's monitor loop to the guest's PID 1.
+//! start (`guest_init.rs`). It ends as the guest's PID 1 (after start, the
+//! application) ended: exit 7 for `exit 7`, killed by signal N for signal N
+//! (engines report 128+N, 137 for SIGKILL whoever sent it); the code is
+//! also recorded in `<state>/status`. Signals sent to the holder are
+//! forwarded by LXC's monitor loop to the guest's PID 1.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -86,18 +87,41 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
         unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     }
     drop(tty);
-    let code = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {
-        Ok(code) => code,
+    let (code, signal) = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {
+        Ok(status) => (liblxc::exit_code(status), liblxc::signal(status)),
         Err(e) => {
             tracing::error!("nexcage monitor: {e:#}");
-            MONITOR_FAILED
+            (MONITOR_FAILED, None)
         }
     };
     let tmp = dir.join(format!("{STATUS}.tmp"));
     if std::fs::write(&tmp, code.to_string()).and_then(|()| std::fs::rename(&tmp, dir.join(STATUS))).is_err() {
         tracing::warn!("cannot record the container's status in {}", dir.display());
     }
+    if let Some(sig) = signal {
+        die_by(sig);
+    }
     code
+}
+
+/// Ends the holder by signal `sig`, as the guest's PID 1 ended, so the
+/// engine reaps "killed by signal N" as it would reap runc's container
+/// init (engines report 128+N). Returns only for a signal whose default
+/// action is not to terminate (the caller then exits with 128+N). No core
+/// file: RLIMIT_CORE is set to 0 first.
+fn die_by(sig: i32) {
+    use nix::sys::signal::{self, SigHandler, SigSet, Signal};
+    let Ok(s) = Signal::try_from(sig) else { return };
+    if matches!(s, Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH | Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) {
+        return;
+    }
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: restores the default disposition; no handler code runs.
+    let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(s);
+    let _ = set.thread_unblock();
+    let _ = signal::raise(s);
 }
 
 /// `<state>/status`: the holder's exit code, written as it ends.
@@ -114,6 +138,7 @@ const MONITOR_FAILED: i32 = 255;
 /// liblxc's log in the state dir (what create quotes when the guest fails).
 pub const LXC_LOG: &str = "lxc.log";
 
+/// Runs the guest until its PID 1 ends; liblxc's status for it (`liblxc::exit_code`).
 fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     let (Some(vmid), Some(lxc_path), Some(lxc_dir)) = (p.vmid, &p.lxc_path, p.lxc_dir()) else { bail!("create did not finish") };
     let name = vmid.to_string();
@@ -133,7 +158,7 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     if !ok && status == 0 {
         bail!("LXC could not run guest {vmid} (see {})", dir.join(LXC_LOG).display());
     }
-    Ok(liblxc::exit_code(status))
+    Ok(status)
 }
 
 /// LXC's ERROR lines from `<dir>/lxc.log` (what create quotes), at most

@@ -190,6 +190,13 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
+/// The signal that ended the guest's PID 1, if one did (same encoding as
+/// [`exit_code`]).
+pub fn signal(status: i32) -> Option<i32> {
+    let c = exit_code(status);
+    (c > 128 && (status & 0xff == 0x7f || libc::WIFSIGNALED(status))).then_some(c - 128)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -200,5 +207,7 @@ mod tests {
         assert_eq!(super::exit_code(15 << 8 | 0x7f), 143);
         assert_eq!(super::exit_code(15), 143);
         assert_eq!(super::exit_code(0), 0);
+        assert_eq!(super::signal(9 << 8 | 0x7f), Some(9));
+        assert_eq!(super::signal(137 << 8), None, "exit 137 is an exit");
     }
 }

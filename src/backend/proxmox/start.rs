@@ -20,7 +20,11 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     let lxc_dir = j.lxc_dir().context("the container was not fully created")?;
     let init = lxc::from_holder(&j).context("the container's init is not running (the container has stopped)")?;
     let spec = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
-    hooks::run_in_guest(&spec, &rec.id, &rec.bundle, init, GuestPhase::StartContainer)?;
+    if let Err(e) = hooks::run_in_guest(&spec, &rec.id, &rec.bundle, init, GuestPhase::StartContainer) {
+        // As runc: the container does not stay behind a failed start.
+        let _ = crate::proc::signal(init, libc::SIGKILL);
+        return Err(e);
+    }
     guest_init::release(&lxc_dir, &j.args, &j.env)?;
     // Return once the process runs, so an exec or kill right after start
     // meets it, as with runc; fail when it did not start.
