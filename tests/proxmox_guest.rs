@@ -115,3 +115,22 @@ fn idmapped_bind_mount() {
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&m), 0, "owned by host root");
     env.assert_clean("after run");
 }
+
+/// A guest whose init never waits for start (TEST ONLY hook: `sleep` as
+/// its init) makes create fail within its bound, naming what it waited
+/// for; nothing is left, no guest, dataset, LXC dir, state or process.
+#[test]
+fn init_that_never_waits_is_bounded() {
+    let env = env_or_skip!("initbound", "pct");
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let t0 = std::time::Instant::now();
+    let o = run_to_files(env.cmd(nexcage()).arg("--root").arg(&env.root).args(["create", "-b", b.to_str().unwrap(), "nb"])
+        .env("NEXCAGE_TEST_INIT_ARGV", "/bin/sleep 1000").env("NEXCAGE_TEST_INIT_BOUND", "3"), &env.dir);
+    let took = t0.elapsed();
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timed out after 3 s waiting for the guest's init"), "{}", out(&o));
+    assert!(took < std::time::Duration::from_secs(20), "create took {took:?}");
+    let ps = std::process::Command::new("pgrep").args(["-f", "^/bin/sleep 1000$"]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "the guest's init survived: {}", String::from_utf8_lossy(&ps.stdout));
+    env.assert_clean("after a create whose init never waited");
+}

@@ -325,8 +325,12 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     Ok(pid)
 }
 
-/// How long create waits for the guest's init to wait for start.
-const INIT_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long create waits for the guest's init to wait for start: 30 s
+/// (TEST ONLY: `NEXCAGE_TEST_INIT_BOUND` seconds).
+fn init_bound() -> std::time::Duration {
+    let secs = std::env::var("NEXCAGE_TEST_INIT_BOUND").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    std::time::Duration::from_secs(secs)
+}
 
 /// The guest init's host pid once it waits on its FIFO; LXC's errors when
 /// the holder ends first.
@@ -340,7 +344,7 @@ fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
         found.set(init);
         init.is_some()
     };
-    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", INIT_BOUND, &gone, &ready);
+    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &gone, &ready);
     match (waited, found.get()) {
         (Ok(true), Some(init)) => Ok(init),
         (Err(e), _) => Err(e.context(lxc_failure(dir))),

@@ -154,11 +154,23 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
     }
-    let (ok, status) = c.start(&guest_init::WAIT_ARGV)?;
+    let test_argv = test_init_argv();
+    let argv: Vec<&str> = match &test_argv {
+        Some(a) => a.split(' ').collect(),
+        None => guest_init::WAIT_ARGV.to_vec(),
+    };
+    let (ok, status) = c.start(&argv)?;
     if !ok && status == 0 {
         bail!("LXC could not run guest {vmid} (see {})", dir.join(LXC_LOG).display());
     }
     Ok(status)
+}
+
+/// TEST ONLY: `NEXCAGE_TEST_INIT_ARGV="/bin/sleep 1000"` starts the guest
+/// with that init instead of nexcage-init, i.e. an init that never waits
+/// for start (tests/proxmox_guest.rs checks create's bound with it).
+fn test_init_argv() -> Option<String> {
+    std::env::var("NEXCAGE_TEST_INIT_ARGV").ok().filter(|a| !a.is_empty())
 }
 
 /// LXC's ERROR lines from `<dir>/lxc.log` (what create quotes), at most
