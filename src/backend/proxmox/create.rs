@@ -286,14 +286,15 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
         let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
         stage::mkdir_in(rootfs, &cwd, shift.unwrap_or(0)).context("create process.cwd")?;
     }
-    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs).
+    if shift.is_some() {
+        stage::stage(&lxc_dir, &mut run_cfg)?;
+    }
+    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs);
+    // not staged: the LXC dir is open to the mapped root.
     guest_init::install(&lxc_dir)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
-    }
-    if shift.is_some() {
-        stage::stage(&lxc_dir, &mut run_cfg)?;
     }
     let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
     include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
