@@ -3,9 +3,13 @@
 //!   the environment if set (packagers), else `git rev-parse HEAD` plus
 //!   `-dirty` when tracked files differ from it, only when the source tree is
 //!   a git checkout (a tarball has no `.git`; `--version` then says `unknown`);
-//! - link flags for the binary only (no effect on dependencies).
+//! - link flags for the binary only (no effect on dependencies);
+//! - nexcage-init (src/backend/proxmox/init/main.rs), the Proxmox backend's
+//!   guest init, as a static binary that nexcage embeds: it runs inside guest
+//!   rootfs that may have no C library at all. std only, so rustc alone
+//!   builds it; glibc is linked statically (`+crt-static`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -49,7 +53,28 @@ fn stamp_commit() {
     }
 }
 
+fn build_guest_init() {
+    let src = "src/backend/proxmox/init/main.rs";
+    println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=build.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("nexcage-init");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let target = std::env::var("TARGET").expect("TARGET");
+    let status = Command::new(rustc)
+        .args(["--edition=2021", "--crate-name=nexcage_init", "--crate-type=bin", "--target", &target])
+        .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "strip=symbols", "-C", "target-feature=+crt-static"])
+        .arg("-o")
+        .arg(&out)
+        .arg(src)
+        .status()
+        .expect("run rustc for nexcage-init");
+    assert!(status.success(), "building nexcage-init failed");
+}
+
 fn main() {
     link_flags();
     stamp_commit();
+    build_guest_init();
+    // The Proxmox backend's monitor drives liblxc (src/backend/proxmox/liblxc.rs).
+    println!("cargo:rustc-link-lib=dylib=lxc");
 }

@@ -51,10 +51,12 @@ fn operator_guest(env: &Env, vmid: u32, tags: &str) -> PathBuf {
     mp
 }
 
-/// The operator removes guest `vmid` as PVE does: protection off, then
-/// destroy (guest config, its dataset, its LXC dir).
+/// The operator removes guest `vmid` as PVE does: stop (a created
+/// container's guest runs: PVE refuses to destroy a running guest),
+/// protection off, then destroy (guest config, its dataset, its LXC dir).
 fn operator_remove(env: &Env, vmid: u32) {
     let v = vmid.to_string();
+    let _ = env.cmd("pct").args(["stop", &v]).output();
     let _ = env.cmd("pct").args(["set", &v, "--delete", "protection"]).output();
     pct(env, &["destroy", &v]);
     let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);

@@ -177,10 +177,10 @@ pub fn run(ctx: &Ctx) -> bool {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     r.line(Level::Ok, "kernel", &kernel, "");
     cgroups(&mut r);
-    match cmd_out("lxc-execute", &["--version"]) {
+    match cmd_out("lxc-info", &["--version"]) {
         Some(v) => r.line(Level::Ok, "lxc", &v, ""),
-        None if cfg.default_backend == Some(nexcage_config::Backend::Proxmox) => r.line(Level::Fail, "lxc", "lxc-execute not found", "apt-get install lxc"),
-        None => r.line(Level::Warn, "lxc", "lxc-execute not found", "needed only for the proxmox backend"),
+        None if cfg.default_backend == Some(nexcage_config::Backend::Proxmox) => r.line(Level::Fail, "lxc", "lxc-info not found", "apt-get install lxc"),
+        None => r.line(Level::Warn, "lxc", "lxc-info not found", "needed only for the proxmox backend"),
     }
     zfs(&mut r, &cfg);
     proxmox(&mut r, &cfg);

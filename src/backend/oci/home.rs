@@ -39,6 +39,16 @@ pub fn missing_home(env: &[String], root: &Path, uid: u32) -> Option<String> {
     Some(home_for(&read_passwd(root), uid))
 }
 
+/// `env` with `HOME=<home of uid>` added when it has no `HOME`; `passwd`
+/// (the text of an `/etc/passwd`) is read only then. For callers that read
+/// the file from inside the container (the Proxmox backend's guest).
+pub fn with_home(mut env: Vec<String>, uid: u32, passwd: impl FnOnce() -> String) -> Vec<String> {
+    if !env.iter().any(|e| e.split_once('=').is_some_and(|(k, _)| k == "HOME")) {
+        env.push(format!("HOME={}", home_for(&passwd(), uid)));
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,9 @@
 //! `lxc.include:` line (and the id map as raw `lxc.idmap:` lines, see
 //! [`Rendered`]), which PVE appends after its own lines (PROXMOX-FACTS §2
 //! item 23), so a start from PVE's `config` gets nexcage's settings too;
-//! nexcage's own start runs `lxc-execute -f nexcage-start.conf` (the id
-//! map + the include), which replaces whatever `config` holds
-//! (lxc-execute clears the loaded config before loading the rcfile), so it
-//! never depends on what PVE rendered. `config` must still parse: LXC
-//! loads it first.
+//! nexcage's holder starts the guest from `nexcage-start.conf` (the id
+//! map + the include) after liblxc's `clear_config`, so it never depends
+//! on what PVE rendered. `config` must still parse: liblxc loads it first.
 //!
 //! Single-valued keys of the include win because they come last. For
 //! lists LXC appends, the file first clears what PVE's base lines (and the
@@ -65,8 +63,8 @@ pub fn path(lxc_dir: &Path) -> PathBuf {
     lxc_dir.join(FILE)
 }
 
-/// `<lxc_dir>/nexcage-start.conf`: what nexcage's own start runs from
-/// (`lxc-execute -f`): the id map, then `lxc.include` of `nexcage.conf`.
+/// `<lxc_dir>/nexcage-start.conf`: what nexcage's holder starts the guest
+/// from: the id map, then `lxc.include` of `nexcage.conf`.
 pub fn start_path(lxc_dir: &Path) -> PathBuf {
     lxc_dir.join(START_FILE)
 }
