@@ -72,7 +72,9 @@ W
     printf 'root@pam!nexcage=0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71\n' >"$DIR/token"
     chmod 600 "$DIR/token"
     port=$(cat "$DIR/state/port"); fp=$(cat "$DIR/state/fingerprint")
-    common="\"default_backend\":\"proxmox\",\"lxc_path\":\"$DIR/lxc\",\"storage\":{\"type\":\"zfs\",\"pool\":\"$POOL\",\"dataset\":\"data\"},\"default_disk_size\":1"
+    common="\"default_backend\":\"proxmox\",\"lxc_path\":\"$DIR/lxc\",\"storage\":{\"type\":\"zfs\",\"pool\":\"$POOL\",\"dataset\":\"data\"},\"default_disk_size\":1,\"images\":{\"storage_path\":\"$DIR/data\"}"
+    # The data dir (roots registry, node cache) is the environment's own, so
+    # a test leaves nothing in /var/lib/nexcage or a shared root.
     # The double's state dir is the node's /etc/pve, its lock/ dir /run/lock/lxc.
     node="\"node\":\"pve\",\"storage\":\"local-zfs\",\"pve_root\":\"$DIR/state\",\"lock_dir\":\"$DIR/state/lock\""
     printf '{%s,"proxmox":{"driver":"pct",%s}}\n' "$common" "$node" >"$DIR/config-pct.json"

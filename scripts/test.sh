@@ -27,3 +27,6 @@ cargo test --workspace --no-fail-fast -q -- --test-threads=2
 echo "== conformance suite (runtime-tools-tests) against nexcage" >&2
 cargo build -q
 runtime-tools-tests/run.sh "nexcage=$repo/target/debug/nexcage"
+
+echo "== conformance suite against nexcage's Proxmox backend (the double, zfs-fuse, LXC)" >&2
+runtime-tools-tests/run-proxmox.sh -- --expected "$repo/runtime-tools-tests/expected.json"

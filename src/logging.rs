@@ -84,6 +84,25 @@ pub fn format_line(format: LogFormat, level: &str, msg: &str) -> String {
     }
 }
 
+/// An error and its causes, `: `-separated, each cause once: a cause whose
+/// text the previous one already contains (thiserror's `{source}`) is skipped.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if !prev.is_empty() && prev.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+        prev = t;
+    }
+    out
+}
+
 /// Reports the final error: one line on stderr, and one error record in the log.
 pub fn report_error(sink: &Sink, msg: &str) {
     let _ = writeln!(io::stderr(), "nexcage: {msg}");
@@ -138,16 +157,24 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
     }
 }
 
-/// Installs the tracing subscriber. Debug and info lines appear only with
-/// `--debug` (or `NEXCAGE_LOG_LEVEL`); libcontainer's own error chatter is
-/// folded into our final error message instead of being logged twice.
-pub fn init(sink: &Sink, debug: bool) {
-    let directive = if debug {
+/// The log directive: `debug` with `--debug`, `info` with `--verbose`,
+/// else `NEXCAGE_LOG_LEVEL` (a tracing filter such as `info` or `debug`),
+/// else `warn`.
+pub fn level(debug: bool, verbose: bool) -> String {
+    if debug {
         "debug".to_string()
+    } else if verbose {
+        "info".to_string()
     } else {
         std::env::var("NEXCAGE_LOG_LEVEL").unwrap_or_else(|_| "warn".to_string())
-    };
-    let lib = if debug { "debug" } else { "off" };
+    }
+}
+
+/// Installs the tracing subscriber at `directive` (see [`level`]);
+/// libcontainer's own error chatter is folded into our final error message
+/// instead of being logged twice, except at debug level.
+pub fn init(sink: &Sink, directive: String) {
+    let lib = if directive == "debug" { "debug" } else { "off" };
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{directive},libcontainer={lib},libcgroups={lib}"
     ))

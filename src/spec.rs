@@ -22,11 +22,22 @@ pub enum SpecError {
     Invalid(PathBuf, String),
 }
 
+/// Just the version of a config.json; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct OciVersion {
+    #[serde(rename = "ociVersion", default)]
+    oci_version: Option<serde_json::Value>,
+}
+
 /// A validated bundle: its absolute path, the parsed spec and the absolute rootfs.
 pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
     pub rootfs: PathBuf,
+    /// Capability names left out of `spec` because nexcage does not know
+    /// them (runc's rule, `backend::oci::caps`); libcontainer must then be
+    /// given the spec without them.
+    pub dropped_caps: Vec<String>,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
@@ -40,14 +51,29 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SpecError::NoConfig(dir)),
         Err(e) => return Err(SpecError::Read(cfg, e)),
     };
-    // Check the version on the raw JSON first: a 2.x document may not even
-    // deserialize into 1.x types, and the version is the clearer message.
-    let raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
-    let version = raw.get("ociVersion").and_then(|v| v.as_str()).unwrap_or("");
+    // Check the version first: a 2.x document may not even deserialize into
+    // 1.x types, and the version is the clearer message. Reading only
+    // `ociVersion` skips the rest without building a JSON tree.
+    let head: OciVersion = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    let version = head.oci_version.as_ref().and_then(|v| v.as_str()).unwrap_or("");
     if !version.starts_with("1.") {
         return Err(SpecError::Version(cfg, version.to_string()));
     }
-    let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    // Most bundles name only capabilities this build knows: parse straight
+    // into the typed spec, and build a JSON tree only when that fails, to drop
+    // unknown capability names as runc does (warning, not an error).
+    let (spec, dropped_caps) = match serde_json::from_slice::<Spec>(&data) {
+        Ok(spec) => (spec, Vec::new()),
+        Err(_) => {
+            let mut raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+            let dropped = raw.get_mut("process").map(crate::backend::oci::caps::drop_unknown).unwrap_or_default();
+            if !dropped.is_empty() {
+                tracing::warn!("{}", crate::backend::oci::caps::warning(&dropped));
+            }
+            let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+            (spec, dropped)
+        }
+    };
     let invalid = |m: &str| SpecError::Invalid(cfg.clone(), m.to_string());
     let root = spec.root().as_ref().ok_or_else(|| invalid("root is missing"))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
@@ -61,7 +87,7 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     if !process.cwd().is_absolute() {
         return Err(invalid("process.cwd must be an absolute path"));
     }
-    Ok(Bundle { dir, spec, rootfs })
+    Ok(Bundle { dir, spec, rootfs, dropped_caps })
 }
 
 #[cfg(test)]
@@ -87,6 +113,18 @@ mod tests {
         let b = load(&d).unwrap();
         assert_eq!(b.rootfs, d.join("rootfs"));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_not_malformed() {
+        let cfg = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_KILL","CAP_BOGUS"],"effective":["CAP_BOGUS"]}}}"#;
+        let d = bundle("caps", Some(cfg));
+        let b = load(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        assert_eq!(b.dropped_caps, vec!["CAP_BOGUS"]);
+        let caps = b.spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
     }
 
     #[test]

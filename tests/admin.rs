@@ -251,8 +251,11 @@ fn bundle_dir_as_image_and_runc_form_unchanged() {
     assert_eq!(env.ok(&["logs", &id]).trim(), "from-bundle");
     // Same id twice, --name vs ID mismatch, and options without --name are refused.
     assert!(!env.nx(&["create", "--name", &id, "--image", b.to_str().unwrap()]).status.success());
-    let o = env.nx(&["create", "--name", "x1", "y1"]);
+    let o = env.nx(&["create", "--name", "x1", "--image", b.to_str().unwrap(), "y1"]);
     assert!(!o.status.success() && stderr(&o).contains("same thing"), "{}", stderr(&o));
+    // The user guide's `create --name N IMAGE`: the operand is the image.
+    let o = env.nx(&["create", "--name", "x1", "no-such-image-y1"]);
+    assert!(!o.status.success() && stderr(&o).contains("no-such-image-y1") && !stderr(&o).contains("same thing"), "{}", stderr(&o));
     let o = env.nx(&["create", "--memory", "64", "z1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = env.nx(&["create"]);
@@ -293,21 +296,6 @@ fn system_check_reports_missing_pool() {
     assert!(out.lines().any(|l| l.starts_with("ok") && l.contains("kernel")), "{out}");
     let alias = env.nx(&["debug", "info"]);
     assert_eq!(alias.status.code(), o.status.code());
-}
-
-#[test]
-fn login_logout_auth_file() {
-    let env = Env::new("login");
-    let auth = env.dir().join("auth.json");
-    env.ok(&["login", "--authfile", auth.to_str().unwrap(), "-u", "user", "-p", "pass", "registry.example:5000"]);
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&auth).unwrap().permissions().mode() & 0o777, 0o600);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
-    assert_eq!(v["auths"]["registry.example:5000"]["auth"], "dXNlcjpwYXNz");
-    env.ok(&["logout", "--authfile", auth.to_str().unwrap(), "registry.example:5000"]);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
-    assert!(v["auths"].as_object().unwrap().is_empty());
-    assert!(!env.nx(&["logout", "--authfile", auth.to_str().unwrap(), "registry.example:5000"]).status.success());
 }
 
 #[test]

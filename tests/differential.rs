@@ -237,6 +237,43 @@ fn diff_misuse_errors() {
     eprintln!("misuse trace (same for both): {:?}", trace[1]);
 }
 
+/// exec and pause in each status: the same exit codes as runc (exec's own
+/// failures are 255) and the words engines match on.
+#[test]
+fn diff_exec_pause_by_status() {
+    let Some((dir, b, runc, nx)) = setup("diff_exec_pause_by_status", &["sleep", "1000"]) else { return };
+    let mut trace: Vec<Vec<(String, Value)>> = Vec::new();
+    for rt in [&runc, &nx] {
+        let id = "diff-e1";
+        let mut t: Vec<(String, Value)> = Vec::new();
+        let mut step = |name: &str, args: &[&str], must: Option<&str>| {
+            let o = rt.cmd(args);
+            let msg = text(&o.stderr);
+            if let Some(w) = must {
+                assert!(msg.contains(w), "{} {name}: stderr {msg:?} lacks {w:?}", rt.name);
+            }
+            t.push((name.to_string(), json!(o.status.code())));
+        };
+        assert!(rt.create(&b, id, &dir.join(&format!("{}.out", rt.name))));
+        step("exec created", &["exec", id, "true"], None);
+        step("pause created", &["pause", id], None);
+        step("resume created", &["resume", id], None);
+        step("start", &["start", id], None);
+        step("resume running", &["resume", id], Some("container not paused"));
+        step("pause", &["pause", id], None);
+        step("pause paused", &["pause", id], Some("container not running"));
+        step("exec paused", &["exec", id, "true"], Some("cannot exec in a paused container"));
+        step("resume", &["resume", id], None);
+        step("kill", &["kill", id, "KILL"], None);
+        assert!(wait_until(10, || rt.status(id) == "stopped"), "{}: not stopped", rt.name);
+        step("exec stopped", &["exec", id, "true"], Some("cannot exec in a stopped container"));
+        step("pause stopped", &["pause", id], Some("container not running"));
+        step("delete", &["delete", id], None);
+        trace.push(t);
+    }
+    assert_eq!(trace[0], trace[1], "runc vs nexcage");
+}
+
 /// Relative `--root`, `--bundle` and `--pid-file` are resolved against the
 /// caller's cwd (runc makes them absolute): the state must not split between
 /// cwd and the bundle dir the runtime chdirs into. (nexcage bug, fixed.)

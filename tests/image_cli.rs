@@ -75,12 +75,27 @@ fn commands_end_to_end() {
     assert_eq!(code(root, &["layer", "validate", "localhost/cli:1"]), 0);
     assert_eq!(code(root, &["layer", "list", "--format", "json"]), 0);
 
-    // Corrupt a layer in the store: validate reports it (exit 1).
+    // `image inspect` (every form: no clap id clash with the global --config).
+    for extra in [&[][..], &["--config"], &["--layers"], &["--config", "--layers"]] {
+        let o = nx(root, &[&["image", "inspect", "localhost/cli:1"][..], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    }
+    let o = nx(root, &["image", "validate", "localhost/cli:1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("2 diff_ids checked, 0 wrong; chain id sha256:"), "{out}");
+
+    // Corrupt a layer in the store: validate reports it (exit 1), and its
+    // diff_id no longer matches.
     let p = root.join("blobs/sha256").join(&b.layer_digests[1][7..]);
     let mut data = std::fs::read(&p).unwrap();
     data[0] ^= 1;
     std::fs::write(&p, data).unwrap();
     assert_eq!(code(root, &["layer", "validate"]), 1);
+    let o = nx(root, &["image", "validate", "localhost/cli:1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("CORRUPT {}", b.layer_digests[1])) && out.contains("1 wrong"), "{out}");
 
     // An unreferenced blob is collected by cache clear; --all empties the store.
     std::fs::write(root.join("blobs/sha256").join("a".repeat(64)), b"junk").unwrap();

@@ -223,3 +223,32 @@ fn podman_pause_unpause() {
     assert_eq!(text(&o.stdout), "alive\n", "{}", show(&o));
     p.ok(&["rm", "-f", "-t", "0", &name]);
 }
+
+/// Podman maps the runtime's words to exit codes: a program that is not
+/// executable is 126, a missing one 127, for `run` and for `exec` (runc's
+/// "permission denied" / "executable file not found" / "no such file or
+/// directory"); `exec` into a paused container fails at once (Podman 4
+/// refuses it before asking the runtime; the runtime's own words are the
+/// conformance case `misc.exec.paused_fails`).
+#[test]
+fn podman_run_exec_126_127_paused() {
+    let Some(p) = Podman::new("podman_run_exec_126_127_paused") else { return };
+    let run = |prog: &str| p.run(&["run", "--rm", "--network", "none", IMAGE, prog]);
+    for (prog, code) in [("/etc/passwd", 126), ("/no-such-binary", 127), ("no-such-binary", 127)] {
+        let o = run(prog);
+        assert_eq!(o.status.code(), Some(code), "run {prog}: {}", show(&o));
+    }
+    let name = unique("px");
+    p.ok(&["run", "-d", "--network", "none", "--name", &name, IMAGE, "sleep", "1000"]);
+    for (prog, code) in [("/etc/passwd", 126), ("/no-such-binary", 127), ("no-such-binary", 127)] {
+        let o = p.run(&["exec", &name, prog]);
+        assert_eq!(o.status.code(), Some(code), "exec {prog}: {}", show(&o));
+    }
+    p.ok(&["pause", &name]);
+    let t = std::time::Instant::now();
+    let o = p.run(&["exec", &name, "true"]);
+    assert!(!o.status.success(), "exec into a paused container succeeded: {}", show(&o));
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "exec into a paused container took {:?}", t.elapsed());
+    p.ok(&["unpause", &name]);
+    p.ok(&["rm", "-f", "-t", "0", &name]);
+}

@@ -6,7 +6,7 @@
 mod proxmox_support;
 use proxmox_support::*;
 
-const STEPS: [&str; 5] = ["vmid", "dataset", "guest", "lxcconf", "holder"];
+const STEPS: [&str; 6] = ["vmid", "dataset", "guest", "lxcconf", "holder", "init"];
 
 fn crash_then(driver: &str, cleanup: &str) {
     let env = env_or_skip!(&format!("crash-{cleanup}"), driver);

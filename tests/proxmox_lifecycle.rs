@@ -188,7 +188,8 @@ fn host_network() {
 
 /// OCI hooks run on the host with the state on stdin: prestart and
 /// createRuntime at create (a failure fails create and leaves nothing),
-/// poststart after start, poststop after delete; createContainer is refused.
+/// poststart after start, poststop after delete; createContainer and
+/// startContainer in the guest.
 #[test]
 fn hooks() {
     let env = env_or_skip!("hooks", "pct");
@@ -213,12 +214,40 @@ fn hooks() {
     let o = env.nx(&["create", "-b", b.to_str().unwrap(), "bad"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hook /bin/false failed"), "{}", out(&o));
     env.assert_clean("after a failing createRuntime hook");
-    let b = env.bundle("cchook", &["true"], |v| {
-        v["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]});
+    // createContainer and startContainer run in the guest (its pid and
+    // mount namespaces: /proc/1 is the guest's PID 1), with the state on stdin.
+    let guest_hook = |name: &str| {
+        let d = out_dir.display();
+        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json; tr '\\0' ' ' < /proc/1/cmdline > {d}/{name}.init")]})
+    };
+    let b = env.bundle("cchook", &["sh", "-c", &format!("echo process > {}/process", out_dir.display())], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": out_dir, "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+        v["hooks"] = serde_json::json!({"createContainer": [guest_hook("createContainer")], "startContainer": [guest_hook("startContainer")]});
     });
-    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "cc"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.createContainer: not supported"), "{}", out(&o));
-    env.assert_clean("after a refused createContainer hook");
+    std::fs::set_permissions(&out_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "cc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for name in ["createContainer", "startContainer"] {
+        let init = std::fs::read_to_string(out_dir.join(format!("{name}.init"))).unwrap_or_else(|e| panic!("{name} did not run: {e}"));
+        assert_eq!(init, "/.nexcage/nexcage-init wait ", "{name} did not run in the guest");
+        let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join(format!("{name}.json"))).unwrap()).unwrap();
+        assert!(st["pid"].as_i64().is_some_and(|p| p > 0), "{name}: {st}");
+    }
+    assert!(out_dir.join("process").exists());
+    env.assert_clean("after guest hooks");
+    // A failing startContainer hook fails start; the process never runs.
+    let _ = std::fs::remove_file(out_dir.join("process"));
+    let b = env.bundle("schook", &["sh", "-c", &format!("echo process > {}/process", out_dir.display())], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": out_dir, "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+        v["hooks"] = serde_json::json!({"startContainer": [{"path": "/bin/false"}]});
+    });
+    assert!(env.nx(&["create", "-b", b.to_str().unwrap(), "sc"]).status.success());
+    let o = env.nx(&["start", "sc"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("startContainer hook /bin/false failed"), "{}", out(&o));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!out_dir.join("process").exists(), "the process ran after a failing startContainer hook");
+    assert!(env.nx(&["delete", "-f", "sc"]).status.success());
+    env.assert_clean("after a failing startContainer hook");
 }
 
 /// A program the rootfs does not have fails create (as with runc), and

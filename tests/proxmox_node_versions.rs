@@ -20,12 +20,21 @@ fn clear_templates(env: &Env) {
     std::fs::create_dir_all(env.dir.join("state/storage/local/vztmpl")).expect("vztmpl dir");
 }
 
+/// nexcage's per-node cache files (in the environment's data dir).
+fn node_caches(env: &Env) -> Vec<PathBuf> {
+    std::fs::read_dir(env.dir.join("data"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("proxmox-node-"))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// nexcage's per-node cache: removed so the next create asks the node again.
 fn forget_node(env: &Env) {
-    for e in std::fs::read_dir(&env.root).into_iter().flatten().flatten() {
-        if e.file_name().to_string_lossy().starts_with(".proxmox-node-") {
-            std::fs::remove_file(e.path()).expect("remove cache");
-        }
+    for p in node_caches(env) {
+        std::fs::remove_file(p).expect("remove cache");
     }
 }
 
@@ -127,4 +136,63 @@ fn token_lacking_a_privilege() {
     assert!(fails[0].contains("missing VM.Allocate on /vms") && fails[0].contains("(hint: pveum acl modify /vms"), "{text}");
     assert!(text.contains("ok   proxmox versions: "), "{text}");
     env.assert_clean("privileges");
+}
+
+/// The operator removes the template while nexcage's cache (in the data
+/// dir, not the state root) still names it: the node's create dies "can't
+/// find file" (PROXMOX-FACTS §10); nexcage drops the cache, puts the
+/// template back and creates once more, so the run succeeds.
+fn template_removed(driver: &str) {
+    let env = env_or_skip!("nodetmplgone", driver);
+    let b = env.bundle("hi", &["echo", "hi"], |_| {});
+    run_ok(&env, &b, "g1");
+    assert_eq!(node_caches(&env).len(), 1, "one cache file in the data dir");
+    clear_templates(&env);
+    run_ok(&env, &b, "g2");
+    assert_eq!(templates(&env), ["nexcage-empty.tar"], "put back");
+    let calls = std::fs::read_to_string(env.dir.join("cli-calls.log")).unwrap_or_default();
+    if driver == "pct" {
+        assert_eq!(calls.lines().filter(|l| l.starts_with("pct create ")).count(), 3, "one retry: {calls}");
+    }
+    env.assert_clean("template removed");
+}
+
+#[test]
+fn template_removed_pct() {
+    template_removed("pct");
+}
+
+#[test]
+fn template_removed_api() {
+    template_removed("api");
+}
+
+/// The API driver registers `env`, which PVE renders as
+/// `lxc.environment.runtime` lines (PROXMOX-FACTS §2 item 22); LXC before 6
+/// cannot parse them, so on such a host the env is kept in nexcage's own
+/// LXC config only: after PVE regenerated the guest's `config` (a `pct
+/// set`), LXC still loads it and the process gets its environment.
+#[test]
+fn env_with_the_api_driver_survives_regeneration() {
+    let env = env_or_skip!("nodeenv", "api");
+    let b = env.bundle("env", &["sh", "-c", "echo \"$FOO\" > /tmp/envout; exec sleep 1000"], |v| {
+        v["process"]["env"].as_array_mut().expect("env").push("FOO=from-the-bundle".into());
+        v["root"]["readonly"] = false.into();
+    });
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "e1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(env.root.join("e1/proxmox.json")).unwrap()).unwrap();
+    let vmid = j["vmid"].as_u64().unwrap().to_string();
+    let o = env.cmd("pct").args(["set", &vmid, "--memory", "256"]).output().unwrap();
+    assert!(o.status.success(), "pct set: {}", out(&o));
+    let lxc = env.dir.join("lxc");
+    let o = std::process::Command::new("lxc-info").args(["-n", &vmid, "-c", "lxc.uts.name", "-P"]).arg(&lxc).output().unwrap();
+    let cfg = std::fs::read_to_string(lxc.join(&vmid).join("config")).unwrap_or_default();
+    assert!(o.status.success(), "LXC cannot load PVE's regenerated config: {}\n{cfg}", out(&o));
+    let o = env.nx(&["start", "e1"]);
+    assert!(o.status.success(), "start: {}", out(&o));
+    assert!(wait_until(10, || env.nx(&["exec", "e1", "cat", "/tmp/envout"]).stdout == b"from-the-bundle\n"), "{}", out(&env.nx(&["exec", "e1", "cat", "/tmp/envout"])));
+    let o = env.nx(&["delete", "-f", "e1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    env.assert_clean("env");
 }

@@ -43,17 +43,22 @@ fn operator_actions() {
     let env = env_or_skip!("operator", "pct");
     let b = env.bundle("sleep", &["sleep", "1000"], |_| {});
 
-    // Running exactly while the OCI process runs.
+    // Running from create (the guest exists, its init waits for start)
+    // until the OCI process ends.
     let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "o1"]);
     assert!(o.status.success(), "create: {}", out(&o));
     let id = vmid(&env, "o1").expect("vmid");
-    assert_eq!(pct_status(&env, id), "status: stopped", "created, not started");
+    assert_eq!(pct_status(&env, id), "status: running", "created: the guest runs nexcage-init");
     let o = env.nx(&["start", "o1"]);
     assert!(o.status.success(), "start: {}", out(&o));
     assert!(wait_until(10, || pct_status(&env, id) == "status: running"), "started: {}", pct_status(&env, id));
 
-    // A backup holds `lock: backup`: delete fails naming it, the dataset stays.
-    let mut dump = vzdump(&env, id, 4000);
+    // A backup holds `lock: backup`: delete waits `proxmox.lock_wait` (1 s
+    // here), then fails naming it; the dataset stays.
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.config()).unwrap()).unwrap();
+    cfg["proxmox"]["lock_wait"] = 1.into();
+    std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut dump = vzdump(&env, id, 6000);
     let conf = env.dir.join(format!("state/nodes/pve/lxc/{id}.conf"));
     assert!(wait_until(10, || std::fs::read_to_string(&conf).unwrap_or_default().contains("lock: backup")), "no backup lock");
     let o = env.nx(&["delete", "-f", "o1"]);
@@ -81,8 +86,30 @@ fn operator_actions() {
     assert_eq!(st.code(), Some(137), "run's status after pct stop");
     // (run deletes the container once it ended.)
 
-    // The OCI process ends by itself: stopped in both views.
-    let b = env.bundle("short", &["sleep", "1"], |_| {});
+    // `pct shutdown` sends the halt signal, SIGTERM like an engine's stop,
+    // to the application (the guest's PID 1): run exits with its own status.
+    let b = env.bundle("trap", &["sh", "-c", "trap 'exit 5' TERM; sleep 1000 & wait"], |_| {});
+    let mut c = env.cmd(nexcage());
+    c.arg("--root").arg(&env.root).args(["run", "--bundle", b.to_str().unwrap(), "o4"]);
+    let mut run = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nexcage run");
+    let mut id = 0;
+    assert!(wait_until(20, || vmid(&env, "o4").is_some_and(|v| {
+        id = v;
+        String::from_utf8_lossy(&env.nx(&["state", "o4"]).stdout).contains("\"running\"")
+    })), "run did not start");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = env.cmd("pct").args(["shutdown", &id.to_string()]).output().expect("pct shutdown");
+    assert!(o.status.success(), "pct shutdown: {}", out(&o));
+    assert_eq!(run.wait().expect("wait run").code(), Some(5), "run's status after pct shutdown");
+
+    // The OCI process ends by itself: stopped in both views. A later
+    // `pct start` runs nexcage-init's refusal, never the bundle's process.
+    let marks = env.dir.join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    std::fs::set_permissions(&marks, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let b = env.bundle("short", &["sh", "-c", "echo ran >> /mnt/marks/ran; sleep 1"], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/mnt/marks", "type": "bind", "source": marks, "options": ["rbind", "rw"]}));
+    });
     let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "o3"]);
     assert!(o.status.success(), "create: {}", out(&o));
     let id = vmid(&env, "o3").expect("vmid");
@@ -91,6 +118,12 @@ fn operator_actions() {
     let stopped = || String::from_utf8_lossy(&env.nx(&["state", "o3"]).stdout).contains("\"status\": \"stopped\"");
     assert!(wait_until(20, stopped), "o3 did not stop");
     assert_eq!(pct_status(&env, id), "status: stopped", "the OCI process has ended");
+    // The double runs `lxc-start` on PVE's regenerated config, as a node does.
+    std::fs::write(env.dir.join("state/real-start"), b"").unwrap();
+    let _ = env.cmd("pct").args(["start", &id.to_string()]).output().expect("pct start");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(std::fs::read_to_string(marks.join("ran")).unwrap_or_default(), "ran\n", "pct start ran the bundle's process");
+    assert!(wait_until(10, || pct_status(&env, id) == "status: stopped"), "after pct start: {}", pct_status(&env, id));
     let o = env.nx(&["delete", "o3"]);
     assert!(o.status.success(), "delete: {}", out(&o));
     env.assert_clean("operator");

@@ -51,10 +51,12 @@ fn operator_guest(env: &Env, vmid: u32, tags: &str) -> PathBuf {
     mp
 }
 
-/// The operator removes guest `vmid` as PVE does: protection off, then
-/// destroy (guest config, its dataset, its LXC dir).
+/// The operator removes guest `vmid` as PVE does: stop (a created
+/// container's guest runs: PVE refuses to destroy a running guest),
+/// protection off, then destroy (guest config, its dataset, its LXC dir).
 fn operator_remove(env: &Env, vmid: u32) {
     let v = vmid.to_string();
+    let _ = env.cmd("pct").args(["stop", &v]).output();
     let _ = env.cmd("pct").args(["set", &v, "--delete", "protection"]).output();
     pct(env, &["destroy", &v]);
     let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);
@@ -91,6 +93,11 @@ fn creates(env: &Env) -> std::collections::BTreeMap<String, u32> {
         }
     }
     m
+}
+
+/// The roots registry of the environment's data dir.
+fn registered(env: &Env) -> Vec<PathBuf> {
+    std::fs::read_to_string(env.dir.join("data/roots")).unwrap_or_default().lines().map(PathBuf::from).collect()
 }
 
 fn holder_of(env: &Env, root: &Path, id: &str) -> i32 {
@@ -182,6 +189,9 @@ fn gc_takes_only_what_is_gone() {
     left.sort();
     assert_eq!(left, vec![vb.min(op), vb.max(op)]);
     assert!(!env.states().contains(&"a".to_string()));
+    // b's root holds b; the default root is empty but gc keeps what a
+    // guest names: a's is destroyed, so only b's root must stay.
+    assert!(registered(&env).contains(&ctrd), "b's root was forgotten: {:?}", registered(&env));
 
     // After a "reboot" b's root is empty: its guest is collected.
     let hb = holder_of(&env, &ctrd, "b");
@@ -190,8 +200,11 @@ fn gc_takes_only_what_is_gone() {
     std::fs::remove_dir_all(ctrd.join("b")).unwrap();
     let dry = gc(&["gc", "--dry-run"]);
     assert!(dry.starts_with(&format!("would collect guest {vb}: container \"b\" of root {}", ctrd.display())), "{dry}");
+    assert!(registered(&env).contains(&ctrd), "--dry-run pruned the registry");
     assert_eq!(gc(&["gc"]), format!("guest {vb}\n"));
     assert_eq!(env.guests(), vec![op], "only the operator's guest is left");
+    // Neither root holds state nor is named by a guest now: both forgotten.
+    assert!(registered(&env).is_empty(), "registry not pruned: {:?}", registered(&env));
     operator_remove(&env, op);
     env.assert_clean("after gc");
 }

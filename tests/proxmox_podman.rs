@@ -3,70 +3,8 @@
 //! memory/pids limits enforced in the guest. Both drivers.
 
 mod proxmox_support;
+use proxmox_support::podman::{podman_env, Podman};
 use proxmox_support::*;
-use std::process::{Command, Output, Stdio};
-
-struct Podman<'a> {
-    env: &'a Env,
-    dir: std::path::PathBuf,
-}
-
-impl<'a> Podman<'a> {
-    fn new(env: &'a Env) -> Podman<'a> {
-        let dir = env.dir.join("podman");
-        std::fs::create_dir_all(&dir).unwrap();
-        // conmon gets only conmon_env_vars: PATH (pct wrappers) and the config go there.
-        let conf = format!(
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n[engine]\nconmon_env_vars = [\"PATH={}\", \"NEXCAGE_CONFIG={}\"]\n",
-            env.path_var(),
-            env.config().display()
-        );
-        std::fs::write(dir.join("containers.conf"), conf).unwrap();
-        let p = Podman { env, dir };
-        let b = env.bundle("img", &["true"], |_| {});
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(format!("tar -C {} -c . | podman --root {} --runroot {} import - localhost/busybox >/dev/null", b.join("rootfs").display(), p.dir.join("root").display(), p.dir.join("runroot").display()))
-            .env("CONTAINERS_CONF", p.dir.join("containers.conf"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "podman import");
-        p
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            .arg("--runtime")
-            .arg(nexcage())
-            // podman runs the runtime with only XDG_RUNTIME_DIR in its env:
-            // NEXCAGE_CONFIG would not arrive, a global flag does.
-            .arg("--runtime-flag")
-            .arg(format!("config={}", self.env.config().display()))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        run_to_files(self.cmd().args(args), &self.dir)
-    }
-}
-
-/// podman 4.3's exit command (`container cleanup --rm`) drops
-/// --runtime-flag, so its delete uses the default --root: use that root.
-fn podman_env(name: &str, driver: &str) -> Option<Env> {
-    if let Some(why) = missing(&["podman"]) {
-        eprintln!("SKIP {name}: {why}");
-        return None;
-    }
-    let mut env = Env::up(name, driver);
-    env.root = "/run/nexcage".into();
-    Some(env)
-}
 
 fn podman_e2e(driver: &str) {
     let Some(env) = podman_env("podman", driver) else { return };
@@ -132,4 +70,65 @@ fn podman_limits() {
         "dd if=/dev/zero of=/dev/null bs=100M count=1 && echo survived"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("survived"), "memory limit not enforced: {}", out(&o));
     env.assert_clean("after limits");
+}
+
+/// Issue 13 Must show 3 and 5, issue 12 Must show 3 (operator actions from
+/// Podman's side; the double acts as PROXMOX-FACTS §10 says): the
+/// application is the guest's PID 1 and owns its grace period; `pct
+/// shutdown` gives it the stop signal and Podman sees its own status; `pct
+/// stop` is 137; `podman logs` has only the application's lines.
+#[test]
+fn podman_grace_and_operator() {
+    let Some(env) = podman_env("podman_grace", "pct") else { return };
+    let pm = Podman::new(&env);
+    let inspect = |name: &str| String::from_utf8_lossy(&pm.run(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name]).stdout).trim().to_string();
+    let only_guest = || {
+        let g = env.guests();
+        assert_eq!(g.len(), 1, "{}", env.pct_list());
+        g[0].to_string()
+    };
+
+    // podman stop -t 10: TERM to the application, which takes 3 s and exits 0.
+    let script = "trap 'echo got-term; sleep 3; echo bye; exit 0' TERM; echo ready; sleep 1000 & wait";
+    run_d(&pm, "g1", script, "ready");
+    let t0 = std::time::Instant::now();
+    let s = pm.run(&["stop", "-t", "10", "g1"]);
+    let took = t0.elapsed();
+    assert!(s.status.success(), "{}", out(&s));
+    assert!(took >= std::time::Duration::from_millis(2800) && took < std::time::Duration::from_secs(9), "podman stop took {took:?}");
+    assert_eq!(inspect("g1"), "exited 0");
+    let logs = pm.run(&["logs", "g1"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "ready\ngot-term\nbye\n", "{}", out(&logs));
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "", "{}", out(&logs));
+
+    // Podman's cleanup deletes the OCI container once it exited: no guest
+    // is left for an operator's `pct start` (tests/proxmox_operator.rs
+    // starts one that nexcage still has).
+    assert!(wait_until(10, || env.guests().is_empty()), "{}", env.pct_list());
+    assert!(pm.run(&["rm", "g1"]).status.success());
+    env.assert_clean("after stop + rm");
+
+    // `pct shutdown`: the halt signal is TERM; Podman sees the application's 5.
+    run_d(&pm, "g2", "trap 'exit 5' TERM; echo up; sleep 1000 & wait", "up");
+    let o = env.cmd("pct").args(["shutdown", &only_guest()]).output().expect("pct shutdown");
+    assert!(o.status.success(), "pct shutdown: {}", out(&o));
+    let w = pm.run(&["wait", "g2"]);
+    assert_eq!(String::from_utf8_lossy(&w.stdout).trim(), "5", "{}", out(&w));
+    assert!(pm.run(&["rm", "g2"]).status.success());
+
+    // `pct stop` (SIGKILL to the guest's PID 1): 137.
+    run_d(&pm, "g3", "echo up; sleep 1000", "up");
+    let o = env.cmd("pct").args(["stop", &only_guest()]).output().expect("pct stop");
+    assert!(o.status.success(), "pct stop: {}", out(&o));
+    let w = pm.run(&["wait", "g3"]);
+    assert_eq!(String::from_utf8_lossy(&w.stdout).trim(), "137", "{}", out(&w));
+    assert!(pm.run(&["rm", "g3"]).status.success());
+    env.assert_clean("after the operator's actions");
+}
+
+/// `podman run -d --name NAME ... sh -c SCRIPT`, then waits until its log has `line`.
+fn run_d(pm: &Podman, name: &str, script: &str, line: &str) {
+    let o = pm.run(&["run", "-d", "--name", name, "--network", "none", "localhost/busybox", "sh", "-c", script]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(wait_until(10, || String::from_utf8_lossy(&pm.run(&["logs", name]).stdout).contains(line)), "{name} did not log {line:?}");
 }

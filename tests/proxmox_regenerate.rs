@@ -129,20 +129,6 @@ fn settings_survive_pve_regeneration() {
     let o = pct(&env, &["set", &id.to_string(), "--memory", "256"]);
     assert!(o.status.success(), "pct set: {}", out(&o));
     assert_regenerated(&env, id);
-    // What PVE rendered (its lines, then nexcage's include and id map)
-    // alone gives the bundle's settings, as a start by PVE would run it.
-    let lxc = env.dir.join("lxc");
-    let o = std::process::Command::new("lxc-execute")
-        .args(["-n", &id.to_string(), "-P"])
-        .arg(&lxc)
-        .args(["-q", "--", "sh", "-c", &PROBE.replace("exec sleep 1000", "true")])
-        .output()
-        .expect("lxc-execute");
-    assert!(o.status.success(), "lxc-execute from PVE's config: {}", out(&o));
-    assert_bundle_settings(&data, "lxc-execute from PVE's regenerated config");
-    for f in ["status", "mounts", "mkdir.rc", "mkdir.err", "ready"] {
-        std::fs::remove_file(data.join(f)).expect("reset probe");
-    }
     let o = env.nx(&["start", "c1"]);
     assert!(o.status.success(), "start: {}", out(&o));
     assert_bundle_settings(&data, "started after PVE regenerated the config");

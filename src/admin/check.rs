@@ -5,34 +5,7 @@ use std::time::Duration;
 
 use crate::context::Ctx;
 
-#[derive(PartialEq, PartialOrd, Clone, Copy)]
-enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-struct Report {
-    failed: bool,
-}
-
-impl Report {
-    fn line(&mut self, level: Level, what: &str, msg: &str, hint: &str) {
-        let tag = match level {
-            Level::Ok => "ok  ",
-            Level::Warn => "warn",
-            Level::Fail => "fail",
-        };
-        self.failed |= level == Level::Fail;
-        // One line per component, even when a tool's error spans several.
-        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
-        if hint.is_empty() || level == Level::Ok {
-            println!("{tag} {what}: {msg}");
-        } else {
-            println!("{tag} {what}: {msg} (hint: {hint})");
-        }
-    }
-}
+use super::report::{Level, Report};
 
 fn cmd_out(prog: &str, args: &[&str]) -> Option<String> {
     let o = std::process::Command::new(prog).args(args).output().ok()?;
@@ -88,7 +61,7 @@ fn zfs(r: &mut Report, cfg: &nexcage_config::Config) {
     }
 }
 
-fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
+pub(super) fn proxmox(r: &mut Report, cfg: &nexcage_config::Config) {
     let wanted = cfg.proxmox.host.is_some() || cfg.proxmox.token_file.is_some()
         || cfg.default_backend == Some(nexcage_config::Backend::Proxmox);
     if !wanted {
@@ -158,7 +131,7 @@ fn subids(r: &mut Report, cfg: &nexcage_config::Config) {
     use nexcage_pve::mapping::{UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT};
     match crate::backend::check_root_range(UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT) {
         Ok(()) => r.line(Level::Ok, "subuid", &format!("root may map {UNPRIVILEGED_ID_BASE}..{} (unprivileged guests)", UNPRIVILEGED_ID_BASE + UNPRIVILEGED_ID_COUNT - 1), ""),
-        Err(e) => r.line(Level::Fail, "subuid", &format!("{e:#}"), "echo root:100000:65536 >> /etc/subuid; echo root:100000:65536 >> /etc/subgid"),
+        Err(e) => r.line(Level::Fail, "subuid", &crate::logging::error_text(&e), "echo root:100000:65536 >> /etc/subuid; echo root:100000:65536 >> /etc/subgid"),
     }
 }
 
@@ -193,21 +166,21 @@ fn registry(r: &mut Report) {
 /// Prints one line per component (ok, warn or fail, with a hint);
 /// returns whether anything failed.
 pub fn run(ctx: &Ctx) -> bool {
-    let mut r = Report { failed: false };
+    let mut r = Report::default();
     let cfg = match ctx.config() {
         Ok(c) => c,
         Err(e) => {
-            r.line(Level::Fail, "config", &format!("{e:#}"), "fix the file or nexcage config set KEY VALUE");
+            r.line(Level::Fail, "config", &crate::logging::error_text(&e), "fix the file or nexcage config set KEY VALUE");
             nexcage_config::Config::default()
         }
     };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     r.line(Level::Ok, "kernel", &kernel, "");
     cgroups(&mut r);
-    match cmd_out("lxc-execute", &["--version"]) {
+    match cmd_out("lxc-info", &["--version"]) {
         Some(v) => r.line(Level::Ok, "lxc", &v, ""),
-        None if cfg.default_backend == Some(nexcage_config::Backend::Proxmox) => r.line(Level::Fail, "lxc", "lxc-execute not found", "apt-get install lxc"),
-        None => r.line(Level::Warn, "lxc", "lxc-execute not found", "needed only for the proxmox backend"),
+        None if cfg.default_backend == Some(nexcage_config::Backend::Proxmox) => r.line(Level::Fail, "lxc", "lxc-info not found", "apt-get install lxc"),
+        None => r.line(Level::Warn, "lxc", "lxc-info not found", "needed only for the proxmox backend"),
     }
     zfs(&mut r, &cfg);
     proxmox(&mut r, &cfg);

@@ -34,3 +34,19 @@ pub fn refresh(ctx: &Ctx) -> Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
+
+/// `(container id, image reference)` of every container under `--root`
+/// that was created from an image (`create --image REF`), for `layer
+/// dependencies`. Containers deleted meanwhile drop out.
+pub fn containers_with_images(ctx: &Ctx) -> Result<Vec<(String, String)>> {
+    let store = ctx.store()?;
+    Ok(store
+        .ids()?
+        .iter()
+        .filter_map(|id| crate::container::Container::load_from(&store, id).ok())
+        .filter_map(|c| {
+            let r = c.record();
+            r.annotations.get(super::IMAGE_ANNOTATION).filter(|i| !i.starts_with('/')).map(|i| (r.id.clone(), i.clone()))
+        })
+        .collect())
+}

@@ -5,6 +5,7 @@
 //! that owns their stdout/stderr; they are then created through the same
 //! `Container::create` flow engines use.
 
+pub mod bench;
 pub mod bundle;
 pub mod check;
 pub mod enforced;
@@ -16,7 +17,11 @@ pub mod lifecycle;
 pub mod logfile;
 pub mod monitor;
 pub mod opts;
+pub mod perf;
 pub mod ports;
+pub mod reach;
+pub mod report;
+pub mod resources;
 pub mod spec_edit;
 pub mod stats;
 pub mod zfs;

@@ -17,8 +17,11 @@ use crate::context::Ctx;
 
 const MONITOR_LOG: &str = "monitor.log";
 
+/// The hidden subcommand that runs a monitor (`cli::monitor`).
+pub const SUBCOMMAND: &str = "__monitor";
+
 /// `nexcage` with the global flags this command was given.
-fn nexcage(ctx: &Ctx) -> Result<Command> {
+pub fn nexcage(ctx: &Ctx) -> Result<Command> {
     let mut c = Command::new(std::env::current_exe().context("cannot find the nexcage binary")?);
     // Absolute paths: the monitor runs in / so it keeps no directory busy.
     c.arg("--root").arg(std::path::absolute(&ctx.root)?).current_dir("/");
@@ -37,7 +40,7 @@ pub fn spawn(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<()> {
     let mlog = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(MONITOR_LOG))
         .with_context(|| format!("opening {}", dir.join(MONITOR_LOG).display()))?;
     let mut cmd = nexcage(ctx)?;
-    cmd.arg("monitor").arg("--bundle").arg(std::path::absolute(dir)?);
+    cmd.arg(SUBCOMMAND).arg("--bundle").arg(std::path::absolute(dir)?);
     if start {
         cmd.arg("--start");
     }
@@ -115,7 +118,7 @@ pub fn run(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
     match supervise(ctx, id, dir, start) {
         Ok(code) => Ok(code),
         Err(e) => {
-            report(&format!("error: {e:#}"));
+            report(&format!("error: {}", crate::logging::error_text(&e)));
             Ok(1)
         }
     }

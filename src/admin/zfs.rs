@@ -35,10 +35,21 @@ fn snap_name(snap: &str) -> Result<()> {
     }
 }
 
-/// Snapshots NAME's rootfs as `target` (NAME@SNAP); returns `dataset@SNAP`.
+/// Container ids cannot contain `/`, dataset names below a pool do: the
+/// user guide's `zfs snapshot|clone POOL/DATASET@SNAP` act on the dataset.
+fn is_dataset(name: &str) -> bool {
+    name.contains('/')
+}
+
+/// Snapshots NAME's rootfs as `target` (NAME@SNAP), or the dataset
+/// POOL/DATASET@SNAP itself; returns `dataset@SNAP`.
 pub fn snapshot(ctx: &Ctx, target: &str) -> Result<String> {
     let (name, snap) = split(target)?;
     snap_name(snap)?;
+    if is_dataset(name) {
+        nexcage_zfs::Zfs::new().snapshot(target)?;
+        return Ok(target.to_string());
+    }
     let (ds, _) = dataset(ctx, name)?;
     let full = format!("{ds}@{snap}");
     nexcage_zfs::Zfs::new().snapshot(&full)?;
@@ -84,8 +95,16 @@ pub fn info(ctx: &Ctx, name: &str) -> Result<Value> {
 
 /// NEWNAME gets a copy of NAME's config.json whose rootfs strategy is a
 /// clone of NAME@SNAP; it is then created like any admin container.
+/// With POOL/DATASET@SNAP, NEWNAME is a dataset: a plain `zfs clone`.
 pub fn clone(ctx: &Ctx, target: &str, new_name: &str, start: bool) -> Result<()> {
     let (name, snap) = split(target)?;
+    if is_dataset(name) {
+        if start || !is_dataset(new_name) {
+            bail!("cloning dataset {target}: the clone must be a dataset too (POOL/NAME), and cannot be started");
+        }
+        nexcage_zfs::Zfs::new().clone_to(target, new_name, None)?;
+        return Ok(());
+    }
     let (ds, c) = dataset(ctx, name)?;
     let full = format!("{ds}@{snap}");
     if !nexcage_zfs::Zfs::new().exists(&full)? {
@@ -117,4 +136,25 @@ pub fn clone(ctx: &Ctx, target: &str, new_name: &str, start: bool) -> Result<()>
         return Err(e);
     }
     Ok(())
+}
+
+/// `zfs create POOL/DATASET`: a dataset with Proxmox's subvol properties
+/// where the implementation takes them (nexcage_zfs::Zfs::create_subvol).
+pub fn create(name: &str) -> Result<()> {
+    if !is_dataset(name) {
+        bail!("{name:?}: expected POOL/DATASET");
+    }
+    nexcage_zfs::Zfs::new().create_subvol(name, None)?;
+    Ok(())
+}
+
+/// `zfs info` without a name: the configured pool (`storage.pool`), its
+/// health and usage in bytes, and the dataset containers go under.
+pub fn pool_info(ctx: &Ctx) -> Result<Value> {
+    let cfg = ctx.config()?;
+    let pool = cfg.storage.pool.clone().context("no ZFS pool configured: nexcage config set storage.pool POOL")?;
+    let z = nexcage_zfs::Zfs::new();
+    let health = z.pool_health(&pool)?;
+    let u = z.pool_usage(&pool)?;
+    Ok(json!({"pool": pool, "health": health, "size": u.size, "allocated": u.allocated, "free": u.free, "parent": cfg.storage.zfs_parent()}))
 }

@@ -57,6 +57,8 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// runc's `--ignore-paused`: exec into a paused container.
+    pub ignore_paused: bool,
 }
 
 /// The operations of the OCI contract (plus runc's extras), per backend.

@@ -57,11 +57,16 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if let Some(name) = &a.admin.name {
-        if a.id.as_ref().is_some_and(|id| id != name) {
-            anyhow::bail!("--name {name} and ID {} differ: they are the same thing", a.id.as_deref().unwrap_or(""));
+        let mut admin = a.admin.clone();
+        if let Some(id) = a.id.as_ref().filter(|id| *id != name) {
+            if admin.image.is_some() {
+                anyhow::bail!("--name {name} and ID {id} differ: they are the same thing");
+            }
+            // The user guide's `create --name N IMAGE`: the operand is the image.
+            admin.image = Some(id.clone());
         }
-        let source = a.admin.image.clone().map(PathBuf::from).unwrap_or_else(|| a.flags.bundle.clone());
-        crate::admin::lifecycle::create(ctx, name, &source, &a.admin)?;
+        let source = admin.image.clone().map(PathBuf::from).unwrap_or_else(|| a.flags.bundle.clone());
+        crate::admin::lifecycle::create(ctx, name, &source, &admin)?;
         println!("{name}");
         return Ok(0);
     }

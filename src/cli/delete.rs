@@ -16,13 +16,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    // An admin container's own bundle and log go with it (read before the record goes).
-    let admin_dir = crate::admin::admin_dir_of(ctx, &a.id);
-    match Container::delete(ctx, &a.id, a.force) {
-        Err(e) if a.force && StateError::is_does_not_exist(&e) => {}
+    // An admin container's own bundle and log go with it.
+    let deleted = match Container::delete_record(ctx, &a.id, a.force) {
+        Err(e) if a.force && StateError::is_does_not_exist(&e) => None,
         r => r?,
-    }
-    if let Some(d) = admin_dir {
+    };
+    if let Some(d) = deleted.filter(crate::admin::is_admin).map(|rec| rec.bundle) {
         crate::admin::forget(ctx, &d)?;
     }
     Ok(0)

@@ -33,8 +33,8 @@ pub struct Args {
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// User as UID[:GID]
-    #[arg(short, long, value_name = "UID[:GID]")]
+    /// User as UID[:GID], or NAME[:GROUP] from the container's /etc/passwd and /etc/group
+    #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Additional group id (repeatable)
     #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
@@ -48,7 +48,7 @@ pub struct Args {
     /// Pass N additional file descriptors
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
-    /// Ignored (runc compatibility)
+    /// Exec even into a paused container (the process waits until resume)
     #[arg(long)]
     pub ignore_paused: bool,
     /// Container id
@@ -57,14 +57,19 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
-    let (uid, gid) = match u.split_once(':') {
-        Some((a, b)) => (a, Some(b)),
-        None => (u, None),
-    };
-    let uid = uid.parse().with_context(|| format!("--user {u:?}: expected numeric UID[:GID]"))?;
-    let gid = gid.map(|g| g.parse().with_context(|| format!("--user {u:?}: expected numeric GID"))).transpose()?;
-    Ok((uid, gid))
+/// `UID[:GID]` as runc takes it, or `NAME[:GROUP]` looked up in the
+/// container's own /etc/passwd and /etc/group (as `docker exec --user`;
+/// the host's NSS knows nothing of them), with the user's other groups.
+fn user(spec: &str, rootfs: &std::path::Path) -> Result<(u32, Option<u32>, Vec<u32>)> {
+    let numeric = |s: &str| s.parse::<u32>().is_ok();
+    match spec.split_once(':') {
+        Some((u, g)) if numeric(u) && numeric(g) => return Ok((u.parse()?, Some(g.parse()?), Vec::new())),
+        None if numeric(spec) => return Ok((spec.parse()?, None, Vec::new())),
+        _ => {}
+    }
+    let root = nexcage_image::unpack::Root::open(rootfs).with_context(|| format!("--user {spec}: the container's rootfs {}", rootfs.display()))?;
+    let (u, g, extra) = nexcage_image::bundle::resolve_user(Some(&root), spec).with_context(|| format!("--user {spec}"))?;
+    Ok((u, Some(g), extra))
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
@@ -79,9 +84,12 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         serde_json::from_slice::<serde_json::Value>(&data)
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
     }
+    let c = Container::load(ctx, &a.id)?;
+    let mut additional_gids = a.additional_gids;
     let (uid, gid) = match &a.user {
         Some(u) => {
-            let (u, g) = parse_user(u)?;
+            let (u, g, extra) = user(u, &c.record().rootfs)?;
+            additional_gids.extend(extra);
             (Some(u), g)
         }
         None => (None, None),
@@ -93,15 +101,16 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         cwd: a.cwd,
         uid,
         gid,
-        additional_gids: a.additional_gids,
+        additional_gids,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
         console_socket: a.handoff.console_socket.clone(),
         pid_file: a.handoff.pid_file.clone().map(|p| std::path::absolute(&p).unwrap_or(p)),
         detach: a.detach,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
     };
-    let pid = Container::load(ctx, &a.id)?.exec(ctx, opts, a.tty)?;
+    let pid = c.exec(ctx, opts, a.tty)?;
     a.handoff.send_pidfd(Some(pid))?;
     if a.detach {
         return Ok(0);

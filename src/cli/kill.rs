@@ -1,7 +1,10 @@
 //! `nexcage kill`: signal the container's init, or every process with --all.
+//! runc's `kill [--all] ID [SIGNAL]`, or the user guide's
+//! `kill --name NAME --signal SIGNAL`.
 
 use anyhow::Result;
 
+use super::target::Target;
 use super::Ctx;
 use crate::container::Container;
 use crate::signal::Sig;
@@ -11,14 +14,18 @@ pub struct Args {
     /// Send the signal to all processes of the container
     #[arg(short, long)]
     pub all: bool,
-    /// Container id
-    pub id: String,
-    /// Signal: a number, a name (TERM) or SIG-prefixed (SIGTERM)
-    #[arg(default_value = "SIGTERM")]
-    pub signal: Sig,
+    #[command(flatten)]
+    pub target: Target,
+    /// Signal: a number, a name (TERM) or SIG-prefixed (SIGTERM); default SIGTERM
+    #[arg(value_name = "SIGNAL")]
+    pub signal: Option<Sig>,
+    /// The user guide's form of SIGNAL
+    #[arg(long = "signal", value_name = "SIGNAL", conflicts_with = "signal")]
+    pub signal_flag: Option<Sig>,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    Container::load(ctx, &a.id)?.kill(ctx, a.signal.0, a.all)?;
+    let sig = a.signal.or(a.signal_flag).map_or(libc::SIGTERM, |s| s.0);
+    Container::load(ctx, a.target.id())?.kill(ctx, sig, a.all)?;
     Ok(0)
 }

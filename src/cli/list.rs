@@ -47,18 +47,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         }).collect();
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {:<8} PORTS", "ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED", "OWNER");
-        for r in &recs {
-            let v = state_json(r);
+        let header = ["ID", "PID", "STATUS", "BACKEND", "VMID", "IMAGE", "BUNDLE", "CREATED", "OWNER", "PORTS"];
+        super::table::print(&header, &["PID", "VMID"], recs.iter().map(|r| {
             let vmid = r.vmid().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
-            println!(
-                "{:<24} {:<8} {:<10} {:<8} {:<6} {:<28} {:<40} {:<32} {:<8} {}",
-                r.id, v["pid"], status(r), r.backend, vmid, image, r.bundle.display(), r.created,
-                if r.owner.is_empty() { "root" } else { &r.owner },
-                crate::network::published(&r.annotations).join(",")
-            );
-        }
+            let owner = if r.owner.is_empty() { "root" } else { &r.owner };
+            vec![r.id.clone(), state_json(r)["pid"].to_string(), status(r).to_string(), r.backend.to_string(), vmid,
+                image.to_string(), r.bundle.display().to_string(), r.created.to_string(), owner.to_string(),
+                crate::network::published(&r.annotations).join(",")]
+        }));
     }
     Ok(0)
 }

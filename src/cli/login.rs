@@ -1,14 +1,15 @@
 //! `nexcage login REGISTRY` / `nexcage logout REGISTRY`: credentials in a
 //! containers auth.json, the file pulls read (format and writing:
-//! `nexcage_image::registry::auth`). The credentials are stored as given,
-//! not tried against the registry.
+//! `nexcage_image::registry::auth`). As `podman login`, the credentials are
+//! first tried against the registry (`GET /v2/`); a rejection is an error
+//! and nothing is written.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use nexcage_image::registry::auth;
-use nexcage_image::registry::Credentials;
+use nexcage_image::registry::{ClientOptions, Credentials, RegistryClient};
 
 use super::Ctx;
 
@@ -26,6 +27,12 @@ pub struct LoginArgs {
     /// Auth file (default $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json)
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Verify TLS; `--tls-verify=false` also allows plain http (as image pull)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: bool,
+    /// certs.d-style directory: `<DIR>/<host[:port]>/*.crt` (CAs), `*.cert` + `*.key` (client)
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// Registry host, e.g. registry.example.com:5000
     pub registry: String,
 }
@@ -58,8 +65,11 @@ pub fn login(a: LoginArgs, _ctx: &Ctx) -> Result<i32> {
         bail!("--username may not contain ':'");
     }
     let path = auth_file(a.authfile)?;
-    auth::store_credentials(&path, &key, &Credentials { username: a.username, password })?;
-    println!("Login Succeeded! (credentials stored in {}, not verified)", path.display());
+    let creds = Credentials { username: a.username, password };
+    let opts = ClientOptions { tls_verify: a.tls_verify, credentials: Some(creds.clone()), attempts: 2, cert_dir: a.cert_dir };
+    RegistryClient::for_registry(&key, &opts)?.check_login().with_context(|| format!("login to {key}"))?;
+    auth::store_credentials(&path, &key, &creds)?;
+    println!("Login Succeeded! (credentials stored in {})", path.display());
     Ok(0)
 }
 

@@ -78,7 +78,7 @@ pub fn render() -> String {
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         render_sub(&mut out, "nexcage", sub);
     }
-    let _ = writeln!(out, ".SH ENVIRONMENT\n.TP\n\\fBNEXCAGE_CONFIG\\fR\nnexcage\\(aqs configuration file (default /etc/nexcage/config.json).\n.TP\n\\fBNEXCAGE_LOG_LEVEL\\fR\nlog level when \\fB\\-\\-debug\\fR is not given (default warn).\n.TP\n\\fBNEXCAGE_STORAGE_PATH\\fR\nimage store directory (default /var/lib/nexcage).");
+    let _ = writeln!(out, ".SH ENVIRONMENT\n.TP\n\\fBNEXCAGE_CONFIG\\fR\nnexcage\\(aqs configuration file (default /etc/nexcage/config.json).\n.TP\n\\fBNEXCAGE_LOG_LEVEL\\fR\nlog level (a tracing filter such as info or debug) when neither \\fB\\-\\-debug\\fR nor \\fB\\-\\-verbose\\fR is given (default warn).\n.TP\n\\fBNEXCAGE_STORAGE_PATH\\fR\nimage store directory (default /var/lib/nexcage).");
     let _ = writeln!(out, ".SH EXIT STATUS\n0 on success; 1 on a runtime error; 2 on a usage error; \\fBrun\\fR and foreground \\fBexec\\fR return the container process\\(aqs status (128+N when killed by signal N).");
     let _ = writeln!(out, ".SH SEE ALSO\nrunc(8), crun(1), pct(1), lxc\\-execute(1)");
     out

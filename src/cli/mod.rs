@@ -10,6 +10,7 @@ mod exec;
 mod features;
 mod gc;
 mod handoff;
+mod hook;
 mod image;
 mod info;
 mod kill;
@@ -17,8 +18,11 @@ mod list;
 mod login;
 mod logs;
 mod man;
+mod memory;
 mod monitor;
+mod network;
 mod pause;
+mod performance;
 mod ps;
 mod restart;
 mod run;
@@ -28,13 +32,15 @@ mod state;
 mod stats;
 mod stop;
 mod system;
+mod table;
+mod target;
 mod update;
 mod zfs;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use crate::context::Ctx;
 use crate::logging::{self, LogFormat, Sink};
@@ -56,14 +62,18 @@ pub struct Cli {
     /// Enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Info-level logs (NEXCAGE_LOG_LEVEL sets any level)
+    #[arg(long, global = true)]
+    pub verbose: bool,
     /// Use systemd for cgroups (cgroupsPath as slice:prefix:name)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto
     #[arg(long, global = true, value_parser = ["true", "false", "auto"], value_name = "VALUE")]
     pub rootless: Option<String>,
-    /// nexcage's own configuration file (default /etc/nexcage/config.json)
-    #[arg(long, global = true, value_name = "FILE", env = "NEXCAGE_CONFIG")]
+    /// nexcage's own configuration file (default /etc/nexcage/config.json);
+    /// before the command, since `image inspect --config` is a flag of its own
+    #[arg(long, value_name = "FILE", env = "NEXCAGE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long)]
@@ -133,7 +143,8 @@ pub enum Command {
     Restart(restart::Args),
     /// Admin: details of a container (resources enforced, pids, uptime, exit)
     Info(info::Args),
-    /// Admin: CPU, memory, pids and I/O of running containers
+    /// Admin: CPU, memory, pids and I/O of running containers (live; alias: monitor)
+    #[command(alias = "monitor")]
     Stats(stats::Args),
     /// Admin: show, get or set nexcage's configuration
     Config {
@@ -157,9 +168,34 @@ pub enum Command {
     },
     /// Admin: start the containers created with --auto-start (at boot)
     Autostart(autostart::Args),
+    /// Admin: reach the registries and the Proxmox API
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
+    },
+    /// Admin: check the stored registry credentials
+    Registry {
+        #[command(subcommand)]
+        cmd: network::RegistryCmd,
+    },
+    /// Admin: load and pressure, and create/start/delete timings
+    Performance {
+        #[command(subcommand)]
+        cmd: performance::Cmd,
+    },
+    /// Admin: memory of nexcage's processes and the containers
+    Memory {
+        #[command(subcommand)]
+        cmd: memory::Cmd,
+    },
+    /// Refused: there is no global tuning knob (see its message)
+    Optimize,
     /// Internal: the monitor of a container created with --name
-    #[command(hide = true)]
-    Monitor(monitor::Args),
+    #[command(name = monitor::NAME, hide = true)]
+    Supervise(monitor::Args),
+    /// Internal: relays an OCI hook with the state the spec asks for
+    #[command(hide = true, name = "__hook")]
+    Hook(hook::Args),
 }
 
 pub fn version_text() -> String {
@@ -178,7 +214,16 @@ pub fn command() -> clap::Command {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    let mut cmd = command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut cmd)));
+    // The process ends after this one command: freeing the whole command tree
+    // (every subcommand's arguments) would cost a quarter of what building
+    // and parsing it did (callgrind, BENCHMARKS.md), for memory the exit
+    // returns anyway.
+    std::mem::forget(cmd);
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -188,7 +233,7 @@ pub fn main() -> i32 {
             }
             let (path, format) = logging::early_log_target(&args[1.min(args.len())..]);
             let sink = Sink::open(path.as_deref(), format).unwrap_or_else(|_| Sink::open(None, format).expect("stderr sink"));
-            let msg = usage_line(&e.render().to_string());
+            let msg = usage_line(&e.render().to_string(), &usage_of(&args));
             if sink.has_file() {
                 sink.write("error", &msg);
             }
@@ -203,7 +248,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    logging::init(&sink, cli.debug);
+    logging::init(&sink, logging::level(cli.debug, cli.verbose));
     if cli.version {
         print!("{}", version_text());
         return 0;
@@ -218,29 +263,60 @@ pub fn main() -> i32 {
     let root = std::path::absolute(&cli.root).unwrap_or(cli.root);
     let ctx = Ctx { root, systemd_cgroup: cli.systemd_cgroup, rootless, config_path: cli.config };
     tracing::debug!(?command, "dispatch");
+    // runc exits 255 when exec itself fails ("exec failed: ..."), so the
+    // program's own statuses (126, 127, ...) stay apart from the runtime's.
+    let failed = if matches!(command, Command::Exec(_)) { 255 } else { 1 };
     match dispatch(command, &ctx) {
         Ok(code) => code,
         Err(e) => {
-            logging::report_error(&sink, &format!("{e:#}"));
-            1
+            logging::report_error(&sink, &logging::error_text(&e));
+            failed
         }
     }
 }
 
 /// Condenses clap's multi-line usage error into one line: the message,
-/// then the usage synopsis.
-fn usage_line(rendered: &str) -> String {
-    let mut msg = Vec::new();
-    let mut usage = None;
-    for l in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(u) = l.strip_prefix("Usage: ") {
-            usage = Some(u.to_string());
-        } else if !l.starts_with("tip:") && !l.starts_with("For more information") {
-            msg.push(l.trim_start_matches("error: ").to_string());
-        }
-    }
-    let usage = usage.unwrap_or_else(|| "nexcage --help".to_string());
+/// then `usage` (see [`usage_of`]), not clap's usage line, which lists
+/// the flags that were given as if they were required.
+fn usage_line(rendered: &str, usage: &str) -> String {
+    let msg: Vec<_> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage: ") && !l.starts_with("tip:") && !l.starts_with("For more information"))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
     format!("{} (usage: {usage})", msg.join(" "))
+}
+
+/// The synopsis of the deepest subcommand named in `args`, e.g.
+/// `nexcage image pull [OPTIONS] <REFERENCE>`: only what is required.
+fn usage_of(args: &[String]) -> String {
+    let mut root = command();
+    root.build();
+    let mut cur = &root;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(flag) = a.strip_prefix('-') {
+            let takes_value = !a.contains('=')
+                && cur.get_arguments().any(|x| {
+                    let hit = match flag.strip_prefix('-') {
+                        Some(long) => x.get_long() == Some(long),
+                        None => flag.len() == 1 && x.get_short().is_some_and(|c| flag.starts_with(c)),
+                    };
+                    hit && x.get_action().takes_values()
+                });
+            if takes_value {
+                it.next();
+            }
+            continue;
+        }
+        let Some(next) = cur.find_subcommand(a) else { break };
+        cur = next;
+    }
+    cur.clone().render_usage().to_string().trim_start_matches("Usage: ").to_string()
 }
 
 fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
@@ -264,7 +340,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Completion(a) => completion::run(a),
         Command::Man => man::run(),
         Command::Image { cmd } => image::run(image_defaults(cmd, ctx), &ctx.image_store()?),
-        Command::Layer { cmd } => image::layer::run(cmd, &ctx.image_store()?),
+        Command::Layer { cmd } => image::layer::run(cmd, ctx),
         Command::Cache { cmd } => image::cache::run(cmd, &ctx.image_store()?),
         Command::Logs(a) => logs::run(a, ctx),
         Command::Stop(a) => stop::run(a, ctx),
@@ -277,12 +353,22 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<i32> {
         Command::Logout(a) => login::logout(a, ctx),
         Command::Autostart(a) => autostart::run(a, ctx),
         Command::Zfs { cmd } => zfs::run(cmd, ctx),
-        Command::Monitor(a) => monitor::run(a, ctx),
+        Command::Supervise(a) => monitor::run(a, ctx),
+        Command::Hook(a) => hook::run(a),
+        Command::Network { cmd } => network::network(cmd, ctx),
+        Command::Registry { cmd } => network::registry(cmd, ctx),
+        Command::Performance { cmd } => performance::run(cmd, ctx),
+        Command::Memory { cmd } => memory::run(cmd, ctx),
+        Command::Optimize => anyhow::bail!("optimize: nexcage has no global tuning to apply; use `nexcage cache optimize` for the image store and `nexcage update` for a container's limits"),
     }
 }
 
-/// `image unpack --zfs` without `--dataset` / `--unprivileged`: from the config.
+/// `image unpack --zfs` without `--dataset` / `--unprivileged`, `image pull`
+/// without `--jobs`: from the config.
 fn image_defaults(mut cmd: image::ImageCommand, ctx: &Ctx) -> image::ImageCommand {
+    if let image::ImageCommand::Pull(a @ image::pull::Args { jobs: None, .. }) = &mut cmd {
+        a.jobs = ctx.config().ok().map(|c| c.parallel.jobs() as u32);
+    }
     if let image::ImageCommand::Unpack(a @ image::unpack::Args { zfs: true, .. }) = &mut cmd {
         let cfg = ctx.config().ok();
         if a.dataset.is_none() {
@@ -293,4 +379,30 @@ fn image_defaults(mut cmd: image::ImageCommand, ctx: &Ctx) -> image::ImageComman
         }
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency check over the whole command tree: a clash
+    /// such as two arguments with one id (`image inspect --config` vs the
+    /// global `--config`) panics here instead of at a user's prompt.
+    #[test]
+    fn command_tree_is_consistent() {
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_names_only_what_is_required() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(super::usage_of(&args("nexcage image pull --retries 3")), "nexcage image pull [OPTIONS] <REFERENCE>");
+        assert_eq!(super::usage_of(&args("nexcage --root /r start --attach")), "nexcage start [OPTIONS] <ID>");
+        assert_eq!(super::usage_of(&args("nexcage --bogus")), "nexcage [OPTIONS] [COMMAND]");
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(std::io::Error::other(format!("/x: {io}"))).context("importing");
+        assert_eq!(crate::logging::error_text(&e), format!("importing: /x: {io}"));
+    }
 }

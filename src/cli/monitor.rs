@@ -1,11 +1,15 @@
-//! `nexcage monitor` (internal): the detached supervisor of an admin
-//! container, started by `create --name` and `start NAME`.
+//! `nexcage __monitor` (internal, hidden): the detached supervisor of an
+//! admin container, started by `create --name` and `start NAME`
+//! (admin::monitor::spawn). `nexcage monitor` is `stats`, the user guide's.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::Ctx;
+
+/// The hidden subcommand's name; admin::monitor::spawn invokes it.
+pub const NAME: &str = crate::admin::monitor::SUBCOMMAND;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

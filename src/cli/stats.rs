@@ -41,13 +41,14 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         if a.format == "json" {
             println!("{}", serde_json::to_string(&rows)?);
         } else {
-            println!("{:<24} {:>8} {:>24} {:>6} {:>22}", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O (R / W)");
-            for r in &rows {
-                println!("{:<24} {:>8} {:>24} {:>6} {:>22}", r["id"].as_str().unwrap_or(""),
-                    r["cpuPercent"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_else(|| "-".into()),
-                    format!("{} / {}", mib(&r["memoryUsage"]), mib(&r["memoryLimit"])), r["pids"],
-                    format!("{} / {}", mib(&r["ioReadBytes"]), mib(&r["ioWriteBytes"])));
-            }
+            let header = ["NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O (R / W)"];
+            super::table::print(&header, &header[1..], rows.iter().map(|r| vec![
+                r["id"].as_str().unwrap_or("").to_string(),
+                r["cpuPercent"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_else(|| "-".into()),
+                format!("{} / {}", mib(&r["memoryUsage"]), mib(&r["memoryLimit"])),
+                r["pids"].to_string(),
+                format!("{} / {}", mib(&r["ioReadBytes"]), mib(&r["ioWriteBytes"])),
+            ]));
         }
         if a.no_stream {
             return Ok(0);

@@ -8,7 +8,9 @@ use crate::admin::zfs;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
-    /// Snapshot a container's rootfs: NAME@SNAP
+    /// Create a dataset: POOL/DATASET
+    Create { dataset: String },
+    /// Snapshot a container's rootfs: NAME@SNAP (or a dataset: POOL/DATASET@SNAP)
     Snapshot { target: String },
     /// Roll a stopped container's rootfs back to NAME@SNAP
     Rollback {
@@ -17,7 +19,8 @@ pub enum Cmd {
         #[arg(short, long)]
         recursive: bool,
     },
-    /// A new container NEWNAME whose rootfs is a clone of NAME@SNAP
+    /// A new container NEWNAME whose rootfs is a clone of NAME@SNAP (or
+    /// POOL/DATASET@SNAP cloned to the dataset NEWNAME)
     Clone {
         target: String,
         new_name: String,
@@ -30,8 +33,9 @@ pub enum Cmd {
         #[arg(long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
     },
-    /// Properties of one container's rootfs dataset
-    Info { name: String },
+    /// Properties of one container's rootfs dataset; without NAME the
+    /// configured pool's health and usage
+    Info { name: Option<String> },
 }
 
 pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<i32> {
@@ -47,14 +51,18 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<i32> {
             if format == "json" {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{:<20} {:<48} {:<10} {:>12} {:>12} ORIGIN", "CONTAINER", "NAME", "TYPE", "USED", "REFQUOTA");
-                for r in &rows {
-                    println!("{:<20} {:<48} {:<10} {:>12} {:>12} {}", r["container"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""),
-                        r["type"].as_str().unwrap_or(""), r["used"], r["refquota"], r["origin"].as_str().unwrap_or("-"));
-                }
+                let s = |v: &serde_json::Value| v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+                super::table::print(&["CONTAINER", "NAME", "TYPE", "USED", "REFQUOTA", "ORIGIN"], &["USED", "REFQUOTA"], rows.iter().map(|r| {
+                    vec![s(&r["container"]), s(&r["name"]), s(&r["type"]), s(&r["used"]), s(&r["refquota"]), r["origin"].as_str().unwrap_or("-").to_string()]
+                }));
             }
         }
-        Cmd::Info { name } => println!("{}", serde_json::to_string_pretty(&zfs::info(ctx, &name)?)?),
+        Cmd::Info { name: Some(name) } => println!("{}", serde_json::to_string_pretty(&zfs::info(ctx, &name)?)?),
+        Cmd::Info { name: None } => println!("{}", serde_json::to_string_pretty(&zfs::pool_info(ctx)?)?),
+        Cmd::Create { dataset } => {
+            zfs::create(&dataset)?;
+            println!("{dataset}");
+        }
     }
     Ok(0)
 }

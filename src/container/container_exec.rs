@@ -13,7 +13,7 @@ impl Container {
     /// file, one is written from the container's own process (libcontainer
     /// takes a terminal only through a process file, as runc's `exec -t CMD`).
     pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<i32> {
-        self.status().can_exec()?;
+        self.status().can_exec(opts.ignore_paused)?;
         let tty_file = if tty && opts.process_file.is_none() {
             let f = self.dir().join(format!("exec-{}.json", std::process::id()));
             write_tty_process(&self.rec.bundle, &opts, &f)?;
@@ -31,31 +31,14 @@ impl Container {
 }
 
 /// The container's `process` from its config.json with the exec request
-/// laid over it and `terminal` set, written to `out`.
+/// laid over it and `terminal` set (`backend::oci::exec_process`), written
+/// to `out`.
+/// `HOME`, when missing, is the backend's to add (the container's root is
+/// not the recorded process's for every backend).
 fn write_tty_process(bundle: &Path, o: &ExecOpts, out: &Path) -> Result<()> {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
         .context("config.json of the container is not valid JSON")?;
-    let mut p = cfg.get("process").cloned().unwrap_or_else(|| serde_json::json!({}));
-    p["terminal"] = true.into();
-    p["args"] = serde_json::json!(o.args);
-    if let Some(cwd) = &o.cwd {
-        p["cwd"] = serde_json::json!(cwd);
-    }
-    let mut env: Vec<serde_json::Value> = p["env"].as_array().cloned().unwrap_or_default();
-    env.extend(o.env.iter().map(|e| serde_json::json!(e)));
-    p["env"] = env.into();
-    if let Some(uid) = o.uid {
-        p["user"]["uid"] = uid.into();
-    }
-    if let Some(gid) = o.gid {
-        p["user"]["gid"] = gid.into();
-    }
-    if !o.additional_gids.is_empty() {
-        p["user"]["additionalGids"] = serde_json::json!(o.additional_gids);
-    }
-    if o.no_new_privs {
-        p["noNewPrivileges"] = true.into();
-    }
+    let p = crate::backend::oci::exec_process::from_container(&cfg["process"], o, true, None);
     std::fs::write(out, serde_json::to_vec(&p)?)?;
     Ok(())
 }

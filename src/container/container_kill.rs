@@ -20,7 +20,7 @@ impl Container {
         if self.status().is_stopped() {
             return Ok(false);
         }
-        if signal == libc::SIGTERM && self.status().can_resume(self.id()).is_ok() {
+        if signal == libc::SIGTERM && self.status().can_resume().is_ok() {
             self.resume(ctx)?;
         }
         match self.kill(ctx, signal, all) {

@@ -6,9 +6,9 @@ use super::Container;
 use crate::context::Ctx;
 
 impl Container {
-    /// Only a running container pauses.
+    /// A running or created container pauses (runc).
     pub fn pause(&mut self, ctx: &Ctx) -> Result<()> {
-        self.status().can_pause(self.id())?;
+        self.status().can_pause()?;
         self.backend(ctx)?.pause(&self.rec, self.dir())?;
         self.rec.paused = true;
         self.save()
@@ -16,7 +16,7 @@ impl Container {
 
     /// Only a paused container resumes.
     pub fn resume(&mut self, ctx: &Ctx) -> Result<()> {
-        self.status().can_resume(self.id())?;
+        self.status().can_resume()?;
         self.backend(ctx)?.resume(&self.rec, self.dir())?;
         self.rec.paused = false;
         self.save()

@@ -46,10 +46,6 @@ impl Container {
         Ok(Container { locked, rec })
     }
 
-    pub fn id(&self) -> &str {
-        &self.rec.id
-    }
-
     pub fn record(&self) -> &Record {
         &self.rec
     }

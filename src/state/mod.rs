@@ -33,9 +33,8 @@ impl StateError {
 /// A command the container's status does not allow. Each message is
 /// written once, here. Most are runc's words (libcontainer/container_linux.go
 /// and the commands' checks: "container not running", "cannot start a
-/// container that has stopped"); the pause/resume ones are nexcage's own
-/// and differ from runc's ("container not running" / "container not
-/// paused"). tests/differential.rs compares each misuse's exit status with
+/// container that has stopped", "container not paused", "cannot exec in a
+/// paused container ..."). tests/differential.rs compares each misuse's exit status with
 /// runc's, and the words engines match on ("container not running").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TransitionError {
@@ -45,10 +44,12 @@ pub enum TransitionError {
     AlreadyStarted(Status),
     #[error("container not running")]
     NotRunning,
-    #[error("container {0} is already paused")]
-    AlreadyPaused(String),
-    #[error("container {0} is not paused")]
-    NotPaused(String),
+    #[error("container not paused")]
+    NotPaused,
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    ExecPaused,
+    #[error("cannot exec in a stopped container")]
+    ExecStopped,
     #[error("cannot delete container {id} that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
     #[error("container {id} is {status}: stop it before a rollback")]
@@ -117,23 +118,26 @@ impl Status {
         if all || self.has_process() { Ok(()) } else { Err(TransitionError::NotRunning) }
     }
 
-    /// pause: only from `Running`.
-    pub fn can_pause(self, id: &str) -> Result<(), TransitionError> {
-        match self {
-            Status::Running => Ok(()),
-            Status::Paused => Err(TransitionError::AlreadyPaused(id.to_string())),
-            _ => Err(TransitionError::NotRunning),
-        }
+    /// pause: from `Running` or `Created` (runc freezes a created
+    /// container's init too); a paused one is "not running", as runc says.
+    pub fn can_pause(self) -> Result<(), TransitionError> {
+        if matches!(self, Status::Running | Status::Created) { Ok(()) } else { Err(TransitionError::NotRunning) }
     }
 
     /// resume: only from `Paused`.
-    pub fn can_resume(self, id: &str) -> Result<(), TransitionError> {
-        if self == Status::Paused { Ok(()) } else { Err(TransitionError::NotPaused(id.to_string())) }
+    pub fn can_resume(self) -> Result<(), TransitionError> {
+        if self == Status::Paused { Ok(()) } else { Err(TransitionError::NotPaused) }
     }
 
-    /// exec: only in `Running`.
-    pub fn can_exec(self) -> Result<(), TransitionError> {
-        if self == Status::Running { Ok(()) } else { Err(TransitionError::NotRunning) }
+    /// exec: into a `Created` or `Running` container (runc's rule; a
+    /// `Paused` one only with `--ignore-paused`).
+    pub fn can_exec(self, ignore_paused: bool) -> Result<(), TransitionError> {
+        match self {
+            Status::Created | Status::Running => Ok(()),
+            Status::Paused if ignore_paused => Ok(()),
+            Status::Paused => Err(TransitionError::ExecPaused),
+            _ => Err(TransitionError::ExecStopped),
+        }
     }
 
     /// update: a process (and so its cgroup) must exist.
@@ -237,10 +241,13 @@ mod tests {
         assert_eq!(words(Stopped.can_start()), "cannot start a container that has stopped");
         assert_eq!(words(Stopped.can_kill(false)), "container not running");
         assert_eq!(words(Stopped.can_kill(true)), "ok");
-        assert_eq!(words(Paused.can_pause("c")), "container c is already paused");
-        assert_eq!(words(Created.can_pause("c")), "container not running");
-        assert_eq!(words(Running.can_resume("c")), "container c is not paused");
-        assert_eq!(words(Paused.can_exec()), "container not running");
+        assert_eq!(words(Paused.can_pause()), "container not running");
+        assert_eq!(words(Created.can_pause()), "ok");
+        assert_eq!(words(Running.can_resume()), "container not paused");
+        assert_eq!(words(Paused.can_exec(false)), "cannot exec in a paused container (use --ignore-paused to override)");
+        assert_eq!(words(Paused.can_exec(true)), "ok");
+        assert_eq!(words(Created.can_exec(false)), "ok");
+        assert_eq!(words(Stopped.can_exec(false)), "cannot exec in a stopped container");
         assert_eq!(words(Created.can_update()), "ok");
         assert_eq!(words(Stopped.can_report()), "container not running");
         assert_eq!(words(Creating.can_report()), "ok");

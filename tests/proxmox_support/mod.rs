@@ -4,6 +4,8 @@
 //! control plane is the double. Missing components: a SKIP line, no failure.
 #![allow(dead_code)]
 
+pub mod podman;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -65,6 +67,8 @@ pub struct Env {
     pub pool: String,
     pub driver: String,
     pub root: PathBuf,
+    /// When the environment was made.
+    pub started: std::time::SystemTime,
 }
 
 impl Env {
@@ -80,7 +84,7 @@ impl Env {
         let out = Command::new(&script).args(["up"]).arg(&dir).env("NEXCAGE_TEST_POOL", &pool).output().expect("run proxmox-test-env.sh");
         assert!(out.status.success(), "test env up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let root = dir.join("run");
-        Env { _lock: lock, dir, pool, driver: driver.to_string(), root }
+        Env { _lock: lock, dir, pool, driver: driver.to_string(), root, started: std::time::SystemTime::now() }
     }
 
     pub fn config(&self) -> PathBuf {
@@ -162,6 +166,17 @@ impl Env {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         let left: Vec<&str> = mounts.lines().filter(|l| l.split(' ').nth(1).is_some_and(|m| m.starts_with(lxc.to_str().unwrap_or("-")))).collect();
         assert!(left.is_empty(), "{what}: mounts left under the LXC dir: {left:?}");
+        // The node cache lives in the data dir, never in a state root.
+        // (A shared root such as /run/nexcage may hold older runs' files.)
+        let caches: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= self.started))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("proxmox-node-"))
+            .collect();
+        assert!(caches.is_empty(), "{what}: node cache files in the root {}: {caches:?}", self.root.display());
         let v = std::fs::read_to_string(self.dir.join("state/violations.log")).unwrap_or_default();
         assert!(v.is_empty(), "{what}: schema violations: {v}");
     }

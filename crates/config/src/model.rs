@@ -11,6 +11,10 @@ pub const DEFAULT_LXC_PATH: &str = "/var/lib/lxc";
 pub const DEFAULT_GC_GRACE_SECS: u64 = 60;
 /// Largest `proxmox.gc_grace`, seconds (a week).
 pub const MAX_GC_GRACE_SECS: u64 = 7 * 24 * 3600;
+/// Default of `proxmox.lock_wait`, seconds.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 60;
+/// Largest `proxmox.lock_wait`, seconds (a day).
+pub const MAX_LOCK_WAIT_SECS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +33,28 @@ pub struct Config {
     pub unprivileged: Option<bool>,
     pub default_backend: Option<Backend>,
     pub routing: Vec<RoutingRule>,
+    /// Parallel layer downloads of `image pull` (the user guide's
+    /// `config set parallel.processing true`, `parallel.workers 4`).
+    pub parallel: ParallelConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParallelConfig {
+    /// false: one layer at a time. Default true.
+    pub processing: Option<bool>,
+    /// Layers fetched at once when `processing`; default 4.
+    pub workers: Option<u32>,
+}
+
+impl ParallelConfig {
+    /// The number of parallel layer downloads (>= 1) these settings give.
+    pub fn jobs(&self) -> usize {
+        match self.processing {
+            Some(false) => 1,
+            _ => self.workers.unwrap_or(4).max(1) as usize,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,6 +102,9 @@ pub struct ProxmoxConfig {
     /// Seconds a container must have been gone (or a create unfinished)
     /// before `nexcage gc` collects it: default 60, at most a week.
     pub gc_grace: Option<u64>,
+    /// Seconds `delete` waits for a guest's Proxmox lock (e.g. `backup`
+    /// while vzdump runs) to go before failing: default 60, at most a day.
+    pub lock_wait: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -207,6 +236,11 @@ impl Config {
     /// `proxmox.gc_grace` (validated at load), default 60 s.
     pub fn gc_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.proxmox.gc_grace.unwrap_or(DEFAULT_GC_GRACE_SECS))
+    }
+
+    /// `proxmox.lock_wait` (validated at load), default 60 s.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.proxmox.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT_SECS))
     }
 
     pub fn driver(&self) -> Driver {

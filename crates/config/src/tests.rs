@@ -101,6 +101,10 @@ fn errors_name_the_key() {
             "proxmox.gc_grace: must be 0..604800 seconds",
         ),
         (r#"{"proxmox":{"gc_grace":-1}}"#, "proxmox.gc_grace"),
+        (
+            r#"{"proxmox":{"lock_wait":86401}}"#,
+            "proxmox.lock_wait: must be 0..86400 seconds",
+        ),
     ];
     for (text, want) in cases {
         let err = parse(text).unwrap_err().to_string();
@@ -230,6 +234,13 @@ fn set_validates_and_writes_atomically() {
     assert_eq!(mode & 0o777, 0o600);
     let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1);
+}
+
+#[test]
+fn lock_wait_defaults_to_a_minute() {
+    assert_eq!(parse("{}").unwrap().lock_wait(), std::time::Duration::from_secs(60));
+    let c = parse(r#"{"proxmox":{"lock_wait":0}}"#).unwrap();
+    assert_eq!(c.lock_wait(), std::time::Duration::ZERO);
 }
 
 #[test]

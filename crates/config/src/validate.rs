@@ -87,6 +87,12 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             format!("must be 0..{} seconds", crate::model::MAX_GC_GRACE_SECS),
         ));
     }
+    if p.lock_wait.is_some_and(|w| w > crate::model::MAX_LOCK_WAIT_SECS) {
+        return Err(ConfigError::invalid(
+            "proxmox.lock_wait",
+            format!("must be 0..{} seconds", crate::model::MAX_LOCK_WAIT_SECS),
+        ));
+    }
     if p.password.is_some() && p.username.is_none() {
         return Err(ConfigError::invalid(
             "proxmox.password",

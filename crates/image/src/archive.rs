@@ -417,3 +417,37 @@ pub fn export(
     info!(image = image.name, output = %output.display(), ?format, "exported");
     Ok(())
 }
+
+/// `image export --layers`: a tar of `image`'s layer blobs as stored
+/// (compressed as the registry served them), bottom layer first, named
+/// `layers/<NN>-<hex>.<ext>` (`tar`, `tar.gz` or `tar.zst` from the media
+/// type), plus `layers.json`: the manifest's layer descriptors with the
+/// config's diff_id of each. Written via a temp file renamed into place.
+pub fn export_layers(store: &Store, image: &ImageEntry, output: &Path) -> Result<()> {
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
+    let m = store.image_manifest(image)?;
+    let diff_ids = store.config(&m)?.rootfs().diff_ids().clone();
+    {
+        let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
+        let mut listing = Vec::new();
+        for (i, l) in m.layers().iter().enumerate() {
+            let d = Digest::try_from(l.digest())?;
+            let mt = l.media_type().to_string();
+            let ext = if mt.ends_with("gzip") { "tar.gz" } else if mt.ends_with("zstd") { "tar.zst" } else { "tar" };
+            let name = format!("layers/{i:02}-{}.{ext}", d.hex());
+            let mut f = store.open_blob(&d)?;
+            b.append_file(&name, &mut f).ctx(output)?;
+            listing.push(serde_json::json!({"file": name, "descriptor": l, "diffId": diff_ids.get(i)}));
+        }
+        let json = serde_json::to_vec_pretty(&listing)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(json.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "layers.json", json.as_slice()).ctx(output)?;
+        b.into_inner().ctx(output)?.flush().ctx(output)?;
+    }
+    tmp.persist(output).map_err(|e| e.error).ctx(output)?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod bundle;
 pub mod digest;
 pub mod error;
+pub mod optimize;
 pub mod platform;
 pub mod progress;
 pub mod pull;

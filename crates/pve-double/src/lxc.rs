@@ -37,7 +37,7 @@ pub fn init_pid(lxc_path: &Path, vmid: u32) -> Option<u32> {
 
 /// Run a command, killed after `timeout` (PVE's `run_command` timeout);
 /// its stdout, or why it failed.
-fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

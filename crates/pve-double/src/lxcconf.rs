@@ -232,11 +232,7 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
     // 17. memory (calculate_memory_constraints).
     let memory: u64 = k.get("memory").and_then(|m| m.parse().ok()).unwrap_or(512);
     let swap: u64 = k.get("swap").and_then(|m| m.parse().ok()).unwrap_or(0);
-    let high = if memory >= 16 * 1024 {
-        (memory - 128) * 1024 * 1024
-    } else {
-        memory * 1024 * 1016
-    };
+    let high = memory_high_bytes(memory);
     line(
         "lxc.cgroup2.memory.max",
         &(memory * 1024 * 1024).to_string(),
@@ -355,6 +351,17 @@ pub fn render(vmid: u32, s: &Section, host: &Host) -> Result<Option<Rendered>, S
 }
 
 /// `net0`, `dev12`: `prefix` followed by digits only.
+/// `memory.high` for `memory` MiB (Config.pm `calculate_memory_constraints`,
+/// PROXMOX-FACTS §2 item 17): (memory − 128) MiB from 16 GiB, else
+/// memory × 1016 KiB.
+pub fn memory_high_bytes(memory: u64) -> u64 {
+    if memory >= 16 * 1024 {
+        (memory - 128) * 1024 * 1024
+    } else {
+        memory * 1024 * 1016
+    }
+}
+
 fn is_indexed(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix)
         .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))

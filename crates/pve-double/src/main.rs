@@ -4,6 +4,7 @@
 //! state dir (`PVE_DOUBLE_STATE`). See README.md.
 
 mod cli;
+mod hotplug;
 mod lxc;
 mod lxcconf;
 mod ops;

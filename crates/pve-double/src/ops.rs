@@ -797,6 +797,9 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
             }
         }
     }
+    if errors.is_empty() {
+        hotplug_memory(ctx, vmid, params, &mut errors);
+    }
     if !errors.is_empty() {
         return Err(ApiError {
             status: 400,
@@ -809,6 +812,21 @@ fn set_config(ctx: &Ctx, vmid: u32, params: &Params) -> Result<Value, ApiError> 
     // config alone (PROXMOX-FACTS §2, §10).
     regenerate(ctx, vmid, &cfg.main).map_err(internal)?;
     Ok(Value::Null)
+}
+
+/// A PUT of `memory`/`swap` on a guest running under LXC writes its cgroup
+/// at once (`hotplug.rs`); a failure is the key's 400 "unable to hotplug
+/// KEY: …" and nothing is written (PROXMOX-FACTS §4).
+fn hotplug_memory(ctx: &Ctx, vmid: u32, params: &Params, errors: &mut BTreeMap<String, String>) {
+    let mib = |k: &str| params.get(k).and_then(|v| v.parse::<u64>().ok());
+    let (memory, swap) = (mib("memory"), mib("swap"));
+    if (memory.is_none() && swap.is_none()) || !crate::lxc::socket_running(&ctx.state.lxc_path, vmid) {
+        return;
+    }
+    if let Err(e) = crate::hotplug::memory(&ctx.state.lxc_path, vmid, memory, swap) {
+        let key = if memory.is_some() { "memory" } else { "swap" };
+        errors.insert(key.to_string(), format!("unable to hotplug {key}: {e}"));
+    }
 }
 
 /// `update_lxc_config` for guest `vmid` under the double's LXC path.

@@ -21,6 +21,7 @@ fn fifty(d: &Double, cp: Arc<dyn ControlPlane>) {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
         raw_lxc: vec![],
+        owner_line: None,
     };
     let handles: Vec<_> = (0..50)
         .map(|_| {

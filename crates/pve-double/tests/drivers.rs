@@ -31,6 +31,7 @@ fn request(raw: bool) -> (CreateRequest, Vec<(String, String)>) {
         ostemplate: "local:vztmpl/nexcage-empty.tar".into(),
         params: cfg.api_params(),
         raw_lxc: if raw { cfg.lxc.clone() } else { Vec::new() },
+        owner_line: None,
     };
     (req, cfg.lxc)
 }

@@ -17,6 +17,7 @@ fn req() -> CreateRequest {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         raw_lxc: vec![],
+        owner_line: None,
     }
 }
 

@@ -170,7 +170,10 @@ impl Zfs {
             Err(e) if e.is_already_exists() => Err(e),
             Err(e) => {
                 // zfs-fuse: "invalid property 'acltype'" / "bad property value".
-                tracing::warn!(
+                // Expected there and handled: info (with --debug), not a
+                // warning, which without --log would reach the container's
+                // stderr through the engine's pipes.
+                tracing::info!(
                     dataset = name,
                     "zfs refused Proxmox's properties ({e}); creating without {}",
                     PROXMOX_PROPS.join(" ")

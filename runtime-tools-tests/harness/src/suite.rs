@@ -81,6 +81,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(crate::cases::cgroups::cases());
     v.extend(crate::cases::hooks::cases());
     v.extend(crate::cases::misc::cases());
+    v.extend(crate::cases::parity::cases());
     v
 }
 

@@ -22,8 +22,10 @@ pub fn pids(m: &AnyCgroupManager) -> Result<Vec<i32>> {
     Ok(v)
 }
 
-pub fn apply(m: &AnyCgroupManager, resources: &LinuxResources) -> Result<()> {
-    m.apply(&ControllerOpt { resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
+/// `disable_oom_killer`: libcgroups writes it (v1 `memory.oom_control`)
+/// whenever `resources` has a memory section.
+pub fn apply(m: &AnyCgroupManager, resources: &LinuxResources, disable_oom_killer: bool) -> Result<()> {
+    m.apply(&ControllerOpt { resources, disable_oom_killer, oom_score_adj: None, freezer_state: None })
         .map_err(|e| anyhow!("cannot update cgroup: {e}"))
 }
 

@@ -7,7 +7,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::{cgroupfs_ro, describe, lc_root, loopback};
+use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
@@ -15,9 +15,14 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)
         .with_context(|| format!("cannot enter bundle {}", o.bundle.dir.display()))?;
+    let (lc_bundle, executor) = bundle::prepare(o.bundle, o.id, o.dir)?;
+    if let Some(adj) = o.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        set_oom_score_adj(adj)?;
+    }
     let mut b = ContainerBuilder::new(o.id.to_string(), SyscallType::default())
         .with_root_path(lc_root(o.dir))
         .map_err(describe)?
+        .with_executor(executor)
         .with_console_socket(o.console_socket.as_ref())
         .with_preserved_fds(o.preserve_fds);
     if let Some(p) = &o.pid_file {
@@ -25,12 +30,11 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     }
     // cgroupfs always: libcontainer defaults to systemd, and nexcage has no
     // systemd cgroup driver (the front end refuses --systemd-cgroup).
-    let built = b
-        .as_init(&o.bundle.dir)
-        .with_systemd(false)
-        .with_detach(!o.foreground)
-        .with_no_pivot(o.no_pivot)
-        .build();
+    let causes = init_errors::file_in(o.dir);
+    let built = init_errors::capture(&causes, || {
+        b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground).with_no_pivot(o.no_pivot).build()
+    });
+    let causes = init_errors::take(&causes);
     match built {
         Ok(mut c) => {
             let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
@@ -41,7 +45,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
             Ok(Created { pid, backend_data: BackendData::Native })
         }
         Err(e) => {
-            let err = describe(e);
+            let err = init_errors::with_causes(describe(e), &causes);
             // A half-built container (dir, cgroup, process) must not outlive the failure.
             let lc_dir = lc_root(o.dir).join(o.id);
             if lc_dir.exists() {
@@ -66,4 +70,14 @@ fn fix_up(o: &CreateOpts, pid: i32) -> Result<()> {
         fixups.push(cgroupfs_ro::remount(pid, &dest).context("cannot make the cgroup mount read-only"));
     }
     fixups.into_iter().find(|r| r.is_err()).unwrap_or(Ok(()))
+}
+
+/// `process.oomScoreAdj`, written as runc writes it: to this process (the
+/// container's processes inherit it), failing in runc's words, e.g.
+/// "failed to update /proc/self/oom_score_adj: Permission denied" when a
+/// value below the current one needs the CAP_SYS_RESOURCE this host withholds.
+/// (libcontainer writes it again, then without the file name in its error.)
+fn set_oom_score_adj(adj: i32) -> Result<()> {
+    const FILE: &str = "/proc/self/oom_score_adj";
+    std::fs::write(FILE, adj.to_string()).map_err(|e| anyhow!("failed to update {FILE}: {}", super::os_error(&e)))
 }

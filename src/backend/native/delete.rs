@@ -27,5 +27,6 @@ pub fn delete(rec: &Record, dir: &Path) -> Result<()> {
     // The front end has already checked status; here everything must go.
     c.delete(true).map_err(describe)?;
     c.state.status = ContainerStatus::Stopped;
+    c.state.bundle = rec.bundle.clone(); // libcontainer's may be nexcage's copy (bundle.rs)
     hooks::run(poststop, &c.state, Phase::Poststop)
 }

@@ -4,12 +4,15 @@
 //! status (pid + start time). One file per operation; this file holds the
 //! backend and what the operations share.
 
+mod bundle;
 mod cgroup_manager;
 mod cgroupfs_ro;
 mod create;
 mod delete;
 mod exec;
+mod executor;
 mod hooks;
+mod init_errors;
 mod kill;
 mod loopback;
 mod pause;
@@ -50,7 +53,17 @@ pub fn describe(e: libcontainer::error::LibcontainerError) -> anyhow::Error {
         }
         src = s.source();
     }
-    anyhow!(msg)
+    // The init's failure comes through a channel as one string; say it as runc does.
+    anyhow!(msg.replace("exec process failed with error error in executing process : ", "unable to start container process: "))
+}
+
+/// An OS error in the kernel's words ("Permission denied"), without Rust's
+/// "(os error 13)".
+pub fn os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 impl Backend for Native {

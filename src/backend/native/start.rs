@@ -15,5 +15,6 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     let poststart = take_hooks(&lc_root(dir).join(&rec.id), Phase::Poststart);
     let mut c = load(rec, dir)?;
     c.start().map_err(describe)?;
+    c.state.bundle = rec.bundle.clone(); // libcontainer's may be nexcage's copy (bundle.rs)
     hooks::run(poststart, &c.state, Phase::Poststart)
 }

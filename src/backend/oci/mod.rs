@@ -1,6 +1,12 @@
 //! OCI runtime rules both backends follow, written once: hooks and their
-//! failure rules, and `kill --all` over a cgroup's processes. (Stats in
-//! runc's shape are `backend::stats`.)
+//! failure rules, `kill --all` over a cgroup's processes, unknown
+//! capability names, `HOME`, a missing `process.cwd`, and the process
+//! `exec` inherits from the container. (Stats in runc's shape are
+//! `backend::stats`.)
 
+pub mod caps;
+pub mod cwd;
+pub mod exec_process;
+pub mod home;
 pub mod hooks;
 pub mod kill;

@@ -185,10 +185,8 @@ fn terminal(sock: &UnixStream) -> Result<()> {
 fn execute(p: &Process) -> Result<Infallible> {
     let args = p.args().clone().unwrap_or_default();
     let Some(prog) = args.first() else { bail!("no command given") };
-    let mut env = p.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(p.user().uid())));
-    }
+    let env = p.env().clone().unwrap_or_default();
+    let env = crate::backend::oci::home::with_home(env, p.user().uid(), || std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let path = super::lookup::find(Path::new("/"), prog, &env)?;
     let cstr = |s: &str| CString::new(s).with_context(|| format!("{s:?} contains a NUL byte"));
     let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
@@ -196,16 +194,6 @@ fn execute(p: &Process) -> Result<Infallible> {
     let path = cstr(&path)?;
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     bail!("exec: {prog:?}: {}", errno_text(e))
-}
-
-/// The home directory of `uid` from the guest's /etc/passwd, else "/".
-fn home_of(uid: u32) -> String {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
-        .map(|f| f[5].to_string())
-        .unwrap_or_else(|| "/".to_string())
 }
 
 /// strerror in lower case, as runc words it ("no such file or directory").

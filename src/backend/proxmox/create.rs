@@ -1,6 +1,7 @@
 //! create, as named steps: plan (every check, no side effect), claim a
 //! VMID, make the rootfs dataset, register the guest, write the LXC config,
-//! fork the holder, run the create hooks. Each step is recorded in the
+//! fork the holder (which starts the guest, its init waiting for start),
+//! run the create hooks. Each step is recorded in the
 //! create journal before its side effect; on any error everything done so
 //! far is undone (from the journal) before the error is returned. Whatever
 //! is made carries the container's owner record (`owner.rs`), so the undo
@@ -17,7 +18,8 @@ use super::journal::{CreateJournal, CreateStep};
 use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
-use super::{delete, holder, hooks, include, lookup, paths, rootfs, roots, stage, subids, vmid, Proxmox};
+use super::hooks::GuestPhase;
+use super::{delete, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -46,14 +48,17 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let px = &px.for_journal(j)?;
     let cp = px.driver()?;
     // The template is the node's, shared by every guest: nothing to undo.
-    let node = template::prepare(px, &*cp, opts.dir.parent().unwrap_or(opts.dir))?;
+    let node = template::prepare(px, &*cp)?;
     let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     write_lxc_config(px, opts, vmid, &pve, j)?;
     let pid = fork_holder(opts, j)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
-    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(pid), Phase::Create)?;
+    // Hooks see the guest's init, in the guest's namespaces.
+    let init = j.init.map(|i| i.0).context("no guest init")?;
+    hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
+    hooks::run_in_guest(&opts.bundle.spec, opts.id, &opts.bundle.dir, init, GuestPhase::CreateContainer)?;
     j.step = CreateStep::Done;
     j.save(opts.dir)?;
     if let Some(pf) = &opts.pid_file {
@@ -87,7 +92,6 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     let cfg = px.config();
     let spec = &opts.bundle.spec;
     let ann: BTreeMap<String, String> = spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    hooks::check(spec)?;
     let strategy = rootfs::choose(cfg, &ann)?;
     let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
@@ -105,6 +109,9 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     j.pct_tools = Some((super::resolve("pct"), super::resolve("pvesh")));
     j.lxc_path = Some(px.lxc_path());
     j.args = process.args().clone().unwrap_or_default();
+    // HOME as runc sets it, from the bundle rootfs's /etc/passwd.
+    let passwd = || lookup::resolve(&opts.bundle.rootfs, Path::new("/etc/passwd")).and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+    j.env = crate::backend::oci::home::with_home(process.env().clone().unwrap_or_default(), process.user().uid(), passwd);
     j.terminal = process.terminal().unwrap_or(false);
     if j.args.is_empty() {
         bail!("process.args must not be empty");
@@ -116,8 +123,8 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
-    // LXC has no umask key: the holder sets it before lxc-execute, whose
-    // init and command inherit it.
+    // LXC has no umask key: the holder sets it before starting the guest,
+    // whose init and process inherit it.
     let mut spec_json = serde_json::to_value(spec)?;
     if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
         j.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
@@ -190,7 +197,8 @@ fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> R
         None => opts.bundle.rootfs.display().to_string(),
         Some(_) => format!("{}:subvol-{vmid}-disk-0,size={}G", plan.storage, mo.disk_size_gib),
     });
-    mapping::map_value(&plan.spec_json, &mo).map_err(|e| anyhow::anyhow!("config.json: {e}"))
+    // A spec Proxmox cannot honour is the backend's refusal.
+    mapping::map_value(&plan.spec_json, &mo).map_err(|e| crate::backend::BackendError::Unsupported(format!("config.json: {e}")).into())
 }
 
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
@@ -239,8 +247,8 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
     // Neither an operator's Remove nor a stray destroy takes it away
     // unnoticed; nexcage clears it itself (after checking the owner).
     params.insert("protection".into(), "1".into());
-    let req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![] };
-    Ok(cp.create(vmid, &req)?)
+    let mut req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![], owner_line: j.owner.as_ref().map(Owner::description_line) };
+    Ok(template::create_guest(px, cp, vmid, &mut req)??)
 }
 
 /// Why registering failed: the control plane said no, or the journal could
@@ -254,7 +262,7 @@ enum RegisterError {
 }
 
 /// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` with nexcage's
-/// settings in `nexcage.conf`, which lxc-execute runs from and the guest's
+/// settings in `nexcage.conf`, which the holder starts the guest from and the guest's
 /// Proxmox config includes (`include.rs`; mount targets made first where
 /// LXC cannot make them).
 fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
@@ -272,11 +280,21 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
-    if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
-        stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
+    if let Some(rootfs) = &j.rootfs {
+        stage::base_dirs(rootfs, shift.unwrap_or(0))?;
+        // runc creates a missing cwd; LXC would fail on it.
+        let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
+        stage::mkdir_in(rootfs, &cwd, shift.unwrap_or(0)).context("create process.cwd")?;
     }
     if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
+    }
+    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs);
+    // not staged: the LXC dir is open to the mapped root.
+    guest_init::install(&lxc_dir)?;
+    run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
+    if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
+        stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
     let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
     include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
@@ -284,9 +302,11 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     Ok(())
 }
 
-/// Step `holder`: forks the holder (blocked until start), with the
-/// terminal sent to the console socket when process.terminal is set.
-/// Returns its pid (the record's pid).
+/// Step `holder`: forks the holder, which starts the guest with
+/// nexcage-init waiting for start, with the terminal sent to the console
+/// socket when process.terminal is set. Returns once the init waits (its
+/// pid recorded), or fails with LXC's own errors. Returns the holder's pid
+/// (the record's pid).
 fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Holder)?;
     let tty = if j.terminal {
@@ -299,8 +319,48 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     };
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
     j.holder = Some(pid);
+    j.begin(opts.dir, CreateStep::Init)?;
+    let init = wait_for_init(opts.dir, j, pid)?;
+    j.init = Some((init, crate::proc::start_time(init)));
     j.save(opts.dir)?;
     Ok(pid)
+}
+
+/// How long create waits for the guest's init to wait for start: 30 s
+/// (TEST ONLY: `NEXCAGE_TEST_INIT_BOUND` seconds).
+fn init_bound() -> std::time::Duration {
+    let secs = std::env::var("NEXCAGE_TEST_INIT_BOUND").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    std::time::Duration::from_secs(secs)
+}
+
+/// The guest init's host pid once it waits on its FIFO; LXC's errors when
+/// the holder ends first.
+fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
+    let lxc_dir = j.lxc_dir().context("no lxc dir")?;
+    let start = crate::proc::start_time(holder);
+    let found = std::cell::Cell::new(None);
+    let gone = || !crate::proc::is_same_alive(holder, start) || crate::proc::state_letter(holder) == Some('Z');
+    let ready = || {
+        let init = lxc::children(holder).into_iter().find(|c| guest_init::is_waiting(&lxc_dir, *c));
+        found.set(init);
+        init.is_some()
+    };
+    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &gone, &ready);
+    match (waited, found.get()) {
+        (Ok(true), Some(init)) => Ok(init),
+        (Err(e), _) => Err(e.context(lxc_failure(dir))),
+        _ => bail!("{}", lxc_failure(dir)),
+    }
+}
+
+/// "LXC could not start the guest: <LXC's error lines>".
+fn lxc_failure(dir: &Path) -> String {
+    let errs = holder::lxc_errors(dir, 6);
+    if errs.is_empty() {
+        "LXC could not start the guest".into()
+    } else {
+        format!("LXC could not start the guest: {}", errs.join("; "))
+    }
 }
 
 fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: RootfsStrategy) -> bool {

@@ -131,6 +131,7 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
         }
         Verdict::Ours => {}
     }
+    wait_for_lock(&*cp, vmid, px.config().lock_wait());
     // While the VMID is still ours (registered, not yet destroyed).
     guest_cgroup::remove_leftovers(vmid);
     let gone = |r: Result<(), nexcage_pve::driver::PveError>| match r {
@@ -140,6 +141,23 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
     gone(cp.set_config(vmid, &Default::default(), &["protection".to_string()])).context("clear protection")?;
     gone(cp.destroy(vmid, true))?;
     Ok(true)
+}
+
+/// Waits up to `wait` for the guest's Proxmox lock to go (`create`, a
+/// create of ours that died in Proxmox, is not waited for). A backup holds
+/// `lock: backup` while it reads the dataset, and every lock but `mounted`
+/// refuses the protection PUT and the destroy (PROXMOX-FACTS section 10):
+/// an engine's `rm` right after a backup began should not fail, and one
+/// that does fail may forget the container (Podman does). After `wait` the
+/// destroy is tried anyway and fails with Proxmox's words.
+fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let lock = || cp.config(vmid).ok().and_then(|c| c.keys.get("lock").cloned()).filter(|l| l != "mounted" && l != "create");
+    let Some(first) = lock() else { return };
+    tracing::info!(vmid, lock = %first, "guest is locked; waiting up to {}s for the lock to go", wait.as_secs());
+    while lock().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Destroys the dataset create made (retrying while busy), when it carries

@@ -39,17 +39,24 @@ pub fn exec(rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
         _ => None,
     };
     let target = Target::open(init, &process, spec.linux().as_ref().and_then(|l| l.seccomp().clone()), console, opts.preserve_fds)?;
+    let child = spawn(&target).map_err(|e| anyhow::anyhow!("exec failed: {e:#}"))?;
+    if let Some(pf) = &opts.pid_file {
+        std::fs::write(pf, child.to_string()).with_context(|| format!("write {}", pf.display()))?;
+    }
+    Ok(child)
+}
+
+/// Starts `t`'s process in the guest; its pid (nexcage's child). Fails
+/// with what the child reported when it could not exec.
+pub fn spawn(t: &Target) -> Result<i32> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
-    let child = fork_in_pid_ns(&target, wr)?;
+    let child = fork_in_pid_ns(t, wr)?;
     // The child writes why it failed, or nothing: the pipe closes at its exec.
     let mut msg = String::new();
     let _ = std::fs::File::from(rd).read_to_string(&mut msg);
     if !msg.is_empty() {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
-        bail!("exec failed: {msg}");
-    }
-    if let Some(pf) = &opts.pid_file {
-        std::fs::write(pf, child.to_string()).with_context(|| format!("write {}", pf.display()))?;
+        bail!("{msg}");
     }
     Ok(child)
 }

@@ -8,6 +8,8 @@
 //!    registered root, and whose state dir there is gone, are destroyed
 //!    with their dataset and LXC dir (the boot-time cleanup: roots under
 //!    /run are empty after a reboot).
+//! 3. Registered roots that hold no state and that no remaining guest's
+//!    owner record names are dropped from the registry.
 //!
 //! A guest without nexcage's owner record (an operator's), another host's,
 //! or one of a root never registered here is never touched. Nothing
@@ -45,6 +47,9 @@ pub enum Collected {
 #[derive(Default, Debug)]
 pub struct Report {
     pub collected: Vec<Collected>,
+    /// Roots dropped from the registry: no container state in them and no
+    /// guest's owner record names them (never with `--dry-run`).
+    pub forgotten_roots: Vec<PathBuf>,
 }
 
 /// `delete_container(root, id)` deletes a container's state like `delete
@@ -81,6 +86,9 @@ pub fn collect(
     let cp = px.driver()?;
     let host = host_identity();
     let parent = px.config().storage.zfs_parent();
+    // Roots a guest of this host still names (gc must keep finding them);
+    // `None` once a guest could not be read (then no root is dropped).
+    let mut needed = Some(std::collections::BTreeSet::new());
     for g in cp.list()? {
         if g.tags.as_ref().is_some_and(|t| !t.split([';', ',', ' ']).any(|t| t == "nexcage")) {
             continue;
@@ -89,12 +97,21 @@ pub fn collect(
             Ok(c) => c.keys.get("description").cloned().unwrap_or_default(),
             Err(e) => {
                 tracing::warn!("gc: guest {}: {e}", g.vmid);
+                needed = None;
                 continue;
             }
         };
         let Some(owner) = Owner::from_description(&desc) else { continue };
+        let mut keep_root = |o: &Owner| {
+            if let Some(n) = needed.as_mut().filter(|_| o.host == host) {
+                n.insert(o.root.clone());
+            }
+        };
         let journal = CreateJournal::load(&owner.root.join(&owner.id)).ok();
-        let Some(why) = orphaned(&owner, &host, roots, grace, journal.as_ref()) else { continue };
+        let Some(why) = orphaned(&owner, &host, roots, grace, journal.as_ref()) else {
+            keep_root(&owner);
+            continue;
+        };
         if !dry_run {
             let p = CreateJournal {
                 step: CreateStep::Gc,
@@ -107,12 +124,36 @@ pub fn collect(
             };
             if let Err(e) = super::delete::undo(px, &p) {
                 tracing::warn!("gc: guest {}: {e:#}", g.vmid);
+                keep_root(&owner);
                 continue;
             }
+        } else {
+            keep_root(&owner);
         }
         rep.collected.push(Collected::Guest { vmid: g.vmid, owner, why });
     }
+    if let (false, Some(needed)) = (dry_run, needed) {
+        rep.forgotten_roots = forget_roots(px, &needed);
+    }
     Ok(rep)
+}
+
+/// Step 3: drops registered roots that hold no state and that no guest
+/// still names (`needed`), so the registry does not grow with every root
+/// ever used (`roots::prune`). A failure only costs a warning.
+fn forget_roots(px: &Proxmox, needed: &std::collections::BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    match super::roots::prune(&px.config().data_dir(), |r| needed.contains(r)) {
+        Ok(dropped) => {
+            for r in &dropped {
+                tracing::info!("gc: forgot state root {} (no container state, no guest names it)", r.display());
+            }
+            dropped
+        }
+        Err(e) => {
+            tracing::warn!("gc: pruning the roots registry: {e:#}");
+            Vec::new()
+        }
+    }
 }
 
 /// Why the guest whose description holds `owner` is an orphan gc may

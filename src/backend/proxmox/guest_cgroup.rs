@@ -107,7 +107,7 @@ fn is_guest_cgroup(name: &str, vmid: u32) -> bool {
     is_payload(name, vmid) || is_lxc_cgroup(name, "lxc.monitor.", vmid)
 }
 
-/// Removes the cgroups LXC left for `vmid` (it cannot when lxc-execute is
+/// Removes the cgroups LXC left for `vmid` (it cannot when its monitor is
 /// killed). Only empty ones go: rmdir refuses a cgroup with processes.
 pub fn remove_leftovers(vmid: u32) {
     let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();

@@ -1,40 +1,33 @@
-//! The holder: the process whose pid the engine sees from create on.
+//! The holder: the process whose pid the engine sees and reaps, from create
+//! on. It is the guest's LXC monitor.
 //!
 //! create forks it (double fork + setsid when detached, so it is re-parented
 //! to the engine's subreaper — conmon, the containerd shim — and not left as a
 //! child of a short-lived nexcage). It keeps the engine's stdio (or a pty
-//! slave), closes every other fd (notably the state-dir lock, whose flock
-//! would otherwise be shared), and blocks opening `start.fifo`. `start` writes
-//! one byte; the holder then runs `lxc-execute` as its child and exits with
-//! the container's real status (128+N for signal N).
+//! slave), closes every other fd but the preserved ones (notably the
+//! state-dir lock, whose flock would otherwise be shared), sends liblxc's
+//! log to `<state>/lxc.log` and starts the guest through liblxc in the
+//! foreground (`liblxc.rs`) with nexcage-init as its PID 1, which waits for
+//! start (`guest_init.rs`). It ends as the guest's PID 1 (after start, the
+//! application) ended: exit 7 for `exit 7`, killed by signal N for signal N
+//! (engines report 128+N, 137 for SIGKILL whoever sent it); the code is
+//! also recorded in `<state>/status`. Signals sent to the holder are
+//! forwarded by LXC's monitor loop to the guest's PID 1.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 
 use super::journal::CreateJournal;
-
-const FIFO: &str = "start.fifo";
-/// Written by kill when it SIGKILLs the container: lxc-execute reports 1
-/// for an init killed by SIGKILL, the holder reports 137.
-pub const KILLED_MARK: &str = "killed";
-
-pub fn fifo(dir: &Path) -> PathBuf {
-    dir.join(FIFO)
-}
+use super::{guest_init, liblxc};
 
 /// Forks the holder; returns its pid. `tty` is the pty slave for
 /// `process.terminal`. `foreground`: `run` waits for it, so it stays our child.
 pub fn spawn(dir: &Path, foreground: bool, tty: Option<OwnedFd>, preserve_fds: i32) -> Result<i32> {
-    let f = fifo(dir);
-    if !f.exists() {
-        nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o600)).with_context(|| format!("mkfifo {}", f.display()))?;
-    }
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: nexcage is single-threaded here (no runtime, no worker
     // threads), so the child may run arbitrary Rust code after fork.
@@ -94,109 +87,103 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
         unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     }
     drop(tty);
-    // Blocks until start (or delete) opens the FIFO for writing.
-    let mut byte = [0u8; 1];
-    let got = std::fs::File::open(fifo(dir)).and_then(|mut f| f.read(&mut byte));
-    if !matches!(got, Ok(1)) || byte[0] != b's' {
-        return 0;
-    }
-    let p = match CreateJournal::load(dir) {
-        Ok(p) => p,
+    let (code, signal) = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {
+        Ok(status) => (liblxc::exit_code(status), liblxc::signal(status)),
         Err(e) => {
-            eprintln!("nexcage holder: {e:#}");
-            return 127;
+            tracing::error!("nexcage monitor: {e:#}");
+            (MONITOR_FAILED, None)
         }
     };
-    match run_container(dir, &p) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("nexcage holder: {e:#}");
-            127
-        }
+    let tmp = dir.join(format!("{STATUS}.tmp"));
+    if std::fs::write(&tmp, code.to_string()).and_then(|()| std::fs::rename(&tmp, dir.join(STATUS))).is_err() {
+        tracing::warn!("cannot record the container's status in {}", dir.display());
     }
+    if let Some(sig) = signal {
+        die_by(sig);
+    }
+    code
 }
 
-fn run_container(dir: &Path, p: &CreateJournal) -> Result<i32> {
-    let (Some(vmid), Some(lxc_path), Some(lxc_dir)) = (p.vmid, &p.lxc_path, p.lxc_dir()) else { bail!("create did not finish") };
-    let mut cmd = Command::new("lxc-execute");
-    cmd.arg("-n").arg(vmid.to_string()).arg("-P").arg(lxc_path).arg("-q");
-    // nexcage's settings, whatever PVE last rendered into `config` (include.rs).
-    cmd.arg("-f").arg(super::include::start_path(&lxc_dir));
-    for (kind, path) in &p.shares {
-        cmd.arg(format!("--share-{kind}")).arg(path);
+/// Ends the holder by signal `sig`, as the guest's PID 1 ended, so the
+/// engine reaps "killed by signal N" as it would reap runc's container
+/// init (engines report 128+N). Returns only for a signal whose default
+/// action is not to terminate (the caller then exits with 128+N). No core
+/// file: RLIMIT_CORE is set to 0 first.
+fn die_by(sig: i32) {
+    use nix::sys::signal::{self, SigHandler, SigSet, Signal};
+    let Ok(s) = Signal::try_from(sig) else { return };
+    if matches!(s, Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH | Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) {
+        return;
     }
-    // How the guest's init ended is only in LXC's log (lxc-execute exits 1).
-    cmd.arg("-l").arg("INFO").arg("-o").arg(dir.join(LXC_LOG));
-    cmd.arg("--").args(&p.args);
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: restores the default disposition; no handler code runs.
+    let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(s);
+    let _ = set.thread_unblock();
+    let _ = signal::raise(s);
+}
+
+/// `<state>/status`: the holder's exit code, written as it ends.
+const STATUS: &str = "status";
+
+/// The holder's exit code, once it has ended.
+pub fn status(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join(STATUS)).ok()?.trim().parse().ok()
+}
+
+/// The holder's status when the guest could not be started at all.
+const MONITOR_FAILED: i32 = 255;
+
+/// liblxc's log in the state dir (what create quotes when the guest fails).
+pub const LXC_LOG: &str = "lxc.log";
+
+/// Runs the guest until its PID 1 ends; liblxc's status for it (`liblxc::exit_code`).
+fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
+    let (Some(vmid), Some(lxc_path), Some(lxc_dir)) = (p.vmid, &p.lxc_path, p.lxc_dir()) else { bail!("create did not finish") };
+    let name = vmid.to_string();
+    liblxc::log_to(&name, lxc_path, &dir.join(LXC_LOG), "INFO")?;
+    let mut c = liblxc::Container::new(&name, lxc_path)?;
+    // nexcage's settings, whatever PVE last rendered into `config` (include.rs).
+    c.clear_config()?;
+    c.load_config(&super::include::start_path(&lxc_dir))?;
+    for (kind, path) in &p.shares {
+        c.set(&format!("lxc.namespace.share.{kind}"), path)?;
+    }
+    c.foreground()?;
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
     }
-    let child = cmd.spawn().context("cannot run lxc-execute")?;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    // Signals sent to the holder (e.g. by `nexcage run` in the foreground)
-    // go to lxc-execute, whose monitor forwards them to the container's init.
-    {
-        use signal_hook::consts::*;
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])?;
-        let target = pid.as_raw();
-        std::thread::spawn(move || {
-            for sig in signals.forever() {
-                let _ = crate::proc::signal(target, sig);
-            }
-        });
-    }
-    let code = loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => bail!("wait for lxc-execute: {e}"),
-        }
+    let test_argv = test_init_argv();
+    let argv: Vec<&str> = match &test_argv {
+        Some(a) => a.split(' ').collect(),
+        None => guest_init::WAIT_ARGV.to_vec(),
     };
-    if code == 1 && dir.join(KILLED_MARK).exists() {
-        return Ok(128 + libc::SIGKILL);
+    let (ok, status) = c.start(&argv)?;
+    if !ok && status == 0 {
+        bail!("LXC could not run guest {vmid} (see {})", dir.join(LXC_LOG).display());
     }
-    if code == 1 {
-        // The init itself killed (e.g. `pct stop`, which is `lxc-stop --kill`):
-        // 128 + its signal, as for a killed process.
-        if let Some(sig) = init_signal(&std::fs::read_to_string(dir.join(LXC_LOG)).unwrap_or_default()) {
-            return Ok(128 + sig);
-        }
-    }
-    Ok(code)
+    Ok(status)
 }
 
-/// lxc-execute's log in the state dir (level INFO).
-const LXC_LOG: &str = "lxc.log";
-
-/// The signal that ended the guest's init, from LXC's log line
-/// `... Child <pid> ended on signal Killed(9)` (LXC error.c
-/// `lxc_error_set_and_log`).
-fn init_signal(log: &str) -> Option<i32> {
-    let line = log.lines().rev().find(|l| l.contains("ended on signal"))?;
-    let (_, rest) = line.rsplit_once('(')?;
-    rest.strip_suffix(')')?.parse().ok()
+/// TEST ONLY: `NEXCAGE_TEST_INIT_ARGV="/bin/sleep 1000"` starts the guest
+/// with that init instead of nexcage-init, i.e. an init that never waits
+/// for start (tests/proxmox_guest.rs checks create's bound with it).
+fn test_init_argv() -> Option<String> {
+    std::env::var("NEXCAGE_TEST_INIT_ARGV").ok().filter(|a| !a.is_empty())
 }
 
-/// start: wakes the holder. Fails when no holder is waiting.
-pub fn release(dir: &Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = fifo(dir);
-    // The holder may not have reached its open() yet (start right after create).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut w = loop {
-        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&f) {
-            Ok(w) => break w,
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => return Err(e).with_context(|| format!("the container's holder is not waiting on {}", f.display())),
-        }
-    };
-    w.write_all(b"s").context("cannot release the holder")?;
-    Ok(())
+/// LXC's ERROR lines from `<dir>/lxc.log` (what create quotes), at most
+/// the last `max`.
+pub fn lxc_errors(dir: &Path, max: usize) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join(LXC_LOG)).unwrap_or_default();
+    let errs: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .map(|l| l.split_once(" - ").map_or(l, |(_, m)| m).trim().to_string())
+        .map(|l| l.split_once(" - ").map_or(l.clone(), |(_, m)| m.to_string()))
+        .collect();
+    errs[errs.len().saturating_sub(max)..].to_vec()
 }
 
 /// Sends a pty master to the engine's console socket (SCM_RIGHTS), as runc does.
@@ -225,10 +212,10 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn init_signal_from_lxc_log() {
-        let log = "lxc-execute 100 20261129232138.156 INFO     error - ../src/lxc/error.c:lxc_error_set_and_log:34 - Child <26841> ended on signal Killed(9)\n\
-                   lxc-execute 100 20261129232138.318 TRACE    start - ../src/lxc/start.c:lxc_end:974 - Set container state to \"STOPPED\"\n";
-        assert_eq!(super::init_signal(log), Some(9));
-        assert_eq!(super::init_signal("lxc-execute 100 x INFO error - Child <1> ended with error 1\n"), None);
+    fn lxc_error_lines_without_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(super::LXC_LOG), "nexcage-monitor 100 20261130 INFO     start - ../src/lxc/start.c:x:1 - ok\n\
+            nexcage-monitor 100 20261130 ERROR    conf - ../src/lxc/conf.c:lxc_mount_auto:9 - Read-only file system - Failed to create \"/dev\"\n").unwrap();
+        assert_eq!(super::lxc_errors(dir.path(), 5), ["Read-only file system - Failed to create \"/dev\""]);
     }
 }

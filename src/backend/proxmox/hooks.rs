@@ -1,36 +1,107 @@
-//! OCI hooks on the Proxmox path, run in the runtime's namespaces with the
-//! container's state on stdin (failure rules: `backend::oci::hooks`):
-//! `prestart` and `createRuntime` at the end of create, `poststart` after
-//! start and `poststop` after delete. `createContainer` and
-//! `startContainer` must run inside the container's namespaces, which only
-//! exist once lxc-execute runs: such specs are refused at create.
+//! OCI hooks on the Proxmox path, with the container's state on stdin
+//! (failure rules: `backend::oci::hooks`): `prestart` and `createRuntime`
+//! at the end of create, `poststart` after start and `poststop` after
+//! delete, in the runtime's namespaces; `createContainer` (end of create)
+//! and `startContainer` (start, before the process runs) in the guest's
+//! namespaces and cgroups, as root of the guest, the way `exec` enters
+//! it (`exec.rs`, `attach.rs`). The state's pid is the guest's PID 1.
+//!
+//! Unlike runc, a `createContainer` hook's path resolves in the guest (the
+//! guest is already pivoted into its rootfs when the hook runs), and its
+//! `argv[0]` is its path.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use libcontainer::container::{ContainerStatus, State};
-use libcontainer::oci_spec::runtime::{Hook, Spec};
+use libcontainer::oci_spec::runtime::{Hook, Process, Spec, User};
 
 use crate::backend::oci::hooks::{self, Phase};
-use crate::backend::BackendError;
 
-/// Refuses hooks this backend cannot run where the spec says.
-pub fn check(spec: &Spec) -> Result<(), BackendError> {
+/// The guest-side hooks: which list, and the state's status.
+#[derive(Clone, Copy)]
+pub enum GuestPhase {
+    /// `createContainer`, end of create: a failure fails create.
+    CreateContainer,
+    /// `startContainer`, at start before the process: a failure fails start.
+    StartContainer,
+}
+
+/// Runs the spec's `createContainer` or `startContainer` hooks in the
+/// guest whose PID 1 is `init` (host pid); the first failure is the error.
+pub fn run_in_guest(spec: &Spec, id: &str, bundle: &Path, init: i32, phase: GuestPhase) -> Result<()> {
     let Some(h) = spec.hooks() else { return Ok(()) };
-    for (name, hooks) in [("createContainer", h.create_container()), ("startContainer", h.start_container())] {
-        if hooks.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(BackendError::Unsupported(format!("config.json: hooks.{name}: not supported by the Proxmox backend (they must run in the container's namespaces, which exist only once lxc-execute starts it)")));
-        }
+    let (list, name) = match phase {
+        GuestPhase::CreateContainer => (h.create_container(), "createContainer"),
+        GuestPhase::StartContainer => (h.start_container(), "startContainer"),
+    };
+    let state = state(spec, id, bundle, Some(init), ContainerStatus::Created);
+    let json = serde_json::to_vec(&state)?;
+    for hook in list.iter().flatten() {
+        let path = hook.path().display().to_string();
+        run_one(hook, init, &json).with_context(|| format!("{name} hook {path} failed"))?;
     }
     Ok(())
+}
+
+/// One hook as an exec into the guest: `json` on its stdin, its timeout
+/// (seconds) enforced with SIGKILL.
+fn run_one(hook: &Hook, init: i32, json: &[u8]) -> Result<()> {
+    let mut args = vec![hook.path().display().to_string()];
+    args.extend(hook.args().iter().flatten().skip(1).cloned());
+    let mut p = Process::default();
+    p.set_args(Some(args));
+    p.set_env(Some(hook.env().clone().unwrap_or_default()));
+    p.set_cwd("/".into());
+    p.set_user(User::default());
+    p.set_capabilities(None);
+    p.set_terminal(Some(false));
+    p.set_rlimits(None);
+    let target = super::attach::Target::open(init, &p, None, None, 0)?;
+    // The state on the hook's stdin: a pipe in place of our fd 0 across the
+    // fork (nexcage is single-threaded here).
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    std::fs::File::from(wr).write_all(json).context("write the hook's state")?;
+    let saved = nix::unistd::dup(0).context("dup stdin")?;
+    nix::unistd::dup2(rd.as_raw_fd(), 0).context("dup2 the hook's stdin")?;
+    let spawned = super::exec::spawn(&target);
+    let _ = nix::unistd::dup2(saved, 0);
+    let _ = nix::unistd::close(saved);
+    let pid = nix::unistd::Pid::from_raw(spawned?);
+    let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, c)) => bail!("exit status {c}"),
+            Ok(WaitStatus::Signaled(_, s, _)) => bail!("signal: {s}"),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("wait: {e}"),
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            bail!("timeout");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The hooks of a recorded container (poststart, poststop), from its
 /// bundle's config.json; a config that cannot be read has none to run.
 pub fn run_recorded(rec: &crate::state::Record, phase: Phase) -> Result<()> {
+    run_recorded_with(rec, rec.pid, phase)
+}
+
+/// As [`run_recorded`], with `pid` in the state (the guest's PID 1).
+pub fn run_recorded_with(rec: &crate::state::Record, pid: Option<i32>, phase: Phase) -> Result<()> {
     match Spec::load(rec.bundle.join("config.json")) {
-        Ok(spec) => run(&spec, &rec.id, &rec.bundle, rec.pid, phase),
+        Ok(spec) => run(&spec, &rec.id, &rec.bundle, pid, phase),
         Err(_) => Ok(()),
     }
 }
@@ -50,7 +121,12 @@ pub fn run(spec: &Spec, id: &str, bundle: &Path, pid: Option<i32>, phase: Phase)
     if list.is_empty() {
         return Ok(());
     }
-    let state = State {
+    let state = state(spec, id, bundle, pid, status);
+    hooks::run(list, &state, phase)
+}
+
+fn state(spec: &Spec, id: &str, bundle: &Path, pid: Option<i32>, status: ContainerStatus) -> State {
+    State {
         oci_version: spec.version().clone(),
         id: id.to_string(),
         status,
@@ -58,6 +134,5 @@ pub fn run(spec: &Spec, id: &str, bundle: &Path, pid: Option<i32>, phase: Phase)
         bundle: bundle.to_path_buf(),
         annotations: spec.annotations().clone().map(|a| a.into_iter().collect::<HashMap<_, _>>()),
         ..Default::default()
-    };
-    hooks::run(list, &state, phase)
+    }
 }

@@ -10,11 +10,9 @@
 //! `lxc.include:` line (and the id map as raw `lxc.idmap:` lines, see
 //! [`Rendered`]), which PVE appends after its own lines (PROXMOX-FACTS §2
 //! item 23), so a start from PVE's `config` gets nexcage's settings too;
-//! nexcage's own start runs `lxc-execute -f nexcage-start.conf` (the id
-//! map + the include), which replaces whatever `config` holds
-//! (lxc-execute clears the loaded config before loading the rcfile), so it
-//! never depends on what PVE rendered. `config` must still parse: LXC
-//! loads it first.
+//! nexcage's holder starts the guest from `nexcage-start.conf` (the id
+//! map + the include) after liblxc's `clear_config`, so it never depends
+//! on what PVE rendered. `config` must still parse: liblxc loads it first.
 //!
 //! Single-valued keys of the include win because they come last. For
 //! lists LXC appends, the file first clears what PVE's base lines (and the
@@ -65,8 +63,8 @@ pub fn path(lxc_dir: &Path) -> PathBuf {
     lxc_dir.join(FILE)
 }
 
-/// `<lxc_dir>/nexcage-start.conf`: what nexcage's own start runs from
-/// (`lxc-execute -f`): the id map, then `lxc.include` of `nexcage.conf`.
+/// `<lxc_dir>/nexcage-start.conf`: what nexcage's holder starts the guest
+/// from: the id map, then `lxc.include` of `nexcage.conf`.
 pub fn start_path(lxc_dir: &Path) -> PathBuf {
     lxc_dir.join(START_FILE)
 }
@@ -129,15 +127,30 @@ pub fn write(lxc_dir: &Path, r: &Rendered) -> Result<()> {
     Ok(())
 }
 
+/// With `cores` set PVE appends `lxc.cgroup[2].cpuset.cpus = <random
+/// subset>` after every raw line, i.e. after the include, unless a raw
+/// line of this key exists (PROXMOX-FACTS §2 item 24, LXC.pm
+/// `update_lxc_config`). nexcage writes one, before the include, whose
+/// `lxc.cgroup2 =` clears it again: the bundle's cpuset (in the include)
+/// holds whoever starts the guest.
+const PVE_CPUSET_KEY: &str = "lxc.cgroup2.cpuset.cpus";
+
+/// The host's online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-3`).
+fn online_cpus() -> String {
+    std::fs::read_to_string("/sys/devices/system/cpu/online").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into())
+}
+
 /// Makes guest `vmid`'s Proxmox config end with `lxc.include:
-/// <lxc_dir>/nexcage.conf` and the `lxc.idmap:` lines of `r`, under PVE's
-/// config lock (earlier copies of these lines are replaced).
+/// <lxc_dir>/nexcage.conf` and the `lxc.idmap:` lines of `r`, preceded by
+/// a raw cpuset (see [`PVE_CPUSET_KEY`]), under PVE's config lock (earlier
+/// copies of these lines are replaced).
 pub fn reference(cfg: &Config, vmid: u32, lxc_dir: &Path, r: &Rendered) -> Result<()> {
     let files = nexcage_pve::driver::guest_files(cfg)?;
     let value = path(lxc_dir).display().to_string();
     files
         .edit(vmid, |c| {
-            c.main.lxc.retain(|(k, v)| !(k == "lxc.idmap" || (k == "lxc.include" && *v == value)));
+            c.main.lxc.retain(|(k, v)| !(k == "lxc.idmap" || k == PVE_CPUSET_KEY || (k == "lxc.include" && *v == value)));
+            c.main.lxc.push((PVE_CPUSET_KEY.into(), online_cpus()));
             c.main.lxc.push(("lxc.include".into(), value.clone()));
             c.main.lxc.extend(r.idmap.iter().map(|m| ("lxc.idmap".to_string(), m.clone())));
         })

@@ -33,6 +33,8 @@ pub enum CreateStep {
     LxcConfig,
     /// The holder process may run.
     Holder,
+    /// The holder has started the guest; its init may run.
+    Init,
     /// create finished.
     Done,
     /// Not from create: gc found a tagged guest no container refers to.
@@ -49,6 +51,7 @@ impl CreateStep {
             CreateStep::Guest => "guest",
             CreateStep::LxcConfig => "lxcconf",
             CreateStep::Holder => "holder",
+            CreateStep::Init => "init",
             CreateStep::Done => "done",
             CreateStep::Gc => "gc",
         }
@@ -70,7 +73,13 @@ pub struct CreateJournal {
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
     pub lxc_path: Option<PathBuf>,
     pub holder: Option<i32>,
-    /// The container's process (lxc-execute's command line after `--`).
+    /// The guest's init (host pid, start time), once it waits for start.
+    #[serde(default)]
+    pub init: Option<(i32, Option<u64>)>,
+    /// process.env, handed to the init at start.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The container's process.args.
     pub args: Vec<String>,
     /// Namespaces to join: `--share-<kind> <path>`.
     pub shares: Vec<(String, String)>,
@@ -83,7 +92,7 @@ pub struct CreateJournal {
     /// Control-plane calls create made (HTTP requests or pct/pvesh runs).
     #[serde(default)]
     pub cp_calls: u64,
-    /// process.user.umask, applied by the holder.
+    /// process.user.umask, applied by the holder (LXC has no key for it).
     #[serde(default)]
     pub umask: Option<u32>,
     /// The owner record stamped on the guest, dataset and LXC dir: undo
@@ -152,7 +161,7 @@ mod tests {
         assert_eq!((j.step, j.strategy), (CreateStep::LxcConfig, Some(RootfsStrategy::Clone)));
         let v = serde_json::to_value(CreateJournal::default()).unwrap();
         assert_eq!((&v["step"], &v["strategy"]), (&serde_json::json!(""), &serde_json::Value::Null));
-        for s in [CreateStep::Vmid, CreateStep::Dataset, CreateStep::Guest, CreateStep::LxcConfig, CreateStep::Holder, CreateStep::Done, CreateStep::Gc] {
+        for s in [CreateStep::Vmid, CreateStep::Dataset, CreateStep::Guest, CreateStep::LxcConfig, CreateStep::Holder, CreateStep::Init, CreateStep::Done, CreateStep::Gc] {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.name()));
         }
     }

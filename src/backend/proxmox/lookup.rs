@@ -12,7 +12,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// `p` (absolute, in the guest's view) resolved inside `root`: symlinks,
 /// absolute ones included, never leave it. None when it does not exist.
-fn resolve(root: &Path, p: &Path) -> Option<PathBuf> {
+pub fn resolve(root: &Path, p: &Path) -> Option<PathBuf> {
     fn push_front(rest: &mut VecDeque<OsString>, p: &Path) {
         for c in p.components().rev() {
             match c {
@@ -74,8 +74,11 @@ pub fn find(root: &Path, prog: &str, env: &[String]) -> Result<String> {
 pub fn check_program(rootfs: &Path, args: &[String], env: &[String], cwd: &Path) -> Result<()> {
     let Some(prog) = args.first() else { return Ok(()) };
     let p = find(rootfs, prog, env)?;
-    if !executable(rootfs, &cwd.join(p)) {
-        bail!("exec: {prog:?}: no such file or directory");
+    let full = cwd.join(p);
+    if !executable(rootfs, &full) {
+        // runc's words: a file that is there but not executable is "permission denied".
+        let present = resolve(rootfs, &full).is_some_and(|f| f.is_file());
+        bail!("exec: {prog:?}: {}", if present { "permission denied" } else { "no such file or directory" });
     }
     Ok(())
 }
@@ -102,6 +105,8 @@ mod tests {
         assert!(check_program(&r, &s(&["/bin/sh"]), &[], cwd).is_ok());
         assert!(check_program(&r, &s(&["nope"]), &[], cwd).unwrap_err().to_string().contains("executable file not found"));
         assert!(check_program(&r, &s(&["escape"]), &[], cwd).is_err(), "followed a symlink out of the root");
+        std::fs::write(r.join("bin/data"), "x").unwrap();
+        assert!(check_program(&r, &s(&["/bin/data"]), &[], cwd).unwrap_err().to_string().contains("permission denied"));
         std::fs::remove_dir_all(&r).unwrap();
     }
 }

@@ -15,54 +15,48 @@ pub fn name(p: &CreateJournal) -> Result<(String, &Path)> {
     }
 }
 
-/// The container's init pid (lxc-execute's init), if LXC runs it.
+/// The guest's PID 1 (host pid): nexcage-init until start, the
+/// application after it, if it still runs.
 pub fn init_pid(p: &CreateJournal) -> Option<i32> {
-    from_holder(p).or_else(|| from_lxc_info(p))
-}
-
-/// Waits until the guest's init runs, or `alive()` turns false (the
-/// container already ended); false on timeout. Polls /proc, and now and then
-/// asks LXC too, in case its init looks different on this host.
-pub fn wait_running(p: &CreateJournal, alive: &dyn Fn() -> bool, timeout: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    for i in 0u32.. {
-        if from_holder(p).is_some() || (i % 25 == 24 && from_lxc_info(p).is_some()) || !alive() {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+    match p.init {
+        Some(_) => from_holder(p),
+        // A create that died before recording its init: ask LXC.
+        None => from_lxc_info(p),
     }
-    false
 }
 
-/// The init is the holder's grandchild (holder -> lxc-execute -> init): found
-/// in /proc without running `lxc-info`, and only taken when it sits in this
-/// guest's payload cgroup (so a reused holder pid cannot mislead).
+/// The init create recorded (the holder's child in the guest), if that
+/// same process still runs.
 pub fn from_holder(p: &CreateJournal) -> Option<i32> {
-    let vmid = p.vmid?;
-    let in_guest = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-            t.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|path| path.split('/').any(|c| super::guest_cgroup::is_payload(c, vmid)))
-        })
-    };
-    children(p.holder?).into_iter().flat_map(children).find(|g| in_guest(*g) && is_init(*g))
+    let (pid, start) = p.init?;
+    (crate::proc::is_same_alive(pid, start) && crate::proc::state_letter(pid) != Some('Z')).then_some(pid)
 }
 
-/// LXC's init names itself `init` once the guest is set up (before that the
-/// pid is lxc-execute's child still mapping ids and mounting): attaching to
-/// it earlier would meet a half-made guest.
-fn is_init(pid: i32) -> bool {
-    let argv0 = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let argv0 = argv0.split(|b| *b == 0).next().unwrap_or_default();
-    let name = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
-    name.starts_with(b"init")
-}
+/// How long `lxc-info` may take: it asks the guest's monitor, which
+/// may hang with a guest that never started.
+const LXC_INFO_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn from_lxc_info(p: &CreateJournal) -> Option<i32> {
     let (n, path) = name(p).ok()?;
-    let out = Command::new("lxc-info").args(["-n", &n, "-P"]).arg(path).args(["-p", "-H"]).output().ok()?;
+    let mut child = Command::new("lxc-info")
+        .args(["-n", &n, "-P"])
+        .arg(path)
+        .args(["-p", "-H"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + LXC_INFO_BOUND;
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            tracing::warn!("lxc-info -n {n} did not answer within {} s", LXC_INFO_BOUND.as_secs());
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().ok()?;
     if !out.status.success() {
         return None;
     }

@@ -1,7 +1,8 @@
 //! The LXC settings the guest runs with, rendered from the mapped Proxmox
 //! config into `<lxc_path>/<vmid>/nexcage.conf` (`include.rs`): nexcage
-//! starts the guest with `lxc-execute -f` from them, and the config
+//! starts the guest from them (`nexcage-start.conf`), and the config
 //! Proxmox regenerates includes them last, so they are what LXC enforces.
+//! (Read by nexcage's monitor through liblxc, `holder.rs`.)
 //!
 //! Cgroup limits are written for the host's cgroup layout: v1 keys
 //! (`lxc.cgroup.*`) on legacy/hybrid hosts (like the test machines), v2 keys
@@ -48,11 +49,18 @@ pub fn render(i: &Inputs) -> String {
     };
     put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
     put("lxc.rootfs.path", &format!("dir:{}", i.rootfs.display()));
-    // stdio of lxc-execute passes straight to the container (no console pty).
+    // The monitor's stdio passes straight to the container (no console pty).
     put("lxc.console.path", "none");
     put("lxc.tty.max", "0");
     put("lxc.pty.max", "1024");
     put("lxc.apparmor.profile", "unconfined");
+    // nexcage's monitor names the init itself; anyone else's start gets
+    // nexcage-init's refusal (guest_init.rs).
+    put("lxc.init.cmd", super::guest_init::PVE_CMD);
+    // `pct shutdown` (and a node's stop-all) send the halt signal to the
+    // guest's PID 1, the application after start: make it the OCI stop
+    // signal engines send (SIGTERM), not LXC's SIGPWR (PROXMOX-FACTS §10).
+    put("lxc.signal.halt", "SIGTERM");
     let has = |k: &str| i.pve.lxc.iter().any(|(x, _)| x == k);
     if !has("lxc.autodev") {
         put("lxc.autodev", "1");
@@ -82,7 +90,7 @@ pub fn render(i: &Inputs) -> String {
                 }
                 put("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0");
             }
-            // lxc-execute takes the command on its command line.
+            // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
@@ -266,7 +274,8 @@ mod tests {
         assert!(!t.contains("lxc.cgroup2."));
         assert!(t.contains("lxc.rootfs.path = dir:/tank/subvol-101-disk-0\n"));
         assert!(t.contains("lxc.environment = B=two words\n"));
-        assert!(!t.contains("lxc.init.cmd"));
+        assert!(t.contains("lxc.init.cmd = /.nexcage/nexcage-init pve\n"));
+        assert!(!t.contains("sleep 1"));
         assert!(t.contains("lxc.mount.entry = /proc/self etc/x none bind,create=dir 0 0\n"));
     }
 

@@ -1,9 +1,10 @@
 //! The Proxmox backend: each container is a Proxmox VE LXC guest (registered
 //! through the configured control-plane driver) whose rootfs is a ZFS subvol,
-//! run by `lxc-execute` under a holder process (see README.md here).
+//! run by liblxc in a holder process, the guest's LXC monitor, with
+//! nexcage-init as its PID 1 until start (see README.md here).
 //!
-//! The record's pid is the holder's: it exists from create on, becomes the
-//! parent of `lxc-execute` at start and exits with the container's status.
+//! The record's pid is the holder's: it exists from create on, is what the
+//! engine reaps, and ends as the container's process ended.
 //!
 //! One file per operation (`create`, `start`, `kill`, `delete`, `exec`,
 //! `pause`, `update`, `stats`), as in the native backend; the rest are the
@@ -22,6 +23,8 @@ mod include;
 mod journal;
 mod kill;
 mod lookup;
+mod guest_init;
+mod liblxc;
 mod lxc;
 mod lxcconf;
 pub mod net;

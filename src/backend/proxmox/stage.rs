@@ -36,9 +36,36 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
         let rec = if e.has_option("rbind") { MsFlags::MS_REC } else { MsFlags::empty() };
         mount(Some(src), &at, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
             .with_context(|| format!("cannot stage bind mount source {} for the unprivileged guest", src.display()))?;
-        *v = e.with_source(&at.display().to_string());
+        let entry = e.with_source(&at.display().to_string());
+        *v = if idmappable(src) { with_option(&entry, IDMAP) } else { entry };
     }
     Ok(())
+}
+
+/// LXC's mount option for an id-mapped bind mount through the guest's own
+/// user namespace (lxc conf.c, `idmap=container`): the guest's root then
+/// reads and writes the source as host root does, and files it creates are
+/// owned by host uid 0, as under runc.
+const IDMAP: &str = "idmap=container";
+
+/// Whether the kernel can id-map a mount of `src`'s filesystem: ext2/3/4,
+/// tmpfs, xfs and btrfs (Linux 5.12+, tmpfs 6.3+). Not FUSE (zfs-fuse),
+/// whose sources stay unmapped: the guest's root is then "other" there.
+fn idmappable(src: &Path) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const TMPFS: i64 = 0x0102_1994;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    nix::sys::statfs::statfs(src).is_ok_and(|f| [EXT4, TMPFS, XFS, BTRFS].contains(&f.filesystem_type().0))
+}
+
+/// `entry` with `opt` added to its options field.
+fn with_option(entry: &str, opt: &str) -> String {
+    let mut f: Vec<String> = entry.split(' ').map(String::from).collect();
+    if f.len() > 3 {
+        f[3] = format!("{},{opt}", f[3]);
+    }
+    f.join(" ")
 }
 
 /// Creates missing mount targets in the guest's rootfs, owned by the guest's
@@ -71,6 +98,38 @@ pub fn precreate_targets(rootfs: &Path, pve: &PveConfig, shift: u32) -> Result<(
             }
             std::os::unix::fs::lchown(&cur, Some(shift), Some(shift)).with_context(|| format!("chown {}", cur.display()))?;
         }
+    }
+    Ok(())
+}
+
+/// The mount points LXC itself needs in every rootfs (`/dev` for autodev,
+/// `/proc` and `/sys` for `lxc.mount.auto`), made when missing and owned
+/// by the guest's root (`shift`): a bundle rootfs may have none of them
+/// (`runc spec` with only `/bin/busybox`), and LXC cannot create them in a
+/// read-only root. runc too creates mount points in the rootfs.
+pub fn base_dirs(rootfs: &Path, shift: u32) -> Result<()> {
+    for d in ["dev", "proc", "sys"] {
+        mkdir_in(rootfs, Path::new(d), shift)?;
+    }
+    Ok(())
+}
+
+/// Creates the missing directories of `rel` (relative) in `rootfs`, owned
+/// by `shift` (the guest's root), mode 0755 — as runc makes a missing
+/// `process.cwd`. Stops at a symlink (LXC resolves it in the guest) and
+/// never leaves the rootfs.
+pub fn mkdir_in(rootfs: &Path, rel: &Path, shift: u32) -> Result<()> {
+    let mut cur = rootfs.to_path_buf();
+    for c in rel.components() {
+        let std::path::Component::Normal(c) = c else { continue };
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(()),
+            Ok(_) => continue,
+            Err(_) => {}
+        }
+        std::fs::create_dir(&cur).with_context(|| format!("create {}", cur.display()))?;
+        std::os::unix::fs::lchown(&cur, Some(shift), Some(shift)).with_context(|| format!("chown {}", cur.display()))?;
     }
     Ok(())
 }

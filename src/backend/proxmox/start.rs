@@ -1,24 +1,44 @@
-//! start: release the holder (it runs `lxc-execute`), wait until the guest
-//! runs, then the poststart hooks.
+//! start: hand the process to the guest's waiting init (nexcage-init),
+//! wait until it has exec'd it, then the poststart hooks.
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
+use super::hooks::GuestPhase;
 use super::journal::CreateJournal;
-use super::{holder, hooks, lxc};
+use super::{guest_init, holder, hooks, lxc};
 use crate::backend::oci::hooks::Phase;
 use crate::state::Record;
 
+/// How long start waits for the init to exec the process.
+const EXEC_BOUND: Duration = Duration::from_secs(10);
+
 pub fn start(rec: &Record, dir: &Path) -> Result<()> {
-    holder::release(dir)?;
-    // Return once the guest runs (or is already gone), so an exec or
-    // kill right after start meets a set-up guest, as with runc.
     let j = CreateJournal::load(dir)?;
-    let holder_alive = || rec.pid.is_some_and(|h| crate::proc::is_same_alive(h, rec.pid_start));
-    if !lxc::wait_running(&j, &holder_alive, Duration::from_secs(10)) {
-        tracing::warn!("the guest is not running 10 s after start");
+    let lxc_dir = j.lxc_dir().context("the container was not fully created")?;
+    let init = lxc::from_holder(&j).context("the container's init is not running (the container has stopped)")?;
+    let spec = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
+    if let Err(e) = hooks::run_in_guest(&spec, &rec.id, &rec.bundle, init, GuestPhase::StartContainer) {
+        // As runc: the container does not stay behind a failed start.
+        let _ = crate::proc::signal(init, libc::SIGKILL);
+        return Err(e);
     }
-    hooks::run_recorded(rec, Phase::Poststart)
+    guest_init::release(&lxc_dir, &j.args, &j.env)?;
+    // Return once the process runs, so an exec or kill right after start
+    // meets it, as with runc; fail when it did not start.
+    let gone = || lxc::from_holder(&j).is_none();
+    let exec_d = || !guest_init::is_init(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
+    if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &gone, &exec_d)? {
+        // Ended already: an exec failure (127/126, said on the container's
+        // stderr), or a process that was quick.
+        let holder_gone = || rec.pid.is_none_or(|h| !crate::proc::is_same_alive(h, rec.pid_start));
+        let _ = guest_init::wait_for("the container's holder to end", Duration::from_secs(2), &|| false, &holder_gone);
+        if let Some(code @ (126 | 127)) = holder::status(dir) {
+            bail!("the container's process did not start (status {code}: see the container's stderr)");
+        }
+    }
+    // Hooks see the guest's PID 1 (the application), in the guest's namespaces.
+    hooks::run_recorded_with(rec, lxc::from_holder(&j).or(rec.pid), Phase::Poststart)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use nexcage_pve::driver::{ControlPlane, NodeVersions, TemplateFormat};
+use nexcage_pve::driver::{ControlPlane, CreateRequest, NodeVersions, PveError, TemplateFormat};
 use serde::{Deserialize, Serialize};
 
 use super::Proxmox;
@@ -44,14 +44,14 @@ struct Cached {
     template: Option<String>,
 }
 
-/// Reads the node's versions (cached under `root` per node for
+/// Reads the node's versions (cached per node in the data dir for
 /// [`CACHE_TTL`]), refuses a release too old, and makes sure the empty
 /// template in the format the node reads is on the template storage.
 /// Errors: the node's versions cannot be read, the release is older than
 /// the minimum (naming both), the template cannot be listed or uploaded.
-pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane, root: &Path) -> Result<NodeSupport> {
+pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane) -> Result<NodeSupport> {
     let storage = px.config().proxmox.template_storage();
-    let cache = cache_path(root, cp.node(), px.config());
+    let cache = cache_path(&px.config().data_dir(), cp.node(), px.config());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cached = read_cache(&cache).filter(|c| now.saturating_sub(c.checked) < CACHE_TTL.as_secs());
     let (versions, known) = match cached {
@@ -70,6 +70,72 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane, root: &Path) -> Result<NodeS
         write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()) });
     }
     Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint() })
+}
+
+/// Registers guest `vmid` (`cp.create`) with `req`, whose `ostemplate` came
+/// from [`prepare`]. The cache may still name a template an operator has
+/// removed since: the node's create then dies "can't find file" (pve-storage
+/// `abs_filesystem_path`, PROXMOX-FACTS section 10) and has removed what it
+/// began. Then the cache is dropped, the node asked again (the template put
+/// back) and the create tried once more. Outer error: the node could not
+/// be prepared again; inner: the control plane's answer to the create.
+pub fn create_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, req: &mut CreateRequest) -> Result<Result<(), PveError>> {
+    if req.params.contains_key("env") && !lxc_reads_runtime_env() {
+        // PVE renders `env` as `lxc.environment.runtime` lines (PROXMOX-FACTS
+        // §2 item 22), which LXC before 6 cannot parse: every regeneration
+        // would leave a `config` no LXC tool loads. The env is in
+        // nexcage.conf either way.
+        tracing::info!(vmid, "this host's LXC cannot read lxc.environment.runtime: env is not registered with Proxmox");
+        req.params.remove("env");
+    }
+    match cp.create(vmid, req) {
+        Err(e) if template_missing(&e, &req.ostemplate) => {
+            tracing::warn!(vmid, ostemplate = %req.ostemplate, "the node lost the template nexcage's cache named: asking it again");
+            forget(px, cp);
+            req.ostemplate = prepare(px, cp)?.ostemplate;
+            Ok(cp.create(vmid, req))
+        }
+        r => Ok(r),
+    }
+}
+
+/// Whether this host's LXC parses `lxc.environment.runtime` (added in LXC
+/// 6; 5.0 refuses the whole file): a config holding only that line, loaded
+/// with `lxc-info -c`. No LXC tools: false.
+fn lxc_reads_runtime_env() -> bool {
+    let dir = std::env::temp_dir().join(format!("nexcage-lxc-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir_all(dir.join("probe"))
+        .and_then(|()| std::fs::write(dir.join("probe/config"), "lxc.environment.runtime = NEXCAGE_PROBE=1\n"))
+        .ok()
+        .and_then(|()| {
+            std::process::Command::new(super::resolve("lxc-info"))
+                .args(["-n", "probe", "-c", "lxc.environment.runtime", "-P"])
+                .arg(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()
+        })
+        .is_some_and(|st| st.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    ok
+}
+
+/// Whether `e` is the node saying that the template `volid` does not exist.
+fn template_missing(e: &PveError, volid: &str) -> bool {
+    let text = e.to_string();
+    text.contains(volid) && (text.contains("can't find file") || text.contains("does not exist"))
+}
+
+/// Drops the cached answer for this node (the next [`prepare`] asks it).
+fn forget(px: &Proxmox, cp: &dyn ControlPlane) {
+    let cache = cache_path(&px.config().data_dir(), cp.node(), px.config());
+    if let Err(e) = std::fs::remove_file(&cache) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {e}", cache.display());
+        }
+    }
 }
 
 /// Whether `storage` lists `volid` among its templates.
@@ -139,15 +205,22 @@ fn empty_tar() -> Result<Vec<u8>> {
     Ok(b.into_inner()?)
 }
 
-/// `<root>/.proxmox-node-<node>-<driver>[-<host>].json` (a dot file: not a
-/// container id).
-fn cache_path(root: &Path, node: &str, cfg: &nexcage_config::Config) -> PathBuf {
+/// `<data dir>/proxmox-node-<node>-<driver>.json`: one per node and way of
+/// reaching it, shared by every state root (containerd's, Podman's). The
+/// pct driver's key names the `pct` found and the node's config root, so
+/// two Proxmox nodes' tools (or test doubles) on one host never share it.
+fn cache_path(data_dir: &Path, node: &str, cfg: &nexcage_config::Config) -> PathBuf {
     let host = match cfg.driver() {
-        nexcage_config::Driver::Pct => "pct".to_string(),
+        nexcage_config::Driver::Pct => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            (super::resolve("pct"), &cfg.proxmox.pve_root).hash(&mut h);
+            format!("pct-{:016x}", h.finish())
+        }
         nexcage_config::Driver::Api => format!("api-{}-{}", cfg.api_host(), cfg.api_port()),
     };
     let key: String = format!("{node}-{host}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
-    root.join(format!(".proxmox-node-{key}.json"))
+    data_dir.join(format!("proxmox-node-{key}.json"))
 }
 
 fn read_cache(path: &Path) -> Option<Cached> {
@@ -156,6 +229,9 @@ fn read_cache(path: &Path) -> Option<Cached> {
 
 /// Best effort: a cache that cannot be written costs a lookup next time.
 fn write_cache(path: &Path, c: &Cached) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let r = serde_json::to_vec(c).map_err(std::io::Error::other).and_then(|b| std::fs::write(&tmp, b)).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = r {

@@ -23,8 +23,11 @@ pub struct ExportArgs {
     reference: String,
     #[arg(long, short = 'o')]
     output: PathBuf,
-    #[arg(long, value_enum, default_value = "oci-archive")]
+    #[arg(long, value_enum, default_value = "oci-archive", conflicts_with = "layers")]
     format: Format,
+    /// Only the layer blobs, as stored, and layers.json (see nexcage_image::archive::export_layers)
+    #[arg(long)]
+    layers: bool,
 }
 
 /// The archive formats `--format` names (see [`ArchiveFormat`]).
@@ -47,5 +50,8 @@ pub fn export(a: ExportArgs, store: &Store) -> Result<()> {
         Format::DockerArchive => ArchiveFormat::DockerArchive,
     };
     let e = store.resolve(&a.reference)?;
+    if a.layers {
+        return Ok(archive::export_layers(store, &e, &a.output)?);
+    }
     Ok(archive::export(store, &e, &a.output, format)?)
 }

@@ -1,4 +1,4 @@
-//! `nexcage cache stats|list|clear`: the blob store is the cache.
+//! `nexcage cache stats|status|list|clear|optimize`: the blob store is the cache.
 
 use anyhow::{bail, Result};
 use nexcage_image::{remove, usage, Store};
@@ -8,6 +8,7 @@ use super::{human, print_json, print_rows, OutputFormat};
 #[derive(Debug, clap::Subcommand)]
 pub enum CacheCommand {
     /// Number and size of blobs, referenced and not.
+    #[command(alias = "status")]
     Stats {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
@@ -23,6 +24,9 @@ pub enum CacheCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Prune unreferenced blobs and temp files; report bytes freed and what
+    /// the sharing of identical layers saves (they are stored once).
+    Optimize,
 }
 
 pub fn run(cmd: CacheCommand, store_dir: &std::path::Path) -> Result<i32> {
@@ -34,6 +38,7 @@ pub fn run(cmd: CacheCommand, store_dir: &std::path::Path) -> Result<i32> {
             Some(r) => println!("removed {} blobs ({} bytes), {} temp files", r.removed_blobs, r.freed_bytes, r.removed_temp),
             None => bail!("store busy"),
         },
+        CacheCommand::Optimize => super::layer::optimize(None, &store)?,
     }
     Ok(0)
 }
@@ -52,10 +57,8 @@ fn stats(format: OutputFormat, store: &Store) -> Result<()> {
 }
 
 fn list(format: OutputFormat, store: &Store) -> Result<()> {
-    let header = format!("{:<71} {:>12}  IMAGES", "DIGEST", "BYTES");
-    print_rows(format, &usage::blobs(store)?, &header, |b| {
+    print_rows(format, &usage::blobs(store)?, &["DIGEST", "BYTES", "IMAGES"], &["BYTES"], |b| {
         let images = if b.images.is_empty() { "-".to_string() } else { b.images.join(",") };
-        // The size unpadded, as nexcage has always printed it.
-        format!("{:<71} {}  {images}", b.digest, b.size)
+        vec![vec![b.digest.clone(), b.size.to_string(), images]]
     })
 }

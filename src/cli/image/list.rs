@@ -25,16 +25,15 @@ pub struct InspectArgs {
 }
 
 pub fn list(a: ListArgs, store: &Store) -> Result<()> {
-    let header = format!("{:<50} {:<14} {:>10}  CREATED", "NAME", "DIGEST", "SIZE");
-    print_rows(a.format, &summary::list(store, a.show_layers)?, &header, |r| {
-        let d = &r.digest;
-        let short = d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d);
-        let created = r.created.as_deref().unwrap_or("-");
-        let mut line = format!("{:<50} {:<14} {:>10}  {created}", r.name, short, human(r.size));
+    let short = |d: &str| d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d).to_string();
+    print_rows(a.format, &summary::list(store, a.show_layers)?, &["NAME", "DIGEST", "SIZE", "CREATED"], &["SIZE"], |r| {
+        let created = r.created.clone().unwrap_or_else(|| "-".into());
+        let mut rows = vec![vec![r.name.clone(), short(&r.digest), human(r.size), created]];
+        // --show-layers: one indented row per layer, bottom layer first.
         for l in r.layers.iter().flatten() {
-            line.push_str(&format!("\n    {} {:>10}", l.digest, human(l.size)));
+            rows.push(vec!["  layer".into(), short(&l.digest), human(l.size), String::new()]);
         }
-        line
+        rows
     })
 }
 

@@ -6,7 +6,7 @@ mod archive;
 pub mod cache;
 pub mod layer;
 mod list;
-mod pull;
+pub mod pull;
 mod remove;
 mod tag;
 mod template;
@@ -33,6 +33,8 @@ pub enum ImageCommand {
     List(list::ListArgs),
     /// Show an image as JSON.
     Inspect(list::InspectArgs),
+    /// Re-check every blob's digest and size and the chain of diff_ids.
+    Validate { reference: String },
     /// Remove image names; blobs no longer referenced are garbage collected.
     #[command(alias = "rm")]
     Remove(remove::Args),
@@ -41,7 +43,7 @@ pub enum ImageCommand {
     Prune,
     /// Import an OCI archive, a docker-archive or an OCI layout directory.
     Import(archive::ImportArgs),
-    /// Write an image to an archive file.
+    /// Write an image to an archive file (with --layers: its layer blobs).
     Export(archive::ExportArgs),
     /// Give an image another name.
     Tag(tag::Args),
@@ -60,6 +62,7 @@ pub enum ImageCommand {
 pub fn run(cmd: ImageCommand, store_dir: &Path) -> Result<i32> {
     let store = Store::open(store_dir)?;
     match cmd {
+        ImageCommand::Validate { reference } => return layer::check(Some(&reference), &store, true),
         ImageCommand::Pull(a) => pull::run(a, &store)?,
         ImageCommand::List(a) => list::list(a, &store)?,
         ImageCommand::Inspect(a) => list::inspect(a, &store)?,
@@ -100,16 +103,19 @@ pub(super) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// `rows` as JSON, or as a table: `header`, then `line(row)` for each row.
-pub(super) fn print_rows<T: serde::Serialize>(format: OutputFormat, rows: &[T], header: &str, line: impl Fn(&T) -> String) -> Result<()> {
+/// `rows` as JSON, or as a table (see `cli::table`): `header`, then the
+/// table rows `cells(row)` gives for each row; `right`: right-aligned columns.
+pub(super) fn print_rows<T: serde::Serialize>(
+    format: OutputFormat,
+    rows: &[T],
+    header: &[&str],
+    right: &[&str],
+    cells: impl Fn(&T) -> Vec<Vec<String>>,
+) -> Result<()> {
     if format == OutputFormat::Json {
         return print_json(&rows);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{header}")?;
-    for r in rows {
-        writeln!(out, "{}", line(r))?;
-    }
+    super::table::print(header, right, rows.iter().flat_map(cells));
     Ok(())
 }
 

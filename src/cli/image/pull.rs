@@ -16,6 +16,9 @@ use super::human;
 pub struct Args {
     /// Image reference, e.g. `ubuntu:22.04`, `registry:5000/app@sha256:...`.
     reference: String,
+    /// Registry to pull REFERENCE from when it names none (`--registry r.example.com app:1` = `r.example.com/app:1`)
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: Option<String>,
     /// Platform to pick from a multi-arch index.
     #[arg(long, default_value = nexcage_image::platform::HOST)]
     platform: String,
@@ -38,21 +41,29 @@ pub struct Args {
     /// No progress bars.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// Parallel layer downloads.
-    #[arg(long, default_value_t = 4)]
-    jobs: usize,
+    /// Parallel layer downloads (default: config parallel.workers, else 4;
+    /// 1 with parallel.processing false)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) jobs: Option<u32>,
     /// Attempts per request on transient errors.
     #[arg(long, default_value_t = 4)]
     retries: u32,
 }
 
-pub fn run(a: Args, store: &Store) -> Result<()> {
+pub fn run(mut a: Args, store: &Store) -> Result<()> {
+    if let Some(r) = &a.registry {
+        let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+        if !a.reference.starts_with(&format!("{r}/")) {
+            a.reference = format!("{r}/{}", a.reference);
+        }
+    }
+    // Flag credentials serve this pull only; `login` is what stores them.
     let credentials = credentials(&a.reference, a.username, a.password, a.password_stdin, a.authfile.as_deref())?;
     let opts = PullOptions {
         platform: Platform::parse(&a.platform)?,
         client: ClientOptions { tls_verify: a.tls_verify, credentials, attempts: a.retries, cert_dir: a.cert_dir },
         quiet: a.quiet,
-        jobs: a.jobs,
+        jobs: a.jobs.map_or(4, |j| j as usize),
     };
     let r = pull::pull(store, &a.reference, &opts)?;
     eprintln!(

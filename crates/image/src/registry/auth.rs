@@ -125,6 +125,28 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>> {
     Ok(None)
 }
 
+/// The registries that have credentials in `authfile` (only that file) or
+/// in the default files, as their `auths` keys name them, without scheme
+/// or path (`https://index.docker.io/v1/` -> `index.docker.io`), sorted.
+/// Errors: a file that exists but cannot be read or parsed.
+pub fn logged_in_registries(authfile: Option<&Path>) -> Result<Vec<String>> {
+    let files = authfile.map(|f| vec![f.to_path_buf()]).unwrap_or_else(default_auth_files);
+    let mut out = std::collections::BTreeSet::new();
+    for path in files {
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).ctx(&path),
+        };
+        let file: AuthFile = serde_json::from_slice(&data).map_err(|e| malformed(path.display().to_string(), e))?;
+        for k in file.auths.keys() {
+            let host = k.trim_start_matches("https://").trim_start_matches("http://");
+            out.insert(host.split('/').next().unwrap_or(host).to_string());
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// Credentials for `registry` from `authfile` (only that file) or the default files.
 pub fn lookup_credentials(registry: &str, authfile: Option<&Path>) -> Result<Option<Credentials>> {
     if let Some(f) = authfile {

@@ -132,6 +132,44 @@ impl RegistryClient {
         Ok(c)
     }
 
+    /// A client for `registry` (a host[:port], or `docker.io`) itself,
+    /// not one repository: for [`RegistryClient::check_login`].
+    pub fn for_registry(registry: &str, opts: &ClientOptions) -> Result<Self> {
+        let mut r = Reference::parse(&format!("{registry}/login-check"))?;
+        r.repository.clear();
+        Self::new(&r, opts)
+    }
+
+    /// `GET /v2/` once, no credentials: the HTTP status (200 or 401 from a
+    /// registry). Errors: the registry cannot be reached (connection, TLS).
+    pub fn ping(&self) -> Result<u16> {
+        Ok(self.agent.get(format!("{}/v2/", self.base)).call()?.status().as_u16())
+    }
+
+    /// `GET /v2/` answering the auth challenge with the credentials, as
+    /// `podman login` checks them (distribution spec, "Determining
+    /// support"): Ok when the registry accepts them (or needs none).
+    /// Errors: [`Error::Unauthorized`] when it rejects them.
+    pub fn check_login(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        for authed in [false, true] {
+            let mut req = self.agent.get(&url);
+            if let Some(h) = self.lock_auth().clone() {
+                req = req.header("Authorization", h);
+            }
+            let resp = req.call()?;
+            match resp.status().as_u16() {
+                200..=299 => return Ok(()),
+                401 if !authed => self.authenticate(&resp)?,
+                s @ (401 | 403) => {
+                    return Err(Error::Unauthorized { registry: self.registry.clone(), message: format!("credentials rejected (HTTP {s})") })
+                }
+                s => return Err(self.err(format!("GET {url}: HTTP {s}"))),
+            }
+        }
+        Err(self.err("the registry keeps asking for credentials"))
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -168,14 +206,16 @@ impl RegistryClient {
                 service,
                 scope,
             }) => {
-                let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-                let mut url = format!(
-                    "{realm}{}scope={}",
-                    if realm.contains('?') { '&' } else { '?' },
-                    urlencode(&scope)
-                );
+                // No repository (a login check): a token without a scope.
+                let scope = scope.or_else(|| (!self.repository.is_empty()).then(|| format!("repository:{}:pull", self.repository)));
+                let mut query: Vec<String> = scope.iter().map(|s| format!("scope={}", urlencode(s))).collect();
                 if let Some(s) = service {
-                    url.push_str(&format!("&service={}", urlencode(&s)));
+                    query.push(format!("service={}", urlencode(&s)));
+                }
+                let mut url = realm.clone();
+                if !query.is_empty() {
+                    url.push(if realm.contains('?') { '&' } else { '?' });
+                    url.push_str(&query.join("&"));
                 }
                 let mut req = self.agent.get(&url);
                 if let Some(c) = &self.creds {

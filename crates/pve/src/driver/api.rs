@@ -490,7 +490,7 @@ impl ControlPlane for ApiDriver {
         let res = self.task_call("POST", &path, &params);
         if let Err(e) = &res {
             if !e.is_already_exists() {
-                cleanup_failed_create(self, vmid);
+                cleanup_failed_create(self, vmid, req);
             }
         }
         res
@@ -681,17 +681,28 @@ fn rand_boundary(data: &[u8]) -> u64 {
     u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// After a failed create, make sure nothing stays registered. Proxmox
-/// itself removes the config when the create task fails; this covers the
-/// cases where it could not (crash, lost connection).
-pub(crate) fn cleanup_failed_create(cp: &dyn ControlPlane, vmid: u32) {
-    match cp.config(vmid) {
-        Ok(cfg) if cfg.keys.get("lock").map(String::as_str) == Some("create") => {
-            tracing::warn!(vmid, "removing half-created guest");
-            if let Err(e) = cp.destroy(vmid, true) {
-                tracing::warn!(vmid, error = %e, "could not remove half-created guest");
-            }
-        }
-        _ => {}
+/// After a failed create, make sure nothing of *this* create stays
+/// registered. Proxmox itself removes the config when the create task
+/// fails; this covers the cases where it could not (crash, lost
+/// connection). Only a guest still under `lock: create` whose description
+/// carries `req.owner_line` is this create's: anything else at the VMID
+/// (another creator's guest, an operator's) is left alone.
+pub(crate) fn cleanup_failed_create(cp: &dyn ControlPlane, vmid: u32, req: &CreateRequest) {
+    let Ok(cfg) = cp.config(vmid) else { return };
+    if cfg.keys.get("lock").map(String::as_str) != Some("create") {
+        return;
+    }
+    let ours = req.owner_line.as_deref().is_some_and(|line| {
+        cfg.keys
+            .get("description")
+            .is_some_and(|d| d.lines().any(|l| l.trim_end() == line))
+    });
+    if !ours {
+        tracing::warn!(vmid, "left half-created guest alone: its description is not this create's");
+        return;
+    }
+    tracing::warn!(vmid, "removing half-created guest");
+    if let Err(e) = cp.destroy(vmid, true) {
+        tracing::warn!(vmid, error = %e, "could not remove half-created guest");
     }
 }

@@ -68,6 +68,14 @@ pub struct CreateRequest {
     /// the API driver refuses a non-empty list, so callers that use it put
     /// these keys in the LXC config they render themselves.
     pub raw_lxc: Vec<(String, String)>,
+    /// A line of `params["description"]` that only this create writes
+    /// (nexcage's owner record). After a failed create the driver removes
+    /// a half-created guest (`lock: create`) at the VMID only when its
+    /// description has this line: VMIDs are shared with every other
+    /// creator on the cluster (PROXMOX-FACTS section 10), so a guest
+    /// someone else is creating under the same id is never touched.
+    /// `None`: nothing is ever removed.
+    pub owner_line: Option<String>,
 }
 
 /// The VMID in an answer of `GET /cluster/nextid`: the schema says

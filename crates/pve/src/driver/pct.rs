@@ -299,7 +299,7 @@ impl ControlPlane for PctDriver {
         args.extend(cli_args(&req.params));
         if let Err(e) = self.pct(&args) {
             if !e.is_already_exists() {
-                super::api::cleanup_failed_create(self, vmid);
+                super::api::cleanup_failed_create(self, vmid, req);
             }
             return Err(e);
         }

@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod misc;
 pub mod ns;
+pub mod parity;
 pub mod process;
 
 use crate::bundle::Bundle;

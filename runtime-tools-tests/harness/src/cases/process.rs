@@ -46,7 +46,7 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-fn no_sys_resource(h: &Host) -> Option<String> {
+pub fn no_sys_resource(h: &Host) -> Option<String> {
     if h.cap_bnd & CAP_SYS_RESOURCE != 0 {
         Some("host bounding set has CAP_SYS_RESOURCE, so it can be granted here".into())
     } else {

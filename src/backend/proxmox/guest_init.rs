@@ -1,0 +1,138 @@
+//! The host side of nexcage-init (`init/main.rs`), the guest's PID 1 from
+//! create until start.
+//!
+//! `<lxc_dir>/init/` holds the init binary (embedded in nexcage at build
+//! time) and the FIFO `start`; LXC bind-mounts the dir read-only at
+//! `/.nexcage` in the guest (an `lxc.mount.entry` in nexcage.conf). The
+//! monitor starts the guest with `/.nexcage/nexcage-init wait`; a start by
+//! Proxmox runs `lxc.init.cmd`, which is `nexcage-init pve` and refuses.
+//! The dir lives as long as the LXC dir (delete removes both).
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The static init, built by build.rs.
+const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nexcage-init"));
+
+const DIR: &str = "init";
+const NAME: &str = "nexcage-init";
+const FIFO: &str = "start";
+/// Where the dir is in the guest (relative to its root, for LXC).
+pub const GUEST_DIR: &str = ".nexcage";
+
+/// argv of the guest's init when nexcage's monitor starts it.
+pub const WAIT_ARGV: [&str; 2] = ["/.nexcage/nexcage-init", "wait"];
+/// `lxc.init.cmd` for a start by anyone else (Proxmox): refuses.
+pub const PVE_CMD: &str = "/.nexcage/nexcage-init pve";
+
+pub fn dir(lxc_dir: &Path) -> PathBuf {
+    lxc_dir.join(DIR)
+}
+
+fn fifo(lxc_dir: &Path) -> PathBuf {
+    dir(lxc_dir).join(FIFO)
+}
+
+/// Writes the init binary (0755) and the FIFO (0644: the init may run as
+/// the process's uid) into `<lxc_dir>/init`.
+pub fn install(lxc_dir: &Path) -> Result<()> {
+    let d = dir(lxc_dir);
+    std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    let bin = d.join(NAME);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(&bin)
+        .and_then(|mut f| f.write_all(BINARY))
+        .with_context(|| format!("write {}", bin.display()))?;
+    let f = fifo(lxc_dir);
+    nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o644)).with_context(|| format!("mkfifo {}", f.display()))?;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+/// The `lxc.mount.entry` value that puts the dir at `/.nexcage`.
+pub fn mount_entry(lxc_dir: &Path) -> String {
+    format!("{} {GUEST_DIR} none bind,ro,create=dir 0 0", dir(lxc_dir).display())
+}
+
+/// (dev, ino) of a path.
+fn id(p: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether `pid` holds the start FIFO open (the init waits on it).
+pub fn is_waiting(lxc_dir: &Path, pid: i32) -> bool {
+    let Some(want) = id(&fifo(lxc_dir)) else { return false };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|e| id(&e.path()) == Some(want))
+}
+
+/// Whether `pid` runs the init binary (it has not exec'd the process yet).
+pub fn is_init(lxc_dir: &Path, pid: i32) -> bool {
+    let want = id(&dir(lxc_dir).join(NAME));
+    want.is_some() && id(Path::new(&format!("/proc/{pid}/exe"))) == want
+}
+
+/// start: hands `args` and `env` to the waiting init, which execs them.
+/// Fails at once when no init waits on the FIFO.
+pub fn release(lxc_dir: &Path, args: &[String], env: &[String]) -> Result<()> {
+    let f = fifo(lxc_dir);
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&f)
+        .with_context(|| format!("the container's init is not waiting on {} (the container has stopped)", f.display()))?;
+    // A reader exists: blocking writes from here on (the payload may exceed the pipe).
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).context("fcntl on the start FIFO")?;
+    w.write_all(&payload(args, env)?).context("cannot hand the process to the container's init")?;
+    Ok(())
+}
+
+/// `<nargs> <nenv>\n` then each string NUL-terminated (init/main.rs).
+fn payload(args: &[String], env: &[String]) -> Result<Vec<u8>> {
+    let mut b = format!("{} {}\n", args.len(), env.len()).into_bytes();
+    for s in args.iter().chain(env) {
+        if s.contains('\0') {
+            bail!("process.args and process.env must not contain NUL bytes");
+        }
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    }
+    Ok(b)
+}
+
+/// Waits until `cond` holds, or `gone()` says there is nothing to wait
+/// for, for at most `bound`; `what` names it in the error.
+pub fn wait_for(what: &str, bound: Duration, gone: &dyn Fn() -> bool, cond: &dyn Fn() -> bool) -> Result<bool> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if cond() {
+            return Ok(true);
+        }
+        if gone() {
+            return Ok(false);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {} s waiting for {what}", bound.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payload_counts_then_strings() {
+        let p = super::payload(&["sh".into(), "".into()], &["A=1".into()]).unwrap();
+        assert_eq!(p, b"2 1\nsh\0\0A=1\0");
+        assert!(super::payload(&["a\0b".into()], &[]).is_err());
+    }
+}

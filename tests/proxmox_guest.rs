@@ -1,0 +1,136 @@
+//! The guest exists at create (issue 13): LXC sets it up with nexcage-init
+//! as PID 1 waiting for start; start hands it the process, which becomes
+//! the guest's PID 1 and gets the stop signal itself; the holder exits with
+//! the application's status; setup errors fail create with LXC's words.
+
+mod proxmox_support;
+use proxmox_support::*;
+
+/// A `runc spec` bundle whose rootfs has only /bin/busybox (no /dev, /proc,
+/// /sys; root read-only, as `runc spec` writes it) runs and prints.
+#[test]
+fn runc_spec_bundle_with_only_busybox() {
+    let env = env_or_skip!("minimal", "pct", "runc");
+    let full = env.bundle("full", &["true"], |_| {});
+    let b = env.dir.join("bundles/minimal");
+    std::fs::create_dir_all(b.join("rootfs/bin")).unwrap();
+    std::fs::copy(full.join("rootfs/bin/busybox"), b.join("rootfs/bin/busybox")).unwrap();
+    let o = env.cmd("runc").arg("spec").current_dir(&b).output().unwrap();
+    assert!(o.status.success(), "runc spec: {}", out(&o));
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["root"]["readonly"], true);
+    v["process"]["terminal"] = false.into();
+    v["process"]["args"] = serde_json::json!(["busybox", "echo", "hello from busybox"]);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    // With --log (as engines run it), runtime noise goes there, not to the container's stderr.
+    let log = env.dir.join("nx.log");
+    let o = env.nx(&["--log", log.to_str().unwrap(), "run", "-b", b.to_str().unwrap(), "mini"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from busybox\n", "{}", out(&o));
+    // Only the application's output: no runtime or LXC line.
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{}", out(&o));
+    env.assert_clean("after run");
+}
+
+/// A program the rootfs lacks fails create with runc's words, on stderr and
+/// in the JSON log, and nothing is left.
+#[test]
+fn missing_program_in_json_log() {
+    let env = env_or_skip!("noprog-log", "pct");
+    let b = env.bundle("noprog", &["/no/such/program"], |_| {});
+    let log = env.dir.join("nx.log");
+    let o = env.nx(&["--log", log.to_str().unwrap(), "--log-format", "json", "create", "-b", b.to_str().unwrap(), "np"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file or directory"), "{}", out(&o));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let line = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|j| j["level"] == "error");
+    assert!(line.is_some_and(|j| j["msg"].as_str().unwrap_or_default().contains("no such file or directory")), "{text}");
+    env.assert_clean("after a missing program");
+}
+
+/// The created guest runs nexcage-init as PID 1 (the state's pid is the
+/// holder, the engine's to reap); after start the application is PID 1 and
+/// its grace period is its own: TERM → it prints, sleeps 3 s, exits 0.
+#[test]
+fn grace_period_is_the_applications() {
+    let env = env_or_skip!("grace", "pct");
+    let script = "trap 'echo got-term; sleep 3; echo bye; exit 0' TERM; echo ready; sleep 1000 & wait";
+    let b = env.bundle("grace", &["sh", "-c", script], |_| {});
+    let log = env.dir.join("run.out");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut c = env.cmd(nexcage());
+    let nxlog = env.dir.join("nx.log");
+    c.arg("--root").arg(&env.root).arg("--log").arg(&nxlog).args(["run", "-b", b.to_str().unwrap(), "g1"]).stdout(f.try_clone().unwrap()).stderr(f);
+    let mut child = c.spawn().unwrap();
+    assert!(wait_until(20, || std::fs::read_to_string(&log).unwrap_or_default().contains("ready")), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    // The application is the guest's PID 1.
+    let e = env.nx(&["exec", "g1", "cat", "/proc/1/cmdline"]);
+    assert!(String::from_utf8_lossy(&e.stdout).starts_with("sh\0-c\0trap"), "{}", out(&e));
+    let t0 = std::time::Instant::now();
+    assert!(env.nx(&["kill", "g1", "TERM"]).status.success());
+    let st = child.wait().unwrap();
+    let took = t0.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(st.code(), Some(0), "{text}");
+    assert!(took >= std::time::Duration::from_millis(2800), "stopped after {took:?}: {text}");
+    assert_eq!(text, "ready\ngot-term\nbye\n");
+    env.assert_clean("after run");
+}
+
+/// Before start the guest exists: its PID 1 is nexcage-init (in the guest's
+/// pid namespace), `ps` lists it, and kill TERM ends it (status 143).
+#[test]
+fn created_guest_waits_in_its_init() {
+    let env = env_or_skip!("created", "pct");
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let pidf = env.dir.join("pid");
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "--pid-file", pidf.to_str().unwrap(), "w1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let ps = env.nx(&["ps", "w1"]);
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("/.nexcage/nexcage-init wait"), "{}", out(&ps));
+    assert!(env.nx(&["kill", "w1", "TERM"]).status.success());
+    assert!(wait_until(5, || String::from_utf8_lossy(&env.nx(&["state", "w1"]).stdout).contains("stopped")));
+    assert!(env.nx(&["delete", "w1"]).status.success());
+    env.assert_clean("after delete");
+}
+
+/// An unprivileged guest writes a root-owned host dir bound read-write
+/// (an id-mapped bind mount, `idmap=container`), and what it creates is
+/// owned by host root, as under runc. The dir is on ext4 or tmpfs.
+#[test]
+fn idmapped_bind_mount() {
+    let env = env_or_skip!("idmap", "pct");
+    let data = env.dir.join("data-root");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
+    let b = env.bundle("idmap", &["sh", "-c", "echo x > /data/f && stat -c %u /data/f"], |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}));
+    });
+    let log = env.dir.join("nx.log");
+    let o = env.nx(&["--log", log.to_str().unwrap(), "run", "-b", b.to_str().unwrap(), "im"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n");
+    let m = std::fs::metadata(data.join("f")).expect("the guest's file");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&m), 0, "owned by host root");
+    env.assert_clean("after run");
+}
+
+/// A guest whose init never waits for start (TEST ONLY hook: `sleep` as
+/// its init) makes create fail within its bound, naming what it waited
+/// for; nothing is left, no guest, dataset, LXC dir, state or process.
+#[test]
+fn init_that_never_waits_is_bounded() {
+    let env = env_or_skip!("initbound", "pct");
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let t0 = std::time::Instant::now();
+    let o = run_to_files(env.cmd(nexcage()).arg("--root").arg(&env.root).args(["create", "-b", b.to_str().unwrap(), "nb"])
+        .env("NEXCAGE_TEST_INIT_ARGV", "/bin/sleep 1000").env("NEXCAGE_TEST_INIT_BOUND", "3"), &env.dir);
+    let took = t0.elapsed();
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timed out after 3 s waiting for the guest's init"), "{}", out(&o));
+    assert!(took < std::time::Duration::from_secs(20), "create took {took:?}");
+    let ps = std::process::Command::new("pgrep").args(["-f", "^/bin/sleep 1000$"]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "the guest's init survived: {}", String::from_utf8_lossy(&ps.stdout));
+    env.assert_clean("after a create whose init never waited");
+}

@@ -1,0 +1,609 @@
+//! Every command block of the user guide, through the real `nexcage`
+//! binary, each command checked for its effect. The blocks are copied into
+//! tests/fixtures/user-guide-commands (the repository never reads the guide
+//! itself); `guide_commands()` parses every `nexcage` command out of them
+//! and the test fails if one is neither run here nor listed in
+//! `NETWORKING` (the networking flags are another part's: README "see
+//! networking").
+//!
+//! Adapted only where the guide assumes the internet, a real Proxmox node
+//! or a shared machine: images come from registries on 127.0.0.1 (plain
+//! http, hence `--tls-verify=false`), `tank` is a file-backed zfs-fuse pool
+//! made here, files live in a temp dir, container names get this
+//! process's id (cgroups are machine-wide), the image has no bash (`/bin/sh`).
+
+#[path = "../crates/image/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const GUIDE: &str = include_str!("fixtures/user-guide-commands");
+
+/// The guide's commands that use `--network` / `--port`, and those that
+/// need a container made by one of them: issue 16's, "see networking".
+const NETWORKING: &[&str] = &[
+    "nexcage create --name my-container --image ubuntu:22.04 --network bridge=vmbr0",
+    "nexcage create --name my-container --image ubuntu:22.04 --network host",
+    "nexcage create --name my-container --image ubuntu:22.04 --network custom=my-network",
+    "--name web-app --image myapp:latest --memory 1024 --cores 2 --network bridge=vmbr0 --port 8080:80",
+    "--name \"web-app-$i\"",
+    "--name postgres-db",
+    "nexcage exec postgres-db pg_dump -U postgres myapp > backup.sql",
+    "--name dev-env",
+    "nexcage exec dev-env apt update && apt install -y build-essential git vim curl wget",
+];
+
+/// Every `nexcage ...` command of the guide's blocks: continuation lines
+/// joined, whitespace collapsed, `./zig-out/bin/nexcage` read as `nexcage`.
+fn guide_commands() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in GUIDE.lines() {
+        let l = line.trim();
+        if l.starts_with('#') && cur.is_empty() {
+            continue;
+        }
+        cur.push_str(l.trim_end_matches('\\'));
+        cur.push(' ');
+        if l.ends_with('\\') {
+            continue;
+        }
+        let c = cur.split_whitespace().collect::<Vec<_>>().join(" ");
+        cur.clear();
+        let c = c.strip_prefix("./zig-out/bin/").unwrap_or(&c).to_string();
+        if c.starts_with("nexcage ") {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Guide {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    subs: Vec<(String, String)>,
+    covered: BTreeSet<String>,
+    all: Vec<String>,
+}
+
+impl Guide {
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn nexcage(&self, args: &[String]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nexcage"));
+        c.arg("--root").arg(self.root()).args(args).current_dir(self.dir.path()).stdin(Stdio::null());
+        c.env_remove("REGISTRY_AUTH_FILE");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `g` with the test's substitutions, as arguments after `nexcage`.
+    fn adapt(&self, g: &str) -> Vec<String> {
+        let mut s = format!(" {g} ");
+        for (a, b) in &self.subs {
+            s = s.replace(&format!(" {a} "), &format!(" {b} "));
+            s = s.replace(&format!(" {a}/"), &format!(" {b}/"));
+            s = s.replace(&format!(" {a}@"), &format!(" {b}@"));
+        }
+        let date = String::from_utf8(Command::new("date").arg("+%Y%m%d").output().unwrap().stdout).unwrap();
+        s = s.replace("$(date +%Y%m%d)", date.trim());
+        let mut v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        assert_eq!(v.remove(0), "nexcage");
+        v
+    }
+
+    fn mark(&mut self, g: &str) {
+        assert!(self.all.iter().any(|c| c == g), "not a command of the guide: {g}");
+        self.covered.insert(g.to_string());
+    }
+
+    /// Runs guide command `g` as `adapted` (itself adapted again).
+    fn run_as(&mut self, g: &str, adapted: &str) -> Output {
+        let args = self.adapt(adapted);
+        self.run_args(g, args)
+    }
+
+    /// Runs guide command `g` as `nexcage ARGS`, no substitutions.
+    fn run_args(&mut self, g: &str, args: Vec<String>) -> Output {
+        self.mark(g);
+        let o = self.nexcage(&args).output().unwrap();
+        eprintln!("$ nexcage {}\n{}{}", args.join(" "), text(&o.stdout), text(&o.stderr));
+        o
+    }
+
+    /// Guide command `g`, adapted, must succeed; its stdout.
+    fn ok(&mut self, g: &str) -> String {
+        self.ok_as(g, g)
+    }
+
+    fn ok_as(&mut self, g: &str, adapted: &str) -> String {
+        let o = self.run_as(g, adapted);
+        assert!(o.status.success(), "{g}: exit {:?}: {}", o.status.code(), text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    /// Guide command `g` must be refused: exit 1, one line saying why.
+    fn refused(&mut self, g: &str) -> String {
+        let o = self.run_as(g, g);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{g}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{g}: one line: {err}");
+        err
+    }
+
+    /// A command the test needs besides the guide's (setup, checks).
+    fn extra(&self, args: &[&str]) -> String {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let o = self.nexcage(&args).output().unwrap();
+        assert!(o.status.success(), "nexcage {args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.extra(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.json(&["state", id])["status"].as_str().unwrap_or("").to_string()
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        let ok = support::wait_until(20, || self.status(id) == want);
+        assert!(ok, "{id} did not become {want} (is {})", self.status(id));
+    }
+}
+
+/// The output of `child`, killed if it runs longer than `secs`.
+fn wait_output(mut child: std::process::Child, secs: u64) -> Output {
+    let ended = support::wait_until(secs, || child.try_wait().is_ok_and(|s| s.is_some()));
+    if !ended {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(ended, "did not end within {secs} s: {}", text(&o.stdout));
+    o
+}
+
+impl Drop for Guide {
+    /// Containers a failed run left (their monitors outlive the test).
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.root()).into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().to_string();
+            if !id.starts_with('.') {
+                let _ = self.nexcage(&["delete".into(), "--force".into(), id]).output();
+            }
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A zfs-fuse pool on a sparse file under /var/tmp, destroyed on drop.
+/// zfs-fuse hangs under concurrent pool churn: the pool is made, used and
+/// destroyed under the lock the Proxmox tests take (tests/proxmox_support).
+struct Pool {
+    name: String,
+    dir: PathBuf,
+    /// zfs-fuse's pid when this test started it (as scripts/proxmox-test-env.sh does).
+    ours: Option<i32>,
+}
+
+/// Holds the Proxmox tests' lock until dropped.
+fn zfs_lock() -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::File::create("/var/tmp/nexcage-proxmox-tests.lock").ok()?;
+    // SAFETY: flock on an fd we own; blocks until the previous holder is done.
+    (unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(lock)
+}
+
+fn zpool_answers() -> bool {
+    Command::new("zpool").arg("list").output().is_ok_and(|o| o.status.success())
+}
+
+impl Pool {
+    fn create() -> Option<Pool> {
+        let _lock = zfs_lock()?;
+        let name = format!("nxguide{}", std::process::id());
+        let dir = PathBuf::from(format!("/var/tmp/{name}"));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mut ours = None;
+        if !zpool_answers() {
+            let _ = std::fs::create_dir_all("/var/run/zfs");
+            let pidfile = dir.join("zfs-fuse.pid");
+            Command::new("zfs-fuse").arg("--no-kstat-mount").arg("--pidfile").arg(&pidfile).status().ok()?;
+            if !support::wait_until(10, zpool_answers) {
+                return None;
+            }
+            ours = std::fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse().ok());
+        }
+        let file = dir.join("pool.img");
+        std::fs::File::create(&file).ok()?.set_len(2 << 30).ok()?;
+        let mnt = dir.join("pool-mnt");
+        let o = Command::new("zpool").args(["create", "-m"]).arg(&mnt).arg(&name).arg(&file).output().ok()?;
+        if !o.status.success() {
+            eprintln!("zpool create: {}", text(&o.stderr));
+            return None;
+        }
+        Some(Pool { name, dir, ours })
+    }
+
+    fn has(&self, ds: &str) -> bool {
+        Command::new("zfs").args(["list", "-H", "-t", "all", ds]).output().is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _lock = zfs_lock();
+        // zfs-fuse may call the pool busy right after use: retry.
+        for _ in 0..20 {
+            let o = Command::new("zpool").args(["destroy", "-f", &self.name]).output();
+            if o.is_ok_and(|o| o.status.success()) || !self.has(&self.name) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let others = Command::new("zpool").args(["list", "-H", "-o", "name"]).output().map(|o| o.stdout).unwrap_or_default();
+        if let (Some(pid), true) = (self.ours, others.is_empty()) {
+            // SAFETY: kill(2) of the zfs-fuse this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            support::wait_until(10, || unsafe { libc::kill(pid, 0) } != 0);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A runnable busybox image: prints `hello`, then waits; exits 0 on SIGTERM.
+fn busybox_image(l: &mut common::Layout, tag: &str, marker: &str) -> common::Built {
+    let links = common::tar_layer(&[
+        common::E::Link("bin/sleep", "busybox"),
+        common::E::Link("bin/whoami", "busybox"),
+        common::E::Link("bin/true", "busybox"),
+        common::E::Link("bin/date", "busybox"),
+    ]);
+    let script = format!("trap 'exit 0' TERM; echo hello {marker}; while true; do sleep 0.2; done");
+    let b = l.image(&[common::busybox_layer(), links], "amd64", serde_json::json!({"Cmd": ["/bin/sh", "-c", script]}), true);
+    l.tag(&b, tag);
+    b
+}
+
+#[test]
+fn every_command_of_the_user_guide() {
+    if !support::is_root() {
+        return support::skip("every_command_of_the_user_guide", "needs root");
+    }
+    if let Some(m) = support::missing(&["docker-registry", "skopeo", "htpasswd", "busybox", "zpool", "script"]) {
+        return support::skip("every_command_of_the_user_guide", &m);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::create();
+    let Some(pool) = pool else {
+        return support::skip("every_command_of_the_user_guide", "cannot create a zfs pool (is zfs-fuse running?)");
+    };
+    let d = dir.path().to_path_buf();
+    let pid = std::process::id();
+
+    // Two registries on 127.0.0.1: an open one, and one with htpasswd
+    // auth (the guide's private registry, myuser/mypass).
+    let open = common::Registry::start(None);
+    let private = common::Registry::start(Some(("myuser", "mypass")));
+    let src = d.join("layout");
+    let mut l = common::Layout::new(&src);
+    let ubuntu = busybox_image(&mut l, "ubuntu", "ubuntu");
+    let _app = busybox_image(&mut l, "myapp", "myapp");
+    // `image import /path/to/image/directory`: an OCI layout naming its image in full.
+    let imgdir = d.join("image-directory");
+    busybox_image(&mut common::Layout::new(&imgdir), "localhost/dir-image:1", "dir");
+    common::run(Command::new("skopeo").args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:ubuntu", src.display())).arg(format!("docker://{}/ubuntu:22.04", open.host())));
+    common::run(Command::new("skopeo").args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:myapp", src.display())).arg(format!("docker://{}/myapp:latest", open.host())));
+    common::run(Command::new("skopeo").args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "myuser:mypass"])
+        .arg(format!("oci:{}:myapp", src.display())).arg(format!("docker://{}/myapp:latest", private.host())));
+
+    // The guide's environment variables, pointed at the temp dir.
+    let cfg = d.join("config.json");
+    std::fs::write(&cfg, serde_json::json!({"storage": {"pool": pool.name}}).to_string()).unwrap();
+    let store = d.join("images");
+    let home = d.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("NEXCAGE_CONFIG".into(), cfg.display().to_string()),
+        ("NEXCAGE_LOG_LEVEL".into(), "info".into()),
+        ("NEXCAGE_STORAGE_PATH".into(), store.display().to_string()),
+        ("HOME".into(), home.display().to_string()),
+        ("XDG_RUNTIME_DIR".into(), home.join("run").display().to_string()),
+    ];
+    let o = open.host();
+    let subs: Vec<(String, String)> = vec![
+        ("ubuntu:22.04".into(), format!("{o}/ubuntu:22.04")),
+        ("myapp:latest".into(), format!("{o}/myapp:latest")),
+        ("my-registry.com".into(), private.host()),
+        ("/path/to/oci-bundle".into(), d.join("oci-bundle").display().to_string()),
+        ("/path/to/image/directory".into(), imgdir.display().to_string()),
+        ("tank".into(), pool.name.clone()),
+        ("my-container".into(), format!("my-container-{pid}")),
+        ("my-app".into(), format!("my-app-{pid}")),
+        ("/bin/bash".into(), "/bin/sh".into()),
+    ];
+    let mut g = Guide { dir, env, subs, covered: BTreeSet::new(), all: guide_commands() };
+    let mc = format!("my-container-{pid}");
+    let ma = format!("my-app-{pid}");
+    let (ubuntu_ref, app_ref, private_ref) = (format!("{o}/ubuntu:22.04"), format!("{o}/myapp:latest"), format!("{}/myapp:latest", private.host()));
+
+    // ---- Installation, configuration, command structure
+    let v = g.ok("nexcage --version");
+    assert!(v.starts_with("nexcage version ") && v.contains("\ncommit: "), "{v}");
+    let help = g.ok_as("nexcage [COMMAND] [OPTIONS] [ARGUMENTS]", "nexcage --help");
+    assert!(help.contains("Usage: nexcage [OPTIONS] [COMMAND]"), "{help}");
+
+    // ---- Images
+    let pull = |g: &mut Guide, c: &str| g.ok_as(c, &c.replacen("image pull", "image pull --tls-verify=false", 1));
+    let digest = pull(&mut g, "nexcage image pull ubuntu:22.04");
+    assert_eq!(digest.trim(), ubuntu.manifest_digest);
+    assert!(store.join("index.json").exists(), "NEXCAGE_STORAGE_PATH is where the store is");
+    // The private registry's myapp:latest, not the substitution's.
+    let args = "image pull --tls-verify=false --registry REG --username myuser --password mypass myapp:latest";
+    let args = args.split(' ').map(|a| if a == "REG" { private.host() } else { a.to_string() }).collect();
+    let o = g.run_args("nexcage image pull --registry my-registry.com --username myuser --password mypass myapp:latest", args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(g.json(&["image", "inspect", &private_ref])["name"], private_ref);
+    assert!(!home.join("run/containers/auth.json").exists() && !home.join(".config/containers/auth.json").exists(), "pull credentials are not stored");
+    pull(&mut g, "nexcage image pull myapp:latest");
+
+    let list = g.ok("nexcage image list");
+    let header = list.lines().next().unwrap();
+    let line = list.lines().find(|l| l.starts_with(&ubuntu_ref)).unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(header.find("DIGEST"), line.find(&ubuntu.manifest_digest[7..19]), "columns line up:\n{list}");
+    let lj: Value = serde_json::from_str(&g.ok("nexcage image list --format json")).unwrap();
+    let names: Vec<&str> = lj.as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+    for n in [&ubuntu_ref, &app_ref, &private_ref] {
+        assert!(names.contains(&n.as_str()), "{names:?}");
+    }
+    let sl = g.ok("nexcage image list --show-layers");
+    assert!(sl.contains(&ubuntu.layer_digests[1][7..19]), "{sl}");
+
+    // `image inspect` shows what `skopeo inspect` shows for the same image.
+    let skopeo = |extra: &[&str]| -> Value {
+        let out = common::run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).args(extra).arg(format!("docker://{ubuntu_ref}")));
+        serde_json::from_str(&out).unwrap()
+    };
+    let sk = skopeo(&[]);
+    let ins: Value = serde_json::from_str(&g.ok("nexcage image inspect ubuntu:22.04")).unwrap();
+    assert_eq!(ins["digest"], sk["Digest"]);
+    assert_eq!(ins["architecture"], sk["Architecture"]);
+    assert_eq!(ins["os"], sk["Os"]);
+    assert_eq!(ins["config"]["Env"], sk["Env"]);
+    let layers: Vec<&Value> = ins["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
+    assert_eq!(layers, sk["Layers"].as_array().unwrap().iter().collect::<Vec<_>>());
+    let cfg_json: Value = serde_json::from_str(&g.ok("nexcage image inspect ubuntu:22.04 --config")).unwrap();
+    let sk_cfg = skopeo(&["--config"]);
+    for k in ["architecture", "os", "config", "rootfs", "created"] {
+        assert_eq!(cfg_json[k], sk_cfg[k], "config.{k}");
+    }
+    let lay: Value = serde_json::from_str(&g.ok("nexcage image inspect ubuntu:22.04 --layers")).unwrap();
+    // The manifest's layer descriptors, as `skopeo inspect --raw` gives the manifest.
+    assert_eq!(lay, skopeo(&["--raw"])["layers"]);
+
+    // Export, then import what was exported.
+    g.ok("nexcage image export ubuntu:22.04 --output ubuntu-22.04.tar");
+    let tar_list = |f: &str| common::run(Command::new("tar").arg("-tf").arg(d.join(f)));
+    assert!(tar_list("ubuntu-22.04.tar").contains("index.json"));
+    g.ok("nexcage image export ubuntu:22.04 --layers --output ubuntu-layers.tar");
+    let t = tar_list("ubuntu-layers.tar");
+    assert!(t.contains(&format!("layers/00-{}.tar.gz", &ubuntu.layer_digests[0][7..])) && t.contains("layers.json"), "{t}");
+    std::fs::copy(d.join("ubuntu-22.04.tar"), d.join("my-image.tar")).unwrap();
+    let im = g.ok("nexcage image import my-image.tar");
+    assert!(im.contains(&ubuntu.manifest_digest), "{im}");
+    let im = g.ok("nexcage image import /path/to/image/directory");
+    assert!(im.starts_with("localhost/dir-image:1 sha256:"), "{im}");
+    g.ok("nexcage image import my-image.tar --name myapp:latest");
+    assert_eq!(g.json(&["image", "inspect", &app_ref])["digest"], ubuntu.manifest_digest, "--name renamed the import");
+    pull(&mut g, "nexcage image pull myapp:latest");
+
+    // Layers and the cache.
+    let ll = g.ok("nexcage layer list");
+    assert!(ll.contains(&ubuntu.layer_digests[0]), "{ll}");
+    let v = g.ok("nexcage layer validate ubuntu:22.04");
+    assert!(v.contains("4 blobs checked, 0 corrupt"), "{v}");
+    let v = g.ok("nexcage image validate myapp:latest");
+    assert!(v.contains("2 diff_ids checked, 0 wrong"), "{v}");
+    let cs = g.ok("nexcage cache stats");
+    assert!(cs.contains("images:") && cs.contains(&store.display().to_string()), "{cs}");
+    assert_eq!(g.ok("nexcage cache status"), cs);
+    let cl = g.ok("nexcage cache list");
+    assert!(cl.contains(&ubuntu.manifest_digest), "{cl}");
+
+    // ---- Configuration of parallel pulls
+    g.ok("nexcage config set parallel.processing true");
+    g.ok("nexcage config set parallel.workers 4");
+    let c: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    assert_eq!((&c["parallel"]["processing"], &c["parallel"]["workers"]), (&Value::Bool(true), &serde_json::json!(4)));
+
+    // ---- Containers (native backend)
+    g.extra(&["image", "bundle", &app_ref, d.join("oci-bundle").to_str().unwrap()]);
+    g.ok("nexcage create --name my-container --image /path/to/oci-bundle");
+    assert_eq!(g.status(&mc), "created");
+    g.ok("nexcage start my-container");
+    g.wait_status(&mc, "running");
+    let st: Value = serde_json::from_str(&g.ok("nexcage state --name my-container")).unwrap();
+    assert_eq!((st["id"].as_str(), st["status"].as_str()), (Some(mc.as_str()), Some("running")));
+    g.ok("nexcage kill --name my-container --signal SIGTERM");
+    g.wait_status(&mc, "stopped");
+    g.ok("nexcage start my-container --detach --interactive");
+    g.wait_status(&mc, "running");
+    g.ok("nexcage stop my-container");
+    assert_eq!(g.status(&mc), "stopped");
+    g.extra(&["start", &mc]);
+    g.wait_status(&mc, "running");
+    g.ok("nexcage stop my-container --force");
+    assert_eq!(g.status(&mc), "stopped");
+    g.extra(&["start", &mc]);
+    g.wait_status(&mc, "running");
+
+    let ls = g.ok("nexcage exec my-container ls -la");
+    assert!(ls.contains("bin") && ls.contains("etc"), "{ls}");
+    let who = g.ok("nexcage exec my-container --user root whoami");
+    assert_eq!(who.trim(), "root");
+    // --tty needs a terminal: `script` gives the command one.
+    let g_tty = "nexcage exec my-container --interactive --tty /bin/bash";
+    g.mark(g_tty);
+    let tty_args = g.adapt(g_tty);
+    let cmdline = format!("{} --root {} {}", env!("CARGO_BIN_EXE_nexcage"), g.root().display(), tty_args.join(" "));
+    let mut sc = Command::new("timeout");
+    sc.args(["20", "script", "-qec", &cmdline, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = sc.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"echo in-the-$((20+22))-container; exit\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out.stdout).contains("in-the-42-container"), "{}", text(&out.stdout));
+
+    let logs = g.ok("nexcage logs my-container");
+    assert!(logs.contains("hello myapp"), "{logs}");
+    let ts = g.ok("nexcage logs my-container --timestamps");
+    assert!(ts.lines().all(|l| l.starts_with("20")), "{ts}");
+    let tail = g.ok("nexcage logs my-container --tail 100");
+    assert_eq!(tail.lines().count(), logs.lines().count().min(100));
+    let info = g.ok("nexcage info my-container");
+    assert!(info.contains(&mc) && info.contains("running"), "{info}");
+
+    let list = g.ok("nexcage list");
+    let (h, row) = (list.lines().next().unwrap(), list.lines().find(|l| l.starts_with(&mc)).unwrap());
+    assert_eq!(h.find("STATUS"), row.find("running"), "columns line up:\n{list}");
+    let lj: Value = serde_json::from_str(&g.ok("nexcage list --format json")).unwrap();
+    assert!(lj.as_array().unwrap().iter().any(|c| c["id"] == mc.as_str()));
+    assert!(g.ok("nexcage list --status running").contains(&mc));
+
+    // Monitor: live stats until interrupted.
+    g.mark("nexcage monitor");
+    let mut m = g.nexcage(&["monitor".to_string()]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = m.kill();
+    let mo = text(&m.wait_with_output().unwrap().stdout);
+    assert!(mo.contains("MEM USAGE / LIMIT") && mo.contains(&mc), "{mo}");
+    let ms = g.ok("nexcage memory stats");
+    assert!(ms.lines().any(|l| l.starts_with("container") && l.contains(&mc)) && ms.contains("nexcage"), "{ms}");
+    let pm = g.ok("nexcage performance metrics");
+    assert!(pm.contains("running containers:  ") && !pm.contains("running containers:  0"), "{pm}");
+    let pc = g.run_as("nexcage performance check", "nexcage performance check");
+    assert!(text(&pc.stdout).contains("containers: ") && pc.status.code() == Some(0), "{}", text(&pc.stdout));
+    let lo = g.ok("nexcage layer optimize ubuntu:22.04");
+    assert!(lo.contains("freed") && lo.contains("layers shared"), "{lo}");
+
+    // Follow: ends when the container stops.
+    g.mark("nexcage logs my-container --follow");
+    let f = g.nexcage(&g.adapt("nexcage logs my-container --follow")).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    g.extra(&["kill", &mc, "TERM"]);
+    let fo = wait_output(f, 20);
+    assert!(text(&fo.stdout).contains("hello myapp"));
+    g.extra(&["delete", "--force", &mc]);
+
+    // Create and start in one command; auto-start.
+    g.ok("nexcage create --name my-app --image myapp:latest --start");
+    g.wait_status(&ma, "running");
+    g.extra(&["delete", "--force", &ma]);
+    g.ok("nexcage create --name my-app --image myapp:latest --auto-start");
+    assert_eq!(g.status(&ma), "created");
+    assert!(g.extra(&["autostart"]).contains(&ma));
+    g.wait_status(&ma, "running");
+    g.extra(&["delete", "--force", &ma]);
+
+    // Resource limits, read back from the container's cgroup.
+    g.ok("nexcage create --name my-container --image ubuntu:22.04 --memory 1024 --memory-swap 2048");
+    let i: Value = g.json(&["info", "--format", "json", &mc]);
+    assert_eq!(i["enforced"]["memoryLimit"], 1024u64 << 20, "{i}");
+    g.extra(&["delete", "--force", &mc]);
+    g.ok("nexcage create --name my-container --image ubuntu:22.04 --cores 2 --cpu-shares 1024 --cpu-quota 50000");
+    let i: Value = g.json(&["info", "--format", "json", &mc]);
+    assert_eq!(i["enforced"]["cpus"], "0-1", "{i}");
+    g.extra(&["delete", "--force", &mc]);
+    g.ok("nexcage create --name my-container --image ubuntu:22.04 --storage-size 10G --storage-type zfs");
+    assert_eq!(g.status(&mc), "created");
+    g.extra(&["delete", "--force", &mc]);
+
+    // Debug mode: --verbose logs at info level; `create --name N IMAGE`.
+    let t = format!("guide-test-{pid}");
+    let o = g.run_as("nexcage --verbose create --name test ubuntu:22.04", &format!("nexcage --verbose create --name {t} ubuntu:22.04"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(g.status(&t), "created");
+    assert!(text(&o.stderr).contains("info"), "--verbose: {}", text(&o.stderr));
+    let deps = g.ok("nexcage layer dependencies ubuntu:22.04");
+    assert!(deps.lines().skip(1).all(|l| l.contains(&app_ref) && l.contains(&t)), "{deps}");
+    g.extra(&["delete", "--force", &t]);
+    g.env.retain(|(k, _)| k != "NEXCAGE_LOG_LEVEL");
+    g.env.push(("NEXCAGE_LOG_LEVEL".into(), "debug".into()));
+    let o = g.nexcage(&["list".to_string()]).output().unwrap();
+    assert!(text(&o.stderr).contains("debug"), "NEXCAGE_LOG_LEVEL=debug: {}", text(&o.stderr));
+    g.env.retain(|(k, _)| k != "NEXCAGE_LOG_LEVEL");
+    let di = g.run_as("nexcage debug info", "nexcage debug info");
+    assert!(text(&di.stdout).contains("ok   kernel:"), "{}", text(&di.stdout));
+
+    // ---- Troubleshooting
+    let sr = g.ok("nexcage system resources");
+    assert!(sr.contains("cpu:") && sr.contains("memory:") && sr.contains(&format!("zfs:      {} ONLINE", pool.name)), "{sr}");
+    g.extra(&["login", "--tls-verify=false", "-u", "myuser", "-p", "mypass", &private.host()]);
+    let nt = g.ok_as("nexcage network test", "nexcage network test --tls-verify=false");
+    assert!(nt.contains(&format!("ok   registry: {} reachable", private.host())), "{nt}");
+    let ra = g.ok_as("nexcage registry auth", "nexcage registry auth --tls-verify=false");
+    assert!(ra.contains(&format!("ok   registry credentials: {} accepts them", private.host())), "{ra}");
+    let bench = g.ok("nexcage performance benchmark");
+    assert!(bench.contains("5 cycles") && bench.lines().any(|l| l.starts_with("cycle")), "{bench}");
+    for c in ["nexcage memory optimize", "nexcage memory check", "nexcage optimize"] {
+        let e = g.refused(c);
+        assert!(e.contains("nexcage "), "{c} says what to use: {e}");
+    }
+
+    // ---- ZFS
+    let lock = zfs_lock();
+    g.ok("nexcage zfs create tank/containers");
+    assert!(pool.has(&format!("{}/containers", pool.name)));
+    let zi: Value = serde_json::from_str(&g.ok("nexcage zfs info")).unwrap();
+    assert_eq!((zi["pool"].as_str(), zi["health"].as_str()), (Some(pool.name.as_str()), Some("ONLINE")));
+    g.ok("nexcage zfs snapshot tank/containers@backup");
+    assert!(pool.has(&format!("{}/containers@backup", pool.name)));
+    g.ok("nexcage zfs clone tank/containers@backup tank/containers-clone");
+    assert!(pool.has(&format!("{}/containers-clone", pool.name)));
+    g.extra(&["zfs", "create", &format!("{}/containers/postgres-db", pool.name)]);
+    let snap = g.ok("nexcage zfs snapshot tank/containers/postgres-db@backup-$(date +%Y%m%d)");
+    assert!(pool.has(snap.trim()), "{snap}");
+    drop(lock);
+
+    // ---- The cache, last: optimize and clear prune what nothing uses.
+    g.extra(&["image", "remove", &private_ref]);
+    g.ok("nexcage image remove ubuntu:22.04");
+    assert!(!g.nexcage(&["image".into(), "inspect".into(), ubuntu_ref.clone()]).output().unwrap().status.success());
+    let co = g.ok("nexcage cache optimize");
+    assert!(co.contains("freed"), "{co}");
+    g.extra(&["image", "pull", "--tls-verify=false", &ubuntu_ref]);
+    g.extra(&["create", "--name", &mc, "--image", &ubuntu_ref]);
+    let o = g.run_as("nexcage image remove ubuntu:22.04", "nexcage image remove ubuntu:22.04");
+    assert!(!o.status.success() && text(&o.stderr).contains("in use"), "{}", text(&o.stderr));
+    g.ok("nexcage image remove ubuntu:22.04 --force");
+    g.extra(&["delete", "--force", &mc]);
+    let cc = g.ok("nexcage cache clear");
+    assert!(cc.starts_with("removed "), "{cc}");
+    assert_eq!(g.json(&["cache", "stats", "--format", "json"])["unreferencedBlobs"], 0);
+
+    // Every command of the guide was run above or is networking's.
+    let missing: Vec<&String> = g.all.iter()
+        .filter(|c| !g.covered.contains(*c) && !NETWORKING.iter().any(|n| c.contains(n)))
+        .collect();
+    assert!(missing.is_empty(), "guide commands neither run nor mapped: {missing:#?}");
+}
