@@ -80,8 +80,17 @@ fn kill_signal_forms_and_all() {
     let bad = nx(&root, &["kill", "life-k1", "NOPE"]);
     assert!(!bad.status.success());
     assert_eq!(status_of(&root, "life-k1"), "running");
-    let ps = nx(&root, &["ps", "--format", "json", "life-k1"]);
-    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    // The shell forks `sleep` after start returns: under load that can take
+    // a moment, so wait (bounded) for ps to list both.
+    let mut pids: Vec<i32> = Vec::new();
+    for _ in 0..50 {
+        let ps = nx(&root, &["ps", "--format", "json", "life-k1"]);
+        pids = serde_json::from_slice(&ps.stdout).unwrap();
+        if pids.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(pids.len() >= 2, "sh and sleep: {pids:?}");
     assert!(nx(&root, &["kill", "--all", "life-k1", "KILL"]).status.success());
     assert!(wait_status(&root, "life-k1", "stopped"));
