@@ -87,6 +87,11 @@ impl Net {
     fn get(&self, addr: &str) -> String {
         self.ns.get(addr, 20)
     }
+    /// `net.ipv4.conf.DEV.route_localnet` inside the namespace.
+    fn localnet(&self, dev: &str) -> String {
+        let o = self.inside("sysctl", &["-n", &format!("net.ipv4.conf.{dev}.route_localnet")]);
+        text(&o.stdout).trim().to_string()
+    }
 }
 
 impl Drop for Net {
@@ -118,6 +123,11 @@ fn web_app_scaled_and_conflicts() {
         eprintln!("on failure, direct: {}", n.ns.get("10.88.0.10:80", 1));
     }
     assert_eq!(body, "page of web\n");
+    // The node's own 127.0.0.1 too: route_localnet on vmbr0 (only there),
+    // 127.0.0.0/8 sources masqueraded out of it.
+    assert_eq!(n.get("127.0.0.1:8080"), "page of web\n");
+    assert_eq!(n.localnet("vmbr0"), "1");
+    assert_eq!(n.localnet("lo"), "0");
     let info = n.json(&["info", "--format", "json", "web"]);
     let net = &info["network"];
     assert_eq!(net["address"], "10.88.0.10/24", "{info}");
@@ -174,11 +184,16 @@ fn web_app_scaled_and_conflicts() {
     assert!(!n.ns.nft().contains("dnat-web3"));
     n.ok(&["autostart"]);
     assert_eq!(n.get("10.88.0.1:8083"), "page of web3\n");
-    for id in ["web", "web1", "web2", "web3"] {
+    for id in ["web", "web1", "web2"] {
         n.ok(&["delete", "--force", id]);
     }
+    // web3 still publishes on vmbr0: route_localnet stays.
+    assert_eq!(n.localnet("vmbr0"), "1");
+    assert_eq!(n.get("127.0.0.1:8083"), "page of web3\n");
+    n.ok(&["delete", "--force", "web3"]);
+    assert_eq!(n.localnet("vmbr0"), "0", "route_localnet restored with the last published container");
     let table = n.ns.nft();
-    assert!(!table.contains("dnat-") && !table.contains("snat-"), "{table}");
+    assert!(!table.contains("dnat-") && !table.contains("snat-") && !table.contains("localnet-"), "{table}");
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 

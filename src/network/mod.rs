@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod link;
+pub mod localnet;
 pub mod nft;
 pub mod option;
 pub mod plan;
@@ -207,7 +208,7 @@ pub fn attach(ctx: &Ctx, id: &str, dir: &Path, pid: i32) -> Result<()> {
         link::attach(&plan, &plan::host_ifname(id), pid)?;
     }
     if let (Some(a), false) = (plan.address, plan.ports.is_empty()) {
-        if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.ports) {
+        if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.bridge, &plan.ports) {
             let _ = link::detach(&plan::host_ifname(id));
             return Err(e.into());
         }
