@@ -293,7 +293,7 @@ fn busybox_image_running(l: &mut common::Layout, tag: &str, script: &str, extra:
 /// naming NODE_ENV and the container's /etc/hosts entry, and a line in
 /// /app/logs when that is mounted.
 fn app_image(l: &mut common::Layout) -> common::Built {
-    let script = "echo hello myapp; mkdir -p /www; echo \"myapp NODE_ENV=$NODE_ENV on $(tail -n 1 /etc/hosts)\" > /www/index.html; \
+    let script = "echo hello myapp; mkdir -p /www; echo \"myapp NODE_ENV=$NODE_ENV on $(tail -n 1 /etc/hosts 2>/dev/null)\" > /www/index.html; \
         if [ -d /app/logs ]; then echo started > /app/logs/myapp.log; fi; httpd -p 80 -h /www";
     busybox_image_running(l, "myapp", script, None)
 }
