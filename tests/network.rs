@@ -202,6 +202,9 @@ fn custom_network_pool() {
     let cfg = serde_json::json!({"network": {"custom": {"lab": {"bridge": "vmbr0", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1",
         "pool": "10.88.0.100-10.88.0.150"}}}});
     let Some(mut n) = Net::new("custom_network_pool", cfg) else { return };
+    // A route_localnet the node already has is left alone.
+    let o = n.inside("sysctl", &["-w", "net.ipv4.conf.vmbr0.route_localnet=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = n.web("nosuch", &["--network", "custom=nosuch"]);
     assert!(!o.status.success() && stderr(&o).contains("custom=nosuch") && stderr(&o).contains("lab"), "{}", stderr(&o));
     assert!(!n.dir().join("store/bundles/nosuch").exists());
@@ -215,13 +218,16 @@ fn custom_network_pool() {
     assert_eq!(addrs, ["10.88.0.100/24", "10.88.0.101/24"]);
     assert_eq!(n.get("10.88.0.101:80"), "page of lab2\n");
     assert_eq!(n.get("10.88.0.1:9001"), "page of lab1\n");
+    assert_eq!(n.get("127.0.0.1:9002"), "page of lab2\n");
     let pool = n.dir().join("store/networks/lab.json");
     for id in ["lab1", "lab2"] {
         n.ok(&["delete", "--force", id]);
     }
     let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&pool).unwrap()).unwrap();
     assert_eq!(left, serde_json::json!({}));
-    assert!(!n.ns.nft().contains("dnat-"));
+    let table = n.ns.nft();
+    assert!(!table.contains("dnat-") && !table.contains("localnet-"), "{table}");
+    assert_eq!(n.localnet("vmbr0"), "1");
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 

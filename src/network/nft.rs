@@ -201,6 +201,17 @@ pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, bridge: &str, ports: &
     res
 }
 
+/// The bridges whose `route_localnet` nexcage turned on and that no
+/// container but `id` has a rule for.
+fn localnet_off<'a>(objs: &'a [Value], id: &str) -> Vec<&'a str> {
+    let s = snat_chain(id);
+    let ours = |r: &Value| r["chain"].as_str() == Some(s.as_str());
+    let rules = || objs.iter().map(|o| &o["rule"]);
+    rules().filter(|r| ours(r)).filter_map(oifname)
+        .filter(|b| !rules().any(|r| !ours(r) && oifname(r) == Some(*b)) && has_chain(objs, &localnet_chain(b)))
+        .collect()
+}
+
 /// Removes container `id`'s chains (nothing to do is fine); turns
 /// `route_localnet` off for a bridge nexcage turned it on for when no
 /// other container's rule names that bridge.
@@ -210,16 +221,9 @@ pub fn unpublish(id: &str) -> Result<(), NftError> {
     if cmds.is_empty() {
         return Ok(());
     }
-    let s = snat_chain(id);
-    let ours = |r: &Value| r["chain"].as_str() == Some(s.as_str());
-    let bridges: Vec<&str> = objs.iter().map(|o| &o["rule"]).filter(|r| ours(r)).filter_map(oifname).collect();
-    let mut off = Vec::new();
-    for b in bridges {
-        let others = objs.iter().map(|o| &o["rule"]).any(|r| !ours(r) && oifname(r) == Some(b));
-        if !others && has_chain(&objs, &localnet_chain(b)) {
-            cmds.push(json!({"delete": {"chain": chain(&localnet_chain(b))}}));
-            off.push(b);
-        }
+    let off = localnet_off(&objs, id);
+    for b in &off {
+        cmds.push(json!({"delete": {"chain": chain(&localnet_chain(b))}}));
     }
     apply("removing published ports", cmds)?;
     for b in off {
@@ -252,5 +256,19 @@ mod tests {
         assert_eq!(handles, [14, 16]);
         let chains: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["chain"]["name"].as_str()).collect();
         assert_eq!(chains, ["dnat-web", "snat-web"]);
+    }
+
+    #[test]
+    fn localnet_goes_with_the_last_container_on_its_bridge() {
+        let lo = |chain: &str, br: &str| json!({"rule": {"family": "ip", "table": "nexcage", "chain": chain, "handle": 1, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "127.0.0.0", "len": 8}}}},
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": br}}, {"masquerade": null}]}});
+        let marker = |br: &str| json!({"chain": {"family": "ip", "table": "nexcage", "name": format!("localnet-{br}"), "handle": 2}});
+        let objs = vec![lo("snat-a", "vmbr0"), lo("snat-b", "vmbr0"), lo("snat-c", "vmbr1"), marker("vmbr0"), marker("vmbr1")];
+        assert!(localnet_off(&objs, "a").is_empty(), "b still publishes on vmbr0");
+        assert_eq!(localnet_off(&objs[1..], "b"), ["vmbr0"]);
+        assert_eq!(localnet_off(&objs, "c"), ["vmbr1"]);
+        // Not turned on by nexcage (no marker): left alone.
+        assert!(localnet_off(&objs[..3], "c").is_empty());
     }
 }
