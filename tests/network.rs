@@ -87,6 +87,11 @@ impl Net {
     fn get(&self, addr: &str) -> String {
         self.ns.get(addr, 20)
     }
+    /// `net.ipv4.conf.DEV.route_localnet` inside the namespace.
+    fn localnet(&self, dev: &str) -> String {
+        let o = self.inside("sysctl", &["-n", &format!("net.ipv4.conf.{dev}.route_localnet")]);
+        text(&o.stdout).trim().to_string()
+    }
 }
 
 impl Drop for Net {
@@ -118,6 +123,11 @@ fn web_app_scaled_and_conflicts() {
         eprintln!("on failure, direct: {}", n.ns.get("10.88.0.10:80", 1));
     }
     assert_eq!(body, "page of web\n");
+    // The node's own 127.0.0.1 too: route_localnet on vmbr0 (only there),
+    // 127.0.0.0/8 sources masqueraded out of it.
+    assert_eq!(n.get("127.0.0.1:8080"), "page of web\n");
+    assert_eq!(n.localnet("vmbr0"), "1");
+    assert_eq!(n.localnet("lo"), "0");
     let info = n.json(&["info", "--format", "json", "web"]);
     let net = &info["network"];
     assert_eq!(net["address"], "10.88.0.10/24", "{info}");
@@ -174,11 +184,16 @@ fn web_app_scaled_and_conflicts() {
     assert!(!n.ns.nft().contains("dnat-web3"));
     n.ok(&["autostart"]);
     assert_eq!(n.get("10.88.0.1:8083"), "page of web3\n");
-    for id in ["web", "web1", "web2", "web3"] {
+    for id in ["web", "web1", "web2"] {
         n.ok(&["delete", "--force", id]);
     }
+    // web3 still publishes on vmbr0: route_localnet stays.
+    assert_eq!(n.localnet("vmbr0"), "1");
+    assert_eq!(n.get("127.0.0.1:8083"), "page of web3\n");
+    n.ok(&["delete", "--force", "web3"]);
+    assert_eq!(n.localnet("vmbr0"), "0", "route_localnet restored with the last published container");
     let table = n.ns.nft();
-    assert!(!table.contains("dnat-") && !table.contains("snat-"), "{table}");
+    assert!(!table.contains("dnat-") && !table.contains("snat-") && !table.contains("localnet-"), "{table}");
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 
@@ -187,6 +202,9 @@ fn custom_network_pool() {
     let cfg = serde_json::json!({"network": {"custom": {"lab": {"bridge": "vmbr0", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1",
         "pool": "10.88.0.100-10.88.0.150"}}}});
     let Some(mut n) = Net::new("custom_network_pool", cfg) else { return };
+    // A route_localnet the node already has is left alone.
+    let o = n.inside("sysctl", &["-w", "net.ipv4.conf.vmbr0.route_localnet=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = n.web("nosuch", &["--network", "custom=nosuch"]);
     assert!(!o.status.success() && stderr(&o).contains("custom=nosuch") && stderr(&o).contains("lab"), "{}", stderr(&o));
     assert!(!n.dir().join("store/bundles/nosuch").exists());
@@ -200,13 +218,16 @@ fn custom_network_pool() {
     assert_eq!(addrs, ["10.88.0.100/24", "10.88.0.101/24"]);
     assert_eq!(n.get("10.88.0.101:80"), "page of lab2\n");
     assert_eq!(n.get("10.88.0.1:9001"), "page of lab1\n");
+    assert_eq!(n.get("127.0.0.1:9002"), "page of lab2\n");
     let pool = n.dir().join("store/networks/lab.json");
     for id in ["lab1", "lab2"] {
         n.ok(&["delete", "--force", id]);
     }
     let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&pool).unwrap()).unwrap();
     assert_eq!(left, serde_json::json!({}));
-    assert!(!n.ns.nft().contains("dnat-"));
+    let table = n.ns.nft();
+    assert!(!table.contains("dnat-") && !table.contains("localnet-"), "{table}");
+    assert_eq!(n.localnet("vmbr0"), "1");
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 

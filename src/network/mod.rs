@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod link;
+pub mod localnet;
 pub mod nft;
 pub mod option;
 pub mod plan;
@@ -51,16 +52,21 @@ pub struct Request<'a> {
     pub ports: &'a [String],
 }
 
-/// Parses `--network`/`--port`; refuses ports without a bridged address.
-fn parse(req: &Request) -> Result<(Option<Network>, Vec<PortMap>)> {
-    let net = req.network.map(option::parse).transpose()?;
+/// Parses `--network`/`--port`. `--port` without `--network` means the
+/// default bridge (`network.bridge`, else Proxmox's `vmbr0`), as Docker
+/// puts such a container on its default bridge.
+fn parse(req: &Request, default_bridge: Option<&str>) -> Result<(Option<Network>, Vec<PortMap>)> {
+    let mut net = req.network.map(option::parse).transpose()?;
     let ports = req.ports.iter().map(|p| p.parse::<PortMap>()).collect::<Result<Vec<_>, _>>()?;
     if !ports.is_empty() {
         match &net {
             Some(Network::Host) => bail!("--port: with --network host the container already uses the host's ports; drop --port"),
-            Some(Network::Bridge(b)) if b.ip.is_none() => bail!("--port needs the container's address: add ip=CIDR to --network bridge={}", b.bridge),
+            Some(Network::None) => bail!("--port needs --network bridge=NAME or --network custom=NAME, not none"),
             Some(Network::Bridge(_) | Network::Custom(_)) => {}
-            _ => bail!("--port needs --network bridge=NAME,ip=CIDR or --network custom=NAME"),
+            None => {
+                let bridge = default_bridge.unwrap_or(DEFAULT_BRIDGE).to_string();
+                net = Some(Network::Bridge(option::BridgeOpts { bridge, ..Default::default() }));
+            }
         }
         if req.id.len() > nft::MAX_ID {
             bail!("--port: container names longer than {} characters cannot publish ports", nft::MAX_ID);
@@ -72,6 +78,18 @@ fn parse(req: &Request) -> Result<(Option<Network>, Vec<PortMap>)> {
         }
     }
     Ok((net, ports))
+}
+
+/// The bridge `--port` without `--network` uses when `network.bridge` is unset.
+pub const DEFAULT_BRIDGE: &str = "vmbr0";
+
+/// The one `network.custom` network on bridge `o.bridge` (same VLAN), if
+/// exactly one is configured: a `bridge=` without `ip=` takes its address
+/// from that network's pool.
+fn network_on<'c>(cfg: &'c nexcage_config::Config, o: &option::BridgeOpts) -> Option<(&'c String, &'c nexcage_config::CustomNetwork)> {
+    let mut on = cfg.network.custom.iter().filter(|(_, n)| n.bridge == o.bridge && n.vlan.and_then(|v| u16::try_from(v).ok()) == o.tag);
+    let first = on.next()?;
+    on.next().is_none().then_some(first)
 }
 
 /// Refuses a host port another admin container publishes or a local socket
@@ -120,11 +138,19 @@ pub const NET0_ANNOTATION: &str = "org.nexcage.net0";
 /// Decides container `id`'s network and records it in `dir`; `None` for
 /// `none`/`host`/no `--network` (nothing to attach).
 pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Plan>> {
-    let (net, ports) = parse(req)?;
+    let cfg = ctx.config()?;
+    let (net, ports) = parse(req, cfg.network.bridge.as_deref())?;
     let (o, custom) = match net {
-        Some(Network::Bridge(o)) => (o, None),
+        Some(Network::Bridge(o)) if o.ip.is_some() || o.dhcp => (o, None),
+        Some(Network::Bridge(o)) => match network_on(&cfg, &o) {
+            Some((name, n)) => {
+                let p = pool::Pool::parse(name, n)?;
+                let o = option::BridgeOpts { gw: p.gateway, mtu: o.mtu.or(n.mtu), ..o };
+                (o, Some((name.clone(), p, n.nameservers.clone())))
+            }
+            None => (o, None),
+        },
         Some(Network::Custom(name)) => {
-            let cfg = ctx.config()?;
             let Some(n) = cfg.network.custom.get(&name) else {
                 let known: Vec<_> = cfg.network.custom.keys().cloned().collect();
                 bail!("--network custom={name}: no network {name} in the config (network.custom.{name}); configured: {}",
@@ -136,6 +162,9 @@ pub fn resolve(ctx: &Ctx, dir: &Path, req: &Request) -> Result<Option<Plan>> {
         }
         _ => return Ok(None),
     };
+    if !ports.is_empty() && o.ip.is_none() && custom.is_none() {
+        bail!("--port needs the container's address: add ip=CIDR to --network bridge={0}, or configure one network.custom network on bridge {0} to take it from", o.bridge);
+    }
     if o.firewall && req.backend != "proxmox" {
         bail!("--network ...,firewall=1: the firewall bridge is Proxmox's (fwbr, pve-firewall); only with --backend proxmox");
     }
@@ -179,7 +208,7 @@ pub fn attach(ctx: &Ctx, id: &str, dir: &Path, pid: i32) -> Result<()> {
         link::attach(&plan, &plan::host_ifname(id), pid)?;
     }
     if let (Some(a), false) = (plan.address, plan.ports.is_empty()) {
-        if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.ports) {
+        if let Err(e) = nft::publish(id, a.addr(), a.trunc(), &plan.bridge, &plan.ports) {
             let _ = link::detach(&plan::host_ifname(id));
             return Err(e.into());
         }

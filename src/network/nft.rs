@@ -8,7 +8,12 @@
 //! on the container's own subnet, whose replies would otherwise bypass the
 //! node), each reached by one jump rule in `ports`/`hairpin` commented
 //! with the container id. The output chain makes the node's own traffic
-//! to its address reach the container too.
+//! to its addresses, 127.0.0.1 included, reach the container too: the
+//! container's `snat-<id>` also masquerades 127.0.0.0/8 sources leaving
+//! through its bridge (`oifname`), and `route_localnet` is turned on for
+//! that bridge (localnet.rs). An empty chain `localnet-<bridge>` records
+//! that nexcage turned it on; it is turned off again, and the chain
+//! deleted, when no container's rule names that bridge any more.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -25,6 +30,8 @@ const FAMILY: &str = "ip";
 
 #[derive(Debug, Error)]
 pub enum NftError {
+    #[error(transparent)]
+    Localnet(#[from] super::localnet::LocalnetError),
     #[error("cannot run nft (install nftables): {0}")]
     Spawn(std::io::Error),
     #[error("nft {what}: {stderr}")]
@@ -42,6 +49,20 @@ fn dnat_chain(id: &str) -> String {
 
 fn snat_chain(id: &str) -> String {
     format!("snat-{id}")
+}
+
+/// The chain recording that nexcage turned `route_localnet` on for `bridge`.
+fn localnet_chain(bridge: &str) -> String {
+    format!("localnet-{bridge}")
+}
+
+fn has_chain(objs: &[Value], name: &str) -> bool {
+    objs.iter().any(|o| o["chain"]["name"].as_str() == Some(name))
+}
+
+/// The `oifname` a rule matches, if any.
+fn oifname(rule: &Value) -> Option<&str> {
+    rule["expr"].as_array()?.iter().find_map(|x| (x["match"]["left"]["meta"]["key"] == "oifname").then(|| x["match"]["right"].as_str()).flatten())
 }
 
 /// nft's message without the lines that echo the input and point at it
@@ -141,11 +162,13 @@ fn remove_cmds(objs: &[Value], id: &str) -> Vec<Value> {
     cmds
 }
 
-/// Publishes `ports` of container `id` (address `addr` on `subnet`),
-/// replacing whatever it had, in one transaction.
-pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, ports: &[PortMap]) -> Result<(), NftError> {
+/// Publishes `ports` of container `id` (address `addr` on `subnet`,
+/// behind `bridge`), replacing whatever it had, in one transaction; turns
+/// `route_localnet` on for `bridge` if it is off.
+pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, bridge: &str, ports: &[PortMap]) -> Result<(), NftError> {
+    let objs = list_table()?;
     let mut cmds = table_cmds();
-    cmds.extend(remove_cmds(&list_table()?, id));
+    cmds.extend(remove_cmds(&objs, id));
     let (d, s) = (dnat_chain(id), snat_chain(id));
     cmds.push(json!({"add": {"chain": chain(&d)}}));
     cmds.push(json!({"add": {"chain": chain(&s)}}));
@@ -158,24 +181,59 @@ pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, ports: &[PortMap]) -> 
         expr.push(json!({"dnat": {"addr": addr.to_string(), "port": p.container}}));
         cmds.push(rule(&d, expr, None));
     }
-    let hair = vec![
-        eq("ip", "saddr", json!({"prefix": {"addr": subnet.network().to_string(), "len": subnet.prefix_len()}})),
-        eq("ip", "daddr", json!(addr.to_string())),
-        json!({"masquerade": null}),
-    ];
+    let prefix = |n: Ipv4Net| json!({"prefix": {"addr": n.network().to_string(), "len": n.prefix_len()}});
+    let hair = vec![eq("ip", "saddr", prefix(subnet)), eq("ip", "daddr", json!(addr.to_string())), json!({"masquerade": null})];
     cmds.push(rule(&s, hair, None));
+    let loopback = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).unwrap_or_default();
+    let out = json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": bridge}});
+    cmds.push(rule(&s, vec![eq("ip", "saddr", prefix(loopback)), out, json!({"masquerade": null})], None));
     cmds.push(rule("ports", vec![json!({"jump": {"target": d}})], Some(id)));
     cmds.push(rule("hairpin", vec![json!({"jump": {"target": s}})], Some(id)));
-    apply("publishing ports", cmds)
+    let turned_on = !super::localnet::get(bridge)?;
+    if turned_on {
+        super::localnet::set(bridge, true)?;
+        cmds.push(json!({"add": {"chain": chain(&localnet_chain(bridge))}}));
+    }
+    let res = apply("publishing ports", cmds);
+    if res.is_err() && turned_on && !has_chain(&objs, &localnet_chain(bridge)) {
+        let _ = super::localnet::set(bridge, false);
+    }
+    res
 }
 
-/// Removes container `id`'s chains; nothing to do is fine.
+/// The bridges whose `route_localnet` nexcage turned on and that no
+/// container but `id` has a rule for.
+fn localnet_off<'a>(objs: &'a [Value], id: &str) -> Vec<&'a str> {
+    let s = snat_chain(id);
+    let ours = |r: &Value| r["chain"].as_str() == Some(s.as_str());
+    let rules = || objs.iter().map(|o| &o["rule"]);
+    rules().filter(|r| ours(r)).filter_map(oifname)
+        .filter(|b| !rules().any(|r| !ours(r) && oifname(r) == Some(*b)) && has_chain(objs, &localnet_chain(b)))
+        .collect()
+}
+
+/// Removes container `id`'s chains (nothing to do is fine); turns
+/// `route_localnet` off for a bridge nexcage turned it on for when no
+/// other container's rule names that bridge.
 pub fn unpublish(id: &str) -> Result<(), NftError> {
-    let cmds = remove_cmds(&list_table()?, id);
+    let objs = list_table()?;
+    let mut cmds = remove_cmds(&objs, id);
     if cmds.is_empty() {
         return Ok(());
     }
-    apply("removing published ports", cmds)
+    let off = localnet_off(&objs, id);
+    for b in &off {
+        cmds.push(json!({"delete": {"chain": chain(&localnet_chain(b))}}));
+    }
+    apply("removing published ports", cmds)?;
+    for b in off {
+        match super::localnet::set(b, false) {
+            // The bridge is gone, and its setting with it.
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {}
+            r => r?,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -198,5 +256,19 @@ mod tests {
         assert_eq!(handles, [14, 16]);
         let chains: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["chain"]["name"].as_str()).collect();
         assert_eq!(chains, ["dnat-web", "snat-web"]);
+    }
+
+    #[test]
+    fn localnet_goes_with_the_last_container_on_its_bridge() {
+        let lo = |chain: &str, br: &str| json!({"rule": {"family": "ip", "table": "nexcage", "chain": chain, "handle": 1, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "127.0.0.0", "len": 8}}}},
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": br}}, {"masquerade": null}]}});
+        let marker = |br: &str| json!({"chain": {"family": "ip", "table": "nexcage", "name": format!("localnet-{br}"), "handle": 2}});
+        let objs = vec![lo("snat-a", "vmbr0"), lo("snat-b", "vmbr0"), lo("snat-c", "vmbr1"), marker("vmbr0"), marker("vmbr1")];
+        assert!(localnet_off(&objs, "a").is_empty(), "b still publishes on vmbr0");
+        assert_eq!(localnet_off(&objs[1..], "b"), ["vmbr0"]);
+        assert_eq!(localnet_off(&objs, "c"), ["vmbr1"]);
+        // Not turned on by nexcage (no marker): left alone.
+        assert!(localnet_off(&objs[..3], "c").is_empty());
     }
 }

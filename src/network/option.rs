@@ -35,6 +35,9 @@ pub struct BridgeOpts {
     /// Static IPv4 address with prefix length; `None` leaves the address
     /// to the image (as PVE does for `ip=dhcp` without `host-managed`).
     pub ip: Option<Ipv4Net>,
+    /// `ip=dhcp` (or `manual`) given: the address is the image's even
+    /// when a configured network with a pool is on the bridge.
+    pub dhcp: bool,
     pub gw: Option<Ipv4Addr>,
     /// `XX:XX:XX:XX:XX:XX`; derived from the container name when absent.
     pub hwaddr: Option<String>,
@@ -73,8 +76,8 @@ fn bridge_opts(value: &str, rest: &str) -> Result<BridgeOpts, OptionError> {
     for item in items {
         let (k, v) = item.split_once('=').ok_or_else(|| err(format!("{item:?}: expected KEY=VALUE")))?;
         match k {
-            "ip" if v == "dhcp" || v == "manual" => o.ip = None,
-            "ip" => o.ip = Some(v.parse().map_err(|_| err(format!("ip={v}: expected an IPv4 address with a prefix, like 10.0.0.5/24")))?),
+            "ip" if v == "dhcp" || v == "manual" => (o.ip, o.dhcp) = (None, true),
+            "ip" => (o.ip, o.dhcp) = (Some(v.parse().map_err(|_| err(format!("ip={v}: expected an IPv4 address with a prefix, like 10.0.0.5/24")))?), false),
             "gw" => o.gw = Some(v.parse().map_err(|_| err(format!("gw={v}: expected an IPv4 address")))?),
             "hwaddr" if valid_mac(v) => o.hwaddr = Some(v.to_ascii_uppercase()),
             "hwaddr" => return Err(err(format!("hwaddr={v}: expected a unicast MAC like BC:24:11:00:00:01"))),
@@ -132,7 +135,9 @@ mod tests {
         assert_eq!(b.gw.unwrap().to_string(), "10.88.0.1");
         assert_eq!(b.hwaddr.as_deref(), Some("BC:24:11:00:00:01"));
         assert_eq!((b.mtu, b.tag, b.name.as_deref(), b.firewall), (Some(1400), Some(10), Some("net1"), true));
-        assert_eq!(parse("bridge=vmbr0,ip=dhcp").unwrap(), Network::Bridge(BridgeOpts { bridge: "vmbr0".into(), ..Default::default() }));
+        assert_eq!(parse("bridge=vmbr0,ip=dhcp").unwrap(), Network::Bridge(BridgeOpts { bridge: "vmbr0".into(), dhcp: true, ..Default::default() }));
+        let Network::Bridge(b) = parse("bridge=vmbr0").unwrap() else { panic!() };
+        assert!(b.ip.is_none() && !b.dhcp);
     }
 
     #[test]
