@@ -167,6 +167,9 @@ fn gc_takes_only_what_is_gone() {
     let gc = |args: &[&str]| {
         let o = env.nx(args);
         assert!(o.status.success(), "{}", out(&o));
+        if !o.stderr.is_empty() {
+            eprintln!("gc {args:?} stderr: {}", String::from_utf8_lossy(&o.stderr));
+        }
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert_eq!(gc(&["gc"]), "", "gc took a running container or the operator's guest");
