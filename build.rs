@@ -75,6 +75,4 @@ fn main() {
     link_flags();
     stamp_commit();
     build_guest_init();
-    // The Proxmox backend's monitor drives liblxc (src/backend/proxmox/liblxc.rs).
-    println!("cargo:rustc-link-lib=dylib=lxc");
 }

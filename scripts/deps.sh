@@ -3,8 +3,8 @@
 #   scripts/deps.sh [--runtime-only]
 # --runtime-only: only what building and running the example bundle needs.
 set -eu
-# lxc-dev: liblxc.so and its headers, which the Proxmox backend's holder links (src/backend/proxmox/liblxc.rs).
-runtime="busybox-static libseccomp-dev pkg-config lxc-dev"
+# liblxc (package liblxc1, which lxc brings) is opened at run time by the Proxmox backend only.
+runtime="busybox-static libseccomp-dev pkg-config"
 tests="runc crun podman containerd containernetworking-plugins protobuf-compiler lxc zfs-fuse docker-registry skopeo umoci apache2-utils openssl time iproute2 nftables jq file zstd"
 pkgs="$runtime"
 [ "${1:-}" = "--runtime-only" ] || pkgs="$pkgs $tests"
