@@ -195,3 +195,51 @@ fn cri_proxmox_app_pod() {
     let Some(env) = CriEnv::new("cri_proxmox_app_pod", &vars) else { return };
     pod_lifecycle(&env, Some(&px));
 }
+
+/// A pod with `shareProcessNamespace: true`: the app container joins the
+/// sandbox's PID namespace by path (a native create on this cgroup v1 host)
+/// and sees the sandbox's pause process in `ps`.
+#[test]
+fn cri_shared_pid_pod() {
+    let Some(env) = CriEnv::new("cri_shared_pid_pod", &[]) else { return };
+    let cri = env.cri();
+    let mut sandbox = env.pod_config("shared");
+    share_process_namespace(&mut sandbox);
+    let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
+    let rec = support::nx(&env.runtime_root(), &["state", &pod]);
+    let st: serde_json::Value = serde_json::from_slice(&rec.stdout).expect("nexcage state of the sandbox");
+    let pause = st["pid"].as_i64().expect("sandbox pid");
+    // The app's init gets a pid (in the pod's namespace) that no process has
+    // in the host's: a pid below 300 is never reused once the host has booted.
+    let free = (3..300).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).expect("a pid below 300 free on the host");
+    let set = std::process::Command::new("nsenter")
+        .args(["-t", &pause.to_string(), "-p", "sh", "-c", &format!("echo {} > /proc/sys/kernel/ns_last_pid", free - 1)])
+        .output()
+        .expect("nsenter");
+    assert!(set.status.success(), "setting the pod's ns_last_pid: {}", support::show(&set));
+    let app = cri.create(&pod, &sandbox, "app", &["sleep", "1000"], &[]).unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", env.log()));
+    cri.start(&app).unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", env.log()));
+    assert!(cri.wait_state(&app, ContainerState::ContainerRunning, 10), "app not running: {:?}", cri.status(&app));
+    let (ps, _, code) = cri.exec_sync(&app, &["ps", "-o", "pid,args"], 10).expect("ExecSync ps");
+    assert_eq!(code, 0, "ps: {ps}");
+    let procs: Vec<(String, String)> =
+        ps.lines().skip(1).filter_map(|l| l.trim().split_once(' ').map(|(p, a)| (p.to_string(), a.trim().to_string()))).collect();
+    assert!(procs.contains(&("1".into(), "/bin/sleep 2147483647".into())), "the sandbox's pause is not pid 1 in the app's ps: {ps}");
+    assert!(procs.contains(&(free.to_string(), "sleep 1000".into())), "the app is not pid {free} in its ps: {ps}");
+    let want = std::fs::read_link(format!("/proc/{pause}/ns/pid")).expect("sandbox pid ns").display().to_string();
+    let (got, _, _) = cri.exec_sync(&app, &["readlink", "/proc/self/ns/pid"], 10).expect("ExecSync readlink");
+    assert_eq!(got.trim(), want, "app's pid namespace is not the sandbox's");
+    // its cgroup mount shows its own cgroup (not the pause's), read-only
+    let (procs, _, _) = cri.exec_sync(&app, &["cat", "/sys/fs/cgroup/pids/cgroup.procs"], 10).expect("ExecSync cat");
+    let procs: Vec<&str> = procs.lines().collect();
+    assert!(procs.contains(&free.to_string().as_str()) && !procs.contains(&"1"), "/sys/fs/cgroup/pids is not the app's cgroup: {procs:?}");
+    let (_, err, code) = cri.exec_sync(&app, &["mkdir", "/sys/fs/cgroup/memory/x"], 10).expect("ExecSync mkdir");
+    assert!(code != 0 && err.contains("Read-only"), "the cgroup mount is writable: {code} {err}");
+
+    cri.stop(&app, 10).expect("StopContainer");
+    assert_eq!(cri.state(&app).0, ContainerState::ContainerExited);
+    cri.remove(&app).expect("RemoveContainer");
+    cri.stop_pod(&pod).expect("StopPodSandbox");
+    cri.remove_pod(&pod).expect("RemovePodSandbox");
+    Leftovers { env: &env, proxmox: None }.assert_none(&pod, &[app]);
+}

@@ -192,6 +192,20 @@ impl CriEnv {
     }
 }
 
+/// A pod with `shareProcessNamespace: true`: the kubelet asks for the pod's
+/// PID namespace for the sandbox and every container (containerd then joins
+/// each container to the sandbox's by path).
+pub fn share_process_namespace(config: &mut cri::PodSandboxConfig) {
+    let ns = config.linux.as_mut().and_then(|l| l.security_context.as_mut()).and_then(|s| s.namespace_options.as_mut());
+    ns.expect("namespace options").pid = cri::NamespaceMode::Pod as i32;
+}
+
+/// The container's namespaces as the kubelet derives them from its pod's.
+fn namespaces_of(sandbox: &cri::PodSandboxConfig) -> cri::NamespaceOption {
+    let ns = sandbox.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone());
+    ns.unwrap_or_else(kubelet_namespaces)
+}
+
 /// The namespaces the kubelet asks for without `shareProcessNamespace` or
 /// `hostNetwork`: network and IPC of the pod, a PID namespace per container.
 /// (Left out, containerd reads mode 0 = POD for each, sharing the pod's PID namespace.)
@@ -341,7 +355,7 @@ impl Cri {
             log_path: format!("{name}.log"),
             annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             linux: Some(cri::LinuxContainerConfig {
-                security_context: Some(cri::LinuxContainerSecurityContext { namespace_options: Some(kubelet_namespaces()), ..Default::default() }),
+                security_context: Some(cri::LinuxContainerSecurityContext { namespace_options: Some(namespaces_of(sandbox)), ..Default::default() }),
                 ..Default::default()
             }),
             ..Default::default()
