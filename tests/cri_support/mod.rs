@@ -44,27 +44,34 @@ impl CriEnv {
     /// containerd (the shim passes it on to nexcage: NEXCAGE_CONFIG, PATH).
     /// None (after a SKIP line) when a component is missing.
     pub fn new(test: &str, env: &[(&str, String)]) -> Option<CriEnv> {
+        Self::can_run(test).then(|| Self::start(Netns::new("cri"), env))
+    }
+
+    /// Whether the components are here; if not, prints a SKIP line for `test`.
+    pub fn can_run(test: &str) -> bool {
+        Self::missing().map(|why| skip(test, &why)).is_none()
+    }
+
+    fn missing() -> Option<String> {
         if !is_root() {
-            skip(test, "needs root");
-            return None;
+            return Some("needs root".into());
         }
         let tools = ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "nsenter", "ip", "tar", "timeout"];
         if let Some(m) = missing(&tools) {
-            skip(test, &m);
-            return None;
+            return Some(m);
         }
         for p in ["/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"] {
             if !Path::new(p).exists() {
-                skip(test, &format!("{p} missing (containernetworking-plugins not installed)"));
-                return None;
+                return Some(format!("{p} missing (containernetworking-plugins not installed)"));
             }
         }
-        if which("/bin/busybox").is_none() {
-            skip(test, "busybox-static not installed");
-            return None;
-        }
+        which("/bin/busybox").is_none().then(|| "busybox-static not installed".into())
+    }
+
+    /// Starts containerd (CRI enabled) in `netns`, which the environment
+    /// then owns (removed on drop); `env` as for `new`.
+    pub fn start(netns: Netns, env: &[(&str, String)]) -> CriEnv {
         let dir = Scratch::new("cri");
-        let netns = Netns::new("cri");
         let tag = unique("p").replace('-', "");
         let network = format!("nxcri{tag}");
         let cgroup_parent = format!("/nexcage-cri/{tag}");
@@ -102,7 +109,7 @@ impl CriEnv {
         let ready = wait_until(30, || cri.ready());
         assert!(ready, "CRI not ready: {}", e.log());
         e.cri = Some(cri);
-        Some(e)
+        e
     }
 
     pub fn cri(&self) -> &Cri {
