@@ -113,3 +113,33 @@ fn emulated(dest: &Path, hierarchies: &[(PathBuf, PathBuf)]) -> Result<Vec<Mount
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comounted_hierarchy_is_bound_once_per_name() {
+        let h = [
+            (PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/pod/c1")),
+            (PathBuf::from("/sys/fs/cgroup/memory"), PathBuf::from("/sys/fs/cgroup/memory/pod/c1")),
+        ];
+        let m = emulated(Path::new("/sys/fs/cgroup"), &h).unwrap();
+        let got: Vec<(String, String, String)> = m
+            .iter()
+            .map(|m| {
+                let src = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_default();
+                (m.destination().display().to_string(), m.typ().clone().unwrap_or_default(), src)
+            })
+            .collect();
+        let want = [
+            ("/sys/fs/cgroup", "tmpfs", "tmpfs"),
+            ("/sys/fs/cgroup/cpu,cpuacct", "bind", "/sys/fs/cgroup/cpu,cpuacct/pod/c1"),
+            ("/sys/fs/cgroup/cpu", "bind", "/sys/fs/cgroup/cpu,cpuacct/pod/c1"),
+            ("/sys/fs/cgroup/cpuacct", "bind", "/sys/fs/cgroup/cpu,cpuacct/pod/c1"),
+            ("/sys/fs/cgroup/memory", "bind", "/sys/fs/cgroup/memory/pod/c1"),
+        ];
+        assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
+        assert!(m[1..].iter().all(|m| m.options().as_deref() == Some(&["rw".to_string(), "rbind".to_string()][..])));
+    }
+}
