@@ -3,7 +3,9 @@
 //! (tests/cri_support). The sandbox always runs natively (routing rule 2);
 //! app containers run natively or, routed by the `org.nexcage.backend`
 //! annotation (allow-listed in the handler's `container_annotations`), on the
-//! Proxmox backend (tests/proxmox_support: pve-double, real LXC, zfs-fuse).
+//! Proxmox backend through either driver (tests/proxmox_support: pve-double,
+//! its API in the test's network namespace with containerd, real LXC,
+//! zfs-fuse). A `shareProcessNamespace` pod joins the sandbox's PID namespace.
 mod cri_support;
 mod netns_fixture;
 mod proxmox_support;
