@@ -8,6 +8,9 @@
 #
 # After `up`, DIR holds: config-pct.json, config-api.json, bin/ (pct and
 # pvesh wrappers: put it first on PATH), env.sh (exports for a shell).
+# NEXCAGE_TEST_NETNS=NAME (an `ip netns` name): the double's API listens on
+# 127.0.0.1 inside that network namespace instead of the host's, for a
+# runtime that runs there (containerd's CRI in tests/cri.rs).
 # Needs: zfs-fuse (apt), lxc, a built pve-double (cargo build -p pve-double).
 set -eu
 cmd=${1:-}
@@ -50,7 +53,9 @@ up() {
     [ -f "$SCHEMA" ] || { echo "schema not found: $SCHEMA" >&2; exit 1; }
     if ! [ -f "$DIR/double.pid" ] || ! kill -0 "$(cat "$DIR/double.pid")" 2>/dev/null; then
         rm -f "$DIR/state/port"
-        "$DOUBLE" serve --state "$DIR/state" --listen 127.0.0.1:0 --node pve --schema "$SCHEMA" --lxc-path "$DIR/lxc" \
+        netns=""
+        [ -z "${NEXCAGE_TEST_NETNS:-}" ] || netns="nsenter --net=/run/netns/$NEXCAGE_TEST_NETNS"
+        $netns "$DOUBLE" serve --state "$DIR/state" --listen 127.0.0.1:0 --node pve --schema "$SCHEMA" --lxc-path "$DIR/lxc" \
             --token 'root@pam!nexcage=0b4c3e4e-5b0e-4c53-9d7a-3f2a1c9e8d71' \
             </dev/null >"$DIR/double.log" 2>&1 &
         echo $! >"$DIR/double.pid"

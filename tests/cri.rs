@@ -3,7 +3,9 @@
 //! (tests/cri_support). The sandbox always runs natively (routing rule 2);
 //! app containers run natively or, routed by the `org.nexcage.backend`
 //! annotation (allow-listed in the handler's `container_annotations`), on the
-//! Proxmox backend (tests/proxmox_support: pve-double, real LXC, zfs-fuse).
+//! Proxmox backend through either driver (tests/proxmox_support: pve-double,
+//! its API in the test's network namespace with containerd, real LXC,
+//! zfs-fuse). A `shareProcessNamespace` pod joins the sandbox's PID namespace.
 mod cri_support;
 mod netns_fixture;
 mod proxmox_support;
@@ -144,21 +146,23 @@ fn cri_native_pod() {
     pod_lifecycle(&env, None);
 }
 
-/// Must-show 2: two containers share the pod's network; the pod IP from CNI
-/// answers from the test's namespace; UpdateContainerResources reaches the cgroup.
-#[test]
-fn cri_pod_network_and_update() {
-    let Some(env) = CriEnv::new("cri_pod_network_and_update", &[]) else { return };
+/// Must-show 2: two containers share the pod's network: `server` listens
+/// (busybox httpd), `client` reaches it on 127.0.0.1; the pod IP from CNI
+/// answers from the test's namespace. Both app containers on the backend
+/// `proxmox` says (None: native); natively UpdateContainerResources also
+/// reaches the cgroup under the pod's parent.
+fn pod_network(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     let cri = env.cri();
+    let annotations: &[(&str, &str)] = if proxmox.is_some() { &[("org.nexcage.backend", "proxmox")] } else { &[] };
     let sandbox = env.pod_config("net");
     let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
     let ip = cri.pod_ip(&pod);
     assert!(ip.starts_with("10.89.0."), "pod IP {ip:?} not from CNI's {SUBNET}");
     let server = cri
-        .create(&pod, &sandbox, "server", &["sh", "-c", "mkdir -p /tmp/www; echo pod-hello > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"], &[])
-        .expect("CreateContainer server");
-    cri.start(&server).expect("StartContainer server");
-    let client = cri.create(&pod, &sandbox, "client", &["sleep", "1000"], &[]).expect("CreateContainer client");
+        .create(&pod, &sandbox, "server", &["sh", "-c", "mkdir -p /tmp/www; echo pod-hello > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"], annotations)
+        .unwrap_or_else(|e| panic!("CreateContainer server: {e}\n{}", env.log()));
+    cri.start(&server).unwrap_or_else(|e| panic!("StartContainer server: {e}\n{}", env.log()));
+    let client = cri.create(&pod, &sandbox, "client", &["sleep", "1000"], annotations).expect("CreateContainer client");
     cri.start(&client).expect("StartContainer client");
     let mut got = String::new();
     support::wait_until(10, || {
@@ -168,12 +172,14 @@ fn cri_pod_network_and_update() {
     assert_eq!(got, "pod-hello\n", "client did not reach the server on 127.0.0.1");
     assert_eq!(env.netns.get(&format!("{ip}:8080"), 10), "pod-hello\n", "pod IP {ip} not reachable from the test's namespace");
 
-    // the kubelet's in-place resize: runc's `update` through the shim
-    cri.update_memory(&client, 64 << 20).unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
-    let (out, _, _) = cri.exec_sync(&client, &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], 5).expect("ExecSync");
-    let parent = sandbox.linux.as_ref().unwrap().cgroup_parent.clone();
-    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{parent}/{client}/memory.limit_in_bytes")).unwrap_or(out);
-    assert_eq!(limit.trim(), (64u64 << 20).to_string(), "memory limit after UpdateContainerResources");
+    if proxmox.is_none() {
+        // the kubelet's in-place resize: runc's `update` through the shim
+        cri.update_memory(&client, 64 << 20).unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+        let (out, _, _) = cri.exec_sync(&client, &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], 5).expect("ExecSync");
+        let parent = sandbox.linux.as_ref().unwrap().cgroup_parent.clone();
+        let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{parent}/{client}/memory.limit_in_bytes")).unwrap_or(out);
+        assert_eq!(limit.trim(), (64u64 << 20).to_string(), "memory limit after UpdateContainerResources");
+    }
 
     let ids = cri.list(&pod).expect("ListContainers");
     for id in &ids {
@@ -182,16 +188,91 @@ fn cri_pod_network_and_update() {
     }
     cri.stop_pod(&pod).expect("StopPodSandbox");
     cri.remove_pod(&pod).expect("RemovePodSandbox");
-    Leftovers { env: &env, proxmox: None }.assert_none(&pod, &ids);
+    Leftovers { env, proxmox }.assert_none(&pod, &ids);
 }
 
-/// Must-show 1, 3, 4 with the app containers on the Proxmox backend, `pct`
-/// driver only: containerd (and so nexcage) runs in the test's network
-/// namespace, where the API double on the host's 127.0.0.1 is out of reach.
+/// Must-show 2 natively; UpdateContainerResources reaches the cgroup.
 #[test]
-fn cri_proxmox_app_pod() {
-    let px = env_or_skip!("cri_proxmox_app_pod", "pct", "containerd");
+fn cri_pod_network_and_update() {
+    let Some(env) = CriEnv::new("cri_pod_network_and_update", &[]) else { return };
+    pod_network(&env, None);
+}
+
+/// Must-show 1 to 4 with the app containers on the Proxmox backend through
+/// `driver`. containerd (and so nexcage) runs in the test's network
+/// namespace, so the pve-double's API listens there too.
+fn proxmox_pods(test: &str, driver: &str) {
+    if let Some(why) = proxmox_support::missing(&["containerd"]) {
+        return support::skip(test, &why);
+    }
+    if !CriEnv::can_run(test) {
+        return;
+    }
+    let netns = netns_fixture::Netns::new("cri");
+    let px = proxmox_support::Env::up_in_netns(test, driver, &netns.0);
     let vars = [("NEXCAGE_CONFIG", px.config().display().to_string()), ("PATH", px.path_var())];
-    let Some(env) = CriEnv::new("cri_proxmox_app_pod", &vars) else { return };
+    let env = CriEnv::start(netns, &vars);
     pod_lifecycle(&env, Some(&px));
+    pod_network(&env, Some(&px));
+    // the driver under test made the guests (the wrappers log every CLI call)
+    let calls = std::fs::read_to_string(px.dir.join("cli-calls.log")).unwrap_or_default();
+    assert_eq!(calls.lines().any(|l| l.starts_with("pct create ")), driver == "pct", "`pct create` calls with the {driver} driver:\n{calls}");
+}
+
+#[test]
+fn cri_proxmox_app_pod_pct() {
+    proxmox_pods("cri_proxmox_app_pod_pct", "pct");
+}
+
+#[test]
+fn cri_proxmox_app_pod_api() {
+    proxmox_pods("cri_proxmox_app_pod_api", "api");
+}
+
+/// A pod with `shareProcessNamespace: true`: the app container joins the
+/// sandbox's PID namespace by path (a native create on this cgroup v1 host)
+/// and sees the sandbox's pause process in `ps`.
+#[test]
+fn cri_shared_pid_pod() {
+    let Some(env) = CriEnv::new("cri_shared_pid_pod", &[]) else { return };
+    let cri = env.cri();
+    let mut sandbox = env.pod_config("shared");
+    share_process_namespace(&mut sandbox);
+    let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
+    let rec = support::nx(&env.runtime_root(), &["state", &pod]);
+    let st: serde_json::Value = serde_json::from_slice(&rec.stdout).expect("nexcage state of the sandbox");
+    let pause = st["pid"].as_i64().expect("sandbox pid");
+    // The app's init gets a pid (in the pod's namespace) that no process has
+    // in the host's: a pid below 300 is never reused once the host has booted.
+    let free = (3..300).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).expect("a pid below 300 free on the host");
+    let set = std::process::Command::new("nsenter")
+        .args(["-t", &pause.to_string(), "-p", "sh", "-c", &format!("echo {} > /proc/sys/kernel/ns_last_pid", free - 1)])
+        .output()
+        .expect("nsenter");
+    assert!(set.status.success(), "setting the pod's ns_last_pid: {}", support::show(&set));
+    let app = cri.create(&pod, &sandbox, "app", &["sleep", "1000"], &[]).unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", env.log()));
+    cri.start(&app).unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", env.log()));
+    assert!(cri.wait_state(&app, ContainerState::ContainerRunning, 10), "app not running: {:?}", cri.status(&app));
+    let (ps, _, code) = cri.exec_sync(&app, &["ps", "-o", "pid,args"], 10).expect("ExecSync ps");
+    assert_eq!(code, 0, "ps: {ps}");
+    let procs: Vec<(String, String)> =
+        ps.lines().skip(1).filter_map(|l| l.trim().split_once(' ').map(|(p, a)| (p.to_string(), a.trim().to_string()))).collect();
+    assert!(procs.contains(&("1".into(), "/bin/sleep 2147483647".into())), "the sandbox's pause is not pid 1 in the app's ps: {ps}");
+    assert!(procs.contains(&(free.to_string(), "sleep 1000".into())), "the app is not pid {free} in its ps: {ps}");
+    let want = std::fs::read_link(format!("/proc/{pause}/ns/pid")).expect("sandbox pid ns").display().to_string();
+    let (got, _, _) = cri.exec_sync(&app, &["readlink", "/proc/self/ns/pid"], 10).expect("ExecSync readlink");
+    assert_eq!(got.trim(), want, "app's pid namespace is not the sandbox's");
+    // its cgroup mount shows its own cgroup (not the pause's), read-only
+    let (procs, _, _) = cri.exec_sync(&app, &["cat", "/sys/fs/cgroup/pids/cgroup.procs"], 10).expect("ExecSync cat");
+    let procs: Vec<&str> = procs.lines().collect();
+    assert!(procs.contains(&free.to_string().as_str()) && !procs.contains(&"1"), "/sys/fs/cgroup/pids is not the app's cgroup: {procs:?}");
+    let (_, err, code) = cri.exec_sync(&app, &["mkdir", "/sys/fs/cgroup/memory/x"], 10).expect("ExecSync mkdir");
+    assert!(code != 0 && err.contains("Read-only"), "the cgroup mount is writable: {code} {err}");
+
+    cri.stop(&app, 10).expect("StopContainer");
+    assert_eq!(cri.state(&app).0, ContainerState::ContainerExited);
+    cri.remove(&app).expect("RemoveContainer");
+    cri.stop_pod(&pod).expect("StopPodSandbox");
+    cri.remove_pod(&pod).expect("RemovePodSandbox");
+    Leftovers { env: &env, proxmox: None }.assert_none(&pod, &[app]);
 }

@@ -44,27 +44,34 @@ impl CriEnv {
     /// containerd (the shim passes it on to nexcage: NEXCAGE_CONFIG, PATH).
     /// None (after a SKIP line) when a component is missing.
     pub fn new(test: &str, env: &[(&str, String)]) -> Option<CriEnv> {
+        Self::can_run(test).then(|| Self::start(Netns::new("cri"), env))
+    }
+
+    /// Whether the components are here; if not, prints a SKIP line for `test`.
+    pub fn can_run(test: &str) -> bool {
+        Self::missing().map(|why| skip(test, &why)).is_none()
+    }
+
+    fn missing() -> Option<String> {
         if !is_root() {
-            skip(test, "needs root");
-            return None;
+            return Some("needs root".into());
         }
         let tools = ["containerd", "ctr", "containerd-shim-runc-v2", "podman", "nsenter", "ip", "tar", "timeout"];
         if let Some(m) = missing(&tools) {
-            skip(test, &m);
-            return None;
+            return Some(m);
         }
         for p in ["/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"] {
             if !Path::new(p).exists() {
-                skip(test, &format!("{p} missing (containernetworking-plugins not installed)"));
-                return None;
+                return Some(format!("{p} missing (containernetworking-plugins not installed)"));
             }
         }
-        if which("/bin/busybox").is_none() {
-            skip(test, "busybox-static not installed");
-            return None;
-        }
+        which("/bin/busybox").is_none().then(|| "busybox-static not installed".into())
+    }
+
+    /// Starts containerd (CRI enabled) in `netns`, which the environment
+    /// then owns (removed on drop); `env` as for `new`.
+    pub fn start(netns: Netns, env: &[(&str, String)]) -> CriEnv {
         let dir = Scratch::new("cri");
-        let netns = Netns::new("cri");
         let tag = unique("p").replace('-', "");
         let network = format!("nxcri{tag}");
         let cgroup_parent = format!("/nexcage-cri/{tag}");
@@ -102,7 +109,7 @@ impl CriEnv {
         let ready = wait_until(30, || cri.ready());
         assert!(ready, "CRI not ready: {}", e.log());
         e.cri = Some(cri);
-        Some(e)
+        e
     }
 
     pub fn cri(&self) -> &Cri {
@@ -190,6 +197,20 @@ impl CriEnv {
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.contains(id)).map(str::to_string).collect()
     }
+}
+
+/// A pod with `shareProcessNamespace: true`: the kubelet asks for the pod's
+/// PID namespace for the sandbox and every container (containerd then joins
+/// each container to the sandbox's by path).
+pub fn share_process_namespace(config: &mut cri::PodSandboxConfig) {
+    let ns = config.linux.as_mut().and_then(|l| l.security_context.as_mut()).and_then(|s| s.namespace_options.as_mut());
+    ns.expect("namespace options").pid = cri::NamespaceMode::Pod as i32;
+}
+
+/// The container's namespaces as the kubelet derives them from its pod's.
+fn namespaces_of(sandbox: &cri::PodSandboxConfig) -> cri::NamespaceOption {
+    let ns = sandbox.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone());
+    ns.unwrap_or_else(kubelet_namespaces)
 }
 
 /// The namespaces the kubelet asks for without `shareProcessNamespace` or
@@ -341,7 +362,7 @@ impl Cri {
             log_path: format!("{name}.log"),
             annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             linux: Some(cri::LinuxContainerConfig {
-                security_context: Some(cri::LinuxContainerSecurityContext { namespace_options: Some(kubelet_namespaces()), ..Default::default() }),
+                security_context: Some(cri::LinuxContainerSecurityContext { namespace_options: Some(namespaces_of(sandbox)), ..Default::default() }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -73,6 +73,18 @@ pub struct Env {
 
 impl Env {
     pub fn up(name: &str, driver: &str) -> Env {
+        Self::up_with(name, driver, None)
+    }
+
+    /// As `up`, with the double's API on 127.0.0.1 inside the network
+    /// namespace `netns` (an `ip netns` name) rather than the host's: for a
+    /// runtime that runs there (containerd's CRI, tests/cri.rs), with no
+    /// traffic leaving the namespace.
+    pub fn up_in_netns(name: &str, driver: &str, netns: &str) -> Env {
+        Self::up_with(name, driver, Some(netns))
+    }
+
+    fn up_with(name: &str, driver: &str, netns: Option<&str>) -> Env {
         let lock = std::fs::File::create("/var/tmp/nexcage-proxmox-tests.lock").expect("lock file");
         // SAFETY: flock on an fd we own; blocks until the previous test is done.
         let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
@@ -81,7 +93,12 @@ impl Env {
         let pool = format!("nxpx{}", fnv(&format!("{name}-{driver}")) % 100000);
         let script = repo().join("scripts/proxmox-test-env.sh");
         let _ = Command::new(&script).args(["down"]).arg(&dir).env("NEXCAGE_TEST_POOL", &pool).status();
-        let out = Command::new(&script).args(["up"]).arg(&dir).env("NEXCAGE_TEST_POOL", &pool).output().expect("run proxmox-test-env.sh");
+        let mut up = Command::new(&script);
+        up.args(["up"]).arg(&dir).env("NEXCAGE_TEST_POOL", &pool);
+        if let Some(ns) = netns {
+            up.env("NEXCAGE_TEST_NETNS", ns);
+        }
+        let out = up.output().expect("run proxmox-test-env.sh");
         assert!(out.status.success(), "test env up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let root = dir.join("run");
         Env { _lock: lock, dir, pool, driver: driver.to_string(), root, started: std::time::SystemTime::now() }

@@ -22,6 +22,7 @@ const USAGE: &str = "usage: pve-double serve --state DIR --listen ADDR:PORT --sc
 (or via symlinks with those names; env PVE_DOUBLE_STATE, PVE_DOUBLE_SCHEMA, PVE_DOUBLE_LXC_PATH)";
 
 fn main() {
+    close_inherited_fds();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PVE_DOUBLE_LOG"))
         .with_writer(std::io::stderr)
@@ -136,4 +137,30 @@ fn parse_serve(args: &[String]) -> Result<server::ServeOpts, String> {
         return Err(format!("--state and --schema are required\n{USAGE}"));
     }
     Ok(o)
+}
+
+/// Closes every fd above 2 the caller left open (a shell's `flock 9` lock,
+/// a pipe): the server lives on after its caller, and a CLI personality may
+/// start LXC processes that do too; neither may hold them.
+fn close_inherited_fds() {
+    // SAFETY: close_range(2) on fds 3.. at the very start of main, before
+    // anything in this process opened or owns an fd above 2.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if r == 0 {
+        return;
+    }
+    // Kernels before 5.9: each fd /proc/self/fd lists (its own dir fd
+    // included, which is closed by then: EBADF, ignored).
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: as above; nothing in this process owns these fds.
+        unsafe { libc::close(fd) };
+    }
 }

@@ -1,7 +1,8 @@
 //! The bundle libcontainer reads. libcontainer loads `config.json` itself
 //! (at create, and again for each exec), so where nexcage's rules change
 //! the spec (unknown capability names dropped, the seccomp profile moved to
-//! the executor, create-time hooks relayed) it gets a copy: `<state dir>/bundle/config.json`, with
+//! the executor, create-time hooks relayed, a v1 cgroup mount given as
+//! binds in a joined PID namespace: cgroupfs_binds) it gets a copy: `<state dir>/bundle/config.json`, with
 //! `root.path` absolute, plus `seccomp.json` (the moved profile, for exec)
 //! and `process.json` (the process before capabilities were lent, for exec).
 //! Its hooks go through nexcage's relay (the state they get names the
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use libcontainer::oci_spec::runtime::{Hook, Hooks, LinuxSeccomp};
 
+use super::cgroupfs_binds;
 use super::executor::{lend, movable_seccomp, Executor};
 use crate::backend::oci;
 use crate::spec::Bundle;
@@ -36,7 +38,8 @@ pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, 
     let seccomp = movable_seccomp(spec);
     let mut exec = Executor { seccomp: seccomp.clone(), home, ..Default::default() };
     let hooks = spec.hooks().as_ref().filter(|h| has_create_hooks(h));
-    if seccomp.is_none() && bundle.dropped_caps.is_empty() && hooks.is_none() {
+    let mounts = cgroupfs_binds::replaced(spec, id)?;
+    if seccomp.is_none() && bundle.dropped_caps.is_empty() && hooks.is_none() && mounts.is_none() {
         return Ok((bundle.dir.clone(), exec));
     }
     let mut copy = spec.clone();
@@ -50,6 +53,9 @@ pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, 
         exec.state_id = id.to_string();
         exec.bundle = bundle.dir.clone();
         exec.annotations = spec.annotations().clone();
+    }
+    if mounts.is_some() {
+        copy.set_mounts(mounts);
     }
     if let (Some(_), Some(l)) = (&seccomp, copy.linux_mut().as_mut()) {
         l.set_seccomp(None);

@@ -13,6 +13,8 @@ pub fn cases() -> Vec<Case> {
     vec![
         case("ns.pid.new", "new pid namespace: the program is pid 1", |c| ns_new(c, "pid")),
         case("ns.pid.path", "pid namespace joined by path", |c| ns_path(c, "pid")),
+        case("ns.pid.path_cgroup_mount", "pid namespace joined by path at a pid the host's /proc lacks: the cgroup mount is the container's own", pid_path_cgroup_mount)
+            .requires(v1_memory),
         case("ns.network.new", "new network namespace: only lo", |c| ns_new(c, "network")),
         case("ns.network.path", "network namespace joined by path", |c| ns_path(c, "network")),
         case("ns.network.host", "no network entry: the runtime's network namespace", |c| ns_host(c, "network")),
@@ -37,6 +39,10 @@ fn cgroup_ns(_: &Host) -> Option<String> {
     } else {
         Some("kernel has no cgroup namespaces".into())
     }
+}
+
+fn v1_memory(h: &Host) -> Option<String> {
+    h.need_v1(&["memory"])
 }
 
 fn user_ns(h: &Host) -> Option<String> {
@@ -109,6 +115,27 @@ fn ns_path(ctx: &mut Ctx, ty: &str) -> Result<()> {
     let ia = ns_inode(&ca.pid.to_string(), proc_name(ty))?;
     let ib = ns_inode(&cb.pid.to_string(), proc_name(ty))?;
     ensure!(ia == ib, "joined {ty} namespace {ib} differs from {p} ({ia})");
+    Ok(())
+}
+
+/// Kubernetes' shareProcessNamespace: a container joins the pod's pid
+/// namespace by path and has the usual cgroup mount. Its process gets a pid
+/// there that no host process has (the namespace's ns_last_pid set just
+/// below a pid under 300, which the host never reuses after boot): a runtime
+/// that looks its own pid up in the host's /proc fails or reads a stranger.
+fn pid_path_cgroup_mount(ctx: &mut Ctx) -> Result<()> {
+    let a = holder(ctx)?;
+    let free = (3..300).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).ok_or_else(|| skip("no pid below 300 free on the host"))?;
+    let set = std::process::Command::new("nsenter")
+        .args(["-t", &a.pid.to_string(), "-p", "sh", "-c", &format!("echo {} > /proc/sys/kernel/ns_last_pid", free - 1)])
+        .output()?;
+    ensure!(set.status.success(), "setting ns_last_pid in {}'s pid namespace: {}", a.pid, String::from_utf8_lossy(&set.stderr));
+    let mut b = ctx.bundle()?;
+    b.ns("pid", Some(&format!("/proc/{}/ns/pid", a.pid)));
+    b.set("/linux/resources/memory", json!({"limit": 100663296}));
+    let pid = format!("pid={free}");
+    b.checks(&[&pid, "mount=/sys/fs/cgroup/memory:cgroup:ro", "cgfile=memory/memory.limit_in_bytes:100663296", "ro=/sys/fs/cgroup/memory"]);
+    ctx.expect_checks(&b)?;
     Ok(())
 }
 
