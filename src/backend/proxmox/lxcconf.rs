@@ -47,7 +47,15 @@ pub fn render(i: &Inputs) -> String {
     let mut put = |k: &str, v: &str| {
         let _ = writeln!(s, "{k} = {v}");
     };
-    put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
+    let keeps = |ns: &str| i.pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == ns));
+    if keeps("uts") {
+        // The host's UTS namespace: LXC must not set its hostname (an empty
+        // value clears what PVE's `config` sets; the mapping refuses a
+        // `hostname` without a UTS namespace of the guest's own).
+        put("lxc.uts.name", "");
+    } else {
+        put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
+    }
     put("lxc.rootfs.path", &format!("dir:{}", i.rootfs.display()));
     // The monitor's stdio passes straight to the container (no console pty).
     put("lxc.console.path", "none");
@@ -79,8 +87,7 @@ pub fn render(i: &Inputs) -> String {
     // In a user namespace sysfs mounts only for a network namespace it owns:
     // with the host's network, bind the host's /sys read-only instead.
     let userns = i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()).any(|(k, _)| k == "lxc.idmap");
-    let host_net = i.pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == "net"));
-    let bind_sys = userns && host_net;
+    let bind_sys = userns && keeps("net");
     for (k, v) in i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()) {
         match k.as_str() {
             "lxc.mount.auto" if bind_sys => {
@@ -92,6 +99,9 @@ pub fn render(i: &Inputs) -> String {
             }
             // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
+            "lxc.mount.entry" if bind_sys && MountEntry::parse(v).is_some_and(|e| e.fields[2] == "sysfs" && e.target() == "sys") => {
+                put(k, "/sys sys none rbind,ro,create=dir 0 0");
+            }
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
             // Keeping the host's cgroup namespace breaks LXC's /dev setup
