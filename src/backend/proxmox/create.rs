@@ -19,7 +19,7 @@ use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
 use super::hooks::GuestPhase;
-use super::{delete, devices, guest_init, holder, hooks, include, lookup, lxc, nspath, paths, propagation, rootfs, roots, stage, subids, vmid, Proxmox};
+use super::{delete, devices, guest_init, holder, hooks, include, lookup, lxc, nspath, paths, guest_mounts, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -55,9 +55,9 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     write_lxc_config(px, opts, vmid, &pve, j)?;
     let pid = fork_holder(opts, j)?;
     let init = j.init.map(|i| i.0).context("no guest init")?;
-    if let Some(mode) = &pve.exec.rootfs_propagation {
-        propagation::apply(init, mode)?;
-    }
+    // What LXC cannot set, set in the guest before anything of the bundle runs.
+    guest_mounts::apply(init, pve.exec.rootfs_propagation.as_deref(), &pve.exec.dev_flags)?;
+    sysctl::apply(init, &pve.exec.sysctls)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
     // Hooks see the guest's init, in the guest's namespaces.
     hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
@@ -99,6 +99,10 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
         subids::check_root_range(mapping::UNPRIVILEGED_ID_BASE, mapping::UNPRIVILEGED_ID_COUNT)?;
+    }
+    if let Some(l) = spec.linux() {
+        let ranges = |m: &Option<Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| m.iter().flatten().map(|m| (m.host_id(), m.size())).collect::<Vec<_>>();
+        subids::check_spec_maps(&ranges(l.uid_mappings()), &ranges(l.gid_mappings()))?;
     }
     let parent = cfg.storage.zfs_parent();
     if strategy != RootfsStrategy::Bind && parent.is_none() {
@@ -303,8 +307,8 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     for e in devices::make(&lxc_dir, &run_cfg)? {
         run_cfg.exec.lxc.push(("lxc.mount.entry".into(), e));
     }
-    if let (Some(rootfs), Some(_)) = (j.rootfs.as_ref().filter(|_| j.dataset.is_some()), run_cfg.exec.rootfs_propagation.as_deref().filter(|m| propagation::needs_shared_source(m))) {
-        propagation::share_source(rootfs)?;
+    if let (Some(rootfs), Some(_)) = (j.rootfs.as_ref().filter(|_| j.dataset.is_some()), run_cfg.exec.rootfs_propagation.as_deref().filter(|m| guest_mounts::needs_shared_source(m))) {
+        guest_mounts::share_source(rootfs)?;
     }
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;

@@ -148,12 +148,20 @@ pub struct ExecOptions {
     /// `linux.rootfsPropagation` (`private`, `rslave`, ...), applied to the
     /// guest's `/` once LXC has made it (LXC makes it shared).
     pub rootfs_propagation: Option<String>,
+    /// The options of the spec's `/dev` tmpfs, whose flags (`nosuid`, ...)
+    /// nexcage sets on LXC's autodev tmpfs (which LXC mounts without).
+    pub dev_flags: Vec<String>,
+    /// `linux.sysctl` (namespaced keys only, runc's rule), written by
+    /// nexcage in the guest's namespaces: LXC's `lxc.sysctl.*` come after
+    /// /proc/sys is read-only.
+    pub sysctls: Vec<(String, String)>,
     /// The config holds bind/device mount points: only `root@pam` (ticket
     /// or CLI) may register it.
     pub needs_root_pam: bool,
     /// The guest runs in Proxmox's default id map (`unprivileged: 1`
-    /// without a user namespace in the spec): its rootfs must be owned by
-    /// ids shifted by this much ([`UNPRIVILEGED_ID_BASE`]).
+    /// without a user namespace in the spec; [`UNPRIVILEGED_ID_BASE`]) or in
+    /// the spec's own one-range map (uids and gids from 0 on the same host
+    /// ids): its rootfs must be owned by ids shifted by this much.
     pub id_shift: Option<u32>,
 }
 

@@ -88,7 +88,10 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
                 .mount_auto
                 .push(if ro { "cgroup:ro" } else { "cgroup:mixed" }.into()),
             // LXC populates /dev itself (and Proxmox's autodev hook adds passthrough devices).
-            ("tmpfs", "/dev") => out.raw("lxc.autodev", "1"),
+            ("tmpfs", "/dev") => {
+                out.raw("lxc.autodev", "1");
+                out.exec.dev_flags = options.iter().map(|o| o.to_string()).collect();
+            }
             ("tmpfs" | "devpts" | "mqueue" | "proc" | "sysfs" | "cgroup" | "cgroup2", _) => {
                 if src.contains(' ') || options.iter().any(|o| o.contains(' ')) {
                     return err(format!("{field}.options"), "must not contain spaces");

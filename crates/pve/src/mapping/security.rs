@@ -85,6 +85,20 @@ pub(super) fn namespaces(linux: &Value, opts: &MapOptions, out: &mut Out) -> Res
         out.exec.lxc.push(("lxc.idmap".into(), format!("g {map}")));
         out.exec.id_shift = Some(UNPRIVILEGED_ID_BASE);
     }
+    // The spec's own map: the rootfs is shifted like for Proxmox's map when
+    // uids and gids are one range each from container id 0, on the same
+    // host ids (LXC cannot shift it otherwise; other maps get the rootfs as is).
+    let single = |key: &str| -> Option<(u64, u64)> {
+        match linux.get(key).and_then(Value::as_array).map(Vec::as_slice) {
+            Some([m]) if m.get("containerID").and_then(Value::as_u64) == Some(0) => Some((m.get("hostID").and_then(Value::as_u64)?, m.get("size").and_then(Value::as_u64)?)),
+            _ => None,
+        }
+    };
+    if let (true, Some((h, n)), Some(g)) = (userns, single("uidMappings"), single("gidMappings")) {
+        if (h, n) == g && n >= u64::from(UNPRIVILEGED_ID_COUNT) {
+            out.exec.id_shift = u32::try_from(h).ok();
+        }
+    }
     for (key, letter) in [("uidMappings", "u"), ("gidMappings", "g")] {
         let Some(maps) = linux.get(key).and_then(Value::as_array) else {
             continue;
@@ -141,13 +155,12 @@ const IPC_SYSCTLS: &[&str] = &[
     "kernel.shm_rmid_forced",
 ];
 
-/// `linux.sysctl` -> `lxc.sysctl.*`, with runc's rule (libcontainer
+/// `linux.sysctl`, with runc's rule (libcontainer
 /// configs/validate `sysctl`): IPC sysctls need the container's own IPC
 /// namespace, `net.*` its own network namespace, `kernel.domainname` its
 /// own UTS namespace (`kernel.hostname` conflicts with `hostname`);
-/// anything else is not namespaced and is refused in runc's words. IPC
-/// keys are on Proxmox's allow-list; the others live in nexcage's LXC
-/// config only.
+/// anything else is not namespaced and is refused in runc's words. nexcage
+/// writes them itself ([`super::ExecOptions::sysctls`]).
 pub(super) fn sysctl(linux: &Value, out: &mut Out) -> Result<(), MapError> {
     let Some(map) = linux.get("sysctl").and_then(Value::as_object) else {
         return Ok(());
@@ -177,11 +190,7 @@ pub(super) fn sysctl(linux: &Value, out: &mut Out) -> Result<(), MapError> {
         if v.contains('\n') {
             return err(field, "value contains a line break");
         }
-        if ipc {
-            out.raw(&format!("lxc.sysctl.{k}"), v);
-        } else {
-            out.exec.lxc.push((format!("lxc.sysctl.{k}"), v.to_string()));
-        }
+        out.exec.sysctls.push((k.clone(), v.to_string()));
     }
     Ok(())
 }

@@ -273,16 +273,6 @@ fn raw_keys_table() {
             "unlimited:unlimited",
         ),
         (
-            json!({"linux":{"sysctl":{"kernel.shmmax":"1000"}}}),
-            "lxc.sysctl.kernel.shmmax",
-            "1000",
-        ),
-        (
-            json!({"linux":{"sysctl":{"fs.mqueue.msg_max":"20"}}}),
-            "lxc.sysctl.fs.mqueue.msg_max",
-            "20",
-        ),
-        (
             json!({"mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","size=65536k"]}]}),
             "lxc.mount.entry",
             "tmpfs run tmpfs nosuid,size=65536k,create=dir 0 0",
@@ -673,6 +663,16 @@ fn unprivileged_gets_proxmox_id_map() {
     assert_eq!(c.exec.id_shift, Some(100000));
     let maps: Vec<&str> = c.exec.lxc.iter().filter(|(k, _)| k == "lxc.idmap").map(|(_, v)| v.as_str()).collect();
     assert_eq!(maps, ["u 0 100000 65536", "g 0 100000 65536"]);
+    // A spec's own map (one range from 0, the same for uids and gids)
+    // shifts the rootfs by its host base; other maps leave it as is.
+    let own = |g: u64| {
+        map_with(json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"pid"}],
+            "uidMappings":[{"containerID":0,"hostID":200000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":g,"size":65536}]}}))
+        .unwrap()
+    };
+    assert_eq!(own(200000).exec.id_shift, Some(200000));
+    assert_eq!(raw(&own(200000), "lxc.idmap"), ["u 0 200000 65536", "g 0 200000 65536"]);
+    assert_eq!(own(300000).exec.id_shift, None);
     let mut o = opts();
     o.unprivileged = false;
     let c = map_spec(&Spec::default(), &o).unwrap();
@@ -710,10 +710,14 @@ fn linux_devices_and_rootfs_propagation_are_exec_outputs() {
         ]
     );
     assert_eq!(c.exec.rootfs_propagation.as_deref(), Some("rslave"));
-    // net.* sysctls are not on Proxmox's allow-list: nexcage's config only.
-    let c = map_with(json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1","kernel.shmmax":"9","kernel.domainname":"example.org"}}})).unwrap();
-    assert!(c.exec.lxc.contains(&("lxc.sysctl.net.ipv4.ip_forward".into(), "1".into())));
-    assert!(c.exec.lxc.contains(&("lxc.sysctl.kernel.domainname".into(), "example.org".into())));
-    assert!(raw(&c, "lxc.sysctl.net.ipv4.ip_forward").is_empty());
-    assert_eq!(raw(&c, "lxc.sysctl.kernel.shmmax"), ["9"]);
+    // Namespaced sysctls (own network, IPC, UTS namespace) for nexcage to write.
+    let c = map_with(json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1","kernel.shmmax":"9","fs.mqueue.msg_max":"20","kernel.domainname":"example.org"}}})).unwrap();
+    let want: Vec<(String, String)> = [("fs.mqueue.msg_max", "20"), ("kernel.domainname", "example.org"), ("kernel.shmmax", "9"), ("net.ipv4.ip_forward", "1")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    assert_eq!(c.exec.sysctls, want);
+    assert!(!c.lxc.iter().chain(c.exec.lxc.iter()).any(|(k, _)| k.starts_with("lxc.sysctl.")));
+    // The /dev tmpfs's options, for its flags.
+    let c = map_with(json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755"]}]})).unwrap();
+    assert_eq!(c.exec.dev_flags, ["nosuid", "strictatime", "mode=755"]);
 }
