@@ -47,7 +47,7 @@ pub fn render(i: &Inputs) -> String {
     let mut put = |k: &str, v: &str| {
         let _ = writeln!(s, "{k} = {v}");
     };
-    let keeps = |ns: &str| i.pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == ns));
+    let keeps = |ns: &str| keeps_ns(i.pve, ns);
     if keeps("uts") {
         // The host's UTS namespace: LXC must not set its hostname (an empty
         // value clears what PVE's `config` sets; the mapping refuses a
@@ -140,6 +140,12 @@ pub fn render(i: &Inputs) -> String {
         put("lxc.mount.entry", &e);
     }
     s
+}
+
+/// Whether the guest keeps the host's namespace `ns` (LXC's name: `net`,
+/// `ipc`, `uts`, ...; `lxc.namespace.keep`).
+pub fn keeps_ns(pve: &PveConfig, ns: &str) -> bool {
+    pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == ns))
 }
 
 /// The devices every OCI container may use (runc's default allow list).

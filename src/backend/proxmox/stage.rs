@@ -49,8 +49,7 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
 /// options (what runc's mqueue mount in the host's IPC namespace shows).
 /// Unmounted with the staged sources.
 pub fn host_mqueue(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
-    let keeps_ipc = pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == "ipc"));
-    if !keeps_ipc {
+    if !super::lxcconf::keeps_ns(pve, "ipc") {
         return Ok(());
     }
     let at = lxc_dir.join(DIR).join("mqueue");
