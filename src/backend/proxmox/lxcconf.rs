@@ -296,6 +296,22 @@ mod tests {
     }
 
     #[test]
+    fn kept_namespaces() {
+        let mut p = pve();
+        p.keys.insert("hostname".into(), "h".into());
+        p.exec.lxc.push(("lxc.idmap".into(), "u 0 100000 65536".into()));
+        p.exec.lxc.push(("lxc.namespace.keep".into(), "cgroup net uts".into()));
+        p.lxc.push(("lxc.mount.entry".into(), "sysfs sys sysfs nosuid,ro,create=dir 0 0".into()));
+        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1, seccomp_file: None });
+        // The host's UTS namespace: no hostname set (nor the host's changed).
+        assert!(t.contains("lxc.uts.name = \n") && !t.contains("lxc.uts.name = h"), "{t}");
+        // The host's network in a user namespace: the host's /sys bound, no sysfs.
+        assert!(t.contains("lxc.mount.entry = /sys sys none rbind,ro,create=dir 0 0\n") && !t.contains("sysfs sys sysfs"), "{t}");
+        assert!(t.contains("lxc.namespace.keep = net uts\n"), "{t}");
+        assert!(keeps_ns(&p, "uts") && !keeps_ns(&p, "ipc"));
+    }
+
+    #[test]
     fn v2_keys_on_unified_hosts() {
         let t = text(CgroupMode::V2);
         assert!(t.contains("lxc.cgroup2.memory.max = 67108864\n"), "{t}");
