@@ -21,11 +21,19 @@ pub fn apply(init: i32, sysctls: &[(String, String)]) -> Result<()> {
     }
     let own = |kind: &str| std::fs::read_link(format!("/proc/{init}/ns/{kind}")).ok() != std::fs::read_link(format!("/proc/self/ns/{kind}")).ok();
     let kinds: Vec<&str> = ["net", "ipc", "uts"].into_iter().filter(|k| own(k)).collect();
+    // A namespace joined by path may be the host's own (runc's checkHostNs):
+    // never write the host's settings.
+    for (k, _) in sysctls {
+        let kind = ns_of(k);
+        if !kinds.contains(&kind) {
+            anyhow::bail!("linux.sysctl: sysctl {k:?} not allowed in host {} namespace", if kind == "net" { "network" } else { kind });
+        }
+    }
     let ipc_root = guest_root(init);
     in_guest::run(init, &kinds, || {
         for (k, v) in sysctls {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));
-            let ipc = k.starts_with("kernel.msg") || k.starts_with("kernel.sem") || k.starts_with("kernel.shm") || k.starts_with("fs.mqueue.");
+            let ipc = ns_of(k) == "ipc";
             let as_uid = if ipc { ipc_root } else { 0 };
             set_thread_euid(as_uid)?;
             let written = std::fs::write(&path, v);
@@ -34,6 +42,17 @@ pub fn apply(init: i32, sysctls: &[(String, String)]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The namespace a (namespaced) sysctl belongs to.
+fn ns_of(key: &str) -> &'static str {
+    if key.starts_with("net.") {
+        "net"
+    } else if key == "kernel.domainname" || key == "kernel.hostname" {
+        "uts"
+    } else {
+        "ipc"
+    }
 }
 
 /// The host uid of the guest's root (`/proc/<init>/uid_map`), 0 for a
@@ -60,4 +79,21 @@ fn set_thread_euid(uid: u32) -> Result<()> {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("set the thread's effective uid to {uid}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_belong_to_their_namespace() {
+        assert_eq!(ns_of("net.ipv4.ip_forward"), "net");
+        assert_eq!(ns_of("kernel.shmmax"), "ipc");
+        assert_eq!(ns_of("fs.mqueue.msg_max"), "ipc");
+        assert_eq!(ns_of("kernel.domainname"), "uts");
+        // A guest in the host's network namespace gets no net.* write.
+        let self_pid = i32::try_from(std::process::id()).unwrap();
+        let e = apply(self_pid, &[("net.ipv4.ip_forward".into(), "1".into())]).unwrap_err();
+        assert!(e.to_string().contains("not allowed in host network namespace"), "{e}");
+    }
 }
