@@ -19,7 +19,7 @@ use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
 use super::hooks::GuestPhase;
-use super::{delete, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
+use super::{delete, devices, guest_init, holder, hooks, include, lookup, lxc, nspath, paths, guest_mounts, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -54,9 +54,12 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     write_lxc_config(px, opts, vmid, &pve, j)?;
     let pid = fork_holder(opts, j)?;
+    let init = j.init.map(|i| i.0).context("no guest init")?;
+    // What LXC cannot set, set in the guest before anything of the bundle runs.
+    guest_mounts::apply(init, pve.exec.rootfs_propagation.as_deref(), &pve.exec.dev_flags)?;
+    sysctl::apply(init, &pve.exec.sysctls)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
     // Hooks see the guest's init, in the guest's namespaces.
-    let init = j.init.map(|i| i.0).context("no guest init")?;
     hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
     hooks::run_in_guest(&opts.bundle.spec, opts.id, &opts.bundle.dir, init, GuestPhase::CreateContainer)?;
     j.step = CreateStep::Done;
@@ -96,6 +99,10 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     let unprivileged = cfg.unprivileged() && can_be_unprivileged(spec, strategy);
     if unprivileged {
         subids::check_root_range(mapping::UNPRIVILEGED_ID_BASE, mapping::UNPRIVILEGED_ID_COUNT)?;
+    }
+    if let Some(l) = spec.linux() {
+        let ranges = |m: &Option<Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| m.iter().flatten().map(|m| (m.host_id(), m.size())).collect::<Vec<_>>();
+        subids::check_spec_maps(&ranges(l.uid_mappings()), &ranges(l.gid_mappings()))?;
     }
     let parent = cfg.storage.zfs_parent();
     if strategy != RootfsStrategy::Bind && parent.is_none() {
@@ -193,12 +200,15 @@ fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> R
     mo.disk_size_gib = plan.quota.div_ceil(1 << 30).max(1);
     mo.bridge = plan.bridge.clone();
     mo.vlan = plan.vlan;
+    mo.bundle_dir = Some(opts.bundle.dir.display().to_string());
     mo.rootfs_volume = Some(match plan.parent {
         None => opts.bundle.rootfs.display().to_string(),
         Some(_) => format!("{}:subvol-{vmid}-disk-0,size={}G", plan.storage, mo.disk_size_gib),
     });
     // A spec Proxmox cannot honour is the backend's refusal.
-    mapping::map_value(&plan.spec_json, &mo).map_err(|e| crate::backend::BackendError::Unsupported(format!("config.json: {e}")).into())
+    let pve = mapping::map_value(&plan.spec_json, &mo).map_err(|e| anyhow::Error::from(crate::backend::BackendError::Unsupported(format!("config.json: {e}"))))?;
+    nspath::check(&pve.exec.shares)?;
+    Ok(pve)
 }
 
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
@@ -288,11 +298,18 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     }
     if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
+        stage::host_mqueue(&lxc_dir, &mut run_cfg)?;
     }
-    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs);
-    // not staged: the LXC dir is open to the mapped root.
+    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
+    // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
     guest_init::install(&lxc_dir)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
+    for e in devices::make(&lxc_dir, &run_cfg)? {
+        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), e));
+    }
+    if let (Some(rootfs), Some(_)) = (j.rootfs.as_ref().filter(|_| j.dataset.is_some()), run_cfg.exec.rootfs_propagation.as_deref().filter(|m| guest_mounts::needs_shared_source(m))) {
+        guest_mounts::share_source(rootfs)?;
+    }
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
@@ -367,7 +384,7 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     let ok = super::unprivileged_possible(ns.iter().map(|n| (n.typ(), n.path().is_some())), strategy == RootfsStrategy::Bind);
     if !ok {
-        tracing::info!("the guest runs privileged: bind rootfs, a namespace joined by path, or the host's pid/ipc/uts namespace");
+        tracing::info!("the guest runs privileged: bind rootfs, a namespace joined by path, or the host's pid namespace");
     }
     ok
 }

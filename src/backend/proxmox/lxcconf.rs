@@ -47,7 +47,15 @@ pub fn render(i: &Inputs) -> String {
     let mut put = |k: &str, v: &str| {
         let _ = writeln!(s, "{k} = {v}");
     };
-    put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
+    let keeps = |ns: &str| keeps_ns(i.pve, ns);
+    if keeps("uts") {
+        // The host's UTS namespace: LXC must not set its hostname (an empty
+        // value clears what PVE's `config` sets; the mapping refuses a
+        // `hostname` without a UTS namespace of the guest's own).
+        put("lxc.uts.name", "");
+    } else {
+        put("lxc.uts.name", i.pve.keys.get("hostname").map(String::as_str).unwrap_or(&format!("CT{}", i.vmid)));
+    }
     put("lxc.rootfs.path", &format!("dir:{}", i.rootfs.display()));
     // The monitor's stdio passes straight to the container (no console pty).
     put("lxc.console.path", "none");
@@ -79,8 +87,7 @@ pub fn render(i: &Inputs) -> String {
     // In a user namespace sysfs mounts only for a network namespace it owns:
     // with the host's network, bind the host's /sys read-only instead.
     let userns = i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()).any(|(k, _)| k == "lxc.idmap");
-    let host_net = i.pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == "net"));
-    let bind_sys = userns && host_net;
+    let bind_sys = userns && keeps("net");
     for (k, v) in i.pve.lxc.iter().chain(i.pve.exec.lxc.iter()) {
         match k.as_str() {
             "lxc.mount.auto" if bind_sys => {
@@ -92,6 +99,9 @@ pub fn render(i: &Inputs) -> String {
             }
             // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
+            "lxc.mount.entry" if bind_sys && MountEntry::parse(v).is_some_and(|e| e.fields[2] == "sysfs" && e.target() == "sys") => {
+                put(k, "/sys sys none rbind,ro,create=dir 0 0");
+            }
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
             // Keeping the host's cgroup namespace breaks LXC's /dev setup
@@ -130,6 +140,12 @@ pub fn render(i: &Inputs) -> String {
         put("lxc.mount.entry", &e);
     }
     s
+}
+
+/// Whether the guest keeps the host's namespace `ns` (LXC's name: `net`,
+/// `ipc`, `uts`, ...; `lxc.namespace.keep`).
+pub fn keeps_ns(pve: &PveConfig, ns: &str) -> bool {
+    pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == ns))
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -277,6 +293,22 @@ mod tests {
         assert!(t.contains("lxc.init.cmd = /.nexcage/nexcage-init pve\n"));
         assert!(!t.contains("sleep 1"));
         assert!(t.contains("lxc.mount.entry = /proc/self etc/x none bind,create=dir 0 0\n"));
+    }
+
+    #[test]
+    fn kept_namespaces() {
+        let mut p = pve();
+        p.keys.insert("hostname".into(), "h".into());
+        p.exec.lxc.push(("lxc.idmap".into(), "u 0 100000 65536".into()));
+        p.exec.lxc.push(("lxc.namespace.keep".into(), "cgroup net uts".into()));
+        p.lxc.push(("lxc.mount.entry".into(), "sysfs sys sysfs nosuid,ro,create=dir 0 0".into()));
+        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1, seccomp_file: None });
+        // The host's UTS namespace: no hostname set (nor the host's changed).
+        assert!(t.contains("lxc.uts.name = \n") && !t.contains("lxc.uts.name = h"), "{t}");
+        // The host's network in a user namespace: the host's /sys bound, no sysfs.
+        assert!(t.contains("lxc.mount.entry = /sys sys none rbind,ro,create=dir 0 0\n") && !t.contains("sysfs sys sysfs"), "{t}");
+        assert!(t.contains("lxc.namespace.keep = net uts\n"), "{t}");
+        assert!(keeps_ns(&p, "uts") && !keeps_ns(&p, "ipc"));
     }
 
     #[test]

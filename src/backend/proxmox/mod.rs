@@ -14,6 +14,7 @@
 mod attach;
 mod create;
 mod delete;
+mod devices;
 mod exec;
 pub mod gc;
 mod guest_cgroup;
@@ -24,11 +25,14 @@ mod journal;
 mod kill;
 mod lookup;
 mod guest_init;
+mod guest_mounts;
+mod in_guest;
 mod liblxc;
 mod lxc;
 mod lxcconf;
 pub mod net;
 pub mod owner;
+mod nspath;
 mod paths;
 mod pause;
 mod rootfs;
@@ -36,6 +40,7 @@ mod roots;
 mod stage;
 mod start;
 mod stats;
+mod sysctl;
 pub mod subids;
 mod template;
 mod update;
@@ -56,15 +61,16 @@ use journal::CreateJournal;
 /// Whether a guest with these namespaces (type, joined by path) can run in
 /// Proxmox's id map. Not with a `bind` rootfs (its owners cannot be
 /// shifted). Not when it joins namespaces by path (an engine's or a pod's,
-/// owned by the host's user namespace), nor when it keeps the host's pid,
-/// ipc or uts namespace: in a user namespace LXC can mount proc and mqueue,
-/// and set the hostname, only in namespaces that user namespace owns.
-/// (Keeping the host's network works: LXC then binds the host's /sys.)
+/// owned by the host's user namespace), nor when it keeps the host's pid
+/// namespace: in a user namespace LXC can mount proc only for a pid
+/// namespace that user namespace owns. Keeping the host's network, ipc or
+/// uts namespace works: LXC then binds the host's /sys, create binds the
+/// host's mqueue (`stage::host_mqueue`), and no hostname is set.
 pub fn unprivileged_possible(ns: impl IntoIterator<Item = (libcontainer::oci_spec::runtime::LinuxNamespaceType, bool)>, bind_rootfs: bool) -> bool {
     use libcontainer::oci_spec::runtime::LinuxNamespaceType as T;
     let ns: Vec<_> = ns.into_iter().collect();
     let own = |t: T| ns.iter().any(|(x, joined)| *x == t && !joined);
-    !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && [T::Pid, T::Ipc, T::Uts].into_iter().all(own)
+    !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && own(T::Pid)
 }
 
 pub struct Proxmox {

@@ -46,7 +46,7 @@ pub fn entries(rootfs: &Path, pve: &PveConfig) -> Vec<String> {
     for p in &pve.exec.readonly_paths {
         let Some(rel) = clean(p) else { continue };
         if p == "/proc/sys" || p.starts_with("/proc/sys/") || p.starts_with("/sys") {
-            continue; // proc:mixed and sys:ro already make these read-only
+            continue; // proc:mixed and the spec's read-only sysfs already make these read-only
         }
         let src = host_view(rootfs, p);
         if std::fs::symlink_metadata(&src).is_ok_and(|m| !m.file_type().is_symlink()) {

@@ -73,11 +73,17 @@ fn fill(src: &Path, dst: &Path, shift: Option<u32>) -> Result<()> {
 }
 
 /// The base snapshot for `src`: `<parent>/basevol-<key>-disk-0@__base__`,
-/// keyed by the source path (and the id shift: `u` for unprivileged guests),
+/// keyed by the source path (and the id shift: `u` for Proxmox's map,
+/// `u<base>` for a spec's own),
 /// made (copy + snapshot) the first time only.
 fn ensure_base(zfs: &Zfs, parent: &str, src: &Path, shift: Option<u32>) -> Result<String> {
     let key = fnv(&src.display().to_string());
-    let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}{}", if shift.is_some() { "u" } else { "" }));
+    let suffix = match shift {
+        None => String::new(),
+        Some(nexcage_pve::mapping::UNPRIVILEGED_ID_BASE) => "u".into(),
+        Some(b) => format!("u{b}"),
+    };
+    let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}{suffix}"));
     let snap = format!("{base}@{BASE_SNAPSHOT}");
     if zfs.exists(&snap)? {
         return Ok(snap);

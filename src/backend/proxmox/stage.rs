@@ -42,6 +42,34 @@ pub fn stage(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
     Ok(())
 }
 
+/// An unprivileged guest keeping the host's IPC namespace cannot mount
+/// mqueue (the host's IPC namespace belongs to the host's user namespace):
+/// create mounts the host IPC namespace's mqueue, as host root, at
+/// `<lxc_dir>/mounts/mqueue` and binds that in instead, with the entry's
+/// options (what runc's mqueue mount in the host's IPC namespace shows).
+/// Unmounted with the staged sources.
+pub fn host_mqueue(lxc_dir: &Path, pve: &mut PveConfig) -> Result<()> {
+    if !super::lxcconf::keeps_ns(pve, "ipc") {
+        return Ok(());
+    }
+    let at = lxc_dir.join(DIR).join("mqueue");
+    for (k, v) in pve.lxc.iter_mut().chain(pve.exec.lxc.iter_mut()) {
+        let Some(e) = MountEntry::parse(v).filter(|e| k == "lxc.mount.entry" && e.fields.get(2) == Some(&"mqueue")) else {
+            continue;
+        };
+        if !at.exists() {
+            std::fs::create_dir_all(&at).with_context(|| format!("create {}", at.display()))?;
+            let fl = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("mqueue"), &at, Some("mqueue"), fl, None::<&str>).with_context(|| format!("mount the host's mqueue at {}", at.display()))?;
+        }
+        let mut opts = vec!["bind"];
+        opts.extend(e.fields[3].split(',').filter(|o| !o.is_empty() && !o.starts_with("create=")));
+        opts.push("create=dir");
+        *v = format!("{} {} none {} 0 0", at.display(), e.target(), opts.join(","));
+    }
+    Ok(())
+}
+
 /// LXC's mount option for an id-mapped bind mount through the guest's own
 /// user namespace (lxc conf.c, `idmap=container`): the guest's root then
 /// reads and writes the source as host root does, and files it creates are

@@ -26,6 +26,19 @@ pub fn check_root_range(base: u32, count: u32) -> Result<()> {
     Ok(())
 }
 
+/// The spec's own id mappings (`linux.uidMappings`/`gidMappings`: host
+/// id, size) must be delegated to root too: LXC writes them through
+/// newuidmap/newgidmap, which refuse anything else.
+pub fn check_spec_maps(uid: &[(u32, u32)], gid: &[(u32, u32)]) -> Result<()> {
+    for (field, file, maps) in [("linux.uidMappings", "/etc/subuid", uid), ("linux.gidMappings", "/etc/subgid", gid)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some((host, size)) = maps.iter().find(|(h, n)| !delegates(&text, *h, *n)) {
+            bail!("{field}: host ids {host}..{} are not delegated to root in {file} (LXC maps them with new{}idmap): add root:{host}:{size} there", u64::from(*host) + u64::from(*size) - 1, &field[6..7]);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::delegates;

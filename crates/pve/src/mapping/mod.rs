@@ -77,6 +77,9 @@ pub struct MapOptions {
     /// oci-id:` line of the description, e.g. nexcage's owner record; it
     /// is never dropped for annotations.
     pub owner_line: Option<String>,
+    /// The bundle directory: relative bind mount sources resolve against
+    /// it, as runc resolves them; `None` refuses them.
+    pub bundle_dir: Option<String>,
 }
 
 impl MapOptions {
@@ -95,17 +98,37 @@ impl MapOptions {
             unlimited_swap_mib: 0,
             bind_mounts: BindMountMode::MountPoint,
             owner_line: None,
+            bundle_dir: None,
         }
     }
 }
 
-/// A namespace the container must join (`lxc-execute --share-<kind> <path>`);
-/// Proxmox strips `lxc.namespace.share.*` so this cannot live in its config.
+/// A namespace the container must join (`lxc.namespace.share.<kind>`, set
+/// by nexcage's monitor); Proxmox strips `lxc.namespace.share.*` so this
+/// cannot live in its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceShare {
-    /// `net`, `ipc`, `uts` or `pid`.
+    /// `net`, `ipc`, `uts`, `pid` or `cgroup`.
     pub kind: String,
     pub path: String,
+}
+
+/// A `linux.devices` entry: a node made in the guest's `/dev` (config-linux.md
+/// "Devices"). nexcage makes it on the host (LXC cannot `mknod` in an
+/// unprivileged guest) and binds it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Absolute path in the guest, under `/dev`.
+    pub path: String,
+    /// `c`, `b` or `p` (`u` is taken as `c`, as runc does).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits, default 0666 (runc's default).
+    pub file_mode: u32,
+    /// Owner in the guest (container ids), default 0.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What only nexcage's own LXC config / lxc-execute command line can carry.
@@ -120,12 +143,25 @@ pub struct ExecOptions {
     pub seccomp_profile: Option<String>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `linux.devices`, in spec order.
+    pub devices: Vec<DeviceNode>,
+    /// `linux.rootfsPropagation` (`private`, `rslave`, ...), applied to the
+    /// guest's `/` once LXC has made it (LXC makes it shared).
+    pub rootfs_propagation: Option<String>,
+    /// The options of the spec's `/dev` tmpfs, whose flags (`nosuid`, ...)
+    /// nexcage sets on LXC's autodev tmpfs (which LXC mounts without).
+    pub dev_flags: Vec<String>,
+    /// `linux.sysctl` (namespaced keys only, runc's rule), written by
+    /// nexcage in the guest's namespaces: LXC's `lxc.sysctl.*` come after
+    /// /proc/sys is read-only.
+    pub sysctls: Vec<(String, String)>,
     /// The config holds bind/device mount points: only `root@pam` (ticket
     /// or CLI) may register it.
     pub needs_root_pam: bool,
     /// The guest runs in Proxmox's default id map (`unprivileged: 1`
-    /// without a user namespace in the spec): its rootfs must be owned by
-    /// ids shifted by this much ([`UNPRIVILEGED_ID_BASE`]).
+    /// without a user namespace in the spec; [`UNPRIVILEGED_ID_BASE`]) or in
+    /// the spec's own one-range map (uids and gids from 0 on the same host
+    /// ids): its rootfs must be owned by ids shifted by this much.
     pub id_shift: Option<u32>,
 }
 
@@ -224,6 +260,7 @@ pub fn map_value(v: &Value, opts: &MapOptions) -> Result<PveConfig, MapError> {
     process::map(v.get("process").unwrap_or(&null), &mut out)?;
     process::hostname(v, &mut out)?;
     security::namespaces(linux, opts, &mut out)?;
+    security::hostname_needs_uts(v, linux)?;
     // A guest with a network namespace of its own takes the `net0` the
     // annotation gives (nexcage's admin path, src/network) over network.bridge's.
     let own_net = !out.lxc.iter().any(|(k, _)| k == "lxc.net.0.type") && !out.exec.shares.iter().any(|s| s.kind == "net");
@@ -231,6 +268,7 @@ pub fn map_value(v: &Value, opts: &MapOptions) -> Result<PveConfig, MapError> {
         out.key("net0", net0.to_string());
     }
     security::sysctl(linux, &mut out)?;
+    security::devices(linux, &mut out)?;
     security::seccomp(linux, &mut out)?;
     security::linux_misc(linux, &mut out)?;
     rootfs(v, opts, &mut out)?;

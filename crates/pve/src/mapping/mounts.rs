@@ -66,20 +66,32 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
         }
         let is_bind = ty == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
         if is_bind {
-            bind(&field, src, dst, &options, opts, &mut mp, out)?;
+            let src = resolve_source(&field, src, opts)?;
+            bind(&field, &src, dst, &options, opts, &mut mp, out)?;
             continue;
         }
         let ro = options.contains(&"ro");
         match (ty, dst) {
             ("proc", "/proc") => out.mount_auto.push("proc:mixed".into()),
-            ("sysfs", "/sys") => out
-                .mount_auto
-                .push(if ro { "sys:ro" } else { "sys:mixed" }.into()),
+            // An entry, not `lxc.mount.auto` (whose `sys:ro` is only
+            // read-only): the spec's flags (nosuid, nodev, noexec) hold.
+            // Entries come after LXC's proc and before its cgroup mounts.
+            ("sysfs", "/sys") => {
+                if options.iter().any(|o| o.contains(' ')) {
+                    return err(format!("{field}.options"), "must not contain spaces");
+                }
+                let mut o: Vec<&str> = options.iter().copied().filter(|o| !IGNORED.contains(o)).collect();
+                o.push("create=dir");
+                out.raw("lxc.mount.entry", format!("sysfs sys sysfs {} 0 0", o.join(",")));
+            }
             ("cgroup" | "cgroup2", "/sys/fs/cgroup") => out
                 .mount_auto
                 .push(if ro { "cgroup:ro" } else { "cgroup:mixed" }.into()),
             // LXC populates /dev itself (and Proxmox's autodev hook adds passthrough devices).
-            ("tmpfs", "/dev") => out.raw("lxc.autodev", "1"),
+            ("tmpfs", "/dev") => {
+                out.raw("lxc.autodev", "1");
+                out.exec.dev_flags = options.iter().map(|o| o.to_string()).collect();
+            }
             ("tmpfs" | "devpts" | "mqueue" | "proc" | "sysfs" | "cgroup" | "cgroup2", _) => {
                 if src.contains(' ') || options.iter().any(|o| o.contains(' ')) {
                     return err(format!("{field}.options"), "must not contain spaces");
@@ -101,6 +113,31 @@ pub(super) fn map(mounts: &Value, opts: &MapOptions, out: &mut Out) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A relative bind source is relative to the bundle directory, as runc
+/// resolves it (`filepath.Join(bundle, source)`); without a bundle it is
+/// refused below.
+fn resolve_source(field: &str, src: &str, opts: &MapOptions) -> Result<String, MapError> {
+    match &opts.bundle_dir {
+        Some(b) if !src.is_empty() && !src.starts_with('/') => {
+            let mut parts: Vec<&str> = Vec::new();
+            for c in b.split('/').chain(src.split('/')) {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    c => parts.push(c),
+                }
+            }
+            if parts.is_empty() {
+                return err(format!("{field}.source"), format!("'{src}' resolves to / against the bundle"));
+            }
+            Ok(format!("/{}", parts.join("/")))
+        }
+        _ => Ok(src.to_string()),
+    }
 }
 
 fn bind(

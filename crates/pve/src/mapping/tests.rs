@@ -175,13 +175,13 @@ fn keys_table() {
             "nexcage;prod;web",
         ),
         (
-            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}]}}),
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}]}}),
             "unprivileged",
             "1",
         ),
         // A guest with its own network namespace takes the annotation's net0.
         (
-            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"network"}]},"annotations":{"org.nexcage.net0":"name=eth0,bridge=vmbr1,ip=10.0.0.5/24,type=veth"}}),
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"network"}]},"annotations":{"org.nexcage.net0":"name=eth0,bridge=vmbr1,ip=10.0.0.5/24,type=veth"}}),
             "net0",
             "name=eth0,bridge=vmbr1,ip=10.0.0.5/24,type=veth",
         ),
@@ -273,16 +273,6 @@ fn raw_keys_table() {
             "unlimited:unlimited",
         ),
         (
-            json!({"linux":{"sysctl":{"kernel.shmmax":"1000"}}}),
-            "lxc.sysctl.kernel.shmmax",
-            "1000",
-        ),
-        (
-            json!({"linux":{"sysctl":{"fs.mqueue.msg_max":"20"}}}),
-            "lxc.sysctl.fs.mqueue.msg_max",
-            "20",
-        ),
-        (
             json!({"mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","size=65536k"]}]}),
             "lxc.mount.entry",
             "tmpfs run tmpfs nosuid,size=65536k,create=dir 0 0",
@@ -295,8 +285,14 @@ fn raw_keys_table() {
         (
             json!({"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/sys","type":"sysfs","source":"sysfs","options":["ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}]}),
             "lxc.mount.auto",
-            "proc:mixed sys:ro cgroup:ro",
+            "proc:mixed cgroup:ro",
         ),
+        (
+            json!({"mounts":[{"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]}]}),
+            "lxc.mount.entry",
+            "sysfs sys sysfs nosuid,noexec,nodev,ro,create=dir 0 0",
+        ),
+
         (
             json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs"}]}),
             "lxc.autodev",
@@ -308,12 +304,12 @@ fn raw_keys_table() {
             "unconfined",
         ),
         (
-            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}),
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"network"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}),
             "lxc.idmap",
             "u 0 100000 65536",
         ),
         (
-            json!({"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}),
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}),
             "lxc.net.0.type",
             "none",
         ),
@@ -464,9 +460,49 @@ fn refusals_table() {
             "clean absolute",
         ),
         (
-            json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}}),
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}}),
             "linux.sysctl.net.ipv4.ip_forward",
-            "only IPC sysctls",
+            "sysctl \"net.ipv4.ip_forward\" is not allowed in the hosts network namespace",
+        ),
+        (
+            json!({"hostname":"","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.shmmax":"1"}}}),
+            "linux.sysctl.kernel.shmmax",
+            "not allowed in the hosts ipc namespace",
+        ),
+        (
+            json!({"linux":{"sysctl":{"kernel.hostname":"x"}}}),
+            "linux.sysctl.kernel.hostname",
+            "conflicts with the OCI \"hostname\" field",
+        ),
+        (
+            json!({"linux":{"sysctl":{"vm.swappiness":"1"}}}),
+            "linux.sysctl.vm.swappiness",
+            "is not in a separate kernel namespace",
+        ),
+        (
+            json!({"hostname":"h","linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}),
+            "hostname",
+            "unable to set hostname without a private UTS namespace",
+        ),
+        (
+            json!({"linux":{"devices":[{"path":"/dev/x","type":"q","major":1,"minor":3}]}}),
+            "linux.devices[0].type",
+            "not a device type",
+        ),
+        (
+            json!({"linux":{"devices":[{"path":"/dev/../x","type":"c","major":1,"minor":3}]}}),
+            "linux.devices[0].path",
+            "clean absolute path",
+        ),
+        (
+            json!({"linux":{"devices":[{"path":"/dev/x","type":"c"}]}}),
+            "linux.devices[0].major",
+            "needs major and minor",
+        ),
+        (
+            json!({"linux":{"rootfsPropagation":"sideways"}}),
+            "linux.rootfsPropagation",
+            "unknown propagation mode",
         ),
         (
             json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_LOG"}}}),
@@ -486,17 +522,12 @@ fn refusals_table() {
         (
             json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]}}),
             "linux.namespaces[1].path",
-            "not supported",
+            "joining an existing user namespace is not supported",
         ),
         (
             json!({"linux":{"namespaces":[{"type":"pid"}]}}),
             "linux.namespaces",
             "mount namespace is required",
-        ),
-        (
-            json!({"linux":{"devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}),
-            "linux.devices",
-            "devN",
         ),
         (
             json!({"linux":{"intelRdt":{"closID":"x"}}}),
@@ -522,9 +553,10 @@ fn refusals_table() {
 #[test]
 fn exec_only_outputs() {
     let c = map_with(json!({
+        "hostname": "",
         "process": {"noNewPrivileges": true, "oomScoreAdj": 100},
         "linux": {
-            "namespaces": [{"type":"mount"},{"type":"network","path":"/var/run/netns/x"},{"type":"ipc","path":"/proc/1/ns/ipc"}],
+            "namespaces": [{"type":"mount"},{"type":"network","path":"/var/run/netns/x"},{"type":"ipc","path":"/proc/1/ns/ipc"},{"type":"cgroup","path":"/proc/1/ns/cgroup"}],
             "seccomp": {"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[
                 {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
                 {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]},
@@ -545,6 +577,10 @@ fn exec_only_outputs() {
                 kind: "ipc".into(),
                 path: "/proc/1/ns/ipc".into()
             },
+            NamespaceShare {
+                kind: "cgroup".into(),
+                path: "/proc/1/ns/cgroup".into()
+            },
         ]
     );
     assert!(e.lxc.contains(&("lxc.no_new_privs".into(), "1".into())));
@@ -553,7 +589,7 @@ fn exec_only_outputs() {
         .contains(&("lxc.proc.oom_score_adj".into(), "100".into())));
     assert!(e
         .lxc
-        .contains(&("lxc.namespace.keep".into(), "cgroup pid uts".into())));
+        .contains(&("lxc.namespace.keep".into(), "pid uts".into())));
     assert_eq!(
         e.seccomp_profile.as_deref(),
         Some("2\nallowlist errno 38\n[all]\nread allow\nwrite allow\npersonality allow [0,8,SCMP_CMP_EQ,0]\nkexec_load errno 1\n")
@@ -627,10 +663,61 @@ fn unprivileged_gets_proxmox_id_map() {
     assert_eq!(c.exec.id_shift, Some(100000));
     let maps: Vec<&str> = c.exec.lxc.iter().filter(|(k, _)| k == "lxc.idmap").map(|(_, v)| v.as_str()).collect();
     assert_eq!(maps, ["u 0 100000 65536", "g 0 100000 65536"]);
+    // A spec's own map (one range from 0, the same for uids and gids)
+    // shifts the rootfs by its host base; other maps leave it as is.
+    let own = |g: u64| {
+        map_with(json!({"hostname":"","linux":{"namespaces":[{"type":"mount"},{"type":"user"},{"type":"pid"}],
+            "uidMappings":[{"containerID":0,"hostID":200000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":g,"size":65536}]}}))
+        .unwrap()
+    };
+    assert_eq!(own(200000).exec.id_shift, Some(200000));
+    assert_eq!(raw(&own(200000), "lxc.idmap"), ["u 0 200000 65536", "g 0 200000 65536"]);
+    assert_eq!(own(300000).exec.id_shift, None);
     let mut o = opts();
     o.unprivileged = false;
     let c = map_spec(&Spec::default(), &o).unwrap();
     assert_eq!(key(&c, "unprivileged").as_deref(), Some("0"));
     assert_eq!(c.exec.id_shift, None);
     assert!(!c.exec.lxc.iter().any(|(k, _)| k == "lxc.idmap"));
+}
+
+#[test]
+fn relative_bind_sources_resolve_against_the_bundle() {
+    let mut v = base();
+    merge(&mut v, &json!({"mounts":[{"destination":"/mnt/rel","type":"bind","source":"relsrc","options":["rbind","ro"]},{"destination":"/mnt/up","type":"bind","source":"./a/../b","options":["bind"]}]}));
+    let mut o = opts();
+    o.bind_mounts = BindMountMode::LxcEntry;
+    o.bundle_dir = Some("/tmp/bundle".into());
+    let c = map_value(&v, &o).unwrap();
+    let e = raw(&c, "lxc.mount.entry");
+    assert!(e.contains(&"/tmp/bundle/relsrc mnt/rel none rbind,ro 0 0".to_string()), "{e:?}");
+    assert!(e.contains(&"/tmp/bundle/b mnt/up none bind 0 0".to_string()), "{e:?}");
+}
+
+#[test]
+fn linux_devices_and_rootfs_propagation_are_exec_outputs() {
+    let c = map_with(json!({"linux":{
+        "devices":[{"path":"/dev/rtt-null","type":"c","major":1,"minor":3,"fileMode":0o666,"uid":1000,"gid":1001},
+                   {"path":"/dev/k","type":"u","major":1,"minor":11},{"path":"/dev/f","type":"p"}],
+        "rootfsPropagation":"rslave"}}))
+    .unwrap();
+    assert_eq!(
+        c.exec.devices,
+        vec![
+            DeviceNode { path: "/dev/rtt-null".into(), kind: 'c', major: 1, minor: 3, file_mode: 0o666, uid: 1000, gid: 1001 },
+            DeviceNode { path: "/dev/k".into(), kind: 'c', major: 1, minor: 11, file_mode: 0o666, uid: 0, gid: 0 },
+            DeviceNode { path: "/dev/f".into(), kind: 'p', major: 0, minor: 0, file_mode: 0o666, uid: 0, gid: 0 },
+        ]
+    );
+    assert_eq!(c.exec.rootfs_propagation.as_deref(), Some("rslave"));
+    // Namespaced sysctls (own network, IPC, UTS namespace) for nexcage to write.
+    let c = map_with(json!({"linux":{"sysctl":{"net.ipv4.ip_forward":"1","kernel.shmmax":"9","fs.mqueue.msg_max":"20","kernel.domainname":"example.org"}}})).unwrap();
+    let want: Vec<(String, String)> = [("fs.mqueue.msg_max", "20"), ("kernel.domainname", "example.org"), ("kernel.shmmax", "9"), ("net.ipv4.ip_forward", "1")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    assert_eq!(c.exec.sysctls, want);
+    assert!(!c.lxc.iter().chain(c.exec.lxc.iter()).any(|(k, _)| k.starts_with("lxc.sysctl.")));
+    // The /dev tmpfs's options, for its flags.
+    let c = map_with(json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755"]}]})).unwrap();
+    assert_eq!(c.exec.dev_flags, ["nosuid", "strictatime", "mode=755"]);
 }
