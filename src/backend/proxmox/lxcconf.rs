@@ -37,8 +37,6 @@ pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     pub pve: &'a PveConfig,
     pub mode: CgroupMode,
-    /// Where a converted seccomp profile was written, if any.
-    pub seccomp_file: Option<&'a Path>,
 }
 
 /// The complete config file text.
@@ -92,6 +90,12 @@ pub fn render(i: &Inputs) -> String {
             }
             // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
+            // nexcage-init applies these itself, in runc's order (groups,
+            // uid/gid, the five capability sets, noNewPrivileges, seccomp;
+            // guest_init.rs); nexcage writes oomScoreAdj to itself at create,
+            // as runc does. LXC keeps the full capability set the guest
+            // allows: the init drops the bounding set to the bundle's.
+            "lxc.init.uid" | "lxc.init.gid" | "lxc.init.groups" | "lxc.cap.keep" | "lxc.no_new_privs" | "lxc.proc.oom_score_adj" => {}
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
             // Keeping the host's cgroup namespace breaks LXC's /dev setup
@@ -119,9 +123,6 @@ pub fn render(i: &Inputs) -> String {
     }
     for (k, v) in limits(i.pve, i.mode) {
         put(&k, &v);
-    }
-    if let Some(f) = i.seccomp_file {
-        put("lxc.seccomp.profile", &f.display().to_string());
     }
     if super::paths::readonly_root(i.pve) {
         put("lxc.rootfs.options", "ro");
@@ -262,7 +263,7 @@ mod tests {
     }
 
     fn text(mode: CgroupMode) -> String {
-        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None })
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode })
     }
 
     #[test]

@@ -428,20 +428,15 @@ fn refusals_table() {
             "umask",
         ),
         (
-            json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_SYS_ADMIN"]}}}),
-            "process.capabilities.effective",
-            "bounding",
-        ),
-        (
             json!({"process":{"rlimits":[{"type":"NOFILE","soft":1,"hard":1}]}}),
             "process.rlimits[0].type",
             "RLIMIT_",
         ),
         (json!({"hostname":"bad_host!"}), "hostname", "DNS name"),
         (
-            json!({"domainname":"example.com"}),
+            json!({"domainname":"example.com","linux":{"namespaces":[{"type":"mount"}]}}),
             "domainname",
-            "domainname",
+            "UTS namespace",
         ),
         (
             json!({"mounts":[{"destination":"/x","type":"bind","source":"rel","options":["bind"]}]}),
