@@ -131,6 +131,7 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
+    check_host_caps(spec)?;
     // LXC has no umask key: the holder sets it before starting the guest,
     // whose init and process inherit it.
     let mut spec_json = serde_json::to_value(spec)?;
@@ -404,6 +405,26 @@ fn lxc_failure(dir: &Path) -> String {
     } else {
         format!("LXC could not start the guest: {}", errs.join("; "))
     }
+}
+
+/// A spec without a user namespace gets no capability the host withholds,
+/// as under runc (whose capset fails): the unprivileged guest's own user
+/// namespace would hand out every capability, so nexcage-init's capset
+/// cannot be the judge. Effective, permitted and inheritable count; a
+/// bounding set may name more (runc keeps what exists), ambient is best
+/// effort (runc ignores a failed raise).
+fn check_host_caps(spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType;
+    let userns = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let Some(c) = spec.process().as_ref().and_then(|p| p.capabilities().as_ref()).filter(|_| !userns) else { return Ok(()) };
+    let host = caps::read(None, caps::CapSet::Permitted).context("cannot read nexcage's own capabilities")?;
+    for cap in [c.effective(), c.permitted(), c.inheritable()].into_iter().flatten().flatten() {
+        let name = format!("CAP_{cap}");
+        if name.parse::<caps::Capability>().is_ok_and(|c| !host.contains(&c)) {
+            bail!("process.capabilities: {name} is not available on this host (outside its capability bounding set): operation not permitted");
+        }
+    }
+    Ok(())
 }
 
 fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: RootfsStrategy) -> bool {
