@@ -84,10 +84,11 @@ pub fn render(i: &Inputs) -> String {
             "lxc.mount.auto" if bind_sys => {
                 let keep: Vec<&str> = v.split_whitespace().filter(|t| !t.starts_with("sys")).collect();
                 if !keep.is_empty() {
-                    put(k, &keep.join(" "));
+                    put(k, &force_cgroup(&keep.join(" ")));
                 }
                 put("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0");
             }
+            "lxc.mount.auto" => put(k, &force_cgroup(v)),
             // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
             // nexcage-init applies these itself, in runc's order (groups,
@@ -131,6 +132,17 @@ pub fn render(i: &Inputs) -> String {
         put("lxc.mount.entry", &e);
     }
     s
+}
+
+/// LXC skips a `cgroup` automount for a guest that keeps CAP_SYS_ADMIN in a
+/// cgroup namespace (it "can mount it itself"); the guest keeps every
+/// capability until nexcage-init drops them, so the mount is forced.
+fn force_cgroup(auto: &str) -> String {
+    let forced: Vec<String> = auto
+        .split_whitespace()
+        .map(|t| if t.starts_with("cgroup") && !t.ends_with(":force") { format!("{t}:force") } else { t.to_string() })
+        .collect();
+    forced.join(" ")
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -259,6 +271,10 @@ mod tests {
         p.lxc.push(("lxc.cgroup2.pids.max".into(), "20".into()));
         p.lxc.push(("lxc.init.cmd".into(), "sleep 1".into()));
         p.lxc.push(("lxc.mount.entry".into(), "/proc/self etc/x none bind 0 0".into()));
+        p.lxc.push(("lxc.init.uid".into(), "1000".into()));
+        p.lxc.push(("lxc.mount.auto".into(), "proc:mixed cgroup:ro".into()));
+        p.lxc.push(("lxc.cap.keep".into(), "kill".into()));
+        p.exec.lxc.push(("lxc.no_new_privs".into(), "1".into()));
         p
     }
 
@@ -278,6 +294,11 @@ mod tests {
         assert!(t.contains("lxc.init.cmd = /.nexcage/nexcage-init pve\n"));
         assert!(!t.contains("sleep 1"));
         assert!(t.contains("lxc.mount.entry = /proc/self etc/x none bind,create=dir 0 0\n"));
+        assert!(t.contains("lxc.mount.auto = proc:mixed cgroup:ro:force\n"), "{t}");
+        // nexcage-init's, not LXC's.
+        for k in ["lxc.init.uid", "lxc.cap.keep", "lxc.no_new_privs", "lxc.seccomp"] {
+            assert!(!t.contains(k), "{k} in {t}");
+        }
     }
 
     #[test]
