@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn compiles_to_sock_filters() {
         let bpf = compile(&profile("SCMP_ACT_ERRNO")).unwrap();
-        assert!(!bpf.is_empty() && bpf.len() % 8 == 0, "{}", bpf.len());
+        assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{}", bpf.len());
         assert!(compile(&profile("SCMP_ACT_NOTIFY")).unwrap_err().to_string().contains("NOTIFY"));
     }
 }
