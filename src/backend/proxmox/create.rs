@@ -132,11 +132,11 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
     check_host_caps(spec)?;
-    // LXC has no umask key: the holder sets it before starting the guest,
-    // whose init and process inherit it.
+    // The mapping refuses umask (LXC has no key for it): nexcage-init
+    // applies it (guest_init.rs), from the spec.
     let mut spec_json = serde_json::to_value(spec)?;
     if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
-        j.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
+        user.remove("umask");
     }
     Ok(Plan {
         ann,

@@ -629,3 +629,11 @@ fn unprivileged_gets_proxmox_id_map() {
     assert_eq!(c.exec.id_shift, None);
     assert!(!c.exec.lxc.iter().any(|(k, _)| k == "lxc.idmap"));
 }
+
+#[test]
+fn domainname_with_a_uts_namespace_and_ambient_outside_bounding_map() {
+    // The runtime's init sets the domainname; runc refuses neither.
+    map_with(json!({"domainname":"example.com"})).unwrap();
+    let c = map_with(json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"ambient":["CAP_NET_BIND_SERVICE"]}}})).unwrap();
+    assert_eq!(raw(&c, "lxc.cap.keep"), ["kill"]);
+}
