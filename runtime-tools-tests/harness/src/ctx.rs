@@ -94,6 +94,9 @@ pub struct Opts {
     /// stdout/stderr as pipes read by the harness (what engines hand over)
     /// rather than files; only for `run`
     pub pipes: bool,
+    /// the runtime starts with SIGINT and SIGQUIT ignored (as from a shell's
+    /// background job) and SIGUSR1 blocked
+    pub ignored_signals: bool,
 }
 
 /// A container that `create` made.
@@ -178,6 +181,21 @@ impl<'a> Ctx<'a> {
             c
         };
         c.envs(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if opts.ignored_signals {
+            // SAFETY: signal(2) and sigprocmask(2) are async-signal-safe; the
+            // closure touches no memory of the parent.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_IGN);
+                    libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGUSR1);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+        }
         c
     }
 

@@ -17,7 +17,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
         .with_context(|| format!("cannot enter bundle {}", o.bundle.dir.display()))?;
     let (lc_bundle, executor) = bundle::prepare(o.bundle, o.id, o.dir)?;
     if let Some(adj) = o.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        set_oom_score_adj(adj)?;
+        crate::backend::oci::oom::set_oom_score_adj(adj)?;
     }
     let mut b = ContainerBuilder::new(o.id.to_string(), SyscallType::default())
         .with_root_path(lc_root(o.dir))
@@ -70,14 +70,4 @@ fn fix_up(o: &CreateOpts, pid: i32) -> Result<()> {
         fixups.push(cgroupfs_ro::remount(pid, &dest).context("cannot make the cgroup mount read-only"));
     }
     fixups.into_iter().find(|r| r.is_err()).unwrap_or(Ok(()))
-}
-
-/// `process.oomScoreAdj`, written as runc writes it: to this process (the
-/// container's processes inherit it), failing in runc's words, e.g.
-/// "failed to update /proc/self/oom_score_adj: Permission denied" when a
-/// value below the current one needs the CAP_SYS_RESOURCE this host withholds.
-/// (libcontainer writes it again, then without the file name in its error.)
-fn set_oom_score_adj(adj: i32) -> Result<()> {
-    const FILE: &str = "/proc/self/oom_score_adj";
-    std::fs::write(FILE, adj.to_string()).map_err(|e| anyhow!("failed to update {FILE}: {}", super::os_error(&e)))
 }

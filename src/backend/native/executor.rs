@@ -126,6 +126,8 @@ impl LcExecutor for Executor {
         let lent = |set: &str| -> Vec<caps::Capability> {
             self.lent.iter().filter_map(|l| l.strip_prefix(set)?.strip_prefix(':')?.parse().ok()).collect()
         };
+        // The process starts with default dispositions, nothing blocked (runc).
+        crate::backend::oci::signals::reset();
         // Everything is allocated; from here on only the filter, giving back
         // what was lent for it (as runc, which loads it before dropping
         // capabilities when there is no noNewPrivileges) and execve.

@@ -1,6 +1,8 @@
 //! OCI runtime rules both backends follow, written once: hooks and their
 //! failure rules, `kill --all` over a cgroup's processes, unknown
-//! capability names, `HOME`, a missing `process.cwd`, and the process
+//! capability names, `HOME`, a missing `process.cwd`, `oomScoreAdj`, a
+//! seccomp profile compiled to BPF, the signal state a process starts with,
+//! and the process
 //! `exec` inherits from the container. (Stats in runc's shape are
 //! `backend::stats`.)
 
@@ -10,3 +12,6 @@ pub mod exec_process;
 pub mod home;
 pub mod hooks;
 pub mod kill;
+pub mod oom;
+pub mod seccomp_bpf;
+pub mod signals;

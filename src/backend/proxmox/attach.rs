@@ -103,6 +103,7 @@ pub fn child(t: &Target, err: OwnedFd) -> ! {
 }
 
 fn setup(t: &Target) -> Result<Infallible> {
+    crate::backend::oci::signals::reset();
     let sys = create_syscall();
     for f in &t.cgroup_procs {
         std::fs::write(f, "0").with_context(|| format!("cannot join the guest's cgroup {}", f.display()))?;

@@ -52,8 +52,13 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
-    write_lxc_config(px, opts, vmid, &pve, j)?;
-    let pid = fork_holder(opts, j)?;
+    let tty = open_terminal(opts, j)?;
+    write_lxc_config(px, opts, vmid, &pve, tty.as_ref(), j)?;
+    if let Some(adj) = opts.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        // Inherited by the holder and the guest, as runc's container inherits it.
+        crate::backend::oci::oom::set_oom_score_adj(adj)?;
+    }
+    let pid = fork_holder(opts, tty, j)?;
     let init = j.init.map(|i| i.0).context("no guest init")?;
     // What LXC cannot set, set in the guest before anything of the bundle runs.
     guest_mounts::apply(init, pve.exec.rootfs_propagation.as_deref(), &pve.exec.dev_flags)?;
@@ -119,6 +124,9 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     // HOME as runc sets it, from the bundle rootfs's /etc/passwd.
     let passwd = || lookup::resolve(&opts.bundle.rootfs, Path::new("/etc/passwd")).and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
     j.env = crate::backend::oci::home::with_home(process.env().clone().unwrap_or_default(), process.user().uid(), passwd);
+    if listen_fds() > 0 {
+        j.env.extend([format!("LISTEN_FDS={}", listen_fds()), "LISTEN_PID=1".to_string()]);
+    }
     j.terminal = process.terminal().unwrap_or(false);
     if j.args.is_empty() {
         bail!("process.args must not be empty");
@@ -130,11 +138,12 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
     if !ann.contains_key(rootfs::CLONE_ANNOTATION) {
         lookup::check_program(&opts.bundle.rootfs, &j.args, process.env().as_deref().unwrap_or_default(), process.cwd())?;
     }
-    // LXC has no umask key: the holder sets it before starting the guest,
-    // whose init and process inherit it.
+    check_host_caps(spec)?;
+    // The mapping refuses umask (LXC has no key for it): nexcage-init
+    // applies it (guest_init.rs), from the spec.
     let mut spec_json = serde_json::to_value(spec)?;
     if let Some(user) = spec_json.pointer_mut("/process/user").and_then(|u| u.as_object_mut()) {
-        j.umask = user.remove("umask").and_then(|u| u.as_u64()).and_then(|u| u32::try_from(u).ok());
+        user.remove("umask");
     }
     Ok(Plan {
         ann,
@@ -275,7 +284,7 @@ enum RegisterError {
 /// settings in `nexcage.conf`, which the holder starts the guest from and the guest's
 /// Proxmox config includes (`include.rs`; mount targets made first where
 /// LXC cannot make them).
-fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, j: &mut CreateJournal) -> Result<()> {
+fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, tty: Option<&Terminal>, j: &mut CreateJournal) -> Result<()> {
     j.begin(opts.dir, CreateStep::LxcConfig)?;
     let lxc_dir = j.lxc_dir().context("no lxc dir")?;
     j.owner.as_ref().context("no owner record")?.make_lxc_dir(&lxc_dir)?;
@@ -292,9 +301,11 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     let shift = run_cfg.exec.id_shift;
     if let Some(rootfs) = &j.rootfs {
         stage::base_dirs(rootfs, shift.unwrap_or(0))?;
-        // runc creates a missing cwd; LXC would fail on it.
+        // runc creates a missing cwd (the shared rule); owned by the guest's root.
         let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
-        stage::mkdir_in(rootfs, &cwd, shift.unwrap_or(0)).context("create process.cwd")?;
+        for d in crate::backend::oci::cwd::ensure(rootfs, &cwd)? {
+            std::os::unix::fs::lchown(&d, shift, shift).with_context(|| format!("chown {}", d.display()))?;
+        }
     }
     if shift.is_some() {
         stage::stage(&lxc_dir, &mut run_cfg)?;
@@ -303,9 +314,14 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
     // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
     guest_init::install(&lxc_dir)?;
+    guest_init::write_settings(&lxc_dir, spec)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
     for e in devices::make(&lxc_dir, &run_cfg)? {
         run_cfg.exec.lxc.push(("lxc.mount.entry".into(), e));
+    }
+    if let Some(t) = tty {
+        // process.terminal: the pty slave is the guest's /dev/console too, as under runc.
+        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), format!("{} dev/console none bind,create=file 0 0", t.slave_path.display())));
     }
     if let (Some(rootfs), Some(_)) = (j.rootfs.as_ref().filter(|_| j.dataset.is_some()), run_cfg.exec.rootfs_propagation.as_deref().filter(|m| guest_mounts::needs_shared_source(m))) {
         guest_mounts::share_source(rootfs)?;
@@ -319,28 +335,56 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     Ok(())
 }
 
+/// The pty for `process.terminal`, opened before the LXC config (its slave
+/// is bound at the guest's `/dev/console`).
+pub struct Terminal {
+    master: std::os::fd::OwnedFd,
+    slave: std::os::fd::OwnedFd,
+    slave_path: PathBuf,
+}
+
+fn open_terminal(opts: &CreateOpts, j: &CreateJournal) -> Result<Option<Terminal>> {
+    if !j.terminal {
+        return Ok(None);
+    }
+    if opts.console_socket.is_none() {
+        bail!("process.terminal is set but no --console-socket was given");
+    }
+    let (master, slave) = holder::open_pty()?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&slave);
+    let slave_path = std::fs::read_link(format!("/proc/self/fd/{fd}")).context("cannot name the pty")?;
+    Ok(Some(Terminal { master, slave, slave_path }))
+}
+
 /// Step `holder`: forks the holder, which starts the guest with
 /// nexcage-init waiting for start, with the terminal sent to the console
 /// socket when process.terminal is set. Returns once the init waits (its
 /// pid recorded), or fails with LXC's own errors. Returns the holder's pid
 /// (the record's pid).
-fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
+fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Holder)?;
-    let tty = if j.terminal {
-        let sock = opts.console_socket.as_ref().context("process.terminal is set but no --console-socket was given")?;
-        let (master, slave) = holder::open_pty()?;
-        holder::send_console(sock, &master)?;
-        Some(slave)
-    } else {
-        None
+    let slave = match (tty, &opts.console_socket) {
+        (Some(t), Some(sock)) => {
+            holder::send_console(sock, &t.master)?;
+            Some(t.slave)
+        }
+        _ => None,
     };
-    let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
+    // Socket activation (LISTEN_FDS, as runc and libcontainer): those fds
+    // come first, then the --preserve-fds ones.
+    let pid = holder::spawn(opts.dir, opts.foreground, slave, opts.preserve_fds + listen_fds())?;
     j.holder = Some(pid);
     j.begin(opts.dir, CreateStep::Init)?;
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
     j.save(opts.dir)?;
     Ok(pid)
+}
+
+/// `LISTEN_FDS` of nexcage's environment (systemd socket activation): how
+/// many fds from 3 on the application gets, with `LISTEN_FDS`/`LISTEN_PID=1`.
+fn listen_fds() -> i32 {
+    std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).filter(|n| *n > 0).unwrap_or(0)
 }
 
 /// How long create waits for the guest's init to wait for start: 30 s
@@ -380,6 +424,26 @@ fn lxc_failure(dir: &Path) -> String {
     }
 }
 
+/// A spec without a user namespace gets no capability the host withholds,
+/// as under runc (whose capset fails): the unprivileged guest's own user
+/// namespace would hand out every capability, so nexcage-init's capset
+/// cannot be the judge. Effective, permitted and inheritable count; a
+/// bounding set may name more (runc keeps what exists), ambient is best
+/// effort (runc ignores a failed raise).
+fn check_host_caps(spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType;
+    let userns = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let Some(c) = spec.process().as_ref().and_then(|p| p.capabilities().as_ref()).filter(|_| !userns) else { return Ok(()) };
+    let host = caps::read(None, caps::CapSet::Permitted).context("cannot read nexcage's own capabilities")?;
+    for cap in [c.effective(), c.permitted(), c.inheritable()].into_iter().flatten().flatten() {
+        let name = format!("CAP_{cap}");
+        if name.parse::<caps::Capability>().is_ok_and(|c| !host.contains(&c)) {
+            bail!("process.capabilities: {name} is not available on this host (outside its capability bounding set): operation not permitted");
+        }
+    }
+    Ok(())
+}
+
 fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: RootfsStrategy) -> bool {
     let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     let ok = super::unprivileged_possible(ns.iter().map(|n| (n.typ(), n.path().is_some())), strategy == RootfsStrategy::Bind);
@@ -391,16 +455,8 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
 
 fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<include::Rendered> {
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
-    let seccomp = match &pve.exec.seccomp_profile {
-        Some(p) => {
-            let f = lxc_dir.join("seccomp");
-            std::fs::write(&f, p).with_context(|| format!("write {}", f.display()))?;
-            Some(f)
-        }
-        None => None,
-    };
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
-    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
+    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect() });
     let rendered = include::Rendered::split(&text);
     include::write(lxc_dir, &rendered)?;
     Ok(rendered)

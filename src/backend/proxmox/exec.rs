@@ -26,7 +26,8 @@ use crate::state::Record;
 pub fn exec(rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
     let p = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&p) else { return Err(crate::backend::BackendError::NotRunning.into()) };
-    let spec = Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
+    // The shared loader: unknown capability names are dropped (runc's rule).
+    let spec = crate::spec::load(&rec.bundle).context("cannot read the container's config.json")?.spec;
     let process = process(&spec, opts)?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("exec: no command given");

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::{Capability, Spec};
+use std::collections::HashSet;
 
 /// The static init, built by build.rs.
 const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nexcage-init"));
@@ -21,6 +23,8 @@ const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nexcage-init"));
 const DIR: &str = "init";
 const NAME: &str = "nexcage-init";
 const FIFO: &str = "start";
+/// The process settings the init applies (`write_settings`).
+const SETTINGS: &str = "process";
 /// Where the dir is in the guest (relative to its root, for LXC).
 pub const GUEST_DIR: &str = ".nexcage";
 
@@ -55,6 +59,60 @@ pub fn install(lxc_dir: &Path) -> Result<()> {
     nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o644)).with_context(|| format!("mkfifo {}", f.display()))?;
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
     Ok(())
+}
+
+/// Writes `<lxc_dir>/init/process`, the settings nexcage-init applies in
+/// runc's order before it waits for start (`init/main.rs`, `Settings`):
+/// `domainname`, `process.user` (uid, gid, additionalGids, umask), the
+/// five capability sets, `noNewPrivileges`, and `linux.seccomp` compiled to
+/// BPF here (`backend::oci::seccomp_bpf`). Records are
+/// `<tag> <length>\n<bytes>`. Nothing secret: the env goes through the FIFO.
+///
+/// Errors: a seccomp profile that cannot be compiled, the file not written.
+pub fn write_settings(lxc_dir: &Path, spec: &Spec) -> Result<()> {
+    let f = dir(lxc_dir).join(SETTINGS);
+    std::fs::write(&f, settings(spec)?).with_context(|| format!("write {}", f.display()))
+}
+
+fn settings(spec: &Spec) -> Result<Vec<u8>> {
+    let mut b = Vec::new();
+    let mut put = |tag: &str, v: &[u8]| {
+        b.extend_from_slice(format!("{tag} {}\n", v.len()).as_bytes());
+        b.extend_from_slice(v);
+    };
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        put("domainname", d.as_bytes());
+    }
+    let p = spec.process().clone().unwrap_or_default();
+    let u = p.user();
+    let groups: Vec<String> = u.additional_gids().iter().flatten().map(u32::to_string).collect();
+    put("groups", groups.join(" ").as_bytes());
+    put("gid", u.gid().to_string().as_bytes());
+    put("uid", u.uid().to_string().as_bytes());
+    if let Some(m) = u.umask() {
+        put("umask", m.to_string().as_bytes());
+    }
+    if p.no_new_privileges() == Some(true) {
+        put("nnp", b"1");
+    }
+    if let Some(c) = p.capabilities() {
+        let masks = [c.bounding(), c.effective(), c.permitted(), c.inheritable(), c.ambient()].map(|s| format!("{:x}", cap_mask(s)));
+        put("caps", masks.join(" ").as_bytes());
+    }
+    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        put("seccomp", &crate::backend::oci::seccomp_bpf::compile(s).context("linux.seccomp")?);
+    }
+    Ok(b)
+}
+
+/// A capability set as the kernel's bit mask (unknown names were dropped
+/// with a warning when the spec was loaded).
+fn cap_mask(set: &Option<HashSet<Capability>>) -> u64 {
+    let bit = |c: &Capability| -> u64 {
+        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        name.parse::<caps::Capability>().map_or(0, |c| c.bitmask())
+    };
+    set.iter().flatten().map(bit).fold(0, |a, b| a | b)
 }
 
 /// The `lxc.mount.entry` value that puts the dir at `/.nexcage`.
@@ -134,5 +192,17 @@ mod tests {
         let p = super::payload(&["sh".into(), "".into()], &["A=1".into()]).unwrap();
         assert_eq!(p, b"2 1\nsh\0\0A=1\0");
         assert!(super::payload(&["a\0b".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn settings_records() {
+        let spec: libcontainer::oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","domainname":"d.example","process":{"cwd":"/","args":["sh"],"noNewPrivileges":true,
+            "user":{"uid":1000,"gid":100,"additionalGids":[5,6],"umask":18},
+            "capabilities":{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"],"inheritable":[],"ambient":[]}}}"#,
+        )
+        .unwrap();
+        let s = String::from_utf8(super::settings(&spec).unwrap()).unwrap();
+        assert_eq!(s, "domainname 9\nd.examplegroups 3\n5 6gid 3\n100uid 4\n1000umask 2\n18nnp 1\n1caps 12\n21 20 20 0 0");
     }
 }

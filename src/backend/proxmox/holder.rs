@@ -151,9 +151,6 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
         c.set(&format!("lxc.namespace.share.{kind}"), path)?;
     }
     c.foreground()?;
-    if let Some(m) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
-    }
     let test_argv = test_init_argv();
     let argv: Vec<&str> = match &test_argv {
         Some(a) => a.split(' ').collect(),

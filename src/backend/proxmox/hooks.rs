@@ -100,8 +100,8 @@ pub fn run_recorded(rec: &crate::state::Record, phase: Phase) -> Result<()> {
 
 /// As [`run_recorded`], with `pid` in the state (the guest's PID 1).
 pub fn run_recorded_with(rec: &crate::state::Record, pid: Option<i32>, phase: Phase) -> Result<()> {
-    match Spec::load(rec.bundle.join("config.json")) {
-        Ok(spec) => run(&spec, &rec.id, &rec.bundle, pid, phase),
+    match crate::spec::load(&rec.bundle) {
+        Ok(b) => run(&b.spec, &rec.id, &rec.bundle, pid, phase),
         Err(_) => Ok(()),
     }
 }

@@ -92,9 +92,6 @@ pub struct CreateJournal {
     /// Control-plane calls create made (HTTP requests or pct/pvesh runs).
     #[serde(default)]
     pub cp_calls: u64,
-    /// process.user.umask, applied by the holder (LXC has no key for it).
-    #[serde(default)]
-    pub umask: Option<u32>,
     /// The owner record stamped on the guest, dataset and LXC dir: undo
     /// touches only what carries it.
     #[serde(default)]

@@ -37,8 +37,6 @@ pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     pub pve: &'a PveConfig,
     pub mode: CgroupMode,
-    /// Where a converted seccomp profile was written, if any.
-    pub seccomp_file: Option<&'a Path>,
 }
 
 /// The complete config file text.
@@ -93,15 +91,22 @@ pub fn render(i: &Inputs) -> String {
             "lxc.mount.auto" if bind_sys => {
                 let keep: Vec<&str> = v.split_whitespace().filter(|t| !t.starts_with("sys")).collect();
                 if !keep.is_empty() {
-                    put(k, &keep.join(" "));
+                    put(k, &force_cgroup(&keep.join(" ")));
                 }
                 put("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0");
             }
+            "lxc.mount.auto" => put(k, &force_cgroup(v)),
             // The process reaches the guest through nexcage-init at start.
             "lxc.init.cmd" | "lxc.apparmor.profile" => {}
             "lxc.mount.entry" if bind_sys && MountEntry::parse(v).is_some_and(|e| e.fields[2] == "sysfs" && e.target() == "sys") => {
                 put(k, "/sys sys none rbind,ro,create=dir 0 0");
             }
+            // nexcage-init applies these itself, in runc's order (groups,
+            // uid/gid, the five capability sets, noNewPrivileges, seccomp;
+            // guest_init.rs); nexcage writes oomScoreAdj to itself at create,
+            // as runc does. LXC keeps the full capability set the guest
+            // allows: the init drops the bounding set to the bundle's.
+            "lxc.init.uid" | "lxc.init.gid" | "lxc.init.groups" | "lxc.cap.keep" | "lxc.no_new_privs" | "lxc.proc.oom_score_adj" => {}
             "lxc.mount.entry" => put(k, &with_create(v)),
             "lxc.net.0.type" => put(k, if v == "none" { "empty" } else { v }),
             // Keeping the host's cgroup namespace breaks LXC's /dev setup
@@ -130,9 +135,6 @@ pub fn render(i: &Inputs) -> String {
     for (k, v) in limits(i.pve, i.mode) {
         put(&k, &v);
     }
-    if let Some(f) = i.seccomp_file {
-        put("lxc.seccomp.profile", &f.display().to_string());
-    }
     if super::paths::readonly_root(i.pve) {
         put("lxc.rootfs.options", "ro");
     }
@@ -146,6 +148,17 @@ pub fn render(i: &Inputs) -> String {
 /// `ipc`, `uts`, ...; `lxc.namespace.keep`).
 pub fn keeps_ns(pve: &PveConfig, ns: &str) -> bool {
     pve.exec.lxc.iter().any(|(k, v)| k == "lxc.namespace.keep" && v.split_whitespace().any(|n| n == ns))
+}
+
+/// LXC skips a `cgroup` automount for a guest that keeps CAP_SYS_ADMIN in a
+/// cgroup namespace (it "can mount it itself"); the guest keeps every
+/// capability until nexcage-init drops them, so the mount is forced.
+fn force_cgroup(auto: &str) -> String {
+    let forced: Vec<String> = auto
+        .split_whitespace()
+        .map(|t| if t.starts_with("cgroup") && !t.ends_with(":force") { format!("{t}:force") } else { t.to_string() })
+        .collect();
+    forced.join(" ")
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -274,11 +287,15 @@ mod tests {
         p.lxc.push(("lxc.cgroup2.pids.max".into(), "20".into()));
         p.lxc.push(("lxc.init.cmd".into(), "sleep 1".into()));
         p.lxc.push(("lxc.mount.entry".into(), "/proc/self etc/x none bind 0 0".into()));
+        p.lxc.push(("lxc.init.uid".into(), "1000".into()));
+        p.lxc.push(("lxc.mount.auto".into(), "proc:mixed cgroup:ro".into()));
+        p.lxc.push(("lxc.cap.keep".into(), "kill".into()));
+        p.exec.lxc.push(("lxc.no_new_privs".into(), "1".into()));
         p
     }
 
     fn text(mode: CgroupMode) -> String {
-        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None })
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode })
     }
 
     #[test]
@@ -293,6 +310,11 @@ mod tests {
         assert!(t.contains("lxc.init.cmd = /.nexcage/nexcage-init pve\n"));
         assert!(!t.contains("sleep 1"));
         assert!(t.contains("lxc.mount.entry = /proc/self etc/x none bind,create=dir 0 0\n"));
+        assert!(t.contains("lxc.mount.auto = proc:mixed cgroup:ro:force\n"), "{t}");
+        // nexcage-init's, not LXC's.
+        for k in ["lxc.init.uid", "lxc.cap.keep", "lxc.no_new_privs", "lxc.seccomp"] {
+            assert!(!t.contains(k), "{k} in {t}");
+        }
     }
 
     #[test]
@@ -302,7 +324,7 @@ mod tests {
         p.exec.lxc.push(("lxc.idmap".into(), "u 0 100000 65536".into()));
         p.exec.lxc.push(("lxc.namespace.keep".into(), "cgroup net uts".into()));
         p.lxc.push(("lxc.mount.entry".into(), "sysfs sys sysfs nosuid,ro,create=dir 0 0".into()));
-        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1, seccomp_file: None });
+        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1 });
         // The host's UTS namespace: no hostname set (nor the host's changed).
         assert!(t.contains("lxc.uts.name = \n") && !t.contains("lxc.uts.name = h"), "{t}");
         // The host's network in a user namespace: the host's /sys bound, no sysfs.

@@ -19,7 +19,7 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     let lxc_dir = j.lxc_dir().context("the container was not fully created")?;
     let init = lxc::from_holder(&j).context("the container's init is not running (the container has stopped)")?;
-    let spec = libcontainer::oci_spec::runtime::Spec::load(rec.bundle.join("config.json")).context("cannot read the container's config.json")?;
+    let spec = crate::spec::load(&rec.bundle).context("cannot read the container's config.json")?.spec;
     if let Err(e) = hooks::run_in_guest(&spec, &rec.id, &rec.bundle, init, GuestPhase::StartContainer) {
         // As runc: the container does not stay behind a failed start.
         let _ = crate::proc::signal(init, libc::SIGKILL);

@@ -142,23 +142,16 @@ fn cap_name(c: &str) -> String {
     c.trim_start_matches("CAP_").to_lowercase()
 }
 
-/// LXC keeps one capability set for init: the bounding set. Effective
-/// and permitted sets must not ask for more than it.
+/// `lxc.cap.keep` is the bounding set. The other four sets are not LXC's:
+/// an OCI runtime's init applies them (nexcage's: `nexcage-init`), in
+/// runc's order, and, as runc, does not refuse an effective, permitted,
+/// inheritable or ambient capability outside the bounding set (capset or the
+/// ambient raise decides; runc ignores a failed ambient raise).
 fn capabilities(p: &Value, out: &mut Out) -> Result<(), MapError> {
     let Some(caps) = p.get("capabilities").filter(|c| !c.is_null()) else {
         return Ok(());
     };
     let bounding = strings(caps, "bounding");
-    for set in ["effective", "permitted", "ambient", "inheritable"] {
-        for c in strings(caps, set) {
-            if !bounding.contains(&c) {
-                return err(
-                    format!("process.capabilities.{set}"),
-                    format!("{c} is not in the bounding set; LXC keeps only the bounding set"),
-                );
-            }
-        }
-    }
     let mut names: Vec<String> = bounding.iter().map(|c| cap_name(c)).collect();
     names.sort();
     names.dedup();
@@ -209,14 +202,20 @@ pub(super) fn hostname(v: &Value, out: &mut Out) -> Result<(), MapError> {
         }
         out.key("hostname", h);
     }
-    refuse_if_set(
-        v,
-        "",
-        "domainname",
-        "Proxmox guests have no domainname setting",
-    )
-    .map_err(|mut e| {
-        e.field = "domainname".into();
-        e
-    })
+    // setdomainname(2) needs a UTS namespace of the container's own, as
+    // for the hostname (runc refuses both without one).
+    let domain = v.get("domainname").and_then(Value::as_str).filter(|d| !d.is_empty());
+    if let Some(d) = domain {
+        let uts = v
+            .pointer("/linux/namespaces")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|n| n.get("type").and_then(Value::as_str) == Some("uts")));
+        if !uts {
+            return err("domainname", "setting the domainname needs a private UTS namespace (linux.namespaces has no uts entry)");
+        }
+        if d.len() > 64 || d.chars().any(bad_char) {
+            return err("domainname", format!("'{d}' is not a domain name the kernel accepts (at most 64 bytes, no control characters)"));
+        }
+    }
+    Ok(())
 }

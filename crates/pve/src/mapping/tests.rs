@@ -424,20 +424,15 @@ fn refusals_table() {
             "umask",
         ),
         (
-            json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_SYS_ADMIN"]}}}),
-            "process.capabilities.effective",
-            "bounding",
-        ),
-        (
             json!({"process":{"rlimits":[{"type":"NOFILE","soft":1,"hard":1}]}}),
             "process.rlimits[0].type",
             "RLIMIT_",
         ),
         (json!({"hostname":"bad_host!"}), "hostname", "DNS name"),
         (
-            json!({"domainname":"example.com"}),
+            json!({"domainname":"example.com","linux":{"namespaces":[{"type":"mount"}]}}),
             "domainname",
-            "domainname",
+            "UTS namespace",
         ),
         (
             json!({"mounts":[{"destination":"/x","type":"bind","source":"rel","options":["bind"]}]}),
@@ -720,4 +715,12 @@ fn linux_devices_and_rootfs_propagation_are_exec_outputs() {
     // The /dev tmpfs's options, for its flags.
     let c = map_with(json!({"mounts":[{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755"]}]})).unwrap();
     assert_eq!(c.exec.dev_flags, ["nosuid", "strictatime", "mode=755"]);
+}
+
+#[test]
+fn domainname_with_a_uts_namespace_and_ambient_outside_bounding_map() {
+    // The runtime's init sets the domainname; runc refuses neither.
+    map_with(json!({"domainname":"example.com"})).unwrap();
+    let c = map_with(json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"ambient":["CAP_NET_BIND_SERVICE"]}}})).unwrap();
+    assert_eq!(raw(&c, "lxc.cap.keep"), ["kill"]);
 }

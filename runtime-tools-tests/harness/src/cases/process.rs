@@ -42,6 +42,7 @@ pub fn cases() -> Vec<Case> {
         case("process.stdio.pipes", "pipes given to `run` reach the program as pipes, stdout and stderr apart", stdio_pipes),
         case("process.fds.no_leak", "fds the runtime inherited beyond 0-2 do not reach the program", fds_no_leak),
         case("process.fds.preserve_fds", "--preserve-fds N passes fds 3..3+N", preserve_fds),
+        case("process.signals.default", "the process starts with every signal at SIG_DFL and none blocked, whatever the runtime had (SigIgn/SigBlk 0)", signals_default),
         case("process.fds.listen_fds", "LISTEN_FDS/LISTEN_PID socket activation passes fds and sets LISTEN_FDS", listen_fds),
     ]
 }
@@ -345,5 +346,19 @@ fn listen_fds(ctx: &mut Ctx) -> Result<()> {
     let opts = Opts { extra_fds: vec![f1], env: vec![("LISTEN_FDS".into(), "1".into())], listen_pid: true, ..Default::default() };
     let (e, out, err) = ctx.run_detached(&b, &opts)?;
     judge_checker(e, &out, &err)?;
+    Ok(())
+}
+
+fn signals_default(ctx: &mut Ctx) -> Result<()> {
+    // busybox cat, not the checker: Rust's runtime ignores SIGPIPE before main.
+    let mut b = ctx.bundle()?;
+    b.args(&["/bin/cat", "/proc/self/status"]);
+    let (e, out, err) = ctx.run_detached(&b, &Opts { ignored_signals: true, ..Default::default() })?;
+    ensure!(e == Exit::Code(0), "cat /proc/self/status {e}: {err}");
+    for field in ["SigIgn", "SigBlk"] {
+        let v = out.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(str::trim);
+        let v = v.with_context(|| format!("no {field} in the process's /proc/self/status: {out:?}"))?;
+        ensure!(u64::from_str_radix(v, 16).ok() == Some(0), "{field} {v}, want 0 (the runtime started with SIGINT/SIGQUIT ignored, SIGUSR1 blocked)");
+    }
     Ok(())
 }

@@ -8,13 +8,24 @@
 //! lxcri does with lxcri-init.
 //!
 //! Modes (argv[1]):
-//! * `wait` (nexcage's monitor starts the guest with it): opens
-//!   `/.nexcage/start` (a FIFO) for reading without blocking, then waits
-//!   in poll(2) for the start payload. LXC has set the guest up around it
-//!   (namespaces, id map, mounts, cgroups, uid/gid, cwd). `nexcage start`
+//! * `wait` (nexcage's monitor starts the guest with it): LXC has set the
+//!   guest up around it (namespaces, id map, mounts, cgroups, rlimits,
+//!   cwd) and left it root with every capability the guest allows. It
+//!   applies `/.nexcage/process` (written by create, see `Settings`) in
+//!   runc's order: domainname, noNewPrivileges, a seccomp filter when there
+//!   is no noNewPrivileges (loading one then needs CAP_SYS_ADMIN), the
+//!   bounding set, additional groups, gid and uid (PR_SET_KEEPCAPS, so the
+//!   capabilities survive), effective/permitted/inheritable (capset), the
+//!   ambient raise (a failure is ignored, as runc does), umask. A failure
+//!   ends the init (status 1, the reason on stderr) before it waits, so
+//!   create fails. Then it opens
+//!   `/.nexcage/start` (a FIFO) for reading without blocking, and waits
+//!   in poll(2) for the start payload. `nexcage start`
 //!   writes `<nargs> <nenv>\n` and then `nargs + nenv` NUL-terminated
-//!   strings; the init execs `args` with exactly `env` (PATH lookup as
-//!   runc does), so the application becomes the guest's PID 1 and gets the
+//!   strings; the init resets every signal to its default disposition and
+//!   unblocks them all (Rust ignores SIGPIPE; runc's process starts clean),
+//!   loads the seccomp filter under noNewPrivileges as the very last step,
+//!   and execs `args` with exactly `env` (PATH lookup as runc does), so the application becomes the guest's PID 1 and gets the
 //!   stop signal itself. A writer that closes without a payload (delete)
 //!   ends the init with status 0. TERM, INT, HUP, QUIT, USR1, USR2 and PWR
 //!   end the waiting init with 128+N (a PID 1 ignores signals it has no
@@ -29,11 +40,12 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::Read;
-use std::os::raw::{c_char, c_int, c_short};
+use std::os::raw::{c_char, c_int, c_short, c_ulong};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 const FIFO: &str = "/.nexcage/start";
+const SETTINGS: &str = "/.nexcage/process";
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const O_NONBLOCK: c_int = 0o4000;
 const POLLIN: c_short = 1;
@@ -48,12 +60,212 @@ struct PollFd {
     revents: c_short,
 }
 
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `struct sock_fprog`: the filter is an array of 8-byte `sock_filter`s.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const u8,
+}
+
+// glibc's functions, linked statically (the init has no crates).
 extern "C" {
     fn poll(fds: *mut PollFd, n: u64, timeout: c_int) -> c_int;
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
-    fn signal(sig: c_int, handler: extern "C" fn(c_int)) -> usize;
+    fn signal(sig: c_int, handler: usize) -> usize;
+    fn sigprocmask(how: c_int, set: *const SigSet, old: *mut SigSet) -> c_int;
     fn _exit(code: c_int) -> !;
     fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
+    fn prctl(option: c_int, ...) -> c_int;
+    fn capset(hdr: *mut CapHeader, data: *const CapData) -> c_int;
+    fn setgroups(n: usize, list: *const u32) -> c_int;
+    fn setgid(gid: u32) -> c_int;
+    fn setuid(uid: u32) -> c_int;
+    fn umask(mask: u32) -> u32;
+    fn setdomainname(name: *const c_char, len: usize) -> c_int;
+}
+
+/// glibc's `sigset_t` (1024 bits).
+#[repr(C)]
+struct SigSet([u64; 16]);
+
+const PR_SET_KEEPCAPS: c_int = 8;
+const PR_SET_SECCOMP: c_int = 22;
+const PR_CAPBSET_DROP: c_int = 24;
+const PR_SET_NO_NEW_PRIVS: c_int = 38;
+const PR_CAP_AMBIENT: c_int = 47;
+const PR_CAP_AMBIENT_RAISE: c_ulong = 2;
+const SECCOMP_MODE_FILTER: c_ulong = 2;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const EINVAL: c_int = 22;
+const SIG_DFL: usize = 0;
+const SIG_SETMASK: c_int = 2;
+
+/// What create wrote to `/.nexcage/process` (`guest_init.rs`): records
+/// `<tag> <length>\n<bytes>`, tags `domainname`, `groups` (gids separated
+/// by spaces), `gid`, `uid`, `umask` (decimal), `nnp`, `caps` (five hex
+/// masks: bounding effective permitted inheritable ambient; absent: the
+/// capabilities stay as LXC left them), `seccomp` (BPF).
+#[derive(Default)]
+struct Settings {
+    domainname: Option<Vec<u8>>,
+    groups: Vec<u32>,
+    gid: u32,
+    uid: u32,
+    umask: Option<u32>,
+    nnp: bool,
+    caps: Option<[u64; 5]>,
+    seccomp: Option<Vec<u8>>,
+}
+
+impl Settings {
+    fn parse(mut b: &[u8]) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        let num = |v: &[u8]| -> Result<u64, String> {
+            let t = std::str::from_utf8(v).map_err(|_| "not UTF-8".to_string())?;
+            t.trim().parse().map_err(|_| format!("bad number {t:?}"))
+        };
+        while !b.is_empty() {
+            let nl = b.iter().position(|c| *c == b'\n').ok_or("truncated record")?;
+            let head = std::str::from_utf8(&b[..nl]).map_err(|_| "bad record head")?;
+            let (tag, len) = head.split_once(' ').ok_or("bad record head")?;
+            let len: usize = len.parse().map_err(|_| "bad record length")?;
+            let v = b.get(nl + 1..nl + 1 + len).ok_or("truncated record")?;
+            b = &b[nl + 1 + len..];
+            match tag {
+                "domainname" => s.domainname = Some(v.to_vec()),
+                "groups" => {
+                    s.groups = v.split(|c| *c == b' ').filter(|g| !g.is_empty()).map(|g| num(g).map(|n| n as u32)).collect::<Result<_, _>>()?
+                }
+                "gid" => s.gid = num(v)? as u32,
+                "uid" => s.uid = num(v)? as u32,
+                "umask" => s.umask = Some(num(v)? as u32),
+                "nnp" => s.nnp = v == b"1",
+                "caps" => {
+                    let t = std::str::from_utf8(v).map_err(|_| "bad caps")?;
+                    let m: Vec<u64> = t.split(' ').map(|h| u64::from_str_radix(h, 16)).collect::<Result<_, _>>().map_err(|_| "bad caps")?;
+                    s.caps = Some(m.try_into().map_err(|_| "caps needs five masks")?);
+                }
+                "seccomp" => s.seccomp = Some(v.to_vec()),
+                _ => return Err(format!("unknown setting {tag:?}")),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// The last OS error as "what: reason".
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// Everything but the seccomp filter under noNewPrivileges, in runc's order
+/// (runc's init does this before it waits on its exec FIFO).
+fn apply(s: &Settings) -> Result<(), String> {
+    if let Some(d) = &s.domainname {
+        // SAFETY: pointer and length of a live buffer.
+        if unsafe { setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(os_err("setdomainname"));
+        }
+    }
+    if s.nnp {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { prctl(PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) } != 0 {
+            return Err(os_err("prctl(PR_SET_NO_NEW_PRIVS)"));
+        }
+    } else if let Some(bpf) = &s.seccomp {
+        load_seccomp(bpf)?;
+    }
+    if let Some([bnd, ..]) = s.caps {
+        for cap in 0..64u64 {
+            if bnd & (1 << cap) != 0 {
+                continue;
+            }
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { prctl(PR_CAPBSET_DROP, cap as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) } != 0 {
+                // EINVAL: past the kernel's last capability.
+                if std::io::Error::last_os_error().raw_os_error() == Some(EINVAL) {
+                    break;
+                }
+                return Err(os_err("cannot drop a capability from the bounding set"));
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { prctl(PR_SET_KEEPCAPS, 1 as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) } != 0 {
+            return Err(os_err("prctl(PR_SET_KEEPCAPS)"));
+        }
+    }
+    // SAFETY: a pointer to `groups.len()` gids that outlive the call.
+    if unsafe { setgroups(s.groups.len(), s.groups.as_ptr()) } != 0 {
+        return Err(os_err("setgroups"));
+    }
+    // SAFETY: plain id arguments.
+    if unsafe { setgid(s.gid) } != 0 {
+        return Err(os_err(&format!("setgid {}", s.gid)));
+    }
+    // SAFETY: plain id arguments.
+    if unsafe { setuid(s.uid) } != 0 {
+        return Err(os_err(&format!("setuid {}", s.uid)));
+    }
+    if let Some([_, eff, prm, inh, amb]) = s.caps {
+        // SAFETY: as above.
+        unsafe { prctl(PR_SET_KEEPCAPS, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+        let mut hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+        let half = |m: u64, i: u32| (m >> (32 * i)) as u32;
+        let data = [0, 1].map(|i| CapData { effective: half(eff, i), permitted: half(prm, i), inheritable: half(inh, i) });
+        // SAFETY: a v3 header and the two data structs v3 reads.
+        if unsafe { capset(&mut hdr, data.as_ptr()) } != 0 {
+            return Err(os_err("capset (effective, permitted, inheritable)"));
+        }
+        for cap in (0..64u64).filter(|c| amb & (1 << c) != 0) {
+            // A capability not in both permitted and inheritable cannot be
+            // raised; runc ignores that (its library drops the error).
+            // SAFETY: prctl with integer arguments only.
+            unsafe { prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+        }
+    }
+    if let Some(m) = s.umask {
+        // SAFETY: plain integer argument.
+        unsafe { umask(m) };
+    }
+    Ok(())
+}
+
+fn load_seccomp(bpf: &[u8]) -> Result<(), String> {
+    let len = u16::try_from(bpf.len() / 8).map_err(|_| "seccomp filter too long".to_string())?;
+    let prog = SockFprog { len, filter: bpf.as_ptr() };
+    // SAFETY: `prog` points at `len` sock_filters in `bpf`, alive for the call.
+    if unsafe { prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog as *const SockFprog) } != 0 {
+        return Err(os_err("cannot load the seccomp filter"));
+    }
+    Ok(())
+}
+
+/// Every signal back to SIG_DFL and none blocked: what the application
+/// starts with under runc (SIGPIPE is ignored by Rust's runtime, the
+/// engine may have ignored SIGINT/SIGQUIT).
+fn reset_signals() {
+    for sig in 1..65 {
+        // SAFETY: SIG_DFL runs no code; invalid numbers (SIGKILL, SIGSTOP,
+        // glibc's reserved ones) only fail.
+        unsafe { signal(sig, SIG_DFL) };
+    }
+    let none = SigSet([0; 16]);
+    // SAFETY: a valid, empty set; no old set wanted.
+    unsafe { sigprocmask(SIG_SETMASK, &none, std::ptr::null_mut()) };
 }
 
 extern "C" fn on_signal(sig: c_int) {
@@ -80,7 +292,18 @@ fn main() {
 fn wait_and_exec() -> i32 {
     for sig in [1, 2, 3, 10, 12, 15, 30] {
         // SAFETY: installs a handler that only calls _exit.
-        unsafe { signal(sig, on_signal) };
+        unsafe { signal(sig, on_signal as extern "C" fn(c_int) as usize) };
+    }
+    let settings = match std::fs::read(SETTINGS).map_err(|e| format!("read {SETTINGS}: {e}")).and_then(|b| Settings::parse(&b)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nexcage-init: {SETTINGS}: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = apply(&settings) {
+        eprintln!("nexcage-init: {e}");
+        return 1;
     }
     let mut fifo = match std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(FIFO) {
         Ok(f) => f,
@@ -114,6 +337,13 @@ fn wait_and_exec() -> i32 {
         eprintln!("nexcage-init: bad start payload");
         return 1;
     };
+    reset_signals();
+    if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
+        if let Err(e) = load_seccomp(bpf) {
+            eprintln!("nexcage-init: {e}");
+            return 1;
+        }
+    }
     exec(&args, &env)
 }
 

@@ -1,0 +1,132 @@
+//! `linux.seccomp` compiled to a classic BPF program with libseccomp (the
+//! library runc and libcontainer load profiles with), for an init that
+//! loads it itself with `seccomp(2)`/`prctl(PR_SET_SECCOMP)` and no
+//! library: the Proxmox backend's nexcage-init.
+//!
+//! The translation is runc's: an action's `errnoRet` (else the profile's
+//! `defaultErrnoRet`, else EPERM) for ERRNO and TRACE; SCMP_ACT_KILL kills
+//! the thread; a rule with the default action is redundant and skipped; a
+//! syscall name libseccomp does not know is skipped with a warning;
+//! several comparisons of one argument become one rule each; for
+//! SCMP_CMP_MASKED_EQ `value` is the mask and `valueTwo` the datum. The
+//! filter does not set no_new_privs itself (the spec's noNewPrivileges
+//! decides). Refused: SCMP_ACT_NOTIFY (its fd has nowhere to go) and
+//! filter flags (the program carries none).
+
+use std::collections::HashSet;
+use std::io::{Read, Seek};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+
+/// The profile as BPF: an array of `struct sock_filter` (8 bytes each, host
+/// byte order), as `seccomp_export_bpf(3)` writes it.
+///
+/// Errors: an action or architecture libseccomp refuses, a notify action,
+/// filter flags, or libseccomp failing to build or export the filter.
+pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
+    if s.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        bail!("linux.seccomp.flags are not supported by the Proxmox backend");
+    }
+    let default_errno = s.default_errno_ret();
+    let default = action(s.default_action(), default_errno)?;
+    let mut ctx = ScmpFilterContext::new(default).context("seccomp: cannot create a filter")?;
+    ctx.set_ctl_nnp(false).context("seccomp: cannot clear the filter's no_new_privs attribute")?;
+    for a in s.architectures().iter().flatten() {
+        let name = serde_json::to_value(a)?.as_str().unwrap_or_default().to_string();
+        let arch: ScmpArch = name.parse().with_context(|| format!("seccomp: unknown architecture {name}"))?;
+        ctx.add_arch(arch).with_context(|| format!("seccomp: cannot add architecture {name}"))?;
+    }
+    for rule in s.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret().or(default_errno))?;
+        if act == default {
+            continue;
+        }
+        let conds: Vec<ScmpArgCompare> = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| match a.op() {
+                LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpArgCompare::new(a.index() as u32, ScmpCompareOp::MaskedEqual(a.value()), a.value_two().unwrap_or(0)),
+                op => ScmpArgCompare::new(a.index() as u32, compare(op), a.value()),
+            })
+            .collect();
+        let indices: HashSet<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
+        let groups: Vec<&[ScmpArgCompare]> = if indices.len() == conds.len() { vec![&conds[..]] } else { conds.chunks(1).collect() };
+        for name in rule.names() {
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                tracing::warn!("seccomp: unknown syscall {name:?} skipped");
+                continue;
+            };
+            for g in &groups {
+                ctx.add_rule_conditional(act, sc, g).with_context(|| format!("seccomp: cannot add the rule for {name}"))?;
+            }
+        }
+    }
+    let mut f = memfd()?;
+    ctx.export_bpf(&f).context("seccomp: cannot export the filter")?;
+    f.rewind()?;
+    let mut bpf = Vec::new();
+    f.read_to_end(&mut bpf)?;
+    Ok(bpf)
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
+    let errno = errno.map_or(libc::EPERM, |e| e as i32);
+    Ok(match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(u16::try_from(errno).context("seccomp: SCMP_ACT_TRACE errnoRet above 65535")?),
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActNotify => bail!("seccomp: SCMP_ACT_NOTIFY is not supported by the Proxmox backend"),
+    })
+}
+
+fn compare(op: LinuxSeccompOperator) -> ScmpCompareOp {
+    match op {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(0),
+    }
+}
+
+/// An anonymous in-memory file for libseccomp to export into.
+fn memfd() -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create with a NUL-terminated name; on success the fd is
+    // new and owned by nobody else, so File takes it over.
+    let fd = unsafe { libc::memfd_create(c"nexcage-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("memfd_create");
+    }
+    // SAFETY: see above.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(action: &str) -> LinuxSeccomp {
+        serde_json::from_str(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{{"names":["mkdir","no_such_call"],"action":"{action}"}},
+            {{"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[{{"index":0,"value":0,"op":"SCMP_CMP_NE"}},{{"index":0,"value":8,"op":"SCMP_CMP_NE"}}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn compiles_to_sock_filters() {
+        let bpf = compile(&profile("SCMP_ACT_ERRNO")).unwrap();
+        assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{}", bpf.len());
+        assert!(compile(&profile("SCMP_ACT_NOTIFY")).unwrap_err().to_string().contains("NOTIFY"));
+    }
+}
