@@ -53,18 +53,20 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     write_lxc_config(px, opts, vmid, &pve, j)?;
-    let pid = fork_holder(opts, j)?;
+    let holder = fork_holder(opts, j)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
-    // Hooks see the guest's init, in the guest's namespaces.
+    // Hooks see the guest's init, in the guest's namespaces: the state's pid.
     let init = j.init.map(|i| i.0).context("no guest init")?;
     hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
     hooks::run_in_guest(&opts.bundle.spec, opts.id, &opts.bundle.dir, init, GuestPhase::CreateContainer)?;
     j.step = CreateStep::Done;
     j.save(opts.dir)?;
+    // The engine reaps the holder; `state` reports the guest's PID 1.
     if let Some(pf) = &opts.pid_file {
-        write_pid_file(pf, pid)?;
+        write_pid_file(pf, holder)?;
     }
-    Ok(Created { pid, backend_data: BackendData::Proxmox { vmid, dataset: j.dataset.clone(), strategy: plan.strategy } })
+    let backend_data = BackendData::Proxmox { vmid, dataset: j.dataset.clone(), strategy: plan.strategy };
+    Ok(Created { pid: init, monitor_pid: Some(holder), backend_data })
 }
 
 /// What create decided before any side effect.
@@ -296,7 +298,8 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
-    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
+    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg, cgroups_path.as_deref())?;
     include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
     j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
@@ -306,7 +309,7 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
 /// nexcage-init waiting for start, with the terminal sent to the console
 /// socket when process.terminal is set. Returns once the init waits (its
 /// pid recorded), or fails with LXC's own errors. Returns the holder's pid
-/// (the record's pid).
+/// (the one the engine reaps).
 fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Holder)?;
     let tty = if j.terminal {
@@ -319,6 +322,7 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     };
     let pid = holder::spawn(opts.dir, opts.foreground, tty, opts.preserve_fds)?;
     j.holder = Some(pid);
+    j.holder_start = crate::proc::start_time(pid);
     j.begin(opts.dir, CreateStep::Init)?;
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
@@ -372,7 +376,7 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<include::Rendered> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, cgroups_path: Option<&Path>) -> Result<include::Rendered> {
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let seccomp = match &pve.exec.seccomp_profile {
         Some(p) => {
@@ -383,7 +387,7 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) 
         None => None,
     };
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
-    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref() });
+    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref(), cgroups_path });
     let rendered = include::Rendered::split(&text);
     include::write(lxc_dir, &rendered)?;
     Ok(rendered)

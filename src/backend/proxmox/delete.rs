@@ -23,7 +23,7 @@ use crate::state::Record;
 /// Stops the guest, undoes create, then runs the poststop hooks.
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
-    stop(&j, rec.pid.map(|pid| (pid, rec.pid_start)), lxc_dir_ours(&j))?;
+    stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_dir_ours(&j))?;
     undo(&px.for_journal(&j)?, &j)?;
     hooks::run_recorded(rec, Phase::Poststop)
 }

@@ -73,6 +73,9 @@ pub struct CreateJournal {
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
     pub lxc_path: Option<PathBuf>,
     pub holder: Option<i32>,
+    /// The holder's start time (to tell it from a reused pid).
+    #[serde(default)]
+    pub holder_start: Option<u64>,
     /// The guest's init (host pid, start time), once it waits for start.
     #[serde(default)]
     pub init: Option<(i32, Option<u64>)>,

@@ -39,6 +39,8 @@ pub struct Inputs<'a> {
     pub mode: CgroupMode,
     /// Where a converted seccomp profile was written, if any.
     pub seccomp_file: Option<&'a Path>,
+    /// The bundle's `linux.cgroupsPath`, if any.
+    pub cgroups_path: Option<&'a Path>,
 }
 
 /// The complete config file text.
@@ -120,6 +122,9 @@ pub fn render(i: &Inputs) -> String {
     for (k, v) in limits(i.pve, i.mode) {
         put(&k, &v);
     }
+    for (k, v) in cgroup_dirs(i.cgroups_path, i.vmid) {
+        put(k, &v);
+    }
     if let Some(f) = i.seccomp_file {
         put("lxc.seccomp.profile", &f.display().to_string());
     }
@@ -130,6 +135,26 @@ pub fn render(i: &Inputs) -> String {
         put("lxc.mount.entry", &e);
     }
     s
+}
+
+/// Where the guest's cgroup goes: the bundle's `linux.cgroupsPath` as
+/// LXC's container dir (its init and processes sit right there, no inner
+/// dir), with runc's cgroupfs rule: an absolute path from each hierarchy's
+/// root, a relative one below the runtime's own cgroup
+/// (`lxc.cgroup.relative`; the holder is in the caller's cgroup). LXC
+/// wants the monitor's dir set too: `lxc.monitor.<vmid>` beside it. A
+/// container dir that exists makes LXC fail, as LXC creates it (and
+/// removes it when the guest ends). Without a path LXC's own layout,
+/// `lxc.payload.<vmid>`.
+fn cgroup_dirs(path: Option<&Path>, vmid: u32) -> Vec<(&'static str, String)> {
+    let Some(p) = path.and_then(|p| p.to_str()).filter(|p| !p.trim_matches('/').is_empty()) else { return Vec::new() };
+    let mut v = Vec::new();
+    if !p.starts_with('/') {
+        v.push(("lxc.cgroup.relative", "1".to_string()));
+    }
+    v.push(("lxc.cgroup.dir.container", p.trim_matches('/').to_string()));
+    v.push(("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}")));
+    v
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -262,7 +287,18 @@ mod tests {
     }
 
     fn text(mode: CgroupMode) -> String {
-        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None })
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None, cgroups_path: None })
+    }
+
+    #[test]
+    fn cgroups_path_is_the_container_dir() {
+        let with = |p: &str| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V1, seccomp_file: None, cgroups_path: Some(Path::new(p)) });
+        let t = with("/kubepods/pod1/c1");
+        assert!(t.contains("lxc.cgroup.dir.container = kubepods/pod1/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\n"), "{t}");
+        assert!(!t.contains("lxc.cgroup.relative"));
+        let t = with("rel/c2");
+        assert!(t.contains("lxc.cgroup.relative = 1\nlxc.cgroup.dir.container = rel/c2\n"), "{t}");
+        assert!(!text(CgroupMode::V1).contains("lxc.cgroup.dir"));
     }
 
     #[test]
