@@ -19,7 +19,7 @@ use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
 use super::hooks::GuestPhase;
-use super::{delete, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
+use super::{delete, guest_cgroup, guest_init, holder, hooks, include, lookup, lxc, paths, rootfs, roots, stage, subids, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -298,8 +298,7 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
-    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg, cgroups_path.as_deref())?;
+    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg, spec)?;
     include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
     j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
@@ -376,7 +375,10 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, cgroups_path: Option<&Path>) -> Result<include::Rendered> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<include::Rendered> {
+    let linux = spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
+    let resources = linux.and_then(|l| l.resources().as_ref());
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let seccomp = match &pve.exec.seccomp_profile {
         Some(p) => {
@@ -387,7 +389,7 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, 
         None => None,
     };
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
-    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref(), cgroups_path });
+    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), seccomp_file: seccomp.as_deref(), cgroups_path: cgroups_path.as_deref(), resources });
     let rendered = include::Rendered::split(&text);
     include::write(lxc_dir, &rendered)?;
     Ok(rendered)

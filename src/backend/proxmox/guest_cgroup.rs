@@ -52,6 +52,31 @@ pub fn guest_dir(pid: i32, controller: &str) -> Option<PathBuf> {
     dir_of(pid, controller).filter(|d| d.exists()).or_else(|| dir_of(pid, "").filter(|d| d.exists()))
 }
 
+/// A bundle's `linux.cgroupsPath` from the hierarchies' root, as runc's
+/// cgroupfs driver takes it: an absolute one as is, a relative one below
+/// the runtime's own cgroup (its memory hierarchy's, else the unified
+/// one's: LXC takes one path for every hierarchy).
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    path_of(std::process::id() as i32).unwrap_or_else(|| PathBuf::from("/")).join(p)
+}
+
+/// The cgroup `pid` is in, from the hierarchies' root: its memory
+/// hierarchy's (cgroup v1), else the unified one's.
+pub fn path_of(pid: i32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let of = |want: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            want(ctrls).then(|| PathBuf::from(path))
+        })
+    };
+    of(&|c| c.split(',').any(|x| x == "memory")).or_else(|| of(&|c| c.is_empty()))
+}
+
 /// A number from the cgroup file `f` in `d`; 0 when missing or unreadable.
 pub fn read_u64(d: &Path, f: &str) -> u64 {
     std::fs::read_to_string(d.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)

@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use libcontainer::oci_spec::runtime::LinuxResources;
 use nexcage_pve::mapping::PveConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,12 @@ pub struct Inputs<'a> {
     pub seccomp_file: Option<&'a Path>,
     /// The bundle's `linux.cgroupsPath`, if any.
     pub cgroups_path: Option<&'a Path>,
+    /// The bundle's `linux.resources`: on cgroup v1, `cpu.shares` is
+    /// written as is (Proxmox's `cpuunits` is a v2 weight, and back is
+    /// lossy) and `memory.memsw.limit_in_bytes` only when `memory.swap` is
+    /// set, as runc (else a later `update` of the memory limit alone would
+    /// exceed it).
+    pub resources: Option<&'a LinuxResources>,
 }
 
 /// The complete config file text.
@@ -119,7 +126,7 @@ pub fn render(i: &Inputs) -> String {
             _ => put(k, v),
         }
     }
-    for (k, v) in limits(i.pve, i.mode) {
+    for (k, v) in limits(i.pve, i.mode, i.resources) {
         put(&k, &v);
     }
     for (k, v) in cgroup_dirs(i.cgroups_path, i.vmid) {
@@ -139,22 +146,15 @@ pub fn render(i: &Inputs) -> String {
 
 /// Where the guest's cgroup goes: the bundle's `linux.cgroupsPath` as
 /// LXC's container dir (its init and processes sit right there, no inner
-/// dir), with runc's cgroupfs rule: an absolute path from each hierarchy's
-/// root, a relative one below the runtime's own cgroup
-/// (`lxc.cgroup.relative`; the holder is in the caller's cgroup). LXC
+/// dir), from each hierarchy's root (create resolves a relative one, see
+/// `guest_cgroup::resolve`). LXC
 /// wants the monitor's dir set too: `lxc.monitor.<vmid>` beside it. A
 /// container dir that exists makes LXC fail, as LXC creates it (and
 /// removes it when the guest ends). Without a path LXC's own layout,
 /// `lxc.payload.<vmid>`.
 fn cgroup_dirs(path: Option<&Path>, vmid: u32) -> Vec<(&'static str, String)> {
     let Some(p) = path.and_then(|p| p.to_str()).filter(|p| !p.trim_matches('/').is_empty()) else { return Vec::new() };
-    let mut v = Vec::new();
-    if !p.starts_with('/') {
-        v.push(("lxc.cgroup.relative", "1".to_string()));
-    }
-    v.push(("lxc.cgroup.dir.container", p.trim_matches('/').to_string()));
-    v.push(("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}")));
-    v
+    vec![("lxc.cgroup.dir.container", p.trim_matches('/').to_string()), ("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}"))]
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -179,7 +179,9 @@ fn cgroup_key(k: &str, v: &str, mode: CgroupMode) -> Option<(String, String)> {
 }
 
 /// Proxmox keys that are limits in the guest's cgroup (memory, swap, cpulimit, cpuunits).
-fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
+fn limits(pve: &PveConfig, mode: CgroupMode, res: Option<&LinuxResources>) -> Vec<(String, String)> {
+    let shares = res.and_then(|r| r.cpu().as_ref()).and_then(|c| c.shares());
+    let spec_swap = res.and_then(|r| r.memory().as_ref()).and_then(|m| m.swap()).is_some();
     let num = |k: &str| pve.keys.get(k).and_then(|v| v.parse::<f64>().ok());
     let mut out = Vec::new();
     let mem = num("memory").map(|m| (m * 1048576.0) as u64);
@@ -189,7 +191,7 @@ fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
             if let Some(m) = mem {
                 out.push(("lxc.cgroup.memory.limit_in_bytes".into(), m.to_string()));
                 // memsw only exists with swap accounting; LXC would fail on it otherwise.
-                if let Some(sw) = swap.filter(|_| Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()) {
+                if let Some(sw) = swap.filter(|_| spec_swap && Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()) {
                     out.push(("lxc.cgroup.memory.memsw.limit_in_bytes".into(), (m + sw).to_string()));
                 }
             }
@@ -197,7 +199,9 @@ fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
                 out.push(("lxc.cgroup.cpu.cfs_period_us".into(), "100000".into()));
                 out.push(("lxc.cgroup.cpu.cfs_quota_us".into(), ((c * 100000.0) as u64).to_string()));
             }
-            if let Some(u) = num("cpuunits") {
+            if let Some(sh) = shares.filter(|s| *s > 0) {
+                out.push(("lxc.cgroup.cpu.shares".into(), sh.to_string()));
+            } else if let Some(u) = num("cpuunits") {
                 // Proxmox's weight (1..10000, default 100) back to shares (default 1024).
                 out.push(("lxc.cgroup.cpu.shares".into(), ((u * 1024.0 / 100.0).max(2.0) as u64).to_string()));
             }
@@ -287,17 +291,17 @@ mod tests {
     }
 
     fn text(mode: CgroupMode) -> String {
-        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None, cgroups_path: None })
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, seccomp_file: None, cgroups_path: None, resources: None })
     }
 
     #[test]
     fn cgroups_path_is_the_container_dir() {
-        let with = |p: &str| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V1, seccomp_file: None, cgroups_path: Some(Path::new(p)) });
+        let res: LinuxResources = serde_json::from_str(r#"{"cpu":{"shares":512}}"#).unwrap();
+        let with = |p: &str| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V1, seccomp_file: None, cgroups_path: Some(Path::new(p)), resources: Some(&res) });
         let t = with("/kubepods/pod1/c1");
         assert!(t.contains("lxc.cgroup.dir.container = kubepods/pod1/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\n"), "{t}");
         assert!(!t.contains("lxc.cgroup.relative"));
-        let t = with("rel/c2");
-        assert!(t.contains("lxc.cgroup.relative = 1\nlxc.cgroup.dir.container = rel/c2\n"), "{t}");
+        assert!(t.contains("lxc.cgroup.cpu.shares = 512\n"), "{t}");
         assert!(!text(CgroupMode::V1).contains("lxc.cgroup.dir"));
     }
 
