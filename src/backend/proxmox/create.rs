@@ -325,6 +325,8 @@ fn fork_holder(opts: &CreateOpts, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Init)?;
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
+    let spec_path = opts.bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
+    j.cgroup_dir = spec_path.filter(|p| guest_cgroup::path_of(init).as_ref() == Some(p));
     j.save(opts.dir)?;
     Ok(pid)
 }

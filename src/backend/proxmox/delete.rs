@@ -84,6 +84,9 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     } else if lxc_ours && lxc::init_pid(p).is_some() {
         stop(p, None, lxc_ours)?;
     }
+    if let Some(d) = &p.cgroup_dir {
+        guest_cgroup::remove_dir(d);
+    }
     let mut errors = Vec::new();
     if p.owner.is_none() && (p.guest || p.dataset.is_some()) {
         tracing::warn!("left guest {:?} and dataset {:?} alone: the create journal has no owner record (an older nexcage made it)", p.vmid, p.dataset);

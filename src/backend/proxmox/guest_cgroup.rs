@@ -147,6 +147,23 @@ pub fn remove_leftovers(vmid: u32) {
     }
 }
 
+/// Removes the guest's cgroup `rel` (from the hierarchies' root) in every
+/// hierarchy, with what LXC made below it; only empty ones go.
+pub fn remove_dir(rel: &Path) {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    if rel.as_os_str().is_empty() {
+        return;
+    }
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| !p.is_symlink()).collect()).unwrap_or_default();
+    roots.push(PathBuf::from(ROOT));
+    for root in roots {
+        let d = root.join(rel);
+        if d.is_dir() {
+            rmdir_tree(&d);
+        }
+    }
+}
+
 fn rmdir_tree(d: &Path) {
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd.flatten() {
