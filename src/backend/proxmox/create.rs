@@ -381,6 +381,9 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, 
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
     let resources = linux.and_then(|l| l.resources().as_ref());
+    if let Some(p) = &cgroups_path {
+        guest_cgroup::ready_cpuset_parent(p);
+    }
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let seccomp = match &pve.exec.seccomp_profile {
         Some(p) => {

@@ -63,6 +63,33 @@ pub fn resolve(p: &Path) -> PathBuf {
     path_of(std::process::id() as i32).unwrap_or_else(|| PathBuf::from("/")).join(p)
 }
 
+/// Readies the cgroup v1 cpuset parent of the guest's cgroup `path` (from
+/// the hierarchies' root) for LXC: LXC copies `cpuset.cpus`/`mems` into the
+/// dirs it makes only when the hierarchy's root has `clone_children`, so
+/// below a parent someone else made (a pod's, made by runc or libcontainer
+/// without it) the guest's dir would stay empty and LXC could not enter it
+/// ("No space left on device"). The deepest existing ancestor gets
+/// `cgroup.clone_children = 1`, so the kernel gives new children its own
+/// cpus and mems (what runc writes into the dirs it makes). Nothing else of
+/// that cgroup changes.
+pub fn ready_cpuset_parent(path: &Path) {
+    let cpuset = Path::new(ROOT).join("cpuset");
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else { return };
+    let mut d = cpuset.join(parent);
+    while !d.is_dir() {
+        if !d.pop() || d == cpuset {
+            return;
+        }
+    }
+    if d == cpuset || std::fs::read_to_string(d.join("cgroup.clone_children")).is_ok_and(|v| v.trim() == "1") {
+        return;
+    }
+    if let Err(e) = std::fs::write(d.join("cgroup.clone_children"), "1") {
+        tracing::warn!("cannot set cgroup.clone_children in {}: {e}", d.display());
+    }
+}
+
 /// The cgroup `pid` is in, from the hierarchies' root: its memory
 /// hierarchy's (cgroup v1), else the unified one's.
 pub fn path_of(pid: i32) -> Option<PathBuf> {
