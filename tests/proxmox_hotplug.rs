@@ -55,6 +55,8 @@ fn pct_set_memory_reaches_the_running_guest() {
         let caps: Vec<serde_json::Value> = CAPS.iter().map(|c| serde_json::Value::from(*c)).collect();
         v["process"]["capabilities"] = serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps});
         v["linux"]["resources"] = serde_json::json!({"memory": {"limit": 512 * MIB, "swap": 1024 * MIB}});
+        // A pod-style cgroup parent: the guest is there, and PVE's hotplug finds it.
+        v["linux"]["cgroupsPath"] = serde_json::json!(format!("/nexcage-hotplug-{}/pod1/h1", std::process::id()));
     });
     let o = env.nx(&["create", "--bundle", b.to_str().unwrap(), "h1"]);
     assert!(o.status.success(), "create: {}", out(&o));
@@ -66,6 +68,8 @@ fn pct_set_memory_reaches_the_running_guest() {
         dir = memory_dir(&env, id);
         limit(&dir) == 512 * MIB
     }), "the bundle's limit: {} in {}", limit(&dir), dir.display());
+    let cg_root = PathBuf::from(format!("/sys/fs/cgroup/memory/nexcage-hotplug-{}", std::process::id()));
+    assert_eq!(dir, cg_root.join("pod1/h1"), "the guest is in the bundle's cgroupsPath");
 
     let before = process_status(&env);
     assert!(before.contains("Uid:\t1000\t1000\t1000\t1000") && before.contains(&format!("CapBnd:\t{CAP_MASK}")), "before: {before}");
@@ -85,6 +89,13 @@ fn pct_set_memory_reaches_the_running_guest() {
 
     let o = env.nx(&["delete", "-f", "h1"]);
     assert!(o.status.success(), "delete: {}", out(&o));
+    assert!(wait_until(5, || !cg_root.join("pod1/h1").exists()), "the guest's cgroup is left after delete");
+    // The parents are the test's (a pod's would be the kubelet's).
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let d = ctrl.path().join(format!("nexcage-hotplug-{}", std::process::id()));
+        let _ = std::fs::remove_dir(d.join("pod1"));
+        let _ = std::fs::remove_dir(&d);
+    }
     env.assert_clean("hotplug");
 }
 

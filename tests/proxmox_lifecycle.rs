@@ -14,7 +14,14 @@ fn lifecycle(driver: &str) {
     let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
     assert_eq!(st["status"], "created");
     assert_eq!(st["backend"], "proxmox");
-    assert_eq!(std::fs::read_to_string(&pidf).unwrap().trim(), st["pid"].to_string());
+    // The pid file names the holder (what the engine reaps); `state` the
+    // guest's PID 1, the holder's child (src/backend/proxmox/README.md, *Pids*).
+    let holder = std::fs::read_to_string(&pidf).unwrap().trim().to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", st["pid"])).unwrap();
+    let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).unwrap_or_default().to_string();
+    assert_eq!(ppid, holder, "state pid {}: its parent is not the pid file's holder", st["pid"]);
+    let nspid = std::fs::read_to_string(format!("/proc/{}/status", st["pid"])).unwrap();
+    assert!(nspid.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")), "state pid is not the guest's PID 1: {nspid}");
     // Registered, on its own subvol, with an LXC dir.
     let guests = env.guests();
     assert_eq!(guests.len(), 1, "{}", env.pct_list());

@@ -26,6 +26,18 @@ fn pct_status(env: &Env, vmid: u32) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// The pid `pct status --verbose` shows (the guest's init, from LXC), if any.
+fn pct_pid(env: &Env, vmid: u32) -> Option<i64> {
+    let o = env.cmd("pct").args(["status", &vmid.to_string(), "--verbose"]).output().expect("pct status --verbose");
+    String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("pid: ")?.trim().parse().ok())
+}
+
+/// `nexcage state`'s pid.
+fn state_pid(env: &Env, id: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(&env.nx(&["state", id]).stdout).ok()?;
+    v["pid"].as_i64()
+}
+
 /// `vzdump VMID --hold-ms N` of the double: `lock: backup` for N ms.
 fn vzdump(env: &Env, vmid: u32, hold_ms: u32) -> std::process::Child {
     Command::new(repo().join("target/debug/pve-double"))
@@ -49,9 +61,15 @@ fn operator_actions() {
     assert!(o.status.success(), "create: {}", out(&o));
     let id = vmid(&env, "o1").expect("vmid");
     assert_eq!(pct_status(&env, id), "status: running", "created: the guest runs nexcage-init");
+    // Proxmox's pid and the OCI state's pid are the same process: the guest's PID 1.
+    let created = state_pid(&env, "o1");
+    assert!(created.is_some_and(|p| p > 0), "state pid after create: {created:?}");
+    assert_eq!(pct_pid(&env, id), created, "created: pct status --verbose pid vs nexcage state pid");
     let o = env.nx(&["start", "o1"]);
     assert!(o.status.success(), "start: {}", out(&o));
     assert!(wait_until(10, || pct_status(&env, id) == "status: running"), "started: {}", pct_status(&env, id));
+    assert_eq!(pct_pid(&env, id), state_pid(&env, "o1"), "started: pct status --verbose pid vs nexcage state pid");
+    assert_eq!(state_pid(&env, "o1"), created, "the application is the guest's PID 1: the pid stays");
 
     // A backup holds `lock: backup`: delete waits `proxmox.lock_wait` (1 s
     // here), then fails naming it; the dataset stays.
@@ -118,6 +136,7 @@ fn operator_actions() {
     let stopped = || String::from_utf8_lossy(&env.nx(&["state", "o3"]).stdout).contains("\"status\": \"stopped\"");
     assert!(wait_until(20, stopped), "o3 did not stop");
     assert_eq!(pct_status(&env, id), "status: stopped", "the OCI process has ended");
+    assert_eq!(pct_pid(&env, id), None, "a stopped guest has no pid in Proxmox's view");
     // The double runs `lxc-start` on PVE's regenerated config, as a node does.
     std::fs::write(env.dir.join("state/real-start"), b"").unwrap();
     let _ = env.cmd("pct").args(["start", &id.to_string()]).output().expect("pct start");

@@ -100,6 +100,7 @@ fn registered(env: &Env) -> Vec<PathBuf> {
     std::fs::read_to_string(env.dir.join("data/roots")).unwrap_or_default().lines().map(PathBuf::from).collect()
 }
 
+/// `state`'s pid: the guest's PID 1, whose end ends its holder too.
 fn holder_of(env: &Env, root: &Path, id: &str) -> i32 {
     let st: serde_json::Value = serde_json::from_slice(&nx_in(env, root, &["state", id]).stdout).unwrap();
     st["pid"].as_i64().unwrap() as i32

@@ -23,6 +23,15 @@ fn podman_e2e(driver: &str) {
     let guests = env.guests();
     assert_eq!(guests.len(), 1, "{}", env.pct_list());
     assert_eq!(env.datasets(), vec![format!("{}/data/subvol-{}-disk-0", env.pool, guests[0])]);
+    // Podman 4.3's State.Pid is the pid conmon read from the pid file (the
+    // holder); the guest's PID 1, `nexcage state`'s pid, is its child
+    // (src/backend/proxmox/README.md, *Pids*).
+    let pid = String::from_utf8_lossy(&pm.run(&["inspect", "--format", "{{.State.Pid}}", "d1"]).stdout).trim().to_string();
+    let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let guest_init = kids.split_whitespace().find(|k| {
+        std::fs::read_to_string(format!("/proc/{k}/status")).unwrap_or_default().lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1"))
+    });
+    assert!(guest_init.is_some(), "State.Pid {pid} has no child that is the guest's PID 1 (children: {kids:?})");
     let e = pm.run(&["exec", "d1", "sh", "-c", "echo in-guest; exit 4"]);
     assert_eq!(e.status.code(), Some(4), "{}", out(&e));
     assert_eq!(String::from_utf8_lossy(&e.stdout), "in-guest\n");

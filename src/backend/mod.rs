@@ -37,7 +37,11 @@ pub struct CreateOpts<'a> {
 
 /// What a backend reports after create.
 pub struct Created {
+    /// The container process as seen by the host (the state's pid).
     pub pid: i32,
+    /// The process the engine reaps, when it is not `pid` (Proxmox: the
+    /// holder); the backend has written it to `--pid-file`.
+    pub monitor_pid: Option<i32>,
     pub backend_data: BackendData,
 }
 

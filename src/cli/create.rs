@@ -72,6 +72,6 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     }
     let id = a.id.as_deref().unwrap_or_default();
     let c = Container::create(ctx, &a.flags.to_create_args(id, false))?;
-    a.flags.handoff.send_pidfd(c.record().pid)?;
+    a.flags.handoff.send_pidfd(c.record().reaped_pid())?;
     Ok(0)
 }

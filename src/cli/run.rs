@@ -22,6 +22,6 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let c = Container::create(ctx, &a.flags.to_create_args(&a.id, !a.detach))?;
-    a.flags.handoff.send_pidfd(c.record().pid)?;
+    a.flags.handoff.send_pidfd(c.record().reaped_pid())?;
     c.run(ctx, a.detach, a.keep)
 }

@@ -61,6 +61,7 @@ impl Container {
         })?;
         self.rec.pid = Some(created.pid);
         self.rec.pid_start = proc::start_time(created.pid);
+        self.rec.monitor_pid = created.monitor_pid;
         self.rec.backend_data = created.backend_data;
         if let Err(e) = self.save() {
             let _ = self.teardown(&*be);
@@ -87,6 +88,7 @@ fn new_record(ctx: &Ctx, a: &CreateArgs, bundle: &spec::Bundle) -> Result<Record
         routed_by: why,
         pid: None,
         pid_start: None,
+        monitor_pid: None,
         started: false,
         paused: false,
         backend_data: crate::backend::BackendData::Native,

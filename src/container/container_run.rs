@@ -22,7 +22,7 @@ impl Container {
         if detach {
             return Ok(0);
         }
-        let (id, pid) = (self.rec.id.clone(), self.rec.pid.unwrap_or(0));
+        let (id, pid) = (self.rec.id.clone(), self.rec.reaped_pid().unwrap_or(0));
         drop(self);
         let code = wait_forwarding(pid)?;
         if !keep {

@@ -199,10 +199,18 @@ pub struct Record {
     pub backend: BackendKind,
     /// Why the backend was chosen (annotation, sandbox, rule, default).
     pub routed_by: String,
-    /// Pid of the container's init (native) or holder (proxmox), once known.
+    /// Pid of the container process as seen by the host (runtime.md's
+    /// `pid` in the state), once known: the init (native), the guest's
+    /// PID 1 (proxmox: nexcage-init until start, then the application).
+    /// The status is derived from it.
     pub pid: Option<i32>,
     /// Its start time, to detect pid reuse.
     pub pid_start: Option<u64>,
+    /// The process the engine reaps when it is not `pid`: the Proxmox
+    /// backend's holder (the guest's LXC monitor, `pid`'s parent). It goes
+    /// to `--pid-file` and `--pidfd-socket`, and `run` waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_pid: Option<i32>,
     /// Set once start has been requested; status is derived, not trusted.
     #[serde(default)]
     pub started: bool,
@@ -214,6 +222,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The pid the engine reaps: `monitor_pid`, else `pid`.
+    pub fn reaped_pid(&self) -> Option<i32> {
+        self.monitor_pid.or(self.pid)
+    }
+
     /// The Proxmox guest's VMID, when the backend made one.
     pub fn vmid(&self) -> Option<u32> {
         self.backend_data.vmid()

@@ -179,6 +179,7 @@ mod tests {
             routed_by: "default".into(),
             pid: None,
             pid_start: None,
+            monitor_pid: None,
             started: false,
             paused: false,
             backend_data: crate::backend::BackendData::Native,

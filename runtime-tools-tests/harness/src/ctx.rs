@@ -103,7 +103,14 @@ pub struct Opts {
 #[derive(Debug, Clone)]
 pub struct Created {
     pub id: String,
+    /// The `--pid-file` pid: the process the engine reaps (0 without one).
     pub pid: i32,
+    /// `state`'s pid after create: the container process as seen by the
+    /// host (runtime.md), whose namespaces and cgroups the cases inspect.
+    /// runc and crun: `pid`. A runtime whose reaped process is a monitor
+    /// (nexcage's Proxmox backend: LXC's monitor) reports the monitor's
+    /// child here; create fails the case when it is neither.
+    pub state_pid: i32,
     pub out: CmdOut,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -310,11 +317,16 @@ impl<'a> Ctx<'a> {
         };
         let ok = out.ok();
         let mut pid = 0;
+        let mut state_pid = 0;
         if ok && !opts.no_pid_file {
             let s = std::fs::read_to_string(&pid_file).context("create succeeded but the --pid-file is unreadable")?;
             pid = s.trim().parse().with_context(|| format!("--pid-file holds {s:?}, not a decimal pid"))?;
+            state_pid = self.state(&id)?["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+            if state_pid != pid && (state_pid <= 0 || crate::sys::ppid(state_pid) != pid) {
+                bail!("state pid {state_pid} is neither the --pid-file pid {pid} nor a child of it");
+            }
         }
-        Ok((Created { id, pid, out, stdout, stderr, pid_file }, ok))
+        Ok((Created { id, pid, state_pid, out, stdout, stderr, pid_file }, ok))
     }
 
     /// `create` that must succeed.

@@ -117,6 +117,12 @@ pub fn ns_inode(pid: &str, ns: &str) -> Result<String> {
     Ok(l.to_string_lossy().into_owned())
 }
 
+/// Parent of a process (from /proc/<pid>/stat), -1 when unreadable.
+pub fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|x| x.parse().ok()).unwrap_or(-1)
+}
+
 /// Children of a process (from /proc/<pid>/task/*/children).
 pub fn children(pid: i32) -> Vec<i32> {
     let mut v = Vec::new();

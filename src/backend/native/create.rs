@@ -42,7 +42,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
                 let _ = c.delete(true);
                 return Err(e);
             }
-            Ok(Created { pid, backend_data: BackendData::Native })
+            Ok(Created { pid, monitor_pid: None, backend_data: BackendData::Native })
         }
         Err(e) => {
             let err = init_errors::with_causes(describe(e), &causes);

@@ -19,7 +19,7 @@ mod loopback;
 mod pause;
 mod start;
 mod stats;
-mod update;
+pub(crate) mod update;
 
 use std::path::{Path, PathBuf};
 

@@ -17,6 +17,13 @@ use crate::state::Record;
 pub fn update(rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()> {
     let c = load(rec, dir)?;
     let pid = rec.pid.ok_or_else(|| anyhow!("container {} has no process", rec.id))?;
+    update_cgroup(&cgroup_manager::manager(&c)?, pid, resources)
+}
+
+/// Applies `resources` through `m` (libcgroups' manager of the cgroup
+/// `pid` is in), then reads every requested cgroup v1 value back from the
+/// cgroup `pid` is in (the Proxmox backend's guest shares this).
+pub fn update_cgroup(m: &libcgroups::common::AnyCgroupManager, pid: i32, resources: &LinuxResources) -> Result<()> {
     let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
     let wanted = if v1 { expectations(resources) } else { Vec::new() };
     let paths = if v1 { cgroup_dirs(pid)? } else { Vec::new() };
@@ -34,7 +41,7 @@ pub fn update(rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()
             std::fs::read_to_string(d.join("memory.oom_control")).is_ok_and(|t| t.lines().any(|l| l.trim() == "oom_kill_disable 1"))
         }),
     };
-    cgroup_manager::apply(&cgroup_manager::manager(&c)?, resources, disable_oom_killer)?;
+    cgroup_manager::apply(m, resources, disable_oom_killer)?;
     for e in &wanted {
         let f = file_of(&paths, e)?;
         let got = std::fs::read_to_string(&f).map_err(|err| anyhow!("failed to read back {}: {}", f.display(), super::os_error(&err)))?;

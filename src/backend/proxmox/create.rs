@@ -19,7 +19,7 @@ use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
 use super::hooks::GuestPhase;
-use super::{delete, devices, guest_init, holder, hooks, include, lookup, lxc, nspath, paths, guest_mounts, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
+use super::{delete, devices, guest_cgroup, guest_init, guest_mounts, holder, hooks, include, lookup, lxc, nspath, paths, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -58,21 +58,23 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
         // Inherited by the holder and the guest, as runc's container inherits it.
         crate::backend::oci::oom::set_oom_score_adj(adj)?;
     }
-    let pid = fork_holder(opts, tty, j)?;
+    let holder = fork_holder(opts, tty, j)?;
     let init = j.init.map(|i| i.0).context("no guest init")?;
     // What LXC cannot set, set in the guest before anything of the bundle runs.
     guest_mounts::apply(init, pve.exec.rootfs_propagation.as_deref(), &pve.exec.dev_flags)?;
     sysctl::apply(init, &pve.exec.sysctls)?;
     // A failing prestart/createRuntime hook fails create (and undoes it).
-    // Hooks see the guest's init, in the guest's namespaces.
+    // Hooks see the guest's init, in the guest's namespaces: the state's pid.
     hooks::run(&opts.bundle.spec, opts.id, &opts.bundle.dir, Some(init), Phase::Create)?;
     hooks::run_in_guest(&opts.bundle.spec, opts.id, &opts.bundle.dir, init, GuestPhase::CreateContainer)?;
     j.step = CreateStep::Done;
     j.save(opts.dir)?;
+    // The engine reaps the holder; `state` reports the guest's PID 1.
     if let Some(pf) = &opts.pid_file {
-        write_pid_file(pf, pid)?;
+        write_pid_file(pf, holder)?;
     }
-    Ok(Created { pid, backend_data: BackendData::Proxmox { vmid, dataset: j.dataset.clone(), strategy: plan.strategy } })
+    let backend_data = BackendData::Proxmox { vmid, dataset: j.dataset.clone(), strategy: plan.strategy };
+    Ok(Created { pid: init, monitor_pid: Some(holder), backend_data })
 }
 
 /// What create decided before any side effect.
@@ -329,7 +331,7 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
-    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg)?;
+    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg, spec)?;
     include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
     j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
@@ -360,7 +362,7 @@ fn open_terminal(opts: &CreateOpts, j: &CreateJournal) -> Result<Option<Terminal
 /// nexcage-init waiting for start, with the terminal sent to the console
 /// socket when process.terminal is set. Returns once the init waits (its
 /// pid recorded), or fails with LXC's own errors. Returns the holder's pid
-/// (the record's pid).
+/// (the one the engine reaps).
 fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) -> Result<i32> {
     j.begin(opts.dir, CreateStep::Holder)?;
     let slave = match (tty, &opts.console_socket) {
@@ -374,9 +376,12 @@ fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) 
     // come first, then the --preserve-fds ones.
     let pid = holder::spawn(opts.dir, opts.foreground, slave, opts.preserve_fds + listen_fds())?;
     j.holder = Some(pid);
+    j.holder_start = crate::proc::start_time(pid);
     j.begin(opts.dir, CreateStep::Init)?;
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
+    let spec_path = opts.bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
+    j.cgroup_dir = spec_path.filter(|p| guest_cgroup::path_of(init).as_ref() == Some(p));
     j.save(opts.dir)?;
     Ok(pid)
 }
@@ -453,10 +458,16 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig) -> Result<include::Rendered> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<include::Rendered> {
+    let linux = spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    if let Some(p) = &cgroups_path {
+        guest_cgroup::ready_cpuset_parent(p);
+    }
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
     let rootfs = j.rootfs.as_deref().context("no rootfs")?;
-    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect() });
+    let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), cgroups_path: cgroups_path.as_deref(), resources });
     let rendered = include::Rendered::split(&text);
     include::write(lxc_dir, &rendered)?;
     Ok(rendered)

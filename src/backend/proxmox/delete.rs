@@ -23,7 +23,7 @@ use crate::state::Record;
 /// Stops the guest, undoes create, then runs the poststop hooks.
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
-    stop(&j, rec.pid.map(|pid| (pid, rec.pid_start)), lxc_dir_ours(&j))?;
+    stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_dir_ours(&j))?;
     undo(&px.for_journal(&j)?, &j)?;
     hooks::run_recorded(rec, Phase::Poststop)
 }
@@ -83,6 +83,9 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
         stop(p, Some((h, proc::start_time(h))), lxc_ours)?;
     } else if lxc_ours && lxc::init_pid(p).is_some() {
         stop(p, None, lxc_ours)?;
+    }
+    if let Some(d) = &p.cgroup_dir {
+        guest_cgroup::remove_dir(d);
     }
     let mut errors = Vec::new();
     if p.owner.is_none() && (p.guest || p.dataset.is_some()) {

@@ -30,7 +30,7 @@ use super::Proxmox;
 pub struct StateDir {
     pub root: PathBuf,
     pub id: String,
-    /// Whether the container's holder (the record's pid) still runs.
+    /// Whether the container's process (the record's pid, the guest's PID 1) still runs.
     pub holder_alive: bool,
 }
 

@@ -52,6 +52,58 @@ pub fn guest_dir(pid: i32, controller: &str) -> Option<PathBuf> {
     dir_of(pid, controller).filter(|d| d.exists()).or_else(|| dir_of(pid, "").filter(|d| d.exists()))
 }
 
+/// A bundle's `linux.cgroupsPath` from the hierarchies' root, as runc's
+/// cgroupfs driver takes it: an absolute one as is, a relative one below
+/// the runtime's own cgroup (its memory hierarchy's, else the unified
+/// one's: LXC takes one path for every hierarchy).
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    path_of(std::process::id() as i32).unwrap_or_else(|| PathBuf::from("/")).join(p)
+}
+
+/// Readies the cgroup v1 cpuset parent of the guest's cgroup `path` (from
+/// the hierarchies' root) for LXC: LXC copies `cpuset.cpus`/`mems` into the
+/// dirs it makes only when the hierarchy's root has `clone_children`, so
+/// below a parent someone else made (a pod's, made by runc or libcontainer
+/// without it) the guest's dir would stay empty and LXC could not enter it
+/// ("No space left on device"). The deepest existing ancestor gets
+/// `cgroup.clone_children = 1`, so the kernel gives new children its own
+/// cpus and mems (what runc writes into the dirs it makes). Nothing else of
+/// that cgroup changes.
+pub fn ready_cpuset_parent(path: &Path) {
+    let cpuset = Path::new(ROOT).join("cpuset");
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else { return };
+    let mut d = cpuset.join(parent);
+    while !d.is_dir() {
+        if !d.pop() || d == cpuset {
+            return;
+        }
+    }
+    if d == cpuset || std::fs::read_to_string(d.join("cgroup.clone_children")).is_ok_and(|v| v.trim() == "1") {
+        return;
+    }
+    if let Err(e) = std::fs::write(d.join("cgroup.clone_children"), "1") {
+        tracing::warn!("cannot set cgroup.clone_children in {}: {e}", d.display());
+    }
+}
+
+/// The cgroup `pid` is in, from the hierarchies' root: its memory
+/// hierarchy's (cgroup v1), else the unified one's.
+pub fn path_of(pid: i32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let of = |want: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            want(ctrls).then(|| PathBuf::from(path))
+        })
+    };
+    of(&|c| c.split(',').any(|x| x == "memory")).or_else(|| of(&|c| c.is_empty()))
+}
+
 /// A number from the cgroup file `f` in `d`; 0 when missing or unreadable.
 pub fn read_u64(d: &Path, f: &str) -> u64 {
     std::fs::read_to_string(d.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
@@ -118,6 +170,23 @@ pub fn remove_leftovers(vmid: u32) {
             if e.file_name().to_str().is_some_and(|n| is_guest_cgroup(n, vmid)) && e.path().is_dir() {
                 rmdir_tree(&e.path());
             }
+        }
+    }
+}
+
+/// Removes the guest's cgroup `rel` (from the hierarchies' root) in every
+/// hierarchy, with what LXC made below it; only empty ones go.
+pub fn remove_dir(rel: &Path) {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    if rel.as_os_str().is_empty() {
+        return;
+    }
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| !p.is_symlink()).collect()).unwrap_or_default();
+    roots.push(PathBuf::from(ROOT));
+    for root in roots {
+        let d = root.join(rel);
+        if d.is_dir() {
+            rmdir_tree(&d);
         }
     }
 }

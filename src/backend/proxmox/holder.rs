@@ -1,5 +1,6 @@
-//! The holder: the process whose pid the engine sees and reaps, from create
-//! on. It is the guest's LXC monitor.
+//! The holder: the process the engine reaps (`--pid-file`), from create
+//! on. It is the guest's LXC monitor; the guest's PID 1 is its child and is
+//! the container process `state` reports (README.md here, *Pids*).
 //!
 //! create forks it (double fork + setsid when detached, so it is re-parented
 //! to the engine's subreaper — conmon, the containerd shim — and not left as a
@@ -122,6 +123,13 @@ fn die_by(sig: i32) {
     set.add(s);
     let _ = set.thread_unblock();
     let _ = signal::raise(s);
+}
+
+/// The holder create recorded, if that same process still runs (a zombie
+/// its engine has not reaped yet counts as gone).
+pub fn alive(j: &CreateJournal) -> Option<i32> {
+    let h = j.holder?;
+    crate::proc::is_same_alive(h, j.holder_start).then_some(h)
 }
 
 /// `<state>/status`: the holder's exit code, written as it ends.

@@ -93,15 +93,11 @@ fn run_one(hook: &Hook, init: i32, json: &[u8]) -> Result<()> {
 }
 
 /// The hooks of a recorded container (poststart, poststop), from its
-/// bundle's config.json; a config that cannot be read has none to run.
+/// bundle's config.json, with the record's pid (the guest's PID 1) in the
+/// state; a config that cannot be read has none to run.
 pub fn run_recorded(rec: &crate::state::Record, phase: Phase) -> Result<()> {
-    run_recorded_with(rec, rec.pid, phase)
-}
-
-/// As [`run_recorded`], with `pid` in the state (the guest's PID 1).
-pub fn run_recorded_with(rec: &crate::state::Record, pid: Option<i32>, phase: Phase) -> Result<()> {
     match crate::spec::load(&rec.bundle) {
-        Ok(b) => run(&b.spec, &rec.id, &rec.bundle, pid, phase),
+        Ok(b) => run(&b.spec, &rec.id, &rec.bundle, rec.pid, phase),
         Err(_) => Ok(()),
     }
 }

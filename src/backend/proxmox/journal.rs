@@ -73,6 +73,14 @@ pub struct CreateJournal {
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
     pub lxc_path: Option<PathBuf>,
     pub holder: Option<i32>,
+    /// The holder's start time (to tell it from a reused pid).
+    #[serde(default)]
+    pub holder_start: Option<u64>,
+    /// The guest's cgroup from the hierarchies' root (`linux.cgroupsPath`),
+    /// recorded once LXC has made it (LXC fails when it exists): delete
+    /// removes what LXC could not (a killed monitor leaves it).
+    #[serde(default)]
+    pub cgroup_dir: Option<PathBuf>,
     /// The guest's init (host pid, start time), once it waits for start.
     #[serde(default)]
     pub init: Option<(i32, Option<u64>)>,

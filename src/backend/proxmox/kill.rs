@@ -9,16 +9,16 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::journal::CreateJournal;
-use super::{guest_cgroup, lxc};
+use super::{guest_cgroup, holder, lxc};
 use crate::backend::oci;
 use crate::proc;
 use crate::state::Record;
 
-pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
+pub fn kill(_rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
     let p = CreateJournal::load(dir)?;
     let Some(init) = lxc::from_holder(&p) else {
         // No guest (anymore): the holder is all there is.
-        if let Some(h) = rec.pid.filter(|pid| proc::is_same_alive(*pid, rec.pid_start)) {
+        if let Some(h) = holder::alive(&p) {
             send(h, sig)?;
         }
         return Ok(());

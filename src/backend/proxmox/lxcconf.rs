@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use libcontainer::oci_spec::runtime::LinuxResources;
 use nexcage_pve::mapping::PveConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,14 @@ pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     pub pve: &'a PveConfig,
     pub mode: CgroupMode,
+    /// The bundle's `linux.cgroupsPath`, if any.
+    pub cgroups_path: Option<&'a Path>,
+    /// The bundle's `linux.resources`: on cgroup v1, `cpu.shares` is
+    /// written as is (Proxmox's `cpuunits` is a v2 weight, and back is
+    /// lossy) and `memory.memsw.limit_in_bytes` only when `memory.swap` is
+    /// set, as runc (else a later `update` of the memory limit alone would
+    /// exceed it).
+    pub resources: Option<&'a LinuxResources>,
 }
 
 /// The complete config file text.
@@ -132,8 +141,11 @@ pub fn render(i: &Inputs) -> String {
             _ => put(k, v),
         }
     }
-    for (k, v) in limits(i.pve, i.mode) {
+    for (k, v) in limits(i.pve, i.mode, i.resources) {
         put(&k, &v);
+    }
+    for (k, v) in cgroup_dirs(i.cgroups_path, i.vmid) {
+        put(k, &v);
     }
     if super::paths::readonly_root(i.pve) {
         put("lxc.rootfs.options", "ro");
@@ -161,6 +173,19 @@ fn force_cgroup(auto: &str) -> String {
     forced.join(" ")
 }
 
+/// Where the guest's cgroup goes: the bundle's `linux.cgroupsPath` as
+/// LXC's container dir (its init and processes sit right there, no inner
+/// dir), from each hierarchy's root (create resolves a relative one, see
+/// `guest_cgroup::resolve`). LXC
+/// wants the monitor's dir set too: `lxc.monitor.<vmid>` beside it. A
+/// container dir that exists makes LXC fail, as LXC creates it (and
+/// removes it when the guest ends). Without a path LXC's own layout,
+/// `lxc.payload.<vmid>`.
+fn cgroup_dirs(path: Option<&Path>, vmid: u32) -> Vec<(&'static str, String)> {
+    let Some(p) = path.and_then(|p| p.to_str()).filter(|p| !p.trim_matches('/').is_empty()) else { return Vec::new() };
+    vec![("lxc.cgroup.dir.container", p.trim_matches('/').to_string()), ("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}"))]
+}
+
 /// The devices every OCI container may use (runc's default allow list).
 const DEFAULT_DEVICES: [&str; 9] =
     ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"];
@@ -183,7 +208,9 @@ fn cgroup_key(k: &str, v: &str, mode: CgroupMode) -> Option<(String, String)> {
 }
 
 /// Proxmox keys that are limits in the guest's cgroup (memory, swap, cpulimit, cpuunits).
-fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
+fn limits(pve: &PveConfig, mode: CgroupMode, res: Option<&LinuxResources>) -> Vec<(String, String)> {
+    let shares = res.and_then(|r| r.cpu().as_ref()).and_then(|c| c.shares());
+    let spec_swap = res.and_then(|r| r.memory().as_ref()).and_then(|m| m.swap()).is_some();
     let num = |k: &str| pve.keys.get(k).and_then(|v| v.parse::<f64>().ok());
     let mut out = Vec::new();
     let mem = num("memory").map(|m| (m * 1048576.0) as u64);
@@ -193,7 +220,7 @@ fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
             if let Some(m) = mem {
                 out.push(("lxc.cgroup.memory.limit_in_bytes".into(), m.to_string()));
                 // memsw only exists with swap accounting; LXC would fail on it otherwise.
-                if let Some(sw) = swap.filter(|_| Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()) {
+                if let Some(sw) = swap.filter(|_| spec_swap && Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()) {
                     out.push(("lxc.cgroup.memory.memsw.limit_in_bytes".into(), (m + sw).to_string()));
                 }
             }
@@ -201,7 +228,9 @@ fn limits(pve: &PveConfig, mode: CgroupMode) -> Vec<(String, String)> {
                 out.push(("lxc.cgroup.cpu.cfs_period_us".into(), "100000".into()));
                 out.push(("lxc.cgroup.cpu.cfs_quota_us".into(), ((c * 100000.0) as u64).to_string()));
             }
-            if let Some(u) = num("cpuunits") {
+            if let Some(sh) = shares.filter(|s| *s > 0) {
+                out.push(("lxc.cgroup.cpu.shares".into(), sh.to_string()));
+            } else if let Some(u) = num("cpuunits") {
                 // Proxmox's weight (1..10000, default 100) back to shares (default 1024).
                 out.push(("lxc.cgroup.cpu.shares".into(), ((u * 1024.0 / 100.0).max(2.0) as u64).to_string()));
             }
@@ -295,7 +324,18 @@ mod tests {
     }
 
     fn text(mode: CgroupMode) -> String {
-        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode })
+        render(&Inputs { vmid: 101, rootfs: Path::new("/tank/subvol-101-disk-0"), pve: &pve(), mode, cgroups_path: None, resources: None })
+    }
+
+    #[test]
+    fn cgroups_path_is_the_container_dir() {
+        let res: LinuxResources = serde_json::from_str(r#"{"cpu":{"shares":512}}"#).unwrap();
+        let with = |p: &str| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V1, cgroups_path: Some(Path::new(p)), resources: Some(&res) });
+        let t = with("/kubepods/pod1/c1");
+        assert!(t.contains("lxc.cgroup.dir.container = kubepods/pod1/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\n"), "{t}");
+        assert!(!t.contains("lxc.cgroup.relative"));
+        assert!(t.contains("lxc.cgroup.cpu.shares = 512\n"), "{t}");
+        assert!(!text(CgroupMode::V1).contains("lxc.cgroup.dir"));
     }
 
     #[test]
@@ -324,7 +364,7 @@ mod tests {
         p.exec.lxc.push(("lxc.idmap".into(), "u 0 100000 65536".into()));
         p.exec.lxc.push(("lxc.namespace.keep".into(), "cgroup net uts".into()));
         p.lxc.push(("lxc.mount.entry".into(), "sysfs sys sysfs nosuid,ro,create=dir 0 0".into()));
-        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1 });
+        let t = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &p, mode: CgroupMode::V1, cgroups_path: None, resources: None });
         // The host's UTS namespace: no hostname set (nor the host's changed).
         assert!(t.contains("lxc.uts.name = \n") && !t.contains("lxc.uts.name = h"), "{t}");
         // The host's network in a user namespace: the host's /sys bound, no sysfs.

@@ -33,12 +33,12 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &gone, &exec_d)? {
         // Ended already: an exec failure (127/126, said on the container's
         // stderr), or a process that was quick.
-        let holder_gone = || rec.pid.is_none_or(|h| !crate::proc::is_same_alive(h, rec.pid_start));
+        let holder_gone = || holder::alive(&j).is_none();
         let _ = guest_init::wait_for("the container's holder to end", Duration::from_secs(2), &|| false, &holder_gone);
         if let Some(code @ (126 | 127)) = holder::status(dir) {
             bail!("the container's process did not start (status {code}: see the container's stderr)");
         }
     }
     // Hooks see the guest's PID 1 (the application), in the guest's namespaces.
-    hooks::run_recorded_with(rec, lxc::from_holder(&j).or(rec.pid), Phase::Poststart)
+    hooks::run_recorded(rec, Phase::Poststart)
 }

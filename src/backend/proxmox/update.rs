@@ -1,29 +1,32 @@
-//! update: memory and pids limits written into the guest's cgroup (v1
-//! files here, v2 names on v2).
+//! update: new limits for the guest's cgroup (the one its PID 1 is in:
+//! `linux.cgroupsPath`, else LXC's `lxc.payload.<vmid>`), applied through
+//! libcgroups and read back as the native backend does
+//! (`native::update::update_cgroup`): memory with swap in the order the
+//! kernel accepts, pids, cpu, cpuset, blkio, `disableOOMKiller`; a file the
+//! host lacks or a value the kernel refuses fails the update clearly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use libcgroups::common::{create_cgroup_manager, CgroupConfig};
 use libcontainer::oci_spec::runtime::LinuxResources;
 
-use super::guest_cgroup::guest_dir;
 use super::journal::CreateJournal;
-use super::lxc;
+use super::{guest_cgroup, lxc};
+use crate::backend::native::update::update_cgroup;
 use crate::backend::BackendError;
 
 pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&j) else { return Err(BackendError::NotRunning.into()) };
-    let write = |ctrl: &str, v1: &str, v2: &str, val: String| -> Result<()> {
-        let d = guest_dir(init, ctrl).with_context(|| format!("no {ctrl} cgroup for the guest"))?;
-        let f = if d.join(v1).exists() { d.join(v1) } else { d.join(v2) };
-        std::fs::write(&f, &val).with_context(|| format!("write {val} to {}", f.display()))
-    };
-    if let Some(m) = r.memory().as_ref().and_then(|m| m.limit()) {
-        write("memory", "memory.limit_in_bytes", "memory.max", if m < 0 { "-1".into() } else { m.to_string() })?;
-    }
-    if let Some(pl) = r.pids().as_ref().map(|p| p.limit()) {
-        write("pids", "pids.max", "pids.max", if pl <= 0 { "max".into() } else { pl.to_string() })?;
-    }
-    Ok(())
+    let path = cgroup_path(init)?;
+    let m = create_cgroup_manager(CgroupConfig { cgroup_path: path.clone(), systemd_cgroup: false, container_name: j.vmid.unwrap_or(0).to_string() })
+        .map_err(|e| anyhow!("the guest's cgroup {}: {e}", path.display()))?;
+    update_cgroup(&m, init, r)
+}
+
+/// The cgroup `pid` is in, from the root of its hierarchies: the memory
+/// hierarchy's (cgroup v1), else the unified one's.
+fn cgroup_path(pid: i32) -> Result<PathBuf> {
+    guest_cgroup::path_of(pid).context("the guest is in no memory cgroup")
 }

@@ -87,7 +87,7 @@ fn resource_case(ctx: &mut Ctx, resources: Value, outside: &[(&str, &str, &str)]
     let c = started(ctx, &b)?;
     wait_tap(&c, inside.len())?;
     for (ctrl, file, want) in outside {
-        let d = ctx.host.cgroup_dir(c.pid, ctrl)?;
+        let d = ctx.host.cgroup_dir(c.state_pid, ctrl)?;
         let got = crate::sys::read_trim(d.join(file))?;
         ensure!(got == *want, "{ctrl}/{file} = {got}, want {want} (in {})", d.display());
     }
@@ -99,7 +99,7 @@ fn path_absolute(ctx: &mut Ctx) -> Result<()> {
     let want = b.config["linux"]["cgroupsPath"].as_str().unwrap_or("").to_string();
     let c = started(ctx, &b)?;
     for ctrl in ["memory", "pids", "cpu", "devices", "freezer"] {
-        let got = ctx.host.cgroup_path(c.pid, ctrl)?;
+        let got = ctx.host.cgroup_path(c.state_pid, ctrl)?;
         ensure!(got == want, "{ctrl} cgroup is {got}, want {want}");
     }
     Ok(())
@@ -111,7 +111,7 @@ fn path_relative(ctx: &mut Ctx) -> Result<()> {
     b.set("/linux/cgroupsPath", json!(rel));
     let c = started(ctx, &b)?;
     for ctrl in ["memory", "pids", "cpu"] {
-        let got = ctx.host.cgroup_path(c.pid, ctrl)?;
+        let got = ctx.host.cgroup_path(c.state_pid, ctrl)?;
         ensure!(got.ends_with(&format!("/{rel}")), "{ctrl} cgroup is {got}, want a path ending in /{rel}");
     }
     Ok(())
@@ -191,7 +191,7 @@ fn devices_deny(ctx: &mut Ctx) -> Result<()> {
     b.checks(&["chardev=/dev/rtt-kmsg:1:11", "open=/dev/rtt-kmsg:w:EPERM", "open=/dev/null:w:OK", "action.sleep=30"]);
     let c = started(ctx, &b)?;
     wait_tap(&c, 3)?;
-    let list = std::fs::read_to_string(ctx.host.cgroup_dir(c.pid, "devices")?.join("devices.list"))?;
+    let list = std::fs::read_to_string(ctx.host.cgroup_dir(c.state_pid, "devices")?.join("devices.list"))?;
     ensure!(!list.lines().any(|l| l.starts_with("c 1:11") || l.starts_with("a ")), "devices.list allows 1:11: {list:?}");
     Ok(())
 }
@@ -203,7 +203,7 @@ fn devices_allow(ctx: &mut Ctx) -> Result<()> {
     b.checks(&["open=/dev/rtt-kmsg:w:OK", "open=/dev/rtt-kmsg:r:EPERM", "action.sleep=30"]);
     let c = started(ctx, &b)?;
     wait_tap(&c, 2)?;
-    let list = std::fs::read_to_string(ctx.host.cgroup_dir(c.pid, "devices")?.join("devices.list"))?;
+    let list = std::fs::read_to_string(ctx.host.cgroup_dir(c.state_pid, "devices")?.join("devices.list"))?;
     ensure!(list.lines().any(|l| l.trim() == "c 1:11 w"), "devices.list lacks \"c 1:11 w\": {list:?}");
     Ok(())
 }
@@ -229,7 +229,7 @@ fn cleanup(ctx: &mut Ctx) -> Result<()> {
     // named hierarchies such as name=systemd, hugetlb wherever it is mounted)
     let mut dirs = Vec::new();
     for (ctrl, mnt) in &ctx.host.cgroup_v1 {
-        if let Ok(d) = ctx.host.cgroup_dir(c.pid, ctrl) {
+        if let Ok(d) = ctx.host.cgroup_dir(c.state_pid, ctrl) {
             if &d != mnt && d.starts_with(mnt) && d.to_string_lossy().contains(&ctx.cg_prefix) {
                 dirs.push(d);
             }
@@ -255,7 +255,7 @@ fn v2_memory(ctx: &mut Ctx) -> Result<()> {
     let c = started(ctx, &b)?;
     wait_tap(&c, 1)?;
     let m = ctx.host.cgroup_v2_mount.clone().context("no cgroup2 mount")?;
-    let s = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid))?;
+    let s = std::fs::read_to_string(format!("/proc/{}/cgroup", c.state_pid))?;
     let path = s.lines().find_map(|l| l.strip_prefix("0::")).context("no v2 line in /proc/pid/cgroup")?;
     let got = crate::sys::read_trim(m.join(path.trim_start_matches('/')).join("memory.max"))?;
     ensure!(got == "67108864", "memory.max = {got}");
@@ -272,7 +272,7 @@ fn update_resources(ctx: &mut Ctx) -> Result<()> {
     let opts = crate::ctx::Opts { stdin: Some(res), ..Default::default() };
     ctx.rt_opts(&["update", "--resources", "-", &c.id], &opts)?.must()?;
     for (ctrl, file, want) in [("memory", "memory.limit_in_bytes", "134217728"), ("pids", "pids.max", "40"), ("cpu", "cpu.shares", "256")] {
-        let got = crate::sys::read_trim(ctx.host.cgroup_dir(c.pid, ctrl)?.join(file))?;
+        let got = crate::sys::read_trim(ctx.host.cgroup_dir(c.state_pid, ctrl)?.join(file))?;
         ensure!(got == want, "after update {ctrl}/{file} = {got}, want {want}");
     }
     ensure!(ctx.status(&c.id)? == "running", "container not running after update");

@@ -47,7 +47,8 @@ fn create_state_created(ctx: &mut Ctx) -> Result<()> {
     let c = ctx.create(&b)?;
     let s = ctx.state(&c.id)?;
     ensure!(s["status"] == "created", "status after create is {}, want created", s["status"]);
-    ensure!(s["pid"].as_i64() == Some(c.pid as i64), "state pid {} != pid file {}", s["pid"], c.pid);
+    ensure!(s["pid"].as_i64() == Some(c.state_pid as i64), "state pid {} changed from {}", s["pid"], c.state_pid);
+    ensure!(sys::alive(c.state_pid), "pid {} from the state is not a live process", c.state_pid);
     ensure!(sys::alive(c.pid), "pid {} from the pid file is not a live process", c.pid);
     Ok(())
 }
@@ -100,7 +101,7 @@ fn duplicate_id(ctx: &mut Ctx) -> Result<()> {
     let o = ctx.rt(&["create", "--bundle", &b2.dir.to_string_lossy(), &c.id])?;
     o.must_fail("create with a duplicate id")?;
     let s = ctx.state(&c.id)?;
-    ensure!(s["status"] == "created" && s["pid"].as_i64() == Some(c.pid as i64), "the first container changed: {s}");
+    ensure!(s["status"] == "created" && s["pid"].as_i64() == Some(c.state_pid as i64), "the first container changed: {s}");
     ensure!(s["bundle"].as_str().map(|p| Path::new(p) == b.dir).unwrap_or(false), "bundle changed: {}", s["bundle"]);
     Ok(())
 }
@@ -173,9 +174,9 @@ fn start_running(ctx: &mut Ctx) -> Result<()> {
     ctx.start(&c.id)?;
     let s = ctx.state(&c.id)?;
     ensure!(s["status"] == "running", "status after start is {}, want running", s["status"]);
-    ensure!(s["pid"].as_i64() == Some(c.pid as i64), "pid changed from {} to {}", c.pid, s["pid"]);
-    let comm = sys::read_trim(format!("/proc/{}/comm", c.pid))?;
-    ensure!(comm == "sleep", "process {} runs {comm:?}, want sleep", c.pid);
+    ensure!(s["pid"].as_i64() == Some(c.state_pid as i64), "pid changed from {} to {}", c.state_pid, s["pid"]);
+    let comm = sys::read_trim(format!("/proc/{}/comm", c.state_pid))?;
+    ensure!(comm == "sleep", "process {} runs {comm:?}, want sleep", c.state_pid);
     Ok(())
 }
 
@@ -206,7 +207,7 @@ fn state_fields(ctx: &mut Ctx) -> Result<()> {
     ensure!(s["ociVersion"].as_str().map(|v| !v.is_empty()).unwrap_or(false), "no ociVersion string: {s}");
     ensure!(s["id"] == c.id.as_str(), "id {} != {}", s["id"], c.id);
     ensure!(s["status"] == "created", "status {}", s["status"]);
-    ensure!(s["pid"].as_i64() == Some(c.pid as i64), "pid {} != {}", s["pid"], c.pid);
+    ensure!(s["pid"].as_i64() == Some(c.state_pid as i64), "pid {} != {}", s["pid"], c.state_pid);
     let bundle = s["bundle"].as_str().context("no bundle string")?;
     ensure!(Path::new(bundle).is_absolute(), "bundle {bundle} is not absolute");
     ensure!(
@@ -221,7 +222,7 @@ fn state_fields(ctx: &mut Ctx) -> Result<()> {
     );
     ctx.start(&c.id)?;
     let s = ctx.state(&c.id)?;
-    ensure!(s["status"] == "running" && s["pid"].as_i64() == Some(c.pid as i64), "after start: {s}");
+    ensure!(s["status"] == "running" && s["pid"].as_i64() == Some(c.state_pid as i64), "after start: {s}");
     Ok(())
 }
 
@@ -289,7 +290,7 @@ fn delete_running_fails(ctx: &mut Ctx) -> Result<()> {
     let b = sleeper(ctx)?;
     let c = started(ctx, &b)?;
     ctx.delete(&c.id)?.must_fail("delete of a running container without --force")?;
-    ensure!(sys::alive(c.pid), "the failed delete killed the process");
+    ensure!(sys::alive(c.state_pid), "the failed delete killed the process");
     ensure!(ctx.status(&c.id)? == "running", "the failed delete changed the state");
     Ok(())
 }
@@ -298,7 +299,7 @@ fn delete_created_fails(ctx: &mut Ctx) -> Result<()> {
     let b = sleeper(ctx)?;
     let c = ctx.create(&b)?;
     ctx.delete(&c.id)?.must_fail("delete of a created (not stopped) container without --force")?;
-    ensure!(sys::alive(c.pid), "the failed delete killed the process");
+    ensure!(sys::alive(c.state_pid), "the failed delete killed the process");
     ensure!(ctx.status(&c.id)? == "created", "the failed delete changed the state");
     Ok(())
 }

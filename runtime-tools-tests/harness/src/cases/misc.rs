@@ -128,7 +128,7 @@ fn kill_all(ctx: &mut Ctx, flag: &str) -> Result<()> {
     let c = started(ctx, &b)?;
     let t = std::time::Instant::now();
     let kids = loop {
-        let k = sys::children(c.pid);
+        let k = sys::children(c.state_pid);
         if k.len() >= 2 {
             break k;
         }
@@ -154,15 +154,15 @@ fn pause_resume(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["pause", &c.id])?.must()?;
     ensure!(ctx.status(&c.id)? == "paused", "status after pause is {}", ctx.status(&c.id)?);
     if ctx.host.cgroup_v1.contains_key("freezer") {
-        let f = sys::read_trim(ctx.host.cgroup_dir(c.pid, "freezer")?.join("freezer.state"))?;
+        let f = sys::read_trim(ctx.host.cgroup_dir(c.state_pid, "freezer")?.join("freezer.state"))?;
         ensure!(f == "FROZEN", "freezer.state {f} after pause");
     }
-    let st = std::fs::read_to_string(format!("/proc/{}/status", c.pid))?;
+    let st = std::fs::read_to_string(format!("/proc/{}/status", c.state_pid))?;
     ensure!(st.lines().any(|l| l.starts_with("State:") && (l.contains("D") || l.contains("S"))), "process not stopped");
     ctx.rt(&["resume", &c.id])?.must()?;
     ensure!(ctx.status(&c.id)? == "running", "status after resume is {}", ctx.status(&c.id)?);
     if ctx.host.cgroup_v1.contains_key("freezer") {
-        let f = sys::read_trim(ctx.host.cgroup_dir(c.pid, "freezer")?.join("freezer.state"))?;
+        let f = sys::read_trim(ctx.host.cgroup_dir(c.state_pid, "freezer")?.join("freezer.state"))?;
         ensure!(f == "THAWED", "freezer.state {f} after resume");
     }
     Ok(())
@@ -210,7 +210,7 @@ fn exec_detach(ctx: &mut Ctx) -> Result<()> {
     sys::kill(pid, libc::SIGTERM);
     let e = ctx.wait(pid)?;
     ensure!(e == Exit::Signal(libc::SIGTERM), "exec'd process reaped as {e}, want signal 15");
-    ensure!(sys::alive(c.pid), "the container's init died with the exec'd process");
+    ensure!(sys::alive(c.state_pid), "the container's init died with the exec'd process");
     Ok(())
 }
 
@@ -220,7 +220,7 @@ fn ps_json(ctx: &mut Ctx) -> Result<()> {
     let o = ctx.rt(&["ps", "--format", "json", &c.id])?.must()?;
     let v: Value = serde_json::from_str(o.stdout.trim()).with_context(|| format!("ps output is not JSON: {:?}", o.stdout))?;
     let pids: Vec<i64> = v.as_array().context("ps JSON is not an array")?.iter().filter_map(|x| x.as_i64()).collect();
-    ensure!(pids.contains(&(c.pid as i64)), "ps lists {pids:?}, not the init pid {}", c.pid);
+    ensure!(pids.contains(&(c.state_pid as i64)), "ps lists {pids:?}, not the init pid {}", c.state_pid);
     Ok(())
 }
 
@@ -232,7 +232,7 @@ fn list_json(ctx: &mut Ctx) -> Result<()> {
     let e = v.as_array().context("list JSON is not an array")?.iter().find(|x| x["id"] == c.id.as_str());
     let e = e.with_context(|| format!("{} missing from list: {v}", c.id))?;
     ensure!(e["status"] == "running", "list status {}", e["status"]);
-    ensure!(e["pid"].as_i64() == Some(c.pid as i64), "list pid {}", e["pid"]);
+    ensure!(e["pid"].as_i64() == Some(c.state_pid as i64), "list pid {}", e["pid"]);
     Ok(())
 }
 

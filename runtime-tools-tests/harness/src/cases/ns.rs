@@ -84,7 +84,7 @@ fn ns_new(ctx: &mut Ctx, ty: &str) -> Result<()> {
     b.checks(&all);
     let host_hn = crate::sys::read_trim("/proc/sys/kernel/hostname")?;
     let c = started(ctx, &b)?;
-    let inner = ns_inode(&c.pid.to_string(), proc_name(ty))?;
+    let inner = ns_inode(&c.state_pid.to_string(), proc_name(ty))?;
     let ours = ns_inode("self", proc_name(ty))?;
     ensure!(inner != ours, "{ty} namespace {inner} is the runtime's own ({ours})");
     wait_tap(&c, all.len() - 1)?;
@@ -102,7 +102,7 @@ fn ns_path(ctx: &mut Ctx, ty: &str) -> Result<()> {
     }
     let ca = started(ctx, &a)?;
     let mut b = sleeper(ctx)?;
-    let p = format!("/proc/{}/ns/{}", ca.pid, proc_name(ty));
+    let p = format!("/proc/{}/ns/{}", ca.state_pid, proc_name(ty));
     b.ns(ty, Some(&p));
     if ty == "uts" {
         // the hostname belongs to the joined namespace
@@ -112,8 +112,8 @@ fn ns_path(ctx: &mut Ctx, ty: &str) -> Result<()> {
         b.drop_mount("/sys/fs/cgroup");
     }
     let cb = started(ctx, &b)?;
-    let ia = ns_inode(&ca.pid.to_string(), proc_name(ty))?;
-    let ib = ns_inode(&cb.pid.to_string(), proc_name(ty))?;
+    let ia = ns_inode(&ca.state_pid.to_string(), proc_name(ty))?;
+    let ib = ns_inode(&cb.state_pid.to_string(), proc_name(ty))?;
     ensure!(ia == ib, "joined {ty} namespace {ib} differs from {p} ({ia})");
     Ok(())
 }
@@ -152,7 +152,7 @@ fn ns_host(ctx: &mut Ctx, ty: &str) -> Result<()> {
         b.mount(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
     }
     let c = started(ctx, &b)?;
-    let inner = ns_inode(&c.pid.to_string(), proc_name(ty))?;
+    let inner = ns_inode(&c.state_pid.to_string(), proc_name(ty))?;
     let ours = ns_inode("self", proc_name(ty))?;
     ensure!(inner == ours, "{ty} namespace {inner} is not the runtime's ({ours})");
     Ok(())
@@ -166,12 +166,12 @@ fn user_mappings(ctx: &mut Ctx) -> Result<()> {
     b.drop_mount("/sys/fs/cgroup");
     b.checks(&["uidmap=0 100000 65536", "gidmap=0 200000 65536", "uid=0", "gid=0", "action.sleep=30"]);
     let c = started(ctx, &b)?;
-    let st = std::fs::read_to_string(format!("/proc/{}/status", c.pid))?;
+    let st = std::fs::read_to_string(format!("/proc/{}/status", c.state_pid))?;
     let uid = st.lines().find(|l| l.starts_with("Uid:")).unwrap_or("").to_string();
     let gid = st.lines().find(|l| l.starts_with("Gid:")).unwrap_or("").to_string();
     ensure!(uid.split_whitespace().nth(1) == Some("100000"), "host view of the uid: {uid}, want 100000");
     ensure!(gid.split_whitespace().nth(1) == Some("200000"), "host view of the gid: {gid}, want 200000");
-    let inner = ns_inode(&c.pid.to_string(), "user")?;
+    let inner = ns_inode(&c.state_pid.to_string(), "user")?;
     ensure!(inner != ns_inode("self", "user")?, "no new user namespace");
     wait_tap(&c, 4)?;
     Ok(())
@@ -181,7 +181,7 @@ fn type_mismatch(ctx: &mut Ctx) -> Result<()> {
     let a = holder(ctx)?;
     let mut b = ctx.bundle()?;
     b.args(&["/bin/true"]);
-    b.ns("network", Some(&format!("/proc/{}/ns/ipc", a.pid)));
+    b.ns("network", Some(&format!("/proc/{}/ns/ipc", a.state_pid)));
     expect_refused(ctx, &b, "an ipc namespace path given for network")?;
     Ok(())
 }

@@ -173,10 +173,10 @@ fn update_read_back(ctx: &mut Ctx) -> Result<()> {
     let res = ctx.path("oom.json");
     std::fs::write(&res, json!({"memory": {"disableOOMKiller": true}}).to_string())?;
     ctx.rt_opts(&["update", "--resources", "-", &c.id], &Opts { stdin: Some(res), ..Default::default() })?.must()?;
-    let mem = ctx.host.cgroup_dir(c.pid, "memory")?;
+    let mem = ctx.host.cgroup_dir(c.state_pid, "memory")?;
     let limit = crate::sys::read_trim(mem.join("memory.limit_in_bytes"))?;
     ensure!(limit == "67108864", "memory.limit_in_bytes = {limit} after update --memory 64M");
-    let pids = crate::sys::read_trim(ctx.host.cgroup_dir(c.pid, "pids")?.join("pids.max"))?;
+    let pids = crate::sys::read_trim(ctx.host.cgroup_dir(c.state_pid, "pids")?.join("pids.max"))?;
     ensure!(pids == "33", "pids.max = {pids} after update --pids-limit 33");
     let oom = std::fs::read_to_string(mem.join("memory.oom_control"))?;
     ensure!(oom.lines().any(|l| l.trim() == "oom_kill_disable 1"), "disableOOMKiller: memory.oom_control is {oom:?}");
@@ -189,7 +189,7 @@ fn update_below_usage(ctx: &mut Ctx) -> Result<()> {
     let c = started(ctx, &b)?;
     let o = ctx.rt(&["update", "--memory", "4096", &c.id])?;
     o.must_fail("update --memory 4096 (below usage)")?;
-    let limit = crate::sys::read_trim(ctx.host.cgroup_dir(c.pid, "memory")?.join("memory.limit_in_bytes"))?;
+    let limit = crate::sys::read_trim(ctx.host.cgroup_dir(c.state_pid, "memory")?.join("memory.limit_in_bytes"))?;
     ensure!(limit == "67108864", "the failed update changed memory.limit_in_bytes to {limit}");
     Ok(())
 }
@@ -202,7 +202,7 @@ fn update_blkio_weight(ctx: &mut Ctx) -> Result<()> {
         ensure!(!o.stderr.trim().is_empty(), "update --blkio-weight failed without a word");
         return Ok(());
     }
-    let dir = ctx.host.cgroup_dir(c.pid, "blkio")?;
+    let dir = ctx.host.cgroup_dir(c.state_pid, "blkio")?;
     let read = |f: &str| crate::sys::read_trim(dir.join(f)).ok();
     let got = read("blkio.weight").or_else(|| read("blkio.bfq.weight"));
     ensure!(got.as_deref() == Some("300"), "update --blkio-weight 300 exited 0 but the weight reads {got:?}");
@@ -222,7 +222,7 @@ fn prestart_created(ctx: &mut Ctx) -> Result<()> {
         let s = std::fs::read_to_string(d.join(format!("{k}.json")))?;
         let v: serde_json::Value = serde_json::from_str(&s)?;
         ensure!(v["status"] == "created", "{k}: status {} (want created)", v["status"]);
-        ensure!(v["pid"].as_i64() == Some(c.pid as i64), "{k}: pid {} (want {})", v["pid"], c.pid);
+        ensure!(v["pid"].as_i64() == Some(c.state_pid as i64), "{k}: pid {} (want {})", v["pid"], c.state_pid);
     }
     Ok(())
 }
