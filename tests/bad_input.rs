@@ -59,8 +59,8 @@ fn bundle_errors() {
     let noargs = mk("noargs", Some(noargs.to_string()));
     // root.path through a symlink: runc 1.1.5 refuses it ("invalid rootfs"), so does nexcage
     let mut linked: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    std::os::unix::fs::symlink(linked["root"]["path"].as_str().unwrap(), good.join("rootfs-link")).unwrap();
     linked["root"]["path"] = serde_json::json!(good.join("rootfs-link"));
-    std::os::unix::fs::symlink(good.join("rootfs"), good.join("rootfs-link")).unwrap();
     let linked = mk("linked", Some(linked.to_string()));
     let cases = [
         (s.path().join("missing").to_str().unwrap().to_string(), "does not exist"),

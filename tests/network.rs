@@ -194,6 +194,9 @@ fn web_app_scaled_and_conflicts() {
     assert_eq!(n.localnet("vmbr0"), "0", "route_localnet restored with the last published container");
     let table = n.ns.nft();
     assert!(!table.contains("dnat-") && !table.contains("snat-") && !table.contains("localnet-"), "{table}");
+    // the table itself goes with the last published container
+    let o = n.inside("nft", &["list", "table", "ip", "nexcage"]);
+    assert!(!o.status.success(), "table ip nexcage left behind: {}", text(&o.stdout));
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 
