@@ -203,6 +203,11 @@ pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, bridge: &str, ports: &
     res
 }
 
+/// Whether container `id`'s ports are published (its DNAT chain exists).
+pub fn is_published(id: &str) -> Result<bool, NftError> {
+    Ok(has_chain(&list_table()?, &dnat_chain(id)))
+}
+
 /// The bridges whose `route_localnet` nexcage turned on and that no
 /// container but `id` has a rule for.
 fn localnet_off<'a>(objs: &'a [Value], id: &str) -> Vec<&'a str> {
