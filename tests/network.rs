@@ -284,3 +284,23 @@ fn start_after_an_interrupted_create() {
     n.ok(&["delete", "--force", "cut"]);
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
+
+/// `ip netns exec NS nexcage create ...` (a new mount namespace with a fresh
+/// /sys, no cgroup mounts): one clear line naming the cause and the
+/// `nsenter --net` workaround, nothing left (libcontainer said only "failed
+/// to detect cgroup setup").
+#[test]
+fn ip_netns_exec_is_explained() {
+    let Some(n) = Net::new("ip_netns_exec_is_explained", serde_json::json!({})) else { return };
+    let b = bundle(n.dir(), "b", &["true"], |_| {});
+    let root = n.dir().join("root");
+    let o = Command::new("ip")
+        .args(["netns", "exec", &n.ns.0, nexcage(), "--root", root.to_str().unwrap(), "create", "--bundle", b.to_str().unwrap(), "inns"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.trim().lines().count() == 1, "{e}");
+    assert!(e.contains("ip netns exec") && e.contains("nsenter --net=/run/netns/"), "{e}");
+    assert!(!root.join("inns").exists());
+}
