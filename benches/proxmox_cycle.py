@@ -136,7 +136,7 @@ def trace_summary(path, port):
         if main is None:
             main, first = pid, t
         last = t
-        if pid == main and rest.startswith("+++"):
+        if pid == main and (rest.startswith("+++") or rest.startswith("exit_group(")):
             break  # the command returned; what its daemons do later is another phase's
         if rest.startswith("execve("):
             am = re.search(r'\["([^"]+)"(?:, "([^"]+)")?', rest)
