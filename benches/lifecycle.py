@@ -271,6 +271,9 @@ def main():
     ap.add_argument("--state-on-disk", action="store_true",
                     help="keep the --root dirs in the temp dir instead of a tmpfs (where /run is on a real host)")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--proxmox", metavar="DIR",
+                    help="only the Proxmox comparison (benches/proxmox_cycle.py) on the environment of "
+                         "`scripts/proxmox-test-env.sh up DIR`")
     a = ap.parse_args()
     a.load_before = f"{os.getloadavg()[0]:.2f}"
     drivers = [d for d in a.drivers.split(",") if d]
@@ -288,6 +291,14 @@ def main():
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711", "nexcage-bench", state], check=True)
     rts = []
     try:
+        if a.proxmox:
+            sys.path.insert(0, HERE)
+            import proxmox_cycle
+            res = proxmox_cycle.run(a, work, state, REPO, a.proxmox)
+            if a.json:
+                with open(a.json, "w") as f:
+                    json.dump(res, f, indent=1)
+            return
         bundles = make_bundles(work, [b for b in a.bundles.split(",") if b])
         rts.append(Runtime("nexcage", os.path.abspath(a.nexcage), work, state))
         for name, path in (("runc", a.runc), ("crun", a.crun)):

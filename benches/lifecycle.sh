@@ -2,6 +2,10 @@
 # Runtime lifecycle benchmark: nexcage (release build) vs runc vs crun on three
 # bundles (trimmed, `runc spec`, Podman's) with two drivers (shim, cli).
 # usage: benches/lifecycle.sh [ROUNDS] [lifecycle.py options]   (root; NEXCAGE=/path overrides the binary)
+#        benches/lifecycle.sh [ROUNDS] --proxmox   (the Proxmox backend, clone
+#        strategy, API driver, against the pve-double, beside the native backend
+#        and crun; brings scripts/proxmox-test-env.sh up in /var/tmp/nexcage-bench-px
+#        with pool nxbench and takes it down after)
 # Prints per-phase medians, ratios nexcage/runc and nexcage/crun, and the peak
 # RSS of `<runtime> create`. Results for this repo: BENCHMARKS.md.
 set -eu
@@ -19,4 +23,17 @@ mkdir -p /run/cg-hugetlb
 mountpoint -q /run/cg-hugetlb || mount -t cgroup -o hugetlb cgroup /run/cg-hugetlb
 rounds=${1:-20}
 [ $# -gt 0 ] && shift
+px=
+for arg in "$@"; do [ "$arg" = --proxmox ] && px=/var/tmp/nexcage-bench-px; done
+if [ -n "$px" ]; then
+    export NEXCAGE_TEST_POOL=nxbench
+    scripts/proxmox-test-env.sh down "$px" >/dev/null 2>&1 || true
+    scripts/proxmox-test-env.sh up "$px" >/dev/null
+    trap 'scripts/proxmox-test-env.sh down "$px" >/dev/null 2>&1' EXIT
+    args=
+    for arg in "$@"; do [ "$arg" = --proxmox ] && arg="--proxmox=$px"; args="$args $arg"; done
+    # shellcheck disable=SC2086 # the options are words without blanks
+    python3 benches/lifecycle.py --rounds "$rounds" --nexcage "$NEXCAGE" $args
+    exit
+fi
 exec python3 benches/lifecycle.py --rounds "$rounds" --nexcage "$NEXCAGE" "$@"

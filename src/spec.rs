@@ -80,6 +80,13 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     if !rootfs.is_dir() {
         return Err(invalid(&format!("root.path {} does not exist", rootfs.display())));
     }
+    if let Some(real) = symlinked(&dir, root.path()) {
+        return Err(invalid(&format!(
+            "invalid rootfs: root.path {} is a symlink or passes through one (to {}); runc refuses it too: give the resolved path",
+            root.path().display(),
+            real.display()
+        )));
+    }
     let process = spec.process().as_ref().ok_or_else(|| invalid("process is missing"))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args must not be empty"));
@@ -88,6 +95,28 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         return Err(invalid("process.cwd must be an absolute path"));
     }
     Ok(Bundle { dir, spec, rootfs, dropped_caps })
+}
+
+/// runc 1.1.5's rule (libcontainer/configs/validate `rootfs`): the rootfs,
+/// made absolute against the bundle's real path, must already be its own
+/// resolved path. Some(resolved path) when it is not (a symlink anywhere in
+/// `root.path`); crun 1.8.1 follows the link, runc refuses ("invalid rootfs:
+/// not an absolute path, or a symlink"), and nexcage keeps runc's rule. A
+/// bundle reached through a symlink is fine, as in runc, which chdirs there.
+fn symlinked(dir: &Path, root_path: &Path) -> Option<PathBuf> {
+    let base = std::fs::canonicalize(dir).ok()?;
+    let mut clean = PathBuf::new();
+    for c in base.join(root_path).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => clean.push(c),
+        }
+    }
+    let real = std::fs::canonicalize(&clean).ok()?;
+    (real != clean).then_some(real)
 }
 
 #[cfg(test)]
@@ -113,6 +142,23 @@ mod tests {
         let b = load(&d).unwrap();
         assert_eq!(b.rootfs, d.join("rootfs"));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlinked_rootfs_is_refused_as_runc_does() {
+        let d = bundle("symlink", Some(&GOOD.replace("\"rootfs\"", "\"link\"")));
+        std::os::unix::fs::symlink("rootfs", d.join("link")).unwrap();
+        let e = load(&d).err().expect("runc refuses a symlinked root.path").to_string();
+        assert!(e.contains("invalid rootfs") && e.contains("symlink"), "{e}");
+        // the same bundle reached through a symlink to it is fine (runc chdirs there)
+        fs::write(d.join("config.json"), GOOD).unwrap();
+        let via = d.with_extension("via");
+        let _ = fs::remove_file(&via);
+        std::os::unix::fs::symlink(&d, &via).unwrap();
+        let ok = load(&via).map(|b| b.rootfs);
+        fs::remove_file(&via).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        ok.unwrap();
     }
 
     #[test]

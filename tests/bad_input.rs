@@ -57,12 +57,18 @@ fn bundle_errors() {
     let mut noargs: serde_json::Value = serde_json::from_str(&raw).unwrap();
     noargs["process"]["args"] = serde_json::json!([]);
     let noargs = mk("noargs", Some(noargs.to_string()));
+    // root.path through a symlink: runc 1.1.5 refuses it ("invalid rootfs"), so does nexcage
+    let mut linked: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    std::os::unix::fs::symlink(linked["root"]["path"].as_str().unwrap(), good.join("rootfs-link")).unwrap();
+    linked["root"]["path"] = serde_json::json!(good.join("rootfs-link"));
+    let linked = mk("linked", Some(linked.to_string()));
     let cases = [
         (s.path().join("missing").to_str().unwrap().to_string(), "does not exist"),
         (nocfg, "has no config.json"),
         (malformed, "malformed JSON"),
         (v2, "unsupported ociVersion"),
         (noargs, "process.args must not be empty"),
+        (linked, "invalid rootfs: root.path"),
     ];
     for (i, (b, want)) in cases.iter().enumerate() {
         let id = format!("bad-bundle-{i}");
@@ -99,6 +105,18 @@ fn id_errors() {
     assert_eq!(status_of(&root, "bad-dup"), "running");
     fails_cleanly(&root, &log, &["state", "bad-nope"], "does not exist");
     fails_cleanly(&root, &log, &["kill", "bad-nope", "KILL"], "does not exist");
+    // runc looks the container up before it parses the signal: exit 1 for
+    // both, "does not exist" first (a fresh-clone tester saw exit 2 here)
+    fails_cleanly(&root, &log, &["kill", "bad-nope", "SIGNOPE"], "does not exist");
+    for (args, want) in [
+        (&["kill", "bad-nope", "SIGNOPE"][..], "does not exist"),
+        (&["kill", "bad-dup", "SIGNOPE"], "invalid signal"),
+        (&["update", "bad-nope"], "does not exist"),
+    ] {
+        let o = nx(&root, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?} exits 1 as runc does: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
     let d = nx(&root, &["delete", "--force", "bad-dup"]);
     assert!(d.status.success(), "{}", stderr(&d));
     nothing_left(&root, "bad-dup", bs);
@@ -127,7 +145,6 @@ fn usage_errors_are_not_commands_or_ids() {
         vec!["start", "a", "b"],
         vec!["kill"],
         vec!["frobnicate", "x"],
-        vec!["kill", "x", "SIGNOPE"],
     ] {
         let _ = std::fs::remove_file(&log);
         let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];

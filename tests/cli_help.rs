@@ -92,3 +92,26 @@ fn each_cause_printed_once() {
     assert!(err.contains("/nonexistent/my-image.tar"), "{err}");
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
+
+/// A reader that went away (`nexcage features | head -1`) ends the command
+/// quietly with 141, as runc (Go: death by SIGPIPE): no panic message. The
+/// pipe's read end is closed before the command starts, so every write fails.
+#[test]
+fn closed_stdout_exits_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    for args in [&["features"][..], &["man"], &["completion", "bash"], &["--root", r, "list"], &["--root", r, "list", "--format", "json"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_nexcage"))
+            .args(args)
+            .env_remove("NEXCAGE_CONFIG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.is_empty(), "{args:?}: nothing on stderr: {err}");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

@@ -130,6 +130,30 @@ fn exec_runs_in_the_container() {
     let l = nx(&root, &["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
     assert_eq!(v[0]["id"], "life-e1");
+    // A failed exec reaps libcontainer's intermediate and init: under a
+    // subreaper that never reaps (as an engine's shim may be late to), none
+    // of them is left a zombie (they were, and a later kill waited on them).
+    let script = r#"
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+rc = subprocess.run(sys.argv[1:], stderr=subprocess.DEVNULL).returncode
+time.sleep(0.3)
+zombies = []
+for p in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        st = open(f'/proc/{p}/stat').read()
+    except OSError:
+        continue
+    rest = st[st.rindex(')') + 2:].split()
+    if rest[0] == 'Z' and int(rest[1]) == os.getpid():
+        zombies.append(st[:st.rindex(')') + 1])
+print(rc, zombies)
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_nexcage"), "--root", root.to_str().unwrap(), "exec", "life-e1", "/no/such/program"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "255 []", "{}", String::from_utf8_lossy(&o.stderr));
     assert!(nx(&root, &["delete", "--force", "life-e1"]).status.success());
     let o = nx(&root, &["exec", "life-e1", "true"]);
     assert!(stderr(&o).contains("does not exist"));

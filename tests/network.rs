@@ -194,6 +194,9 @@ fn web_app_scaled_and_conflicts() {
     assert_eq!(n.localnet("vmbr0"), "0", "route_localnet restored with the last published container");
     let table = n.ns.nft();
     assert!(!table.contains("dnat-") && !table.contains("snat-") && !table.contains("localnet-"), "{table}");
+    // the table itself goes with the last published container
+    let o = n.inside("nft", &["list", "table", "ip", "nexcage"]);
+    assert!(!o.status.success(), "table ip nexcage left behind: {}", text(&o.stdout));
     assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
 }
 
@@ -253,4 +256,51 @@ fn refusals_leave_nothing() {
         assert!(!n.dir().join("store/bundles/bad").exists() && !n.dir().join("root/bad").exists(), "{args:?} left something");
     }
     assert!(n.ns.on_bridge().is_empty());
+}
+
+/// An admin `create` killed (SIGKILL) after the container was made and
+/// before its monitor attached the network: a later `start` does not run it
+/// without its veth and ports (it exited 0 so): it creates it again and the
+/// port answers.
+#[test]
+fn start_after_an_interrupted_create() {
+    let Some(mut n) = Net::new("start_after_an_interrupted_create", serde_json::json!({})) else { return };
+    n.ids.push("cut".into());
+    n.ok(&["create", "--name", "cut", "--image", IMAGE, "--env", "APP=cut", "--network", "bridge=vmbr0,ip=10.88.0.20/24,gw=10.88.0.1", "--port", "8095:80"]);
+    // What the kill leaves: no monitor, no veth, no DNAT (the table had only cut's).
+    let host_if = n.json(&["info", "--format", "json", "cut"])["network"]["hostInterface"].as_str().unwrap().to_string();
+    let pid = n.json(&["state", "cut"])["pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let monitor: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(std::fs::read_to_string(format!("/proc/{monitor}/cmdline")).unwrap().contains("__monitor"), "the init's parent is its monitor");
+    assert!(Command::new("kill").args(["-KILL", &monitor.to_string()]).status().unwrap().success());
+    assert!(n.inside("ip", &["link", "del", &host_if]).status.success());
+    assert!(n.inside("nft", &["delete", "table", "ip", "nexcage"]).status.success());
+    assert_eq!(n.json(&["state", "cut"])["status"], "created");
+    let o = n.nx(&["start", "cut"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(n.get("10.88.0.1:8095"), "page of cut\n", "start set the network up");
+    assert_eq!(n.ns.on_bridge(), vec![host_if]);
+    n.ok(&["delete", "--force", "cut"]);
+    assert_eq!(n.ns.on_bridge(), Vec::<String>::new());
+}
+
+/// `ip netns exec NS nexcage create ...` (a new mount namespace with a fresh
+/// /sys, no cgroup mounts): one clear line naming the cause and the
+/// `nsenter --net` workaround, nothing left (libcontainer said only "failed
+/// to detect cgroup setup").
+#[test]
+fn ip_netns_exec_is_explained() {
+    let Some(n) = Net::new("ip_netns_exec_is_explained", serde_json::json!({})) else { return };
+    let b = bundle(n.dir(), "b", &["true"], |_| {});
+    let root = n.dir().join("root");
+    let o = Command::new("ip")
+        .args(["netns", "exec", &n.ns.0, nexcage(), "--root", root.to_str().unwrap(), "create", "--bundle", b.to_str().unwrap(), "inns"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.trim().lines().count() == 1, "{e}");
+    assert!(e.contains("ip netns exec") && e.contains("nsenter --net=/run/netns/"), "{e}");
+    assert!(!root.join("inns").exists());
 }

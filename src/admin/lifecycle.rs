@@ -74,10 +74,21 @@ pub fn create(ctx: &Ctx, name: &str, source: &Path, a: &AdminArgs) -> Result<()>
 
 /// Starts admin container `id`: a created one is started in place; a
 /// stopped one (or one whose state vanished with a reboot) is created
-/// again from its bundle under a new monitor.
+/// again from its bundle under a new monitor. So is a created one whose
+/// network is not (fully) there: its `create` was killed before the
+/// monitor attached it, and starting it would run a container without the
+/// veth and ports it was created with.
 pub fn launch(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
     if ctx.root.join(id).exists() {
         let mut c = Container::load(ctx, id)?;
+        let native = c.record().backend == crate::state::BackendKind::Native;
+        if c.status() == crate::state::Status::Created && !network::attached(id, dir, native)? {
+            tracing::warn!("{id}: its create was interrupted before its network was set up; creating it again");
+            drop(c);
+            Container::delete(ctx, id, true)?;
+            network::detach(ctx, id, dir, None)?;
+            return monitor::spawn(ctx, id, dir, true);
+        }
         match c.start(ctx) {
             Err(e) if e.downcast_ref::<TransitionError>() == Some(&TransitionError::StartStopped) => {}
             r => return r,

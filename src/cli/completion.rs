@@ -11,6 +11,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let mut cmd = super::command();
-    clap_complete::generate(a.shell, &mut cmd, "nexcage", &mut std::io::stdout());
+    // Generated into memory, then printed: a closed stdout then takes the
+    // one quiet path (cli::epipe), not clap_complete's panic.
+    let mut out = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "nexcage", &mut out);
+    print!("{}", String::from_utf8_lossy(&out));
     Ok(0)
 }

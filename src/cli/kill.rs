@@ -2,7 +2,7 @@
 //! runc's `kill [--all] ID [SIGNAL]`, or the user guide's
 //! `kill --name NAME --signal SIGNAL`.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use super::target::Target;
 use super::Ctx;
@@ -18,14 +18,20 @@ pub struct Args {
     pub target: Target,
     /// Signal: a number, a name (TERM) or SIG-prefixed (SIGTERM); default SIGTERM
     #[arg(value_name = "SIGNAL")]
-    pub signal: Option<Sig>,
+    pub signal: Option<String>,
     /// The user guide's form of SIGNAL
     #[arg(long = "signal", value_name = "SIGNAL", conflicts_with = "signal")]
-    pub signal_flag: Option<Sig>,
+    pub signal_flag: Option<String>,
 }
 
+/// Like runc, the container is looked up before the signal is parsed:
+/// `kill NOSUCH BOGUS` says "does not exist" (exit 1), as runc does.
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let sig = a.signal.or(a.signal_flag).map_or(libc::SIGTERM, |s| s.0);
-    Container::load(ctx, a.target.id())?.kill(ctx, sig, a.all)?;
+    let c = Container::load(ctx, a.target.id())?;
+    let sig = match a.signal.or(a.signal_flag) {
+        Some(s) => s.parse::<Sig>().map_err(|e| anyhow!("kill: {e}"))?.0,
+        None => libc::SIGTERM,
+    };
+    c.kill(ctx, sig, a.all)?;
     Ok(0)
 }

@@ -5,6 +5,7 @@ mod completion;
 mod config;
 mod create;
 mod delete;
+mod epipe;
 mod events;
 mod exec;
 mod features;
@@ -213,6 +214,7 @@ pub fn command() -> clap::Command {
 
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
+    epipe::install();
     let args: Vec<String> = std::env::args().collect();
     let mut cmd = command();
     let parsed = cmd

@@ -121,9 +121,10 @@ fn resources(a: &Args) -> Result<LinuxResources> {
     serde_json::from_value(v).context("resources: not a valid linux.resources object")
 }
 
+/// The container first, as runc: `update NOSUCH` says "does not exist".
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let res = resources(&a)?;
-    Container::load(ctx, &a.id)?.update(ctx, &res)?;
+    let c = Container::load(ctx, &a.id)?;
+    c.update(ctx, &resources(&a)?)?;
     Ok(0)
 }
 

@@ -216,6 +216,20 @@ pub fn attach(ctx: &Ctx, id: &str, dir: &Path, pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// Whether the recorded network of container `id` (bundle `dir`) is in
+/// place: the host veth (native backend; LXC makes a guest's) and, with
+/// `--port`, the DNAT chain. True when there is nothing to attach. An
+/// admin `create` killed after the container was made and before
+/// [`attach`] finished leaves a created container without it. `native`:
+/// whether it is on the native backend (the caller holds its record).
+pub fn attached(id: &str, dir: &Path, native: bool) -> Result<bool> {
+    let Some(plan) = plan::load(dir)? else { return Ok(true) };
+    if native && link::show(&plan::host_ifname(id))?.is_none() {
+        return Ok(false);
+    }
+    Ok(plan.ports.is_empty() || nft::is_published(id)?)
+}
+
 /// Removes the published ports and host veth of container `id` (bundle
 /// `dir`), unless a new process of it (not `pid`, which exited) holds them.
 pub fn detach(ctx: &Ctx, id: &str, dir: &Path, pid: Option<i32>) -> Result<()> {

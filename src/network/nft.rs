@@ -13,7 +13,9 @@
 //! through its bridge (`oifname`), and `route_localnet` is turned on for
 //! that bridge (localnet.rs). An empty chain `localnet-<bridge>` records
 //! that nexcage turned it on; it is turned off again, and the chain
-//! deleted, when no container's rule names that bridge any more.
+//! deleted, when no container's rule names that bridge any more. When the
+//! last container's chains go, the table goes too, unless something in it
+//! is not nexcage's (a chain or rule someone else added).
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -201,6 +203,11 @@ pub fn publish(id: &str, addr: Ipv4Addr, subnet: Ipv4Net, bridge: &str, ports: &
     res
 }
 
+/// Whether container `id`'s ports are published (its DNAT chain exists).
+pub fn is_published(id: &str) -> Result<bool, NftError> {
+    Ok(has_chain(&list_table()?, &dnat_chain(id)))
+}
+
 /// The bridges whose `route_localnet` nexcage turned on and that no
 /// container but `id` has a rule for.
 fn localnet_off<'a>(objs: &'a [Value], id: &str) -> Vec<&'a str> {
@@ -212,9 +219,39 @@ fn localnet_off<'a>(objs: &'a [Value], id: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Removes container `id`'s chains (nothing to do is fine); turns
-/// `route_localnet` off for a bridge nexcage turned it on for when no
-/// other container's rule names that bridge.
+/// Whether, once container `id`'s chains and the `off` bridges' markers
+/// are gone, the table holds only what `table_cmds` makes: no other
+/// container's chains, no chain or rule anyone else added.
+fn only_ours_left(objs: &[Value], id: &str, off: &[&str]) -> bool {
+    let gone = [dnat_chain(id), snat_chain(id)];
+    let ours = |n: &str| {
+        ["prerouting", "output", "postrouting", "ports", "hairpin"].contains(&n)
+            || gone.iter().any(|g| g == n)
+            || off.iter().any(|b| localnet_chain(b) == n)
+    };
+    objs.iter().all(|o| {
+        if let Some(n) = o["chain"]["name"].as_str() {
+            return ours(n);
+        }
+        let r = &o["rule"];
+        if r.is_null() {
+            return true; // the metainfo and table objects
+        }
+        let target = r["expr"].as_array().and_then(|e| e.iter().find_map(|x| x["jump"]["target"].as_str()));
+        match (r["chain"].as_str(), target) {
+            (Some("prerouting" | "output"), Some("ports")) | (Some("postrouting"), Some("hairpin")) => true,
+            (Some(_), Some(t)) => gone.iter().any(|g| g == t),
+            // the rules inside id's own chains
+            (Some(c), None) => gone.iter().any(|g| g == c),
+            (None, _) => false,
+        }
+    })
+}
+
+/// Removes container `id`'s chains (nothing to do is fine), and the whole
+/// table when nothing else is left in it; turns `route_localnet` off for a
+/// bridge nexcage turned it on for when no other container's rule names
+/// that bridge.
 pub fn unpublish(id: &str) -> Result<(), NftError> {
     let objs = list_table()?;
     let mut cmds = remove_cmds(&objs, id);
@@ -224,6 +261,9 @@ pub fn unpublish(id: &str) -> Result<(), NftError> {
     let off = localnet_off(&objs, id);
     for b in &off {
         cmds.push(json!({"delete": {"chain": chain(&localnet_chain(b))}}));
+    }
+    if only_ours_left(&objs, id, &off) {
+        cmds = vec![json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}})];
     }
     apply("removing published ports", cmds)?;
     for b in off {
@@ -256,6 +296,27 @@ mod tests {
         assert_eq!(handles, [14, 16]);
         let chains: Vec<_> = cmds.iter().filter_map(|c| c["delete"]["chain"]["name"].as_str()).collect();
         assert_eq!(chains, ["dnat-web", "snat-web"]);
+    }
+
+    #[test]
+    fn table_goes_with_the_last_container_if_nothing_else_is_in_it() {
+        let mut objs: Vec<Value> = vec![json!({"metainfo": {"version": "1.0.6"}}), json!({"table": {"family": "ip", "name": "nexcage"}})];
+        for c in ["prerouting", "output", "postrouting", "ports", "hairpin", "dnat-a", "snat-a", "localnet-vmbr0"] {
+            objs.push(json!({"chain": {"family": "ip", "table": "nexcage", "name": c}}));
+        }
+        for (c, t) in [("prerouting", "ports"), ("output", "ports"), ("postrouting", "hairpin"), ("ports", "dnat-a"), ("hairpin", "snat-a")] {
+            objs.push(json!({"rule": {"family": "ip", "table": "nexcage", "chain": c, "expr": [{"jump": {"target": t}}]}}));
+        }
+        objs.push(json!({"rule": {"family": "ip", "table": "nexcage", "chain": "dnat-a", "expr": [{"dnat": {"addr": "10.0.0.2", "port": 80}}]}}));
+        assert!(only_ours_left(&objs, "a", &["vmbr0"]));
+        assert!(!only_ours_left(&objs, "a", &[]), "the marker of a bridge still on stays, and the table with it");
+        assert!(!only_ours_left(&objs, "b", &["vmbr0"]), "a's chains are still there");
+        let mut theirs = objs.clone();
+        theirs.push(json!({"chain": {"family": "ip", "table": "nexcage", "name": "admin-extra"}}));
+        assert!(!only_ours_left(&theirs, "a", &["vmbr0"]), "someone else's chain keeps the table");
+        let mut theirs = objs;
+        theirs.push(json!({"rule": {"family": "ip", "table": "nexcage", "chain": "prerouting", "expr": [{"accept": null}]}}));
+        assert!(!only_ours_left(&theirs, "a", &["vmbr0"]), "someone else's rule keeps the table");
     }
 
     #[test]

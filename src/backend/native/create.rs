@@ -11,6 +11,7 @@ use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
+    super::cgroup_mount::check()?;
     // Relative paths in the spec (root, bind sources) are relative to the
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)

@@ -85,5 +85,33 @@ fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: PathBuf, exe
     let causes = init_errors::file_in(dir);
     let built = init_errors::capture(&causes, || b.as_tenant().with_detach(o.detach).with_process(Some(process_file)).build());
     let causes = init_errors::take(&causes);
-    Ok(built.map_err(|e| init_errors::with_causes(describe(e), &causes))?.as_raw())
+    match built {
+        Ok(pid) => Ok(pid.as_raw()),
+        Err(e) => {
+            reap_children(std::time::Duration::from_secs(1));
+            Err(init_errors::with_causes(describe(e), &causes))
+        }
+    }
+}
+
+/// After a failed tenant build, libcontainer's intermediate and init
+/// processes (both this process's children: the init is cloned with
+/// CLONE_PARENT) are exiting or have exited; reaps them so they are not left
+/// as zombies for the system's reaper (a later `kill` waited ~1.3 s on them
+/// under an engine's subreaper). Nothing else of this process has children
+/// at that point. Bounded by `within`; one still running then is left.
+fn reap_children(within: std::time::Duration) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Ok(WaitStatus::StillAlive) => {
+                tracing::warn!("exec: a libcontainer process of the failed exec is still running after {within:?}");
+                return;
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return, // ECHILD: all reaped
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 mod bundle;
 mod cgroup_manager;
+mod cgroup_mount;
 mod cgroupfs_binds;
 mod cgroupfs_ro;
 mod create;

@@ -12,7 +12,6 @@ mod tag;
 mod template;
 pub mod unpack;
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
@@ -97,9 +96,7 @@ pub(super) fn human(n: u64) -> String {
 /// Pretty JSON on stdout, object keys sorted.
 pub(super) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let v = serde_json::to_value(v)?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &v)?;
-    writeln!(out)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
