@@ -41,26 +41,36 @@ fn mounts_below(pid: i32, dest: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-pub fn remount(pid: i32, dest: &Path) -> Result<()> {
-    let targets = mounts_below(pid, dest)?;
-    let ns = File::open(format!("/proc/{pid}/ns/mnt")).context("mount namespace of the container")?;
-    let root = File::open(format!("/proc/{pid}/root")).context("root of the container")?;
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<()> {
-            // setns(CLONE_NEWNS) needs a thread that does not share its
-            // filesystem attributes with the rest of the process.
-            unshare(CloneFlags::CLONE_FS).map_err(|e| anyhow!("unshare(CLONE_FS): {e}"))?;
-            setns(&ns, CloneFlags::CLONE_NEWNS).map_err(|e| anyhow!("setns(mnt): {e}"))?;
-            nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).map_err(|e| anyhow!("fchdir: {e}"))?;
-            nix::unistd::chroot(".").map_err(|e| anyhow!("chroot: {e}"))?;
-            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            for t in &targets {
-                mount(None::<&str>, t, None::<&str>, flags, None::<&str>)
-                    .map_err(|e| anyhow!("remount {} read-only: {e}", t.display()))?;
-            }
-            Ok(())
-        })
-        .join()
-        .map_err(|_| anyhow!("remount thread panicked"))?
+/// What [`remount_in`] needs, opened from the host: the mount points to
+/// remount and the mount namespace and root of `pid`.
+pub struct Targets {
+    mounts: Vec<PathBuf>,
+    ns: File,
+    root: File,
+}
+
+pub fn targets(pid: i32, dest: &Path) -> Result<Targets> {
+    Ok(Targets {
+        mounts: mounts_below(pid, dest)?,
+        ns: File::open(format!("/proc/{pid}/ns/mnt")).context("mount namespace of the container")?,
+        root: File::open(format!("/proc/{pid}/root")).context("root of the container")?,
     })
+}
+
+/// Remounts `t`'s mount points read-only from inside the container's mount
+/// namespace. Switches the calling thread's filesystem attributes and mount
+/// namespace: call it on a short-lived thread (create's fix-up thread).
+pub fn remount_in(t: &Targets) -> Result<()> {
+    // setns(CLONE_NEWNS) needs a thread that does not share its filesystem
+    // attributes with the rest of the process.
+    unshare(CloneFlags::CLONE_FS).map_err(|e| anyhow!("unshare(CLONE_FS): {e}"))?;
+    setns(&t.ns, CloneFlags::CLONE_NEWNS).map_err(|e| anyhow!("setns(mnt): {e}"))?;
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&t.root)).map_err(|e| anyhow!("fchdir: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| anyhow!("chroot: {e}"))?;
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for m in &t.mounts {
+        mount(None::<&str>, m, None::<&str>, flags, None::<&str>)
+            .map_err(|e| anyhow!("remount {} read-only: {e}", m.display()))?;
+    }
+    Ok(())
 }

@@ -61,14 +61,32 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
 }
 
 /// What libcontainer does not do as runc does: `lo` up in a new network
-/// namespace, and a read-only cgroup mount made read-only.
+/// namespace, and a read-only cgroup mount made read-only. Both switch
+/// namespaces, so they run on one short-lived thread (one thread start, one
+/// malloc arena: a second thread cost ~0.1 ms and RSS per create), network
+/// first; the mount namespace switch is the last thing the thread does.
 fn fix_up(o: &CreateOpts, pid: i32) -> Result<()> {
-    let mut fixups: Vec<Result<()>> = Vec::new();
-    if loopback::wants_new_netns(&o.bundle.spec) {
-        fixups.push(loopback::up(pid).context("cannot bring up lo in the container's network namespace"));
+    const LO: &str = "cannot bring up lo in the container's network namespace";
+    const RO: &str = "cannot make the cgroup mount read-only";
+    let netns = match loopback::wants_new_netns(&o.bundle.spec) {
+        true => Some(loopback::netns_of(pid).context(LO)?),
+        false => None,
+    };
+    let ro = match cgroupfs_ro::wanted(&o.bundle.spec) {
+        Some(dest) => Some(cgroupfs_ro::targets(pid, &dest).context(RO)?),
+        None => None,
+    };
+    if netns.is_none() && ro.is_none() {
+        return Ok(());
     }
-    if let Some(dest) = cgroupfs_ro::wanted(&o.bundle.spec) {
-        fixups.push(cgroupfs_ro::remount(pid, &dest).context("cannot make the cgroup mount read-only"));
-    }
-    fixups.into_iter().find(|r| r.is_err()).unwrap_or(Ok(()))
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            if let Some(ns) = &netns {
+                loopback::up_in(ns).context(LO)?;
+            }
+            ro.as_ref().map_or(Ok(()), |t| cgroupfs_ro::remount_in(t).context(RO))
+        })
+        .join()
+        .map_err(|_| anyhow!("create's fix-up thread panicked"))?
+    })
 }

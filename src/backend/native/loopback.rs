@@ -17,34 +17,33 @@ pub fn wants_new_netns(spec: &Spec) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none()))
 }
 
-/// Sets IFF_UP on `lo` inside the network namespace of `pid`. The namespace
-/// switch happens on a short-lived thread, so the caller's stays untouched.
-pub fn up(pid: i32) -> Result<()> {
-    let ns = File::open(format!("/proc/{pid}/ns/net")).with_context(|| format!("network namespace of {pid}"))?;
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<()> {
-            setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| anyhow!("setns: {e}"))?;
-            let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-                .map_err(|e| anyhow!("socket: {e}"))?;
-            // SAFETY: ifreq is plain old data; all-zero is a valid value.
-            let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-            for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-                *dst = *src as libc::c_char;
-            }
-            // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we
-            // own, which lives for both calls; the fd is an open socket.
-            unsafe {
-                if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-                    return Err(anyhow!("SIOCGIFFLAGS lo: {}", std::io::Error::last_os_error()));
-                }
-                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-                if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
-                    return Err(anyhow!("SIOCSIFFLAGS lo: {}", std::io::Error::last_os_error()));
-                }
-            }
-            Ok(())
-        })
-        .join()
-        .map_err(|_| anyhow!("loopback thread panicked"))?
-    })
+/// The network namespace of `pid`, to pass to [`up_in`].
+pub fn netns_of(pid: i32) -> Result<File> {
+    File::open(format!("/proc/{pid}/ns/net")).with_context(|| format!("network namespace of {pid}"))
+}
+
+/// Sets IFF_UP on `lo` inside the network namespace `ns`. Switches the
+/// calling thread's network namespace: call it on a short-lived thread
+/// (create's fix-up thread), so the process's own stays untouched.
+pub fn up_in(ns: &File) -> Result<()> {
+    setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| anyhow!("setns: {e}"))?;
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| anyhow!("socket: {e}"))?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own,
+    // which lives for both calls; the fd is an open socket.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(anyhow!("SIOCGIFFLAGS lo: {}", std::io::Error::last_os_error()));
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(anyhow!("SIOCSIFFLAGS lo: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
