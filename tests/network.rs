@@ -301,6 +301,6 @@ fn ip_netns_exec_is_explained() {
         .unwrap();
     let e = stderr(&o);
     assert!(!o.status.success() && e.trim().lines().count() == 1, "{e}");
-    assert!(e.contains("ip netns exec") && e.contains("nsenter --net=/run/netns/"), "{e}");
+    assert!(e.contains("ip netns exec") && e.contains(&format!("nsenter --net=/run/netns/{} ", n.ns.0)), "{e}");
     assert!(!root.join("inns").exists());
 }

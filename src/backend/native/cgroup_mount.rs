@@ -28,10 +28,22 @@ pub fn check() -> Result<()> {
     if cgroup_mounts(&info).iter().any(|m| m.starts_with("/sys/fs/cgroup")) {
         return Ok(());
     }
+    let ns = netns_name().map(|n| format!("/run/netns/{n}")).unwrap_or_else(|| "/run/netns/NAME".into());
     bail!(
         "no cgroup filesystem is mounted under /sys/fs/cgroup in this mount namespace (`ip netns exec` remounts /sys and hides it): \
-         run nexcage in a network namespace with `nsenter --net=/run/netns/NAME nexcage ...` instead"
+         run nexcage in a network namespace with `nsenter --net={ns} nexcage ...` instead"
     )
+}
+
+/// The name under /run/netns (iproute2's bind mounts) of the network
+/// namespace nexcage runs in, if it has one there.
+fn netns_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/ns/net").ok()?;
+    std::fs::read_dir("/run/netns").ok()?.flatten().find_map(|e| {
+        let m = std::fs::metadata(e.path()).ok()?;
+        (m.dev() == own.dev() && m.ino() == own.ino()).then(|| e.file_name().to_string_lossy().into_owned())
+    })
 }
 
 #[cfg(test)]
