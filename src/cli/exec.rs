@@ -32,10 +32,10 @@ pub struct Args {
     /// Keep stdin attached (it always is unless --detach; accepted for admins' habits)
     #[arg(short, long)]
     pub interactive: bool,
-    /// Environment variable KEY=VALUE (repeatable)
+    /// Environment variable KEY=VALUE (repeatable; KEY must not be empty, as in runc)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// User as UID[:GID], or NAME[:GROUP] from the container's /etc/passwd and /etc/group
+    /// User as UID[:GID] (0-2147483647, as in runc), or NAME[:GROUP] from the container's /etc/passwd and /etc/group
     #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Additional group id (repeatable)
