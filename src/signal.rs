@@ -3,7 +3,8 @@
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 
-/// A raw signal number, validated to be deliverable (1..=SIGRTMAX).
+/// A raw signal number, validated to be deliverable (0..=SIGRTMAX; 0, as in
+/// runc's `kill ID 0`, sends nothing and only checks the process exists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sig(pub i32);
 
@@ -20,7 +21,7 @@ impl FromStr for Sig {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid signal: {s:?}");
         if let Ok(n) = s.parse::<i32>() {
-            return if (1..=rtmax()).contains(&n) { Ok(Sig(n)) } else { Err(bad()) };
+            return if (0..=rtmax()).contains(&n) { Ok(Sig(n)) } else { Err(bad()) };
         }
         let up = s.to_ascii_uppercase();
         let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -48,11 +49,13 @@ mod tests {
             assert_eq!(s.parse::<Sig>().unwrap(), Sig(n), "{s}");
         }
         assert_eq!("RTMIN+2".parse::<Sig>().unwrap(), Sig(libc::SIGRTMIN() + 2));
+        // runc takes 0: kill(2) then only checks that the process exists
+        assert_eq!("0".parse::<Sig>().unwrap(), Sig(0));
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "0", "-1", "100", "NOPE", "SIG", "RTMIN+99"] {
+        for s in ["", "-1", "100", "NOPE", "SIG", "RTMIN+99"] {
             assert!(s.parse::<Sig>().is_err(), "{s}");
         }
     }

@@ -94,6 +94,8 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     if !process.cwd().is_absolute() {
         return Err(invalid("process.cwd must be an absolute path"));
     }
+    let raw = serde_json::to_value(process).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+    crate::backend::oci::process_user_env::check(&raw).map_err(|m| invalid(&m))?;
     Ok(Bundle { dir, spec, rootfs, dropped_caps })
 }
 

@@ -62,7 +62,20 @@ fn bundle_errors() {
     std::os::unix::fs::symlink(linked["root"]["path"].as_str().unwrap(), good.join("rootfs-link")).unwrap();
     linked["root"]["path"] = serde_json::json!(good.join("rootfs-link"));
     let linked = mk("linked", Some(linked.to_string()));
+    // runc 1.1.5's rules (backend::oci::process_user_env): (uid_t)-1 would leave the process root
+    let mut uid_max: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    uid_max["process"]["user"]["uid"] = serde_json::json!(4294967295u32);
+    let uid_max = mk("uid-max", Some(uid_max.to_string()));
+    let mut gid_big: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    gid_big["process"]["user"]["additionalGids"] = serde_json::json!([2147483648u32]);
+    let gid_big = mk("gid-big", Some(gid_big.to_string()));
+    let mut env_noname: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    env_noname["process"]["env"] = serde_json::json!(["PATH=/bin", "=x"]);
+    let env_noname = mk("env-noname", Some(env_noname.to_string()));
     let cases = [
+        (uid_max, "uids and gids must be in range 0-2147483647"),
+        (gid_big, "uids and gids must be in range 0-2147483647"),
+        (env_noname, r#"environment variable name can't be empty: "=x""#),
         (s.path().join("missing").to_str().unwrap().to_string(), "does not exist"),
         (nocfg, "has no config.json"),
         (malformed, "malformed JSON"),
@@ -121,6 +134,40 @@ fn id_errors() {
     assert!(d.status.success(), "{}", stderr(&d));
     nothing_left(&root, "bad-dup", bs);
     assert!(nx(&root, &["delete", "--force", "bad-dup"]).status.success(), "force delete of a missing container succeeds");
+}
+
+/// `exec` takes runc 1.1.5's rules for uids, gids and env entries from the
+/// flags and from a `--process` file, and fails before any process starts.
+#[test]
+fn exec_user_and_env_errors() {
+    let s = Scratch::new("badexec");
+    let root = s.path().join("root");
+    let log = s.path().join("log.json");
+    let b = bundle(s.path(), "b", &["sleep", "100"], |_| {});
+    let bs = b.to_str().unwrap();
+    assert!(nx_detached(&root, &["create", "--bundle", bs, "bad-exec"], &s.path().join("out")).success());
+    assert!(nx(&root, &["start", "bad-exec"]).status.success());
+    let range = "uids and gids must be in range 0-2147483647";
+    let file = s.path().join("process.json");
+    std::fs::write(&file, r#"{"args": ["id"], "cwd": "/", "user": {"uid": 0, "gid": 4294967295}}"#).unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["exec", "-u", "4294967295", "bad-exec", "id"], range),
+        (&["exec", "-u", "2147483648", "bad-exec", "id"], range),
+        (&["exec", "-u", "0:4294967295", "bad-exec", "id"], range),
+        (&["exec", "-e", "", "bad-exec", "id"], r#"invalid environment variable: """#),
+        (&["exec", "-e", "=x", "bad-exec", "id"], r#"environment variable name can't be empty: "=x""#),
+        (&["exec", "-e", "x", "bad-exec", "id"], r#"invalid environment variable: "x""#),
+        (&["exec", "--process", file.to_str().unwrap(), "bad-exec"], range),
+    ];
+    for (args, want) in cases {
+        fails_cleanly(&root, &log, args, want);
+    }
+    assert_eq!(status_of(&root, "bad-exec"), "running");
+    let ps = nx(&root, &["ps", "--format", "json", "bad-exec"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids.len(), 1, "only the container's init, no exec'd process: {pids:?}");
+    assert!(nx(&root, &["delete", "--force", "bad-exec"]).status.success());
+    nothing_left(&root, "bad-exec", bs);
 }
 
 #[test]

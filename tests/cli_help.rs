@@ -115,3 +115,18 @@ fn closed_stdout_exits_quietly() {
         assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
     }
 }
+
+/// Arguments a fresh-clone tester found crashing or unclear: an `events
+/// --interval` too long for a Duration is a usage error (exit 2), not a
+/// panic (exit 134 with panic=abort); `spec -b DIR` names the missing DIR.
+#[test]
+fn overflowing_interval_and_missing_spec_dir_are_clear_errors() {
+    let o = nexcage(&["--root", "/nonexistent", "events", "--interval", "99999999999999999h", "x"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("too long") && !err.contains("panicked"), "{err}");
+    let o = nexcage(&["spec", "-b", "/nonexistent/spec-dir"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/nonexistent/spec-dir"), "{err}");
+}

@@ -32,7 +32,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if secs <= 0.0 {
         return Err("duration must be positive".into());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {

@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
 
 use super::handoff::Handoff;
 use super::Ctx;
+use crate::backend::oci::process_user_env;
 use crate::backend::ExecOpts;
 use crate::container::{wait_forwarding, Container};
 
@@ -30,10 +32,10 @@ pub struct Args {
     /// Keep stdin attached (it always is unless --detach; accepted for admins' habits)
     #[arg(short, long)]
     pub interactive: bool,
-    /// Environment variable KEY=VALUE (repeatable)
+    /// Environment variable KEY=VALUE (repeatable; KEY must not be empty, as in runc)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// User as UID[:GID], or NAME[:GROUP] from the container's /etc/passwd and /etc/group
+    /// User as UID[:GID] (0-2147483647, as in runc), or NAME[:GROUP] from the container's /etc/passwd and /etc/group
     #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Additional group id (repeatable)
@@ -81,8 +83,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     }
     if let Some(p) = &a.process {
         let data = std::fs::read(p).with_context(|| format!("cannot read process file {}", p.display()))?;
-        serde_json::from_slice::<serde_json::Value>(&data)
+        let process = serde_json::from_slice::<serde_json::Value>(&data)
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
+        process_user_env::check(&process).map_err(|m| anyhow!("process file {}: {m}", p.display()))?;
     }
     let c = Container::load(ctx, &a.id)?;
     let mut additional_gids = a.additional_gids;
@@ -94,6 +97,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         }
         None => (None, None),
     };
+    let flags = json!({"user": {"uid": uid, "gid": gid, "additionalGids": additional_gids}, "env": a.env});
+    process_user_env::check(&flags).map_err(|m| anyhow!("exec: {m}"))?;
     let opts = ExecOpts {
         process_file: a.process.map(|p| std::path::absolute(&p).unwrap_or(p)),
         args: a.command,

@@ -16,7 +16,7 @@ pub struct Args {
     pub all: bool,
     #[command(flatten)]
     pub target: Target,
-    /// Signal: a number, a name (TERM) or SIG-prefixed (SIGTERM); default SIGTERM
+    /// Signal: a number, a name (TERM) or SIG-prefixed (SIGTERM); default SIGTERM; 0 only checks that the init exists, as in runc
     #[arg(value_name = "SIGNAL")]
     pub signal: Option<String>,
     /// The user guide's form of SIGNAL

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +67,7 @@ pub fn run(a: Args, rootless: bool) -> Result<i32> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    std::fs::write(&path, serde_json::to_string_pretty(&default_spec(rootless))? + "\n")?;
+    std::fs::write(&path, serde_json::to_string_pretty(&default_spec(rootless))? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(0)
 }

@@ -2,7 +2,7 @@
 //! failure rules, `kill --all` over a cgroup's processes, unknown
 //! capability names, `HOME`, a missing `process.cwd`, `oomScoreAdj`, a
 //! seccomp profile compiled to BPF, the signal state a process starts with,
-//! and the process
+//! the range of uids/gids and the shape of env entries, and the process
 //! `exec` inherits from the container. (Stats in runc's shape are
 //! `backend::stats`.)
 
@@ -13,5 +13,6 @@ pub mod home;
 pub mod hooks;
 pub mod kill;
 pub mod oom;
+pub mod process_user_env;
 pub mod seccomp_bpf;
 pub mod signals;

@@ -37,6 +37,8 @@ pub fn cases() -> Vec<Case> {
         case("misc.pause.created", "pause and resume of a created container work (runc allows it)", pause_created),
         case("process.args.not_executable", "a program without x bit: refused saying permission denied", not_executable),
         case("process.args.not_found_words", "a missing program: refused saying no such file or directory / not found", not_found_words),
+        case("process.user.id_range", "uid/gid/additionalGids 4294967295 or above 2147483647 (config and exec -u) are refused, never run as root (runc: uids and gids must be in range 0-2147483647)", id_range),
+        case("process.env.invalid", "an env entry without a name or without '=' (config and exec -e) is refused before the process runs", env_invalid),
         case("process.oom_score_adj.denied", "oomScoreAdj -998 without CAP_SYS_RESOURCE fails naming /proc/self/oom_score_adj and the OS error", oom_denied)
             .requires(no_sys_resource),
     ]
@@ -283,5 +285,36 @@ fn oom_denied(ctx: &mut Ctx) -> Result<()> {
     let err = expect_refused(ctx, &b, "oomScoreAdj -998 without CAP_SYS_RESOURCE")?;
     ensure!(err.contains("/proc/self/oom_score_adj"), "the error does not name /proc/self/oom_score_adj: {}", excerpt(&err));
     ensure!(err.to_lowercase().contains("permission denied"), "the error does not give the OS error: {}", excerpt(&err));
+    Ok(())
+}
+
+fn id_range(ctx: &mut Ctx) -> Result<()> {
+    for (ptr, v) in [("/process/user/uid", json!(4294967295u32)), ("/process/user/gid", json!(2147483648u32)), ("/process/user/additionalGids", json!([4294967295u32]))] {
+        let mut b = ctx.bundle()?;
+        b.set(ptr, v.clone());
+        expect_refused(ctx, &b, &format!("{ptr} {v}"))?;
+    }
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    for user in ["4294967295", "2147483648", "0:4294967295"] {
+        let o = ctx.rt(&["exec", "-u", user, &c.id, "/bin/id"])?;
+        ensure!(!o.stdout.contains("uid="), "exec -u {user} ran: {}", o.stdout.trim());
+        o.must_fail(&format!("exec -u {user}"))?;
+    }
+    Ok(())
+}
+
+fn env_invalid(ctx: &mut Ctx) -> Result<()> {
+    for entry in ["=x", "x"] {
+        let mut b = ctx.bundle()?;
+        b.set("/process/env", json!(["PATH=/bin", entry]));
+        expect_refused(ctx, &b, &format!("env entry {entry:?}"))?;
+    }
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    for entry in ["=x", ""] {
+        let o = ctx.rt(&["exec", "-e", entry, &c.id, "/bin/true"])?;
+        o.must_fail(&format!("exec -e {entry:?}"))?;
+    }
     Ok(())
 }
