@@ -24,8 +24,8 @@ pub struct Args {
     /// Memory plus swap limit
     #[arg(long, allow_hyphen_values = true, value_parser = parse_size)]
     pub memory_swap: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(long, value_parser = parse_num::<u64>)]
+    /// CPU shares (relative weight; runc spells it --cpu-share)
+    #[arg(long, alias = "cpu-share", value_parser = parse_num::<u64>)]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds
     #[arg(long, allow_hyphen_values = true, value_parser = parse_num::<i64>)]
