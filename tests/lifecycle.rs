@@ -118,6 +118,53 @@ fn pause_resume_and_stats() {
     assert!(!cgroup_exists("life-p1"), "delete removes the cgroup");
 }
 
+/// The container's cgroup v1 `controller` directory (None on cgroup v2).
+fn v1_cgroup_dir(pid: i64, controller: &str) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let line = text.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == controller)))?;
+    let path = line.splitn(3, ':').nth(2)?;
+    Some(std::path::Path::new("/sys/fs/cgroup").join(controller).join(path.trim_start_matches('/')))
+}
+
+/// As runc 1.1.5: `update` with 0 or "" leaves a limit unchanged and exits 0;
+/// `events --stats` gives cpu user/kernel in nanoseconds (cgroup v1
+/// `cpuacct.stat` counts clock ticks: nexcage once printed "user":39 where
+/// runc printed 410000000).
+#[test]
+fn update_zero_keeps_limits_and_stats_cpu_is_ns() {
+    let s = Scratch::new("updzero");
+    let root = s.path().join("root");
+    let burn = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; sleep 100";
+    let b = bundle(s.path(), "b", &["sh", "-c", burn], |_| {});
+    assert!(nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "life-u0"], &s.path().join("out")).success());
+    assert!(nx(&root, &["start", "life-u0"]).status.success());
+    let o = nx(&root, &["update", "--memory", "64m", "--cpu-period", "100000", "--cpuset-cpus", "0", "life-u0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for flags in [&["--memory", "0"][..], &["--memory", ""], &["--cpu-period", "0"], &["--cpuset-cpus", ""], &["--cpu-shares", "0", "--cpu-quota", "0", "--pids-limit", "0", "--blkio-weight", "0", "--memory-reservation", ""]] {
+        let o = nx(&root, &[&["update"], flags, &["life-u0"]].concat());
+        assert!(o.status.success(), "update {flags:?}: {}", stderr(&o));
+    }
+    let pid = state(&root, "life-u0").unwrap()["pid"].as_i64().unwrap();
+    if let Some(mem) = v1_cgroup_dir(pid, "memory") {
+        assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), (64 << 20).to_string());
+        let cpus = v1_cgroup_dir(pid, "cpuset").unwrap().join("cpuset.cpus");
+        assert_eq!(std::fs::read_to_string(cpus).unwrap().trim(), "0");
+    }
+    let mut u = serde_json::Value::Null;
+    let busy = wait_until(60, || {
+        let ev = nx(&root, &["events", "--stats", "life-u0"]);
+        let v: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
+        u = v["data"]["cpu"]["usage"].clone();
+        u["total"].as_u64().unwrap() > 300_000_000
+    });
+    assert!(busy, "the loop used cpu: {u}");
+    let (total, user, kernel) = (u["total"].as_u64().unwrap(), u["user"].as_u64().unwrap(), u["kernel"].as_u64().unwrap());
+    // Ticks are 10 ms: user+kernel is the total to within a few ticks, not
+    // a billionth of it.
+    assert!(user + kernel > total / 2 && user + kernel < total * 2 + 100_000_000, "{u}");
+    assert!(nx(&root, &["delete", "--force", "life-u0"]).status.success());
+}
+
 #[test]
 fn exec_runs_in_the_container() {
     let s = Scratch::new("exec");

@@ -130,7 +130,53 @@ fn blkio(v: &[libcgroups::stats::BlkioDeviceStat]) -> Vec<BlkioEntry> {
         .collect()
 }
 
-/// The full set, from libcgroups' reading of a cgroup (v1 or v2).
+/// Which hierarchy libcgroups read `Stats` from, which fixes its cpu-time
+/// units (libcgroups 0.7.0): v1 gives `cpuacct.stat` user/system in clock
+/// ticks (USER_HZ) and everything else in nanoseconds; v2 gives `cpu.stat`
+/// in microseconds. runc reports nanoseconds for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hierarchy {
+    V1,
+    V2,
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ; 100 on Linux).
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory effects; it only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
+}
+
+/// `ticks` clock ticks in nanoseconds, as runc (`ticks * 1e9 / CLK_TCK`).
+fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)).try_into().unwrap_or(u64::MAX)
+}
+
+/// The full set, from libcgroups' reading of a cgroup, cpu times in
+/// nanoseconds whichever hierarchy `h` they came from.
+pub fn from_libcgroups(s: &libcgroups::stats::Stats, h: Hierarchy) -> Stats {
+    let mut out = Stats::from(s);
+    if let Some(c) = out.cpu.as_mut() {
+        let u = &mut c.usage;
+        match h {
+            Hierarchy::V1 => {
+                let hz = clock_ticks_per_second();
+                u.user = ticks_to_ns(u.user, hz);
+                u.kernel = ticks_to_ns(u.kernel, hz);
+            }
+            Hierarchy::V2 => {
+                let t = c.throttling.as_mut().map(|t| &mut t.throttled_time);
+                for us in [Some(&mut u.total), Some(&mut u.user), Some(&mut u.kernel), t].into_iter().flatten() {
+                    *us = us.saturating_mul(1000);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The full set as libcgroups read it (units as it gives them: see
+/// [`from_libcgroups`]).
 impl From<&libcgroups::stats::Stats> for Stats {
     fn from(s: &libcgroups::stats::Stats) -> Self {
         let u = &s.cpu.usage;
@@ -213,6 +259,25 @@ mod tests {
             "hugetlb": {"2MB": {"usage": 1, "max": 2, "failcnt": 0}},
         });
         assert_eq!(serde_json::to_value(Stats::from(&s)).unwrap(), today);
+    }
+
+    /// v1 user/system come in clock ticks (runc printed 410000000 where
+    /// the ticks read 41 at USER_HZ 100); v2 times in microseconds.
+    #[test]
+    fn cpu_times_in_nanoseconds() {
+        let mut s = libcgroups::stats::Stats::default();
+        s.cpu.usage.usage_total = 500_000_000;
+        s.cpu.usage.usage_user = 41;
+        s.cpu.usage.usage_kernel = 3;
+        s.cpu.throttling.throttled_time = 7;
+        let hz = clock_ticks_per_second();
+        let v1 = from_libcgroups(&s, Hierarchy::V1).cpu.unwrap();
+        assert_eq!((v1.usage.user, v1.usage.kernel), (41 * 1_000_000_000 / hz, 3 * 1_000_000_000 / hz));
+        assert_eq!((v1.usage.total, v1.throttling.unwrap().throttled_time), (500_000_000, 7));
+        assert_eq!(ticks_to_ns(41, 100), 410_000_000);
+        let v2 = from_libcgroups(&s, Hierarchy::V2).cpu.unwrap();
+        assert_eq!((v2.usage.total, v2.usage.user, v2.usage.kernel), (500_000_000_000, 41_000, 3_000));
+        assert_eq!(v2.throttling.unwrap().throttled_time, 7_000);
     }
 
     /// The Proxmox backend's subset (cgroup v2 memory has no limit/failcnt here).

@@ -15,7 +15,7 @@ pub struct Args {
     /// JSON file with linux.resources, or - for stdin
     #[arg(short, long, value_name = "FILE")]
     pub resources: Option<PathBuf>,
-    /// Memory limit (bytes, or with k/m/g suffix; -1 unlimited)
+    /// Memory limit (bytes, or with k/m/g suffix; -1 unlimited; 0 or "" unchanged)
     #[arg(long, allow_hyphen_values = true, value_parser = parse_size)]
     pub memory: Option<i64>,
     /// Memory soft limit
@@ -24,38 +24,50 @@ pub struct Args {
     /// Memory plus swap limit
     #[arg(long, allow_hyphen_values = true, value_parser = parse_size)]
     pub memory_swap: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(long)]
+    /// CPU shares (relative weight; runc spells it --cpu-share)
+    #[arg(long, alias = "cpu-share", value_parser = parse_num::<u64>)]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_num::<i64>)]
     pub cpu_quota: Option<i64>,
     /// CPU CFS period in microseconds
-    #[arg(long)]
+    #[arg(long, value_parser = parse_num::<u64>)]
     pub cpu_period: Option<u64>,
     /// CPU realtime period in microseconds
-    #[arg(long)]
+    #[arg(long, value_parser = parse_num::<u64>)]
     pub cpu_rt_period: Option<u64>,
     /// CPU realtime runtime in microseconds
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_num::<i64>)]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPUs allowed (e.g. 0-3,5)
+    /// CPUs allowed (e.g. 0-3,5; "" unchanged)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     /// Memory nodes allowed
     #[arg(long)]
     pub cpuset_mems: Option<String>,
-    /// Maximum number of pids (-1 unlimited)
-    #[arg(long, allow_hyphen_values = true)]
+    /// Maximum number of pids (-1 unlimited; 0 unchanged)
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_num::<i64>)]
     pub pids_limit: Option<i64>,
     /// Block IO weight (10..1000)
-    #[arg(long)]
+    #[arg(long, value_parser = parse_num::<u16>)]
     pub blkio_weight: Option<u16>,
     /// Container id
     pub id: String,
 }
 
+/// A number flag; "" is 0, which (as in runc) leaves the value unchanged.
+fn parse_num<T: std::str::FromStr + Default>(s: &str) -> Result<T, String> {
+    if s.is_empty() {
+        return Ok(T::default());
+    }
+    s.parse().map_err(|_| format!("invalid number {s:?}"))
+}
+
+/// Bytes, with an optional k/m/g/t suffix; "" is 0 (unchanged, as in runc).
 fn parse_size(s: &str) -> Result<i64, String> {
+    if s.is_empty() {
+        return Ok(0);
+    }
     if s == "-1" {
         return Ok(-1);
     }
@@ -130,7 +142,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, set};
+    use super::{parse_num, parse_size, set};
     use serde_json::json;
 
     #[test]
@@ -149,5 +161,14 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("-1"), Ok(-1));
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_size(""), Ok(0));
+    }
+
+    #[test]
+    fn empty_number_is_zero() {
+        assert_eq!(parse_num::<u64>(""), Ok(0));
+        assert_eq!(parse_num::<u64>("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_num::<i64>("-1"), Ok(-1));
+        assert!(parse_num::<u64>("-1").is_err());
     }
 }

@@ -4,6 +4,8 @@
 use anyhow::{anyhow, Result};
 use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::container::Container;
+
+use crate::backend::stats::Hierarchy;
 use libcontainer::oci_spec::runtime::LinuxResources;
 
 pub fn manager(c: &Container) -> Result<AnyCgroupManager> {
@@ -31,5 +33,6 @@ pub fn apply(m: &AnyCgroupManager, resources: &LinuxResources, disable_oom_kille
 
 pub fn stats(m: &AnyCgroupManager) -> Result<crate::backend::Stats> {
     let s = m.stats().map_err(|e| anyhow!("cannot read cgroup stats: {e}"))?;
-    Ok(crate::backend::Stats::from(&s))
+    let h = if matches!(m, AnyCgroupManager::V1(_)) { Hierarchy::V1 } else { Hierarchy::V2 };
+    Ok(crate::backend::stats::from_libcgroups(&s, h))
 }

@@ -4,6 +4,10 @@
 //! the kernel rounds away). A memory limit below current usage is refused
 //! by the kernel and libcgroups says so; nothing is changed then.
 //! `memory.disableOOMKiller` sets `memory.oom_control`.
+//!
+//! As runc (1.1.5 `update.go` with libcontainer's cgroup `Set`): a number
+//! 0 or an empty cpu/mem list means "leave unchanged", from a flag or from
+//! the `--resources` file alike; only what is really applied is read back.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,7 @@ pub fn update(rec: &Record, dir: &Path, resources: &LinuxResources) -> Result<()
 /// `pid` is in), then reads every requested cgroup v1 value back from the
 /// cgroup `pid` is in (the Proxmox backend's guest shares this).
 pub fn update_cgroup(m: &libcgroups::common::AnyCgroupManager, pid: i32, resources: &LinuxResources) -> Result<()> {
+    let resources = &unset_zeros(resources);
     let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
     let wanted = if v1 { expectations(resources) } else { Vec::new() };
     let paths = if v1 { cgroup_dirs(pid)? } else { Vec::new() };
@@ -52,6 +57,36 @@ pub fn update_cgroup(m: &libcgroups::common::AnyCgroupManager, pid: i32, resourc
     Ok(())
 }
 
+/// `r` without the fields runc leaves unchanged: numbers that are 0 and
+/// cpu/mem lists that are empty (`pids.limit` 0 drops the pids section).
+fn unset_zeros(r: &LinuxResources) -> LinuxResources {
+    fn nz<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+        v.filter(|x| *x != T::default())
+    }
+    let mut r = r.clone();
+    if let Some(x) = *r.memory() {
+        let mut m = x;
+        m.set_limit(nz(x.limit())).set_reservation(nz(x.reservation())).set_swap(nz(x.swap()));
+        m.set_kernel(nz(x.kernel())).set_kernel_tcp(nz(x.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if let Some(c0) = r.cpu().clone() {
+        let (mut c, x) = (c0.clone(), c0);
+        c.set_shares(nz(x.shares())).set_quota(nz(x.quota())).set_period(nz(x.period()));
+        c.set_realtime_runtime(nz(x.realtime_runtime())).set_realtime_period(nz(x.realtime_period()));
+        c.set_cpus(nz(x.cpus().clone())).set_mems(nz(x.mems().clone()));
+        r.set_cpu(Some(c));
+    }
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        b.set_weight(nz(b.weight()));
+        r.set_block_io(Some(b));
+    }
+    r
+}
+
 /// What one requested field must read back as, in a cgroup v1 file.
 #[derive(Debug, PartialEq)]
 pub struct Expect {
@@ -66,6 +101,8 @@ pub struct Expect {
 pub enum Want {
     /// The number as written.
     Exact(i64),
+    /// The number as written, for the spec's unsigned fields.
+    Unsigned(u64),
     /// Bytes, which the kernel rounds down to whole pages; -1 = unlimited.
     Bytes(i64),
     /// A cpu/mem list ("0-2,4"), compared as a set.
@@ -80,6 +117,7 @@ impl std::fmt::Display for Want {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Want::Exact(n) | Want::Bytes(n) | Want::Pids(n) => write!(f, "{n}"),
+            Want::Unsigned(n) => write!(f, "{n}"),
             Want::List(s) | Want::Line(s) => write!(f, "{s:?}"),
         }
     }
@@ -89,11 +127,12 @@ impl Want {
     fn matches(&self, got: &str) -> bool {
         match self {
             Want::Exact(n) => got.parse::<i64>().ok() == Some(*n),
+            Want::Unsigned(n) => got.parse::<u64>().ok() == Some(*n),
             Want::Bytes(n) if *n < 0 => got.parse::<u64>().is_ok_and(|g| g >= 1 << 62),
             Want::Bytes(n) => got.parse::<i64>().is_ok_and(|g| g == n - n % 4096 || g == *n),
             Want::List(s) => parse_list(s).is_some() && parse_list(s) == parse_list(got),
             Want::Line(l) => got.lines().any(|x| x.trim() == l),
-            Want::Pids(n) if *n <= 0 => got == "max",
+            Want::Pids(n) if *n < 0 => got == "max",
             Want::Pids(n) => got.parse::<i64>().ok() == Some(*n),
         }
     }
@@ -129,7 +168,7 @@ pub fn expectations(r: &LinuxResources) -> Vec<Expect> {
             add("memory.swap", "memory", &["memory.memsw.limit_in_bytes"], Want::Bytes(n));
         }
         if let Some(n) = m.swappiness() {
-            add("memory.swappiness", "memory", &["memory.swappiness"], Want::Exact(n as i64));
+            add("memory.swappiness", "memory", &["memory.swappiness"], Want::Unsigned(n));
         }
         if let Some(n) = m.kernel() {
             add("memory.kernel", "memory", &["memory.kmem.limit_in_bytes"], Want::Bytes(n));
@@ -143,19 +182,19 @@ pub fn expectations(r: &LinuxResources) -> Vec<Expect> {
     }
     if let Some(c) = r.cpu() {
         if let Some(n) = c.shares() {
-            add("cpu.shares", "cpu", &["cpu.shares"], Want::Exact(n as i64));
+            add("cpu.shares", "cpu", &["cpu.shares"], Want::Unsigned(n));
         }
         if let Some(n) = c.quota() {
             add("cpu.quota", "cpu", &["cpu.cfs_quota_us"], Want::Exact(n));
         }
         if let Some(n) = c.period() {
-            add("cpu.period", "cpu", &["cpu.cfs_period_us"], Want::Exact(n as i64));
+            add("cpu.period", "cpu", &["cpu.cfs_period_us"], Want::Unsigned(n));
         }
         if let Some(n) = c.realtime_runtime() {
             add("cpu.realtimeRuntime", "cpu", &["cpu.rt_runtime_us"], Want::Exact(n));
         }
         if let Some(n) = c.realtime_period() {
-            add("cpu.realtimePeriod", "cpu", &["cpu.rt_period_us"], Want::Exact(n as i64));
+            add("cpu.realtimePeriod", "cpu", &["cpu.rt_period_us"], Want::Unsigned(n));
         }
         if let Some(s) = c.cpus() {
             add("cpu.cpus", "cpuset", &["cpuset.cpus"], Want::List(s.clone()));
@@ -232,6 +271,21 @@ mod tests {
         );
     }
 
+    /// runc 1.1.5 leaves a field unchanged when it is 0 or "" (checked
+    /// with `runc update --memory 0 --cpuset-cpus '' ...`: exit 0, nothing written).
+    #[test]
+    fn zero_and_empty_mean_unchanged() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":0,"reservation":0,"swap":-1},"cpu":{"shares":0,"quota":0,"period":0,
+                "realtimeRuntime":0,"realtimePeriod":0,"cpus":"","mems":"0"},"pids":{"limit":0},"blockIO":{"weight":0}}"#,
+        )
+        .unwrap();
+        let fields: Vec<&str> = expectations(&unset_zeros(&r)).iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["memory.swap", "cpu.mems"]);
+        let big: LinuxResources = serde_json::from_str(r#"{"cpu":{"shares":18446744073709551615}}"#).unwrap();
+        assert_eq!(expectations(&big)[0].want.to_string(), "18446744073709551615");
+    }
+
     #[test]
     fn read_back_rules() {
         assert!(Want::Bytes(67108864).matches("67108864"));
@@ -241,7 +295,7 @@ mod tests {
         assert!(Want::List("0,1".into()).matches("0-1"));
         assert!(!Want::List("0-2".into()).matches("0-1"));
         assert!(Want::Line("oom_kill_disable 1".into()).matches("oom_kill_disable 1\nunder_oom 0"));
-        assert!(Want::Pids(0).matches("max"));
+        assert!(Want::Pids(-1).matches("max"));
         assert!(Want::Pids(50).matches("50"));
     }
 }

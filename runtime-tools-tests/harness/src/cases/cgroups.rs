@@ -30,6 +30,8 @@ pub fn cases() -> Vec<Case> {
             .requires(v1_memory),
         case("cgroups.update.resources", "update --resources - (containerd's form) changes the limits of a running container", update_resources)
             .requires(v1_basic),
+        case("cgroups.update.zero_unchanged", "update with 0 or \"\" (runc: unset) exits 0 and leaves each limit as it was", update_zero_unchanged)
+            .requires(v1_update_zero),
         case("cgroups.cleanup", "delete removes the container's cgroup from every controller", cleanup).requires(v1_basic),
         case("cgroups.v2.memory_max", "cgroup v2: memory.limit -> memory.max", v2_memory).requires(v2_only),
     ]
@@ -56,6 +58,9 @@ fn v1_cpu(h: &Host) -> Option<String> {
 }
 fn v1_cpuset(h: &Host) -> Option<String> {
     h.need_v1(&["cpuset"])
+}
+fn v1_update_zero(h: &Host) -> Option<String> {
+    h.need_v1(&["memory", "cpu", "cpuset", "pids"])
 }
 fn v1_pids(h: &Host) -> Option<String> {
     h.need_v1(&["pids"])
@@ -259,6 +264,33 @@ fn v2_memory(ctx: &mut Ctx) -> Result<()> {
     let path = s.lines().find_map(|l| l.strip_prefix("0::")).context("no v2 line in /proc/pid/cgroup")?;
     let got = crate::sys::read_trim(m.join(path.trim_start_matches('/')).join("memory.max"))?;
     ensure!(got == "67108864", "memory.max = {got}");
+    Ok(())
+}
+
+/// runc 1.1.5 `update`: a number flag 0 or "" and an empty cpuset list
+/// mean "not given" (libcontainer's cgroup `Set` skips zero values).
+fn update_zero_unchanged(ctx: &mut Ctx) -> Result<()> {
+    let mut b = sleeper(ctx)?;
+    b.set("/linux/resources/memory", json!({"limit": 67108864}));
+    b.set("/linux/resources/cpu", json!({"shares": 512, "period": 100000, "quota": 50000, "cpus": "0"}));
+    b.set("/linux/resources/pids", json!({"limit": 20}));
+    let c = started(ctx, &b)?;
+    let zeros = ["--memory", "0", "--cpu-share", "0", "--cpu-period", "0", "--cpu-quota", "0", "--pids-limit", "0"];
+    ctx.rt(&[&["update"][..], &zeros, &[&c.id]].concat())?.must()?;
+    ctx.rt(&["update", "--memory", "", "--cpuset-cpus", "", &c.id])?.must()?;
+    let files = [
+        ("memory", "memory.limit_in_bytes", "67108864"),
+        ("cpu", "cpu.shares", "512"),
+        ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpu", "cpu.cfs_quota_us", "50000"),
+        ("cpuset", "cpuset.cpus", "0"),
+        ("pids", "pids.max", "20"),
+    ];
+    for (ctrl, file, want) in files {
+        let got = crate::sys::read_trim(ctx.host.cgroup_dir(c.state_pid, ctrl)?.join(file))?;
+        ensure!(got == want, "after update with zeros {ctrl}/{file} = {got}, want {want}");
+    }
+    ensure!(ctx.status(&c.id)? == "running", "container not running after update");
     Ok(())
 }
 
