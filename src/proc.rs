@@ -4,6 +4,14 @@
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ; 100 on Linux):
+/// the unit of /proc/PID/stat times and of cgroup v1's `cpuacct.stat`.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory effects; it only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
+}
+
 /// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat),
 /// or None when the process is gone.
 pub fn start_time(pid: i32) -> Option<u64> {

@@ -15,8 +15,7 @@ fn uptime_secs(pid: i32) -> Option<u64> {
     let ticks = crate::proc::start_time(pid)?;
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let btime: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-    // SAFETY: sysconf has no memory effects; it only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = crate::proc::clock_ticks_per_second();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(now.saturating_sub(btime + ticks / hz))
 }

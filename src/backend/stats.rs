@@ -140,13 +140,6 @@ pub enum Hierarchy {
     V2,
 }
 
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, USER_HZ; 100 on Linux).
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no memory effects; it only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
-}
-
 /// `ticks` clock ticks in nanoseconds, as runc (`ticks * 1e9 / CLK_TCK`).
 fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz)).try_into().unwrap_or(u64::MAX)
@@ -160,7 +153,7 @@ pub fn from_libcgroups(s: &libcgroups::stats::Stats, h: Hierarchy) -> Stats {
         let u = &mut c.usage;
         match h {
             Hierarchy::V1 => {
-                let hz = clock_ticks_per_second();
+                let hz = crate::proc::clock_ticks_per_second();
                 u.user = ticks_to_ns(u.user, hz);
                 u.kernel = ticks_to_ns(u.kernel, hz);
             }
@@ -270,7 +263,7 @@ mod tests {
         s.cpu.usage.usage_user = 41;
         s.cpu.usage.usage_kernel = 3;
         s.cpu.throttling.throttled_time = 7;
-        let hz = clock_ticks_per_second();
+        let hz = crate::proc::clock_ticks_per_second();
         let v1 = from_libcgroups(&s, Hierarchy::V1).cpu.unwrap();
         assert_eq!((v1.usage.user, v1.usage.kernel), (41 * 1_000_000_000 / hz, 3 * 1_000_000_000 / hz));
         assert_eq!((v1.usage.total, v1.throttling.unwrap().throttled_time), (500_000_000, 7));
