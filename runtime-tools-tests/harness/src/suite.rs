@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn selection_by_name_and_prefix() {
-        assert_eq!(selected(&["process.env".into()]).len(), 3); // process.env, process.env.no_leak, process.env.home
+        assert_eq!(selected(&["process.env".into()]).len(), 4); // process.env, process.env.no_leak, process.env.home, process.env.invalid
         assert!(selected(&["hooks.".into()]).iter().all(|c| c.name.starts_with("hooks.")));
         assert_eq!(selected(&["lifecycle.run.exit_code".into()]).len(), 1);
     }
