@@ -48,8 +48,13 @@ fn crash_then(driver: &str, cleanup: &str) {
         std::fs::write(env.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
         assert!(env.nx(&["create", "-b", b.to_str().unwrap(), "orphan"]).status.success());
         let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "orphan"]).stdout).unwrap();
+        // `state`'s pid is the guest's PID 1; its parent is the holder (the
+        // pid-file's process), which is what dies here: the guest stays.
         let pid = st["pid"].as_i64().unwrap() as i32;
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let holder: i32 = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().parse().unwrap();
+        assert_eq!(unsafe { libc::kill(holder, libc::SIGKILL) }, 0);
+        assert!(proxmox_support::wait_until(10, || std::fs::read_to_string(format!("/proc/{holder}/stat")).map_or(true, |s| s.contains(") Z "))), "the holder did not die");
         std::fs::remove_dir_all(env.root.join("orphan")).unwrap();
         assert_eq!(env.guests().len(), 1);
         let o = env.nx(&["gc"]);
