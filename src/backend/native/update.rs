@@ -70,8 +70,8 @@ fn unset_zeros(r: &LinuxResources) -> LinuxResources {
         m.set_kernel(nz(x.kernel())).set_kernel_tcp(nz(x.kernel_tcp()));
         r.set_memory(Some(m));
     }
-    if let Some(c0) = r.cpu().clone() {
-        let (mut c, x) = (c0.clone(), c0);
+    if let Some(x) = r.cpu().clone() {
+        let mut c = x.clone();
         c.set_shares(nz(x.shares())).set_quota(nz(x.quota())).set_period(nz(x.period()));
         c.set_realtime_runtime(nz(x.realtime_runtime())).set_realtime_period(nz(x.realtime_period()));
         c.set_cpus(nz(x.cpus().clone())).set_mems(nz(x.mems().clone()));
