@@ -22,7 +22,8 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<&str> {
 }
 
 /// Fails with the cause and the workaround when no cgroup filesystem is
-/// mounted under /sys/fs/cgroup (before anything of the container is made).
+/// mounted under /sys/fs/cgroup (asked after a failed build, so a create
+/// that works never reads mountinfo for it).
 pub fn check() -> Result<()> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return Ok(()) };
     if cgroup_mounts(&info).iter().any(|m| m.starts_with("/sys/fs/cgroup")) {

@@ -11,7 +11,6 @@ use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
-    super::cgroup_mount::check()?;
     // Relative paths in the spec (root, bind sources) are relative to the
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)
@@ -55,6 +54,9 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
                 }
                 let _ = std::fs::remove_dir_all(&lc_dir);
             }
+            // Where no cgroup fs is mounted (`ip netns exec`), libcontainer
+            // says only "failed to detect cgroup setup": name the cause.
+            super::cgroup_mount::check()?;
             Err(err)
         }
     }
