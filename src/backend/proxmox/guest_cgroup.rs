@@ -90,6 +90,63 @@ pub fn ready_cpuset_parent(path: &Path) {
     }
 }
 
+/// LXC's inner dir (`lxc.cgroup.dir.container.inner`, Proxmox's name): on
+/// cgroup v1 the guest's processes sit in `<container dir>/ns` and LXC
+/// writes the limits into the container dir, where the holder joins them
+/// (README.md here, *The guest's cgroup*; `lxcconf::cgroup_dirs`).
+pub const INNER: &str = "ns";
+
+/// The guest's limit cgroup from its init `pid`, from the hierarchies'
+/// root: the parent of the init's cgroup when that is LXC's inner dir,
+/// else the init's own (memory hierarchy's, else the unified one's).
+pub fn limit_path_of(pid: i32) -> Option<PathBuf> {
+    path_of(pid).map(|p| limit_of(&p).to_path_buf())
+}
+
+/// `p` without its inner dir (as is when it has none).
+fn limit_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(parent) if p.file_name().is_some_and(|n| n == INNER) && parent != Path::new("/") => parent,
+        _ => p,
+    }
+}
+
+/// The guest's limit cgroup dir for `controller` (see [`limit_path_of`]).
+pub fn limit_dir(init: i32, controller: &str) -> Option<PathBuf> {
+    guest_dir(init, controller).map(|d| limit_of(&d).to_path_buf())
+}
+
+/// Moves the holder into the guest's limit cgroup in every hierarchy where
+/// the guest's init sits in LXC's inner dir (none: nothing to do). The
+/// engine's shim then loads that cgroup for the holder's pid: its counters
+/// include the guest's, and a memory limit hit there notifies it (cgroup
+/// v1 OOM notifications reach the cgroup at its limit and its
+/// descendants). Errors name the file.
+pub fn enter_limit(holder: i32, init: i32) -> Result<()> {
+    for (_, d) in dirs_of(init) {
+        if d.file_name().is_some_and(|n| n == INNER) {
+            let f = limit_of(&d).join("cgroup.procs");
+            std::fs::write(&f, holder.to_string()).with_context(|| format!("cannot move the holder {holder} into {}", f.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where LXC's monitor cgroup `lxc.monitor.<vmid>` takes a process, in
+/// every hierarchy mounted here (those that exist when used).
+pub fn monitor_procs_files(vmid: u32) -> Vec<PathBuf> {
+    hierarchies().into_iter().map(|h| h.join(format!("lxc.monitor.{vmid}")).join("cgroup.procs")).collect()
+}
+
+/// The hierarchies mounted under /sys/fs/cgroup (v1 ones and a hybrid
+/// host's `unified`), or the unified root itself on a pure v2 host.
+fn hierarchies() -> Vec<PathBuf> {
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        return vec![PathBuf::from(ROOT)];
+    }
+    std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect()).unwrap_or_default()
+}
+
 /// The cgroup `pid` is in, from the hierarchies' root: its memory
 /// hierarchy's (cgroup v1), else the unified one's.
 pub fn path_of(pid: i32) -> Option<PathBuf> {
@@ -134,10 +191,37 @@ fn collect(d: &Path, out: &mut Vec<i32>) {
 
 /// Thaws a (paused) guest: SIGKILL does not end frozen processes.
 pub fn thaw(init: i32) {
-    if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
-        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-    } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
-        let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+    let _ = freeze(init, false);
+}
+
+/// Freezes (`true`) or thaws the guest's own cgroup, the init's (v1
+/// freezer, else v2 `cgroup.freeze`), and waits up to 10 s until the
+/// kernel says it is done. Never the limit cgroup: the holder there must
+/// keep running (it answers LXC's command socket; `lxc-freeze` freezes the
+/// limit cgroup, lxc cgfsng.c `cgfsng_set` / `cgroup_freeze`).
+pub fn freeze(init: i32, frozen: bool) -> Result<()> {
+    let (file, value, done): (PathBuf, &str, Box<dyn Fn(&Path) -> bool>) =
+        if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            (d.join("freezer.state"), want, Box::new(move |d: &Path| std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == want)))
+        } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            (d.join("cgroup.freeze"), if frozen { "1" } else { "0" }, Box::new(move |d: &Path| std::fs::read_to_string(d.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l == want))))
+        } else {
+            anyhow::bail!("the guest has no freezer cgroup");
+        };
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // v1: writing FROZEN again moves a cgroup stuck in FREEZING on.
+        std::fs::write(&file, value).with_context(|| format!("cannot write {value} to {}", file.display()))?;
+        if done(&dir) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{} did not become {value} within 10 s", file.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -206,7 +290,16 @@ fn rmdir_tree(d: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_guest_cgroup;
+    use super::{is_guest_cgroup, limit_of};
+    use std::path::Path;
+
+    #[test]
+    fn limit_cgroup_is_the_inner_dirs_parent() {
+        assert_eq!(limit_of(Path::new("/kubepods/pod1/c1/ns")), Path::new("/kubepods/pod1/c1"));
+        assert_eq!(limit_of(Path::new("/kubepods/pod1/c1")), Path::new("/kubepods/pod1/c1"));
+        assert_eq!(limit_of(Path::new("/lxc.payload.100")), Path::new("/lxc.payload.100"));
+        assert_eq!(limit_of(Path::new("/ns")), Path::new("/ns"));
+    }
 
     #[test]
     fn guest_cgroup_names() {

@@ -24,7 +24,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
 
 use super::journal::CreateJournal;
-use super::{guest_init, liblxc};
+use super::{guest_cgroup, guest_init, liblxc};
 
 /// Forks the holder; returns its pid. `tty` is the pty slave for
 /// `process.terminal`. `foreground`: `run` waits for it, so it stays our child.
@@ -158,6 +158,9 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     for (kind, path) in &p.shares {
         c.set(&format!("lxc.namespace.share.{kind}"), path)?;
     }
+    if uses_inner_dir(&lxc_dir) {
+        c.set("lxc.hook.stop", &leave_limit_hook(vmid))?;
+    }
     c.foreground()?;
     let test_argv = test_init_argv();
     let argv: Vec<&str> = match &test_argv {
@@ -169,6 +172,28 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
         bail!("LXC could not run guest {vmid} (see {})", dir.join(LXC_LOG).display());
     }
     Ok(status)
+}
+
+/// Whether the guest's cgroup has LXC's inner dir (cgroup v1 with a
+/// container dir, `lxcconf::cgroup_dirs`): then create moves the holder
+/// into the guest's limit cgroup.
+fn uses_inner_dir(lxc_dir: &Path) -> bool {
+    let conf = std::fs::read_to_string(super::include::path(lxc_dir)).unwrap_or_default();
+    conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container.inner" && !v.trim().is_empty()))
+}
+
+/// `lxc.hook.stop` for the inner layout: moves the holder back into its
+/// monitor cgroup `lxc.monitor.<vmid>`. LXC runs stop hooks after the
+/// guest's PID 1 has ended and right before it removes the container dir
+/// (lxc start.c `lxc_end`: hooks, then `payload_destroy`, then
+/// `monitor_destroy`, which takes the monitor to `lxc.pivot` and removes
+/// its cgroup), and rmdir refuses a cgroup a process is in. The hook is a
+/// child of the holder; LXC runs it as `exec <hook> <name> lxc stop ...`
+/// through /bin/sh (lxc conf.c `run_script_argv`), so the extra words are
+/// the inner shell's positional parameters.
+fn leave_limit_hook(vmid: u32) -> String {
+    let files: Vec<String> = guest_cgroup::monitor_procs_files(vmid).iter().map(|f| f.display().to_string()).collect();
+    format!("/bin/sh -c 'for f in {}; do [ ! -e \"$f\" ] || echo {} > \"$f\"; done; exit 0'", files.join(" "), std::process::id())
 }
 
 /// TEST ONLY: `NEXCAGE_TEST_INIT_ARGV="/bin/sleep 1000"` starts the guest

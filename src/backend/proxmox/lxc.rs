@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::journal::CreateJournal;
 
@@ -61,16 +61,6 @@ fn from_lxc_info(p: &CreateJournal) -> Option<i32> {
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|p| *p > 0)
-}
-
-/// Runs an LXC tool on the container (`lxc-freeze`, `lxc-unfreeze`, ...).
-pub fn tool(p: &CreateJournal, tool: &str) -> Result<()> {
-    let (n, path) = name(p)?;
-    let out = Command::new(tool).args(["-n", &n, "-P"]).arg(path).output().with_context(|| format!("cannot run {tool}"))?;
-    if !out.status.success() {
-        bail!("{tool} -n {n}: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
 }
 
 /// Direct children of `pid` (from /proc/<pid>/task/*/children).
