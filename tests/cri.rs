@@ -43,11 +43,15 @@ impl Leftovers<'_> {
     }
 }
 
-/// The v1 memory limit of the cgroup process `pid` is in.
+/// The cgroup v1 memory limit process `pid` runs under: its memory
+/// cgroup's `hierarchical_memory_limit`, the lowest limit of that cgroup
+/// and its ancestors (on the Proxmox backend the guest sits in LXC's
+/// inner dir below its limit cgroup).
 fn memory_limit(pid: i32) -> String {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let path = cg.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string())).expect("memory cgroup");
-    std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")).unwrap_or_default().trim().to_string()
+    let stat = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.stat")).unwrap_or_default();
+    stat.lines().find_map(|l| l.strip_prefix("hierarchical_memory_limit ")).unwrap_or_default().trim().to_string()
 }
 
 /// Must-show 1, 3 and 4 on one pod: sandbox native, the app container on
@@ -214,9 +218,61 @@ fn proxmox_pods(test: &str, driver: &str) {
     let env = CriEnv::start(netns, &vars);
     pod_lifecycle(&env, Some(&px));
     pod_network(&env, Some(&px));
+    pod_stats_and_oom(&env, Some(&px));
     // the driver under test made the guests (the wrappers log every CLI call)
     let calls = std::fs::read_to_string(px.dir.join("cli-calls.log")).unwrap_or_default();
     assert_eq!(calls.lines().any(|l| l.starts_with("pct create ")), driver == "pct", "`pct create` calls with the {driver} driver:\n{calls}");
+}
+
+/// ContainerStats reports the app's memory (25 MiB it writes into the
+/// pod's /dev/shm, a tmpfs whose pages are charged to the writer's memory
+/// cgroup), and a container that exceeds its memory limit ends with exit
+/// 137 and reason `OOMKilled`. containerd's shim reads both from the
+/// cgroup of the pid-file pid: on the Proxmox backend the holder, which
+/// sits in the guest's limit cgroup (cgroup v1).
+fn pod_stats_and_oom(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
+    let cri = env.cri();
+    let annotations: &[(&str, &str)] = if proxmox.is_some() { &[("org.nexcage.backend", "proxmox")] } else { &[] };
+    let sandbox = env.pod_config("mem");
+    let pod = cri.run_pod(&sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", env.log()));
+    let fill = "head -c 26214400 /dev/zero > /dev/shm/hog && echo filled; exec sleep 1000";
+    let hog = cri.create(&pod, &sandbox, "hog", &["sh", "-c", fill], annotations).unwrap_or_else(|e| panic!("CreateContainer hog: {e}\n{}", env.log()));
+    cri.start(&hog).unwrap_or_else(|e| panic!("StartContainer hog: {e}\n{}", env.log()));
+    let log = std::path::Path::new(&sandbox.log_directory).join("hog.log");
+    assert!(support::wait_until(15, || Cri::log_lines(&log).iter().any(|l| l.2 == "filled")), "hog: {:?}", std::fs::read_to_string(&log));
+    let mut ws = 0;
+    let full = support::wait_until(10, || {
+        ws = cri.stats(&hog).ok().and_then(|s| s.memory).and_then(|m| m.working_set_bytes).map(|v| v.value).unwrap_or(0);
+        ws >= 25 << 20
+    });
+    eprintln!("ContainerStats working set with 25 MiB in /dev/shm: {:.1} MiB", ws as f64 / 1048576.0);
+    assert!(full, "ContainerStats working set {ws} B does not hold the app's 25 MiB");
+
+    // 64 MiB read into dd's buffer under a 32 MiB limit
+    let oom = cri
+        .create_limited(&pod, &sandbox, "oom", &["sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"], annotations, 32 << 20)
+        .unwrap_or_else(|e| panic!("CreateContainer oom: {e}\n{}", env.log()));
+    cri.start(&oom).unwrap_or_else(|e| panic!("StartContainer oom: {e}\n{}", env.log()));
+    assert!(cri.wait_state(&oom, ContainerState::ContainerExited, 20), "oom did not exit: {:?}", cri.status(&oom));
+    let st = cri.status(&oom).expect("ContainerStatus");
+    assert_eq!((st.exit_code, st.reason.as_str()), (137, "OOMKilled"), "{st:?}");
+
+    let ids = cri.list(&pod).expect("ListContainers");
+    for id in &ids {
+        cri.stop(id, 0).expect("StopContainer");
+        cri.remove(id).expect("RemoveContainer");
+    }
+    cri.stop_pod(&pod).expect("StopPodSandbox");
+    cri.remove_pod(&pod).expect("RemovePodSandbox");
+    Leftovers { env, proxmox }.assert_none(&pod, &ids);
+}
+
+/// ContainerStats and OOMKilled with the app containers native (runc's
+/// behaviour under containerd, which the Proxmox backend must match).
+#[test]
+fn cri_native_stats_and_oom() {
+    let Some(env) = CriEnv::new("cri_native_stats_and_oom", &[]) else { return };
+    pod_stats_and_oom(&env, None);
 }
 
 #[test]

@@ -355,6 +355,13 @@ impl Cri {
 
     /// CreateContainer of `IMAGE` running `command` in pod `pod`, logging to `<name>.log`.
     pub fn create(&self, pod: &str, sandbox: &cri::PodSandboxConfig, name: &str, command: &[&str], annotations: &[(&str, &str)]) -> CriResult<String> {
+        self.create_limited(pod, sandbox, name, command, annotations, 0)
+    }
+
+    /// [`Cri::create`] with a memory limit in bytes (0: none), as the
+    /// kubelet sends a container's `resources.limits.memory`.
+    pub fn create_limited(&self, pod: &str, sandbox: &cri::PodSandboxConfig, name: &str, command: &[&str], annotations: &[(&str, &str)], memory: i64) -> CriResult<String> {
+        let resources = (memory > 0).then(|| cri::LinuxContainerResources { memory_limit_in_bytes: memory, ..Default::default() });
         let config = cri::ContainerConfig {
             metadata: Some(cri::ContainerMetadata { name: name.into(), attempt: 0 }),
             image: Some(cri::ImageSpec { image: IMAGE.into(), ..Default::default() }),
@@ -363,7 +370,7 @@ impl Cri {
             annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             linux: Some(cri::LinuxContainerConfig {
                 security_context: Some(cri::LinuxContainerSecurityContext { namespace_options: Some(namespaces_of(sandbox)), ..Default::default() }),
-                ..Default::default()
+                resources,
             }),
             ..Default::default()
         };

@@ -26,5 +26,10 @@ pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
     // The read-back follows a process in the limit cgroup: the holder
     // there (cgroup v1), else the init.
     let holder = holder::alive(&j).filter(|h| guest_cgroup::path_of(*h).as_ref() == Some(&path));
-    update_cgroup(&m, holder.unwrap_or(init), r)
+    // Device rules stay LXC's, as runc's update changes none (containerd
+    // passes the spec's list, led by "deny a", which the kernel refuses in
+    // a v1 cgroup that has children: LXC's inner dir).
+    let mut r = r.clone();
+    r.set_devices(None);
+    update_cgroup(&m, holder.unwrap_or(init), &r)
 }
