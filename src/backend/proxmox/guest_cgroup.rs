@@ -200,26 +200,24 @@ pub fn thaw(init: i32) {
 /// keep running (it answers LXC's command socket; `lxc-freeze` freezes the
 /// limit cgroup, lxc cgfsng.c `cgfsng_set` / `cgroup_freeze`).
 pub fn freeze(init: i32, frozen: bool) -> Result<()> {
-    let (file, value, done): (PathBuf, &str, Box<dyn Fn(&Path) -> bool>) =
-        if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
-            let want = if frozen { "FROZEN" } else { "THAWED" };
-            (d.join("freezer.state"), want, Box::new(move |d: &Path| std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == want)))
-        } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
-            let want = if frozen { "frozen 1" } else { "frozen 0" };
-            (d.join("cgroup.freeze"), if frozen { "1" } else { "0" }, Box::new(move |d: &Path| std::fs::read_to_string(d.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l == want))))
-        } else {
-            anyhow::bail!("the guest has no freezer cgroup");
-        };
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    // (file written, value, file read back, line it then holds)
+    let (d, set, value, check, want) = if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
+        let state = if frozen { "FROZEN" } else { "THAWED" };
+        (d, "freezer.state", state, "freezer.state", state)
+    } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
+        (d, "cgroup.freeze", if frozen { "1" } else { "0" }, "cgroup.events", if frozen { "frozen 1" } else { "frozen 0" })
+    } else {
+        anyhow::bail!("the guest has no freezer cgroup");
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         // v1: writing FROZEN again moves a cgroup stuck in FREEZING on.
-        std::fs::write(&file, value).with_context(|| format!("cannot write {value} to {}", file.display()))?;
-        if done(&dir) {
+        std::fs::write(d.join(set), value).with_context(|| format!("cannot write {value} to {}", d.join(set).display()))?;
+        if std::fs::read_to_string(d.join(check)).is_ok_and(|s| s.lines().any(|l| l.trim() == want)) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            anyhow::bail!("{} did not become {value} within 10 s", file.display());
+            anyhow::bail!("{} did not become {value} within 10 s", d.join(set).display());
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
