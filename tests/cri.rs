@@ -24,6 +24,20 @@ struct Leftovers<'a> {
 }
 
 impl Leftovers<'_> {
+    /// Stops and removes every container of `pod`, then the pod, and
+    /// checks that nothing is left.
+    fn tear_down(&self, pod: &str) {
+        let cri = self.env.cri();
+        let ids = cri.list(pod).expect("ListContainers");
+        for id in &ids {
+            cri.stop(id, 0).expect("StopContainer");
+            cri.remove(id).expect("RemoveContainer");
+        }
+        cri.stop_pod(pod).expect("StopPodSandbox");
+        cri.remove_pod(pod).expect("RemovePodSandbox");
+        self.assert_none(pod, &ids);
+    }
+
     /// RemovePodSandbox left nothing of `pod` and its containers `ids`.
     fn assert_none(&self, pod: &str, ids: &[String]) {
         let cri = self.env.cri();
@@ -185,14 +199,7 @@ fn pod_network(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
         assert_eq!(limit.trim(), (64u64 << 20).to_string(), "memory limit after UpdateContainerResources");
     }
 
-    let ids = cri.list(&pod).expect("ListContainers");
-    for id in &ids {
-        cri.stop(id, 0).expect("StopContainer");
-        cri.remove(id).expect("RemoveContainer");
-    }
-    cri.stop_pod(&pod).expect("StopPodSandbox");
-    cri.remove_pod(&pod).expect("RemovePodSandbox");
-    Leftovers { env, proxmox }.assert_none(&pod, &ids);
+    Leftovers { env, proxmox }.tear_down(&pod);
 }
 
 /// Must-show 2 natively; UpdateContainerResources reaches the cgroup.
@@ -257,14 +264,7 @@ fn pod_stats_and_oom(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     let st = cri.status(&oom).expect("ContainerStatus");
     assert_eq!((st.exit_code, st.reason.as_str()), (137, "OOMKilled"), "{st:?}");
 
-    let ids = cri.list(&pod).expect("ListContainers");
-    for id in &ids {
-        cri.stop(id, 0).expect("StopContainer");
-        cri.remove(id).expect("RemoveContainer");
-    }
-    cri.stop_pod(&pod).expect("StopPodSandbox");
-    cri.remove_pod(&pod).expect("RemovePodSandbox");
-    Leftovers { env, proxmox }.assert_none(&pod, &ids);
+    Leftovers { env, proxmox }.tear_down(&pod);
 }
 
 /// ContainerStats and OOMKilled with the app containers native (runc's
