@@ -132,15 +132,9 @@ pub fn enter_limit(holder: i32, init: i32) -> Result<()> {
     Ok(())
 }
 
-/// Where LXC's monitor cgroup `lxc.monitor.<vmid>` takes a process, in
-/// every hierarchy mounted here (those that exist when used).
-pub fn monitor_procs_files(vmid: u32) -> Vec<PathBuf> {
-    hierarchies().into_iter().map(|h| h.join(format!("lxc.monitor.{vmid}")).join("cgroup.procs")).collect()
-}
-
 /// The hierarchies mounted under /sys/fs/cgroup (v1 ones and a hybrid
 /// host's `unified`), or the unified root itself on a pure v2 host.
-fn hierarchies() -> Vec<PathBuf> {
+pub fn hierarchies() -> Vec<PathBuf> {
     if Path::new(ROOT).join("cgroup.controllers").exists() {
         return vec![PathBuf::from(ROOT)];
     }

@@ -183,7 +183,8 @@ fn uses_inner_dir(lxc_dir: &Path) -> bool {
 }
 
 /// `lxc.hook.stop` for the inner layout: moves the holder back into its
-/// monitor cgroup `lxc.monitor.<vmid>`. LXC runs stop hooks after the
+/// monitor cgroup `lxc.monitor.<vmid>` (into the hierarchy's root where
+/// that is gone: nothing kept the empty dir). LXC runs stop hooks after the
 /// guest's PID 1 has ended and right before it removes the container dir
 /// (lxc start.c `lxc_end`: hooks, then `payload_destroy`, then
 /// `monitor_destroy`, which takes the monitor to `lxc.pivot` and removes
@@ -192,8 +193,12 @@ fn uses_inner_dir(lxc_dir: &Path) -> bool {
 /// through /bin/sh (lxc conf.c `run_script_argv`), so the extra words are
 /// the inner shell's positional parameters.
 fn leave_limit_hook(vmid: u32) -> String {
-    let files: Vec<String> = guest_cgroup::monitor_procs_files(vmid).iter().map(|f| f.display().to_string()).collect();
-    format!("/bin/sh -c 'for f in {}; do [ ! -e \"$f\" ] || echo {} > \"$f\"; done; exit 0'", files.join(" "), std::process::id())
+    let roots: Vec<String> = guest_cgroup::hierarchies().iter().map(|h| h.display().to_string()).collect();
+    format!(
+        "/bin/sh -c 'for h in {}; do f=$h/lxc.monitor.{vmid}/cgroup.procs; [ -e $f ] || f=$h/cgroup.procs; echo {} > $f; done; exit 0'",
+        roots.join(" "),
+        std::process::id()
+    )
 }
 
 /// TEST ONLY: `NEXCAGE_TEST_INIT_ARGV="/bin/sleep 1000"` starts the guest
