@@ -29,13 +29,12 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens (creating) the log file so it exists even after an early failure.
+    /// Opens (creating) the log file so it exists even after an early
+    /// failure. Its directory must exist: runc opens `--log` with
+    /// O_CREAT and fails on a missing directory, creating none.
     pub fn open(path: Option<&Path>, format: LogFormat) -> io::Result<Sink> {
         let file = match path {
             Some(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
                 Some(Arc::new(Mutex::new(
                     OpenOptions::new().create(true).append(true).open(p)?,
                 )))

@@ -217,3 +217,18 @@ fn version_has_runc_shape() {
     assert!(lines[1].starts_with("commit: "));
     assert!(lines[2].starts_with("spec: 1."));
 }
+
+/// runc opens `--log` with O_CREAT in an existing directory: a missing
+/// directory is an error, and nothing is created.
+#[test]
+fn log_in_a_missing_dir_fails_without_creating_it() {
+    let s = Scratch::new("logdir");
+    let root = s.path().join("root");
+    let log = s.path().join("missing/dir/log.json");
+    let o = nx(&root, &["--log", log.to_str().unwrap(), "state", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot open log file") && err.contains("missing/dir/log.json"), "{err}");
+    assert!(!s.path().join("missing").exists(), "the log's directory was created");
+}

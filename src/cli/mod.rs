@@ -246,7 +246,8 @@ pub fn main() -> i32 {
     let sink = match Sink::open(cli.log.as_deref(), cli.log_format) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("nexcage: cannot open log file: {e}");
+            let path = cli.log.as_deref().unwrap_or(std::path::Path::new("")).display();
+            eprintln!("nexcage: cannot open log file {path}: {e}");
             return 1;
         }
     };

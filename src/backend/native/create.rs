@@ -7,10 +7,13 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
+use super::{attach_lock, bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
+    // libcontainer's first cgroup.procs write waits for an RCU grace period:
+    // start that wait now, beside the work until then (attach_lock).
+    let _early = attach_lock::early();
     // Relative paths in the spec (root, bind sources) are relative to the
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)

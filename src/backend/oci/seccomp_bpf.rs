@@ -10,25 +10,25 @@
 //! several comparisons of one argument become one rule each; for
 //! SCMP_CMP_MASKED_EQ `value` is the mask and `valueTwo` the datum. The
 //! filter does not set no_new_privs itself (the spec's noNewPrivileges
-//! decides). Refused: SCMP_ACT_NOTIFY (its fd has nowhere to go) and
-//! filter flags (the program carries none).
+//! decides). Filter flags are runc's: `SECCOMP_FILTER_FLAG_LOG`,
+//! `SPEC_ALLOW` and `WAIT_KILLABLE_RECV` are passed to seccomp(2),
+//! `TSYNC` is ignored (a single-threaded init; runc ignores it too,
+//! libseccomp always synchronises). Refused: SCMP_ACT_NOTIFY (its fd has
+//! nowhere to go).
 
 use std::collections::HashSet;
 use std::io::{Read, Seek};
 
 use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
 /// The profile as BPF: an array of `struct sock_filter` (8 bytes each, host
 /// byte order), as `seccomp_export_bpf(3)` writes it.
 ///
 /// Errors: an action or architecture libseccomp refuses, a notify action,
-/// filter flags, or libseccomp failing to build or export the filter.
+/// or libseccomp failing to build or export the filter.
 pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
-    if s.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-        bail!("linux.seccomp.flags are not supported by the Proxmox backend");
-    }
     let default_errno = s.default_errno_ret();
     let default = action(s.default_action(), default_errno)?;
     let mut ctx = ScmpFilterContext::new(default).context("seccomp: cannot create a filter")?;
@@ -70,6 +70,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     let mut bpf = Vec::new();
     f.read_to_end(&mut bpf)?;
     Ok(bpf)
+}
+
+/// `linux.seccomp.flags` as the `flags` argument of
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` (linux/seccomp.h bits);
+/// 0 when the profile has none. TSYNC contributes nothing (runc's rule).
+pub fn filter_flags(s: &LinuxSeccomp) -> u32 {
+    s.flags().iter().flatten().fold(0, |acc, f| {
+        acc | match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 1 << 1,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 1 << 2,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 1 << 5,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
+        }
+    })
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
@@ -128,5 +142,14 @@ mod tests {
         let bpf = compile(&profile("SCMP_ACT_ERRNO")).unwrap();
         assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{}", bpf.len());
         assert!(compile(&profile("SCMP_ACT_NOTIFY")).unwrap_err().to_string().contains("NOTIFY"));
+    }
+
+    #[test]
+    fn flags_are_runcs() {
+        let with = |flags: &str| -> LinuxSeccomp { serde_json::from_str(&format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","flags":{flags}}}"#)).unwrap() };
+        assert_eq!(filter_flags(&with("[]")), 0);
+        assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_TSYNC"]"#)), 0);
+        assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW"]"#)), 6);
+        assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#)), 32);
     }
 }

@@ -101,6 +101,10 @@ fn settings(spec: &Spec) -> Result<Vec<u8>> {
     }
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         put("seccomp", &crate::backend::oci::seccomp_bpf::compile(s).context("linux.seccomp")?);
+        let flags = crate::backend::oci::seccomp_bpf::filter_flags(s);
+        if flags != 0 {
+            put("seccomp_flags", flags.to_string().as_bytes());
+        }
     }
     Ok(b)
 }

@@ -138,9 +138,6 @@ pub struct ExecOptions {
     /// Raw keys Proxmox's config refuses but lxc-execute needs
     /// (`lxc.no_new_privs`, `lxc.proc.oom_score_adj`, `lxc.namespace.keep`).
     pub lxc: Vec<(String, String)>,
-    /// An LXC "version 2" seccomp profile converted from `linux.seccomp`;
-    /// write it to a file and point `lxc.seccomp.profile` at it.
-    pub seccomp_profile: Option<String>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     /// `linux.devices`, in spec order.
@@ -269,7 +266,6 @@ pub fn map_value(v: &Value, opts: &MapOptions) -> Result<PveConfig, MapError> {
     }
     security::sysctl(linux, &mut out)?;
     security::devices(linux, &mut out)?;
-    security::seccomp(linux, &mut out)?;
     security::linux_misc(linux, &mut out)?;
     rootfs(v, opts, &mut out)?;
     mounts::map(v.get("mounts").unwrap_or(&null), opts, &mut out)?;

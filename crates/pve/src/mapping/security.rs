@@ -1,4 +1,6 @@
-//! Namespaces, id maps, sysctls, seccomp and the remaining `linux` fields.
+//! Namespaces, id maps, sysctls and the remaining `linux` fields
+//! (`linux.seccomp` is compiled to BPF for nexcage-init, not mapped:
+//! `src/backend/oci/seccomp_bpf.rs`).
 
 use super::{err, refuse_if_set, DeviceNode, MapError, MapOptions, NamespaceShare, Out, UNPRIVILEGED_ID_BASE, UNPRIVILEGED_ID_COUNT};
 use serde_json::Value;
@@ -231,129 +233,6 @@ pub(super) fn devices(linux: &Value, out: &mut Out) -> Result<(), MapError> {
             gid: id("gid")?,
         });
     }
-    Ok(())
-}
-
-/// OCI seccomp action -> LXC v2 profile action.
-fn action(a: &str, errno: Option<u64>) -> Option<String> {
-    Some(match a {
-        "SCMP_ACT_ALLOW" => "allow".into(),
-        "SCMP_ACT_ERRNO" => format!("errno {}", errno.unwrap_or(1)),
-        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => "kill".into(),
-        "SCMP_ACT_TRAP" => "trap".into(),
-        _ => return None,
-    })
-}
-
-fn cmp_op(op: &str) -> Option<&'static str> {
-    Some(match op {
-        "SCMP_CMP_NE" => "SCMP_CMP_NE",
-        "SCMP_CMP_LT" => "SCMP_CMP_LT",
-        "SCMP_CMP_LE" => "SCMP_CMP_LE",
-        "SCMP_CMP_EQ" => "SCMP_CMP_EQ",
-        "SCMP_CMP_GE" => "SCMP_CMP_GE",
-        "SCMP_CMP_GT" => "SCMP_CMP_GT",
-        "SCMP_CMP_MASKED_EQ" => "SCMP_CMP_MASKED_EQ",
-        _ => return None,
-    })
-}
-
-/// Convert `linux.seccomp` into an LXC "version 2" profile. Actions LXC
-/// cannot express (LOG, TRACE, NOTIFY, KILL_PROCESS), flags and listener
-/// sockets are refused; architectures collapse into one `[all]` section.
-pub(super) fn seccomp(linux: &Value, out: &mut Out) -> Result<(), MapError> {
-    let Some(s) = linux.get("seccomp").filter(|s| !s.is_null()) else {
-        return Ok(());
-    };
-    const F: &str = "linux.seccomp";
-    let def_errno = s.get("defaultErrnoRet").and_then(Value::as_u64);
-    let da = s
-        .get("defaultAction")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(default) = action(da, def_errno) else {
-        return err(
-            format!("{F}.defaultAction"),
-            format!("'{da}' has no LXC seccomp equivalent"),
-        );
-    };
-    refuse_if_set(
-        s,
-        F,
-        "flags",
-        "seccomp flags are not supported by LXC profiles",
-    )?;
-    refuse_if_set(
-        s,
-        F,
-        "listenerPath",
-        "seccomp notify listeners are not supported",
-    )?;
-    let mut text = String::from("2\n");
-    if default == "allow" {
-        text.push_str("denylist\n");
-    } else {
-        text.push_str(&format!("allowlist {default}\n"));
-    }
-    text.push_str("[all]\n");
-    for (i, sc) in s
-        .get("syscalls")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let a = sc.get("action").and_then(Value::as_str).unwrap_or_default();
-        let errno = sc.get("errnoRet").and_then(Value::as_u64).or(def_errno);
-        let Some(act) = action(a, errno) else {
-            return err(
-                format!("{F}.syscalls[{i}].action"),
-                format!("'{a}' has no LXC seccomp equivalent"),
-            );
-        };
-        let mut conds = String::new();
-        for (j, arg) in sc
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let op = arg.get("op").and_then(Value::as_str).unwrap_or_default();
-            let Some(op) = cmp_op(op) else {
-                return err(
-                    format!("{F}.syscalls[{i}].args[{j}].op"),
-                    format!("unknown comparison '{op}'"),
-                );
-            };
-            let n = |k: &str| arg.get(k).and_then(Value::as_u64).unwrap_or(0);
-            conds.push_str(&format!(
-                " [{},{},{},{}]",
-                n("index"),
-                n("value"),
-                op,
-                n("valueTwo")
-            ));
-        }
-        for name in sc
-            .get("names")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            let name = name.as_str().unwrap_or_default();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return err(
-                    format!("{F}.syscalls[{i}].names"),
-                    format!("'{name}' is not a syscall name"),
-                );
-            }
-            text.push_str(&format!("{name} {act}{conds}\n"));
-        }
-    }
-    out.exec.seccomp_profile = Some(text);
     Ok(())
 }
 

@@ -500,21 +500,6 @@ fn refusals_table() {
             "unknown propagation mode",
         ),
         (
-            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_LOG"}}}),
-            "linux.seccomp.defaultAction",
-            "SCMP_ACT_LOG",
-        ),
-        (
-            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_TRACE"}]}}}),
-            "linux.seccomp.syscalls[0].action",
-            "SCMP_ACT_TRACE",
-        ),
-        (
-            json!({"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"]}}}),
-            "linux.seccomp.flags",
-            "flags",
-        ),
-        (
             json!({"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]}}),
             "linux.namespaces[1].path",
             "joining an existing user namespace is not supported",
@@ -585,10 +570,6 @@ fn exec_only_outputs() {
     assert!(e
         .lxc
         .contains(&("lxc.namespace.keep".into(), "pid uts".into())));
-    assert_eq!(
-        e.seccomp_profile.as_deref(),
-        Some("2\nallowlist errno 38\n[all]\nread allow\nwrite allow\npersonality allow [0,8,SCMP_CMP_EQ,0]\nkexec_load errno 1\n")
-    );
     assert_eq!(e.masked_paths, vec!["/proc/kcore"]);
     assert!(
         key(&c, "net0").is_none(),

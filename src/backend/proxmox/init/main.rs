@@ -40,7 +40,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::Read;
-use std::os::raw::{c_char, c_int, c_short, c_ulong};
+use std::os::raw::{c_char, c_int, c_long, c_short, c_uint, c_ulong};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -90,6 +90,7 @@ extern "C" {
     fn _exit(code: c_int) -> !;
     fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
     fn prctl(option: c_int, ...) -> c_int;
+    fn syscall(number: c_long, ...) -> c_long;
     fn capset(hdr: *mut CapHeader, data: *const CapData) -> c_int;
     fn setgroups(n: usize, list: *const u32) -> c_int;
     fn setgid(gid: u32) -> c_int;
@@ -109,6 +110,12 @@ const PR_SET_NO_NEW_PRIVS: c_int = 38;
 const PR_CAP_AMBIENT: c_int = 47;
 const PR_CAP_AMBIENT_RAISE: c_ulong = 2;
 const SECCOMP_MODE_FILTER: c_ulong = 2;
+/// seccomp(2)'s operation (linux/seccomp.h), used when there are flags.
+const SECCOMP_SET_MODE_FILTER: c_uint = 1;
+#[cfg(target_arch = "x86_64")]
+const SYS_SECCOMP: c_long = 317;
+#[cfg(target_arch = "aarch64")]
+const SYS_SECCOMP: c_long = 277;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const EINVAL: c_int = 22;
 const SIG_DFL: usize = 0;
@@ -118,7 +125,8 @@ const SIG_SETMASK: c_int = 2;
 /// `<tag> <length>\n<bytes>`, tags `domainname`, `groups` (gids separated
 /// by spaces), `gid`, `uid`, `umask` (decimal), `nnp`, `caps` (five hex
 /// masks: bounding effective permitted inheritable ambient; absent: the
-/// capabilities stay as LXC left them), `seccomp` (BPF).
+/// capabilities stay as LXC left them), `seccomp` (BPF), `seccomp_flags`
+/// (decimal, seccomp(2)'s filter flags; absent: none).
 #[derive(Default)]
 struct Settings {
     domainname: Option<Vec<u8>>,
@@ -129,6 +137,7 @@ struct Settings {
     nnp: bool,
     caps: Option<[u64; 5]>,
     seccomp: Option<Vec<u8>>,
+    seccomp_flags: u32,
 }
 
 impl Settings {
@@ -160,6 +169,7 @@ impl Settings {
                     s.caps = Some(m.try_into().map_err(|_| "caps needs five masks")?);
                 }
                 "seccomp" => s.seccomp = Some(v.to_vec()),
+                "seccomp_flags" => s.seccomp_flags = u32::try_from(num(v)?).map_err(|_| "bad seccomp_flags")?,
                 _ => return Err(format!("unknown setting {tag:?}")),
             }
         }
@@ -187,7 +197,7 @@ fn apply(s: &Settings) -> Result<(), String> {
             return Err(os_err("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
     } else if let Some(bpf) = &s.seccomp {
-        load_seccomp(bpf)?;
+        load_seccomp(bpf, s.seccomp_flags)?;
     }
     if let Some([bnd, ..]) = s.caps {
         for cap in 0..64u64 {
@@ -244,11 +254,20 @@ fn apply(s: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-fn load_seccomp(bpf: &[u8]) -> Result<(), String> {
+/// Loads the filter: prctl(2) without flags (any kernel), seccomp(2) with
+/// the spec's flags (Linux >= 3.17; LOG 4.14, SPEC_ALLOW 4.17,
+/// WAIT_KILLABLE_RECV 5.19: an older kernel refuses with EINVAL, as under runc).
+fn load_seccomp(bpf: &[u8], flags: u32) -> Result<(), String> {
     let len = u16::try_from(bpf.len() / 8).map_err(|_| "seccomp filter too long".to_string())?;
     let prog = SockFprog { len, filter: bpf.as_ptr() };
-    // SAFETY: `prog` points at `len` sock_filters in `bpf`, alive for the call.
-    if unsafe { prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog as *const SockFprog) } != 0 {
+    let rc = if flags == 0 {
+        // SAFETY: `prog` points at `len` sock_filters in `bpf`, alive for the call.
+        unsafe { prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog as *const SockFprog) }
+    } else {
+        // SAFETY: as above; the other arguments are integers.
+        unsafe { syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags as c_uint, &prog as *const SockFprog) as c_int }
+    };
+    if rc != 0 {
         return Err(os_err("cannot load the seccomp filter"));
     }
     Ok(())
@@ -339,7 +358,7 @@ fn wait_and_exec() -> i32 {
     };
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
-        if let Err(e) = load_seccomp(bpf) {
+        if let Err(e) = load_seccomp(bpf, settings.seccomp_flags) {
             eprintln!("nexcage-init: {e}");
             return 1;
         }

@@ -1,0 +1,105 @@
+//! The kernel's cgroup attach lock, taken early so that create waits less
+//! for it.
+//!
+//! Every write of a pid to a `cgroup.procs` file takes the kernel's global
+//! `cgroup_threadgroup_rwsem` for writing (kernel/cgroup/cgroup.c,
+//! `cgroup_attach_lock`). A writer that finds the semaphore's rcu_sync idle
+//! first waits for an RCU grace period (kernel/rcu/sync.c,
+//! `rcu_sync_enter`): 5–16 ms on the 2-core test VM (HZ=250), the largest
+//! single item of a create. A writer that comes while another one waits
+//! shares that grace period, and one that comes within a grace period after
+//! the last writer left does not wait at all. libcontainer's intermediate
+//! process makes the first such write of a create (its own pid, to the
+//! container's first cgroup), a few ms after nexcage started, and waits the
+//! whole period with nothing else running (crun and runc wait it too).
+//!
+//! [`early`] starts that wait when the backend's create begins: a thread
+//! writes `0` (its own process) to the `cgroup.procs` file of the cgroup
+//! nexcage is already in, an attach to where it is, which moves nothing.
+//! Meanwhile the main thread goes on with the bundle, libcontainer's state,
+//! its clone and its intermediate's mountinfo scans; the intermediate's
+//! first cgroup write then waits only for the rest of that grace period
+//! (BENCHMARKS.md, native create: 1–2 ms less per create). If the file
+//! cannot be found or written (no cgroup fs, not root), only the head start
+//! is lost.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+/// The thread making the early write; joined on drop (it is done long
+/// before create is: one grace period).
+pub struct Early(Option<JoinHandle<PathBuf>>);
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            // The path comes back to be freed here: a free on the thread
+            // would give it a malloc arena of its own.
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the early write (see the module doc); nothing when nexcage's own
+/// `cgroup.procs` is not found.
+pub fn early() -> Early {
+    let Some(path) = own_procs_file() else { return Early(None) };
+    let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+        // No allocation on this thread (see Drop): std passes a path this
+        // short to open(2) from a stack buffer, and an OS error is a number.
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.write_all(b"0");
+        }
+        path
+    });
+    Early(t.ok())
+}
+
+/// The first of [`candidates`] over `/proc/self/cgroup` that exists.
+fn own_procs_file() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let access = |p: &PathBuf| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok();
+    text.lines().flat_map(candidates).find(access)
+}
+
+/// Where the `cgroup.procs` file of one `/proc/self/cgroup` line
+/// (`ID:CONTROLLERS:PATH`) is when the hierarchies are mounted as systemd,
+/// Docker and Proxmox mount them: `/sys/fs/cgroup/<controllers>` for v1
+/// (`name=` dropped), `/sys/fs/cgroup/unified` (hybrid) or `/sys/fs/cgroup`
+/// for v2.
+fn candidates(line: &str) -> Vec<PathBuf> {
+    let mut f = line.splitn(3, ':');
+    let (Some(id), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else { return Vec::new() };
+    let path = path.trim_end_matches('/');
+    let dirs = match id {
+        "0" => vec!["/sys/fs/cgroup/unified".to_string(), "/sys/fs/cgroup".to_string()],
+        _ => vec![format!("/sys/fs/cgroup/{}", controllers.trim_start_matches("name="))],
+    };
+    dirs.into_iter().map(|d| PathBuf::from(format!("{d}{path}/cgroup.procs"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_hierarchies_by_controller_names() {
+        assert_eq!(candidates("9:name=systemd:/"), vec![PathBuf::from("/sys/fs/cgroup/systemd/cgroup.procs")]);
+        assert_eq!(candidates("2:cpu,cpuacct:/a/b"), vec![PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/b/cgroup.procs")]);
+    }
+
+    #[test]
+    fn v2_hybrid_then_unified() {
+        assert_eq!(
+            candidates("0::/user.slice"),
+            vec![PathBuf::from("/sys/fs/cgroup/unified/user.slice/cgroup.procs"), PathBuf::from("/sys/fs/cgroup/user.slice/cgroup.procs")]
+        );
+    }
+
+    #[test]
+    fn malformed_lines_give_nothing() {
+        assert!(candidates("").is_empty());
+        assert!(candidates("garbage").is_empty());
+    }
+}
