@@ -59,8 +59,7 @@ impl Leftovers<'_> {
 
 /// The cgroup v1 memory limit process `pid` runs under: its memory
 /// cgroup's `hierarchical_memory_limit`, the lowest limit of that cgroup
-/// and its ancestors (on the Proxmox backend the guest sits in LXC's
-/// inner dir below its limit cgroup).
+/// and its ancestors.
 fn memory_limit(pid: i32) -> String {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let path = cg.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string())).expect("memory cgroup");
@@ -235,8 +234,8 @@ fn proxmox_pods(test: &str, driver: &str) {
 /// pod's /dev/shm, a tmpfs whose pages are charged to the writer's memory
 /// cgroup), and a container that exceeds its memory limit ends with exit
 /// 137 and reason `OOMKilled`. containerd's shim reads both from the
-/// cgroup of the pid-file pid: on the Proxmox backend the holder, which
-/// sits in the guest's limit cgroup (cgroup v1).
+/// cgroups of the pid-file pid: on the Proxmox backend the holder, which
+/// joins the guest's memory, cpu, cpuacct and blkio cgroups (cgroup v1).
 fn pod_stats_and_oom(env: &CriEnv, proxmox: Option<&proxmox_support::Env>) {
     let cri = env.cri();
     let annotations: &[(&str, &str)] = if proxmox.is_some() { &[("org.nexcage.backend", "proxmox")] } else { &[] };

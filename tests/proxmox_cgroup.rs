@@ -1,12 +1,13 @@
 //! Where the holder and the guest sit in the cgroup tree on cgroup v1
-//! (src/backend/proxmox/README.md, *The guest's cgroup*): the guest's
-//! processes in `<cgroupsPath>/ns`, the holder (the pid-file pid, whose
-//! cgroup containerd's shim loads for metrics and OOM events) in
-//! `<cgroupsPath>`, the limit cgroup. ps, pause and update act on the
-//! guest alone (update on its limit cgroup), the holder keeps answering
-//! LXC's command socket while the guest is paused, and LXC removes every
-//! dir itself when the guest ends (the holder leaves first, through its
-//! stop hook). Real LXC + zfs-fuse + the double.
+//! (src/backend/proxmox/README.md, *The guest's cgroup*): the guest in
+//! `<cgroupsPath>` itself with its limits there, as under runc; the holder
+//! (the pid-file pid, whose cgroups containerd's shim loads for metrics and
+//! OOM events) joins `<cgroupsPath>` in the memory, cpu, cpuacct and blkio
+//! hierarchies only, never freezer or pids. ps, pause and pids act on the
+//! guest alone, the holder keeps answering LXC's command socket while the
+//! guest is paused, the guest sees the holder as pid 0 in its memory
+//! cgroup, and LXC removes every dir itself when the guest ends (the holder
+//! leaves first, through its stop hook). Real LXC + zfs-fuse + the double.
 
 mod proxmox_support;
 
@@ -15,14 +16,20 @@ use std::path::{Path, PathBuf};
 
 const MIB: u64 = 1024 * 1024;
 
-/// The memory cgroup of `pid`, from the hierarchy's root.
-fn memory_path(pid: i32) -> String {
+/// The cgroup of `pid` in the v1 hierarchy listing `ctrl`, from its root.
+fn path_in(pid: i32, ctrl: &str) -> String {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    cg.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string())).unwrap_or_default()
+    cg.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == ctrl).then(|| path.to_string())
+        })
+        .unwrap_or_default()
 }
 
-fn memory_dir(path: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'))
+fn dir_in(hierarchy: &str, path: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(hierarchy).join(path.trim_start_matches('/'))
 }
 
 fn read(p: PathBuf) -> String {
@@ -36,17 +43,17 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
 }
 
 #[test]
-fn holder_in_the_limit_cgroup_guest_below() {
+fn guest_in_cgroups_path_holder_in_its_stats_hierarchies() {
     let env: Env = env_or_skip!("cgroup", "pct", "lxc-info");
     if !Path::new("/sys/fs/cgroup/memory").is_dir() {
-        eprintln!("SKIP holder_in_the_limit_cgroup_guest_below: no cgroup v1 memory hierarchy (the holder stays in LXC's monitor cgroup on v2)");
+        eprintln!("SKIP guest_in_cgroups_path_holder_in_its_stats_hierarchies: no cgroup v1 memory hierarchy (the holder stays in LXC's monitor cgroup on v2)");
         return;
     }
     let parent = format!("/nexcage-cgtest-{}", std::process::id());
     let cg = format!("{parent}/c1");
     let b = env.bundle("cg", &["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], |v| {
         v["linux"]["cgroupsPath"] = serde_json::json!(cg);
-        v["linux"]["resources"] = serde_json::json!({"memory": {"limit": 64 * MIB}});
+        v["linux"]["resources"] = serde_json::json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 50}});
     });
     let pidf = env.dir.join("cg.pid");
     let o = env.nx(&["create", "-b", b.to_str().unwrap(), "--pid-file", pidf.to_str().unwrap(), "c1"]);
@@ -54,33 +61,52 @@ fn holder_in_the_limit_cgroup_guest_below() {
     let holder: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
     let st: serde_json::Value = serde_json::from_slice(&env.nx(&["state", "c1"]).stdout).unwrap();
     let init = st["pid"].as_i64().unwrap() as i32;
+    let vmid = env.guests()[0].to_string();
     // Placement, already at create (when the engine reads the pid file).
-    assert_eq!(memory_path(holder), cg, "the holder is not in the limit cgroup");
-    assert_eq!(memory_path(init), format!("{cg}/ns"), "the guest is not in LXC's inner dir");
-    assert_eq!(read(memory_dir(&cg).join("memory.limit_in_bytes")), (64 * MIB).to_string(), "LXC's limit is not on the limit cgroup");
+    for ctrl in ["memory", "cpu", "cpuacct", "blkio", "freezer", "pids", "devices"] {
+        assert_eq!(path_in(init, ctrl), cg, "the guest's {ctrl} cgroup is not the cgroupsPath");
+    }
+    for ctrl in ["memory", "cpu", "cpuacct", "blkio"] {
+        assert_eq!(path_in(holder, ctrl), cg, "the holder is not in the guest's {ctrl} cgroup");
+    }
+    for ctrl in ["freezer", "pids", "devices"] {
+        assert_eq!(path_in(holder, ctrl), format!("/lxc.monitor.{vmid}"), "the holder left its monitor cgroup in {ctrl}");
+    }
+    assert_eq!(read(dir_in("memory", &cg).join("memory.limit_in_bytes")), (64 * MIB).to_string(), "LXC's limit is not on the cgroupsPath");
     assert!(env.nx(&["start", "c1"]).status.success());
 
-    // ps: the guest alone.
+    // ps and pids: the guest alone.
     let ps = env.nx(&["ps", "--format", "json", "c1"]);
     let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap_or_else(|_| panic!("ps: {}", out(&ps)));
     assert!(pids.contains(&init) && !pids.contains(&holder), "ps {pids:?} (init {init}, holder {holder})");
-    // pause freezes the guest's own cgroup, not the holder's, which still
-    // answers LXC's command socket.
+    let procs = read(dir_in("pids", &cg).join("cgroup.procs"));
+    assert!(!procs.split_whitespace().any(|p| p == holder.to_string()), "holder in pids cgroup.procs {procs}");
+    // From inside: the container's own cgroups (the limits there), where the
+    // holder does not show: v1's cgroup.procs leaves out pids outside the
+    // reader's pid namespace (kernel cgroup-v1.c `pidlist_array_load`).
+    let o = env.nx(&["exec", "c1", "sh", "-c", "cat /proc/self/cgroup; echo mem; cat /sys/fs/cgroup/memory/cgroup.procs; echo pids; cat /sys/fs/cgroup/pids/cgroup.procs; echo lim; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"]);
+    let inside = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "exec: {}", out(&o));
+    let section = |name: &str, next: &str| inside.split(&format!("{name}\n")).nth(1).and_then(|r| r.split(&format!("{next}\n")).next()).unwrap_or_default().to_string();
+    let (mem, pids_in) = (section("mem", "pids"), section("pids", "lim"));
+    assert!(inside.contains(":memory:/\n") && inside.contains(":pids:/\n"), "the container is not at its cgroup namespace root: {inside}");
+    assert!(!mem.lines().any(|l| l == "0") && mem.lines().count() == pids_in.lines().count(), "the holder shows inside: {inside}");
+    assert!(inside.ends_with(&format!("{}\n50\n", 64 * MIB)), "limits from inside: {inside}");
+    // pause freezes the guest's cgroup; the holder, in no freezer cgroup of
+    // the guest, still answers LXC's command socket.
     assert!(env.nx(&["pause", "c1"]).status.success());
-    assert_eq!(read(Path::new("/sys/fs/cgroup/freezer").join(format!("{}/ns/freezer.state", cg.trim_start_matches('/')))), "FROZEN");
-    assert_eq!(read(Path::new("/sys/fs/cgroup/freezer").join(format!("{}/freezer.state", cg.trim_start_matches('/')))), "THAWED");
-    let vmid = env.guests()[0].to_string();
+    assert_eq!(read(dir_in("freezer", &cg).join("freezer.state")), "FROZEN");
     let mut info = env.cmd("lxc-info");
     info.args(["-n", &vmid, "-s", "-H", "-P"]).arg(env.dir.join("lxc"));
     let o = proxmox_support::run_to_files(&mut info, &env.dir);
     // (LXC's own state stays RUNNING: only its freeze command changes it.)
     assert!(o.status.success() && !o.stdout.is_empty(), "lxc-info while paused: {}", out(&o));
     assert!(env.nx(&["resume", "c1"]).status.success());
-    assert_eq!(read(Path::new("/sys/fs/cgroup/freezer").join(format!("{}/ns/freezer.state", cg.trim_start_matches('/')))), "THAWED");
-    // update and events --stats: the limit cgroup's limit.
+    assert_eq!(read(dir_in("freezer", &cg).join("freezer.state")), "THAWED");
+    // update and events --stats: the cgroupsPath.
     let o = env.nx(&["update", "--memory", "96m", "c1"]);
     assert!(o.status.success(), "update: {}", out(&o));
-    assert_eq!(read(memory_dir(&cg).join("memory.limit_in_bytes")), (96 * MIB).to_string());
+    assert_eq!(read(dir_in("memory", &cg).join("memory.limit_in_bytes")), (96 * MIB).to_string());
     let stats = env.nx(&["events", "--stats", "c1"]);
     let sv: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap_or_else(|_| panic!("stats: {}", out(&stats)));
     assert_eq!(sv["data"]["memory"]["usage"]["limit"], 96 * MIB, "{sv}");

@@ -381,10 +381,12 @@ fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) 
     let init = wait_for_init(opts.dir, j, pid)?;
     j.init = Some((init, crate::proc::start_time(init)));
     let spec_path = opts.bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
-    j.cgroup_dir = spec_path.filter(|p| guest_cgroup::limit_path_of(init).as_ref() == Some(p));
+    j.cgroup_dir = spec_path.filter(|p| guest_cgroup::path_of(init).as_ref() == Some(p));
     j.save(opts.dir)?;
-    // Before the engine reads the pid file: its shim loads the holder's cgroup.
-    guest_cgroup::enter_limit(pid, init)?;
+    // Before the engine reads the pid file: its shim loads the holder's cgroups.
+    if j.cgroup_dir.is_some() {
+        guest_cgroup::enter_stats(pid, init)?;
+    }
     Ok(pid)
 }
 

@@ -90,55 +90,42 @@ pub fn ready_cpuset_parent(path: &Path) {
     }
 }
 
-/// LXC's inner dir (`lxc.cgroup.dir.container.inner`, Proxmox's name): on
-/// cgroup v1 the guest's processes sit in `<container dir>/ns` and LXC
-/// writes the limits into the container dir, where the holder joins them
-/// (README.md here, *The guest's cgroup*; `lxcconf::cgroup_dirs`).
-pub const INNER: &str = "ns";
+/// The cgroup v1 controllers whose files containerd's shim reads for the
+/// pid-file pid (the holder): memory (usage, limit, the OOM eventfd on
+/// `memory.oom_control`), cpu and cpuacct (usage, throttling), blkio
+/// (containerd/cgroups v1 `Stat`, runc-v2 shim `NewContainer` loads them
+/// once after create). Not freezer (pause must not freeze the holder: it
+/// answers LXC's command socket, which `pct status` asks), not pids
+/// (`pids.max` counts the container's processes only), nor the rest.
+pub const STATS_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "blkio"];
 
-/// The guest's limit cgroup from its init `pid`, from the hierarchies'
-/// root: the parent of the init's cgroup when that is LXC's inner dir,
-/// else the init's own (memory hierarchy's, else the unified one's).
-pub fn limit_path_of(pid: i32) -> Option<PathBuf> {
-    path_of(pid).map(|p| limit_of(&p).to_path_buf())
+fn is_stats_hierarchy(ctrls: &str) -> bool {
+    ctrls.split(',').any(|c| STATS_CONTROLLERS.contains(&c))
 }
 
-/// `p` without its inner dir (as is when it has none).
-fn limit_of(p: &Path) -> &Path {
-    match p.parent() {
-        Some(parent) if p.file_name().is_some_and(|n| n == INNER) && parent != Path::new("/") => parent,
-        _ => p,
-    }
-}
-
-/// The guest's limit cgroup dir for `controller` (see [`limit_path_of`]).
-pub fn limit_dir(init: i32, controller: &str) -> Option<PathBuf> {
-    guest_dir(init, controller).map(|d| limit_of(&d).to_path_buf())
-}
-
-/// Moves the holder into the guest's limit cgroup in every hierarchy where
-/// the guest's init sits in LXC's inner dir (none: nothing to do). The
-/// engine's shim then loads that cgroup for the holder's pid: its counters
-/// include the guest's, and a memory limit hit there notifies it (cgroup
-/// v1 OOM notifications reach the cgroup at its limit and its
-/// descendants). Errors name the file.
-pub fn enter_limit(holder: i32, init: i32) -> Result<()> {
-    for (_, d) in dirs_of(init) {
-        if d.file_name().is_some_and(|n| n == INNER) {
-            let f = limit_of(&d).join("cgroup.procs");
-            std::fs::write(&f, holder.to_string()).with_context(|| format!("cannot move the holder {holder} into {}", f.display()))?;
-        }
+/// Moves the holder into the guest's cgroup (its init's) in the cgroup v1
+/// hierarchies of [`STATS_CONTROLLERS`], one `cgroup.procs` write each (v1
+/// hierarchies are independent); on cgroup v2 nothing (see README.md
+/// here, *The guest's cgroup*). The engine's shim then loads the guest's
+/// memory, cpu and blkio cgroups for the holder's pid: their counters are
+/// the guest's, and its memory limit's OOM notifications reach it. Errors
+/// name the file.
+pub fn enter_stats(holder: i32, init: i32) -> Result<()> {
+    for (_, d) in dirs_of(init).into_iter().filter(|(c, _)| is_stats_hierarchy(c)) {
+        let f = d.join("cgroup.procs");
+        std::fs::write(&f, holder.to_string()).with_context(|| format!("cannot move the holder {holder} into {}", f.display()))?;
     }
     Ok(())
 }
 
-/// The hierarchies mounted under /sys/fs/cgroup (v1 ones and a hybrid
-/// host's `unified`), or the unified root itself on a pure v2 host.
-pub fn hierarchies() -> Vec<PathBuf> {
+/// The mounted cgroup v1 hierarchies of [`STATS_CONTROLLERS`] (their
+/// mount dirs, not the `cpu`/`cpuacct` symlinks); none on a pure v2 host.
+pub fn stats_hierarchies() -> Vec<PathBuf> {
     if Path::new(ROOT).join("cgroup.controllers").exists() {
-        return vec![PathBuf::from(ROOT)];
+        return Vec::new();
     }
-    std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect()).unwrap_or_default()
+    let rd = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+    rd.into_iter().filter(|p| p.is_dir() && !p.is_symlink() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_stats_hierarchy)).collect()
 }
 
 /// The cgroup `pid` is in, from the hierarchies' root: its memory
@@ -160,7 +147,9 @@ pub fn read_u64(d: &Path, f: &str) -> u64 {
     std::fs::read_to_string(d.join(f)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Every pid in the init's cgroup (pids controller, recursively).
+/// Every pid in the init's cgroup (pids controller, recursively): the
+/// guest's, never the holder (it joins no pids cgroup, see
+/// [`STATS_CONTROLLERS`]).
 pub fn pids_of(init: i32) -> Result<Vec<i32>> {
     let d = guest_dir(init, "pids").context("cannot find the guest's cgroup")?;
     let mut out = Vec::new();
@@ -188,11 +177,11 @@ pub fn thaw(init: i32) {
     let _ = freeze(init, false);
 }
 
-/// Freezes (`true`) or thaws the guest's own cgroup, the init's (v1
-/// freezer, else v2 `cgroup.freeze`), and waits up to 10 s until the
-/// kernel says it is done. Never the limit cgroup: the holder there must
-/// keep running (it answers LXC's command socket; `lxc-freeze` freezes the
-/// limit cgroup, lxc cgfsng.c `cgfsng_set` / `cgroup_freeze`).
+/// Freezes (`true`) or thaws the guest's cgroup, the init's (v1 freezer,
+/// else v2 `cgroup.freeze`), and waits up to 10 s until the kernel says it
+/// is done. The holder is never in it (v1: it joins no freezer cgroup, see
+/// [`STATS_CONTROLLERS`]; v2: it stays in LXC's monitor cgroup), so it
+/// keeps answering LXC's command socket while the guest is paused.
 pub fn freeze(init: i32, frozen: bool) -> Result<()> {
     // (file written, value, file read back, line it then holds)
     let (d, set, value, check, want) = if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
@@ -282,15 +271,16 @@ fn rmdir_tree(d: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_guest_cgroup, limit_of};
-    use std::path::Path;
+    use super::{is_guest_cgroup, is_stats_hierarchy};
 
     #[test]
-    fn limit_cgroup_is_the_inner_dirs_parent() {
-        assert_eq!(limit_of(Path::new("/kubepods/pod1/c1/ns")), Path::new("/kubepods/pod1/c1"));
-        assert_eq!(limit_of(Path::new("/kubepods/pod1/c1")), Path::new("/kubepods/pod1/c1"));
-        assert_eq!(limit_of(Path::new("/lxc.payload.100")), Path::new("/lxc.payload.100"));
-        assert_eq!(limit_of(Path::new("/ns")), Path::new("/ns"));
+    fn stats_hierarchies_are_memory_cpu_cpuacct_blkio() {
+        for h in ["memory", "cpu,cpuacct", "cpuacct", "blkio"] {
+            assert!(is_stats_hierarchy(h), "{h}");
+        }
+        for h in ["freezer", "pids", "devices", "cpuset", "net_cls,net_prio", "name=systemd", "", "hugetlb"] {
+            assert!(!is_stats_hierarchy(h), "{h}");
+        }
     }
 
     #[test]

@@ -158,8 +158,8 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     for (kind, path) in &p.shares {
         c.set(&format!("lxc.namespace.share.{kind}"), path)?;
     }
-    if uses_inner_dir(&lxc_dir) {
-        c.set("lxc.hook.stop", &leave_limit_hook(vmid))?;
+    if joins_guest_cgroup(&lxc_dir) {
+        c.set("lxc.hook.stop", &leave_guest_hook(vmid))?;
     }
     c.foreground()?;
     let test_argv = test_init_argv();
@@ -174,26 +174,28 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     Ok(status)
 }
 
-/// Whether the guest's cgroup has LXC's inner dir (cgroup v1 with a
-/// container dir, `lxcconf::cgroup_dirs`): then create moves the holder
-/// into the guest's limit cgroup.
-fn uses_inner_dir(lxc_dir: &Path) -> bool {
+/// Whether the guest's cgroup is the bundle's path (`lxc.cgroup.dir.container`,
+/// `lxcconf::cgroup_dirs`) on a cgroup v1 host: then create moves the
+/// holder into it in the stats hierarchies (`guest_cgroup::enter_stats`).
+fn joins_guest_cgroup(lxc_dir: &Path) -> bool {
     let conf = std::fs::read_to_string(super::include::path(lxc_dir)).unwrap_or_default();
-    conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container.inner" && !v.trim().is_empty()))
+    let has_dir = conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container" && !v.trim().is_empty()));
+    has_dir && !guest_cgroup::stats_hierarchies().is_empty()
 }
 
-/// `lxc.hook.stop` for the inner layout: moves the holder back into its
-/// monitor cgroup `lxc.monitor.<vmid>` (into the hierarchy's root where
-/// that is gone: nothing kept the empty dir). LXC runs stop hooks after the
-/// guest's PID 1 has ended and right before it removes the container dir
-/// (lxc start.c `lxc_end`: hooks, then `payload_destroy`, then
-/// `monitor_destroy`, which takes the monitor to `lxc.pivot` and removes
-/// its cgroup), and rmdir refuses a cgroup a process is in. The hook is a
-/// child of the holder; LXC runs it as `exec <hook> <name> lxc stop ...`
-/// through /bin/sh (lxc conf.c `run_script_argv`), so the extra words are
-/// the inner shell's positional parameters.
-fn leave_limit_hook(vmid: u32) -> String {
-    let roots: Vec<String> = guest_cgroup::hierarchies().iter().map(|h| h.display().to_string()).collect();
+/// `lxc.hook.stop` that moves the holder back out of the guest's cgroup, in
+/// the hierarchies it joined, into its monitor cgroup `lxc.monitor.<vmid>`
+/// (into the hierarchy's root where that is gone: nothing kept the empty
+/// dir). LXC runs stop hooks after the guest's PID 1 has ended and right
+/// before it removes the container dir (lxc start.c `lxc_end`: hooks, then
+/// `payload_destroy`, then `monitor_destroy`, which takes the monitor to
+/// `lxc.pivot` and removes its cgroup), and rmdir refuses a cgroup a
+/// process is in. The hook is a child of the holder; LXC runs it as
+/// `exec <hook> <name> lxc stop ...` through /bin/sh (lxc conf.c
+/// `run_script_argv`), so the extra words are the inner shell's positional
+/// parameters.
+fn leave_guest_hook(vmid: u32) -> String {
+    let roots: Vec<String> = guest_cgroup::stats_hierarchies().iter().map(|h| h.display().to_string()).collect();
     format!(
         "/bin/sh -c 'for h in {}; do f=$h/lxc.monitor.{vmid}/cgroup.procs; [ -e $f ] || f=$h/cgroup.procs; echo {} > $f; done; exit 0'",
         roots.join(" "),

@@ -144,7 +144,7 @@ pub fn render(i: &Inputs) -> String {
     for (k, v) in limits(i.pve, i.mode, i.resources) {
         put(&k, &v);
     }
-    for (k, v) in cgroup_dirs(i.cgroups_path, i.vmid, i.mode) {
+    for (k, v) in cgroup_dirs(i.cgroups_path, i.vmid) {
         put(k, &v);
     }
     if super::paths::readonly_root(i.pve) {
@@ -174,30 +174,16 @@ fn force_cgroup(auto: &str) -> String {
 }
 
 /// Where the guest's cgroup goes: the bundle's `linux.cgroupsPath` as
-/// LXC's container dir, from each hierarchy's root (create resolves a
-/// relative one, see `guest_cgroup::resolve`). LXC wants the monitor's dir
-/// set too: `lxc.monitor.<vmid>` beside it. A container dir that exists
-/// makes LXC fail, as LXC creates it (and removes it when the guest ends).
-/// Without a path LXC's own layout, `lxc.payload.<vmid>`.
-///
-/// On cgroup v1 the guest's processes go one level down, into LXC's inner
-/// dir (`lxc.cgroup.dir.container.inner = ns`, as Proxmox's own layout):
-/// LXC writes the limits into the container dir, and create moves the
-/// holder there (`guest_cgroup::enter_limit`), so the cgroup the engine's
-/// shim loads for the pid-file pid holds the guest's counters, limits and
-/// OOM notifications while the guest's own dir (ps, kill --all, pause,
-/// exec) holds the guest alone. Not on cgroup v2: LXC enables the
-/// controllers in the container dir's `cgroup.subtree_control` for the
-/// inner one, and a v2 cgroup with controllers enabled for its children
-/// takes no process ("no internal processes"), so the holder could not
-/// join it.
-fn cgroup_dirs(path: Option<&Path>, vmid: u32, mode: CgroupMode) -> Vec<(&'static str, String)> {
+/// LXC's container dir (its init and processes sit right there, no inner
+/// dir), from each hierarchy's root (create resolves a relative one, see
+/// `guest_cgroup::resolve`). LXC
+/// wants the monitor's dir set too: `lxc.monitor.<vmid>` beside it. A
+/// container dir that exists makes LXC fail, as LXC creates it (and
+/// removes it when the guest ends). Without a path LXC's own layout,
+/// `lxc.payload.<vmid>`.
+fn cgroup_dirs(path: Option<&Path>, vmid: u32) -> Vec<(&'static str, String)> {
     let Some(p) = path.and_then(|p| p.to_str()).filter(|p| !p.trim_matches('/').is_empty()) else { return Vec::new() };
-    let mut dirs = vec![("lxc.cgroup.dir.container", p.trim_matches('/').to_string()), ("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}"))];
-    if mode == CgroupMode::V1 {
-        dirs.push(("lxc.cgroup.dir.container.inner", super::guest_cgroup::INNER.to_string()));
-    }
-    dirs
+    vec![("lxc.cgroup.dir.container", p.trim_matches('/').to_string()), ("lxc.cgroup.dir.monitor", format!("lxc.monitor.{vmid}"))]
 }
 
 /// The devices every OCI container may use (runc's default allow list).
@@ -346,9 +332,7 @@ mod tests {
         let res: LinuxResources = serde_json::from_str(r#"{"cpu":{"shares":512}}"#).unwrap();
         let with = |p: &str| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V1, cgroups_path: Some(Path::new(p)), resources: Some(&res) });
         let t = with("/kubepods/pod1/c1");
-        assert!(t.contains("lxc.cgroup.dir.container = kubepods/pod1/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\nlxc.cgroup.dir.container.inner = ns\n"), "{t}");
-        let v2 = render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: &pve(), mode: CgroupMode::V2, cgroups_path: Some(Path::new("/k/c1")), resources: None });
-        assert!(v2.contains("lxc.cgroup.dir.container = k/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\n") && !v2.contains(".inner"), "{v2}");
+        assert!(t.contains("lxc.cgroup.dir.container = kubepods/pod1/c1\nlxc.cgroup.dir.monitor = lxc.monitor.101\n"), "{t}");
         assert!(!t.contains("lxc.cgroup.relative"));
         assert!(t.contains("lxc.cgroup.cpu.shares = 512\n"), "{t}");
         assert!(!text(CgroupMode::V1).contains("lxc.cgroup.dir"));

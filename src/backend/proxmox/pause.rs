@@ -1,8 +1,7 @@
-//! pause and resume: the freezer of the guest's own cgroup (its init's),
-//! written by nexcage (`guest_cgroup::freeze`). Not `lxc-freeze`: LXC
-//! freezes the limit cgroup, where the holder sits on cgroup v1 (README.md
-//! here, *The guest's cgroup*), and a frozen holder could not answer
-//! `lxc-unfreeze` through LXC's command socket.
+//! pause and resume: the freezer of the guest's cgroup (its init's),
+//! written by nexcage (`guest_cgroup::freeze`), which the holder never
+//! joins (README.md here, *The guest's cgroup*), so LXC's command socket
+//! keeps answering while the guest is paused.
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::guest_cgroup::{guest_dir, limit_dir, pids_of, read_u64};
+use super::guest_cgroup::{guest_dir, pids_of, read_u64};
 use super::journal::CreateJournal;
 use super::lxc;
 use crate::backend::stats::{Cpu, CpuUsage, Memory, MemoryEntry, Pids};
@@ -20,9 +20,9 @@ pub fn pids(dir: &Path) -> Result<Vec<i32>> {
 }
 
 /// runc's stats (`memory`, `pids`, `cpu` usage) from the guest's cgroup
-/// files (v1 names, else v2's): the guest's own cgroup, without the holder;
-/// the memory limit from the limit cgroup. What the host does not have is
-/// left out.
+/// files (v1 names, else v2's); what the host does not have is left out.
+/// On cgroup v1 the memory and cpu counters include the idle holder's
+/// (README.md here, *The guest's cgroup*); `pids` is the guest's alone.
 pub fn stats(dir: &Path) -> Result<Stats> {
     let j = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&j) else { return Err(BackendError::NotRunning.into()) };
@@ -32,8 +32,7 @@ pub fn stats(dir: &Path) -> Result<Stats> {
             MemoryEntry {
                 usage: read_u64(&d, "memory.usage_in_bytes"),
                 max: read_u64(&d, "memory.max_usage_in_bytes"),
-                // Where LXC and update write it (the inner dir's own is unlimited).
-                limit: Some(read_u64(&limit_dir(init, "memory").unwrap_or_else(|| d.clone()), "memory.limit_in_bytes")),
+                limit: Some(read_u64(&d, "memory.limit_in_bytes")),
                 failcnt: Some(read_u64(&d, "memory.failcnt")),
             }
         } else {

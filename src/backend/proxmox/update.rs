@@ -1,6 +1,5 @@
-//! update: new limits for the guest's limit cgroup (`linux.cgroupsPath`,
-//! else LXC's `lxc.payload.<vmid>`; on cgroup v1 the parent of LXC's inner
-//! dir, where LXC wrote the guest's limits), applied through
+//! update: new limits for the guest's cgroup (the one its PID 1 is in:
+//! `linux.cgroupsPath`, else LXC's `lxc.payload.<vmid>`), applied through
 //! libcgroups and read back as the native backend does
 //! (`native::update::update_cgroup`): memory with swap in the order the
 //! kernel accepts, pids, cpu, cpuset, blkio, `disableOOMKiller`; a file the
@@ -13,23 +12,19 @@ use libcgroups::common::{create_cgroup_manager, CgroupConfig};
 use libcontainer::oci_spec::runtime::LinuxResources;
 
 use super::journal::CreateJournal;
-use super::{guest_cgroup, holder, lxc};
+use super::{guest_cgroup, lxc};
 use crate::backend::native::update::update_cgroup;
 use crate::backend::BackendError;
 
 pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&j) else { return Err(BackendError::NotRunning.into()) };
-    let path = guest_cgroup::limit_path_of(init).context("the guest is in no memory cgroup")?;
+    let path = guest_cgroup::path_of(init).context("the guest is in no memory cgroup")?;
     let m = create_cgroup_manager(CgroupConfig { cgroup_path: path.clone(), systemd_cgroup: false, container_name: j.vmid.unwrap_or(0).to_string() })
         .map_err(|e| anyhow!("the guest's cgroup {}: {e}", path.display()))?;
-    // The read-back follows a process in the limit cgroup: the holder
-    // there (cgroup v1), else the init.
-    let holder = holder::alive(&j).filter(|h| guest_cgroup::path_of(*h).as_ref() == Some(&path));
     // Device rules stay LXC's, as runc's update changes none (containerd
-    // passes the spec's list, led by "deny a", which the kernel refuses in
-    // a v1 cgroup that has children: LXC's inner dir).
+    // passes the spec's whole list again, led by "deny a").
     let mut r = r.clone();
     r.set_devices(None);
-    update_cgroup(&m, holder.unwrap_or(init), &r)
+    update_cgroup(&m, init, &r)
 }
