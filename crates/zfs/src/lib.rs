@@ -192,13 +192,21 @@ impl Zfs {
     }
 
     /// The dataset's mountpoint, mounting it first if needed.
+    /// Both properties come from one `zfs get` (each zfs call costs a
+    /// process and, on zfs-fuse, a round trip to the daemon).
     pub fn mountpoint(&self, name: &str) -> Result<PathBuf, ZfsError> {
         cmd::check_name(name)?;
-        let mounted = self.get(name, "mounted")?;
-        if mounted != "yes" {
+        let out = self.zfs(&["get", "-H", "-o", "property,value", "mounted,mountpoint", name])?;
+        let value = |prop: &str| out.lines().filter_map(|l| l.split_once('\t')).find(|(p, _)| *p == prop).map(|(_, v)| v.trim_end().to_string());
+        let mountpoint = value("mountpoint").ok_or_else(|| ZfsError::Failed {
+            cmd: format!("{} get mounted,mountpoint {name}", self.zfs),
+            code: 0,
+            stderr: format!("no mountpoint in {out:?}"),
+        })?;
+        if value("mounted").as_deref() != Some("yes") {
             self.zfs(&["mount", name])?;
         }
-        Ok(PathBuf::from(self.get(name, "mountpoint")?))
+        Ok(PathBuf::from(mountpoint))
     }
 
     /// One property's value (`zfs get -H -o value`).
