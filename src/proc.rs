@@ -71,8 +71,8 @@ pub fn send_pidfd(path: &std::path::Path, pid: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A pidfd for `pid` (pidfd_open(2), Linux 5.3).
-fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+/// A pidfd for `pid` (pidfd_open(2), Linux 5.3): readable once it exits.
+pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -415,7 +415,9 @@ fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
         found.set(init);
         init.is_some()
     };
-    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &gone, &ready);
+    // Woken by the init opening its FIFO or the holder ending, not a poll loop.
+    let wake = guest_init::on_fifo_open(guest_init::Wake::default(), &lxc_dir).on_exit(holder);
+    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &wake, &gone, &ready);
     match (waited, found.get()) {
         (Ok(true), Some(init)) => Ok(init),
         (Err(e), _) => Err(e.context(lxc_failure(dir))),
