@@ -97,7 +97,8 @@ pub fn wait_for_exit(pid: i32, start: Option<u64>, bound: std::time::Duration) -
     let deadline = std::time::Instant::now() + bound;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // Rounded up: the whole bound is waited, not a millisecond less.
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd on the stack, its fd owned by `fd` for the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };

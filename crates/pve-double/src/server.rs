@@ -478,3 +478,38 @@ fn authenticate(shared: &Shared, req: &Request) -> Option<String> {
     }
     Some(user.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_back_to_back_on_one_connection() {
+        let wire = b"PUT /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nx=1GET /b?c=d HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let mut s = &wire[..];
+        let mut buf = Vec::new();
+        let a = read_request(&mut s, &mut buf).unwrap().unwrap();
+        assert_eq!((a.method.as_str(), a.path.as_str(), a.body.as_slice()), ("PUT", "/a", &b"x=1"[..]));
+        let b = read_request(&mut s, &mut buf).unwrap().unwrap();
+        assert_eq!((b.method.as_str(), b.path.as_str(), b.query.as_str(), b.proto.as_str()), ("GET", "/b", "c=d", "HTTP/1.1"));
+        assert!(read_request(&mut s, &mut buf).unwrap().is_none(), "a clean end between requests");
+    }
+
+    #[test]
+    fn keep_alive_as_pveproxy() {
+        let req = |head: &str| {
+            let wire = format!("{head}\r\n\r\n");
+            read_request(&mut wire.as_bytes(), &mut Vec::new()).unwrap().unwrap()
+        };
+        let fresh = || KeepAlive { left: KeepAlive::REQUESTS };
+        assert!(fresh().after(&req("GET / HTTP/1.1"), 200));
+        assert!(!fresh().after(&req("GET / HTTP/1.1"), 401), "an error status closes");
+        assert!(!fresh().after(&req("GET / HTTP/1.1\r\nConnection: close"), 200));
+        assert!(!fresh().after(&req("GET / HTTP/1.0"), 200), "HTTP/1.0 without Connection closes");
+        assert!(fresh().after(&req("GET / HTTP/1.0\r\nConnection: Keep-Alive"), 200));
+        assert!(!fresh().after(&req("POST /u HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=x"), 200), "an upload closes");
+        let mut ka = fresh();
+        let n = (1..=KeepAlive::REQUESTS).take_while(|_| ka.after(&req("GET / HTTP/1.1"), 200)).count();
+        assert_eq!(n + 1, KeepAlive::REQUESTS as usize, "the 100th request is the last");
+    }
+}
