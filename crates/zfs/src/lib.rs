@@ -192,15 +192,13 @@ impl Zfs {
     }
 
     /// The dataset's mountpoint, mounting it first if needed.
-    /// A dataset mounted once in this mount namespace (as `zfs create` and
-    /// `zfs clone` leave it) is found in `/proc/self/mountinfo`; else both
-    /// properties come from one `zfs get` (each zfs call costs a process
-    /// and, on zfs-fuse, a round trip to the daemon).
+    /// Both properties come from one `zfs get` (each zfs call costs a
+    /// process and, on zfs-fuse, a round trip to the daemon). Not read from
+    /// mountinfo: with that shortcut (`cp -a` right after `zfs create`),
+    /// 16 parallel creates wedged zfs-fuse once (tests/proxmox_ownership.rs
+    /// `parallel_api`; cause not established, so the daemon is asked).
     pub fn mountpoint(&self, name: &str) -> Result<PathBuf, ZfsError> {
         cmd::check_name(name)?;
-        if let Some(p) = mounted_at(name) {
-            return Ok(p);
-        }
         let out = self.zfs(&["get", "-H", "-o", "property,value", "mounted,mountpoint", name])?;
         let value = |prop: &str| out.lines().filter_map(|l| l.split_once('\t')).find(|(p, _)| *p == prop).map(|(_, v)| v.trim_end().to_string());
         let mountpoint = value("mountpoint").ok_or_else(|| ZfsError::Failed {
@@ -396,72 +394,9 @@ pub fn parse_size(s: &str) -> Option<u64> {
     Some((v * mult as f64) as u64)
 }
 
-/// Where dataset `name` is mounted in this mount namespace, when that is
-/// one place (its root mounted once): from `/proc/self/mountinfo`, no zfs
-/// call. `None`: not mounted here, or mounted (or bound) more than once.
-fn mounted_at(name: &str) -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut whole = mounts_of(&info, name).into_iter().filter(|(root, _)| root == "/");
-    match (whole.next(), whole.next()) {
-        (Some((_, p)), None) => Some(p),
-        _ => None,
-    }
-}
-
-/// (root within the filesystem, mount point) of the mounts (mountinfo
-/// fields 4 and 5, octal escapes undone) whose source is `name` and whose
-/// type is ZFS.
-fn mounts_of(info: &str, name: &str) -> Vec<(String, PathBuf)> {
-    info.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mut post = post.split(' ');
-            let (fstype, source) = (post.next()?, post.next()?);
-            let ours = source == name;
-            let mut f = pre.split(' ').skip(3);
-            let (root, point) = (f.next()?, f.next()?);
-            (ours && (fstype == "zfs" || fstype == "fuse.zfs")).then(|| (root.to_string(), unescape(point)))
-        })
-        .collect()
-}
-
-/// mountinfo's `\ooo` escapes (space, tab, newline, backslash) undone.
-fn unescape(s: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match oct {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |a, c| a.wrapping_mul(8).wrapping_add(c - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mounts_of_a_dataset_from_mountinfo() {
-        let info = "46 27 0:41 / /m rw - fuse.zfs p rw\n\
-                    48 47 0:43 / /m/data/a\\040b rw - fuse.zfs p/data/a rw\n\
-                    49 48 0:44 / /m/data/a\\040b/c rw - zfs p/data/a/c rw\n\
-                    50 27 0:45 / /m/data/ab rw - zfs p/data/ab rw\n\
-                    51 27 0:46 / /other rw - ext4 p/data/a rw";
-        assert_eq!(mounts_of(info, "p/data/a"), vec![("/".to_string(), PathBuf::from("/m/data/a b"))]);
-        assert_eq!(mounts_of(info, "p/data/a/c"), vec![("/".to_string(), PathBuf::from("/m/data/a b/c"))]);
-        assert!(mounts_of(info, "p/data/x").is_empty());
-    }
 
     #[test]
     fn names_like_proxmox() {
