@@ -5,7 +5,8 @@
 #        benches/lifecycle.sh [ROUNDS] --proxmox   (the Proxmox backend, clone
 #        strategy, API driver, against the pve-double, beside the native backend
 #        and crun; brings scripts/proxmox-test-env.sh up in /var/tmp/nexcage-bench-px
-#        with pool nxbench and takes it down after)
+#        with pool nxbench and the release pve-double (PVE_DOUBLE_BIN overrides)
+#        and takes it down after)
 # Prints per-phase medians, ratios nexcage/runc and nexcage/crun, and the peak
 # RSS of `<runtime> create`. Results for this repo: BENCHMARKS.md.
 set -eu
@@ -27,6 +28,12 @@ px=
 for arg in "$@"; do [ "$arg" = --proxmox ] && px=/var/tmp/nexcage-bench-px; done
 if [ -n "$px" ]; then
     export NEXCAGE_TEST_POOL=nxbench
+    # The node's double in its release build: a debug double spends 10-40 ms
+    # of its own per API call, which is neither nexcage's cost nor a node's.
+    if [ -z "${PVE_DOUBLE_BIN:-}" ]; then
+        cargo build --release -q -p pve-double
+        export PVE_DOUBLE_BIN="$PWD/target/release/pve-double"
+    fi
     scripts/proxmox-test-env.sh down "$px" >/dev/null 2>&1 || true
     scripts/proxmox-test-env.sh up "$px" >/dev/null
     trap 'scripts/proxmox-test-env.sh down "$px" >/dev/null 2>&1' EXIT

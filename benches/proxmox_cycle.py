@@ -9,9 +9,10 @@ bundle whose process prints a line and sleeps:
 
 Phases: create, start, first line (from the start of create to the line on
 the pipe), kill+stop, delete; cycle = create+start+kill+stop+delete. Then
-one traced cycle of the Proxmox backend (`strace -f -ttt`) says where its
-time goes: the programs it runs (zfs, lxc-*), its API calls (connect to
-close of each connection to the double), and the rest (nexcage itself).
+one traced cycle of the Proxmox backend (`strace -f -ttt -T`) says where
+its time goes: the programs it runs (zfs, lxc-*), the time it waits on the
+API (connect, send, receive on its connections to the double), and the rest
+(nexcage itself and liblxc).
 """
 import collections, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -122,9 +123,13 @@ def flavours(a, env_dir, state):
 
 
 def trace_summary(path, port):
-    """Wall time per program run (execve to exit), per API connection
-    (connect to close) of one `strace -f -ttt` file; ms."""
-    starts, pending, progs, conns, busy = {}, {}, collections.Counter(), {}, collections.Counter()
+    """Wall time per program run (execve to exit) and the time spent
+    waiting on the API (connect, send and receive on a connection to the
+    double, from strace -T: the double keeps connections alive, so
+    connect..close would span the whole command) of one `strace -f -ttt -T`
+    file; ms. Also the number of API connections."""
+    starts, pending, progs, busy = {}, {}, collections.Counter(), collections.Counter()
+    api_fds, unfinished, conns = set(), {}, 0
     first = last = main = None
     with open(path) as f:
         lines = f.read().splitlines()
@@ -144,7 +149,7 @@ def trace_summary(path, port):
             if am and am.group(2) and name in ("zfs", "zpool", "nexcage"):
                 name += " " + am.group(2)
             pending[pid] = name
-        if (rest.startswith("execve(") or rest.startswith("<... execve resumed>")) and rest.rstrip().endswith("= 0") and pid in pending:
+        if (rest.startswith("execve(") or rest.startswith("<... execve resumed>")) and " = 0 <" in rest and pid in pending:
             name = pending.pop(pid)
             if pid != main:
                 starts[pid] = (name, t)
@@ -152,14 +157,30 @@ def trace_summary(path, port):
             if pid in starts:
                 name, t0 = starts.pop(pid)
                 progs[name] += t - t0
-        elif rest.startswith("connect(") and f"sin_port=htons({port})" in rest:
-            fd = rest[len("connect("):].split(",")[0]
-            conns[(pid, fd)] = t
-        elif rest.startswith("close("):
-            fd = rest[len("close("):].split(")")[0]
-            if (pid, fd) in conns:
-                busy["API calls (connect..close)"] += t - conns.pop((pid, fd))
-    return {k: v * 1000 for k, v in progs.items()}, {k: v * 1000 for k, v in busy.items()}, ((last or 0) - (first or 0)) * 1000
+            continue
+        call = re.match(r"^(connect|sendto|recvfrom|close)\((\d+)", rest)
+        resumed = re.match(r"^<\.\.\. (connect|sendto|recvfrom) resumed>", rest)
+        if call:
+            name, fd = call.group(1), (pid, call.group(2))
+            if name == "connect" and f"sin_port=htons({port})" in rest:
+                api_fds.add(fd)
+                conns += 1
+            if name == "close":
+                api_fds.discard(fd)
+                continue
+            if fd not in api_fds:
+                continue
+            if rest.endswith("<unfinished ...>"):
+                unfinished[pid] = fd
+                continue
+        elif resumed and unfinished.pop(pid, None) in api_fds:
+            pass
+        else:
+            continue
+        d = re.search(r"<(\d+\.\d+)>$", rest)
+        if d:
+            busy["API"] += float(d.group(1))
+    return {k: v * 1000 for k, v in progs.items()}, {k: v * 1000 for k, v in busy.items()}, ((last or 0) - (first or 0)) * 1000, conns
 
 
 def traced_cycle(px, bundle, work, port):
@@ -170,18 +191,18 @@ def traced_cycle(px, bundle, work, port):
         files[phase] = os.path.join(work, f"strace-{phase}")
         # -D: strace is not the command's parent, so the command returns when
         # it exits, though a guest's monitor it leaves is still traced
-        return ["strace", "-D", "-f", "-ttt", "-qq", "-e", "trace=execve,connect,close,exit_group", "-o", files[phase], *argv]
+        return ["strace", "-D", "-f", "-ttt", "-T", "-qq", "-e", "trace=execve,connect,close,exit_group,sendto,recvfrom", "-o", files[phase], *argv]
 
     px.cycle(bundle, record=False, wrap=wrap)
     print("\nwhere the Proxmox backend's time goes (one cycle under strace -f; strace slows every syscall, so read shares, not ms):")
     for phase in ("create", "start", "delete"):
-        progs, api, total = trace_summary(files[phase], port)
+        progs, api, total, conns = trace_summary(files[phase], port)
         zfs = sum(v for k, v in progs.items() if k.startswith("zfs"))
         other = {k: v for k, v in progs.items() if not k.startswith("zfs") and v >= 0.5}
         api_ms = sum(api.values())
         rest = total - zfs - api_ms - sum(other.values())
         parts = [f"zfs commands {zfs:.0f} ({', '.join(f'{k} {v:.0f}' for k, v in sorted(progs.items()) if k.startswith('zfs'))})" if zfs else "zfs commands 0",
-                 f"API calls {api_ms:.0f}"] + [f"{k} {v:.0f}" for k, v in sorted(other.items(), key=lambda kv: -kv[1])]
+                 f"API waits {api_ms:.0f} ({conns} connection{'s' if conns != 1 else ''})"] + [f"{k} {v:.0f}" for k, v in sorted(other.items(), key=lambda kv: -kv[1])]
         print(f"  {phase:<7} {total:6.0f} ms: " + "; ".join(parts) + f"; nexcage and liblxc in-process (guest start) {rest:.0f}")
 
 

@@ -28,4 +28,9 @@ impl ZfsError {
     pub fn is_already_exists(&self) -> bool {
         matches!(self, ZfsError::Failed { stderr, .. } if stderr.contains("already exists"))
     }
+    /// "already exists" from the command that makes `name` (`zfs create …
+    /// name`, `zfs clone … snap name`), not from another dataset's.
+    pub fn is_already_exists_of(&self, name: &str) -> bool {
+        matches!(self, ZfsError::Failed { cmd, .. } if cmd.ends_with(&format!(" {name}"))) && self.is_already_exists()
+    }
 }

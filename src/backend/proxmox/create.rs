@@ -233,15 +233,19 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
             j.dataset = Some(name.clone());
             j.begin(opts.dir, CreateStep::Dataset)?;
             let zfs = nexcage_zfs::Zfs::new();
-            if zfs.exists(&name)? {
-                j.dataset = None;
-                j.save(opts.dir)?;
-                bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
-            }
             let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
             let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
-            rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop)
-                .with_context(|| format!("provision rootfs {name}"))?
+            // The VMID claim found no such dataset; one made since (by an
+            // operator) makes the create/clone fail "already exists".
+            match rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop) {
+                Ok(path) => path,
+                Err(e) if e.downcast_ref::<nexcage_zfs::ZfsError>().is_some_and(|z| z.is_already_exists_of(&name)) => {
+                    j.dataset = None;
+                    j.save(opts.dir)?;
+                    bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
+                }
+                Err(e) => return Err(e.context(format!("provision rootfs {name}"))),
+            }
         }
     };
     j.rootfs = Some(rootfs_path);
@@ -269,7 +273,7 @@ fn register_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, pve: &PveConfi
     // unnoticed; nexcage clears it itself (after checking the owner).
     params.insert("protection".into(), "1".into());
     let mut req = CreateRequest { ostemplate: node.ostemplate.clone(), params, raw_lxc: vec![], owner_line: j.owner.as_ref().map(Owner::description_line) };
-    Ok(template::create_guest(px, cp, vmid, &mut req)??)
+    Ok(template::create_guest(px, cp, vmid, node, &mut req)??)
 }
 
 /// Why registering failed: the control plane said no, or the journal could
@@ -415,7 +419,9 @@ fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
         found.set(init);
         init.is_some()
     };
-    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &gone, &ready);
+    // Woken by the init opening its FIFO or the holder ending, not a poll loop.
+    let wake = guest_init::on_fifo_open(guest_init::Wake::default(), &lxc_dir).on_exit(holder);
+    let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &wake, &gone, &ready);
     match (waited, found.get()) {
         (Ok(true), Some(init)) => Ok(init),
         (Err(e), _) => Err(e.context(lxc_failure(dir))),

@@ -55,18 +55,19 @@ fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>, lxc_ours: bool) -
         guest_cgroup::thaw(init);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
+    let left = || deadline.saturating_duration_since(Instant::now());
     if let Some((h, start)) = holder {
         if proc::is_same_alive(h, start) {
             let _ = proc::signal(h, libc::SIGKILL);
         }
-        while proc::is_same_alive(h, start) && Instant::now() < deadline {
-            // Our own child only in `run`'s foreground mode; reap if so.
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(h), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        proc::wait_for_exit(h, start, left());
+        // Our own child only in `run`'s foreground mode; reap if so.
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(h), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
     }
-    while init_pid(p).is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    // The guest's mounts (its rootfs among them) go with its PID 1, whose
+    // exit waits for every other process of its pid namespace.
+    while let Some(init) = init_pid(p).filter(|_| !left().is_zero()) {
+        proc::wait_for_exit(init, proc::start_time(init), left());
     }
     Ok(())
 }
@@ -126,15 +127,15 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
 /// as done, someone else's is left alone with a warning (both false).
 fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
     let cp = px.driver()?;
-    match owner.check_guest(&*cp, vmid)? {
-        Verdict::Gone => return Ok(false),
-        Verdict::Foreign(why) => {
+    let config = match owner.check_guest(&*cp, vmid)? {
+        (Verdict::Ours, Some(c)) => c,
+        (Verdict::Foreign(why), _) => {
             tracing::warn!("left guest {vmid} alone: {why}");
             return Ok(false);
         }
-        Verdict::Ours => {}
-    }
-    wait_for_lock(&*cp, vmid, px.config().lock_wait());
+        _ => return Ok(false),
+    };
+    wait_for_lock(&*cp, vmid, &config, px.config().lock_wait());
     // While the VMID is still ours (registered, not yet destroyed).
     guest_cgroup::remove_leftovers(vmid);
     let gone = |r: Result<(), nexcage_pve::driver::PveError>| match r {
@@ -152,11 +153,13 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
 /// refuses the protection PUT and the destroy (PROXMOX-FACTS section 10):
 /// an engine's `rm` right after a backup began should not fail, and one
 /// that does fail may forget the container (Podman does). After `wait` the
-/// destroy is tried anyway and fails with Proxmox's words.
-fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, wait: Duration) {
+/// destroy is tried anyway and fails with Proxmox's words. `config` is the
+/// guest's config just read (the owner check's): asked again only while locked.
+fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: &nexcage_pve::driver::GuestConfig, wait: Duration) {
     let deadline = Instant::now() + wait;
-    let lock = || cp.config(vmid).ok().and_then(|c| c.keys.get("lock").cloned()).filter(|l| l != "mounted" && l != "create");
-    let Some(first) = lock() else { return };
+    let blocking = |c: &nexcage_pve::driver::GuestConfig| c.keys.get("lock").cloned().filter(|l| l != "mounted" && l != "create");
+    let lock = || cp.config(vmid).ok().as_ref().and_then(blocking);
+    let Some(first) = blocking(config) else { return };
     tracing::info!(vmid, lock = %first, "guest is locked; waiting up to {}s for the lock to go", wait.as_secs());
     while lock().is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));

@@ -129,6 +129,11 @@ fn id(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Wakes a wait when the init opens its start FIFO (as it begins to wait).
+pub fn on_fifo_open(wake: Wake, lxc_dir: &Path) -> Wake {
+    wake.on_open(&fifo(lxc_dir))
+}
+
 /// Whether `pid` holds the start FIFO open (the init waits on it).
 pub fn is_waiting(lxc_dir: &Path, pid: i32) -> bool {
     let Some(want) = id(&fifo(lxc_dir)) else { return false };
@@ -172,8 +177,10 @@ fn payload(args: &[String], env: &[String]) -> Result<Vec<u8>> {
 }
 
 /// Waits until `cond` holds, or `gone()` says there is nothing to wait
-/// for, for at most `bound`; `what` names it in the error.
-pub fn wait_for(what: &str, bound: Duration, gone: &dyn Fn() -> bool, cond: &dyn Fn() -> bool) -> Result<bool> {
+/// for, for at most `bound`; `what` names it in the error. Between checks
+/// it sleeps in [`Wake::wait`]: until one of the wake's events, else a
+/// short poll step.
+pub fn wait_for(what: &str, bound: Duration, wake: &Wake, gone: &dyn Fn() -> bool, cond: &dyn Fn() -> bool) -> Result<bool> {
     let deadline = Instant::now() + bound;
     loop {
         if cond() {
@@ -182,10 +189,80 @@ pub fn wait_for(what: &str, bound: Duration, gone: &dyn Fn() -> bool, cond: &dyn
         if gone() {
             return Ok(false);
         }
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             bail!("timed out after {} s waiting for {what}", bound.as_secs());
         }
-        std::thread::sleep(Duration::from_millis(3));
+        wake.wait(left);
+    }
+}
+
+/// The events a [`wait_for`] sleeps on: an inotify watch (`IN_OPEN` of a
+/// file: the init opening its start FIFO) and pidfds (a process's exit).
+/// Without any, a wait polls every [`Wake::POLL_STEP`]; with some, it
+/// sleeps until one fires (re-checking every [`Wake::SAFETY_STEP`] in case
+/// an event was missed).
+#[derive(Default)]
+pub struct Wake {
+    fds: Vec<std::os::fd::OwnedFd>,
+    inotify: Option<usize>,
+}
+
+impl Wake {
+    const POLL_STEP: Duration = Duration::from_millis(3);
+    const SAFETY_STEP: Duration = Duration::from_millis(100);
+
+    /// Wakes when `path` is opened (best effort: without inotify, polls).
+    pub fn on_open(mut self, path: &Path) -> Wake {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return self };
+        // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if raw < 0 {
+            return self;
+        }
+        // SAFETY: raw is a fresh fd nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        // SAFETY: a valid fd and a NUL-terminated path that outlives the call.
+        if unsafe { libc::inotify_add_watch(raw, c.as_ptr(), libc::IN_OPEN) } >= 0 {
+            self.inotify = Some(self.fds.len());
+            self.fds.push(fd);
+        }
+        self
+    }
+
+    /// Wakes when process `pid` exits (best effort: without a pidfd, polls).
+    pub fn on_exit(mut self, pid: i32) -> Wake {
+        if let Ok(fd) = crate::proc::pidfd_open(pid) {
+            self.fds.push(fd);
+        }
+        self
+    }
+
+    /// Sleeps at most `max`: until an event, else one poll step.
+    fn wait(&self, max: Duration) {
+        use std::os::fd::AsRawFd;
+        if self.fds.is_empty() {
+            std::thread::sleep(max.min(Self::POLL_STEP));
+            return;
+        }
+        let mut pfds: Vec<libc::pollfd> = self.fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        let ms = i32::try_from(max.min(Self::SAFETY_STEP).as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds whose fds `self` owns.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return;
+        }
+        if let Some(i) = self.inotify.filter(|i| pfds[*i].revents != 0) {
+            let mut buf = [0u8; 4096];
+            // SAFETY: reads into a stack buffer of its length; the fd is non-blocking.
+            while unsafe { libc::read(pfds[i].fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        } else {
+            // A pidfd stays readable once its process has exited: the
+            // caller's `gone()` ends the wait; don't spin until then.
+            std::thread::sleep(Self::POLL_STEP.min(max));
+        }
     }
 }
 

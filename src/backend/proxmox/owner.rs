@@ -87,10 +87,12 @@ impl Owner {
     }
 
     /// The guest `vmid`'s record against this one.
-    pub fn check_guest(&self, cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32) -> anyhow::Result<Verdict> {
+    /// With the config it read (`None` when the guest is gone), so a
+    /// caller needs no second GET of it.
+    pub fn check_guest(&self, cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32) -> anyhow::Result<(Verdict, Option<nexcage_pve::driver::GuestConfig>)> {
         match cp.config(vmid) {
-            Ok(c) => Ok(self.compare(c.keys.get("description").and_then(|d| Owner::from_description(d)), &format!("guest {vmid}"))),
-            Err(e) if e.is_not_found() => Ok(Verdict::Gone),
+            Ok(c) => Ok((self.compare(c.keys.get("description").and_then(|d| Owner::from_description(d)), &format!("guest {vmid}")), Some(c))),
+            Err(e) if e.is_not_found() => Ok((Verdict::Gone, None)),
             Err(e) => Err(e.into()),
         }
     }

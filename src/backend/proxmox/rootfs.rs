@@ -54,9 +54,18 @@ pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, qu
         RootfsStrategy::Clone => {
             let snap = match ann.get(CLONE_ANNOTATION) {
                 Some(s) => s.clone(),
-                None => ensure_base(zfs, parent, src, shift)?,
+                None => base_snapshot(parent, src, shift),
             };
-            zfs.clone_with(&snap, name, Some(quota), &[owner])?;
+            // The base exists but for the first clone of a source: clone
+            // first, make the base only when zfs says it does not exist
+            // (one `zfs list` less per create).
+            match zfs.clone_with(&snap, name, Some(quota), &[owner]) {
+                Err(e) if e.is_not_found() && !ann.contains_key(CLONE_ANNOTATION) => {
+                    ensure_base(zfs, &snap, src, shift)?;
+                    zfs.clone_with(&snap, name, Some(quota), &[owner])?;
+                }
+                r => r?,
+            }
             Ok(zfs.mountpoint(name)?)
         }
         RootfsStrategy::Bind => bail!("bind strategy has no dataset"),
@@ -74,9 +83,8 @@ fn fill(src: &Path, dst: &Path, shift: Option<u32>) -> Result<()> {
 
 /// The base snapshot for `src`: `<parent>/basevol-<key>-disk-0@__base__`,
 /// keyed by the source path (and the id shift: `u` for Proxmox's map,
-/// `u<base>` for a spec's own),
-/// made (copy + snapshot) the first time only.
-fn ensure_base(zfs: &Zfs, parent: &str, src: &Path, shift: Option<u32>) -> Result<String> {
+/// `u<base>` for a spec's own).
+fn base_snapshot(parent: &str, src: &Path, shift: Option<u32>) -> String {
     let key = fnv(&src.display().to_string());
     let suffix = match shift {
         None => String::new(),
@@ -84,18 +92,24 @@ fn ensure_base(zfs: &Zfs, parent: &str, src: &Path, shift: Option<u32>) -> Resul
         Some(b) => format!("u{b}"),
     };
     let base = nexcage_zfs::basevol_name(parent, &format!("{key:016x}{suffix}"));
-    let snap = format!("{base}@{BASE_SNAPSHOT}");
-    if zfs.exists(&snap)? {
-        return Ok(snap);
+    format!("{base}@{BASE_SNAPSHOT}")
+}
+
+/// Makes the base snapshot `snap` ([`base_snapshot`]) of `src` (copy +
+/// snapshot), unless it exists (a concurrent create made it).
+fn ensure_base(zfs: &Zfs, snap: &str, src: &Path, shift: Option<u32>) -> Result<()> {
+    if zfs.exists(snap)? {
+        return Ok(());
     }
+    let base = snap.split_once('@').map_or(snap, |(b, _)| b);
     tracing::info!(%base, "creating clone base from {}", src.display());
     // A half-made base (crash before the snapshot) is redone.
-    zfs.destroy(&base, true)?;
-    zfs.create_subvol(&base, None)?;
-    let mp = zfs.mountpoint(&base)?;
+    zfs.destroy(base, true)?;
+    zfs.create_subvol(base, None)?;
+    let mp = zfs.mountpoint(base)?;
     fill(src, &mp, shift)?;
-    zfs.snapshot(&snap)?;
-    Ok(snap)
+    zfs.snapshot(snap)?;
+    Ok(())
 }
 
 /// FNV-1a: a stable short key for a path (not security relevant).

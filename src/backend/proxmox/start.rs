@@ -30,11 +30,12 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     // meets it, as with runc; fail when it did not start.
     let gone = || lxc::from_holder(&j).is_none();
     let exec_d = || !guest_init::is_init(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
-    if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &gone, &exec_d)? {
+    if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &guest_init::Wake::default(), &gone, &exec_d)? {
         // Ended already: an exec failure (127/126, said on the container's
         // stderr), or a process that was quick.
-        let holder_gone = || holder::alive(&j).is_none();
-        let _ = guest_init::wait_for("the container's holder to end", Duration::from_secs(2), &|| false, &holder_gone);
+        if let Some(h) = holder::alive(&j) {
+            crate::proc::wait_for_exit(h, j.holder_start, Duration::from_secs(2));
+        }
         if let Some(code @ (126 | 127)) = holder::status(dir) {
             bail!("the container's process did not start (status {code}: see the container's stderr)");
         }

@@ -32,6 +32,9 @@ pub struct NodeSupport {
     pub ostemplate: String,
     /// Whether `entrypoint` and `env` are guest options.
     pub entrypoint: bool,
+    /// Whether this host's LXC reads `lxc.environment.runtime` (see
+    /// [`lxc_reads_runtime_env`]; cached with the node's versions).
+    pub runtime_env: bool,
 }
 
 /// The cache file's content.
@@ -42,6 +45,9 @@ struct Cached {
     checked: u64,
     /// The template volume seen (or made) then.
     template: Option<String>,
+    /// [`lxc_reads_runtime_env`] then (absent in an older cache: probed).
+    #[serde(default)]
+    runtime_env: Option<bool>,
 }
 
 /// Reads the node's versions (cached per node in the data dir for
@@ -54,22 +60,26 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane) -> Result<NodeSupport> {
     let cache = cache_path(&px.config().data_dir(), cp.node(), px.config());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cached = read_cache(&cache).filter(|c| now.saturating_sub(c.checked) < CACHE_TTL.as_secs());
-    let (versions, known) = match cached {
-        Some(c) => (c.versions, c.template),
-        None => (cp.node_versions().context("read the Proxmox node's versions")?, None),
+    let (versions, known, runtime_env) = match cached {
+        Some(c) => (c.versions, c.template, c.runtime_env),
+        None => (cp.node_versions().context("read the Proxmox node's versions")?, None, None),
     };
     versions.check_supported()?;
     let format = versions.template_format();
     let volid = format!("{storage}:vztmpl/{}", format.file_name());
-    if known.as_deref() != Some(volid.as_str()) {
-        let present = template_present(cp, storage, &volid)?;
-        check_privileges(px.config(), cp, !present)?;
-        if !present {
-            upload(cp, storage, format, &volid)?;
+    let runtime_env_known = runtime_env.is_some();
+    let runtime_env = runtime_env.unwrap_or_else(lxc_reads_runtime_env);
+    if known.as_deref() != Some(volid.as_str()) || !runtime_env_known {
+        if known.as_deref() != Some(volid.as_str()) {
+            let present = template_present(cp, storage, &volid)?;
+            check_privileges(px.config(), cp, !present)?;
+            if !present {
+                upload(cp, storage, format, &volid)?;
+            }
         }
-        write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()) });
+        write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()), runtime_env: Some(runtime_env) });
     }
-    Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint() })
+    Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint(), runtime_env })
 }
 
 /// Registers guest `vmid` (`cp.create`) with `req`, whose `ostemplate` came
@@ -79,8 +89,8 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane) -> Result<NodeSupport> {
 /// began. Then the cache is dropped, the node asked again (the template put
 /// back) and the create tried once more. Outer error: the node could not
 /// be prepared again; inner: the control plane's answer to the create.
-pub fn create_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, req: &mut CreateRequest) -> Result<Result<(), PveError>> {
-    if req.params.contains_key("env") && !lxc_reads_runtime_env() {
+pub fn create_guest(px: &Proxmox, cp: &dyn ControlPlane, vmid: u32, node: &NodeSupport, req: &mut CreateRequest) -> Result<Result<(), PveError>> {
+    if req.params.contains_key("env") && !node.runtime_env {
         // PVE renders `env` as `lxc.environment.runtime` lines (PROXMOX-FACTS
         // §2 item 22), which LXC before 6 cannot parse: every regeneration
         // would leave a `config` no LXC tool loads. The env is in

@@ -57,6 +57,10 @@ struct Ticket {
     obtained: Instant,
 }
 
+/// How long a pooled connection may sit idle and still be reused: under
+/// pveproxy's 5 s idle timeout.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// Tickets live 2 h; renew well before.
 const TICKET_RENEW_AFTER: Duration = Duration::from_secs(90 * 60);
 
@@ -104,9 +108,14 @@ impl ApiDriver {
             call: format!("connect {}:{}", opts.host, opts.port),
             msg,
         })?;
+        // The agent's pool keeps one connection for a command's calls;
+        // pveproxy closes one idle for 5 s (pve-http-server AnyEvent.pm
+        // `timeout`), so one idle for 4 s is not reused: a request never
+        // races the server's close.
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(opts.timeout))
+            .max_idle_age(POOL_IDLE)
             .build();
         let connector = ().chain(TcpConnector::default()).chain(PinnedTlsConnector { config: tls });
         let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
