@@ -16,6 +16,11 @@
 //! [`early`] starts that wait when the backend's create begins: a thread
 //! writes `0` (its own process) to the `cgroup.procs` file of the cgroup
 //! nexcage is already in, an attach to where it is, which moves nothing.
+//! It writes only when that file lists nexcage's pid ([`lists_pid`]: in a
+//! private cgroup namespace under the host's cgroup mount the path would
+//! name another cgroup). A supervisor that moves nexcage in the
+//! microseconds between that read and the write would see it moved back;
+//! nothing else can be moved by the write.
 //! Meanwhile the main thread goes on with the bundle, libcontainer's state,
 //! its clone and its intermediate's mountinfo scans; the intermediate's
 //! first cgroup write then waits only for the rest of that grace period
@@ -48,12 +53,44 @@ pub fn early() -> Early {
     let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
         // No allocation on this thread (see Drop): std passes a path this
         // short to open(2) from a stack buffer, and an OS error is a number.
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
-            let _ = f.write_all(b"0");
+        if lists_pid(&path, std::process::id()) {
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = f.write_all(b"0");
+            }
         }
         path
     });
     Early(t.ok())
+}
+
+/// Whether the `cgroup.procs` file at `path` lists `pid`: the check that
+/// `/proc/self/cgroup` and the mounted hierarchy agree. They do not in a
+/// private cgroup namespace under the host's `/sys/fs/cgroup` (its paths
+/// are relative to the namespace's root, so `/` there names the host's
+/// root cgroup): writing `0` to that file would move nexcage. Read in
+/// 4 KiB pieces from a stack buffer (no allocation on the thread).
+fn lists_pid(path: &std::path::Path, pid: u32) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let mut buf = [0u8; 4096];
+    let mut cur: Option<u64> = None;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => return cur == Some(u64::from(pid)),
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        for &b in &buf[..n] {
+            if b.is_ascii_digit() {
+                cur = Some(cur.unwrap_or(0).saturating_mul(10).saturating_add(u64::from(b - b'0')));
+            } else {
+                if cur == Some(u64::from(pid)) {
+                    return true;
+                }
+                cur = None;
+            }
+        }
+    }
 }
 
 /// The first of [`candidates`] over `/proc/self/cgroup` that exists.
@@ -95,6 +132,16 @@ mod tests {
             candidates("0::/user.slice"),
             vec![PathBuf::from("/sys/fs/cgroup/unified/user.slice/cgroup.procs"), PathBuf::from("/sys/fs/cgroup/user.slice/cgroup.procs")]
         );
+    }
+
+    #[test]
+    fn own_pid_found_in_a_procs_list() {
+        let d = std::env::temp_dir().join(format!("nexcage-attach-lock-{}", std::process::id()));
+        std::fs::write(&d, "1\n12\n123\n").unwrap();
+        assert!(lists_pid(&d, 12) && lists_pid(&d, 123) && lists_pid(&d, 1));
+        assert!(!lists_pid(&d, 2) && !lists_pid(&d, 1234));
+        std::fs::remove_file(&d).unwrap();
+        assert!(!lists_pid(&d, 12), "a missing file lists nothing");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::{ContainerStatus, State};
-use libcontainer::oci_spec::runtime::{Capabilities, Capability, Hook, LinuxSeccomp, LinuxSeccompAction, Process, Spec};
+use libcontainer::oci_spec::runtime::{Capabilities, Capability, Hook, LinuxSeccomp, Process, Spec};
+pub use crate::backend::oci::seccomp_bpf::has_notify;
+use crate::backend::oci::seccomp_bpf::loadable;
 use libcontainer::workload::{Executor as LcExecutor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 
 #[derive(Clone, Default)]
@@ -39,7 +41,7 @@ pub struct Executor {
 /// needs CAP_SYS_ADMIN, which `lend` provides.
 pub fn movable_seccomp(spec: &Spec) -> Option<LinuxSeccomp> {
     let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
-    (!has_notify(seccomp)).then(|| seccomp.clone())
+    (!has_notify(seccomp)).then(|| loadable(seccomp))
 }
 
 /// The capabilities to lend `process` so that the executor can load a
@@ -75,13 +77,6 @@ pub fn lend(process: &mut Process) -> Vec<String> {
     }
     process.set_capabilities(Some(c));
     lent
-}
-
-/// Whether a profile uses SCMP_ACT_NOTIFY (whose fd goes to a listener
-/// through libcontainer, so only libcontainer can load it).
-pub fn has_notify(s: &LinuxSeccomp) -> bool {
-    let notify = |a: LinuxSeccompAction| a == LinuxSeccompAction::ScmpActNotify;
-    notify(s.default_action()) || s.syscalls().iter().flatten().any(|c| notify(c.action()))
 }
 
 /// runc's words (`exec.LookPath`) for a program that cannot be run, or None

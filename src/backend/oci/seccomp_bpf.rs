@@ -10,10 +10,11 @@
 //! several comparisons of one argument become one rule each; for
 //! SCMP_CMP_MASKED_EQ `value` is the mask and `valueTwo` the datum. The
 //! filter does not set no_new_privs itself (the spec's noNewPrivileges
-//! decides). Filter flags are runc's: `SECCOMP_FILTER_FLAG_LOG`,
-//! `SPEC_ALLOW` and `WAIT_KILLABLE_RECV` are passed to seccomp(2),
-//! `TSYNC` is ignored (a single-threaded init; runc ignores it too,
-//! libseccomp always synchronises). Refused: SCMP_ACT_NOTIFY (its fd has
+//! decides). Filter flags: `SECCOMP_FILTER_FLAG_LOG` and `SPEC_ALLOW`
+//! are passed to seccomp(2), `TSYNC` is ignored (a single-threaded init;
+//! runc ignores it too, libseccomp always synchronises), and
+//! `WAIT_KILLABLE_RECV` is dropped from a profile without a notify
+//! listener ([`loadable`], for both backends). Refused: SCMP_ACT_NOTIFY (its fd has
 //! nowhere to go).
 
 use std::collections::HashSet;
@@ -72,11 +73,37 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     Ok(bpf)
 }
 
+/// Whether a profile uses SCMP_ACT_NOTIFY (whose fd goes to a listener
+/// through libcontainer, so only libcontainer can load it natively; the
+/// Proxmox backend refuses it).
+pub fn has_notify(s: &LinuxSeccomp) -> bool {
+    let notify = |a: LinuxSeccompAction| a == LinuxSeccompAction::ScmpActNotify;
+    notify(s.default_action()) || s.syscalls().iter().flatten().any(|c| notify(c.action()))
+}
+
+/// The profile as it is loaded: `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`
+/// only changes how a notify listener's target waits, and the kernel
+/// refuses it without `SECCOMP_FILTER_FLAG_NEW_LISTENER` (EINVAL), so a
+/// profile without SCMP_ACT_NOTIFY loses it (libseccomp sets it only with
+/// a listener, and crun runs such a profile; libseccomp 2.5.4, Debian 12's,
+/// has no attribute for it). Everything else as given.
+pub fn loadable(s: &LinuxSeccomp) -> LinuxSeccomp {
+    let mut s = s.clone();
+    if !has_notify(&s) {
+        if let Some(f) = s.flags().clone() {
+            s.set_flags(Some(f.into_iter().filter(|f| *f != LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv).collect()));
+        }
+    }
+    s
+}
+
 /// `linux.seccomp.flags` as the `flags` argument of
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` (linux/seccomp.h bits);
-/// 0 when the profile has none. TSYNC contributes nothing (runc's rule).
+/// 0 when the profile has none. TSYNC contributes nothing (runc's rule),
+/// nor WAIT_KILLABLE_RECV (see [`loadable`]: the Proxmox backend refuses
+/// notify actions, so no profile it loads has a listener).
 pub fn filter_flags(s: &LinuxSeccomp) -> u32 {
-    s.flags().iter().flatten().fold(0, |acc, f| {
+    loadable(s).flags().iter().flatten().fold(0, |acc, f| {
         acc | match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => 1 << 1,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 1 << 2,
@@ -150,6 +177,6 @@ mod tests {
         assert_eq!(filter_flags(&with("[]")), 0);
         assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_TSYNC"]"#)), 0);
         assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW"]"#)), 6);
-        assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#)), 32);
+        assert_eq!(filter_flags(&with(r#"["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV","SECCOMP_FILTER_FLAG_LOG"]"#)), 2);
     }
 }

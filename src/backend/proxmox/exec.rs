@@ -39,7 +39,7 @@ pub fn exec(rec: &Record, dir: &Path, opts: &ExecOpts) -> Result<i32> {
         }
         _ => None,
     };
-    let target = Target::open(init, &process, spec.linux().as_ref().and_then(|l| l.seccomp().clone()), console, opts.preserve_fds)?;
+    let target = Target::open(init, &process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref().map(crate::backend::oci::seccomp_bpf::loadable)), console, opts.preserve_fds)?;
     let child = spawn(&target).map_err(|e| anyhow::anyhow!("exec failed: {e:#}"))?;
     if let Some(pf) = &opts.pid_file {
         std::fs::write(pf, child.to_string()).with_context(|| format!("write {}", pf.display()))?;

@@ -16,7 +16,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.seccomp.errno", "a seccomp SCMP_ACT_ERRNO rule: the syscall fails with EPERM inside", seccomp_errno),
         case("misc.seccomp.errno_ret", "a seccomp rule with errnoRet returns that errno", seccomp_errno_ret),
         case("misc.seccomp.kill", "a seccomp SCMP_ACT_KILL rule kills the process with SIGSYS", seccomp_kill),
-        case("misc.seccomp.flags", "seccomp flags LOG, SPEC_ALLOW and TSYNC with an SCMP_ACT_LOG rule: the profile loads and applies", seccomp_flags),
+        case("misc.seccomp.flags", "seccomp flags LOG, SPEC_ALLOW, TSYNC and WAIT_KILLABLE_RECV (no listener) with an SCMP_ACT_LOG rule: the profile loads and applies", seccomp_flags),
         case("misc.kill.signal_forms", "kill takes USR1, SIGUSR2 and 10 alike", kill_forms),
         case("misc.kill.default_term", "kill without a signal sends SIGTERM", kill_default),
         case("misc.kill.all", "kill --all signals every process in the container, plain kill only init", |c| kill_all(c, "--all")),
@@ -94,7 +94,7 @@ fn seccomp_errno_ret(ctx: &mut Ctx) -> Result<()> {
 fn seccomp_flags(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     let mut profile = seccomp(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}, {"names": ["getppid"], "action": "SCMP_ACT_LOG"}]));
-    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]);
+    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
     b.set("/linux/seccomp", profile);
     b.checks(&["seccomp.mode=2", "seccomp=mkdir:EPERM", "seccomp=getppid:OK"]);
     ctx.expect_checks(&b)?;

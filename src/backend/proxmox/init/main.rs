@@ -255,8 +255,8 @@ fn apply(s: &Settings) -> Result<(), String> {
 }
 
 /// Loads the filter: prctl(2) without flags (any kernel), seccomp(2) with
-/// the spec's flags (Linux >= 3.17; LOG 4.14, SPEC_ALLOW 4.17,
-/// WAIT_KILLABLE_RECV 5.19: an older kernel refuses with EINVAL, as under runc).
+/// the spec's flags (Linux >= 3.17; LOG 4.14, SPEC_ALLOW 4.17: an older
+/// kernel refuses with EINVAL).
 fn load_seccomp(bpf: &[u8], flags: u32) -> Result<(), String> {
     let len = u16::try_from(bpf.len() / 8).map_err(|_| "seccomp filter too long".to_string())?;
     let prog = SockFprog { len, filter: bpf.as_ptr() };
