@@ -201,7 +201,7 @@ pub fn early_log_target(args: &[String]) -> (Option<PathBuf>, LogFormat) {
             format = LogFormat::Json;
         }
     }
-    (path, format)
+    (path.filter(|p: &PathBuf| !p.as_os_str().is_empty()), format)
 }
 
 #[cfg(test)]

@@ -232,3 +232,15 @@ fn log_in_a_missing_dir_fails_without_creating_it() {
     assert!(err.contains("cannot open log file") && err.contains("missing/dir/log.json"), "{err}");
     assert!(!s.path().join("missing").exists(), "the log's directory was created");
 }
+
+/// runc's `--log ""` means no log file: the command runs and says its error
+/// on stderr only.
+#[test]
+fn empty_log_means_none() {
+    let s = Scratch::new("emptylog");
+    let root = s.path().join("root");
+    let o = nx(&root, &["--log", "", "state", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
+}

@@ -54,8 +54,8 @@ pub struct Cli {
     /// Root directory for container state
     #[arg(long, global = true, default_value = "/run/nexcage", value_name = "DIR")]
     pub root: PathBuf,
-    /// Log file (created even when the command fails early)
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Log file (created even when the command fails early; "" means none, as with runc)
+    #[arg(long, global = true, value_name = "FILE", value_parser = log_path)]
     pub log: Option<PathBuf>,
     /// Log format
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -81,6 +81,12 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--log`'s value as given: an empty one is accepted and means no log
+/// file (runc's `--log ""`), which clap's PathBuf parser would refuse.
+fn log_path(v: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(v))
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,7 +249,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let sink = match Sink::open(cli.log.as_deref(), cli.log_format) {
+    let sink = match Sink::open(cli.log.as_deref().filter(|p| !p.as_os_str().is_empty()), cli.log_format) {
         Ok(s) => s,
         Err(e) => {
             let path = cli.log.as_deref().unwrap_or(std::path::Path::new("")).display();
