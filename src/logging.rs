@@ -31,9 +31,10 @@ pub struct Sink {
 impl Sink {
     /// Opens (creating) the log file so it exists even after an early
     /// failure. Its directory must exist: runc opens `--log` with
-    /// O_CREAT and fails on a missing directory, creating none.
+    /// O_CREAT and fails on a missing directory, creating none. An empty
+    /// path means no file, as runc's `--log ""`.
     pub fn open(path: Option<&Path>, format: LogFormat) -> io::Result<Sink> {
-        let file = match path {
+        let file = match path.filter(|p| !p.as_os_str().is_empty()) {
             Some(p) => {
                 Some(Arc::new(Mutex::new(
                     OpenOptions::new().create(true).append(true).open(p)?,
@@ -201,7 +202,7 @@ pub fn early_log_target(args: &[String]) -> (Option<PathBuf>, LogFormat) {
             format = LogFormat::Json;
         }
     }
-    (path.filter(|p: &PathBuf| !p.as_os_str().is_empty()), format)
+    (path, format)
 }
 
 #[cfg(test)]

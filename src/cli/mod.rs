@@ -249,7 +249,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let sink = match Sink::open(cli.log.as_deref().filter(|p| !p.as_os_str().is_empty()), cli.log_format) {
+    let sink = match Sink::open(cli.log.as_deref(), cli.log_format) {
         Ok(s) => s,
         Err(e) => {
             let path = cli.log.as_deref().unwrap_or(std::path::Path::new("")).display();

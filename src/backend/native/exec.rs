@@ -19,7 +19,8 @@ use libcontainer::oci_spec::runtime::Process;
 use libcontainer::syscall::syscall::SyscallType;
 use serde_json::Value;
 
-use super::executor::{has_notify, lend, Executor};
+use super::executor::{lend, Executor};
+use crate::backend::oci::seccomp_bpf::has_notify;
 use super::{bundle, describe, init_errors, lc_root};
 use crate::backend::{oci, ExecOpts};
 use crate::state::Record;

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::container::{ContainerStatus, State};
 use libcontainer::oci_spec::runtime::{Capabilities, Capability, Hook, LinuxSeccomp, Process, Spec};
-pub use crate::backend::oci::seccomp_bpf::has_notify;
-use crate::backend::oci::seccomp_bpf::loadable;
+use crate::backend::oci::seccomp_bpf::{has_notify, loadable};
 use libcontainer::workload::{Executor as LcExecutor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 
 #[derive(Clone, Default)]

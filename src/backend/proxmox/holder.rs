@@ -17,7 +17,7 @@
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::wait::waitpid;
@@ -158,8 +158,9 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     for (kind, path) in &p.shares {
         c.set(&format!("lxc.namespace.share.{kind}"), path)?;
     }
-    if joins_guest_cgroup(&lxc_dir) {
-        c.set("lxc.hook.stop", &leave_guest_hook(vmid))?;
+    let stats = guest_cgroup::stats_hierarchies();
+    if !stats.is_empty() && has_container_dir(&lxc_dir) {
+        c.set("lxc.hook.stop", &leave_guest_hook(vmid, &stats))?;
     }
     c.foreground()?;
     let test_argv = test_init_argv();
@@ -175,12 +176,11 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
 }
 
 /// Whether the guest's cgroup is the bundle's path (`lxc.cgroup.dir.container`,
-/// `lxcconf::cgroup_dirs`) on a cgroup v1 host: then create moves the
+/// `lxcconf::cgroup_dirs`): then, on a cgroup v1 host, create moves the
 /// holder into it in the stats hierarchies (`guest_cgroup::enter_stats`).
-fn joins_guest_cgroup(lxc_dir: &Path) -> bool {
+fn has_container_dir(lxc_dir: &Path) -> bool {
     let conf = std::fs::read_to_string(super::include::path(lxc_dir)).unwrap_or_default();
-    let has_dir = conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container" && !v.trim().is_empty()));
-    has_dir && !guest_cgroup::stats_hierarchies().is_empty()
+    conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container" && !v.trim().is_empty()))
 }
 
 /// `lxc.hook.stop` that moves the holder back out of the guest's cgroup, in
@@ -194,8 +194,9 @@ fn joins_guest_cgroup(lxc_dir: &Path) -> bool {
 /// `exec <hook> <name> lxc stop ...` through /bin/sh (lxc conf.c
 /// `run_script_argv`), so the extra words are the inner shell's positional
 /// parameters.
-fn leave_guest_hook(vmid: u32) -> String {
-    let roots: Vec<String> = guest_cgroup::stats_hierarchies().iter().map(|h| h.display().to_string()).collect();
+/// `stats`: [`guest_cgroup::stats_hierarchies`].
+fn leave_guest_hook(vmid: u32, stats: &[PathBuf]) -> String {
+    let roots: Vec<String> = stats.iter().map(|h| h.display().to_string()).collect();
     format!(
         "/bin/sh -c 'for h in {}; do f=$h/lxc.monitor.{vmid}/cgroup.procs; [ -e $f ] || f=$h/cgroup.procs; echo {} > $f; done; exit 0'",
         roots.join(" "),

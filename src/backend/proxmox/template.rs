@@ -67,16 +67,17 @@ pub fn prepare(px: &Proxmox, cp: &dyn ControlPlane) -> Result<NodeSupport> {
     versions.check_supported()?;
     let format = versions.template_format();
     let volid = format!("{storage}:vztmpl/{}", format.file_name());
+    let template_known = known.as_deref() == Some(volid.as_str());
+    if !template_known {
+        let present = template_present(cp, storage, &volid)?;
+        check_privileges(px.config(), cp, !present)?;
+        if !present {
+            upload(cp, storage, format, &volid)?;
+        }
+    }
     let runtime_env_known = runtime_env.is_some();
     let runtime_env = runtime_env.unwrap_or_else(lxc_reads_runtime_env);
-    if known.as_deref() != Some(volid.as_str()) || !runtime_env_known {
-        if known.as_deref() != Some(volid.as_str()) {
-            let present = template_present(cp, storage, &volid)?;
-            check_privileges(px.config(), cp, !present)?;
-            if !present {
-                upload(cp, storage, format, &volid)?;
-            }
-        }
+    if !template_known || !runtime_env_known {
         write_cache(&cache, &Cached { versions: versions.clone(), checked: now, template: Some(volid.clone()), runtime_env: Some(runtime_env) });
     }
     Ok(NodeSupport { ostemplate: volid, entrypoint: versions.entrypoint(), runtime_env })
