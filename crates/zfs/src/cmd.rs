@@ -15,11 +15,13 @@ pub(crate) fn run(bin: &str, args: &[&str]) -> Result<String, ZfsError> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    Err(ZfsError::Failed {
-        cmd,
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
+    let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // A client killed by a signal (seen once from zfs-fuse's `zfs` under 16
+    // parallel deletes) says nothing on stderr: name the signal.
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&out.status) {
+        stderr = format!("{stderr}{}killed by signal {sig}", if stderr.is_empty() { "" } else { "; " });
+    }
+    Err(ZfsError::Failed { cmd, code: out.status.code().unwrap_or(-1), stderr })
 }
 
 /// Dataset names go on a command line: refuse what could be read as an option.
