@@ -37,10 +37,14 @@ fn twenty_concurrent_creates() {
     let dels: Vec<_> = (0..20)
         .map(|i| {
             let root = root.clone();
-            thread::spawn(move || nx(&root, &["delete", "--force", &format!("conc20-{i}")]).status.success())
+            thread::spawn(move || {
+                let d = nx(&root, &["delete", "--force", &format!("conc20-{i}")]);
+                (d.status.success(), stderr(&d))
+            })
         })
         .collect();
-    assert!(dels.into_iter().all(|h| h.join().unwrap()), "every container ends deletable");
+    let failed: Vec<String> = dels.into_iter().map(|h| h.join().unwrap()).filter(|(ok, _)| !ok).map(|(_, e)| e).collect();
+    assert!(failed.is_empty(), "every container ends deletable: {failed:?}");
     assert!(nx(&root, &["list", "-q"]).stdout.is_empty());
 }
 

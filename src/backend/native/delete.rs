@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use libcgroups::common::{CgroupManager, FreezerState};
 use libcontainer::container::{Container, ContainerStatus};
 
 use super::hooks::take_hooks;
-use super::{describe, lc_root};
+use super::{cgroup_manager, describe, lc_root};
 use crate::backend::oci::hooks::{self, Phase};
 use crate::state::Record;
 
@@ -25,8 +28,47 @@ pub fn delete(rec: &Record, dir: &Path) -> Result<()> {
     // run. So nexcage takes the poststop hooks out and runs them itself.
     let poststop = take_hooks(&lc_dir, Phase::Poststop);
     // The front end has already checked status; here everything must go.
+    c.refresh_status().map_err(describe)?;
+    if c.status() != ContainerStatus::Stopped {
+        kill_and_reap(&c)?;
+    }
     c.delete(true).map_err(describe)?;
     c.state.status = ContainerStatus::Stopped;
     c.state.bundle = rec.bundle.clone(); // libcontainer's may be nexcage's copy (bundle.rs)
     hooks::run(poststop, &c.state, Phase::Poststop)
+}
+
+/// How long `delete --force` waits for the killed processes to leave the
+/// cgroup. Exit of a large process (its memory torn down) on a loaded host
+/// takes tens to hundreds of milliseconds; a process that survives SIGKILL
+/// this long is stuck in the kernel (uninterruptible sleep).
+const KILL_BOUND: Duration = Duration::from_secs(10);
+
+/// SIGKILLs every process in the container's cgroup and waits, bounded,
+/// until the cgroup is empty. libcontainer's own forced delete sends SIGKILL
+/// and then gives the cgroup about 100 ms to become removable (libcgroups
+/// `remove`: four `rmdir` tries), so under load a delete could fail with
+/// "could not delete" and leave the container half removed; runc waits for
+/// the processes it killed (`signalAllProcesses`). Processes that fork while
+/// being killed are caught by the next pass; a paused (v1 frozen) cgroup is
+/// thawed so the signal is delivered.
+fn kill_and_reap(c: &Container) -> Result<()> {
+    let mgr = cgroup_manager::manager(c)?;
+    if c.status() == ContainerStatus::Paused {
+        let _ = mgr.freeze(FreezerState::Thawed);
+    }
+    let deadline = Instant::now() + KILL_BOUND;
+    loop {
+        let pids = cgroup_manager::pids(&mgr)?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("processes {pids:?} of {} did not exit within {}s of SIGKILL", c.id(), KILL_BOUND.as_secs());
+        }
+        for pid in pids {
+            let _ = crate::proc::signal(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
