@@ -5,7 +5,7 @@
 set -eu
 # liblxc (package liblxc1, which lxc brings) is opened at run time by the Proxmox backend only.
 runtime="busybox-static libseccomp-dev pkg-config"
-tests="runc crun podman containerd containernetworking-plugins protobuf-compiler lxc zfs-fuse docker-registry skopeo umoci apache2-utils openssl time iproute2 nftables jq file zstd"
+tests="runc crun podman containerd qemu-system-x86 containernetworking-plugins protobuf-compiler lxc zfs-fuse docker-registry skopeo umoci apache2-utils openssl time iproute2 nftables jq file zstd"
 pkgs="$runtime"
 [ "${1:-}" = "--runtime-only" ] || pkgs="$pkgs $tests"
 missing=""

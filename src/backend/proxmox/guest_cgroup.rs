@@ -97,35 +97,63 @@ pub fn ready_cpuset_parent(path: &Path) {
 /// once after create). Not freezer (pause must not freeze the holder: it
 /// answers LXC's command socket, which `pct status` asks), not pids
 /// (`pids.max` counts the container's processes only), nor the rest.
+/// (cgroup v2 has one hierarchy: the holder joins it, see [`enter_stats`].)
 pub const STATS_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "blkio"];
 
 fn is_stats_hierarchy(ctrls: &str) -> bool {
     ctrls.split(',').any(|c| STATS_CONTROLLERS.contains(&c))
 }
 
-/// Moves the holder into the guest's cgroup (its init's) in the cgroup v1
-/// hierarchies of [`STATS_CONTROLLERS`], one `cgroup.procs` write each (v1
-/// hierarchies are independent); on cgroup v2 nothing (see README.md
-/// here, *The guest's cgroup*). The engine's shim then loads the guest's
-/// memory, cpu and blkio cgroups for the holder's pid: their counters are
-/// the guest's, and its memory limit's OOM notifications reach it. Errors
-/// name the file.
+/// Whether the host has the unified hierarchy alone (cgroup v2 at the root).
+fn unified_only() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// Moves the holder into the guest's cgroup (its init's): on cgroup v1 in
+/// the hierarchies of [`STATS_CONTROLLERS`], one `cgroup.procs` write each
+/// (v1 hierarchies are independent); on cgroup v2 into the guest's one
+/// (leaf) cgroup, where `ps`, `kill --all` ([`pids_of`]) and `pause`
+/// ([`freeze`]) leave it out (README.md here, *The guest's cgroup*). The
+/// engine's shim then loads the guest's cgroup for the holder's pid: its
+/// counters are the guest's, and its memory limit's OOM events reach it.
+/// Errors name the file.
 pub fn enter_stats(holder: i32, init: i32) -> Result<()> {
-    for (_, d) in dirs_of(init).into_iter().filter(|(c, _)| is_stats_hierarchy(c)) {
+    let v2 = unified_only();
+    for (_, d) in dirs_of(init).into_iter().filter(|(c, _)| if v2 { c.is_empty() } else { is_stats_hierarchy(c) }) {
         let f = d.join("cgroup.procs");
         std::fs::write(&f, holder.to_string()).with_context(|| format!("cannot move the holder {holder} into {}", f.display()))?;
     }
     Ok(())
 }
 
-/// The mounted cgroup v1 hierarchies of [`STATS_CONTROLLERS`] (their
-/// mount dirs, not the `cpu`/`cpuacct` symlinks); none on a pure v2 host.
+/// The hierarchies the holder joins with [`enter_stats`] (their mount dirs,
+/// not the `cpu`/`cpuacct` symlinks): the v1 ones of [`STATS_CONTROLLERS`],
+/// or the unified one alone on a pure v2 host.
 pub fn stats_hierarchies() -> Vec<PathBuf> {
-    if Path::new(ROOT).join("cgroup.controllers").exists() {
-        return Vec::new();
+    if unified_only() {
+        return vec![PathBuf::from(ROOT)];
     }
     let rd = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
     rd.into_iter().filter(|p| p.is_dir() && !p.is_symlink() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_stats_hierarchy)).collect()
+}
+
+/// The `cgroup.procs` that takes the holder back to its monitor cgroup
+/// `lxc.monitor.<vmid>` in hierarchy `h`, or to `h`'s root when that is
+/// gone. (The holder's `lxc.hook.stop`, holder.rs, writes the same file.)
+fn monitor_procs(h: &Path, vmid: u32) -> PathBuf {
+    let f = h.join(format!("lxc.monitor.{vmid}")).join("cgroup.procs");
+    if f.exists() {
+        f
+    } else {
+        h.join("cgroup.procs")
+    }
+}
+
+/// The holder as pause needs it on cgroup v2: its pid, and the VMID that
+/// names its monitor cgroup.
+pub struct Holder {
+    pub pid: i32,
+    pub vmid: u32,
 }
 
 /// The cgroup `pid` is in, from the hierarchies' root: its memory
@@ -148,15 +176,25 @@ pub fn read_u64(d: &Path, f: &str) -> u64 {
 }
 
 /// Every pid in the init's cgroup (pids controller, recursively): the
-/// guest's, never the holder (it joins no pids cgroup, see
-/// [`STATS_CONTROLLERS`]).
+/// guest's, never the holder (on cgroup v1 it joins no pids cgroup, see
+/// [`STATS_CONTROLLERS`]; on v2 it may share the guest's cgroup and is
+/// left out: it is the init's parent, which is never the guest's).
 pub fn pids_of(init: i32) -> Result<Vec<i32>> {
     let d = guest_dir(init, "pids").context("cannot find the guest's cgroup")?;
     let mut out = Vec::new();
     collect(&d, &mut out);
+    if let Some(parent) = parent_of(init) {
+        out.retain(|p| *p != parent);
+    }
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// The parent pid of `pid` (field 4 of /proc/PID/stat).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
 }
 
 fn collect(d: &Path, out: &mut Vec<i32>) {
@@ -174,20 +212,26 @@ fn collect(d: &Path, out: &mut Vec<i32>) {
 
 /// Thaws a (paused) guest: SIGKILL does not end frozen processes.
 pub fn thaw(init: i32) {
-    let _ = freeze(init, false);
+    let _ = freeze(init, false, None);
 }
 
 /// Freezes (`true`) or thaws the guest's cgroup, the init's (v1 freezer,
 /// else v2 `cgroup.freeze`), and waits up to 10 s until the kernel says it
-/// is done. The holder is never in it (v1: it joins no freezer cgroup, see
-/// [`STATS_CONTROLLERS`]; v2: it stays in LXC's monitor cgroup), so it
-/// keeps answering LXC's command socket while the guest is paused.
-pub fn freeze(init: i32, frozen: bool) -> Result<()> {
+/// is done. The holder is never frozen, so it keeps answering LXC's
+/// command socket while the guest is paused: on v1 it joins no freezer
+/// cgroup (see [`STATS_CONTROLLERS`]); on v2 `holder` (the one that joined
+/// the guest's cgroup at create) steps back into its monitor cgroup
+/// before the freeze and rejoins the guest's after the thaw.
+pub fn freeze(init: i32, frozen: bool, holder: Option<&Holder>) -> Result<()> {
     // (file written, value, file read back, line it then holds)
     let (d, set, value, check, want) = if let Some(d) = dir_of(init, "freezer").filter(|d| d.join("freezer.state").exists()) {
         let state = if frozen { "FROZEN" } else { "THAWED" };
         (d, "freezer.state", state, "freezer.state", state)
     } else if let Some(d) = dir_of(init, "").filter(|d| d.join("cgroup.freeze").exists()) {
+        if let Some(h) = holder.filter(|_| frozen) {
+            let f = monitor_procs(Path::new(ROOT), h.vmid);
+            std::fs::write(&f, h.pid.to_string()).with_context(|| format!("cannot move the holder {} into {}", h.pid, f.display()))?;
+        }
         (d, "cgroup.freeze", if frozen { "1" } else { "0" }, "cgroup.events", if frozen { "frozen 1" } else { "frozen 0" })
     } else {
         anyhow::bail!("the guest has no freezer cgroup");
@@ -197,12 +241,16 @@ pub fn freeze(init: i32, frozen: bool) -> Result<()> {
         // v1: writing FROZEN again moves a cgroup stuck in FREEZING on.
         std::fs::write(d.join(set), value).with_context(|| format!("cannot write {value} to {}", d.join(set).display()))?;
         if std::fs::read_to_string(d.join(check)).is_ok_and(|s| s.lines().any(|l| l.trim() == want)) {
-            return Ok(());
+            break;
         }
         if std::time::Instant::now() > deadline {
             anyhow::bail!("{} did not become {value} within 10 s", d.join(set).display());
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    match holder.filter(|_| !frozen && set == "cgroup.freeze") {
+        Some(h) => enter_stats(h.pid, init),
+        None => Ok(()),
     }
 }
 

@@ -176,8 +176,8 @@ fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
 }
 
 /// Whether the guest's cgroup is the bundle's path (`lxc.cgroup.dir.container`,
-/// `lxcconf::cgroup_dirs`): then, on a cgroup v1 host, create moves the
-/// holder into it in the stats hierarchies (`guest_cgroup::enter_stats`).
+/// `lxcconf::cgroup_dirs`): then create moves the holder into it (v1: in
+/// the stats hierarchies; v2: the one hierarchy; `guest_cgroup::enter_stats`).
 fn has_container_dir(lxc_dir: &Path) -> bool {
     let conf = std::fs::read_to_string(super::include::path(lxc_dir)).unwrap_or_default();
     conf.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "lxc.cgroup.dir.container" && !v.trim().is_empty()))
@@ -193,8 +193,10 @@ fn has_container_dir(lxc_dir: &Path) -> bool {
 /// process is in. The hook is a child of the holder; LXC runs it as
 /// `exec <hook> <name> lxc stop ...` through /bin/sh (lxc conf.c
 /// `run_script_argv`), so the extra words are the inner shell's positional
-/// parameters.
-/// `stats`: [`guest_cgroup::stats_hierarchies`].
+/// parameters. (On cgroup v2 the hook itself starts in the guest's
+/// cgroup, as the holder's child, and has ended before LXC's rmdir.)
+/// `stats`: [`guest_cgroup::stats_hierarchies`]; the file written is
+/// `guest_cgroup`'s `monitor_procs`.
 fn leave_guest_hook(vmid: u32, stats: &[PathBuf]) -> String {
     let roots: Vec<String> = stats.iter().map(|h| h.display().to_string()).collect();
     format!(
