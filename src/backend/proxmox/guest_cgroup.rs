@@ -277,18 +277,26 @@ fn is_guest_cgroup(name: &str, vmid: u32) -> bool {
 pub fn remove_leftovers(vmid: u32) {
     let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     roots.push(PathBuf::from(ROOT));
+    let now = std::time::Instant::now();
     for root in roots {
         let Ok(rd) = std::fs::read_dir(&root) else { continue };
         for e in rd.flatten() {
             if e.file_name().to_str().is_some_and(|n| is_guest_cgroup(n, vmid)) && e.path().is_dir() {
-                rmdir_tree(&e.path());
+                rmdir_tree(&e.path(), now);
             }
         }
     }
 }
 
+/// How long [`remove_dir`] waits for the killed guest's last processes to
+/// leave its cgroup: they may still be exiting when their monitor, which
+/// would have waited, was killed (a privileged guest's init unmounts its
+/// tree on the way out).
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Removes the guest's cgroup `rel` (from the hierarchies' root) in every
-/// hierarchy, with what LXC made below it; only empty ones go.
+/// hierarchy, with what LXC made below it; only empty ones go, waiting up
+/// to [`EXIT_WAIT`] for processes that are still exiting.
 pub fn remove_dir(rel: &Path) {
     let rel = rel.strip_prefix("/").unwrap_or(rel);
     if rel.as_os_str().is_empty() {
@@ -296,24 +304,36 @@ pub fn remove_dir(rel: &Path) {
     }
     let mut roots: Vec<PathBuf> = std::fs::read_dir(ROOT).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| !p.is_symlink()).collect()).unwrap_or_default();
     roots.push(PathBuf::from(ROOT));
+    let deadline = std::time::Instant::now() + EXIT_WAIT;
     for root in roots {
         let d = root.join(rel);
         if d.is_dir() {
-            rmdir_tree(&d);
+            rmdir_tree(&d, deadline);
         }
     }
 }
 
-fn rmdir_tree(d: &Path) {
+/// Removes `d` and the cgroups below it; a cgroup still busy (EBUSY) is
+/// tried again every 10 ms until `deadline`.
+fn rmdir_tree(d: &Path, deadline: std::time::Instant) {
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&e.path());
+                rmdir_tree(&e.path(), deadline);
             }
         }
     }
-    if let Err(e) = std::fs::remove_dir(d) {
-        tracing::debug!(cgroup = %d.display(), "left: {e}");
+    loop {
+        match std::fs::remove_dir(d) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => {
+                tracing::debug!(cgroup = %d.display(), "left: {e}");
+                return;
+            }
+            Ok(()) => return,
+        }
     }
 }
 

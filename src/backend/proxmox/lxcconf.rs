@@ -6,8 +6,9 @@
 //!
 //! Cgroup limits are written for the host's cgroup layout: v1 keys
 //! (`lxc.cgroup.*`) on legacy/hybrid hosts (like the test machines), v2 keys
-//! (`lxc.cgroup2.*`) on pure v2 hosts (Proxmox VE 8/9). LXC refuses to
-//! start when a key names a controller that is not mounted, hence not both.
+//! (`lxc.cgroup2.*`) on pure v2 hosts (Proxmox VE 8/9; tests/proxmox_cgroup2.rs
+//! runs them in a cgroup-v2 VM). LXC refuses to start when a key names a
+//! controller that is not mounted, hence not both.
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -21,8 +21,9 @@ pub fn pids(dir: &Path) -> Result<Vec<i32>> {
 
 /// runc's stats (`memory`, `pids`, `cpu` usage) from the guest's cgroup
 /// files (v1 names, else v2's); what the host does not have is left out.
-/// On cgroup v1 the memory and cpu counters include the idle holder's
-/// (README.md here, *The guest's cgroup*); `pids` is the guest's alone.
+/// The memory and cpu counters include the idle holder's (README.md here,
+/// *The guest's cgroup*); `pids` is the guest's alone on cgroup v1, plus
+/// the holder on v2.
 pub fn stats(dir: &Path) -> Result<Stats> {
     let j = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&j) else { return Err(BackendError::NotRunning.into()) };
@@ -36,7 +37,9 @@ pub fn stats(dir: &Path) -> Result<Stats> {
                 failcnt: Some(read_u64(&d, "memory.failcnt")),
             }
         } else {
-            MemoryEntry { usage: read_u64(&d, "memory.current"), max: read_u64(&d, "memory.peak"), limit: None, failcnt: None }
+            // v2: `memory.max` ("max" without a limit: left out).
+            let limit = std::fs::read_to_string(d.join("memory.max")).ok().and_then(|s| s.trim().parse().ok());
+            MemoryEntry { usage: read_u64(&d, "memory.current"), max: read_u64(&d, "memory.peak"), limit, failcnt: None }
         };
         s.memory = Some(Memory { usage, ..Memory::default() });
     }
