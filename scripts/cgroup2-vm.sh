@@ -181,6 +181,7 @@ echo "cgroup2-vm: booting $(cat "$CACHE/kernel/package") (cgroup v2 only, ${MEM}
 MAXOUT=$((16 * 1024 * 1024))
 # shellcheck disable=SC2086
 {
+    st=0
     timeout --kill-after=5 "$TIMEOUT" qemu-system-x86_64 $ACCEL -M pc -cpu max -m "$MEM" -smp "$CPUS" \
         -kernel "$CACHE/kernel/vmlinuz" -initrd "$INITRD" \
         -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all" \
@@ -188,9 +189,12 @@ MAXOUT=$((16 * 1024 * 1024))
         -device virtio-rng-pci \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
         -virtfs "local,path=$RUN,mount_tag=vmrun,security_model=none" \
-        -pidfile "$RUN/qemu.pid" </dev/null
-    echo $? >"$RUN/qemu.status"
-} | head -c "$MAXOUT"
+        -pidfile "$RUN/qemu.pid" </dev/null || st=$?
+    echo $st >"$RUN/qemu.status"
+} | stdbuf -o0 head -c "$MAXOUT" &
+# (In the background: a signal to this script is acted on at once, and
+# its trap ends qemu.)
+wait $! || true
 qrc=$(cat "$RUN/qemu.status" 2>/dev/null || echo 1)
 if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
     echo "cgroup2-vm: the VM did not finish within $TIMEOUT s: killed" >&2
