@@ -72,9 +72,11 @@ fetch_kernel() {
     }
     load() {
         grep -qx "$1" "$CACHE/kernel.new/modules/order" && return 0
+        f=$(ko "$1") || exit 1
+        for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | tr , ' '); do load "$d"; done
         # (sh has no locals: the path is looked up again after the recursion.)
-        for d in $(tr '\0' '\n' <"$(ko "$1")" | sed -n 's/^depends=//p' | tr , ' '); do load "$d"; done
-        cp "$(ko "$1")" "$CACHE/kernel.new/modules/$1.ko"
+        f=$(ko "$1")
+        cp "$f" "$CACHE/kernel.new/modules/$1.ko"
         echo "$1" >>"$CACHE/kernel.new/modules/order"
     }
     for m in $MODULES; do load "$m"; done
@@ -158,9 +160,9 @@ echo "+cpu +cpuset +io +memory +pids" >system.slice/cgroup.subtree_control
 echo $$ >init.scope/cgroup.procs
 cd /
 (echo 0 >/sys/fs/cgroup/system.slice/nexcage-test.service/cgroup.procs; . /run/nexcage-vm/env; . /run/nexcage-vm/cmd) </dev/null &
+# (dash's wait also reaps the orphans re-parented to PID 1 meanwhile.)
 wait $!
 rc=$?
-# Orphans the command left are reaped here, not kept as zombies.
 echo $rc >/run/nexcage-vm/rc.tmp && mv /run/nexcage-vm/rc.tmp /run/nexcage-vm/rc
 echo "cgroup2-vm: exit $rc"
 $bb sync
