@@ -46,7 +46,7 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
 fn guest_in_cgroups_path_holder_in_its_stats_hierarchies() {
     let env: Env = env_or_skip!("cgroup", "pct", "lxc-info");
     if !Path::new("/sys/fs/cgroup/memory").is_dir() {
-        eprintln!("SKIP guest_in_cgroups_path_holder_in_its_stats_hierarchies: no cgroup v1 memory hierarchy (the holder stays in LXC's monitor cgroup on v2)");
+        eprintln!("SKIP guest_in_cgroups_path_holder_in_its_stats_hierarchies: no cgroup v1 memory hierarchy (cgroup v2: tests/proxmox_cgroup2.rs)");
         return;
     }
     let parent = format!("/nexcage-cgtest-{}", std::process::id());
