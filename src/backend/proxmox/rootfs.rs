@@ -66,7 +66,12 @@ pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, qu
                 }
                 r => r?,
             }
-            Ok(zfs.mountpoint(name)?)
+            // `zfs clone` mounted it (zfs-fuse and OpenZFS alike): the
+            // kernel's mount table says where, without a `zfs get`.
+            match zfs.mounted_at(name) {
+                Some(mp) => Ok(mp),
+                None => Ok(zfs.mountpoint(name)?),
+            }
         }
         RootfsStrategy::Bind => bail!("bind strategy has no dataset"),
     }
