@@ -197,20 +197,15 @@ impl Zfs {
         }
     }
 
-    /// Where dataset `name` is mounted in this mount namespace, from the
-    /// kernel's mount table (no zfs process); `None` when it is not
-    /// mounted here. What a `zfs clone` or `zfs create` just mounted is
-    /// there once the command returned.
-    pub fn mounted_at(&self, name: &str) -> Option<PathBuf> {
-        mount::find(name).map(|m| m.path)
-    }
-
     /// The dataset's mountpoint, mounting it first if needed.
     /// Both properties come from one `zfs get` (each zfs call costs a
-    /// process and, on zfs-fuse, a round trip to the daemon). The copy
-    /// strategy asks the daemon, not mountinfo: with that shortcut (`cp -a`
-    /// right after `zfs create`), 16 parallel creates wedged zfs-fuse once
-    /// (tests/proxmox_ownership.rs `parallel_api`; cause not established).
+    /// process and, on zfs-fuse, a round trip to the daemon). Not read from
+    /// mountinfo: with that shortcut, the first I/O on a filesystem zfs-fuse
+    /// had just mounted came sooner, and 16 parallel creates wedged
+    /// zfs-fuse (`cp -a` right after `zfs create`: once in
+    /// tests/proxmox_ownership.rs `parallel_api`; a guest's start right
+    /// after `zfs clone`: twice in 16 parallel clone `run`s, guests' FUSE
+    /// requests never answered).
     pub fn mountpoint(&self, name: &str) -> Result<PathBuf, ZfsError> {
         cmd::check_name(name)?;
         let out = self.zfs(&["get", "-H", "-o", "property,value", "mounted,mountpoint", name])?;
