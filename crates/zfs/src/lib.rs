@@ -12,6 +12,7 @@
 mod cmd;
 mod copy;
 mod error;
+mod mount;
 mod shift;
 
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ pub fn subvol_name(parent: &str, vmid: u32, disk: u32) -> String {
 pub fn basevol_name(parent: &str, key: &str) -> String {
     format!("{parent}/basevol-{key}-disk-0")
 }
+
+/// The first pause after a destroy that found the dataset busy.
+const FIRST_BUSY_PAUSE: Duration = Duration::from_millis(10);
 
 /// Properties Proxmox sets on every subvol; real OpenZFS takes them,
 /// zfs-fuse refuses them (so [`Zfs::create_subvol`] retries without).
@@ -104,7 +108,9 @@ pub struct Skipped(pub Vec<String>);
 pub struct Zfs {
     zfs: String,
     zpool: String,
-    /// Attempts of a destroy that says "dataset is busy" (Proxmox: 6).
+    /// Attempts of a destroy that says "dataset is busy" (Proxmox: 6)
+    /// times `busy_delay` is how long it is retried; the pauses start at
+    /// 10 ms and double up to `busy_delay`.
     pub busy_attempts: u32,
     pub busy_delay: Duration,
 }
@@ -194,9 +200,12 @@ impl Zfs {
     /// The dataset's mountpoint, mounting it first if needed.
     /// Both properties come from one `zfs get` (each zfs call costs a
     /// process and, on zfs-fuse, a round trip to the daemon). Not read from
-    /// mountinfo: with that shortcut (`cp -a` right after `zfs create`),
-    /// 16 parallel creates wedged zfs-fuse once (tests/proxmox_ownership.rs
-    /// `parallel_api`; cause not established, so the daemon is asked).
+    /// mountinfo: with that shortcut, the first I/O on a filesystem zfs-fuse
+    /// had just mounted came sooner, and 16 parallel creates wedged
+    /// zfs-fuse (`cp -a` right after `zfs create`: once in
+    /// tests/proxmox_ownership.rs `parallel_api`; a guest's start right
+    /// after `zfs clone`: twice in 16 parallel clone `run`s, guests' FUSE
+    /// requests never answered).
     pub fn mountpoint(&self, name: &str) -> Result<PathBuf, ZfsError> {
         cmd::check_name(name)?;
         let out = self.zfs(&["get", "-H", "-o", "property,value", "mounted,mountpoint", name])?;
@@ -285,44 +294,63 @@ impl Zfs {
 
     /// `zfs destroy [-r]`, retried while the dataset is busy (unmounting
     /// between attempts, as zfs-fuse often needs); a dataset that does not
-    /// exist counts as destroyed. A filesystem is unmounted first:
+    /// exist counts as destroyed. A mounted filesystem is unmounted first:
     /// zfs-fuse refuses to destroy it while mounted ("dataset is busy"), and
     /// that failed attempt cost one zfs call per delete (benches/proxmox_cycle.py).
-    /// The unmount is zfs's own: a lazy `umount2` of the mount point alone
-    /// leaves zfs-fuse's filesystem busy for a while after a guest used it
-    /// (its daemon unmounts asynchronously), so the destroy then fails
-    /// "busy" (measured: 4 of 5 deletes).
+    /// See [`Zfs::unmount_for_destroy`].
     pub fn destroy(&self, name: &str, recursive: bool) -> Result<(), ZfsError> {
         cmd::check_name(name)?;
-        if !name.contains('@') {
-            let _ = self.zfs(&["unmount", "-f", name]);
+        let fs = !name.contains('@');
+        if fs {
+            self.unmount_for_destroy(name);
         }
         let mut args = vec!["destroy"];
         if recursive {
             args.push("-r");
         }
         args.push(name);
-        let mut last = String::new();
-        for attempt in 1..=self.busy_attempts.max(1) {
+        // zfs-fuse lets go of an unmounted filesystem asynchronously (a few
+        // ms after the unmount, longer under load): short pauses first,
+        // doubling up to `busy_delay`, within the budget Proxmox allows
+        // (`busy_attempts` tries `busy_delay` apart).
+        let budget = self.busy_delay * self.busy_attempts.saturating_sub(1);
+        let (mut pause, mut waited, mut attempt) = (FIRST_BUSY_PAUSE.min(self.busy_delay), Duration::ZERO, 0);
+        loop {
+            attempt += 1;
             match self.zfs(&args) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) if e.is_busy() => {
+                Err(e) if e.is_busy() && waited < budget => {
                     tracing::debug!(dataset = name, attempt, "busy, retrying destroy");
-                    last = e.to_string();
-                    // zfs-fuse: usually just still mounted; unmount and retry at
-                    // once, then back off like Proxmox (which sleeps 1 s).
-                    if !name.contains('@') {
-                        let _ = self.zfs(&["unmount", "-f", name]);
+                    if fs {
+                        self.unmount_for_destroy(name);
                     }
-                    if attempt > 1 {
-                        std::thread::sleep(self.busy_delay);
-                    }
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(self.busy_delay);
+                }
+                Err(e) if e.is_busy() => {
+                    return Err(ZfsError::Busy { cmd: format!("{} {}", self.zfs, args.join(" ")), attempts: attempt, stderr: e.to_string() });
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(ZfsError::Busy { cmd: format!("{} {}", self.zfs, args.join(" ")), attempts: self.busy_attempts, stderr: last })
+    }
+
+    /// Unmounts `name` before a destroy, per the kernel's mount table: not
+    /// mounted here, nothing to do (no zfs call); served by zfs-fuse, a lazy
+    /// `umount2` (what zfs-fuse's `zfs unmount -f` does, through `umount
+    /// -l`, after a `zfs` process and a daemon round trip: 10-25 ms); by
+    /// kernel ZFS, `zfs unmount -f`. Failures are left to the destroy
+    /// (which says "busy" and is retried).
+    fn unmount_for_destroy(&self, name: &str) {
+        match mount::find(name) {
+            None => {}
+            Some(m) if m.fuse && mount::detach(&m.path).is_ok() => {}
+            Some(_) => {
+                let _ = self.zfs(&["unmount", "-f", name]);
+            }
+        }
     }
 
     /// Datasets (filesystems and snapshots) under `parent`, `parent` itself

@@ -6,6 +6,7 @@ mod error;
 pub mod guestfile;
 pub mod pct;
 pub mod privileges;
+mod tcp;
 mod tls;
 mod upid;
 pub mod versions;
