@@ -99,13 +99,25 @@ fn base_snapshot(parent: &str, src: &Path, shift: Option<u32>) -> String {
     format!("{base}@{BASE_SNAPSHOT}")
 }
 
+/// Where the base locks live (as the VMID claims, vmid.rs: lock files are
+/// never removed, /run is emptied at boot).
+const BASE_LOCK_DIR: &str = "/run/nexcage-bases";
+/// How long a create waits for another one making the same base (a copy
+/// of the bundle's rootfs: seconds for a large image on zfs-fuse).
+const BASE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Makes the base snapshot `snap` ([`base_snapshot`]) of `src` (copy +
-/// snapshot), unless it exists (a concurrent create made it).
+/// snapshot), unless it exists, under an exclusive flock on
+/// `/run/nexcage-bases/<base>.lock`: without it, parallel first clones of
+/// one source each found no base, and each destroyed the half-made base of
+/// another as a crash leftover (15 of 16 failed, and zfs-fuse wedged).
+/// Errors: the lock not had within [`BASE_LOCK_WAIT`], or zfs's/the copy's.
 fn ensure_base(zfs: &Zfs, snap: &str, src: &Path, shift: Option<u32>) -> Result<()> {
+    let base = snap.split_once('@').map_or(snap, |(b, _)| b);
+    let _lock = lock_base(base)?;
     if zfs.exists(snap)? {
         return Ok(());
     }
-    let base = snap.split_once('@').map_or(snap, |(b, _)| b);
     tracing::info!(%base, "creating clone base from {}", src.display());
     // A half-made base (crash before the snapshot) is redone.
     zfs.destroy(base, true)?;
@@ -114,6 +126,23 @@ fn ensure_base(zfs: &Zfs, snap: &str, src: &Path, shift: Option<u32>) -> Result<
     fill(src, &mp, shift)?;
     zfs.snapshot(snap)?;
     Ok(())
+}
+
+/// The exclusive lock on `base`'s lock file, waited for up to
+/// [`BASE_LOCK_WAIT`] (released when the file closes).
+fn lock_base(base: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(BASE_LOCK_DIR).with_context(|| format!("create {BASE_LOCK_DIR}"))?;
+    let path = Path::new(BASE_LOCK_DIR).join(format!("{}.lock", base.replace('/', "%")));
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+    let deadline = std::time::Instant::now() + BASE_LOCK_WAIT;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(std::fs::TryLockError::WouldBlock) => bail!("another create has been making the clone base {base} for {} s (lock {})", BASE_LOCK_WAIT.as_secs(), path.display()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("flock {}", path.display())),
+        }
+    }
 }
 
 /// FNV-1a: a stable short key for a path (not security relevant).
