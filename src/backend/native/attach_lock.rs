@@ -13,52 +13,51 @@
 //! container's first cgroup), a few ms after nexcage started, and waits the
 //! whole period with nothing else running (crun and runc wait it too).
 //!
-//! [`early`] starts that wait when the backend's create begins: a thread
-//! writes `0` (its own process) to the `cgroup.procs` file of the cgroup
-//! nexcage is already in, an attach to where it is, which moves nothing.
+//! [`early`] starts that wait as the `create` (or `run`) command begins,
+//! before its command line is even parsed (`cli::main`): a thread writes `0`
+//! (its own process) to the `cgroup.procs` file of the cgroup nexcage is
+//! already in, an attach to where it is, which moves nothing.
 //! It writes only when that file lists nexcage's pid ([`lists_pid`]: in a
 //! private cgroup namespace under the host's cgroup mount the path would
 //! name another cgroup). A supervisor that moves nexcage in the
 //! microseconds between that read and the write would see it moved back;
 //! nothing else can be moved by the write.
-//! Meanwhile the main thread goes on with the bundle, libcontainer's state,
-//! its clone and its intermediate's mountinfo scans; the intermediate's
-//! first cgroup write then waits only for the rest of that grace period
-//! (BENCHMARKS.md, native create: 1–2 ms less per create). If the file
-//! cannot be found or written (no cgroup fs, not root), only the head start
-//! is lost.
+//! Meanwhile the main thread goes on with argument parsing, the bundle,
+//! the state, libcontainer's clone and its intermediate's mountinfo scans;
+//! the intermediate's first cgroup write then waits only for the rest of
+//! that grace period (BENCHMARKS.md, native create). A create that the
+//! Proxmox backend serves, or one refused before its build, has made one
+//! write that moved nothing. If the file cannot be found or written (no
+//! cgroup fs, not root), only the head start is lost.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-/// The thread making the early write; joined on drop (it is done long
-/// before create is: one grace period).
-pub struct Early(Option<JoinHandle<PathBuf>>);
+/// The thread making the early write; joined on drop (a create's build
+/// takes longer than the grace period, and a process does not end before
+/// its threads anyway).
+pub struct Early(Option<JoinHandle<()>>);
 
 impl Drop for Early {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
-            // The path comes back to be freed here: a free on the thread
-            // would give it a malloc arena of its own.
             let _ = t.join();
         }
     }
 }
 
-/// Starts the early write (see the module doc); nothing when nexcage's own
-/// `cgroup.procs` is not found.
+/// Starts the early write (see the module doc) on a thread, which also
+/// finds nexcage's own `cgroup.procs` (nothing when there is none), so that
+/// the caller goes on at once.
 pub fn early() -> Early {
-    let Some(path) = own_procs_file() else { return Early(None) };
-    let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-        // No allocation on this thread (see Drop): std passes a path this
-        // short to open(2) from a stack buffer, and an OS error is a number.
+    let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(|| {
+        let Some(path) = own_procs_file() else { return };
         if lists_pid(&path, std::process::id()) {
             if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
                 let _ = f.write_all(b"0");
             }
         }
-        path
     });
     Early(t.ok())
 }
@@ -68,7 +67,7 @@ pub fn early() -> Early {
 /// private cgroup namespace under the host's `/sys/fs/cgroup` (its paths
 /// are relative to the namespace's root, so `/` there names the host's
 /// root cgroup): writing `0` to that file would move nexcage. Read in
-/// 4 KiB pieces from a stack buffer (no allocation on the thread).
+/// 4 KiB pieces, so a long list costs no large read.
 fn lists_pid(path: &std::path::Path, pid: u32) -> bool {
     use std::io::Read;
     let Ok(mut f) = std::fs::File::open(path) else { return false };
