@@ -7,7 +7,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::{bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
+use super::{attach_lock, bundle, cgroupfs_ro, describe, init_errors, lc_root, loopback};
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
@@ -35,6 +35,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
         b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground).with_no_pivot(o.no_pivot).build()
     });
     let causes = init_errors::take(&causes);
+    attach_lock::reap();
     match built {
         Ok(mut c) => {
             let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
