@@ -19,9 +19,8 @@
 //! with nexcage, an attach to where it is, which moves nothing.
 //! It writes only when that file lists its pid ([`lists_pid`]: in a
 //! private cgroup namespace under the host's cgroup mount the path would
-//! name another cgroup). A supervisor that moves nexcage in the
-//! microseconds between that read and the write would find the child
-//! moved back; nothing else can be moved by the write.
+//! name another cgroup). Each write moves nothing but the child itself (a
+//! supervisor that moved the child meanwhile would find it moved back).
 //! Meanwhile nexcage goes on with argument parsing, the bundle, the state,
 //! libcontainer's clone and its intermediate's mountinfo scans; the
 //! intermediate's first cgroup write then waits only for the rest of that
@@ -81,11 +80,10 @@ pub fn early() -> Early {
     // destructors or atexit handlers.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            // Nothing to say, and the caller's pipes are not held open.
-            for fd in 0..3 {
-                // SAFETY: closing the standard fds of this short-lived child.
-                unsafe { libc::close(fd) };
-            }
+            // Nothing to say, and none of the caller's fds (stdio, pipes,
+            // preserved fds) is held open by this child.
+            // SAFETY: closes every fd of this child, which uses none of them.
+            unsafe { libc::close_range(0, u32::MAX, 0) };
             // Gone with nexcage, should it die before reaping the child.
             // SAFETY: PR_SET_PDEATHSIG takes a signal number and changes
             // nothing but this process's parent-death signal.
