@@ -55,6 +55,31 @@ pub struct Args {
     pub id: Option<String>,
 }
 
+/// For `create` and `run`: the container's first cgroup.procs write waits
+/// for an RCU grace period; this starts that wait before anything else,
+/// the command line's parsing included (backend::native::attach_lock).
+pub fn early_attach_lock(args: &[String]) -> Option<crate::backend::native::attach_lock::Early> {
+    starts_container(args).then(crate::backend::native::attach_lock::early)
+}
+
+/// The top-level options that take a value (as a separate argument).
+const VALUED_TOP: [&str; 5] = ["--root", "--log", "--log-format", "--rootless", "--config"];
+
+/// Whether the command word of `args` (the program's arguments, before
+/// clap has seen them) is `create` or `run`: the first one that is neither
+/// a global option nor the value of one.
+fn starts_container(args: &[String]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if VALUED_TOP.contains(&a.as_str()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            return a == "create" || a == "run";
+        }
+    }
+    false
+}
+
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if let Some(name) = &a.admin.name {
         let mut admin = a.admin.clone();
@@ -74,4 +99,21 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     let c = Container::create(ctx, &a.flags.to_create_args(id, false))?;
     a.flags.handoff.send_pidfd(c.record().reaped_pid())?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn container_starting_commands_found_before_parsing() {
+        let yes = |s: &str| super::starts_container(&s.split(' ').map(String::from).collect::<Vec<_>>());
+        assert!(yes("nexcage create x") && yes("nexcage --root create --debug run --bundle b x"));
+        assert!(yes("nexcage --log=/l --log-format json create x"));
+        assert!(!yes("nexcage --root create state x") && !yes("nexcage spec") && !yes("nexcage --debug"));
+        // Every top-level option with a value is known to the scan.
+        let root = crate::cli::command();
+        for a in root.get_arguments().filter(|a| a.get_action().takes_values()) {
+            let long = format!("--{}", a.get_long().unwrap_or_default());
+            assert!(super::VALUED_TOP.contains(&long.as_str()), "{long} missing from VALUED_TOP");
+        }
+    }
 }

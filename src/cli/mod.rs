@@ -222,6 +222,7 @@ pub fn command() -> clap::Command {
 pub fn main() -> i32 {
     epipe::install();
     let args: Vec<String> = std::env::args().collect();
+    let _attach_lock = create::early_attach_lock(&args);
     let mut cmd = command();
     let parsed = cmd
         .try_get_matches_from_mut(&args)

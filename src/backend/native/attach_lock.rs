@@ -13,54 +13,116 @@
 //! container's first cgroup), a few ms after nexcage started, and waits the
 //! whole period with nothing else running (crun and runc wait it too).
 //!
-//! [`early`] starts that wait when the backend's create begins: a thread
-//! writes `0` (its own process) to the `cgroup.procs` file of the cgroup
-//! nexcage is already in, an attach to where it is, which moves nothing.
-//! It writes only when that file lists nexcage's pid ([`lists_pid`]: in a
+//! [`early`] starts that wait as the `create` (or `run`) command begins,
+//! before its command line is even parsed (`cli::main`): a child process
+//! writes `0` (itself) to the `cgroup.procs` file of the cgroup it shares
+//! with nexcage, an attach to where it is, which moves nothing.
+//! It writes only when that file lists its pid ([`lists_pid`]: in a
 //! private cgroup namespace under the host's cgroup mount the path would
-//! name another cgroup). A supervisor that moves nexcage in the
-//! microseconds between that read and the write would see it moved back;
-//! nothing else can be moved by the write.
-//! Meanwhile the main thread goes on with the bundle, libcontainer's state,
-//! its clone and its intermediate's mountinfo scans; the intermediate's
-//! first cgroup write then waits only for the rest of that grace period
-//! (BENCHMARKS.md, native create: 1–2 ms less per create). If the file
-//! cannot be found or written (no cgroup fs, not root), only the head start
-//! is lost.
+//! name another cgroup). Each write moves nothing but the child itself (a
+//! supervisor that moved the child meanwhile would find it moved back).
+//! Meanwhile nexcage goes on with argument parsing, the bundle, the state,
+//! libcontainer's clone and its intermediate's mountinfo scans; the
+//! intermediate's first cgroup write then waits only for the rest of that
+//! grace period (BENCHMARKS.md, native create). The child then writes
+//! again every [`KEEP_WARM`] (each such write is free, one grace period
+//! not having passed since the last), so that the semaphore stays out of
+//! its idle state until libcontainer's writes are done however late they
+//! come (a loaded machine), until native create ends it ([`reap`]) or
+//! [`WARM_FOR`] has passed. A create that the Proxmox backend serves, or
+//! one refused before its build, has made writes that moved nothing. If the
+//! file cannot be found or written (no cgroup fs, not root), only the head
+//! start is lost.
+//!
+//! A process, not a thread: libcontainer clones its intermediate with a raw
+//! `clone3`, without what `fork()` does about locks, so a lock that another
+//! thread of nexcage holds at that moment (the allocator's, std's thread
+//! bookkeeping as a thread starts or ends) stays locked in the
+//! intermediate for good. With the write on a thread, one create of a
+//! loaded benchmark run hung in the intermediate's exit, on such a lock.
+//! The child is forked while nexcage has no other thread, so it may
+//! allocate; it leaves through `_exit`.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The thread making the early write; joined on drop (it is done long
-/// before create is: one grace period).
-pub struct Early(Option<JoinHandle<PathBuf>>);
+use nix::unistd::{fork, ForkResult, Pid};
+
+/// How often the child writes again after its first write: well within
+/// the shortest grace period seen on the test VM (5 ms), after which the
+/// kernel's rcu_sync would go idle again.
+pub const KEEP_WARM: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How long the child keeps writing at most (a native create ends it
+/// earlier: the build's cgroup writes come 5–50 ms after start).
+pub const WARM_FOR: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// The early writer's pid while it is not reaped (0: none).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// The early write under way; ends and reaps its process on drop (see
+/// [`reap`]).
+pub struct Early;
 
 impl Drop for Early {
     fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            // The path comes back to be freed here: a free on the thread
-            // would give it a malloc arena of its own.
-            let _ = t.join();
-        }
+        reap();
     }
 }
 
-/// Starts the early write (see the module doc); nothing when nexcage's own
-/// `cgroup.procs` is not found.
+/// Starts the early write (see the module doc) in a child process. Call it
+/// while the process has a single thread.
 pub fn early() -> Early {
-    let Some(path) = own_procs_file() else { return Early(None) };
-    let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-        // No allocation on this thread (see Drop): std passes a path this
-        // short to open(2) from a stack buffer, and an OS error is a number.
-        if lists_pid(&path, std::process::id()) {
-            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let _ = f.write_all(b"0");
-            }
+    // SAFETY: the caller has no other thread (the start of `cli::main`), so
+    // the child's copy of the allocator and of std is consistent; the
+    // child leaves through `_exit`, running none of the parent's
+    // destructors or atexit handlers.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            // Nothing to say, and none of the caller's fds (stdio, pipes,
+            // preserved fds) is held open by this child.
+            // SAFETY: closes every fd of this child, which uses none of them.
+            unsafe { libc::close_range(0, u32::MAX, 0) };
+            // Gone with nexcage, should it die before reaping the child.
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number and changes
+            // nothing but this process's parent-death signal.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            keep_own_cgroup_warm();
+            // SAFETY: ends the child without running the parent's cleanup.
+            unsafe { libc::_exit(0) }
         }
-        path
-    });
-    Early(t.ok())
+        Ok(ForkResult::Parent { child }) => CHILD.store(child.as_raw(), Ordering::Relaxed),
+        Err(_) => {} // only the head start is lost
+    }
+    Early
+}
+
+/// Ends the early writer (SIGKILL: it only writes `0`, and a write under
+/// way completes first) and reaps it. Native create calls this once
+/// libcontainer's build returns (its cgroup writes are done), so that a
+/// foreground `run` leaves no zombie; otherwise the drop of [`Early`].
+pub fn reap() {
+    let pid = CHILD.swap(0, Ordering::Relaxed);
+    if pid > 0 {
+        let pid = Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+}
+
+/// The child's work: `0` to the `cgroup.procs` of its own cgroup, again
+/// every [`KEEP_WARM`] for [`WARM_FOR`].
+fn keep_own_cgroup_warm() {
+    let Some(path) = own_procs_file() else { return };
+    if !lists_pid(&path, std::process::id()) {
+        return;
+    }
+    let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else { return };
+    let until = std::time::Instant::now() + WARM_FOR;
+    while f.write_all(b"0").is_ok() && std::time::Instant::now() < until {
+        std::thread::sleep(KEEP_WARM);
+    }
 }
 
 /// Whether the `cgroup.procs` file at `path` lists `pid`: the check that
@@ -68,7 +130,7 @@ pub fn early() -> Early {
 /// private cgroup namespace under the host's `/sys/fs/cgroup` (its paths
 /// are relative to the namespace's root, so `/` there names the host's
 /// root cgroup): writing `0` to that file would move nexcage. Read in
-/// 4 KiB pieces from a stack buffer (no allocation on the thread).
+/// 4 KiB pieces, so a long list costs no large read.
 fn lists_pid(path: &std::path::Path, pid: u32) -> bool {
     use std::io::Read;
     let Ok(mut f) = std::fs::File::open(path) else { return false };

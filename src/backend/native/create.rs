@@ -11,9 +11,6 @@ use super::{attach_lock, bundle, cgroupfs_ro, describe, init_errors, lc_root, lo
 use crate::backend::{BackendData, CreateOpts, Created};
 
 pub fn create(o: &CreateOpts) -> Result<Created> {
-    // libcontainer's first cgroup.procs write waits for an RCU grace period:
-    // start that wait now, beside the work until then (attach_lock).
-    let _early = attach_lock::early();
     // Relative paths in the spec (root, bind sources) are relative to the
     // bundle, as runc resolves them.
     std::env::set_current_dir(&o.bundle.dir)
@@ -38,6 +35,7 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
         b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground).with_no_pivot(o.no_pivot).build()
     });
     let causes = init_errors::take(&causes);
+    attach_lock::reap();
     match built {
         Ok(mut c) => {
             let pid = c.pid().ok_or_else(|| anyhow!("container process has no pid"))?.as_raw();
@@ -66,32 +64,16 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
 }
 
 /// What libcontainer does not do as runc does: `lo` up in a new network
-/// namespace, and a read-only cgroup mount made read-only. Both switch
-/// namespaces, so they run on one short-lived thread (one thread start, one
-/// malloc arena: a second thread cost ~0.1 ms and RSS per create), network
-/// first; the mount namespace switch is the last thing the thread does.
+/// namespace, and a read-only cgroup mount made read-only. Both are done by
+/// this thread, which enters the container's namespace and comes back.
 fn fix_up(o: &CreateOpts, pid: i32) -> Result<()> {
     const LO: &str = "cannot bring up lo in the container's network namespace";
     const RO: &str = "cannot make the cgroup mount read-only";
-    let netns = match loopback::wants_new_netns(&o.bundle.spec) {
-        true => Some(loopback::netns_of(pid).context(LO)?),
-        false => None,
-    };
-    let ro = match cgroupfs_ro::wanted(&o.bundle.spec) {
-        Some(dest) => Some(cgroupfs_ro::targets(pid, &dest).context(RO)?),
-        None => None,
-    };
-    if netns.is_none() && ro.is_none() {
-        return Ok(());
+    if loopback::wants_new_netns(&o.bundle.spec) {
+        loopback::up_in(&loopback::netns_of(pid).context(LO)?).context(LO)?;
     }
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<()> {
-            if let Some(ns) = &netns {
-                loopback::up_in(ns).context(LO)?;
-            }
-            ro.as_ref().map_or(Ok(()), |t| cgroupfs_ro::remount_in(t).context(RO))
-        })
-        .join()
-        .map_err(|_| anyhow!("create's fix-up thread panicked"))?
-    })
+    if let Some(dest) = cgroupfs_ro::wanted(&o.bundle.spec) {
+        cgroupfs_ro::remount_in(&cgroupfs_ro::targets(pid, &dest).context(RO)?).context(RO)?;
+    }
+    Ok(())
 }

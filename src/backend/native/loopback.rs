@@ -17,16 +17,31 @@ pub fn wants_new_netns(spec: &Spec) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none()))
 }
 
-/// The network namespace of `pid`, to pass to [`up_in`].
-pub fn netns_of(pid: i32) -> Result<File> {
-    File::open(format!("/proc/{pid}/ns/net")).with_context(|| format!("network namespace of {pid}"))
+/// The network namespace of `pid` and the caller's own, to pass to [`up_in`].
+pub struct Netns {
+    ns: File,
+    own: File,
 }
 
-/// Sets IFF_UP on `lo` inside the network namespace `ns`. Switches the
-/// calling thread's network namespace: call it on a short-lived thread
-/// (create's fix-up thread), so the process's own stays untouched.
-pub fn up_in(ns: &File) -> Result<()> {
-    setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| anyhow!("setns: {e}"))?;
+pub fn netns_of(pid: i32) -> Result<Netns> {
+    Ok(Netns {
+        ns: File::open(format!("/proc/{pid}/ns/net")).with_context(|| format!("network namespace of {pid}"))?,
+        own: File::open("/proc/thread-self/ns/net").context("own network namespace")?,
+    })
+}
+
+/// Sets IFF_UP on `lo` inside the network namespace `n.ns`, which the
+/// calling thread enters and leaves again (no thread of its own: see
+/// `cgroupfs_ro::remount_in`).
+pub fn up_in(n: &Netns) -> Result<()> {
+    setns(&n.ns, CloneFlags::CLONE_NEWNET).map_err(|e| anyhow!("setns: {e}"))?;
+    let done = lo_up();
+    setns(&n.own, CloneFlags::CLONE_NEWNET).map_err(|e| anyhow!("setns back to the own network namespace: {e}"))?;
+    done
+}
+
+/// IFF_UP on `lo` of the calling thread's network namespace.
+fn lo_up() -> Result<()> {
     let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| anyhow!("socket: {e}"))?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.

@@ -4,7 +4,7 @@
 //! status (pid + start time). One file per operation; this file holds the
 //! backend and what the operations share.
 
-mod attach_lock;
+pub mod attach_lock;
 mod bundle;
 mod cgroup_manager;
 mod cgroup_mount;
