@@ -10,7 +10,10 @@
 # busybox initramfs. Its root is the host's / read-only through 9p, under
 # an overlay whose upper layer is a tmpfs, so the command may write
 # anywhere and nothing reaches the host; /tmp, /run, /var/tmp and
-# /var/lib/lxc are empty tmpfs. cgroup2 alone is mounted at /sys/fs/cgroup
+# /var/lib/lxc are empty tmpfs, but for the caller's directory and the
+# directories NEXCAGE_VM_KEEP names (colon-separated; e.g. a cargo target
+# dir), which stay where they are with the host's content when they lie
+# below /tmp or /var/tmp (a fresh clone in /tmp). cgroup2 alone is mounted at /sys/fs/cgroup
 # with cpu, cpuset, io, memory and pids enabled in the root's
 # cgroup.subtree_control (as systemd does); PID 1 sits in /init.scope and
 # the command in /system.slice/nexcage-test.service. The command runs as
@@ -131,6 +134,9 @@ trap 'exit 130' INT TERM
 
 # The command, in the caller's directory and environment.
 export -p >"$RUN/env"
+# Host dirs kept visible over the VM's empty /tmp and /var/tmp.
+printf '%s\n' "$(pwd)" >"$RUN/keep"
+printf '%s' "${NEXCAGE_VM_KEEP:-}" | tr ':' '\n' | grep . >>"$RUN/keep" || true
 {
     printf 'cd %s || exit 125\nexec' "$(printf "'%s'" "$(pwd | sed "s/'/'\\\\''/g")")"
     for a in "$@"; do printf " '%s'" "$(printf '%s' "$a" | sed "s/'/'\\\\''/g")"; done
@@ -149,7 +155,19 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+# The dirs to keep are bound aside, the tmpfs mounted, and moved back.
+mkdir -p /run/keep
+n=0
+while read -r k; do
+    case "$k" in /tmp/*|/var/tmp/*) ;; *) continue ;; esac
+    [ -d "$k" ] || continue
+    n=$((n + 1)) && mkdir -p /run/keep/$n && mount --bind "$k" /run/keep/$n && echo "$k" >/run/keep/$n.path
+done </run/nexcage-vm/keep
 for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmp $d; done
+i=0
+while [ $i -lt $n ]; do
+    i=$((i + 1)) && k=$(cat /run/keep/$i.path) && mkdir -p "$k" && mount --move /run/keep/$i "$k"
+done
 mkdir -p /var/lib/lxc /run/lock /run/lxc && mount -t tmpfs -o mode=755 lxc /var/lib/lxc
 $bb hostname nexcage-cgroup2-vm
 $bb ip link set lo up

@@ -105,6 +105,10 @@ fn proxmox_on_cgroup2() {
         Command::new(&exe)
     } else {
         let mut c = Command::new(repo.join("scripts/cgroup2-vm.sh"));
+        // The test binary and the prepared rootfs, wherever the target dir is.
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap_or(repo);
+        let exe_dir = exe.parent().unwrap_or(repo);
+        c.env("NEXCAGE_VM_KEEP", format!("{}:{}", target.display(), exe_dir.display()));
         c.arg(&exe);
         c
     };
