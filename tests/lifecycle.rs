@@ -118,6 +118,25 @@ fn pause_resume_and_stats() {
     assert!(!cgroup_exists("life-p1"), "delete removes the cgroup");
 }
 
+/// `delete --force` of a paused container with children: all killed, the
+/// cgroup gone (v1 frozen tasks take no SIGKILL: it once failed after its
+/// 10 s bound and left the container).
+#[test]
+fn delete_force_of_paused_container() {
+    let s = Scratch::new("pausedel");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "b", &["sh", "-c", "for i in 1 2 3 4 5; do sleep 100 & done; wait"], |_| {});
+    assert!(nx_detached(&root, &["create", "--bundle", b.to_str().unwrap(), "life-pd"], &s.path().join("out")).success());
+    assert!(nx(&root, &["start", "life-pd"]).status.success());
+    assert!(nx(&root, &["pause", "life-pd"]).status.success());
+    let t = std::time::Instant::now();
+    let d = nx(&root, &["delete", "--force", "life-pd"]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(nx(&root, &["list", "-q"]).stdout.is_empty());
+    assert!(!cgroup_exists("life-pd"), "delete removes the cgroup");
+}
+
 /// The container's cgroup v1 `controller` directory (None on cgroup v2).
 fn v1_cgroup_dir(pid: i64, controller: &str) -> Option<std::path::PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;

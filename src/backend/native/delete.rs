@@ -50,13 +50,14 @@ const KILL_BOUND: Duration = Duration::from_secs(10);
 /// `remove`: four `rmdir` tries), so under load a delete could fail with
 /// "could not delete" and leave the container half removed; runc waits for
 /// the processes it killed (`signalAllProcesses`). Processes that fork while
-/// being killed are caught by the next pass; a paused (v1 frozen) cgroup is
-/// thawed so the signal is delivered.
+/// being killed are caught by the next pass; the cgroup is thawed first (a
+/// paused container's v1-frozen tasks would not take the signal).
 fn kill_and_reap(c: &Container) -> Result<()> {
     let mgr = cgroup_manager::manager(c)?;
-    if c.status() == ContainerStatus::Paused {
-        let _ = mgr.freeze(FreezerState::Thawed);
-    }
+    // Thawed whatever the status says: `pause` froze the cgroup, and v1
+    // frozen tasks do not take SIGKILL (a paused container's delete
+    // failed after the whole bound).
+    let _ = mgr.freeze(FreezerState::Thawed);
     let deadline = Instant::now() + KILL_BOUND;
     loop {
         let pids = cgroup_manager::pids(&mgr)?;
