@@ -11,7 +11,7 @@ use libcontainer::container::{Container, ContainerStatus};
 
 use super::hooks::take_hooks;
 use super::{cgroup_manager, describe, lc_root};
-use crate::backend::oci::hooks::{self, Phase};
+use crate::backend::oci::{self, hooks::{self, Phase}};
 use crate::state::Record;
 
 pub fn delete(rec: &Record, dir: &Path) -> Result<()> {
@@ -51,7 +51,8 @@ const KILL_BOUND: Duration = Duration::from_secs(10);
 /// "could not delete" and leave the container half removed; runc waits for
 /// the processes it killed (`signalAllProcesses`). Processes that fork while
 /// being killed are caught by the next pass; the cgroup is thawed first (a
-/// paused container's v1-frozen tasks would not take the signal).
+/// paused container's v1-frozen tasks would not take the signal). A signal
+/// that cannot be sent (but to a process already gone) fails the delete.
 fn kill_and_reap(c: &Container) -> Result<()> {
     let mgr = cgroup_manager::manager(c)?;
     // Thawed whatever the status says: `pause` froze the cgroup, and v1
@@ -67,9 +68,7 @@ fn kill_and_reap(c: &Container) -> Result<()> {
         if Instant::now() >= deadline {
             bail!("processes {pids:?} of {} did not exit within {}s of SIGKILL", c.id(), KILL_BOUND.as_secs());
         }
-        for pid in pids {
-            let _ = crate::proc::signal(pid, libc::SIGKILL);
-        }
+        oci::kill::all(&pids, libc::SIGKILL)?;
         std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -133,15 +133,15 @@ fn ensure_base(zfs: &Zfs, snap: &str, src: &Path, shift: Option<u32>) -> Result<
 fn lock_base(base: &str) -> Result<std::fs::File> {
     std::fs::create_dir_all(BASE_LOCK_DIR).with_context(|| format!("create {BASE_LOCK_DIR}"))?;
     let path = Path::new(BASE_LOCK_DIR).join(format!("{}.lock", base.replace('/', "%")));
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("open {}", path.display()))?;
     let deadline = std::time::Instant::now() + BASE_LOCK_WAIT;
     loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(std::fs::TryLockError::WouldBlock) => bail!("another create has been making the clone base {base} for {} s (lock {})", BASE_LOCK_WAIT.as_secs(), path.display()),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("flock {}", path.display())),
+        if let Some(f) = super::vmid::try_lock(&path)? {
+            return Ok(f);
         }
+        if std::time::Instant::now() >= deadline {
+            bail!("another create has been making the clone base {base} for {} s (lock {})", BASE_LOCK_WAIT.as_secs(), path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

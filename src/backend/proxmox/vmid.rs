@@ -59,8 +59,9 @@ pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc
     bail!("no free VMID in {start}..{} (all claimed or in use)", start + ATTEMPTS)
 }
 
-/// `flock(LOCK_EX | LOCK_NB)` on `path` (created): `None` when held elsewhere.
-fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
+/// `flock(LOCK_EX | LOCK_NB)` on `path` (created): `None` when held
+/// elsewhere. (Also the clone base's lock, rootfs.rs.)
+pub(super) fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).with_context(|| format!("open {}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
