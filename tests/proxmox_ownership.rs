@@ -321,3 +321,44 @@ fn parallel_first_clones() {
     }
     env.assert_clean(&format!("after {N} parallel first clones"));
 }
+
+/// A dataset named for the VMID nextid gives, with no guest behind it (an
+/// operator's, or a leftover): create leaves it alone and takes the next
+/// VMID, with either strategy (a copy's VMID claim looks the name up; a
+/// clone's own `zfs clone` finds it taken and makes nothing).
+#[test]
+fn dataset_in_the_way() {
+    let env = env_or_skip!("dataset_in_the_way", "api");
+    let next: u32 = nextid(&env);
+    let ds = format!("{}/data/subvol-{next}-disk-0", env.pool);
+    let o = std::process::Command::new("zfs").args(["create", &ds]).output().unwrap();
+    assert!(o.status.success(), "zfs create {ds}: {}", out(&o));
+    let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
+    std::fs::write(mp.join("operator-data"), "precious").unwrap();
+    for strategy in ["clone", "copy"] {
+        let b = env.bundle(&format!("inway-{strategy}"), &["true"], |v| {
+            v["annotations"] = serde_json::json!({"org.nexcage.rootfs-strategy": strategy});
+        });
+        let o = env.nx(&["create", "-b", b.to_str().unwrap(), strategy]);
+        assert!(o.status.success(), "{strategy}: {}", out(&o));
+        let n = vmid_of(&env.root, strategy);
+        assert_ne!(n, next, "{strategy}: took the VMID whose dataset name is taken");
+        let o = env.nx(&["delete", "-f", strategy]);
+        assert!(o.status.success(), "{}", out(&o));
+        assert_eq!(std::fs::read_to_string(mp.join("operator-data")).unwrap(), "precious", "{strategy}");
+        assert_eq!(env.datasets(), vec![ds.clone()], "{strategy}: only the one in the way is left");
+    }
+    let destroyed = wait_until(20, || {
+        let _ = std::process::Command::new("zfs").args(["unmount", "-f", &ds]).output();
+        std::process::Command::new("zfs").args(["destroy", &ds]).output().unwrap().status.success()
+    });
+    assert!(destroyed, "zfs destroy {ds}");
+    env.assert_clean("after the dataset in the way was removed");
+}
+
+/// The VMID `/cluster/nextid` names now.
+fn nextid(env: &Env) -> u32 {
+    let o = env.cmd("pvesh").args(["get", "/cluster/nextid"]).output().expect("pvesh");
+    assert!(o.status.success(), "pvesh get /cluster/nextid: {}", out(&o));
+    String::from_utf8_lossy(&o.stdout).trim().trim_matches('"').parse().expect("nextid")
+}

@@ -170,13 +170,19 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// once the guest is registered (Proxmox then knows the id is taken).
 fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
     let mut attempt = 0;
+    // VMIDs whose dataset name an operator's dataset already has.
+    let mut taken = std::collections::BTreeSet::new();
     loop {
         attempt += 1;
-        let claim = claim_vmid(px, cp, plan, j)?;
+        let claim = claim_vmid(px, cp, plan, j, &taken)?;
         let vmid = claim.vmid;
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
         let pve = map_config(plan, opts, vmid, j)?;
-        make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)?;
+        if !make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)? {
+            tracing::debug!(vmid, "dataset name taken, trying the next VMID");
+            taken.insert(vmid);
+            continue;
+        }
         match register_guest(px, cp, vmid, &pve, node, opts.dir, j) {
             Ok(()) => return Ok((vmid, pve)),
             Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
@@ -193,9 +199,13 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
 }
 
 /// Step `vmid`: a VMID claimed for this create (recorded, not yet saved:
-/// nothing exists for it).
-fn claim_vmid(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, j: &mut CreateJournal) -> Result<vmid::Claim> {
-    let claim = vmid::claim(cp, |v| plan.parent.as_ref().map(|p| nexcage_zfs::subvol_name(p, v, 0)), &px.lxc_path())?;
+/// nothing exists for it), none of `taken`. The dataset name is looked up
+/// for the copy strategy only: a clone is made by one `zfs clone`, which
+/// fails "already exists" without touching anything (one zfs process less
+/// per create).
+fn claim_vmid(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, j: &mut CreateJournal, taken: &std::collections::BTreeSet<u32>) -> Result<vmid::Claim> {
+    let dataset = |v| plan.parent.as_ref().filter(|_| plan.strategy == RootfsStrategy::Copy).map(|p| nexcage_zfs::subvol_name(p, v, 0));
+    let claim = vmid::claim(cp, dataset, &px.lxc_path(), taken)?;
     j.vmid = Some(claim.vmid);
     Ok(claim)
 }
@@ -224,8 +234,9 @@ fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> R
 
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
 /// filled (owners shifted by `shift` for an unprivileged guest). A bind
-/// rootfs is the bundle's. Records the rootfs path.
-fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<()> {
+/// rootfs is the bundle's. Records the rootfs path. False when a clone
+/// found that name taken (nothing made: the caller tries the next VMID).
+fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<bool> {
     let rootfs_path: PathBuf = match &plan.parent {
         None => opts.bundle.rootfs.clone(),
         Some(parent) => {
@@ -235,13 +246,18 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
             let zfs = nexcage_zfs::Zfs::new();
             let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
             let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
-            // The VMID claim found no such dataset; one made since (by an
-            // operator) makes the create/clone fail "already exists".
+            // A dataset of that name (an operator's, or a leftover) makes
+            // the create/clone fail "already exists" and is left alone: a
+            // clone tries the next VMID; for a copy the claim found none,
+            // so one was made since.
             match rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop) {
                 Ok(path) => path,
                 Err(e) if e.downcast_ref::<nexcage_zfs::ZfsError>().is_some_and(|z| z.is_already_exists_of(&name)) => {
                     j.dataset = None;
                     j.save(opts.dir)?;
+                    if plan.strategy == RootfsStrategy::Clone {
+                        return Ok(false);
+                    }
                     bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
                 }
                 Err(e) => return Err(e.context(format!("provision rootfs {name}"))),
@@ -249,7 +265,7 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
         }
     };
     j.rootfs = Some(rootfs_path);
-    Ok(())
+    Ok(true)
 }
 
 /// Step `guest`: registers the guest with the control plane. The error is

@@ -95,12 +95,30 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     // Clearing protection makes PVE regenerate `<lxc_path>/<vmid>` from
     // the guest config: once our guest is destroyed, that dir is ours too.
     let mut guest_destroyed = false;
+    let mut dataset = None;
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
-        // A guest that stays (e.g. under `lock: backup`) still uses its
-        // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
-        guest_destroyed = destroy_guest(px, vmid, owner).with_context(|| format!("destroy guest {vmid}"))?;
+        // The dataset's owner is read while the guest is destroyed (one
+        // zfs round trip off the delete), under the VMID's claim lock
+        // until the dataset is gone: no create on this host claims the id
+        // the destroy frees meanwhile (vmid.rs). Without the lock (a
+        // create is looking at this id right now, or /run cannot hold
+        // it), it is read afterwards.
+        let claim = super::vmid::lock_vmid(vmid).ok().flatten();
+        let (guest, verdict) = std::thread::scope(|s| {
+            let verdict = claim.as_ref().map(|_| s.spawn(|| dataset_verdict(p)));
+            // A guest that stays (e.g. under `lock: backup`) still uses its
+            // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
+            let guest = destroy_guest(px, vmid, owner).with_context(|| format!("destroy guest {vmid}"));
+            (guest, verdict.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")))))
+        });
+        guest_destroyed = guest?;
+        dataset = verdict.map(|v| (v, claim));
     }
-    if let Err(e) = undo_storage(p) {
+    let undone = match dataset {
+        Some((verdict, _claim)) => verdict.and_then(|v| destroy_dataset(p, v)),
+        None => undo_storage(p),
+    };
+    if let Err(e) = undone {
         errors.push(format!("{e:#}"));
     }
     if let Some(d) = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed) {
@@ -169,10 +187,21 @@ fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: 
 /// Destroys the dataset create made (retrying while busy), when it carries
 /// the container's owner record; someone else's is left with a warning.
 pub fn undo_storage(p: &CreateJournal) -> Result<()> {
-    let (Some(ds), Some(owner)) = (&p.dataset, &p.owner) else { return Ok(()) };
-    let zfs = nexcage_zfs::Zfs::new();
-    match owner.check_dataset(&zfs, ds)? {
-        Verdict::Ours => zfs.destroy(ds, true).with_context(|| format!("destroy dataset {ds}"))?,
+    dataset_verdict(p).and_then(|v| destroy_dataset(p, v))
+}
+
+/// Whose the dataset create made is (`Gone` when the journal names none).
+fn dataset_verdict(p: &CreateJournal) -> Result<Verdict> {
+    let (Some(ds), Some(owner)) = (&p.dataset, &p.owner) else { return Ok(Verdict::Gone) };
+    owner.check_dataset(&nexcage_zfs::Zfs::new(), ds)
+}
+
+/// Destroys the journal's dataset when `verdict` says it is ours; warns
+/// when it is someone else's.
+fn destroy_dataset(p: &CreateJournal, verdict: Verdict) -> Result<()> {
+    let Some(ds) = &p.dataset else { return Ok(()) };
+    match verdict {
+        Verdict::Ours => nexcage_zfs::Zfs::new().destroy(ds, true).with_context(|| format!("destroy dataset {ds}"))?,
         Verdict::Gone => {}
         Verdict::Foreign(why) => tracing::warn!("left dataset {ds} alone: {why}"),
     }

@@ -10,6 +10,7 @@
 //! are never removed (removing one would let two creates lock different
 //! files of the same name); /run is emptied at boot.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -27,15 +28,16 @@ pub struct Claim {
     _lock: std::fs::File,
 }
 
-/// The first VMID from `/cluster/nextid` on that no other create on this
-/// host holds and for which nothing exists: no guest, no dataset named
-/// `dataset(vmid)`, no `<lxc_path>/<vmid>`.
-pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc_path: &Path) -> Result<Claim> {
-    std::fs::create_dir_all(CLAIM_DIR).with_context(|| format!("create {CLAIM_DIR}"))?;
+/// The first VMID from `/cluster/nextid` on, not in `skip`, that no other
+/// create on this host holds and for which nothing exists: no guest, no
+/// dataset named `dataset(vmid)` (`None`: not looked up, as for a clone,
+/// whose own `zfs clone` fails "already exists" and then skips the id), no
+/// `<lxc_path>/<vmid>`.
+pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc_path: &Path, skip: &BTreeSet<u32>) -> Result<Claim> {
     let zfs = nexcage_zfs::Zfs::new();
     let start = cp.next_vmid()?;
-    for vmid in (start..).take(ATTEMPTS as usize) {
-        let Some(lock) = try_lock(&PathBuf::from(format!("{CLAIM_DIR}/{vmid}.lock")))? else {
+    for vmid in (start..).take(ATTEMPTS as usize).filter(|v| !skip.contains(v)) {
+        let Some(lock) = lock_vmid(vmid)? else {
             tracing::debug!(vmid, "VMID claimed by another create");
             continue;
         };
@@ -57,6 +59,14 @@ pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc
         return Ok(Claim { vmid, _lock: lock });
     }
     bail!("no free VMID in {start}..{} (all claimed or in use)", start + ATTEMPTS)
+}
+
+/// The claim lock of `vmid` when no other process holds it (delete holds
+/// it while it checks the dataset's owner and destroys it, so that no
+/// create on this host claims the id freed meanwhile).
+pub fn lock_vmid(vmid: u32) -> Result<Option<std::fs::File>> {
+    std::fs::create_dir_all(CLAIM_DIR).with_context(|| format!("create {CLAIM_DIR}"))?;
+    try_lock(&PathBuf::from(format!("{CLAIM_DIR}/{vmid}.lock")))
 }
 
 /// `flock(LOCK_EX | LOCK_NB)` on `path` (created): `None` when held
