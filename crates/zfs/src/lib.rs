@@ -340,13 +340,14 @@ impl Zfs {
     /// Unmounts `name` before a destroy, per the kernel's mount table: not
     /// mounted here, nothing to do (no zfs call); served by zfs-fuse, a lazy
     /// `umount2` (what zfs-fuse's `zfs unmount -f` does, through `umount
-    /// -l`, after a `zfs` process and a daemon round trip: 10-25 ms); by
+    /// -l`, after a `zfs` process and a daemon round trip: 10-25 ms), then
+    /// a wait for the daemon to let go of it (`mount::detach_released`); by
     /// kernel ZFS, `zfs unmount -f`. Failures are left to the destroy
     /// (which says "busy" and is retried).
     fn unmount_for_destroy(&self, name: &str) {
         match mount::find(name) {
             None => {}
-            Some(m) if m.fuse && mount::detach(&m.path).is_ok() => {}
+            Some(m) if m.fuse && mount::detach_released(&m).is_ok() => {}
             Some(_) => {
                 let _ = self.zfs(&["unmount", "-f", name]);
             }

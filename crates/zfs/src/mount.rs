@@ -4,6 +4,7 @@
 //! trip to the daemon and an `umount -l` process (10-25 ms on zfs-fuse).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A ZFS mount of the kernel's table: where, and whether zfs-fuse serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,9 @@ pub struct Mount {
     pub path: PathBuf,
     /// `fuse.zfs` (zfs-fuse), not the kernel module's `zfs`.
     pub fuse: bool,
+    /// The minor of the mount's device (mountinfo's `major:minor`): for a
+    /// FUSE mount, its connection's number (`/sys/fs/fuse/connections/N`).
+    pub minor: u32,
 }
 
 /// The mount of dataset `name` in this process's mount namespace, if any:
@@ -35,8 +39,10 @@ fn find_in(table: &str, name: &str) -> Option<Mount> {
         if unescape(source) != name {
             return None;
         }
-        let path = unescape(head.split(' ').nth(4)?);
-        Some(Mount { path: PathBuf::from(path), fuse })
+        let mut h = head.split(' ');
+        let minor = h.nth(2)?.split_once(':')?.1.parse().ok()?;
+        let path = unescape(h.nth(1)?);
+        Some(Mount { path: PathBuf::from(path), fuse, minor })
     })
 }
 
@@ -74,6 +80,53 @@ pub fn detach(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// How long [`detach_released`] waits for zfs-fuse to let go of a
+/// detached filesystem (it takes 5-10 ms: the unmount syncs a txg).
+const RELEASE_WAIT: Duration = Duration::from_millis(200);
+
+/// Detaches a zfs-fuse mount ([`detach`]), then waits (up to
+/// [`RELEASE_WAIT`]) until the daemon has torn the filesystem down: it
+/// does so after the kernel's unmount, on its own thread, and a destroy
+/// that comes first fails "dataset is busy" (measured: every delete that
+/// destroyed right after the unmount, a failed `zfs` run and a pause
+/// each). The daemon closes its `/dev/fuse` fd of the mount's connection
+/// (its fdinfo's `fuse_connection`) once done. When the daemon or that fd
+/// cannot be found, only the wait is skipped (the destroy's retry stays
+/// the guarantee).
+pub fn detach_released(m: &Mount) -> std::io::Result<()> {
+    let held = daemon_pid().and_then(|pid| connection_fd(pid, m.minor).map(|fd| (pid, fd)));
+    detach(&m.path)?;
+    if let Some((pid, fd)) = held {
+        let deadline = Instant::now() + RELEASE_WAIT;
+        while connection_of(pid, &fd) == Some(m.minor) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    Ok(())
+}
+
+/// The zfs-fuse daemon's pid: the process named `zfs-fuse` (its socket's
+/// peer credentials name the process that created it before the daemon
+/// forked).
+fn daemon_pid() -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        (std::fs::read(format!("/proc/{pid}/comm")).ok()?.as_slice() == b"zfs-fuse\n").then_some(pid)
+    })
+}
+
+/// The fd of process `pid` open on FUSE connection `conn`.
+fn connection_fd(pid: i32, conn: u32) -> Option<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|fd| connection_of(pid, fd) == Some(conn))
+}
+
+/// The FUSE connection fd `fd` of `pid` is open on (None: closed, or not
+/// a `/dev/fuse` fd).
+fn connection_of(pid: i32, fd: &str) -> Option<u32> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("fuse_connection:")).and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,8 +138,8 @@ mod tests {
 
     #[test]
     fn finds_a_datasets_mount_by_source() {
-        assert_eq!(find_in(TABLE, "tank/data"), Some(Mount { path: "/var/tmp/px/mnt/data".into(), fuse: true }));
-        assert_eq!(find_in(TABLE, "tank/data/subvol-1-disk-0"), Some(Mount { path: "/var/tmp/px/mnt/a b/subvol-1-disk-0".into(), fuse: false }));
+        assert_eq!(find_in(TABLE, "tank/data"), Some(Mount { path: "/var/tmp/px/mnt/data".into(), fuse: true, minor: 53 }));
+        assert_eq!(find_in(TABLE, "tank/data/subvol-1-disk-0"), Some(Mount { path: "/var/tmp/px/mnt/a b/subvol-1-disk-0".into(), fuse: false, minor: 60 }));
         assert_eq!(find_in(TABLE, "tank/dat"), None);
         assert_eq!(find_in(TABLE, "tank/data/subvol-2-disk-0"), None, "not a ZFS mount");
     }
