@@ -129,6 +129,8 @@ fn vmid_reuse(driver: &str) {
     assert!(o.status.success(), "{}", out(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("left guest {n} alone")), "says what it left: {err}");
+    let lxc_dir = env.dir.join("lxc").join(n.to_string());
+    assert_eq!(err.matches(&format!("left {} alone", lxc_dir.display())).count(), 1, "says once what LXC dir it left: {err}");
     assert_eq!(pct(&env, &["config", &n.to_string()]), before, "the new guest's config changed");
     assert_eq!(std::fs::read_to_string(mp.join("operator-data")).unwrap(), "precious");
     assert_eq!(std::fs::read_to_string(env.dir.join("lxc").join(n.to_string()).join("config")).unwrap(), "lxc.uts.name = operators\n");

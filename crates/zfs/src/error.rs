@@ -7,6 +7,8 @@ pub enum ZfsError {
     Spawn { cmd: String, source: std::io::Error },
     #[error("{cmd}: exit {code}: {stderr}")]
     Failed { cmd: String, code: i32, stderr: String },
+    #[error("{cmd}: did not finish within {secs} s (killed): is the ZFS daemon answering?")]
+    Timeout { cmd: String, secs: f64 },
     #[error("{cmd}: still busy after {attempts} attempts: {stderr}")]
     Busy { cmd: String, attempts: u32, stderr: String },
     #[error("invalid dataset name {0:?}")]

@@ -113,6 +113,8 @@ pub struct Zfs {
     /// 10 ms and double up to `busy_delay`.
     pub busy_attempts: u32,
     pub busy_delay: Duration,
+    /// How long one zfs/zpool run may take (60 s: `cmd::TIMEOUT`).
+    pub timeout: Duration,
 }
 
 impl Default for Zfs {
@@ -133,11 +135,12 @@ impl Zfs {
             zpool: zpool.to_string(),
             busy_attempts: 6,
             busy_delay: Duration::from_millis(500),
+            timeout: cmd::TIMEOUT,
         }
     }
 
     fn zfs(&self, args: &[&str]) -> Result<String, ZfsError> {
-        cmd::run(&self.zfs, args)
+        cmd::run(&self.zfs, args, self.timeout)
     }
 
     /// Whether a dataset or snapshot exists.
@@ -368,15 +371,15 @@ impl Zfs {
     /// `zpool list -H -o health`: `ONLINE`, `DEGRADED`, ...
     pub fn pool_health(&self, pool: &str) -> Result<String, ZfsError> {
         cmd::check_name(pool)?;
-        Ok(cmd::run(&self.zpool, &["list", "-H", "-o", "health", pool])?.trim().to_string())
+        Ok(cmd::run(&self.zpool, &["list", "-H", "-o", "health", pool], self.timeout)?.trim().to_string())
     }
 
     /// Size, allocated and free bytes of a pool.
     pub fn pool_usage(&self, pool: &str) -> Result<PoolUsage, ZfsError> {
         cmd::check_name(pool)?;
         // zfs-fuse's zpool has no -p: parse human-readable sizes as well.
-        let out = cmd::run(&self.zpool, &["list", "-H", "-o", "size,allocated,free", pool])
-            .or_else(|_| cmd::run(&self.zpool, &["list", "-H", "-o", "size,alloc,free", pool]))?;
+        let out = cmd::run(&self.zpool, &["list", "-H", "-o", "size,allocated,free", pool], self.timeout)
+            .or_else(|_| cmd::run(&self.zpool, &["list", "-H", "-o", "size,alloc,free", pool], self.timeout))?;
         let f: Vec<u64> = out.split_whitespace().filter_map(parse_size).collect();
         match f.as_slice() {
             [size, allocated, free] => Ok(PoolUsage { size: *size, allocated: *allocated, free: *free }),

@@ -23,20 +23,23 @@ use crate::state::Record;
 /// Stops the guest, undoes create, then runs the poststop hooks.
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
-    stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_dir_ours(&j))?;
+    // Quietly: undo says what it leaves alone.
+    stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_dir_ours(&j, false))?;
     undo(&px.for_journal(&j)?, &j)?;
     hooks::run_recorded(rec, Phase::Poststop)
 }
 
 /// Whether the LXC dir `<lxc_path>/<vmid>` is this container's (then LXC's
-/// view of that name is too); warns when it is someone else's.
-fn lxc_dir_ours(p: &CreateJournal) -> bool {
+/// view of that name is too); warns (when `warn`) that it is someone else's.
+fn lxc_dir_ours(p: &CreateJournal, warn: bool) -> bool {
     let (Some(d), Some(o)) = (p.lxc_dir(), &p.owner) else { return false };
     match o.check_lxc_dir(&d) {
         Verdict::Ours => true,
         Verdict::Gone => false,
         Verdict::Foreign(why) => {
-            tracing::warn!("left {} alone: {why}", d.display());
+            if warn {
+                tracing::warn!("left {} alone: {why}", d.display());
+            }
             false
         }
     }
@@ -77,7 +80,7 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     if p.step == CreateStep::NotBegun {
         return Ok(());
     }
-    let lxc_ours = lxc_dir_ours(p);
+    let lxc_ours = lxc_dir_ours(p, true);
     if let Some(h) = p.holder {
         // A holder from a failed create (not yet in any record): it is our
         // child or our grandchild and still blocked on the FIFO.

@@ -200,6 +200,14 @@ pub(super) fn hostname(v: &Value, out: &mut Out) -> Result<(), MapError> {
                 format!("'{h}' is not a DNS name Proxmox accepts"),
             );
         }
+        // Proxmox takes 255 bytes, but the guest's sethostname(2) (LXC's
+        // lxc.uts.name) refuses more than HOST_NAME_MAX, as under runc.
+        if h.len() > 64 {
+            return err(
+                "hostname",
+                format!("'{h}' is {} bytes long; a host name has at most 64 (HOST_NAME_MAX)", h.len()),
+            );
+        }
         out.key("hostname", h);
     }
     // setdomainname(2) needs a UTS namespace of the container's own, as

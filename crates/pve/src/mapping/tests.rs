@@ -429,6 +429,7 @@ fn refusals_table() {
             "RLIMIT_",
         ),
         (json!({"hostname":"bad_host!"}), "hostname", "DNS name"),
+        (json!({"hostname":"a".repeat(65)}), "hostname", "at most 64"),
         (
             json!({"domainname":"example.com","linux":{"namespaces":[{"type":"mount"}]}}),
             "domainname",

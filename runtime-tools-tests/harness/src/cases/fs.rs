@@ -33,8 +33,16 @@ pub fn cases() -> Vec<Case> {
         case("fs.dev.fd_links", "/dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links", fd_links),
         case("fs.dev.linux_devices", "linux.devices creates the node with type, numbers, mode, owner", linux_devices),
         case("fs.uts.hostname", "hostname is set in the new UTS namespace", hostname),
+        case("fs.uts.hostname_too_long", "a hostname longer than 64 bytes (HOST_NAME_MAX) is refused with a message, the container never runs", hostname_too_long),
         case("fs.uts.domainname", "domainname is set in the new UTS namespace", domainname),
     ]
+}
+
+fn hostname_too_long(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set("/hostname", json!("h".repeat(65)));
+    super::expect_refused(ctx, &b, "a 65-byte hostname")?;
+    Ok(())
 }
 
 fn root_readonly(ctx: &mut Ctx) -> Result<()> {
