@@ -98,16 +98,17 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     // Clearing protection makes PVE regenerate `<lxc_path>/<vmid>` from
     // the guest config: once our guest is destroyed, that dir is ours too.
     let mut guest_destroyed = false;
-    let mut dataset = None;
+    let mut verdict = None;
+    // The dataset's owner is read while the guest is destroyed (one zfs
+    // round trip off the delete), under the VMID's claim lock, held until
+    // undo ends (past the dataset's destroy): no create on this host claims
+    // the id the destroy frees meanwhile (vmid.rs). Without the lock (a
+    // create is looking at this id right now, or /run cannot hold it), it
+    // is read afterwards.
+    let claim = p.vmid.filter(|_| p.guest && p.owner.is_some()).and_then(|v| super::vmid::lock_vmid(v).ok().flatten());
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
-        // The dataset's owner is read while the guest is destroyed (one
-        // zfs round trip off the delete), under the VMID's claim lock
-        // until the dataset is gone: no create on this host claims the id
-        // the destroy frees meanwhile (vmid.rs). Without the lock (a
-        // create is looking at this id right now, or /run cannot hold
-        // it), it is read afterwards.
-        let claim = super::vmid::lock_vmid(vmid).ok().flatten();
-        let (guest, verdict) = std::thread::scope(|s| {
+        let guest;
+        (guest, verdict) = std::thread::scope(|s| {
             let verdict = claim.as_ref().map(|_| s.spawn(|| dataset_verdict(p)));
             // A guest that stays (e.g. under `lock: backup`) still uses its
             // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
@@ -115,12 +116,8 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
             (guest, verdict.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")))))
         });
         guest_destroyed = guest?;
-        dataset = verdict.map(|v| (v, claim));
     }
-    let undone = match dataset {
-        Some((verdict, _claim)) => verdict.and_then(|v| destroy_dataset(p, v)),
-        None => undo_storage(p),
-    };
+    let undone = verdict.unwrap_or_else(|| dataset_verdict(p)).and_then(|v| destroy_dataset(p, v));
     if let Err(e) = undone {
         errors.push(format!("{e:#}"));
     }
