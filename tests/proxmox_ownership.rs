@@ -40,11 +40,7 @@ fn ostemplate(env: &Env) -> String {
 fn operator_guest(env: &Env, vmid: u32, tags: &str) -> PathBuf {
     let t = ostemplate(env);
     pct(env, &["create", &vmid.to_string(), &t, "--hostname", "operators", "--rootfs", "local-zfs:1", "--tags", tags, "--description", "the operator's own"]);
-    let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);
-    let o = std::process::Command::new("zfs").args(["create", &ds]).output().unwrap();
-    assert!(o.status.success(), "zfs create {ds}: {}", out(&o));
-    let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
-    std::fs::write(mp.join("operator-data"), "precious").unwrap();
+    let mp = operator_dataset(env, vmid);
     let lxc = env.dir.join("lxc").join(vmid.to_string());
     std::fs::create_dir_all(&lxc).unwrap();
     std::fs::write(lxc.join("config"), "lxc.uts.name = operators\n").unwrap();
@@ -59,6 +55,23 @@ fn operator_remove(env: &Env, vmid: u32) {
     let _ = env.cmd("pct").args(["stop", &v]).output();
     let _ = env.cmd("pct").args(["set", &v, "--delete", "protection"]).output();
     pct(env, &["destroy", &v]);
+    operator_destroy(env, vmid);
+    let _ = std::fs::remove_dir_all(env.dir.join("lxc").join(&v));
+}
+
+/// The operator's dataset `subvol-<vmid>-disk-0` (as PVE's zfspool would
+/// make it) holding a file `operator-data`; its mountpoint.
+fn operator_dataset(env: &Env, vmid: u32) -> PathBuf {
+    let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);
+    let o = std::process::Command::new("zfs").args(["create", &ds]).output().unwrap();
+    assert!(o.status.success(), "zfs create {ds}: {}", out(&o));
+    let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
+    std::fs::write(mp.join("operator-data"), "precious").unwrap();
+    mp
+}
+
+/// The operator destroys `subvol-<vmid>-disk-0` (gone already counts).
+fn operator_destroy(env: &Env, vmid: u32) {
     let ds = format!("{}/data/subvol-{vmid}-disk-0", env.pool);
     // zfs-fuse often says "busy" right after the last use (PVE retries too).
     let destroyed = wait_until(20, || {
@@ -67,7 +80,6 @@ fn operator_remove(env: &Env, vmid: u32) {
         o.status.success() || String::from_utf8_lossy(&o.stderr).contains("does not exist")
     });
     assert!(destroyed, "zfs destroy {ds}");
-    let _ = std::fs::remove_dir_all(env.dir.join("lxc").join(&v));
 }
 
 fn set_grace(env: &Env, secs: u64) {
@@ -333,10 +345,7 @@ fn dataset_in_the_way() {
     let env = env_or_skip!("dataset_in_the_way", "api");
     let next: u32 = nextid(&env);
     let ds = format!("{}/data/subvol-{next}-disk-0", env.pool);
-    let o = std::process::Command::new("zfs").args(["create", &ds]).output().unwrap();
-    assert!(o.status.success(), "zfs create {ds}: {}", out(&o));
-    let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
-    std::fs::write(mp.join("operator-data"), "precious").unwrap();
+    let mp = operator_dataset(&env, next);
     for strategy in ["clone", "copy"] {
         let b = env.bundle(&format!("inway-{strategy}"), &["true"], |v| {
             v["annotations"] = serde_json::json!({"org.nexcage.rootfs-strategy": strategy});
@@ -350,11 +359,7 @@ fn dataset_in_the_way() {
         assert_eq!(std::fs::read_to_string(mp.join("operator-data")).unwrap(), "precious", "{strategy}");
         assert_eq!(env.datasets(), vec![ds.clone()], "{strategy}: only the one in the way is left");
     }
-    let destroyed = wait_until(20, || {
-        let _ = std::process::Command::new("zfs").args(["unmount", "-f", &ds]).output();
-        std::process::Command::new("zfs").args(["destroy", &ds]).output().unwrap().status.success()
-    });
-    assert!(destroyed, "zfs destroy {ds}");
+    operator_destroy(&env, next);
     env.assert_clean("after the dataset in the way was removed");
 }
 
