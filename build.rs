@@ -7,7 +7,8 @@
 //! - nexcage-init (src/backend/proxmox/init/main.rs), the Proxmox backend's
 //!   guest init, as a static binary that nexcage embeds: it runs inside guest
 //!   rootfs that may have no C library at all. std only, so rustc alone
-//!   builds it; glibc is linked statically (`+crt-static`).
+//!   builds it; glibc is linked statically (`+crt-static`). Its FNV-1a
+//!   digest (`NEXCAGE_INIT_DIGEST`) names the copy guests share.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +70,10 @@ fn build_guest_init() {
         .status()
         .expect("run rustc for nexcage-init");
     assert!(status.success(), "building nexcage-init failed");
+    // Names the host's shared copy of this init (guest_init.rs `install`).
+    let bytes = std::fs::read(&out).expect("read nexcage-init");
+    let digest = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    println!("cargo:rustc-env=NEXCAGE_INIT_DIGEST={digest:016x}");
 }
 
 fn main() {

@@ -18,7 +18,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `bin args...` for at most `timeout`, returning stdout; stderr
 /// becomes the error text. Output goes to memfds, not pipes: nothing to
-/// drain while waiting. The wait is a poll on the child's pidfd.
+/// drain while waiting. The wait is a poll on the child's pidfd. The child
+/// runs in the C locale (`LC_ALL=C`): its messages, which the errors are
+/// told apart by ("already exists", "dataset is busy"), are then English
+/// whatever the caller's locale, and it loads no locale files (13 opens
+/// for `C.UTF-8`: 1.2 ms of each ~5 ms `zfs get` on zfs-fuse).
 pub(crate) fn run(bin: &str, args: &[&str], timeout: Duration) -> Result<String, ZfsError> {
     let cmd = format!("{bin} {}", args.join(" "));
     tracing::debug!(%cmd, "zfs");
@@ -26,6 +30,7 @@ pub(crate) fn run(bin: &str, args: &[&str], timeout: Duration) -> Result<String,
     let (out, err) = (memfd("zfs-stdout").map_err(spawn_err)?, memfd("zfs-stderr").map_err(spawn_err)?);
     let mut child = Command::new(bin)
         .args(args)
+        .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(out.try_clone().map_err(spawn_err)?)
         .stderr(err.try_clone().map_err(spawn_err)?)

@@ -219,7 +219,7 @@ impl Zfs {
             stderr: format!("no mountpoint in {out:?}"),
         })?;
         if value("mounted").as_deref() != Some("yes") {
-            self.zfs(&["mount", name])?;
+            self.mount(name)?;
         }
         Ok(PathBuf::from(mountpoint))
     }
@@ -346,15 +346,25 @@ impl Zfs {
     /// -l`, after a `zfs` process and a daemon round trip: 10-25 ms), then
     /// a wait for the daemon to let go of it (`mount::detach_released`); by
     /// kernel ZFS, `zfs unmount -f`. Failures are left to the destroy
-    /// (which says "busy" and is retried).
-    fn unmount_for_destroy(&self, name: &str) {
+    /// (which says "busy" and is retried). True when it was mounted (a
+    /// caller whose destroy does not come puts it back with [`Zfs::mount`]).
+    /// [`Zfs::destroy`] calls it itself; a caller may call it earlier, so
+    /// that the daemon lets go while it does something else.
+    pub fn unmount_for_destroy(&self, name: &str) -> bool {
         match mount::find(name) {
-            None => {}
+            None => return false,
             Some(m) if m.fuse && mount::detach_released(&m).is_ok() => {}
             Some(_) => {
                 let _ = self.zfs(&["unmount", "-f", name]);
             }
         }
+        true
+    }
+
+    /// `zfs mount name`: mounts a filesystem at its mountpoint.
+    pub fn mount(&self, name: &str) -> Result<(), ZfsError> {
+        cmd::check_name(name)?;
+        self.zfs(&["mount", name]).map(|_| ())
     }
 
     /// Datasets (filesystems and snapshots) under `parent`, `parent` itself

@@ -43,13 +43,30 @@ pub fn create(px: &Proxmox, opts: &CreateOpts) -> Result<Created> {
 }
 
 fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Created> {
+    // The control plane's first answer (nextid, over a new connection: its
+    // TLS handshake and the call, ~5 ms against the double, a `pvesh`
+    // process with the pct driver) is asked while the plan is made: it
+    // reads nothing of the plan, changes nothing, and is left unread when
+    // the plan refuses the bundle. Another thread opens liblxc for the
+    // holder meanwhile (liblxc::preload).
+    let lxc = std::thread::spawn(super::liblxc::preload);
+    let early = {
+        let px = px.clone();
+        std::thread::spawn(move || -> Result<(Box<dyn ControlPlane>, u32)> {
+            let cp = px.driver()?;
+            let next = cp.next_vmid()?;
+            Ok((cp, next))
+        })
+    };
     let plan = plan(px, opts, j)?;
     j.begin(opts.dir, CreateStep::Vmid)?;
     let px = &px.for_journal(j)?;
-    let cp = px.driver()?;
+    // Both joined before the holder's fork, which needs a process without other threads.
+    let (cp, next) = early.join().map_err(|_| anyhow::anyhow!("the control plane's first call panicked"))??;
+    let _ = lxc.join();
     // The template is the node's, shared by every guest: nothing to undo.
     let node = template::prepare(px, &*cp)?;
-    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j)?;
+    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j, next)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
     let tty = open_terminal(opts, j)?;
@@ -168,22 +185,38 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// operator) makes registration fail: what this create made for the VMID
 /// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
 /// once the guest is registered (Proxmox then knows the id is taken).
-fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal) -> Result<(u32, PveConfig)> {
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig)> {
+    let mut next = Some(next);
     let mut attempt = 0;
     // VMIDs whose dataset name an operator's dataset already has.
     let mut taken = std::collections::BTreeSet::new();
     loop {
         attempt += 1;
-        let claim = claim_vmid(px, cp, plan, j, &taken)?;
+        let claim = claim_vmid(px, cp, plan, j, &taken, next.take())?;
         let vmid = claim.vmid;
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
         let pve = map_config(plan, opts, vmid, j)?;
-        if !make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)? {
-            tracing::debug!(vmid, "dataset name taken, trying the next VMID");
-            taken.insert(vmid);
-            continue;
+        let clone = match make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)? {
+            Rootfs::Taken => {
+                tracing::debug!(vmid, "dataset name taken, trying the next VMID");
+                taken.insert(vmid);
+                continue;
+            }
+            Rootfs::Recorded => None,
+            Rootfs::Cloned(name) => Some(name),
+        };
+        // A clone's mountpoint is asked of zfs while the guest is
+        // registered: one zfs round trip (~5 ms on zfs-fuse) off create,
+        // still between the clone and the guest's first use of it.
+        let (registered, mountpoint) = std::thread::scope(|s| {
+            let asked = clone.map(|name| s.spawn(move || nexcage_zfs::Zfs::new().mountpoint(&name).with_context(|| format!("provision rootfs {name}"))));
+            let registered = register_guest(px, cp, vmid, &pve, node, opts.dir, j);
+            (registered, asked.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("asking zfs for the rootfs mountpoint panicked")))))
+        });
+        if let (Some(mp), true) = (mountpoint, registered.is_ok()) {
+            j.rootfs = Some(mp?);
         }
-        match register_guest(px, cp, vmid, &pve, node, opts.dir, j) {
+        match registered {
             Ok(()) => return Ok((vmid, pve)),
             Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
                 tracing::debug!(vmid, "VMID taken concurrently, retrying");
@@ -199,13 +232,14 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
 }
 
 /// Step `vmid`: a VMID claimed for this create (recorded, not yet saved:
-/// nothing exists for it), none of `taken`. The dataset name is looked up
+/// nothing exists for it), none of `taken`, from `next` (nextid, asked
+/// already) or a new nextid on. The dataset name is looked up
 /// for the copy strategy only: a clone is made by one `zfs clone`, which
 /// fails "already exists" without touching anything (one zfs process less
 /// per create).
-fn claim_vmid(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, j: &mut CreateJournal, taken: &std::collections::BTreeSet<u32>) -> Result<vmid::Claim> {
+fn claim_vmid(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, j: &mut CreateJournal, taken: &std::collections::BTreeSet<u32>, next: Option<u32>) -> Result<vmid::Claim> {
     let dataset = |v| plan.parent.as_ref().filter(|_| plan.strategy == RootfsStrategy::Copy).map(|p| nexcage_zfs::subvol_name(p, v, 0));
-    let claim = vmid::claim(cp, dataset, &px.lxc_path(), taken)?;
+    let claim = vmid::claim(cp, next, dataset, &px.lxc_path(), taken)?;
     j.vmid = Some(claim.vmid);
     Ok(claim)
 }
@@ -232,40 +266,50 @@ fn map_config(plan: &Plan, opts: &CreateOpts, vmid: u32, j: &CreateJournal) -> R
     Ok(pve)
 }
 
+/// What step `dataset` did.
+enum Rootfs {
+    /// A clone found the name taken: nothing made, the caller tries the next VMID.
+    Taken,
+    /// The rootfs path is recorded (copy, bind).
+    Recorded,
+    /// A clone of this name was made: its mountpoint is still to be asked.
+    Cloned(String),
+}
+
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
 /// filled (owners shifted by `shift` for an unprivileged guest). A bind
-/// rootfs is the bundle's. Records the rootfs path. False when a clone
-/// found that name taken (nothing made: the caller tries the next VMID).
-fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<bool> {
-    let rootfs_path: PathBuf = match &plan.parent {
-        None => opts.bundle.rootfs.clone(),
-        Some(parent) => {
-            let name = nexcage_zfs::subvol_name(parent, vmid, 0);
-            j.dataset = Some(name.clone());
-            j.begin(opts.dir, CreateStep::Dataset)?;
-            let zfs = nexcage_zfs::Zfs::new();
-            let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
-            let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
-            // A dataset of that name (an operator's, or a leftover) makes
-            // the create/clone fail "already exists" and is left alone: a
-            // clone tries the next VMID; for a copy the claim found none,
-            // so one was made since.
-            match rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop) {
-                Ok(path) => path,
-                Err(e) if e.downcast_ref::<nexcage_zfs::ZfsError>().is_some_and(|z| z.is_already_exists_of(&name)) => {
-                    j.dataset = None;
-                    j.save(opts.dir)?;
-                    if plan.strategy == RootfsStrategy::Clone {
-                        return Ok(false);
-                    }
-                    bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
-                }
-                Err(e) => return Err(e.context(format!("provision rootfs {name}"))),
-            }
-        }
+/// rootfs is the bundle's. Records the rootfs path, but a clone's (see
+/// [`Rootfs`]).
+fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<Rootfs> {
+    let Some(parent) = &plan.parent else {
+        j.rootfs = Some(opts.bundle.rootfs.clone());
+        return Ok(Rootfs::Recorded);
     };
-    j.rootfs = Some(rootfs_path);
-    Ok(true)
+    let name = nexcage_zfs::subvol_name(parent, vmid, 0);
+    j.dataset = Some(name.clone());
+    j.begin(opts.dir, CreateStep::Dataset)?;
+    let zfs = nexcage_zfs::Zfs::new();
+    let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
+    let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
+    // A dataset of that name (an operator's, or a leftover) makes the
+    // create/clone fail "already exists" and is left alone: a clone tries
+    // the next VMID; for a copy the claim found none, so one was made since.
+    match rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop) {
+        Ok(rootfs::Made::Mounted(path)) => {
+            j.rootfs = Some(path);
+            Ok(Rootfs::Recorded)
+        }
+        Ok(rootfs::Made::Cloned) => Ok(Rootfs::Cloned(name)),
+        Err(e) if e.downcast_ref::<nexcage_zfs::ZfsError>().is_some_and(|z| z.is_already_exists_of(&name)) => {
+            j.dataset = None;
+            j.save(opts.dir)?;
+            if plan.strategy == RootfsStrategy::Clone {
+                return Ok(Rootfs::Taken);
+            }
+            bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
+        }
+        Err(e) => Err(e.context(format!("provision rootfs {name}"))),
+    }
 }
 
 /// Step `guest`: registers the guest with the control plane. The error is
@@ -335,7 +379,7 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     }
     // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
     // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
-    guest_init::install(&lxc_dir)?;
+    guest_init::install(&lxc_dir, &px.config().data_dir().join("init"))?;
     guest_init::write_settings(&lxc_dir, spec)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
     for e in devices::make(&lxc_dir, &run_cfg)? {

@@ -23,9 +23,11 @@ use crate::state::Record;
 /// Stops the guest, undoes create, then runs the poststop hooks.
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
-    // Quietly: undo says what it leaves alone.
-    stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_dir_ours(&j, false))?;
-    undo(&px.for_journal(&j)?, &j)?;
+    if j.step != CreateStep::NotBegun {
+        let lxc_ours = lxc_dir_ours(&j, true);
+        stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_ours)?;
+        remove(&px.for_journal(&j)?, &j, lxc_ours)?;
+    }
     hooks::run_recorded(rec, Phase::Poststop)
 }
 
@@ -75,7 +77,7 @@ fn stop(p: &CreateJournal, holder: Option<(i32, Option<u64>)>, lxc_ours: bool) -
     Ok(())
 }
 
-/// Undoes create's side effects per the journal (not the processes).
+/// Undoes a failed create per its journal: stops what it started, then [`remove`].
 pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     if p.step == CreateStep::NotBegun {
         return Ok(());
@@ -88,6 +90,13 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     } else if lxc_ours && lxc::init_pid(p).is_some() {
         stop(p, None, lxc_ours)?;
     }
+    remove(px, p, lxc_ours)
+}
+
+/// Removes what create made per the journal, its processes stopped: the
+/// guest's cgroup, the guest, the dataset, the LXC dir (when `lxc_ours`,
+/// or once our guest is destroyed).
+fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
     if let Some(d) = &p.cgroup_dir {
         guest_cgroup::remove_dir(d);
     }
@@ -104,18 +113,34 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     // undo ends (past the dataset's destroy): no create on this host claims
     // the id the destroy frees meanwhile (vmid.rs). Without the lock (a
     // create is looking at this id right now, or /run cannot hold it), it
-    // is read afterwards.
+    // is read afterwards. Once the guest is found ready to go (ours and
+    // unlocked, or not ours at all), a dataset of ours is unmounted on the
+    // same thread, so that zfs-fuse lets go of it (7-16 ms) during the
+    // destroy's API calls; should Proxmox still refuse the destroy, it is
+    // mounted again.
     let claim = p.vmid.filter(|_| p.guest && p.owner.is_some()).and_then(|v| super::vmid::lock_vmid(v).ok().flatten());
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
-        let guest;
-        (guest, verdict) = std::thread::scope(|s| {
-            let verdict = claim.as_ref().map(|_| s.spawn(|| dataset_verdict(p)));
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        let (guest, checked) = std::thread::scope(|s| {
+            let checked = claim.as_ref().map(|_| s.spawn(move || verdict_then_unmount(p, &gate)));
             // A guest that stays (e.g. under `lock: backup`) still uses its
             // dataset and LXC dir: leave them (PROXMOX-FACTS §10).
-            let guest = destroy_guest(px, vmid, owner).with_context(|| format!("destroy guest {vmid}"));
-            (guest, verdict.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")))))
+            let guest = destroy_guest(px, vmid, owner, go).with_context(|| format!("destroy guest {vmid}"));
+            (guest, checked.map(|h| h.join().unwrap_or_else(|_| (Err(anyhow::anyhow!("the dataset owner check panicked")), false))))
         });
-        guest_destroyed = guest?;
+        let unmounted = checked.as_ref().is_some_and(|c| c.1);
+        verdict = checked.map(|c| c.0);
+        guest_destroyed = match guest {
+            Ok(d) => d,
+            Err(e) => {
+                if let (true, Some(ds)) = (unmounted, &p.dataset) {
+                    if let Err(me) = nexcage_zfs::Zfs::new().mount(ds) {
+                        tracing::warn!("could not mount {ds} again: {me}");
+                    }
+                }
+                return Err(e);
+            }
+        };
     }
     let undone = verdict.unwrap_or_else(|| dataset_verdict(p)).and_then(|v| destroy_dataset(p, v));
     if let Err(e) = undone {
@@ -143,24 +168,39 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
 /// Unregisters the guest when it carries `owner`'s record (clearing its
 /// protection first): true then. One that does not exist (anymore) counts
 /// as done, someone else's is left alone with a warning (both false).
-fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
+/// `go` is sent once the guest is known to be gone, someone else's, or
+/// ours and unlocked: only the API calls of its destroy are left.
+fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Sender<()>) -> Result<bool> {
     let cp = px.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {
         (Verdict::Ours, Some(c)) => c,
         (Verdict::Foreign(why), _) => {
             tracing::warn!("left guest {vmid} alone: {why}");
+            let _ = go.send(());
             return Ok(false);
         }
-        _ => return Ok(false),
+        _ => {
+            let _ = go.send(());
+            return Ok(false);
+        }
     };
-    wait_for_lock(&*cp, vmid, &config, px.config().lock_wait());
-    // While the VMID is still ours (registered, not yet destroyed).
-    guest_cgroup::remove_leftovers(vmid);
+    if wait_for_lock(&*cp, vmid, &config, px.config().lock_wait()) {
+        let _ = go.send(());
+    }
     let gone = |r: Result<(), nexcage_pve::driver::PveError>| match r {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
     };
-    gone(cp.set_config(vmid, &Default::default(), &["protection".to_string()])).context("clear protection")?;
+    // LXC's leftover cgroups go while the VMID is still ours (registered,
+    // not yet destroyed): beside the protection PUT (a scan of every
+    // hierarchy, 2-4 ms).
+    let cleared = std::thread::scope(|s| {
+        let cgroups = s.spawn(|| guest_cgroup::remove_leftovers(vmid));
+        let cleared = gone(cp.set_config(vmid, &Default::default(), &["protection".to_string()]));
+        let _ = cgroups.join();
+        cleared
+    });
+    cleared.context("clear protection")?;
     gone(cp.destroy(vmid, true))?;
     Ok(true)
 }
@@ -172,15 +212,22 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner) -> Result<bool> {
 /// an engine's `rm` right after a backup began should not fail, and one
 /// that does fail may forget the container (Podman does). After `wait` the
 /// destroy is tried anyway and fails with Proxmox's words. `config` is the
-/// guest's config just read (the owner check's): asked again only while locked.
-fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: &nexcage_pve::driver::GuestConfig, wait: Duration) {
+/// guest's config just read (the owner check's): asked again only while
+/// locked. True when no blocking lock is left.
+fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: &nexcage_pve::driver::GuestConfig, wait: Duration) -> bool {
     let deadline = Instant::now() + wait;
     let blocking = |c: &nexcage_pve::driver::GuestConfig| c.keys.get("lock").cloned().filter(|l| l != "mounted" && l != "create");
-    let lock = || cp.config(vmid).ok().as_ref().and_then(blocking);
-    let Some(first) = blocking(config) else { return };
+    let locked = || cp.config(vmid).ok().as_ref().and_then(blocking).is_some();
+    let Some(first) = blocking(config) else { return true };
     tracing::info!(vmid, lock = %first, "guest is locked; waiting up to {}s for the lock to go", wait.as_secs());
-    while lock().is_some() && Instant::now() < deadline {
+    loop {
         std::thread::sleep(Duration::from_millis(500));
+        if !locked() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
     }
 }
 
@@ -188,6 +235,18 @@ fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: 
 /// the container's owner record; someone else's is left with a warning.
 pub fn undo_storage(p: &CreateJournal) -> Result<()> {
     dataset_verdict(p).and_then(|v| destroy_dataset(p, v))
+}
+
+/// The dataset's [`dataset_verdict`]; when it is ours and `gate` opens
+/// (the guest's destroy has only its API calls left), the dataset is
+/// unmounted for its destroy: true then.
+fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<()>) -> (Result<Verdict>, bool) {
+    let verdict = dataset_verdict(p);
+    let unmounted = match (&verdict, &p.dataset) {
+        (Ok(Verdict::Ours), Some(ds)) if gate.recv().is_ok() => nexcage_zfs::Zfs::new().unmount_for_destroy(ds),
+        _ => false,
+    };
+    (verdict, unmounted)
 }
 
 /// Whose the dataset create made is (`Gone` when the journal names none).

@@ -73,6 +73,7 @@ pub fn unprivileged_possible(ns: impl IntoIterator<Item = (libcontainer::oci_spe
     !bind_rootfs && ns.iter().all(|(_, joined)| !joined) && own(T::Pid)
 }
 
+#[derive(Clone)]
 pub struct Proxmox {
     cfg: nexcage_config::Config,
     /// The configuration file read, recorded at create so later commands

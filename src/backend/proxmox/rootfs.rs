@@ -38,18 +38,28 @@ pub fn disk_bytes(cfg: &nexcage_config::Config, ann: &BTreeMap<String, String>) 
     }
 }
 
-/// Creates the dataset `name` for the strategy and fills it; returns its mountpoint.
+/// What [`provision`] made.
+pub enum Made {
+    /// A filled dataset (copy), mounted here.
+    Mounted(PathBuf),
+    /// A clone, mounted by `zfs clone`; its mountpoint is the caller's to
+    /// ask ([`Zfs::mountpoint`]), while it does something else (create
+    /// registers the guest meanwhile).
+    Cloned,
+}
+
+/// Creates the dataset `name` for the strategy (and fills a copy).
 /// `shift`: the guest is unprivileged, its files must be owned by ids + shift.
 /// `owner` is set by the same `zfs create`/`zfs clone`.
 #[allow(clippy::too_many_arguments)]
-pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>, owner: UserProp<'_>) -> Result<PathBuf> {
+pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, quota: u64, ann: &BTreeMap<String, String>, parent: &str, shift: Option<u32>, owner: UserProp<'_>) -> Result<Made> {
     match strategy {
         RootfsStrategy::Copy => {
             // create_subvol warns about properties the implementation refused.
             zfs.create_subvol_with(name, Some(quota), &[owner])?;
             let mp = zfs.mountpoint(name)?;
             fill(src, &mp, shift)?;
-            Ok(mp)
+            Ok(Made::Mounted(mp))
         }
         RootfsStrategy::Clone => {
             let snap = match ann.get(CLONE_ANNOTATION) {
@@ -66,11 +76,11 @@ pub fn provision(zfs: &Zfs, strategy: RootfsStrategy, name: &str, src: &Path, qu
                 }
                 r => r?,
             }
-            // Asked of zfs, not read from the mount table right after the
-            // clone: with that shortcut, 16 parallel clone `run`s wedged
-            // zfs-fuse (guests' first requests on the new filesystem never
-            // answered; crates/zfs `Zfs::mountpoint`).
-            Ok(zfs.mountpoint(name)?)
+            // The mountpoint is asked of zfs, not read from the mount table
+            // right after the clone: with that shortcut, 16 parallel clone
+            // `run`s wedged zfs-fuse (guests' first requests on the new
+            // filesystem never answered; crates/zfs `Zfs::mountpoint`).
+            Ok(Made::Cloned)
         }
         RootfsStrategy::Bind => bail!("bind strategy has no dataset"),
     }

@@ -28,14 +28,18 @@ pub struct Claim {
     _lock: std::fs::File,
 }
 
-/// The first VMID from `/cluster/nextid` on, not in `skip`, that no other
-/// create on this host holds and for which nothing exists: no guest, no
-/// dataset named `dataset(vmid)` (`None`: not looked up, as for a clone,
-/// whose own `zfs clone` fails "already exists" and then skips the id), no
+/// The first VMID from `/cluster/nextid` on (`next`: its answer, when
+/// asked already), not in `skip`, that no other create on this host holds
+/// and for which nothing exists: no guest, no dataset named
+/// `dataset(vmid)` (`None`: not looked up, as for a clone, whose own `zfs
+/// clone` fails "already exists" and then skips the id), no
 /// `<lxc_path>/<vmid>`.
-pub fn claim(cp: &dyn ControlPlane, dataset: impl Fn(u32) -> Option<String>, lxc_path: &Path, skip: &BTreeSet<u32>) -> Result<Claim> {
+pub fn claim(cp: &dyn ControlPlane, next: Option<u32>, dataset: impl Fn(u32) -> Option<String>, lxc_path: &Path, skip: &BTreeSet<u32>) -> Result<Claim> {
     let zfs = nexcage_zfs::Zfs::new();
-    let start = cp.next_vmid()?;
+    let start = match next {
+        Some(n) => n,
+        None => cp.next_vmid()?,
+    };
     for vmid in (start..).take(ATTEMPTS as usize).filter(|v| !skip.contains(v)) {
         let Some(lock) = lock_vmid(vmid)? else {
             tracing::debug!(vmid, "VMID claimed by another create");
