@@ -66,11 +66,11 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     let _ = lxc.join();
     // The template is the node's, shared by every guest: nothing to undo.
     let node = template::prepare(px, &*cp)?;
-    let (vmid, pve) = register_guest_retrying(px, &*cp, &plan, &node, opts, j, next)?;
+    let tty = open_terminal(opts, j)?;
+    let (vmid, pve, run_cfg) = register_guest_retrying(px, &*cp, &plan, &node, opts, tty.as_ref(), j, next)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
-    let tty = open_terminal(opts, j)?;
-    write_lxc_config(px, opts, vmid, &pve, tty.as_ref(), j)?;
+    write_lxc_config(px, opts, vmid, &pve, run_cfg, j)?;
     if let Some(adj) = opts.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         // Inherited by the holder and the guest, as runc's container inherits it.
         crate::backend::oci::oom::set_oom_score_adj(adj)?;
@@ -185,7 +185,8 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// operator) makes registration fail: what this create made for the VMID
 /// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
 /// once the guest is registered (Proxmox then knows the id is taken).
-fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig)> {
+#[allow(clippy::too_many_arguments)]
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, tty: Option<&Terminal>, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig, PveConfig)> {
     let mut next = Some(next);
     let mut attempt = 0;
     // VMIDs whose dataset name an operator's dataset already has.
@@ -196,9 +197,15 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
         let vmid = claim.vmid;
         // Mapped before any side effect: a spec Proxmox cannot honour costs nothing.
         let pve = map_config(plan, opts, vmid, j)?;
-        let clone = match make_rootfs(plan, opts, vmid, pve.exec.id_shift, j)? {
+        let lxc_dir = j.lxc_dir().context("no lxc dir")?;
+        let owner = j.owner.clone().context("no owner record")?;
+        // The LXC dir is prepared while zfs makes the dataset.
+        let (made, prepared) = make_rootfs(plan, opts, vmid, pve.exec.id_shift, j, || prepare_lxc_dir(px, opts, &lxc_dir, &owner, &pve, tty))?;
+        let run_cfg = prepared?;
+        let clone = match made {
             Rootfs::Taken => {
                 tracing::debug!(vmid, "dataset name taken, trying the next VMID");
+                delete::remove_lxc_dir(&lxc_dir)?;
                 taken.insert(vmid);
                 continue;
             }
@@ -217,10 +224,11 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
             j.rootfs = Some(mp?);
         }
         match registered {
-            Ok(()) => return Ok((vmid, pve)),
+            Ok(()) => return Ok((vmid, pve, run_cfg)),
             Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
                 tracing::debug!(vmid, "VMID taken concurrently, retrying");
                 j.guest = false;
+                delete::remove_lxc_dir(&lxc_dir)?;
                 delete::undo_storage(j)?;
                 j.dataset = None;
                 j.save(opts.dir)?;
@@ -279,11 +287,13 @@ enum Rootfs {
 /// Step `dataset` (copy/clone): the rootfs dataset `subvol-<vmid>-disk-0`,
 /// filled (owners shifted by `shift` for an unprivileged guest). A bind
 /// rootfs is the bundle's. Records the rootfs path, but a clone's (see
-/// [`Rootfs`]).
-fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal) -> Result<Rootfs> {
+/// [`Rootfs`]). `beside` runs meanwhile, once the journal names the VMID
+/// (the dataset is made on a thread of its own); its result is returned.
+fn make_rootfs<T>(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j: &mut CreateJournal, beside: impl FnOnce() -> T) -> Result<(Rootfs, T)> {
     let Some(parent) = &plan.parent else {
         j.rootfs = Some(opts.bundle.rootfs.clone());
-        return Ok(Rootfs::Recorded);
+        j.begin(opts.dir, CreateStep::Dataset)?;
+        return Ok((Rootfs::Recorded, beside()));
     };
     let name = nexcage_zfs::subvol_name(parent, vmid, 0);
     j.dataset = Some(name.clone());
@@ -291,20 +301,25 @@ fn make_rootfs(plan: &Plan, opts: &CreateOpts, vmid: u32, shift: Option<u32>, j:
     let zfs = nexcage_zfs::Zfs::new();
     let owner = j.owner.as_ref().map(Owner::json).context("no owner record")?;
     let prop = nexcage_zfs::UserProp { name: ZFS_PROPERTY, value: &owner };
+    let (made, t) = std::thread::scope(|s| {
+        let made = s.spawn(|| rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop));
+        let t = beside();
+        (made.join().unwrap_or_else(|_| Err(anyhow::anyhow!("making the rootfs dataset panicked"))), t)
+    });
     // A dataset of that name (an operator's, or a leftover) makes the
     // create/clone fail "already exists" and is left alone: a clone tries
     // the next VMID; for a copy the claim found none, so one was made since.
-    match rootfs::provision(&zfs, plan.strategy, &name, &opts.bundle.rootfs, plan.quota, &plan.ann, parent, shift, prop) {
+    match made {
         Ok(rootfs::Made::Mounted(path)) => {
             j.rootfs = Some(path);
-            Ok(Rootfs::Recorded)
+            Ok((Rootfs::Recorded, t))
         }
-        Ok(rootfs::Made::Cloned) => Ok(Rootfs::Cloned(name)),
+        Ok(rootfs::Made::Cloned) => Ok((Rootfs::Cloned(name), t)),
         Err(e) if e.downcast_ref::<nexcage_zfs::ZfsError>().is_some_and(|z| z.is_already_exists_of(&name)) => {
             j.dataset = None;
             j.save(opts.dir)?;
             if plan.strategy == RootfsStrategy::Clone {
-                return Ok(Rootfs::Taken);
+                return Ok((Rootfs::Taken, t));
             }
             bail!("ZFS dataset {name} already exists but VMID {vmid} is free in Proxmox: not touching it (remove it, or run nexcage gc)");
         }
@@ -346,14 +361,14 @@ enum RegisterError {
     Journal(#[from] anyhow::Error),
 }
 
-/// Step `lxcconf`: the LXC config dir `<lxc_path>/<vmid>` with nexcage's
-/// settings in `nexcage.conf`, which the holder starts the guest from and the guest's
-/// Proxmox config includes (`include.rs`; mount targets made first where
-/// LXC cannot make them).
-fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, tty: Option<&Terminal>, j: &mut CreateJournal) -> Result<()> {
-    j.begin(opts.dir, CreateStep::LxcConfig)?;
-    let lxc_dir = j.lxc_dir().context("no lxc dir")?;
-    j.owner.as_ref().context("no owner record")?.make_lxc_dir(&lxc_dir)?;
+/// The part of step `lxcconf` that needs neither the rootfs nor the
+/// registered guest, done while zfs makes the dataset (the undo finds the
+/// dir by its owner record): the LXC config dir `<lxc_path>/<vmid>` with
+/// the owner record, nexcage-init with its settings and FIFO, the staged
+/// bind mounts of an unprivileged guest, linux.devices' nodes. Returns the
+/// config LXC runs the guest from.
+fn prepare_lxc_dir(px: &Proxmox, opts: &CreateOpts, lxc_dir: &Path, owner: &Owner, pve: &PveConfig, tty: Option<&Terminal>) -> Result<PveConfig> {
+    owner.make_lxc_dir(lxc_dir)?;
     // "No limit" was registered as the host's size; LXC gets no limit at all.
     let mut run_cfg = pve.clone();
     let spec = &opts.bundle.spec;
@@ -362,32 +377,44 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
         run_cfg.keys.remove("memory");
         run_cfg.keys.remove("swap");
     }
+    if run_cfg.exec.id_shift.is_some() {
+        stage::stage(lxc_dir, &mut run_cfg)?;
+        stage::host_mqueue(lxc_dir, &mut run_cfg)?;
+    }
+    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
+    // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
+    guest_init::install(lxc_dir, &px.config().data_dir().join("init"))?;
+    guest_init::write_settings(lxc_dir, spec)?;
+    run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(lxc_dir)));
+    for e in devices::make(lxc_dir, &run_cfg)? {
+        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), e));
+    }
+    if let Some(t) = tty {
+        // process.terminal: the pty slave is the guest's /dev/console too, as under runc.
+        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), format!("{} dev/console none bind,create=file 0 0", t.slave_path.display())));
+    }
+    Ok(run_cfg)
+}
+
+/// Step `lxcconf`, the rest ([`prepare_lxc_dir`] did the first part):
+/// nexcage's settings in `nexcage.conf` of the LXC dir, which the holder
+/// starts the guest from and the guest's Proxmox config includes
+/// (`include.rs`), with `run_cfg`; mount targets made first where LXC
+/// cannot make them.
+fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, run_cfg: PveConfig, j: &mut CreateJournal) -> Result<()> {
+    j.begin(opts.dir, CreateStep::LxcConfig)?;
+    let lxc_dir = j.lxc_dir().context("no lxc dir")?;
+    let spec = &opts.bundle.spec;
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
     if let Some(rootfs) = &j.rootfs {
         stage::base_dirs(rootfs, shift.unwrap_or(0))?;
         // runc creates a missing cwd (the shared rule); owned by the guest's root.
-        let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
+        let cwd = spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
         for d in crate::backend::oci::cwd::ensure(rootfs, &cwd)? {
             std::os::unix::fs::lchown(&d, shift, shift).with_context(|| format!("chown {}", d.display()))?;
         }
-    }
-    if shift.is_some() {
-        stage::stage(&lxc_dir, &mut run_cfg)?;
-        stage::host_mqueue(&lxc_dir, &mut run_cfg)?;
-    }
-    // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
-    // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
-    guest_init::install(&lxc_dir, &px.config().data_dir().join("init"))?;
-    guest_init::write_settings(&lxc_dir, spec)?;
-    run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(&lxc_dir)));
-    for e in devices::make(&lxc_dir, &run_cfg)? {
-        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), e));
-    }
-    if let Some(t) = tty {
-        // process.terminal: the pty slave is the guest's /dev/console too, as under runc.
-        run_cfg.exec.lxc.push(("lxc.mount.entry".into(), format!("{} dev/console none bind,create=file 0 0", t.slave_path.display())));
     }
     if let (Some(rootfs), Some(_)) = (j.rootfs.as_ref().filter(|_| j.dataset.is_some()), run_cfg.exec.rootfs_propagation.as_deref().filter(|m| guest_mounts::needs_shared_source(m))) {
         guest_mounts::share_source(rootfs)?;

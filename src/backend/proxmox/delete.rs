@@ -147,21 +147,24 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
         errors.push(format!("{e:#}"));
     }
     if let Some(d) = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed) {
-        // Never remove the dir through a staged mount into the host.
-        if let Err(e) = stage::unstage(&d) {
+        if let Err(e) = remove_lxc_dir(&d) {
             errors.push(format!("{e:#}"));
-        } else {
-            match std::fs::remove_dir_all(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => errors.push(format!("remove {}: {e}", d.display())),
-            }
         }
     }
     if errors.is_empty() {
         Ok(())
     } else {
         anyhow::bail!("{}", errors.join("; "))
+    }
+}
+
+/// Removes an LXC dir of ours (gone already counts as done), never
+/// through a staged mount into the host: those are unmounted first.
+pub(super) fn remove_lxc_dir(d: &Path) -> Result<()> {
+    stage::unstage(d)?;
+    match std::fs::remove_dir_all(d) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("remove {}", d.display())),
+        _ => Ok(()),
     }
 }
 

@@ -237,11 +237,16 @@ pub fn wait_for(what: &str, bound: Duration, wake: &Wake, gone: &dyn Fn() -> boo
 /// file: the init opening its start FIFO) and pidfds (a process's exit).
 /// Without any, a wait polls every [`Wake::POLL_STEP`]; with some, it
 /// sleeps until one fires (re-checking every [`Wake::SAFETY_STEP`] in case
-/// an event was missed).
+/// an event was missed). Once the watched file has been opened, it polls
+/// every [`Wake::POLL_STEP`]: the kernel reports the open before the
+/// opener holds the new fd (fsnotify runs inside `open`), so the first
+/// check may come too early, and no further event would come (one create
+/// in three waited 23 ms for its next check, up to [`Wake::SAFETY_STEP`]).
 #[derive(Default)]
 pub struct Wake {
     fds: Vec<std::os::fd::OwnedFd>,
     inotify: Option<usize>,
+    opened: std::cell::Cell<bool>,
 }
 
 impl Wake {
@@ -286,13 +291,15 @@ impl Wake {
             return;
         }
         let mut pfds: Vec<libc::pollfd> = self.fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-        let ms = i32::try_from(max.min(Self::SAFETY_STEP).as_millis()).unwrap_or(i32::MAX);
+        let step = if self.opened.get() { Self::POLL_STEP } else { Self::SAFETY_STEP };
+        let ms = i32::try_from(max.min(step).as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds whose fds `self` owns.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
         if n <= 0 {
             return;
         }
         if let Some(i) = self.inotify.filter(|i| pfds[*i].revents != 0) {
+            self.opened.set(true);
             let mut buf = [0u8; 4096];
             // SAFETY: reads into a stack buffer of its length; the fd is non-blocking.
             while unsafe { libc::read(pfds[i].fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}

@@ -59,15 +59,18 @@ impl GuestFiles {
     }
 }
 
-/// Writes `path` whole or not at all: `<path>.tmp.<pid>`, synced, renamed
-/// over `path` (readers never see half a file).
+/// Writes `path` whole or not at all: `<path>.tmp.<pid>`, renamed over
+/// `path` (readers never see half a file). Not synced, as Proxmox writes
+/// these files itself (pve-common `PVE::Tools::file_set_contents`: temp
+/// file, close, rename; on a node /etc/pve is pmxcfs, whose writes are
+/// the cluster database's).
 pub(crate) fn write_replacing(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(name);
     let mut f = File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
