@@ -223,15 +223,13 @@ fn wait_for_lock(cp: &dyn nexcage_pve::driver::ControlPlane, vmid: u32, config: 
     let locked = || cp.config(vmid).ok().as_ref().and_then(blocking).is_some();
     let Some(first) = blocking(config) else { return true };
     tracing::info!(vmid, lock = %first, "guest is locked; waiting up to {}s for the lock to go", wait.as_secs());
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
         if !locked() {
             return true;
         }
-        if Instant::now() >= deadline {
-            return false;
-        }
     }
+    false
 }
 
 /// Destroys the dataset create made (retrying while busy), when it carries
