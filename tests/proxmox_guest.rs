@@ -134,3 +134,50 @@ fn init_that_never_waits_is_bounded() {
     assert!(ps.stdout.is_empty(), "the guest's init survived: {}", String::from_utf8_lossy(&ps.stdout));
     env.assert_clean("after a create whose init never waited");
 }
+
+/// nexcage-init: unprivileged guests share one copy per build, a hard link
+/// to `<data dir>/init/nexcage-init-<digest>`; a copy cut short (a crash)
+/// is replaced, not linked; a privileged guest (`bind` strategy), whose
+/// root could write the shared file through a remount, gets its own copy.
+#[test]
+fn init_binary_shared_by_unprivileged_guests() {
+    use std::os::unix::fs::MetadataExt;
+    let env = env_or_skip!("sharedinit", "pct");
+    let lxc = env.dir.join("lxc");
+    let shared_dir = env.dir.join("data/init");
+    // The guest dir a create made: the LXC dir that was not there before.
+    let create = |id: &str, b: &std::path::Path| -> std::fs::Metadata {
+        let before = env.lxc_dirs();
+        let o = run_to_files(env.cmd(nexcage()).arg("--root").arg(&env.root).args(["create", "-b", b.to_str().unwrap(), id]), &env.dir);
+        assert!(o.status.success(), "create {id}: {}", out(&o));
+        let new: Vec<String> = env.lxc_dirs().into_iter().filter(|d| !before.contains(d)).collect();
+        assert_eq!(new.len(), 1, "one new LXC dir for {id}: {new:?}");
+        std::fs::metadata(lxc.join(&new[0]).join("init/nexcage-init")).expect("the guest's nexcage-init")
+    };
+    let shared = || {
+        let files: Vec<_> = std::fs::read_dir(&shared_dir).expect("shared init dir").flatten().map(|e| e.path()).collect();
+        assert_eq!(files.len(), 1, "one shared copy: {files:?}");
+        files[0].clone()
+    };
+    let b = env.bundle("sleep", &["sleep", "100"], |_| {});
+    let u1 = create("u1", &b);
+    let s = std::fs::metadata(shared()).expect("shared copy");
+    assert_eq!((u1.ino(), u1.nlink()), (s.ino(), 2), "u1's init is the shared copy");
+    // A copy cut short, as a crash before its data reached the disk could
+    // leave it (a new file under the name: u1 runs the old one).
+    let (name, short) = (shared(), shared_dir.join(".short"));
+    std::fs::write(&short, b"cut short").expect("write short copy");
+    std::fs::rename(&short, name).expect("replace shared copy");
+    let u2 = create("u2", &b);
+    let s2 = std::fs::metadata(shared()).expect("shared copy");
+    assert_eq!((u2.ino(), u2.len()), (s2.ino(), s.len()), "u2 links a whole new copy");
+    assert_ne!(u2.ino(), u1.ino());
+    let pb = env.bundle("bind", &["sleep", "100"], |v| v["annotations"]["org.nexcage.rootfs-strategy"] = "bind".into());
+    let p1 = create("p1", &pb);
+    assert_eq!((p1.nlink(), p1.len()), (1, s.len()), "a privileged guest has its own whole copy");
+    for id in ["u1", "u2", "p1"] {
+        let o = env.nx(&["delete", "--force", id]);
+        assert!(o.status.success(), "delete {id}: {}", out(&o));
+    }
+    env.assert_clean("after the deletes");
+}

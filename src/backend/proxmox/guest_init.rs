@@ -45,17 +45,20 @@ fn fifo(lxc_dir: &Path) -> PathBuf {
 const DIGEST: &str = env!("NEXCAGE_INIT_DIGEST");
 
 /// Puts the init binary (0755) and the FIFO (0644: the init may run as the
-/// process's uid) into `<lxc_dir>/init`. The binary is a hard link to the
-/// host's copy of this build's init in `shared_dir`
-/// (`<data_dir>/init/nexcage-init-<digest>`, made by the first create of
-/// a build), else (another filesystem, a data dir that cannot be written)
-/// a copy of its own: 1.2 MB written per guest, 2-3 ms of create.
-pub fn install(lxc_dir: &Path, shared_dir: &Path) -> Result<()> {
+/// process's uid) into `<lxc_dir>/init`. With `shared_dir` (an
+/// unprivileged guest, whose root cannot write a file of the host's root)
+/// the binary is a hard link to the host's copy of this build's init there
+/// (`<data_dir>/init/nexcage-init-<digest>`, made by the first such create
+/// of a build); else (a privileged guest, whose root could write through a
+/// remount of `/.nexcage` what every later guest runs; another filesystem;
+/// a data dir that cannot be written) a copy of its own: 1.2 MB written
+/// per guest, 2-3 ms of create.
+pub fn install(lxc_dir: &Path, shared_dir: Option<&Path>) -> Result<()> {
     let d = dir(lxc_dir);
     std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
     let bin = d.join(NAME);
-    if !link_shared(shared_dir, &bin) {
+    if !shared_dir.is_some_and(|s| link_shared(s, &bin)) {
         write_binary(&bin).with_context(|| format!("write {}", bin.display()))?;
     }
     let f = fifo(lxc_dir);
@@ -65,17 +68,22 @@ pub fn install(lxc_dir: &Path, shared_dir: &Path) -> Result<()> {
 }
 
 /// Hard-links `bin` to `<shared_dir>/nexcage-init-<digest>`, making that
-/// file first when this build has none yet: written under a name of its
-/// own, then renamed, so it is whole or absent; the copies of other builds
-/// are removed then (a guest keeps its own link). False when no link could
-/// be made.
+/// file first when this build has none (or one of another size, e.g. cut
+/// short by a crash) yet: written under a name of its own, synced, then
+/// renamed, so it is whole or absent; the copies of other builds are
+/// removed then (a guest keeps its own link). False when no link could be
+/// made.
 fn link_shared(shared_dir: &Path, bin: &Path) -> bool {
     let shared = shared_dir.join(format!("{NAME}-{DIGEST}"));
-    if std::fs::hard_link(&shared, bin).is_ok() {
+    let whole = || std::fs::symlink_metadata(&shared).is_ok_and(|m| m.is_file() && m.len() == BINARY.len() as u64);
+    if whole() && std::fs::hard_link(&shared, bin).is_ok() {
         return true;
     }
     let tmp = shared_dir.join(format!(".{NAME}-{DIGEST}.{}", std::process::id()));
-    let made = std::fs::create_dir_all(shared_dir).and_then(|()| write_binary(&tmp)).and_then(|()| std::fs::rename(&tmp, &shared));
+    let made = std::fs::create_dir_all(shared_dir)
+        .and_then(|()| write_binary(&tmp))
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &shared));
     if let Err(e) = made {
         tracing::debug!("no shared copy of nexcage-init in {}: {e}", shared_dir.display());
         let _ = std::fs::remove_file(&tmp);
