@@ -113,6 +113,27 @@ fn faults(driver: &str) {
     assert!(!o.status.success(), "{}", out(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("provision rootfs"), "{}", out(&o));
     env.assert_clean("quota exceeded");
+    // A destroy Proxmox fails (in its task) fails delete with its words and
+    // keeps the container: the guest, the state, and the dataset, which
+    // delete unmounted while the guest's destroy ran, mounted again with its
+    // files. Once Proxmox destroys, delete leaves nothing.
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "d1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    env.set_faults("task DELETE /nodes/{node}/lxc/{vmid}");
+    let o = env.nx(&["delete", "--force", "d1"]);
+    env.set_faults("");
+    assert!(!o.status.success(), "delete succeeded though Proxmox failed the destroy");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("injected task fault"), "{}", out(&o));
+    assert_eq!(env.states(), vec!["d1".to_string()], "the state is kept");
+    let ds = env.datasets();
+    assert_eq!(ds.len(), 1, "the dataset is kept: {ds:?}");
+    let mp = std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mounted,mountpoint", &ds[0]]).output().expect("zfs get");
+    let mp = String::from_utf8_lossy(&mp.stdout).lines().map(String::from).collect::<Vec<_>>();
+    assert_eq!(mp.first().map(String::as_str), Some("yes"), "the dataset is mounted again: {mp:?}");
+    assert!(std::path::Path::new(&mp[1]).join("bin/busybox").exists(), "its files are there: {mp:?}");
+    let o = env.nx(&["delete", "--force", "d1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    env.assert_clean("a destroy that failed, then one that did not");
 }
 
 #[test]
