@@ -25,7 +25,7 @@ def main():
     work, state = tempfile.mkdtemp(prefix="nexcage-ab-"), tempfile.mkdtemp(prefix="nexcage-ab-state-")
     bundle = pc.make_bundle(work, REPO)
     env = dict(os.environ, PATH=f"{env_dir}/bin:{os.environ['PATH']}", NEXCAGE_CONFIG=f"{env_dir}/config-api.json")
-    fl = [pc.Flavour(f"{i}:{os.path.basename(b)}", [b], os.path.join(state, f"root{i}"), env) for i, b in enumerate(bins)]
+    fl = [pc.Flavour(f"{i}-{os.path.basename(b)}", [b], os.path.join(state, f"root{i}"), env) for i, b in enumerate(bins)]
     for r in fl:
         for _ in range(2):
             r.cycle(bundle, record=False)  # the first makes the clone base
