@@ -383,7 +383,8 @@ fn prepare_lxc_dir(px: &Proxmox, opts: &CreateOpts, lxc_dir: &Path, owner: &Owne
     }
     // nexcage-init and its FIFO, bind-mounted at /.nexcage (guest_init.rs),
     // and linux.devices' nodes; not staged: the LXC dir is open to the mapped root.
-    let shared = run_cfg.exec.id_shift.map(|_| px.config().data_dir().join("init"));
+    // Shared only where the guest's root is not the host's (guest_init.rs).
+    let shared = run_cfg.exec.id_shift.filter(|s| *s > 0).map(|_| px.config().data_dir().join("init"));
     guest_init::install(lxc_dir, shared.as_deref())?;
     guest_init::write_settings(lxc_dir, spec)?;
     run_cfg.exec.lxc.push(("lxc.mount.entry".into(), guest_init::mount_entry(lxc_dir)));
