@@ -185,6 +185,8 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// operator) makes registration fail: what this create made for the VMID
 /// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
 /// once the guest is registered (Proxmox then knows the id is taken).
+/// Returns the VMID, the config registered, and the config LXC runs the
+/// guest from ([`prepare_lxc_dir`]).
 #[allow(clippy::too_many_arguments)]
 fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, tty: Option<&Terminal>, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig, PveConfig)> {
     let mut next = Some(next);

@@ -24,7 +24,7 @@ use crate::state::Record;
 pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     if j.step != CreateStep::NotBegun {
-        let lxc_ours = lxc_dir_ours(&j, true);
+        let lxc_ours = lxc_dir_ours(&j);
         stop(&j, j.holder.map(|h| (h, j.holder_start)), lxc_ours)?;
         remove(&px.for_journal(&j)?, &j, lxc_ours)?;
     }
@@ -32,16 +32,14 @@ pub fn delete(px: &Proxmox, rec: &Record, dir: &Path) -> Result<()> {
 }
 
 /// Whether the LXC dir `<lxc_path>/<vmid>` is this container's (then LXC's
-/// view of that name is too); warns (when `warn`) that it is someone else's.
-fn lxc_dir_ours(p: &CreateJournal, warn: bool) -> bool {
+/// view of that name is too); warns when it is someone else's.
+fn lxc_dir_ours(p: &CreateJournal) -> bool {
     let (Some(d), Some(o)) = (p.lxc_dir(), &p.owner) else { return false };
     match o.check_lxc_dir(&d) {
         Verdict::Ours => true,
         Verdict::Gone => false,
         Verdict::Foreign(why) => {
-            if warn {
-                tracing::warn!("left {} alone: {why}", d.display());
-            }
+            tracing::warn!("left {} alone: {why}", d.display());
             false
         }
     }
@@ -82,7 +80,7 @@ pub fn undo(px: &Proxmox, p: &CreateJournal) -> Result<()> {
     if p.step == CreateStep::NotBegun {
         return Ok(());
     }
-    let lxc_ours = lxc_dir_ours(p, true);
+    let lxc_ours = lxc_dir_ours(p);
     if let Some(h) = p.holder {
         // A holder from a failed create (not yet in any record): it is our
         // child or our grandchild and still blocked on the FIFO.
@@ -177,12 +175,10 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Se
     let cp = px.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {
         (Verdict::Ours, Some(c)) => c,
-        (Verdict::Foreign(why), _) => {
-            tracing::warn!("left guest {vmid} alone: {why}");
-            let _ = go.send(());
-            return Ok(false);
-        }
-        _ => {
+        (verdict, _) => {
+            if let Verdict::Foreign(why) = verdict {
+                tracing::warn!("left guest {vmid} alone: {why}");
+            }
             let _ = go.send(());
             return Ok(false);
         }
