@@ -467,13 +467,15 @@ fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) 
         }
         _ => None,
     };
+    // Open before the guest starts: the init's signal needs a reader.
+    let ready = guest_init::ready_signal(&j.lxc_dir().context("no lxc dir")?)?;
     // Socket activation (LISTEN_FDS, as runc and libcontainer): those fds
     // come first, then the --preserve-fds ones.
     let pid = holder::spawn(opts.dir, opts.foreground, slave, opts.preserve_fds + listen_fds())?;
     j.holder = Some(pid);
     j.holder_start = crate::proc::start_time(pid);
     j.begin(opts.dir, CreateStep::Init)?;
-    let init = wait_for_init(opts.dir, j, pid)?;
+    let init = wait_for_init(opts.dir, j, pid, ready)?;
     j.init = Some((init, crate::proc::start_time(init)));
     let spec_path = opts.bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
     j.cgroup_dir = spec_path.filter(|p| guest_cgroup::path_of(init).as_ref() == Some(p));
@@ -499,8 +501,9 @@ fn init_bound() -> std::time::Duration {
 }
 
 /// The guest init's host pid once it waits on its FIFO; LXC's errors when
-/// the holder ends first.
-fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
+/// the holder ends first. `signal` is the read end of the init's `ready`
+/// FIFO ([`guest_init::ready_signal`]).
+fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32, signal: std::os::fd::OwnedFd) -> Result<i32> {
     let lxc_dir = j.lxc_dir().context("no lxc dir")?;
     let start = crate::proc::start_time(holder);
     let found = std::cell::Cell::new(None);
@@ -510,8 +513,8 @@ fn wait_for_init(dir: &Path, j: &CreateJournal, holder: i32) -> Result<i32> {
         found.set(init);
         init.is_some()
     };
-    // Woken by the init opening its FIFO or the holder ending, not a poll loop.
-    let wake = guest_init::on_fifo_open(guest_init::Wake::default(), &lxc_dir).on_exit(holder);
+    // Woken by the init's signal on `ready` or the holder ending, not a poll loop.
+    let wake = guest_init::Wake::default().on_readable(signal).on_exit(holder);
     let waited = guest_init::wait_for("the guest's init (nexcage-init) to wait for start", init_bound(), &wake, &gone, &ready);
     match (waited, found.get()) {
         (Ok(true), Some(init)) => Ok(init),

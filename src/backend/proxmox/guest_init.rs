@@ -2,7 +2,9 @@
 //! create until start.
 //!
 //! `<lxc_dir>/init/` holds the init binary (embedded in nexcage at build
-//! time) and the FIFO `start`; LXC bind-mounts the dir read-only at
+//! time), the FIFO `start` (start hands the process over through it) and
+//! the FIFO `ready` (the init says through it that it waits on `start`;
+//! create waits for that); LXC bind-mounts the dir read-only at
 //! `/.nexcage` in the guest (an `lxc.mount.entry` in nexcage.conf). The
 //! monitor starts the guest with `/.nexcage/nexcage-init wait`; a start by
 //! Proxmox runs `lxc.init.cmd`, which is `nexcage-init pve` and refuses.
@@ -23,6 +25,7 @@ const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nexcage-init"));
 const DIR: &str = "init";
 const NAME: &str = "nexcage-init";
 const FIFO: &str = "start";
+const READY: &str = "ready";
 /// The process settings the init applies (`write_settings`).
 const SETTINGS: &str = "process";
 /// Where the dir is in the guest (relative to its root, for LXC).
@@ -44,8 +47,10 @@ fn fifo(lxc_dir: &Path) -> PathBuf {
 /// FNV-1a of [`BINARY`] (build.rs): names the host's shared copy.
 const DIGEST: &str = env!("NEXCAGE_INIT_DIGEST");
 
-/// Puts the init binary (0755) and the FIFO (0644: the init may run as the
-/// process's uid) into `<lxc_dir>/init`. With `shared_dir` (an
+/// Puts the init binary (0755), the FIFO `start` (0644: the init may run
+/// as the process's uid, and only reads it) and the FIFO `ready` (0622:
+/// the init, whatever its uid, only writes it; a FIFO on the read-only
+/// bind mount can still be opened for writing) into `<lxc_dir>/init`. With `shared_dir` (an
 /// unprivileged guest, whose root cannot write a file of the host's root)
 /// the binary is a hard link to the host's copy of this build's init there
 /// (`<data_dir>/init/nexcage-init-<digest>`, made by the first such create
@@ -61,9 +66,10 @@ pub fn install(lxc_dir: &Path, shared_dir: Option<&Path>) -> Result<()> {
     if !shared_dir.is_some_and(|s| link_shared(s, &bin)) {
         write_binary(&bin).with_context(|| format!("write {}", bin.display()))?;
     }
-    let f = fifo(lxc_dir);
-    nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o644)).with_context(|| format!("mkfifo {}", f.display()))?;
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
+    for (f, mode) in [(fifo(lxc_dir), 0o644), (d.join(READY), 0o622)] {
+        nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(mode)).with_context(|| format!("mkfifo {}", f.display()))?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode))?;
+    }
     Ok(())
 }
 
@@ -173,9 +179,19 @@ fn id(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// Wakes a wait when the init opens its start FIFO (as it begins to wait).
-pub fn on_fifo_open(wake: Wake, lxc_dir: &Path) -> Wake {
-    wake.on_open(&fifo(lxc_dir))
+/// The read end of the FIFO `ready`, opened without blocking: it becomes
+/// readable once the init holds `start` open and writes a byte to
+/// `ready` (`init/main.rs`). Open it before the guest starts, or the
+/// init, finding no reader, says nothing (ENXIO) and the wait falls back
+/// to [`Wake`]'s safety step.
+///
+/// Why not inotify (as until session 10): closing an inotify fd waits for
+/// an SRCU grace period of the kernel's fsnotify (`fsnotify_destroy_group`),
+/// 12-16 ms of every create on the test VM's 6.18 kernel.
+pub fn ready_signal(lxc_dir: &Path) -> Result<std::os::fd::OwnedFd> {
+    let f = dir(lxc_dir).join(READY);
+    let r = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&f).with_context(|| format!("open {}", f.display()))?;
+    Ok(r.into())
 }
 
 /// Whether `pid` holds the start FIFO open (the init waits on it).
@@ -241,20 +257,17 @@ pub fn wait_for(what: &str, bound: Duration, wake: &Wake, gone: &dyn Fn() -> boo
     }
 }
 
-/// The events a [`wait_for`] sleeps on: an inotify watch (`IN_OPEN` of a
-/// file: the init opening its start FIFO) and pidfds (a process's exit).
-/// Without any, a wait polls every [`Wake::POLL_STEP`]; with some, it
-/// sleeps until one fires (re-checking every [`Wake::SAFETY_STEP`] in case
-/// an event was missed). Once the watched file has been opened, it polls
-/// every [`Wake::POLL_STEP`]: the kernel reports the open before the
-/// opener holds the new fd (fsnotify runs inside `open`), so the first
-/// check may come too early, and no further event would come (one create
-/// in three waited 23 ms for its next check, up to [`Wake::SAFETY_STEP`]).
+/// The events a [`wait_for`] sleeps on: fds that become readable when
+/// the awaited thing may have happened (the `ready` FIFO, a process's
+/// pidfd). Without any, a wait polls every [`Wake::POLL_STEP`]; with
+/// some, it sleeps until one fires (re-checking every [`Wake::SAFETY_STEP`]
+/// in case an event was missed). An fd that fired stays readable (a FIFO
+/// whose writer closed, an exited process's pidfd), so after the first
+/// event the wait polls every [`Wake::POLL_STEP`] rather than spin.
 #[derive(Default)]
 pub struct Wake {
     fds: Vec<std::os::fd::OwnedFd>,
-    inotify: Option<usize>,
-    opened: std::cell::Cell<bool>,
+    fired: std::cell::Cell<bool>,
 }
 
 impl Wake {
@@ -263,23 +276,9 @@ impl Wake {
     const POLL_STEP: Duration = Duration::from_millis(1);
     const SAFETY_STEP: Duration = Duration::from_millis(100);
 
-    /// Wakes when `path` is opened (best effort: without inotify, polls).
-    pub fn on_open(mut self, path: &Path) -> Wake {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return self };
-        // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
-        let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if raw < 0 {
-            return self;
-        }
-        // SAFETY: raw is a fresh fd nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        // SAFETY: a valid fd and a NUL-terminated path that outlives the call.
-        if unsafe { libc::inotify_add_watch(raw, c.as_ptr(), libc::IN_OPEN) } >= 0 {
-            self.inotify = Some(self.fds.len());
-            self.fds.push(fd);
-        }
+    /// Wakes when `fd` becomes readable.
+    pub fn on_readable(mut self, fd: std::os::fd::OwnedFd) -> Wake {
+        self.fds.push(fd);
         self
     }
 
@@ -291,30 +290,19 @@ impl Wake {
         self
     }
 
-    /// Sleeps at most `max`: until an event, else one poll step.
+    /// Sleeps at most `max`: until an event, else one step.
     fn wait(&self, max: Duration) {
         use std::os::fd::AsRawFd;
-        if self.fds.is_empty() {
+        if self.fds.is_empty() || self.fired.get() {
             std::thread::sleep(max.min(Self::POLL_STEP));
             return;
         }
         let mut pfds: Vec<libc::pollfd> = self.fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-        let step = if self.opened.get() { Self::POLL_STEP } else { Self::SAFETY_STEP };
-        let ms = i32::try_from(max.min(step).as_millis()).unwrap_or(i32::MAX);
+        let ms = i32::try_from(max.min(Self::SAFETY_STEP).as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds whose fds `self` owns.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if n <= 0 {
-            return;
-        }
-        if let Some(i) = self.inotify.filter(|i| pfds[*i].revents != 0) {
-            self.opened.set(true);
-            let mut buf = [0u8; 4096];
-            // SAFETY: reads into a stack buffer of its length; the fd is non-blocking.
-            while unsafe { libc::read(pfds[i].fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-        } else {
-            // A pidfd stays readable once its process has exited: the
-            // caller's `gone()` ends the wait; don't spin until then.
-            std::thread::sleep(Self::POLL_STEP.min(max));
+        if n > 0 {
+            self.fired.set(true);
         }
     }
 }

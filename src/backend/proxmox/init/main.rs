@@ -19,8 +19,10 @@
 //!   ambient raise (a failure is ignored, as runc does), umask. A failure
 //!   ends the init (status 1, the reason on stderr) before it waits, so
 //!   create fails. Then it opens
-//!   `/.nexcage/start` (a FIFO) for reading without blocking, and waits
-//!   in poll(2) for the start payload. `nexcage start`
+//!   `/.nexcage/start` (a FIFO) for reading without blocking, writes a
+//!   byte to the FIFO `/.nexcage/ready` (opened without blocking: create,
+//!   which waits for it, holds the read end; with no reader the byte is
+//!   not sent), and waits in poll(2) for the start payload. `nexcage start`
 //!   writes `<nargs> <nenv>\n` and then `nargs + nenv` NUL-terminated
 //!   strings; the init resets every signal to its default disposition and
 //!   unblocks them all (Rust ignores SIGPIPE; runc's process starts clean),
@@ -45,6 +47,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 
 const FIFO: &str = "/.nexcage/start";
+const READY: &str = "/.nexcage/ready";
 const SETTINGS: &str = "/.nexcage/process";
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const O_NONBLOCK: c_int = 0o4000;
@@ -331,6 +334,10 @@ fn wait_and_exec() -> i32 {
             return 1;
         }
     };
+    // Best effort: without it create still finds the init, at its next check.
+    if let Ok(mut r) = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY) {
+        let _ = std::io::Write::write_all(&mut r, b"1");
+    }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&fifo);
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     loop {
