@@ -179,11 +179,13 @@ fn id(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// The read end of the FIFO `ready`, opened without blocking: it becomes
-/// readable once the init holds `start` open and writes a byte to
-/// `ready` (`init/main.rs`). Open it before the guest starts, or the
-/// init, finding no reader, says nothing (ENXIO) and the wait falls back
-/// to [`Wake`]'s safety step.
+/// The read end of the FIFO `ready`, opened without blocking. The init
+/// signals through it twice (`init/main.rs`): create's reader becomes
+/// readable once the init holds `start` open and writes a byte; start's
+/// reader hangs up once the init's exec is over (its close-on-exec write
+/// end closes). Open it before the guest starts (before the release), or
+/// the init, finding no reader, says nothing (ENXIO) and the wait falls
+/// back to [`Wake`]'s safety step.
 ///
 /// Why not inotify (as until session 10): closing an inotify fd waits for
 /// an SRCU grace period of the kernel's fsnotify (`fsnotify_destroy_group`),
@@ -268,17 +270,24 @@ pub fn wait_for(what: &str, bound: Duration, wake: &Wake, gone: &dyn Fn() -> boo
 pub struct Wake {
     fds: Vec<std::os::fd::OwnedFd>,
     fired: std::cell::Cell<bool>,
+    safety_step: Option<Duration>,
 }
 
 impl Wake {
-    /// start's wait for the init's exec has no event to sleep on: a step
-    /// of 1 ms keeps what it adds to `start` below a millisecond.
+    /// The step of a wait without events (or past its first event): 1 ms
+    /// keeps what it adds to a command below a millisecond.
     const POLL_STEP: Duration = Duration::from_millis(1);
     const SAFETY_STEP: Duration = Duration::from_millis(100);
 
     /// Wakes when `fd` becomes readable.
     pub fn on_readable(mut self, fd: std::os::fd::OwnedFd) -> Wake {
         self.fds.push(fd);
+        self
+    }
+
+    /// Re-checks every `step` while no event came (default [`Wake::SAFETY_STEP`]).
+    pub fn safety_step(mut self, step: Duration) -> Wake {
+        self.safety_step = Some(step);
         self
     }
 
@@ -298,7 +307,7 @@ impl Wake {
             return;
         }
         let mut pfds: Vec<libc::pollfd> = self.fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-        let ms = i32::try_from(max.min(Self::SAFETY_STEP).as_millis()).unwrap_or(i32::MAX);
+        let ms = i32::try_from(max.min(self.safety_step.unwrap_or(Self::SAFETY_STEP)).as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds whose fds `self` owns.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
         if n > 0 {

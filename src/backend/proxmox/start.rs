@@ -14,6 +14,8 @@ use crate::state::Record;
 
 /// How long start waits for the init to exec the process.
 const EXEC_BOUND: Duration = Duration::from_secs(10);
+/// How often start looks anyway while it waits for the init's signal.
+const EXEC_SAFETY_STEP: Duration = Duration::from_millis(5);
 
 pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     let j = CreateJournal::load(dir)?;
@@ -25,12 +27,19 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
         let _ = crate::proc::signal(init, libc::SIGKILL);
         return Err(e);
     }
+    // Before the release: the init's signal needs a reader. An init of an
+    // older nexcage sends none; short safety steps keep that cheap.
+    let wake = match guest_init::ready_signal(&lxc_dir) {
+        Ok(fd) => guest_init::Wake::default().on_readable(fd).safety_step(EXEC_SAFETY_STEP),
+        Err(_) => guest_init::Wake::default(),
+    };
+    let init_start = crate::proc::start_time(init);
     guest_init::release(&lxc_dir, &j.args, &j.env)?;
     // Return once the process runs, so an exec or kill right after start
     // meets it, as with runc; fail when it did not start.
     let gone = || lxc::from_holder(&j).is_none();
-    let exec_d = || !guest_init::is_init(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
-    if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &guest_init::Wake::default(), &gone, &exec_d)? {
+    let exec_d = || crate::proc::is_same_alive(init, init_start) && !guest_init::is_init(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
+    if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &wake, &gone, &exec_d)? {
         // Ended already: an exec failure (127/126, said on the container's
         // stderr), or a process that was quick.
         if let Some(h) = holder::alive(&j) {

@@ -24,7 +24,9 @@
 //!   which waits for it, holds the read end; with no reader the byte is
 //!   not sent), and waits in poll(2) for the start payload. `nexcage start`
 //!   writes `<nargs> <nenv>\n` and then `nargs + nenv` NUL-terminated
-//!   strings; the init resets every signal to its default disposition and
+//!   strings; the init opens `/.nexcage/ready` for writing (close-on-exec:
+//!   start, which holds the read end, sees it close when the exec is
+//!   over), resets every signal to its default disposition and
 //!   unblocks them all (Rust ignores SIGPIPE; runc's process starts clean),
 //!   loads the seccomp filter under noNewPrivileges as the very last step,
 //!   and execs `args` with exactly `env` (PATH lookup as runc does), so the application becomes the guest's PID 1 and gets the
@@ -363,6 +365,10 @@ fn wait_and_exec() -> i32 {
         eprintln!("nexcage-init: bad start payload");
         return 1;
     };
+    // Tells start that the exec is over: held (O_CLOEXEC) until a
+    // successful execve closes it, or the exit after a failed one. Opened
+    // before the seccomp filter, which may refuse open.
+    let _exec_signal = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY).ok();
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
         if let Err(e) = load_seccomp(bpf, settings.seccomp_flags) {
