@@ -367,7 +367,9 @@ fn wait_and_exec() -> i32 {
     };
     // Tells start that the exec is over: held (O_CLOEXEC) until a
     // successful execve closes it, or the exit after a failed one. Opened
-    // before the seccomp filter, which may refuse open.
+    // before a noNewPrivileges seccomp filter is loaded (below); one
+    // without noNewPrivileges is on already, and should it refuse the open,
+    // start only notices the exec later (at its safety step).
     let _exec_signal = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY).ok();
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
