@@ -337,7 +337,7 @@ fn wait_and_exec() -> i32 {
         }
     };
     // Best effort: without it create still finds the init, at its next check.
-    if let Ok(mut r) = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY) {
+    if let Some(mut r) = open_ready() {
         let _ = std::io::Write::write_all(&mut r, b"1");
     }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&fifo);
@@ -370,7 +370,7 @@ fn wait_and_exec() -> i32 {
     // before a noNewPrivileges seccomp filter is loaded (below); one
     // without noNewPrivileges is on already, and should it refuse the open,
     // start only notices the exec later (at its safety step).
-    let _exec_signal = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY).ok();
+    let _exec_signal = open_ready();
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
         if let Err(e) = load_seccomp(bpf, settings.seccomp_flags) {
@@ -379,6 +379,13 @@ fn wait_and_exec() -> i32 {
         }
     }
     exec(&args, &env)
+}
+
+/// The write end of `/.nexcage/ready`, opened without blocking and
+/// close-on-exec (std's default); None when no one holds the read end
+/// (ENXIO) or the open is refused.
+fn open_ready() -> Option<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(READY).ok()
 }
 
 /// `<nargs> <nenv>\n` then NUL-terminated strings.
