@@ -11,6 +11,7 @@ use nexcage_pve::conffile::{ConfigFile, Section};
 use nexcage_pve::schema::{parse_bool, Params, Schema};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -285,7 +286,9 @@ fn alloc_new_disk(
     let mut parts = value.splitn(2, ',');
     let vol = parts.next().unwrap_or("");
     let rest = parts.next();
-    let re = regex::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$").map_err(|e| e.to_string())?;
+    // Compiled once: every create's rootfs is checked.
+    static NEW_VOLUME: LazyLock<Result<regex::Regex, regex::Error>> = LazyLock::new(|| regex::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$"));
+    let re = NEW_VOLUME.as_ref().map_err(|e| e.to_string())?;
     let Some(c) = re.captures(vol) else {
         return Ok(None);
     };
@@ -346,14 +349,13 @@ fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiE
         return fail(500, format!("storage '{storage}' does not exist"));
     }
     let plain_tar = Versions::load(ctx.state).at_least("libpve-storage-perl", "9.0.15");
-    let ext = if plain_tar {
-        r"\.(tar|tar\.(gz|xz|zst|bz2))"
-    } else {
-        r"\.tar\.(gz|xz|zst|bz2)"
-    };
-    let ok = regex::Regex::new(&format!("^vztmpl/[^/]+{ext}$"))
-        .map(|r| r.is_match(volname))
-        .unwrap_or(false);
+    // Compiled once: every create names its template.
+    static ANY_TAR: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"^vztmpl/[^/]+\.(tar|tar\.(gz|xz|zst|bz2))$").ok());
+    static COMPRESSED_TAR: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"^vztmpl/[^/]+\.tar\.(gz|xz|zst|bz2)$").ok());
+    let re = if plain_tar { &ANY_TAR } else { &COMPRESSED_TAR };
+    let ok = re.as_ref().is_some_and(|r| r.is_match(volname));
     if !ok {
         return fail(
             500,

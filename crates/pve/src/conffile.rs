@@ -3,6 +3,7 @@
 //! `parse_pct_config` (non-strict: problems become warnings).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 /// One section of the file (main, `[pve:pending]` or a snapshot).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,6 +97,13 @@ pub fn write(cfg: &ConfigFile) -> String {
     out
 }
 
+// The line patterns of pve-container's `parse_pct_config` (Config.pm),
+// compiled once per process: a parse per API call cost the pve-double
+// (and nexcage's raw-key edit) three regex compilations each time.
+static SECTION_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^\[([a-zA-Z][a-zA-Z0-9_\-]+|pve:pending)\]\s*$").ok());
+static LXC_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^(lxc\.[a-z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$").ok());
+static KEY_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$").ok());
+
 /// Parse a config file. Returns the config and warnings (unparsable
 /// lines are dropped with a warning, as Proxmox does in non-strict mode).
 pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
@@ -110,9 +118,7 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
             cfg.snapshots.insert(n.to_string(), s);
         }
     };
-    let section_re = regex::Regex::new(r"^\[([a-zA-Z][a-zA-Z0-9_\-]+|pve:pending)\]\s*$").ok();
-    let lxc_re = regex::Regex::new(r"^(lxc\.[a-z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$").ok();
-    let key_re = regex::Regex::new(r"^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$").ok();
+    let (section_re, lxc_re, key_re) = (&*SECTION_RE, &*LXC_RE, &*KEY_RE);
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;

@@ -11,7 +11,7 @@ use regex::Regex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 pub use propstring::{parse_property_string, print_property_string};
 
@@ -344,8 +344,11 @@ impl Schema {
 /// Perl's "default flags" group and `\0` a NUL.
 fn perl_to_rust_regex(p: &str) -> String {
     let p = p.replace("(?^:", "(?:");
-    let re = Regex::new(r"\\0([^0-9]|$)").map(|r| r.replace_all(&p, "\\x00$1").into_owned());
-    re.unwrap_or(p)
+    static NUL: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\\0([^0-9]|$)").ok());
+    match NUL.as_ref() {
+        Some(r) => r.replace_all(&p, "\\x00$1").into_owned(),
+        None => p,
+    }
 }
 
 pub(crate) fn is_true(v: Option<&Value>) -> bool {
@@ -379,8 +382,9 @@ pub(crate) fn is_integer(v: &str) -> bool {
 }
 
 pub(crate) fn is_number(v: &str) -> bool {
-    let re = Regex::new(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$");
-    re.map(|r| r.is_match(v)).unwrap_or(false)
+    // Compiled once per process (every number of every call is checked).
+    static NUMBER: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$").ok());
+    NUMBER.as_ref().is_some_and(|r| r.is_match(v))
 }
 
 /// Proxmox booleans: 1/0, on/off, yes/no, true/false (any case).
