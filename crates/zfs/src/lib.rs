@@ -103,6 +103,11 @@ pub struct PoolUsage {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Skipped(pub Vec<String>);
 
+/// What [`Zfs::prepare_unmount`] found: not mounted, a zfs-fuse mount with
+/// the daemon's fd of it, or a kernel ZFS mount.
+#[derive(Debug)]
+pub struct PreparedUnmount(Option<Result<mount::Release, mount::Mount>>);
+
 /// The zfs/zpool CLIs plus the busy-retry policy of Proxmox's ZFSPoolPlugin.
 #[derive(Debug, Clone)]
 pub struct Zfs {
@@ -344,16 +349,37 @@ impl Zfs {
     /// mounted here, nothing to do (no zfs call); served by zfs-fuse, a lazy
     /// `umount2` (what zfs-fuse's `zfs unmount -f` does, through `umount
     /// -l`, after a `zfs` process and a daemon round trip: 10-25 ms), then
-    /// a wait for the daemon to let go of it (`mount::detach_released`); by
+    /// a wait for the daemon to let go of it (`mount::Release::detach`); by
     /// kernel ZFS, `zfs unmount -f`. Failures are left to the destroy
     /// (which says "busy" and is retried). True when it was mounted (a
     /// caller whose destroy does not come puts it back with [`Zfs::mount`]).
     /// [`Zfs::destroy`] calls it itself; a caller may call it earlier, so
     /// that the daemon lets go while it does something else.
     pub fn unmount_for_destroy(&self, name: &str) -> bool {
-        match mount::find(name) {
+        self.unmount_prepared(name, Zfs::prepare_unmount(name))
+    }
+
+    /// The lookups of [`Zfs::unmount_for_destroy`] (mount table, the
+    /// zfs-fuse daemon's fd of the mount), done ahead: a caller that must
+    /// wait for something before it unmounts does them meanwhile, and
+    /// [`Zfs::unmount_prepared`] is left with the unmount and the wait.
+    pub fn prepare_unmount(name: &str) -> PreparedUnmount {
+        PreparedUnmount(mount::find(name).map(|m| if m.fuse { Ok(mount::Release::find(m)) } else { Err(m) }))
+    }
+
+    /// [`Zfs::unmount_for_destroy`] of `name` with its lookups `prepared`
+    /// (looked up again when the mount table has changed since).
+    pub fn unmount_prepared(&self, name: &str, prepared: PreparedUnmount) -> bool {
+        let now = mount::find(name);
+        let prepared = match &prepared.0 {
+            Some(Ok(r)) if now.as_ref() == Some(r.mount()) => prepared,
+            Some(Err(m)) if now.as_ref() == Some(m) => prepared,
+            None if now.is_none() => prepared,
+            _ => Zfs::prepare_unmount(name),
+        };
+        match prepared.0 {
             None => return false,
-            Some(m) if m.fuse && mount::detach_released(&m).is_ok() => {}
+            Some(Ok(r)) if r.detach().is_ok() => {}
             Some(_) => {
                 let _ = self.zfs(&["unmount", "-f", name]);
             }

@@ -80,29 +80,53 @@ pub fn detach(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// How long [`detach_released`] waits for zfs-fuse to let go of a
+/// How long [`Release::detach`] waits for zfs-fuse to let go of a
 /// detached filesystem (it takes 5-10 ms: the unmount syncs a txg).
 const RELEASE_WAIT: Duration = Duration::from_millis(200);
 
-/// Detaches a zfs-fuse mount ([`detach`]), then waits (up to
-/// [`RELEASE_WAIT`]) until the daemon has torn the filesystem down: it
-/// does so after the kernel's unmount, on its own thread, and a destroy
-/// that comes first fails "dataset is busy" (measured: every delete that
-/// destroyed right after the unmount, a failed `zfs` run and a pause
-/// each). The daemon closes its `/dev/fuse` fd of the mount's connection
-/// (its fdinfo's `fuse_connection`) once done. When the daemon or that fd
-/// cannot be found, only the wait is skipped (the destroy's retry stays
-/// the guarantee).
-pub fn detach_released(m: &Mount) -> std::io::Result<()> {
-    let held = daemon_pid().and_then(|pid| connection_fd(pid, m.minor).map(|fd| (pid, fd)));
-    detach(&m.path)?;
-    if let Some((pid, fd)) = held {
-        let deadline = Instant::now() + RELEASE_WAIT;
-        while connection_of(pid, &fd) == Some(m.minor) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(500));
-        }
+/// A zfs-fuse mount and the daemon's fd of its FUSE connection, looked up
+/// ([`Release::find`]: a scan of `/proc` and of the daemon's fds) ahead of
+/// [`Release::detach`], so that a caller can look while it waits for
+/// something else.
+#[derive(Debug)]
+pub struct Release {
+    mount: Mount,
+    /// (daemon pid, fd name) of the mount's connection.
+    held: Option<(i32, String)>,
+}
+
+impl Release {
+    /// Looks up the daemon's fd of `m`'s connection (none found: the
+    /// detach will not wait).
+    pub fn find(m: Mount) -> Release {
+        let held = daemon_pid().and_then(|pid| connection_fd(pid, m.minor).map(|fd| (pid, fd)));
+        Release { mount: m, held }
     }
-    Ok(())
+
+    /// The mount looked up.
+    pub fn mount(&self) -> &Mount {
+        &self.mount
+    }
+
+    /// Detaches the mount ([`detach`]), then waits (up to
+    /// [`RELEASE_WAIT`]) until the daemon has torn the filesystem down: it
+    /// does so after the kernel's unmount, on its own thread, and a destroy
+    /// that comes first fails "dataset is busy" (measured: every delete
+    /// that destroyed right after the unmount, a failed `zfs` run and a
+    /// pause each). The daemon closes its `/dev/fuse` fd of the mount's
+    /// connection (its fdinfo's `fuse_connection`) once done. When the
+    /// daemon or that fd was not found, only the wait is skipped (the
+    /// destroy's retry stays the guarantee).
+    pub fn detach(&self) -> std::io::Result<()> {
+        detach(&self.mount.path)?;
+        if let Some((pid, fd)) = &self.held {
+            let deadline = Instant::now() + RELEASE_WAIT;
+            while connection_of(*pid, fd) == Some(self.mount.minor) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The zfs-fuse daemon's pid: the process named `zfs-fuse` (its socket's

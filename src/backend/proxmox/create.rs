@@ -19,7 +19,7 @@ use super::lxcconf::{self, CgroupMode};
 use super::owner::{Owner, ZFS_PROPERTY};
 use super::template::{self, NodeSupport};
 use super::hooks::GuestPhase;
-use super::{delete, devices, guest_cgroup, guest_init, guest_mounts, holder, hooks, include, lookup, lxc, nspath, paths, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
+use super::{delete, devices, guest_cgroup, guest_init, guest_mounts, holder, hooks, include, lookup, lxc, nspath, paths, prefetch, rootfs, roots, stage, subids, sysctl, vmid, Proxmox};
 use crate::backend::oci::hooks::Phase;
 use crate::backend::{BackendData, CreateOpts, Created, RootfsStrategy};
 
@@ -75,6 +75,10 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
         // Inherited by the holder and the guest, as runc's container inherits it.
         crate::backend::oci::oom::set_oom_score_adj(adj)?;
     }
+    // The program is read into the page cache while LXC starts the guest
+    // (ended, if still reading, when create returns).
+    let cwd = opts.bundle.spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
+    let _prefetch = j.rootfs.as_deref().filter(|_| j.dataset.is_some()).map(|r| prefetch::start(r, &j.args, &j.env, &cwd));
     let holder = fork_holder(opts, tty, j)?;
     let init = j.init.map(|i| i.0).context("no guest init")?;
     // What LXC cannot set, set in the guest before anything of the bundle runs.

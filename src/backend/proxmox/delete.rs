@@ -236,11 +236,15 @@ pub fn undo_storage(p: &CreateJournal) -> Result<()> {
 
 /// The dataset's [`dataset_verdict`]; when it is ours and `gate` opens
 /// (the guest's destroy has only its API calls left), the dataset is
-/// unmounted for its destroy: true then.
+/// unmounted for its destroy: true then. What the unmount looks up (mount
+/// table, zfs-fuse's fd of the mount) is looked up while zfs answers.
 fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<()>) -> (Result<Verdict>, bool) {
-    let verdict = dataset_verdict(p);
-    let unmounted = match (&verdict, &p.dataset) {
-        (Ok(Verdict::Ours), Some(ds)) if gate.recv().is_ok() => nexcage_zfs::Zfs::new().unmount_for_destroy(ds),
+    let (verdict, prepared) = std::thread::scope(|s| {
+        let prepared = p.dataset.as_deref().map(|ds| s.spawn(move || nexcage_zfs::Zfs::prepare_unmount(ds)));
+        (dataset_verdict(p), prepared.and_then(|h| h.join().ok()))
+    });
+    let unmounted = match (&verdict, &p.dataset, prepared) {
+        (Ok(Verdict::Ours), Some(ds), Some(prepared)) if gate.recv().is_ok() => nexcage_zfs::Zfs::new().unmount_prepared(ds, prepared),
         _ => false,
     };
     (verdict, unmounted)

@@ -35,6 +35,7 @@ pub mod owner;
 mod nspath;
 mod paths;
 mod pause;
+mod prefetch;
 mod rootfs;
 mod roots;
 mod stage;
