@@ -10,7 +10,7 @@ PVE_DOUBLE_BIN=target/release/pve-double):
 
     python3 benches/proxmox_ab.py DIR ROUNDS NEXCAGE_A NEXCAGE_B [...]
 """
-import os, statistics, sys, tempfile
+import os, statistics, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxmox_cycle as pc  # noqa: E402
@@ -23,6 +23,20 @@ def main():
         sys.exit(__doc__)
     env_dir, rounds, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     work, state = tempfile.mkdtemp(prefix="nexcage-ab-"), tempfile.mkdtemp(prefix="nexcage-ab-state-")
+    # The --root dirs on a tmpfs, as benches/lifecycle.py keeps them (a
+    # real host's /run; this VM's ext4 stalls unlink/rmdir under load).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711", "nexcage-ab", state], check=True)
+    try:
+        run(env_dir, rounds, bins, work, state)
+    finally:
+        # A failed cycle leaves its container: keep its state for `delete`.
+        if any(os.listdir(os.path.join(state, d)) for d in os.listdir(state)):
+            print(f"containers left: their state stays in {state}", file=sys.stderr)
+        else:
+            subprocess.run(["umount", state], check=False)
+
+
+def run(env_dir, rounds, bins, work, state):
     bundle = pc.make_bundle(work, REPO)
     env = dict(os.environ, PATH=f"{env_dir}/bin:{os.environ['PATH']}", NEXCAGE_CONFIG=f"{env_dir}/config-api.json")
     fl = [pc.Flavour(f"{i}-{os.path.basename(b)}", [b], os.path.join(state, f"root{i}"), env) for i, b in enumerate(bins)]
