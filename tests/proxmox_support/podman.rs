@@ -45,6 +45,10 @@ impl<'a> Podman<'a> {
             // NEXCAGE_CONFIG would not arrive, a global flag does.
             .arg("--runtime-flag")
             .arg(format!("config={}", self.env.config().display()))
+            // conmon writes an empty `oom` file into its working directory
+            // (besides its persist dir) when the container is OOM-killed,
+            // and Podman starts it in its own: keep that in the environment.
+            .current_dir(&self.dir)
             .stdin(Stdio::null());
         c
     }
