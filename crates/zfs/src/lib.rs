@@ -356,7 +356,7 @@ impl Zfs {
     /// [`Zfs::destroy`] calls it itself; a caller may call it earlier, so
     /// that the daemon lets go while it does something else.
     pub fn unmount_for_destroy(&self, name: &str) -> bool {
-        self.unmount_prepared(name, Zfs::prepare_unmount(name))
+        self.unmount_found(name, Zfs::prepare_unmount(name))
     }
 
     /// The lookups of [`Zfs::unmount_for_destroy`] (mount table, the
@@ -377,7 +377,13 @@ impl Zfs {
             None if now.is_none() => prepared,
             _ => Zfs::prepare_unmount(name),
         };
-        match prepared.0 {
+        self.unmount_found(name, prepared)
+    }
+
+    /// The unmount and the wait of [`Zfs::unmount_for_destroy`], with the
+    /// lookups `found` current.
+    fn unmount_found(&self, name: &str, found: PreparedUnmount) -> bool {
+        match found.0 {
             None => return false,
             Some(Ok(r)) if r.detach().is_ok() => {}
             Some(_) => {

@@ -12,7 +12,7 @@
 //! create forks the holder next and must have no other thread then.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -60,7 +60,7 @@ pub fn start(rootfs: &Path, args: &[String], env: &[String], cwd: &Path) -> Pref
     }
 }
 
-fn read(p: &PathBuf) {
+fn read(p: &Path) {
     let Ok(f) = std::fs::File::open(p) else { return };
     let mut buf = vec![0u8; 1 << 20];
     let mut f = f.take(MAX_BYTES);
