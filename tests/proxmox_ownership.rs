@@ -363,6 +363,34 @@ fn dataset_in_the_way() {
     env.assert_clean("after the dataset in the way was removed");
 }
 
+/// The operator takes a created container's dataset over (its owner
+/// record says someone else now): `delete -f` removes the guest but leaves
+/// the dataset alone, still mounted where it was with its files, though
+/// delete unmounts the mount create made before it reads that record.
+#[test]
+fn dataset_taken_over_stays_mounted() {
+    let env = env_or_skip!("takeover", "api");
+    let b = env.bundle("takeover", &["sleep", "100"], |_| {});
+    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), "t"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let n = vmid_of(&env.root, "t");
+    let ds = format!("{}/data/subvol-{n}-disk-0", env.pool);
+    let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
+    let o = std::process::Command::new("zfs").args(["set", r#"org.nexcage:owner={"id":"theirs","root":"/elsewhere"}"#, &ds]).output().unwrap();
+    assert!(o.status.success(), "zfs set: {}", out(&o));
+    std::fs::write(mp.join("operator-data"), "precious").unwrap();
+
+    let o = env.nx(&["delete", "-f", "t"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("left dataset {ds} alone")), "says what it left: {err}");
+    assert!(env.states().is_empty(), "t's state is gone");
+    assert_eq!(env.datasets(), vec![ds.clone()], "only the taken-over dataset is left");
+    assert_eq!(std::fs::read_to_string(mp.join("operator-data")).unwrap(), "precious", "mounted again with its files");
+    operator_destroy(&env, n);
+    env.assert_clean("after the operator removed the dataset");
+}
+
 /// The VMID `/cluster/nextid` names now.
 fn nextid(env: &Env) -> u32 {
     let o = env.cmd("pvesh").args(["get", "/cluster/nextid"]).output().expect("pvesh");

@@ -108,6 +108,27 @@ pub struct Skipped(pub Vec<String>);
 #[derive(Debug)]
 pub struct PreparedUnmount(Option<Result<mount::Release, mount::Mount>>);
 
+impl PreparedUnmount {
+    /// The kernel's unique id of the mount found ([`mount_id`]); None when
+    /// none was found or the kernel gives no such id.
+    pub fn mount_id(&self) -> Option<u64> {
+        let m = match &self.0 {
+            Some(Ok(r)) => r.mount(),
+            Some(Err(m)) => m,
+            None => return None,
+        };
+        mount::unique_id(&m.path)
+    }
+}
+
+/// The kernel's unique id of the mount whose root is `path` (a dataset's
+/// mountpoint), to recognise that very mount later (`statx(2)`,
+/// `STATX_MNT_ID_UNIQUE`, Linux 6.8; see `mount::unique_id`). None when
+/// `path` is no mount's root or the kernel gives no unique id.
+pub fn mount_id(path: &std::path::Path) -> Option<u64> {
+    mount::unique_id(path)
+}
+
 /// The zfs/zpool CLIs plus the busy-retry policy of Proxmox's ZFSPoolPlugin.
 #[derive(Debug, Clone)]
 pub struct Zfs {
@@ -227,6 +248,14 @@ impl Zfs {
             self.mount(name)?;
         }
         Ok(PathBuf::from(mountpoint))
+    }
+
+    /// Where the kernel's mount table has dataset `name` mounted, if it is
+    /// (`/proc/self/mountinfo`: no zfs process, no I/O on the filesystem).
+    /// Not a sign that zfs-fuse serves the filesystem yet: before its first
+    /// use, ask [`Zfs::mountpoint`].
+    pub fn mounted_at(name: &str) -> Option<PathBuf> {
+        mount::find(name).map(|m| m.path)
     }
 
     /// One property's value (`zfs get -H -o value`).

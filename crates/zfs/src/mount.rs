@@ -80,6 +80,31 @@ pub fn detach(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The kernel's unique id of the mount whose root is `path` (`statx(2)`
+/// with `STATX_MNT_ID_UNIQUE`, Linux 6.8): unlike mountinfo's mount ID,
+/// never given to another mount while the system runs, so a later
+/// `unique_id` of the same value names the same mount. None when `path`
+/// is not the root of a mount (`STATX_ATTR_MOUNT_ROOT`), cannot be
+/// examined, or the kernel gives no unique id. Cached attributes will do
+/// (`AT_STATX_DONT_SYNC`): the id and the mount-root flag are the VFS's,
+/// so no request reaches a FUSE daemon for them.
+pub fn unique_id(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a NUL-terminated path and a buffer of the struct statx
+    // writes, both valid for the duration of the call.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC, libc::STATX_MNT_ID_UNIQUE, st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statx returned 0, so it filled the (zero-initialised) buffer.
+    let st = unsafe { st.assume_init() };
+    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    let is_root = st.stx_attributes_mask & root != 0 && st.stx_attributes & root != 0;
+    (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 && is_root).then_some(st.stx_mnt_id)
+}
+
 /// How long [`Release::detach`] waits for zfs-fuse to let go of a
 /// detached filesystem (it takes 5-10 ms: the unmount syncs a txg).
 const RELEASE_WAIT: Duration = Duration::from_millis(200);
@@ -159,6 +184,20 @@ mod tests {
         62 61 0:53 / /var/tmp/px/mnt/data rw,relatime - fuse.zfs tank/data rw,user_id=0\n\
         70 62 0:60 / /var/tmp/px/mnt/a\\040b/subvol-1-disk-0 rw - zfs tank/data/subvol-1-disk-0 rw,xattr\n\
         71 27 0:61 / /srv/other rw - ext4 tank/data/subvol-2-disk-0 rw\n";
+
+    #[test]
+    fn unique_id_names_mount_roots_only() {
+        // `/proc` is a mount root on every Linux; a file under it is not.
+        // Kernels before 6.8 give no unique id: then neither has one.
+        let proc_id = unique_id(Path::new("/proc"));
+        assert_eq!(unique_id(Path::new("/proc/self/status")), None);
+        if let Some(id) = proc_id {
+            assert_eq!(unique_id(Path::new("/proc")), Some(id));
+            if let Some(sys) = unique_id(Path::new("/sys")) {
+                assert_ne!(sys, id);
+            }
+        }
+    }
 
     #[test]
     fn finds_a_datasets_mount_by_source() {

@@ -112,10 +112,10 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
     // the id the destroy frees meanwhile (vmid.rs). Without the lock (a
     // create is looking at this id right now, or /run cannot hold it), it
     // is read afterwards. Once the guest is found ready to go (ours and
-    // unlocked, or not ours at all), a dataset of ours is unmounted on the
-    // same thread, so that zfs-fuse lets go of it (7-16 ms) during the
-    // destroy's API calls; should Proxmox still refuse the destroy, it is
-    // mounted again.
+    // unlocked, or not ours at all), a dataset of ours (or the very mount
+    // create made) is unmounted on the same thread, so that zfs-fuse lets
+    // go of it (5-16 ms) during the destroy's API calls; should Proxmox
+    // still refuse the destroy, it is mounted again.
     let claim = p.vmid.filter(|_| p.guest && p.owner.is_some()).and_then(|v| super::vmid::lock_vmid(v).ok().flatten());
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
         let (go, gate) = std::sync::mpsc::channel::<()>();
@@ -237,16 +237,37 @@ pub fn undo_storage(p: &CreateJournal) -> Result<()> {
 /// The dataset's [`dataset_verdict`]; when it is ours and `gate` opens
 /// (the guest's destroy has only its API calls left), the dataset is
 /// unmounted for its destroy: true then. What the unmount looks up (mount
-/// table, zfs-fuse's fd of the mount) is looked up while zfs answers.
+/// table, zfs-fuse's fd of the mount) is looked up while zfs answers. The
+/// mount create made (the same kernel mount id, `rootfs_mount` of the
+/// journal) is unmounted as soon as `gate` opens, without waiting for the
+/// owner record: only this container's guest used it, and that guest is
+/// gone. Should the record then say the dataset is not ours (changed since
+/// create), it is mounted again and left alone.
 fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<()>) -> (Result<Verdict>, bool) {
-    let (verdict, prepared) = std::thread::scope(|s| {
-        let prepared = p.dataset.as_deref().map(|ds| s.spawn(move || nexcage_zfs::Zfs::prepare_unmount(ds)));
-        (dataset_verdict(p), prepared.and_then(|h| h.join().ok()))
+    let Some(ds) = p.dataset.as_deref() else { return (dataset_verdict(p), false) };
+    let zfs = nexcage_zfs::Zfs::new();
+    let (verdict, unmounted) = std::thread::scope(|s| {
+        let verdict = s.spawn(|| dataset_verdict(p));
+        let prepared = nexcage_zfs::Zfs::prepare_unmount(ds);
+        let made_by_create = p.rootfs_mount.is_some() && prepared.mount_id() == p.rootfs_mount;
+        let (early, prepared) = match made_by_create && gate.recv().is_ok() {
+            true => (Some(zfs.unmount_prepared(ds, prepared)), None),
+            false => (None, Some(prepared)),
+        };
+        let verdict = verdict.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")));
+        let unmounted = match (&verdict, early, prepared) {
+            (Ok(Verdict::Ours), Some(done), _) => done,
+            (Ok(Verdict::Ours), None, Some(prepared)) => gate.recv().is_ok() && zfs.unmount_prepared(ds, prepared),
+            (_, Some(true), _) => {
+                if let Err(e) = zfs.mount(ds) {
+                    tracing::warn!("could not mount {ds} again: {e}");
+                }
+                false
+            }
+            _ => false,
+        };
+        (verdict, unmounted)
     });
-    let unmounted = match (&verdict, &p.dataset, prepared) {
-        (Ok(Verdict::Ours), Some(ds), Some(prepared)) if gate.recv().is_ok() => nexcage_zfs::Zfs::new().unmount_prepared(ds, prepared),
-        _ => false,
-    };
     (verdict, unmounted)
 }
 

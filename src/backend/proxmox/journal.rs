@@ -68,6 +68,13 @@ pub struct CreateJournal {
     pub strategy: Option<RootfsStrategy>,
     /// Where the guest's rootfs is (dataset mountpoint or the bundle's rootfs).
     pub rootfs: Option<PathBuf>,
+    /// The kernel's unique id of the dataset's mount at `rootfs`, as create
+    /// found it (`nexcage_zfs::mount_id`): delete recognises that mount as
+    /// the one create made, and unmounts it without waiting for the
+    /// dataset's owner record (`delete.rs`). None: not a dataset, or the
+    /// kernel gives no unique id (before Linux 6.8).
+    #[serde(default)]
+    pub rootfs_mount: Option<u64>,
     /// The guest may be registered with the control plane.
     pub guest: bool,
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
