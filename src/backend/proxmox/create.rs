@@ -49,7 +49,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     // reads nothing of the plan, changes nothing, and is left unread when
     // the plan refuses the bundle. Another thread opens liblxc for the
     // holder meanwhile (liblxc::preload).
-    let lxc = std::thread::spawn(super::liblxc::preload);
+    // The call first: the rest of create waits for it, not for liblxc.
     let early = {
         let px = px.clone();
         std::thread::spawn(move || -> Result<(Box<dyn ControlPlane>, u32)> {
@@ -58,6 +58,7 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
             Ok((cp, next))
         })
     };
+    let lxc = std::thread::spawn(super::liblxc::preload);
     let plan = plan(px, opts, j)?;
     j.begin(opts.dir, CreateStep::Vmid)?;
     let px = &px.for_journal(j)?;

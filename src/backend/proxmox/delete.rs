@@ -140,14 +140,15 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
             }
         };
     }
-    let undone = verdict.unwrap_or_else(|| dataset_verdict(p)).and_then(|v| destroy_dataset(p, v));
-    if let Err(e) = undone {
+    // The LXC dir goes while zfs destroys the dataset (neither needs the other).
+    let lxc_dir = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed);
+    let (undone, removed) = std::thread::scope(|s| {
+        let removed = lxc_dir.as_deref().map(|d| s.spawn(move || remove_lxc_dir(d)));
+        let undone = verdict.unwrap_or_else(|| dataset_verdict(p)).and_then(|v| destroy_dataset(p, v));
+        (undone, removed.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("removing the LXC dir panicked")))))
+    });
+    for e in [Some(undone), removed].into_iter().flatten().filter_map(Result::err) {
         errors.push(format!("{e:#}"));
-    }
-    if let Some(d) = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed) {
-        if let Err(e) = remove_lxc_dir(&d) {
-            errors.push(format!("{e:#}"));
-        }
     }
     if errors.is_empty() {
         Ok(())
