@@ -99,10 +99,23 @@ pub fn write(cfg: &ConfigFile) -> String {
 
 // The line patterns of pve-container's `parse_pct_config` (Config.pm),
 // compiled once per process: a parse per API call cost the pve-double
-// (and nexcage's raw-key edit) three regex compilations each time.
-static SECTION_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^\[([a-zA-Z][a-zA-Z0-9_\-]+|pve:pending)\]\s*$").ok());
-static LXC_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^(lxc\.[a-z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$").ok());
-static KEY_RE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| regex::Regex::new(r"^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$").ok());
+// (and nexcage's raw-key edit) three regex compilations each time. Matched
+// on bytes without Unicode classes, as Perl matches them on the file's
+// undecoded bytes (`\s`, `\d` ASCII; `.` any byte but `\n`); that also
+// compiles in a third of the time.
+static SECTION_RE: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| line_re(r"^\[([a-zA-Z][a-zA-Z0-9_\-]+|pve:pending)\]\s*$"));
+static LXC_RE: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| line_re(r"^(lxc\.[a-z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$"));
+static KEY_RE: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| line_re(r"^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$"));
+
+fn line_re(pattern: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(pattern).unicode(false).build().ok()
+}
+
+/// Capture `i` of a line's match as text (the line is UTF-8, and every
+/// capture begins and ends beside ASCII, so it is too).
+fn group(c: &regex::bytes::Captures<'_>, i: usize) -> String {
+    c.get(i).map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()).unwrap_or_default()
+}
 
 /// Parse a config file. Returns the config and warnings (unparsable
 /// lines are dropped with a warning, as Proxmox does in non-strict mode).
@@ -123,10 +136,10 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(c) = section_re.as_ref().and_then(|r| r.captures(line)) {
+        if let Some(c) = section_re.as_ref().and_then(|r| r.captures(line.as_bytes())) {
             let s = std::mem::take(&mut cur);
             finish(&mut cfg, &cur_name, s);
-            cur_name = Some(c[1].to_string());
+            cur_name = Some(group(&c, 1));
             continue;
         }
         if let Some(rest) = line.strip_prefix('#') {
@@ -135,8 +148,8 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
             d.push('\n');
             continue;
         }
-        if let Some(c) = lxc_re.as_ref().and_then(|r| r.captures(line)) {
-            let (k, v) = (c[1].to_string(), c[2].to_string());
+        if let Some(c) = lxc_re.as_ref().and_then(|r| r.captures(line.as_bytes())) {
+            let (k, v) = (group(&c, 1), group(&c, 2));
             if k == "lxc.environment.runtime" {
                 let env = cur.keys.entry("env".into()).or_default();
                 if !env.is_empty() {
@@ -148,8 +161,8 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
             }
             continue;
         }
-        if let Some(c) = key_re.as_ref().and_then(|r| r.captures(line)) {
-            let (k, v) = (c[1].to_string(), c[2].to_string());
+        if let Some(c) = key_re.as_ref().and_then(|r| r.captures(line.as_bytes())) {
+            let (k, v) = (group(&c, 1), group(&c, 2));
             if k == "description" {
                 cur.description.get_or_insert_with(String::new).push_str(&v);
             } else {
@@ -166,6 +179,17 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_lines_as_perl_matches_bytes() {
+        // `\s` is ASCII whitespace only (Perl on undecoded bytes): a
+        // trailing no-break space stays; UTF-8 text passes through whole.
+        let (c, w) = parse("hostname: caf\u{e9}\u{a0}\nmemory:\t512 \r\nlxc.uts.name =  n\u{e4}me\u{2003}\n");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.main.keys["hostname"], "caf\u{e9}\u{a0}");
+        assert_eq!(c.main.keys["memory"], "512");
+        assert_eq!(c.main.lxc, vec![("lxc.uts.name".to_string(), "n\u{e4}me\u{2003}".to_string())]);
+    }
 
     #[test]
     fn writes_like_write_pct_config() {
