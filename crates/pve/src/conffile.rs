@@ -133,7 +133,7 @@ pub fn parse(text: &str) -> (ConfigFile, Vec<String>) {
     };
     let (section_re, lxc_re, key_re) = (&*SECTION_RE, &*LXC_RE, &*KEY_RE);
     for line in text.lines() {
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
         if let Some(c) = section_re.as_ref().and_then(|r| r.captures(line.as_bytes())) {
@@ -189,6 +189,9 @@ mod tests {
         assert_eq!(c.main.keys["hostname"], "caf\u{e9}\u{a0}");
         assert_eq!(c.main.keys["memory"], "512");
         assert_eq!(c.main.lxc, vec![("lxc.uts.name".to_string(), "n\u{e4}me\u{2003}".to_string())]);
+        // A line of no-break spaces is no blank line to Perl either.
+        let (_, w) = parse("\u{a0}\u{a0}\n \t\n");
+        assert_eq!(w.len(), 1, "{w:?}");
     }
 
     #[test]

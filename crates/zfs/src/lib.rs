@@ -250,14 +250,6 @@ impl Zfs {
         Ok(PathBuf::from(mountpoint))
     }
 
-    /// Where the kernel's mount table has dataset `name` mounted, if it is
-    /// (`/proc/self/mountinfo`: no zfs process, no I/O on the filesystem).
-    /// Not a sign that zfs-fuse serves the filesystem yet: before its first
-    /// use, ask [`Zfs::mountpoint`].
-    pub fn mounted_at(name: &str) -> Option<PathBuf> {
-        mount::find(name).map(|m| m.path)
-    }
-
     /// One property's value (`zfs get -H -o value`).
     pub fn get(&self, name: &str, prop: &str) -> Result<String, ZfsError> {
         cmd::check_name(name)?;

@@ -68,12 +68,12 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     // The template is the node's, shared by every guest: nothing to undo.
     let node = template::prepare(px, &*cp)?;
     let tty = open_terminal(opts, j)?;
-    let (vmid, pve, run_cfg, mountpoint) = register_guest_retrying(px, &*cp, &plan, &node, opts, tty.as_ref(), j, next)?;
+    let (vmid, pve, run_cfg) = register_guest_retrying(px, &*cp, &plan, &node, opts, tty.as_ref(), j, next)?;
     j.cp_calls = cp.calls();
     tracing::info!(vmid, calls = j.cp_calls, "guest registered");
-    write_lxc_config(px, opts, vmid, &pve, run_cfg, mountpoint, j)?;
+    write_lxc_config(px, opts, vmid, &pve, run_cfg, j)?;
     // The dataset's mount as made here: delete knows it again (journal.rs).
-    j.rootfs_mount = j.rootfs.as_deref().filter(|_| j.dataset.is_some()).and_then(nexcage_zfs::mount_id);
+    j.rootfs_mount = j.rootfs.as_deref().filter(|_| j.dataset.is_some()).and_then(super::journal::RootfsMount::of);
     if let Some(adj) = opts.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         // Inherited by the holder and the guest, as runc's container inherits it.
         crate::backend::oci::oom::set_oom_score_adj(adj)?;
@@ -192,11 +192,10 @@ fn plan(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Result<Plan> 
 /// operator) makes registration fail: what this create made for the VMID
 /// is undone and the next one tried (up to `VMID_ATTEMPTS`). The claim ends
 /// once the guest is registered (Proxmox then knows the id is taken).
-/// Returns the VMID, the config registered, the config LXC runs the
-/// guest from ([`prepare_lxc_dir`]), and a clone's mountpoint, still
-/// being asked of zfs.
+/// Returns the VMID, the config registered, and the config LXC runs the
+/// guest from ([`prepare_lxc_dir`]).
 #[allow(clippy::too_many_arguments)]
-fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, tty: Option<&Terminal>, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig, PveConfig, Mountpoint)> {
+fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, node: &NodeSupport, opts: &CreateOpts, tty: Option<&Terminal>, j: &mut CreateJournal, next: u32) -> Result<(u32, PveConfig, PveConfig)> {
     let mut next = Some(next);
     let mut attempt = 0;
     // VMIDs whose dataset name an operator's dataset already has.
@@ -223,14 +222,20 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
             Rootfs::Cloned(name) => Some(name),
         };
         // A clone's mountpoint is asked of zfs while the guest is
-        // registered and its LXC config written (`write_lxc_config`).
-        let mountpoint = Mountpoint::ask(clone);
-        match register_guest(px, cp, vmid, &pve, node, opts.dir, j) {
-            Ok(()) => return Ok((vmid, pve, run_cfg, mountpoint)),
+        // registered: one zfs round trip (~5 ms on zfs-fuse) off create,
+        // still between the clone and the guest's first use of it.
+        let (registered, mountpoint) = std::thread::scope(|s| {
+            let asked = clone.map(|name| s.spawn(move || nexcage_zfs::Zfs::new().mountpoint(&name).with_context(|| format!("provision rootfs {name}"))));
+            let registered = register_guest(px, cp, vmid, &pve, node, opts.dir, j);
+            (registered, asked.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("asking zfs for the rootfs mountpoint panicked")))))
+        });
+        if let (Some(mp), true) = (mountpoint, registered.is_ok()) {
+            j.rootfs = Some(mp?);
+        }
+        match registered {
+            Ok(()) => return Ok((vmid, pve, run_cfg)),
             Err(RegisterError::ControlPlane(e)) if e.is_already_exists() && attempt < VMID_ATTEMPTS => {
                 tracing::debug!(vmid, "VMID taken concurrently, retrying");
-                // zfs has answered before the clone is destroyed.
-                drop(mountpoint);
                 j.guest = false;
                 delete::remove_lxc_dir(&lxc_dir)?;
                 delete::undo_storage(j)?;
@@ -402,72 +407,15 @@ fn prepare_lxc_dir(px: &Proxmox, opts: &CreateOpts, lxc_dir: &Path, owner: &Owne
     Ok(run_cfg)
 }
 
-/// A clone's mountpoint being asked of zfs ([`nexcage_zfs::Zfs::mountpoint`]:
-/// a zfs process and a round trip to the daemon, ~5 ms on zfs-fuse), and
-/// meanwhile where the kernel's mount table has the clone. That answer
-/// comes before the guest's first use of the clone: zfs-fuse wedged when
-/// I/O came right after the clone (crates/zfs `Zfs::mountpoint`), so
-/// nothing reads or writes the rootfs before [`Mountpoint::wait`]. Joined
-/// on drop.
-struct Mountpoint {
-    /// Where the mount table has the clone (no I/O on it).
-    seen: Option<PathBuf>,
-    asked: Option<std::thread::JoinHandle<Result<PathBuf>>>,
-}
-
-impl Mountpoint {
-    /// Starts asking zfs where `clone` (a dataset name) is mounted; None: nothing to ask.
-    fn ask(clone: Option<String>) -> Mountpoint {
-        let seen = clone.as_deref().and_then(nexcage_zfs::Zfs::mounted_at);
-        let asked = clone.map(|name| std::thread::spawn(move || nexcage_zfs::Zfs::new().mountpoint(&name).with_context(|| format!("provision rootfs {name}"))));
-        Mountpoint { seen, asked }
-    }
-
-    /// zfs's answer (None when nothing was asked).
-    fn wait(mut self) -> Result<Option<PathBuf>> {
-        match self.asked.take() {
-            None => Ok(None),
-            Some(h) => h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("asking zfs for the rootfs mountpoint panicked"))).map(Some),
-        }
-    }
-}
-
-impl Drop for Mountpoint {
-    fn drop(&mut self) {
-        if let Some(h) = self.asked.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 /// Step `lxcconf`, the rest ([`prepare_lxc_dir`] did the first part):
 /// nexcage's settings in `nexcage.conf` of the LXC dir, which the holder
 /// starts the guest from and the guest's Proxmox config includes
-/// (`include.rs`), with `run_cfg`; then mount targets made where LXC
-/// cannot make them. For a clone, the config (which needs only the
-/// rootfs's path) is written while zfs answers where it is mounted, and
-/// written again in the rare case zfs names another place than the mount
-/// table did; the rootfs itself is touched only after that answer.
-fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, run_cfg: PveConfig, mountpoint: Mountpoint, j: &mut CreateJournal) -> Result<()> {
+/// (`include.rs`), with `run_cfg`; mount targets made first where LXC
+/// cannot make them.
+fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig, run_cfg: PveConfig, j: &mut CreateJournal) -> Result<()> {
     j.begin(opts.dir, CreateStep::LxcConfig)?;
     let lxc_dir = j.lxc_dir().context("no lxc dir")?;
     let spec = &opts.bundle.spec;
-    let write = |rootfs: &Path| -> Result<()> {
-        let rendered = write_lxc_dir(&lxc_dir, vmid, rootfs, &run_cfg, spec)?;
-        include::reference(px.config(), vmid, &lxc_dir, &rendered)
-    };
-    let written = j.rootfs.clone().or_else(|| mountpoint.seen.clone());
-    if let Some(r) = &written {
-        write(r)?;
-    }
-    if let Some(mp) = mountpoint.wait()? {
-        j.rootfs = Some(mp);
-    }
-    let rootfs = j.rootfs.clone().context("no rootfs")?;
-    if written.as_ref() != Some(&rootfs) {
-        write(&rootfs)?;
-    }
-    j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     // LXC cannot create mount targets in a read-only rootfs, nor (on zfs-fuse)
     // as an unprivileged guest's mapped root: create them now.
     let shift = run_cfg.exec.id_shift;
@@ -485,6 +433,9 @@ fn write_lxc_config(px: &Proxmox, opts: &CreateOpts, vmid: u32, pve: &PveConfig,
     if let Some(rootfs) = j.rootfs.as_ref().filter(|_| shift.is_some() || paths::readonly_root(&run_cfg)) {
         stage::precreate_targets(rootfs, &run_cfg, shift.unwrap_or(0))?;
     }
+    let rendered = write_lxc_dir(&lxc_dir, vmid, j, &run_cfg, spec)?;
+    include::reference(px.config(), vmid, &lxc_dir, &rendered)?;
+    j.shares = pve.exec.shares.iter().map(|s| (s.kind.clone(), s.path.clone())).collect();
     Ok(())
 }
 
@@ -618,7 +569,7 @@ fn can_be_unprivileged(spec: &libcontainer::oci_spec::runtime::Spec, strategy: R
     ok
 }
 
-fn write_lxc_dir(lxc_dir: &Path, vmid: u32, rootfs: &Path, pve: &PveConfig, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<include::Rendered> {
+fn write_lxc_dir(lxc_dir: &Path, vmid: u32, j: &CreateJournal, pve: &PveConfig, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<include::Rendered> {
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
     let resources = linux.and_then(|l| l.resources().as_ref());
@@ -626,6 +577,7 @@ fn write_lxc_dir(lxc_dir: &Path, vmid: u32, rootfs: &Path, pve: &PveConfig, spec
         guest_cgroup::ready_cpuset_parent(p);
     }
     std::fs::create_dir_all(lxc_dir).with_context(|| format!("create {}", lxc_dir.display()))?;
+    let rootfs = j.rootfs.as_deref().context("no rootfs")?;
     let text = lxcconf::render(&lxcconf::Inputs { vmid, rootfs, pve, mode: CgroupMode::detect(), cgroups_path: cgroups_path.as_deref(), resources });
     let rendered = include::Rendered::split(&text);
     include::write(lxc_dir, &rendered)?;

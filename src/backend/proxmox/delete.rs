@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::journal::{CreateJournal, CreateStep};
+use super::journal::{CreateJournal, CreateStep, RootfsMount};
 use super::owner::{Owner, Verdict};
 use super::{guest_cgroup, hooks, lxc, stage, Proxmox};
 use crate::backend::oci::hooks::Phase;
@@ -118,7 +118,7 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
     // still refuse the destroy, it is mounted again.
     let claim = p.vmid.filter(|_| p.guest && p.owner.is_some()).and_then(|v| super::vmid::lock_vmid(v).ok().flatten());
     if let (true, Some(vmid), Some(owner)) = (p.guest, p.vmid, &p.owner) {
-        let (go, gate) = std::sync::mpsc::channel::<()>();
+        let (go, gate) = std::sync::mpsc::channel::<bool>();
         let (guest, checked) = std::thread::scope(|s| {
             let checked = claim.as_ref().map(|_| s.spawn(move || verdict_then_unmount(p, &gate)));
             // A guest that stays (e.g. under `lock: backup`) still uses its
@@ -170,9 +170,10 @@ pub(super) fn remove_lxc_dir(d: &Path) -> Result<()> {
 /// Unregisters the guest when it carries `owner`'s record (clearing its
 /// protection first): true then. One that does not exist (anymore) counts
 /// as done, someone else's is left alone with a warning (both false).
-/// `go` is sent once the guest is known to be gone, someone else's, or
-/// ours and unlocked: only the API calls of its destroy are left.
-fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Sender<()>) -> Result<bool> {
+/// `go` gets true once the guest is known ours and unlocked (only the API
+/// calls of its destroy are left), false once it is known gone or someone
+/// else's.
+fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Sender<bool>) -> Result<bool> {
     let cp = px.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {
         (Verdict::Ours, Some(c)) => c,
@@ -180,12 +181,12 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Se
             if let Verdict::Foreign(why) = verdict {
                 tracing::warn!("left guest {vmid} alone: {why}");
             }
-            let _ = go.send(());
+            let _ = go.send(false);
             return Ok(false);
         }
     };
     if wait_for_lock(&*cp, vmid, &config, px.config().lock_wait()) {
-        let _ = go.send(());
+        let _ = go.send(true);
     }
     let gone = |r: Result<(), nexcage_pve::driver::PveError>| match r {
         Err(e) if !e.is_not_found() => Err(e),
@@ -236,40 +237,51 @@ pub fn undo_storage(p: &CreateJournal) -> Result<()> {
 }
 
 /// The dataset's [`dataset_verdict`]; when it is ours and `gate` opens
-/// (the guest's destroy has only its API calls left), the dataset is
-/// unmounted for its destroy: true then. What the unmount looks up (mount
-/// table, zfs-fuse's fd of the mount) is looked up while zfs answers. The
-/// mount create made (the same kernel mount id, `rootfs_mount` of the
-/// journal) is unmounted as soon as `gate` opens, without waiting for the
-/// owner record: only this container's guest used it, and that guest is
-/// gone. Should the record then say the dataset is not ours (changed since
-/// create), it is mounted again and left alone.
-fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<()>) -> (Result<Verdict>, bool) {
+/// (the guest's destroy has only its API calls left, or the guest is gone
+/// or someone else's), the dataset is unmounted for its destroy: true
+/// then. What the unmount looks up (mount table, zfs-fuse's fd of the
+/// mount) is looked up while zfs answers. The very mount create made (the
+/// kernel's unique mount id of this boot, `rootfs_mount` of the journal)
+/// is unmounted once `gate` says the guest is ours and unlocked, without
+/// waiting for the owner record: only that guest, now stopped, used it.
+/// Should the record then say the dataset is not ours (changed since
+/// create), it is mounted again and left alone. Its id is read through
+/// the mountpoint's path, as the unmount's own `umount2` walks it.
+fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<bool>) -> (Result<Verdict>, bool) {
     let Some(ds) = p.dataset.as_deref() else { return (dataset_verdict(p), false) };
     let zfs = nexcage_zfs::Zfs::new();
-    let (verdict, unmounted) = std::thread::scope(|s| {
+    let made_by_create = |prep: &nexcage_zfs::PreparedUnmount| p.rootfs_mount.is_some() && prep.mount_id().and_then(RootfsMount::in_this_boot) == p.rootfs_mount;
+    std::thread::scope(|s| {
         let verdict = s.spawn(|| dataset_verdict(p));
-        let prepared = nexcage_zfs::Zfs::prepare_unmount(ds);
-        let made_by_create = p.rootfs_mount.is_some() && prepared.mount_id() == p.rootfs_mount;
-        let (early, prepared) = match made_by_create && gate.recv().is_ok() {
-            true => (Some(zfs.unmount_prepared(ds, prepared)), None),
-            false => (None, Some(prepared)),
-        };
+        let mut prepared = Some(nexcage_zfs::Zfs::prepare_unmount(ds));
+        // What the gate said, once read (None inside: it closed unsaid).
+        let mut said = None;
+        let mut early = false;
+        if prepared.as_ref().is_some_and(made_by_create) {
+            let word = gate.recv().ok();
+            said = Some(word);
+            // Still that mount after the wait, and zfs has not answered yet.
+            if word == Some(true) && !verdict.is_finished() && prepared.as_ref().is_some_and(made_by_create) {
+                if let Some(prep) = prepared.take() {
+                    early = zfs.unmount_prepared(ds, prep);
+                }
+            }
+        }
         let verdict = verdict.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")));
-        let unmounted = match (&verdict, early, prepared) {
-            (Ok(Verdict::Ours), Some(done), _) => done,
-            (Ok(Verdict::Ours), None, Some(prepared)) => gate.recv().is_ok() && zfs.unmount_prepared(ds, prepared),
-            (_, Some(true), _) => {
-                if let Err(e) = zfs.mount(ds) {
-                    tracing::warn!("could not mount {ds} again: {e}");
+        let unmounted = match (&verdict, prepared) {
+            (Ok(Verdict::Ours), None) => early,
+            (Ok(Verdict::Ours), Some(prep)) => said.unwrap_or_else(|| gate.recv().ok()).is_some() && zfs.unmount_prepared(ds, prep),
+            _ => {
+                if early {
+                    if let Err(e) = zfs.mount(ds) {
+                        tracing::warn!("could not mount {ds} again: {e}");
+                    }
                 }
                 false
             }
-            _ => false,
         };
         (verdict, unmounted)
-    });
-    (verdict, unmounted)
+    })
 }
 
 /// Whose the dataset create made is (`Gone` when the journal names none).

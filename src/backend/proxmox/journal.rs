@@ -68,13 +68,13 @@ pub struct CreateJournal {
     pub strategy: Option<RootfsStrategy>,
     /// Where the guest's rootfs is (dataset mountpoint or the bundle's rootfs).
     pub rootfs: Option<PathBuf>,
-    /// The kernel's unique id of the dataset's mount at `rootfs`, as create
-    /// found it (`nexcage_zfs::mount_id`): delete recognises that mount as
-    /// the one create made, and unmounts it without waiting for the
-    /// dataset's owner record (`delete.rs`). None: not a dataset, or the
-    /// kernel gives no unique id (before Linux 6.8).
+    /// The dataset's mount at `rootfs` as create found it: delete
+    /// recognises that mount as the one create made, and unmounts it
+    /// without waiting for the dataset's owner record (`delete.rs`). None:
+    /// not a dataset, or the kernel gives no unique mount id (before Linux
+    /// 6.8).
     #[serde(default)]
-    pub rootfs_mount: Option<u64>,
+    pub rootfs_mount: Option<RootfsMount>,
     /// The guest may be registered with the control plane.
     pub guest: bool,
     /// `<lxc_path>`; the LXC dir is `<lxc_path>/<vmid>`.
@@ -111,6 +111,29 @@ pub struct CreateJournal {
     /// touches only what carries it.
     #[serde(default)]
     pub owner: Option<super::owner::Owner>,
+}
+
+/// A mount as the kernel names it for good: its unique mount id
+/// (`nexcage_zfs::mount_id`, `STATX_MNT_ID_UNIQUE`) and the boot it
+/// belongs to (`/proc/sys/kernel/random/boot_id`), as unique mount ids
+/// start again at every boot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsMount {
+    pub boot: String,
+    pub id: u64,
+}
+
+impl RootfsMount {
+    /// The mount whose root is `path`, in this boot.
+    pub fn of(path: &Path) -> Option<RootfsMount> {
+        RootfsMount::in_this_boot(nexcage_zfs::mount_id(path)?)
+    }
+
+    /// Unique mount id `id` of this boot (None: the boot id is unreadable).
+    pub fn in_this_boot(id: u64) -> Option<RootfsMount> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(RootfsMount { boot: boot.trim().to_string(), id })
+    }
 }
 
 impl CreateJournal {
