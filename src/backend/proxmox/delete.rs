@@ -254,23 +254,20 @@ fn verdict_then_unmount(p: &CreateJournal, gate: &std::sync::mpsc::Receiver<bool
     std::thread::scope(|s| {
         let verdict = s.spawn(|| dataset_verdict(p));
         let mut prepared = Some(nexcage_zfs::Zfs::prepare_unmount(ds));
-        // What the gate said, once read (None inside: it closed unsaid).
-        let mut said = None;
+        // The gate's word, read once (None: it closed unsaid).
+        let said = std::cell::OnceCell::new();
+        let word = || *said.get_or_init(|| gate.recv().ok());
         let mut early = false;
-        if prepared.as_ref().is_some_and(made_by_create) {
-            let word = gate.recv().ok();
-            said = Some(word);
-            // Still that mount after the wait, and zfs has not answered yet.
-            if word == Some(true) && !verdict.is_finished() && prepared.as_ref().is_some_and(made_by_create) {
-                if let Some(prep) = prepared.take() {
-                    early = zfs.unmount_prepared(ds, prep);
-                }
+        // Still that mount after the wait, and zfs has not answered yet.
+        if prepared.as_ref().is_some_and(made_by_create) && word() == Some(true) && !verdict.is_finished() && prepared.as_ref().is_some_and(made_by_create) {
+            if let Some(prep) = prepared.take() {
+                early = zfs.unmount_prepared(ds, prep);
             }
         }
         let verdict = verdict.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the dataset owner check panicked")));
         let unmounted = match (&verdict, prepared) {
             (Ok(Verdict::Ours), None) => early,
-            (Ok(Verdict::Ours), Some(prep)) => said.unwrap_or_else(|| gate.recv().ok()).is_some() && zfs.unmount_prepared(ds, prep),
+            (Ok(Verdict::Ours), Some(prep)) => word().is_some() && zfs.unmount_prepared(ds, prep),
             _ => {
                 if early {
                     if let Err(e) = zfs.mount(ds) {

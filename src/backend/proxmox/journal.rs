@@ -131,8 +131,10 @@ impl RootfsMount {
 
     /// Unique mount id `id` of this boot (None: the boot id is unreadable).
     pub fn in_this_boot(id: u64) -> Option<RootfsMount> {
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        Some(RootfsMount { boot: boot.trim().to_string(), id })
+        // One boot per process: read once.
+        static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let boot = BOOT.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|b| b.trim().to_string()));
+        Some(RootfsMount { boot: boot.clone()?, id })
     }
 }
 

@@ -44,7 +44,7 @@ pub fn start(rootfs: &Path, args: &[String], env: &[String], cwd: &Path) -> Pref
             // pipes and create's locks are not held a moment longer by it
             // (should create die first, the child outlives it briefly).
             // SAFETY: close_range(2) on fds this process owns; none is used after.
-            unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) };
+            unsafe { libc::close_range(0, u32::MAX, 0) };
             if let Some(p) = lookup::find(rootfs, prog, env).ok().and_then(|p| lookup::resolve(rootfs, &cwd.join(p))) {
                 read(&p);
             }
