@@ -376,6 +376,13 @@ fn dataset_taken_over_stays_mounted() {
     let n = vmid_of(&env.root, "t");
     let ds = format!("{}/data/subvol-{n}-disk-0", env.pool);
     let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
+    // The early unmount needs the mount's unique id (Linux 6.8); without it
+    // only the usual order (owner record first) is tested here.
+    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(env.root.join("t").join("proxmox.json")).unwrap()).unwrap();
+    if journal["rootfs_mount"].is_null() {
+        assert!(!kernel_at_least(6, 8), "create recorded no mount id on a kernel that gives one");
+        eprintln!("SKIP dataset_taken_over_stays_mounted (early unmount): this kernel gives no unique mount id (Linux 6.8)");
+    }
     let o = std::process::Command::new("zfs").args(["set", r#"org.nexcage:owner={"id":"theirs","root":"/elsewhere"}"#, &ds]).output().unwrap();
     assert!(o.status.success(), "zfs set: {}", out(&o));
     std::fs::write(mp.join("operator-data"), "precious").unwrap();
@@ -389,6 +396,13 @@ fn dataset_taken_over_stays_mounted() {
     assert_eq!(std::fs::read_to_string(mp.join("operator-data")).unwrap(), "precious", "mounted again with its files");
     operator_destroy(&env, n);
     env.assert_clean("after the operator removed the dataset");
+}
+
+/// Whether the running kernel is at least `major.minor` (`uname -r`).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 /// The VMID `/cluster/nextid` names now.
