@@ -287,7 +287,7 @@ fn alloc_new_disk(
     let vol = parts.next().unwrap_or("");
     let rest = parts.next();
     // Compiled once: every create's rootfs is checked.
-    static NEW_VOLUME: LazyLock<Result<regex::Regex, regex::Error>> = LazyLock::new(|| regex::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$"));
+    static NEW_VOLUME: LazyLock<Result<regex_lite::Regex, regex_lite::Error>> = LazyLock::new(|| regex_lite::Regex::new(r"^([^:\s]+):(\d+(\.\d+)?)$"));
     let re = NEW_VOLUME.as_ref().map_err(|e| e.to_string())?;
     let Some(c) = re.captures(vol) else {
         return Ok(None);
@@ -350,10 +350,10 @@ fn template_file(ctx: &Ctx, ostemplate: &str) -> Result<std::path::PathBuf, ApiE
     }
     let plain_tar = Versions::load(ctx.state).at_least("libpve-storage-perl", "9.0.15");
     // Compiled once: every create names its template.
-    static ANY_TAR: LazyLock<Option<regex::Regex>> =
-        LazyLock::new(|| regex::Regex::new(r"^vztmpl/[^/]+\.(tar|tar\.(gz|xz|zst|bz2))$").ok());
-    static COMPRESSED_TAR: LazyLock<Option<regex::Regex>> =
-        LazyLock::new(|| regex::Regex::new(r"^vztmpl/[^/]+\.tar\.(gz|xz|zst|bz2)$").ok());
+    static ANY_TAR: LazyLock<Option<regex_lite::Regex>> =
+        LazyLock::new(|| regex_lite::Regex::new(r"^vztmpl/[^/]+\.(tar|tar\.(gz|xz|zst|bz2))$").ok());
+    static COMPRESSED_TAR: LazyLock<Option<regex_lite::Regex>> =
+        LazyLock::new(|| regex_lite::Regex::new(r"^vztmpl/[^/]+\.tar\.(gz|xz|zst|bz2)$").ok());
     let re = if plain_tar { &ANY_TAR } else { &COMPRESSED_TAR };
     let ok = re.as_ref().is_some_and(|r| r.is_match(volname));
     if !ok {
@@ -536,7 +536,7 @@ fn upload(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     } else {
         r"\.tar\.(gz|xz|zst|bz2)$"
     };
-    if !regex::Regex::new(ext).is_ok_and(|r| r.is_match(&filename)) {
+    if !regex_lite::Regex::new(ext).is_ok_and(|r| r.is_match(&filename)) {
         let _ = std::fs::remove_file(tmp);
         return param_fail("filename", "wrong file extension");
     }
@@ -1080,7 +1080,7 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     let want = params.get("content");
     let mut out = Vec::new();
     let root = ctx.state.volume_path(storage, "");
-    let tmpl = regex::Regex::new(r"^(.+)\.(tar|tar\.(gz|xz|zst|bz2))$").map_err(internal)?;
+    let tmpl = regex_lite::Regex::new(r"^(.+)\.(tar|tar\.(gz|xz|zst|bz2))$").map_err(internal)?;
     let entries = |dir: &std::path::Path| -> Vec<(String, std::fs::Metadata)> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .map(|d| {
@@ -1108,7 +1108,7 @@ fn content(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
         }
     }
     if want.is_none_or(|w| w == "rootdir" || w == "images") {
-        let re = regex::Regex::new(r"^(subvol|basevol)-(\d+)-").map_err(internal)?;
+        let re = regex_lite::Regex::new(r"^(subvol|basevol)-(\d+)-").map_err(internal)?;
         for (name, _) in entries(&root) {
             let Some(c) = re.captures(&name) else {
                 continue;
@@ -1141,7 +1141,7 @@ fn alloc(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     if !ctx.state.storage_known(storage) {
         return fail(500, format!("storage '{storage}' does not exist"));
     }
-    let ok = regex::Regex::new(&format!(r"^(subvol|vm|base|basevol)-{vmid}-[a-z0-9\-_.]+$"))
+    let ok = regex_lite::Regex::new(&format!(r"^(subvol|vm|base|basevol)-{vmid}-[a-z0-9\-_.]+$"))
         .map(|r| r.is_match(name))
         .unwrap_or(false);
     if !ok {

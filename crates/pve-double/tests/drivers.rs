@@ -200,3 +200,23 @@ fn api_driver_waits_for_slow_tasks() {
     api.destroy(vmid, true).unwrap();
     d.assert_no_violations();
 }
+
+/// A body and an answer far larger than the API connection's 16 KiB
+/// buffers stream through them: a 1 MiB template upload, then a content
+/// listing of 400 templates on the same connection.
+#[test]
+fn api_driver_streams_past_its_buffers() {
+    let d = Double::start();
+    let cp = d.api();
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let vol = cp.upload_template("local", "big.tar", &big).unwrap();
+    assert_eq!(vol, "local:vztmpl/big.tar");
+    let stored = std::fs::read(d.path().join("storage/local/vztmpl/big.tar")).unwrap();
+    assert!(stored == big, "upload arrived changed ({} bytes)", stored.len());
+    for i in 0..400 {
+        std::fs::write(d.path().join(format!("storage/local/vztmpl/template-with-a-long-name-{i:04}.tar")), b"").unwrap();
+    }
+    let listed = cp.templates("local").unwrap();
+    assert!(listed.len() > 400, "{}", listed.len());
+    d.assert_no_violations();
+}

@@ -2,7 +2,7 @@
 //! `register_format`). Formats not listed here are accepted: they belong
 //! to storage/cluster calls nexcage does not make.
 
-use regex::Regex;
+use regex_lite::Regex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, OnceLock};

@@ -7,7 +7,7 @@ mod formats;
 mod propstring;
 mod returns;
 
-use regex::Regex;
+use regex_lite::Regex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -340,7 +340,7 @@ impl Schema {
     }
 }
 
-/// Perl regex syntax from the schema to the `regex` crate's: `(?^:` is
+/// Perl regex syntax from the schema to regex-lite's: `(?^:` is
 /// Perl's "default flags" group and `\0` a NUL.
 fn perl_to_rust_regex(p: &str) -> String {
     let p = p.replace("(?^:", "(?:");

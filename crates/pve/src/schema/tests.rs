@@ -179,3 +179,34 @@ fn property_string_printing_order() {
     let vals = parse_property_string(fmt, "ro=1,mp=/data,/srv").unwrap();
     assert_eq!(print_property_string(fmt, &vals), "/srv,mp=/data,ro=1");
 }
+
+/// Every `pattern` of the schema compiles under regex-lite (after the
+/// Perl-to-Rust rewrite), and the ASCII classes hold as Proxmox's formats
+/// mean them on the file's bytes.
+#[test]
+fn every_schema_pattern_compiles() {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(p)) = m.get("pattern") {
+                    out.push(p.clone());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/pve-api-subset.json")).expect("schema file");
+    let mut patterns = Vec::new();
+    walk(&serde_json::from_str(&text).expect("schema json"), &mut patterns);
+    assert!(patterns.len() > 10, "{patterns:?}");
+    for p in &patterns {
+        if let Err(e) = schema().regex(p) {
+            panic!("{p}: {e}");
+        }
+    }
+    let bridge = schema().regex(r"[-_.\w\d]+").expect("bridge pattern");
+    assert!(bridge.is_match("vmbr0"));
+    assert!(!bridge.is_match("vmbr\u{e9}"), "\\w is ASCII only");
+}
