@@ -47,9 +47,8 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
     // TLS handshake and the call, ~5 ms against the double, a `pvesh`
     // process with the pct driver) is asked while the plan is made: it
     // reads nothing of the plan, changes nothing, and is left unread when
-    // the plan refuses the bundle. Another thread opens liblxc for the
-    // holder meanwhile (liblxc::preload).
-    // The call first: the rest of create waits for it, not for liblxc.
+    // the plan refuses the bundle. liblxc is opened later, while zfs makes
+    // the rootfs (`register_guest_retrying`).
     let early = {
         let px = px.clone();
         std::thread::spawn(move || -> Result<(Box<dyn ControlPlane>, u32)> {
@@ -58,13 +57,11 @@ fn create_steps(px: &Proxmox, opts: &CreateOpts, j: &mut CreateJournal) -> Resul
             Ok((cp, next))
         })
     };
-    let lxc = std::thread::spawn(super::liblxc::preload);
     let plan = plan(px, opts, j)?;
     j.begin(opts.dir, CreateStep::Vmid)?;
     let px = &px.for_journal(j)?;
-    // Both joined before the holder's fork, which needs a process without other threads.
+    // Joined before the holder's fork, which needs a process without other threads.
     let (cp, next) = early.join().map_err(|_| anyhow::anyhow!("the control plane's first call panicked"))??;
-    let _ = lxc.join();
     // The template is the node's, shared by every guest: nothing to undo.
     let node = template::prepare(px, &*cp)?;
     let tty = open_terminal(opts, j)?;
@@ -208,8 +205,20 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
         let pve = map_config(plan, opts, vmid, j)?;
         let lxc_dir = j.lxc_dir().context("no lxc dir")?;
         let owner = j.owner.clone().context("no owner record")?;
-        // The LXC dir is prepared while zfs makes the dataset.
-        let (made, prepared) = make_rootfs(plan, opts, vmid, pve.exec.id_shift, j, || prepare_lxc_dir(px, opts, &lxc_dir, &owner, &pve, tty))?;
+        // The LXC dir is prepared while zfs makes the dataset, and then
+        // liblxc opened for the holder (a fork of this process: it finds
+        // the library mapped, ~1.5 ms off the guest's start). Not earlier:
+        // while dlopen runs liblxc's and its libraries' initialisers it
+        // holds the loader's lock, which every thread's first thread-local
+        // with a destructor also takes (glibc `__cxa_thread_atexit_impl`),
+        // so a thread starting then (the nextid call's, the clone's) waits
+        // for the whole dlopen. By now the clone's thread has run its zfs.
+        let beside = || {
+            let prepared = prepare_lxc_dir(px, opts, &lxc_dir, &owner, &pve, tty);
+            super::liblxc::preload();
+            prepared
+        };
+        let (made, prepared) = make_rootfs(plan, opts, vmid, pve.exec.id_shift, j, beside)?;
         let run_cfg = prepared?;
         let clone = match made {
             Rootfs::Taken => {

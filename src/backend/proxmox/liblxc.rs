@@ -91,10 +91,11 @@ fn lib() -> Result<&'static Lib> {
 }
 
 /// Opens liblxc now, when it is not yet (its error, if any, comes again
-/// on first use). create calls it on a thread while zfs clones the rootfs:
-/// the holder, a fork of create, then finds the library mapped and
-/// initialised (dlopen of liblxc and its six libraries: ~1.8 ms off the
-/// guest's start).
+/// on first use). create calls it while zfs makes the rootfs: the holder,
+/// a fork of create, then finds the library mapped and initialised
+/// (dlopen of liblxc and its six libraries: ~1.5 ms off the guest's
+/// start). dlopen holds the loader's lock throughout, which another
+/// thread's first thread-local with a destructor waits for.
 pub fn preload() {
     let _ = lib();
 }
