@@ -42,8 +42,9 @@ fn non_empty(key: &str, v: &Option<String>) -> Result<(), ConfigError> {
 
 fn matches(key: &str, v: &Option<String>, re: &str, what: &str) -> Result<(), ConfigError> {
     if let Some(s) = v {
-        // regex-lite: ASCII classes, as Proxmox's formats mean them, and a
-        // compile in microseconds (every command validates its config).
+        // regex-lite: ASCII `\w`/`\s` (node, storage and bridge names are
+        // ASCII) and a compile in microseconds (every command validates
+        // its config).
         let re = regex_lite::Regex::new(re).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
         if !re.is_match(s) {
             return Err(ConfigError::invalid(key, format!("'{s}' is not {what}")));

@@ -124,6 +124,9 @@ impl ApiDriver {
             .max_idle_age(POOL_IDLE)
             .input_buffer_size(IO_BUFFER)
             .output_buffer_size(IO_BUFFER)
+            // A head larger than the buffer fails as too large, not as a
+            // connection that stopped.
+            .max_response_header_size(IO_BUFFER)
             .build();
         // TCP with quick ACKs (`tcp.rs`: no 40 ms stall on a connection's first response).
         let connector = ().chain(QuickAckConnector).chain(PinnedTlsConnector { config: tls });

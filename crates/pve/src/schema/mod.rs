@@ -7,7 +7,7 @@ mod formats;
 mod propstring;
 mod returns;
 
-use regex_lite::Regex;
+use regex::Regex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -240,6 +240,11 @@ impl Schema {
         props.get(&format!("{base}[n]"))
     }
 
+    /// The schema's `pattern` as a compiled regex, cached. Unicode-aware
+    /// (`regex`, not regex-lite): pve-http-server decodes parameters as
+    /// UTF-8 before JSONSchema.pm matches them, so Perl's `\w`, `\s` and
+    /// `/i` follow Unicode there. Only the double validates requests, once
+    /// per pattern per process.
     pub(crate) fn regex(&self, pattern: &str) -> Result<Regex, String> {
         let mut cache = self
             .regex_cache
@@ -340,7 +345,7 @@ impl Schema {
     }
 }
 
-/// Perl regex syntax from the schema to regex-lite's: `(?^:` is
+/// Perl regex syntax from the schema to the `regex` crate's: `(?^:` is
 /// Perl's "default flags" group and `\0` a NUL.
 fn perl_to_rust_regex(p: &str) -> String {
     let p = p.replace("(?^:", "(?:");

@@ -180,9 +180,9 @@ fn property_string_printing_order() {
     assert_eq!(print_property_string(fmt, &vals), "/srv,mp=/data,ro=1");
 }
 
-/// Every `pattern` of the schema compiles under regex-lite (after the
-/// Perl-to-Rust rewrite), and the ASCII classes hold as Proxmox's formats
-/// mean them on the file's bytes.
+/// Every `pattern` of the schema compiles (after the Perl-to-Rust
+/// rewrite), and classes are Unicode-aware, as Perl's are on the API's
+/// parameters (pve-http-server decodes them as UTF-8).
 #[test]
 fn every_schema_pattern_compiles() {
     fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
@@ -208,5 +208,7 @@ fn every_schema_pattern_compiles() {
     }
     let bridge = schema().regex(r"[-_.\w\d]+").expect("bridge pattern");
     assert!(bridge.is_match("vmbr0"));
-    assert!(!bridge.is_match("vmbr\u{e9}"), "\\w is ASCII only");
+    assert!(bridge.is_match("vmbr\u{e9}"), "\\w is Unicode-aware");
+    let env = schema().regex(r"(?^:(?:\w+=[^\x00-\x08\x10-\x1F\x7F]*)(?:\0\w+=[^\x00-\x08\x10-\x1F\x7F]*)*)").expect("env pattern");
+    assert!(env.is_match("\u{c9}T\u{c9}=1\0B=x y"), "env names as the mapping accepts them");
 }
