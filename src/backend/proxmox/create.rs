@@ -212,7 +212,9 @@ fn register_guest_retrying(px: &Proxmox, cp: &dyn ControlPlane, plan: &Plan, nod
         // holds the loader's lock, which every thread's first thread-local
         // with a destructor also takes (glibc `__cxa_thread_atexit_impl`),
         // so a thread starting then (the nextid call's, the clone's) waits
-        // for the whole dlopen. By now the clone's thread has run its zfs.
+        // for the whole dlopen. prepare_lxc_dir takes longer than the
+        // clone's thread needs to start its zfs, so that thread rarely
+        // waits; when it does, it waits out the dlopen, no more.
         let beside = || {
             let prepared = prepare_lxc_dir(px, opts, &lxc_dir, &owner, &pve, tty);
             super::liblxc::preload();
