@@ -77,6 +77,32 @@ fn grace_period_is_the_applications() {
     env.assert_clean("after run");
 }
 
+/// An exec that fails in the guest at start (a script whose interpreter
+/// the rootfs lacks: the program exists, so create accepts it, as runc's
+/// does) fails start every time with the status the engine will see, 127;
+/// start never exits 0 with a dead container. Before the fix, 2 to 21 of
+/// 25 such starts exited 0: the exiting init, whose `/proc/<pid>/exe` was
+/// already gone, counted as one that had exec'd the process.
+#[test]
+fn exec_failure_fails_start_every_time() {
+    let env = env_or_skip!("execfail", "pct");
+    let b = env.bundle("noint", &["/bin/noint"], |_| {});
+    let prog = b.join("rootfs/bin/noint");
+    std::fs::write(&prog, "#!/no/such/interpreter\necho hi\n").unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for i in 0..8 {
+        let id = format!("ef{i}");
+        let o = env.nx(&["create", "-b", b.to_str().unwrap(), &id]);
+        assert!(o.status.success(), "create {i}: {}", out(&o));
+        let s = env.nx(&["start", &id]);
+        assert!(!s.status.success(), "start {i} exited 0 though the exec failed: {}", out(&s));
+        assert!(String::from_utf8_lossy(&s.stderr).contains("did not start (status 127"), "start {i}: {}", out(&s));
+        let d = env.nx(&["delete", "-f", &id]);
+        assert!(d.status.success(), "delete {i}: {}", out(&d));
+    }
+    env.assert_clean("after failed starts");
+}
+
 /// Before start the guest exists: its PID 1 is nexcage-init (in the guest's
 /// pid namespace), `ps` lists it, and kill TERM ends it (status 143).
 #[test]

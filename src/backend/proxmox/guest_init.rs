@@ -203,10 +203,14 @@ pub fn is_waiting(lxc_dir: &Path, pid: i32) -> bool {
     fds.flatten().any(|e| id(&e.path()) == Some(want))
 }
 
-/// Whether `pid` runs the init binary (it has not exec'd the process yet).
-pub fn is_init(lxc_dir: &Path, pid: i32) -> bool {
-    let want = id(&dir(lxc_dir).join(NAME));
-    want.is_some() && id(Path::new(&format!("/proc/{pid}/exe"))) == want
+/// Whether `pid` has exec'd the process: its `/proc/<pid>/exe` is readable
+/// and is not the init binary. A process on its way out has no `exe` any
+/// more (its memory is gone before it becomes a zombie): an init whose
+/// exec failed (127/126) and that is exiting has not exec'd anything.
+pub fn has_execd(lxc_dir: &Path, pid: i32) -> bool {
+    let init = id(&dir(lxc_dir).join(NAME));
+    let exe = id(Path::new(&format!("/proc/{pid}/exe")));
+    init.is_some() && exe.is_some() && exe != init
 }
 
 /// start: hands `args` and `env` to the waiting init, which execs them.

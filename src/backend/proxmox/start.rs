@@ -38,7 +38,7 @@ pub fn start(rec: &Record, dir: &Path) -> Result<()> {
     // Return once the process runs, so an exec or kill right after start
     // meets it, as with runc; fail when it did not start.
     let gone = || lxc::from_holder(&j).is_none();
-    let exec_d = || crate::proc::is_same_alive(init, init_start) && !guest_init::is_init(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
+    let exec_d = || crate::proc::is_same_alive(init, init_start) && guest_init::has_execd(&lxc_dir, init) && !guest_init::is_waiting(&lxc_dir, init);
     if !guest_init::wait_for("the container's init to start the process", EXEC_BOUND, &wake, &gone, &exec_d)? {
         // Ended already: an exec failure (127/126, said on the container's
         // stderr), or a process that was quick.
