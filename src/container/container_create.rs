@@ -32,6 +32,7 @@ impl Container {
             bail!("--systemd-cgroup is not supported: nexcage is built without a systemd cgroup driver (use cgroupfs)");
         }
         let bundle = spec::load(&a.bundle)?;
+        check_console_socket(a, &bundle)?;
         let locked = ctx.store()?.create(&a.id)?;
         let rec = match new_record(ctx, a, &bundle) {
             Ok(rec) => rec,
@@ -69,6 +70,18 @@ impl Container {
         }
         Ok(())
     }
+}
+
+/// runc's rule for `--console-socket` (utils_linux.go `runner.run`): the
+/// socket receives the pty master of a detached container with
+/// `process.terminal`; given to a container without a terminal, or to a
+/// `run` in the foreground, it is refused before anything is made.
+fn check_console_socket(a: &CreateArgs, bundle: &spec::Bundle) -> Result<()> {
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if a.console_socket.is_some() && (!terminal || a.foreground) {
+        bail!("cannot use console socket if nexcage will not detach or allocate tty");
+    }
+    Ok(())
 }
 
 /// The record of a container being created: routed, no process yet.

@@ -76,8 +76,9 @@ pub fn check_program(rootfs: &Path, args: &[String], env: &[String], cwd: &Path)
     let p = find(rootfs, prog, env)?;
     let full = cwd.join(p);
     if !executable(rootfs, &full) {
-        // runc's words: a file that is there but not executable is "permission denied".
-        let present = resolve(rootfs, &full).is_some_and(|f| f.is_file());
+        // runc's words (execve's EACCES): what is there but cannot be run, a
+        // file without an x bit or a directory, is "permission denied".
+        let present = resolve(rootfs, &full).is_some();
         bail!("exec: {prog:?}: {}", if present { "permission denied" } else { "no such file or directory" });
     }
     Ok(())
@@ -107,6 +108,9 @@ mod tests {
         assert!(check_program(&r, &s(&["escape"]), &[], cwd).is_err(), "followed a symlink out of the root");
         std::fs::write(r.join("bin/data"), "x").unwrap();
         assert!(check_program(&r, &s(&["/bin/data"]), &[], cwd).unwrap_err().to_string().contains("permission denied"));
+        // A directory: runc says "permission denied" too.
+        assert!(check_program(&r, &s(&["/bin"]), &[], cwd).unwrap_err().to_string().contains("permission denied"));
+        assert!(check_program(&r, &s(&["/bin/none"]), &[], cwd).unwrap_err().to_string().contains("no such file or directory"));
         std::fs::remove_dir_all(&r).unwrap();
     }
 }

@@ -37,6 +37,8 @@ pub fn cases() -> Vec<Case> {
         case("misc.pause.created", "pause and resume of a created container work (runc allows it)", pause_created),
         case("process.args.not_executable", "a program without x bit: refused saying permission denied", not_executable),
         case("process.args.not_found_words", "a missing program: refused saying no such file or directory / not found", not_found_words),
+        case("process.args.directory", "a directory as the program: refused saying permission denied (execve's EACCES, as runc says it)", args_directory),
+        case("process.terminal.console_socket_without_tty", "--console-socket with terminal false: refused, nothing made (runc: cannot use console socket if runc will not detach or allocate tty)", console_socket_without_tty),
         case("process.user.id_range", "uid/gid/additionalGids 4294967295 or above 2147483647 (config and exec -u) are refused, never run as root (runc: uids and gids must be in range 0-2147483647)", id_range),
         case("process.env.invalid", "an env entry without a name or without '=' (config and exec -e) is refused before the process runs", env_invalid),
         case("process.oom_score_adj.denied", "oomScoreAdj -998 without CAP_SYS_RESOURCE fails naming /proc/self/oom_score_adj and the OS error", oom_denied)
@@ -276,6 +278,29 @@ fn not_found_words(ctx: &mut Ctx) -> Result<()> {
         let err = expect_refused(ctx, &b, "a missing program")?.to_lowercase();
         ensure!(err.contains("no such file or directory") || err.contains("not found"), "{prog}: the error does not say not found: {}", excerpt(&err));
     }
+    Ok(())
+}
+
+fn args_directory(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.args(&["/bin"]);
+    let err = expect_refused(ctx, &b, "a directory as the program")?;
+    ensure!(err.to_lowercase().contains("permission denied"), "the error does not say permission denied: {}", excerpt(&err));
+    Ok(())
+}
+
+fn console_socket_without_tty(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle()?;
+    // A socket that listens, so that a runtime that uses it is not stopped by connect().
+    let sock = ctx.path("console.sock");
+    let _listener = crate::console::listen(&sock)?;
+    let (c, ok) = ctx.try_create(&b, &Opts { console_socket: Some(sock), ..Default::default() })?;
+    if ok {
+        let _ = ctx.rt(&["delete", "--force", &c.id]);
+        anyhow::bail!("create with --console-socket and process.terminal false succeeded");
+    }
+    ensure!(!c.out.stderr.trim().is_empty(), "refused, but without any error message on stderr");
+    ensure!(!ctx.rt(&["state", &c.id])?.ok(), "refused, but state finds {}", c.id);
     Ok(())
 }
 
