@@ -66,10 +66,9 @@ pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
         Ok(spec) => (spec, Vec::new()),
         Err(_) => {
             let mut raw: serde_json::Value = serde_json::from_slice(&data).map_err(|e| SpecError::Json(cfg.clone(), e))?;
+            // Warned about once, by create (`Container::create`); start,
+            // exec and delete read the same bundle again without a word.
             let dropped = raw.get_mut("process").map(crate::backend::oci::caps::drop_unknown).unwrap_or_default();
-            if !dropped.is_empty() {
-                tracing::warn!("{}", crate::backend::oci::caps::warning(&dropped));
-            }
             let spec: Spec = serde_json::from_value(raw).map_err(|e| SpecError::Json(cfg.clone(), e))?;
             (spec, dropped)
         }

@@ -32,6 +32,9 @@ impl Container {
             bail!("--systemd-cgroup is not supported: nexcage is built without a systemd cgroup driver (use cgroupfs)");
         }
         let bundle = spec::load(&a.bundle)?;
+        if !bundle.dropped_caps.is_empty() {
+            tracing::warn!("{}", crate::backend::oci::caps::warning(&bundle.dropped_caps));
+        }
         check_console_socket(a, &bundle)?;
         let locked = ctx.store()?.create(&a.id)?;
         let rec = match new_record(ctx, a, &bundle) {
