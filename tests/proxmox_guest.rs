@@ -103,6 +103,27 @@ fn exec_failure_fails_start_every_time() {
     env.assert_clean("after failed starts");
 }
 
+/// A program that runs and exits at once with 127 (a shell that cannot find
+/// a command) did start: start exits 0 as runc's does, every time, and the
+/// holder's status is 127. The init tells its own failed exec apart by
+/// writing to its `ready` FIFO; `/proc` alone cannot tell the two once the
+/// process is exiting.
+#[test]
+fn quick_exit_127_is_a_start() {
+    let env = env_or_skip!("quick127", "pct");
+    let b = env.bundle("quick127", &["sh", "-c", "exit 127"], |_| {});
+    for i in 0..8 {
+        let id = format!("q{i}");
+        let o = env.nx(&["create", "-b", b.to_str().unwrap(), &id]);
+        assert!(o.status.success(), "create {i}: {}", out(&o));
+        let s = env.nx(&["start", &id]);
+        assert!(s.status.success(), "start {i} failed though the program ran: {}", out(&s));
+        let d = env.nx(&["delete", "-f", &id]);
+        assert!(d.status.success(), "delete {i}: {}", out(&d));
+    }
+    env.assert_clean("after quick exits");
+}
+
 /// Before start the guest exists: its PID 1 is nexcage-init (in the guest's
 /// pid namespace), `ps` lists it, and kill TERM ends it (status 143).
 #[test]

@@ -493,8 +493,10 @@ fn fork_holder(opts: &CreateOpts, tty: Option<Terminal>, j: &mut CreateJournal) 
     j.holder = Some(pid);
     j.holder_start = crate::proc::start_time(pid);
     j.begin(opts.dir, CreateStep::Init)?;
+    let said = ready.try_clone().context("dup the init's ready FIFO")?;
     let init = wait_for_init(opts.dir, j, pid, ready)?;
     j.init = Some((init, crate::proc::start_time(init)));
+    j.init_reports_exec_failure = guest_init::ready_byte(&said) == Some(guest_init::READY_WITH_EXEC_FAILURE);
     let spec_path = opts.bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref()).map(guest_cgroup::resolve);
     j.cgroup_dir = spec_path.filter(|p| guest_cgroup::path_of(init).as_ref() == Some(p));
     j.save(opts.dir)?;

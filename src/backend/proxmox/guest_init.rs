@@ -26,6 +26,13 @@ const DIR: &str = "init";
 const NAME: &str = "nexcage-init";
 const FIFO: &str = "start";
 const READY: &str = "ready";
+/// What the init writes to `ready` once it waits, when it also writes
+/// [`EXEC_FAILED`] there after a failed exec (`init/main.rs`, the same
+/// bytes; an older init wrote "1").
+pub const READY_WITH_EXEC_FAILURE: u8 = b'2';
+/// What the init writes to `ready` when the exec of the process failed,
+/// before it exits 127/126 (`init/main.rs`).
+pub const EXEC_FAILED: u8 = b'x';
 /// The process settings the init applies (`write_settings`).
 const SETTINGS: &str = "process";
 /// Where the dir is in the guest (relative to its root, for LXC).
@@ -181,9 +188,10 @@ fn id(p: &Path) -> Option<(u64, u64)> {
 
 /// The read end of the FIFO `ready`, opened without blocking. The init
 /// signals through it twice (`init/main.rs`): create's reader becomes
-/// readable once the init holds `start` open and writes a byte; start's
-/// reader hangs up once the init's exec is over (its close-on-exec write
-/// end closes). Open it before the guest starts (before the release), or
+/// readable once the init holds `start` open and writes a byte
+/// ([`READY_WITH_EXEC_FAILURE`]); start's reader hangs up once the init's
+/// exec is over (its close-on-exec write end closes), after reading
+/// [`EXEC_FAILED`] when the exec failed. Open it before the guest starts (before the release), or
 /// the init, finding no reader, says nothing (ENXIO) and the wait falls
 /// back to [`Wake`]'s safety step.
 ///
@@ -194,6 +202,13 @@ pub fn ready_signal(lxc_dir: &Path) -> Result<std::os::fd::OwnedFd> {
     let f = dir(lxc_dir).join(READY);
     let r = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&f).with_context(|| format!("open {}", f.display()))?;
     Ok(r.into())
+}
+
+/// One byte waiting in the read end of `ready` (opened non-blocking by
+/// [`ready_signal`]), if any.
+pub fn ready_byte(fd: &std::os::fd::OwnedFd) -> Option<u8> {
+    let mut b = [0u8; 1];
+    matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(fd), &mut b), Ok(1)).then_some(b[0])
 }
 
 /// Whether `pid` holds the start FIFO open (the init waits on it).

@@ -91,6 +91,11 @@ pub struct CreateJournal {
     /// The guest's init (host pid, start time), once it waits for start.
     #[serde(default)]
     pub init: Option<(i32, Option<u64>)>,
+    /// The init said it reports a failed exec through its `ready` FIFO
+    /// (`guest_init::READY_WITH_EXEC_FAILURE`); an init of an older
+    /// nexcage does not, and start then judges by `/proc` alone.
+    #[serde(default)]
+    pub init_reports_exec_failure: bool,
     /// process.env, handed to the init at start.
     #[serde(default)]
     pub env: Vec<String>,

@@ -14,7 +14,7 @@ use crate::backend::oci;
 use crate::proc;
 use crate::state::Record;
 
-pub fn kill(_rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
+pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
     let p = CreateJournal::load(dir)?;
     let Some(init) = lxc::from_holder(&p) else {
         // No guest (anymore): the holder is all there is.
@@ -24,9 +24,17 @@ pub fn kill(_rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
         return Ok(());
     };
     if all {
-        return oci::kill::all(&guest_cgroup::pids_of(init).unwrap_or_else(|_| vec![init]), sig);
+        oci::kill::all(&guest_cgroup::pids_of(init).unwrap_or_else(|_| vec![init]), sig)?;
+    } else {
+        send(init, sig)?;
     }
-    send(init, sig)
+    // runc's rule (libcontainer `Signal`): frozen tasks take SIGKILL only
+    // once thawed, so a paused container is thawed after it; other signals
+    // wait for resume.
+    if sig == libc::SIGKILL && rec.paused {
+        guest_cgroup::thaw(init);
+    }
+    Ok(())
 }
 
 fn send(pid: i32, sig: i32) -> Result<()> {

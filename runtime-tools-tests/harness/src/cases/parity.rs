@@ -35,6 +35,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.exec.paused_fails", "exec into a paused container fails at once, saying it is paused", exec_paused),
         case("misc.exec.created", "exec into a created container runs (runc allows it)", exec_created),
         case("misc.pause.created", "pause and resume of a created container work (runc allows it)", pause_created),
+        case("misc.pause.kill", "kill KILL of a paused container ends it within 5 s: reaped as SIGKILL, state stopped (runc thaws after SIGKILL; Podman's kill of a paused container)", pause_kill),
         case("process.args.not_executable", "a program without x bit: refused saying permission denied", not_executable),
         case("process.args.not_found_words", "a missing program: refused saying no such file or directory / not found", not_found_words),
         case("process.args.directory", "a directory as the program: refused saying permission denied (execve's EACCES, as runc says it)", args_directory),
@@ -260,6 +261,24 @@ fn pause_created(ctx: &mut Ctx) -> Result<()> {
     ensure!(ctx.status(&c.id)? == "paused", "after pause the status is not paused");
     ctx.rt(&["resume", &c.id])?.must()?;
     ensure!(ctx.status(&c.id)? == "created", "after resume the status is not created");
+    Ok(())
+}
+
+fn pause_kill(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    ctx.rt(&["pause", &c.id])?.must()?;
+    ctx.kill(&c.id, "KILL")?.must()?;
+    let e = match crate::sys::wait_pid(c.pid, Duration::from_secs(5))? {
+        Some(e) => e,
+        None => {
+            // Leave nothing frozen behind for the next case.
+            let _ = ctx.rt(&["resume", &c.id]);
+            anyhow::bail!("the paused container's process {} was still there 5 s after kill KILL", c.pid);
+        }
+    };
+    ensure!(e == Exit::Signal(libc::SIGKILL), "the process {e}, want killed by signal 9");
+    ensure!(ctx.status(&c.id)? == "stopped", "status after kill KILL of a paused container is {}", ctx.status(&c.id)?);
     Ok(())
 }
 

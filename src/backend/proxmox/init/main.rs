@@ -50,6 +50,11 @@ use std::os::unix::fs::OpenOptionsExt;
 
 const FIFO: &str = "/.nexcage/start";
 const READY: &str = "/.nexcage/ready";
+/// Written to `ready` once the init waits, by an init that writes
+/// [`EXEC_FAILED`] there when its exec fails (`guest_init.rs`).
+const READY_WITH_EXEC_FAILURE: &[u8] = b"2";
+/// Written to `ready` when the exec of the process failed.
+const EXEC_FAILED: &[u8] = b"x";
 const SETTINGS: &str = "/.nexcage/process";
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const O_NONBLOCK: c_int = 0o4000;
@@ -337,8 +342,10 @@ fn wait_and_exec() -> i32 {
         }
     };
     // Best effort: without it create still finds the init, at its next check.
+    // "2": this init also says when its exec fails (below); an older one
+    // wrote "1" and did not.
     if let Some(mut r) = open_ready() {
-        let _ = std::io::Write::write_all(&mut r, b"1");
+        let _ = std::io::Write::write_all(&mut r, READY_WITH_EXEC_FAILURE);
     }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&fifo);
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
@@ -370,7 +377,7 @@ fn wait_and_exec() -> i32 {
     // before a noNewPrivileges seccomp filter is loaded (below); one
     // without noNewPrivileges is on already, and should it refuse the open,
     // start only notices the exec later (at its safety step).
-    let _exec_signal = open_ready();
+    let exec_signal = open_ready();
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
         if let Err(e) = load_seccomp(bpf, settings.seccomp_flags) {
@@ -378,7 +385,14 @@ fn wait_and_exec() -> i32 {
             return 1;
         }
     }
-    exec(&args, &env)
+    let code = exec(&args, &env);
+    // The exec failed: said through `ready` before the exit closes it, so
+    // that start tells this 127/126 from a program that ran and exited at
+    // once with the same status (runc's start fails only for the former).
+    if let Some(mut w) = exec_signal {
+        let _ = std::io::Write::write_all(&mut w, EXEC_FAILED);
+    }
+    code
 }
 
 /// The write end of `/.nexcage/ready`, opened without blocking and
