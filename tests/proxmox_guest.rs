@@ -90,38 +90,37 @@ fn exec_failure_fails_start_every_time() {
     let prog = b.join("rootfs/bin/noint");
     std::fs::write(&prog, "#!/no/such/interpreter\necho hi\n").unwrap();
     std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    for i in 0..8 {
-        let id = format!("ef{i}");
-        let o = env.nx(&["create", "-b", b.to_str().unwrap(), &id]);
-        assert!(o.status.success(), "create {i}: {}", out(&o));
-        let s = env.nx(&["start", &id]);
-        assert!(!s.status.success(), "start {i} exited 0 though the exec failed: {}", out(&s));
-        assert!(String::from_utf8_lossy(&s.stderr).contains("did not start (status 127"), "start {i}: {}", out(&s));
-        let d = env.nx(&["delete", "-f", &id]);
-        assert!(d.status.success(), "delete {i}: {}", out(&d));
-    }
+    create_start_delete(&env, &b, "ef", |i, s| {
+        assert!(!s.status.success(), "start {i} exited 0 though the exec failed: {}", out(s));
+        assert!(String::from_utf8_lossy(&s.stderr).contains("did not start (status 127"), "start {i}: {}", out(s));
+    });
     env.assert_clean("after failed starts");
 }
 
 /// A program that runs and exits at once with 127 (a shell that cannot find
-/// a command) did start: start exits 0 as runc's does, every time, and the
-/// holder's status is 127. The init tells its own failed exec apart by
+/// a command) did start: start exits 0 as runc's does, every time. The
+/// init tells its own failed exec apart by
 /// writing to its `ready` FIFO; `/proc` alone cannot tell the two once the
 /// process is exiting.
 #[test]
 fn quick_exit_127_is_a_start() {
     let env = env_or_skip!("quick127", "pct");
     let b = env.bundle("quick127", &["sh", "-c", "exit 127"], |_| {});
+    create_start_delete(&env, &b, "q", |i, s| assert!(s.status.success(), "start {i} failed though the program ran: {}", out(s)));
+    env.assert_clean("after quick exits");
+}
+
+/// Eight rounds of create, start and delete -f of bundle `b` (ids
+/// `<prefix><n>`); `judge` checks each start's output.
+fn create_start_delete(env: &Env, b: &std::path::Path, prefix: &str, judge: impl Fn(usize, &std::process::Output)) {
     for i in 0..8 {
-        let id = format!("q{i}");
+        let id = format!("{prefix}{i}");
         let o = env.nx(&["create", "-b", b.to_str().unwrap(), &id]);
         assert!(o.status.success(), "create {i}: {}", out(&o));
-        let s = env.nx(&["start", &id]);
-        assert!(s.status.success(), "start {i} failed though the program ran: {}", out(&s));
+        judge(i, &env.nx(&["start", &id]));
         let d = env.nx(&["delete", "-f", &id]);
         assert!(d.status.success(), "delete {i}: {}", out(&d));
     }
-    env.assert_clean("after quick exits");
 }
 
 /// Before start the guest exists: its PID 1 is nexcage-init (in the guest's

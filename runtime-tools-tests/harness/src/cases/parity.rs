@@ -283,9 +283,14 @@ fn pause_kill(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn not_executable(ctx: &mut Ctx) -> Result<()> {
+    refused_permission_denied(ctx, "/etc/passwd", "a program without x bit")
+}
+
+/// `prog` as the program is refused, in runc's words "permission denied".
+fn refused_permission_denied(ctx: &mut Ctx, prog: &str, what: &str) -> Result<()> {
     let mut b = ctx.bundle()?;
-    b.args(&["/etc/passwd"]);
-    let err = expect_refused(ctx, &b, "a program without x bit")?;
+    b.args(&[prog]);
+    let err = expect_refused(ctx, &b, what)?;
     ensure!(err.to_lowercase().contains("permission denied"), "the error does not say permission denied: {}", excerpt(&err));
     Ok(())
 }
@@ -301,11 +306,7 @@ fn not_found_words(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn args_directory(ctx: &mut Ctx) -> Result<()> {
-    let mut b = ctx.bundle()?;
-    b.args(&["/bin"]);
-    let err = expect_refused(ctx, &b, "a directory as the program")?;
-    ensure!(err.to_lowercase().contains("permission denied"), "the error does not say permission denied: {}", excerpt(&err));
-    Ok(())
+    refused_permission_denied(ctx, "/bin", "a directory as the program")
 }
 
 fn console_socket_without_tty(ctx: &mut Ctx) -> Result<()> {
