@@ -27,7 +27,7 @@ pub struct Args {
 /// Like runc, the container is looked up before the signal is parsed:
 /// `kill NOSUCH BOGUS` says "does not exist" (exit 1), as runc does.
 pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
-    let c = Container::load(ctx, a.target.id())?;
+    let mut c = Container::load(ctx, a.target.id())?;
     let sig = match a.signal.or(a.signal_flag) {
         Some(s) => s.parse::<Sig>().map_err(|e| anyhow!("kill: {e}"))?.0,
         None => libc::SIGTERM,

@@ -8,9 +8,28 @@ use crate::context::Ctx;
 
 impl Container {
     /// Fails with "container not running" unless there is a process (or `all`).
-    pub fn kill(&self, ctx: &Ctx, signal: i32, all: bool) -> Result<()> {
+    ///
+    /// A paused container is thawed after the signal, as runc does, when
+    /// the signal is SIGKILL (libcontainer `Container.Signal`: frozen tasks
+    /// die only once thawed) or goes to every process (`--all`:
+    /// `signalAllProcesses` freezes, signals, thaws); it is then running
+    /// again and its state says so. Any other signal to the init waits
+    /// for resume.
+    pub fn kill(&mut self, ctx: &Ctx, signal: i32, all: bool) -> Result<()> {
         self.status().can_kill(all)?;
-        Ok(self.backend(ctx)?.kill(&self.rec, self.dir(), signal, all)?)
+        let backend = self.backend(ctx)?;
+        backend.kill(&self.rec, self.dir(), signal, all)?;
+        if self.rec.paused && (all || signal == libc::SIGKILL) && !self.status().is_stopped() {
+            // As runc, a failed thaw is a warning: the signal was sent.
+            match backend.resume(&self.rec, self.dir()) {
+                Ok(()) => {
+                    self.rec.paused = false;
+                    self.save()?;
+                }
+                Err(e) => tracing::warn!("thaw after kill: {e:#}"),
+            }
+        }
+        Ok(())
     }
 
     /// The admin `stop` step: sends `signal` unless the container has

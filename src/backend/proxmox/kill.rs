@@ -2,7 +2,8 @@
 //! 128+N for the stop signals), the application after — as runc signals
 //! its container's init. From an ancestor namespace a PID 1 gets SIGKILL
 //! always and other signals only when it handles them (pid_namespaces(7)),
-//! as under runc. `--all`: every pid of the guest's cgroup.
+//! as under runc. `--all`: every pid of the guest's cgroup. A paused
+//! guest's thaw after it is `Container::kill`'s (runc's rule).
 
 use std::path::Path;
 
@@ -12,9 +13,8 @@ use super::journal::CreateJournal;
 use super::{guest_cgroup, holder, lxc};
 use crate::backend::oci;
 use crate::proc;
-use crate::state::Record;
 
-pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
+pub fn kill(dir: &Path, sig: i32, all: bool) -> Result<()> {
     let p = CreateJournal::load(dir)?;
     let Some(init) = lxc::from_holder(&p) else {
         // No guest (anymore): the holder is all there is.
@@ -27,12 +27,6 @@ pub fn kill(rec: &Record, dir: &Path, sig: i32, all: bool) -> Result<()> {
         oci::kill::all(&guest_cgroup::pids_of(init).unwrap_or_else(|_| vec![init]), sig)?;
     } else {
         send(init, sig)?;
-    }
-    // runc's rule (libcontainer `Signal`): frozen tasks take SIGKILL only
-    // once thawed, so a paused container is thawed after it; other signals
-    // wait for resume.
-    if sig == libc::SIGKILL && rec.paused {
-        guest_cgroup::thaw(init);
     }
     Ok(())
 }

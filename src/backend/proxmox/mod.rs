@@ -168,8 +168,8 @@ impl Backend for Proxmox {
         Ok(start::start(rec, dir)?)
     }
 
-    fn kill(&self, rec: &Record, dir: &Path, signal: i32, all: bool) -> super::Result<()> {
-        Ok(kill::kill(rec, dir, signal, all)?)
+    fn kill(&self, _rec: &Record, dir: &Path, signal: i32, all: bool) -> super::Result<()> {
+        Ok(kill::kill(dir, signal, all)?)
     }
 
     fn delete(&self, rec: &Record, dir: &Path) -> super::Result<()> {

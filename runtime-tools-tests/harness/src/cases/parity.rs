@@ -36,6 +36,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.exec.created", "exec into a created container runs (runc allows it)", exec_created),
         case("misc.pause.created", "pause and resume of a created container work (runc allows it)", pause_created),
         case("misc.pause.kill", "kill KILL of a paused container ends it within 5 s: reaped as SIGKILL, state stopped (runc thaws after SIGKILL; Podman's kill of a paused container)", pause_kill),
+        case("misc.pause.kill_all", "kill --all TERM of a paused container thaws it (runc freezes, signals, thaws): state running at once, and a USR1 trap then ends it with status 3", pause_kill_all),
         case("process.args.not_executable", "a program without x bit: refused saying permission denied", not_executable),
         case("process.args.not_found_words", "a missing program: refused saying no such file or directory / not found", not_found_words),
         case("process.args.directory", "a directory as the program: refused saying permission denied (execve's EACCES, as runc says it)", args_directory),
@@ -279,6 +280,31 @@ fn pause_kill(ctx: &mut Ctx) -> Result<()> {
     };
     ensure!(e == Exit::Signal(libc::SIGKILL), "the process {e}, want killed by signal 9");
     ensure!(ctx.status(&c.id)? == "stopped", "status after kill KILL of a paused container is {}", ctx.status(&c.id)?);
+    Ok(())
+}
+
+fn pause_kill_all(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    // TERM ignored (the loop survives it), USR1 ends the loop with 3.
+    b.sh("trap '' TERM; trap 'exit 3' USR1; while :; do sleep 0.05; done");
+    let c = started(ctx, &b)?;
+    ctx.rt(&["pause", &c.id])?.must()?;
+    ctx.rt(&["kill", "--all", &c.id, "TERM"])?.must()?;
+    let after = ctx.status(&c.id)?;
+    if after != "running" {
+        let _ = ctx.rt(&["resume", &c.id]);
+        anyhow::bail!("status after kill --all TERM of a paused container is {after}, want running (thawed)");
+    }
+    // Only a thawed process runs its trap.
+    ctx.kill(&c.id, "USR1")?.must()?;
+    let e = match crate::sys::wait_pid(c.pid, Duration::from_secs(5))? {
+        Some(e) => e,
+        None => {
+            let _ = ctx.rt(&["resume", &c.id]);
+            anyhow::bail!("the process {} did not take USR1 within 5 s after kill --all: still frozen?", c.pid);
+        }
+    };
+    ensure!(e == Exit::Code(3), "the process {e}, want exit status 3 from its USR1 trap");
     Ok(())
 }
 
