@@ -270,14 +270,7 @@ fn pause_kill(ctx: &mut Ctx) -> Result<()> {
     let c = started(ctx, &b)?;
     ctx.rt(&["pause", &c.id])?.must()?;
     ctx.kill(&c.id, "KILL")?.must()?;
-    let e = match crate::sys::wait_pid(c.pid, Duration::from_secs(5))? {
-        Some(e) => e,
-        None => {
-            // Leave nothing frozen behind for the next case.
-            let _ = ctx.rt(&["resume", &c.id]);
-            anyhow::bail!("the paused container's process {} was still there 5 s after kill KILL", c.pid);
-        }
-    };
+    let e = exit_within_5s(ctx, &c, "kill KILL of the paused container")?;
     ensure!(e == Exit::Signal(libc::SIGKILL), "the process {e}, want killed by signal 9");
     ensure!(ctx.status(&c.id)? == "stopped", "status after kill KILL of a paused container is {}", ctx.status(&c.id)?);
     Ok(())
@@ -297,15 +290,21 @@ fn pause_kill_all(ctx: &mut Ctx) -> Result<()> {
     }
     // Only a thawed process runs its trap.
     ctx.kill(&c.id, "USR1")?.must()?;
-    let e = match crate::sys::wait_pid(c.pid, Duration::from_secs(5))? {
-        Some(e) => e,
-        None => {
-            let _ = ctx.rt(&["resume", &c.id]);
-            anyhow::bail!("the process {} did not take USR1 within 5 s after kill --all: still frozen?", c.pid);
-        }
-    };
+    let e = exit_within_5s(ctx, &c, "USR1 after kill --all")?;
     ensure!(e == Exit::Code(3), "the process {e}, want exit status 3 from its USR1 trap");
     Ok(())
+}
+
+/// How the container's process ended, within 5 s of `what`; if it is still
+/// there (frozen), the container is resumed for the next case and this fails.
+fn exit_within_5s(ctx: &mut Ctx, c: &Created, what: &str) -> Result<Exit> {
+    match crate::sys::wait_pid(c.pid, Duration::from_secs(5))? {
+        Some(e) => Ok(e),
+        None => {
+            let _ = ctx.rt(&["resume", &c.id]);
+            anyhow::bail!("the process {} was still there 5 s after {what}: still frozen?", c.pid);
+        }
+    }
 }
 
 fn not_executable(ctx: &mut Ctx) -> Result<()> {
