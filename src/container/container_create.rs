@@ -36,6 +36,7 @@ impl Container {
             tracing::warn!("{}", crate::backend::oci::caps::warning(&bundle.dropped_caps));
         }
         check_console_socket(a, &bundle)?;
+        crate::backend::oci::lsm::check(&bundle.spec)?;
         let locked = ctx.store()?.create(&a.id)?;
         let rec = match new_record(ctx, a, &bundle) {
             Ok(rec) => rec,

@@ -20,12 +20,15 @@ impl Container {
         let backend = self.backend(ctx)?;
         backend.kill(&self.rec, self.dir(), signal, all)?;
         if self.rec.paused && (all || signal == libc::SIGKILL) && !self.status().is_stopped() {
-            // As runc, a failed thaw is a warning: the signal was sent.
+            // As runc, a failed thaw is a warning: the signal was sent. A
+            // container that ended meanwhile (its cgroup gone with it) is
+            // not one.
             match backend.resume(&self.rec, self.dir()) {
                 Ok(()) => {
                     self.rec.paused = false;
                     self.save()?;
                 }
+                Err(_) if self.status().is_stopped() => {}
                 Err(e) => tracing::warn!("thaw after kill: {e:#}"),
             }
         }

@@ -69,7 +69,11 @@ pub fn render(i: &Inputs) -> String {
     put("lxc.console.path", "none");
     put("lxc.tty.max", "0");
     put("lxc.pty.max", "1024");
-    put("lxc.apparmor.profile", "unconfined");
+    // The bundle's profile (`process.apparmorProfile`, checked at create:
+    // lsm.rs), else none, as under runc: not PVE's `generated` one, which
+    // forbids mounts the OCI spec allows.
+    let profile = i.pve.lxc.iter().find(|(k, _)| k == "lxc.apparmor.profile").map(|(_, v)| v.as_str());
+    put("lxc.apparmor.profile", profile.unwrap_or("unconfined"));
     // nexcage's monitor names the init itself; anyone else's start gets
     // nexcage-init's refusal (guest_init.rs).
     put("lxc.init.cmd", super::guest_init::PVE_CMD);
@@ -372,6 +376,18 @@ mod tests {
         assert!(t.contains("lxc.mount.entry = /sys sys none rbind,ro,create=dir 0 0\n") && !t.contains("sysfs sys sysfs"), "{t}");
         assert!(t.contains("lxc.namespace.keep = net uts\n"), "{t}");
         assert!(keeps_ns(&p, "uts") && !keeps_ns(&p, "ipc"));
+    }
+
+    #[test]
+    fn apparmor_profile_of_the_bundle() {
+        let render_with = |p: &PveConfig| render(&Inputs { vmid: 101, rootfs: Path::new("/r"), pve: p, mode: CgroupMode::V1, cgroups_path: None, resources: None });
+        let t = render_with(&pve());
+        assert!(t.contains("lxc.apparmor.profile = unconfined\n"), "{t}");
+        let mut p = pve();
+        p.lxc.push(("lxc.apparmor.profile".into(), "docker-default".into()));
+        let t = render_with(&p);
+        assert_eq!(t.matches("lxc.apparmor.profile").count(), 1, "{t}");
+        assert!(t.contains("lxc.apparmor.profile = docker-default\n"), "{t}");
     }
 
     #[test]

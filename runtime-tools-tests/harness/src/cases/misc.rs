@@ -33,6 +33,8 @@ pub fn cases() -> Vec<Case> {
         case("misc.exec.tty", "exec --tty --console-socket: the pty master arrives, the process has a tty", exec_tty),
         case("misc.version", "--version exits 0 and names the spec version", version),
         case("misc.apparmor", "process.apparmorProfile is applied", apparmor).requires(need_apparmor),
+        case("misc.apparmor.unavailable", "process.apparmorProfile on a host without AppArmor is refused, never dropped (runc: unable to apply apparmor profile)", apparmor_unavailable).requires(no_apparmor),
+        case("misc.selinux.unavailable", "process.selinuxLabel on a host without SELinux is refused (runc: selinux label is specified in config, but selinux is disabled or not supported)", selinux_unavailable).requires(no_selinux),
         case("misc.selinux", "process.selinuxLabel is applied", selinux).requires(need_selinux),
     ]
 }
@@ -51,6 +53,14 @@ fn need_apparmor(h: &Host) -> Option<String> {
     } else {
         Some("AppArmor is not enabled in this kernel".into())
     }
+}
+
+fn no_apparmor(h: &Host) -> Option<String> {
+    h.apparmor.then(|| "AppArmor is enabled here: the profile would apply".into())
+}
+
+fn no_selinux(h: &Host) -> Option<String> {
+    h.selinux.then(|| "SELinux is enabled here: the label would apply".into())
 }
 
 fn need_selinux(h: &Host) -> Option<String> {
@@ -335,6 +345,20 @@ fn apparmor(ctx: &mut Ctx) -> Result<()> {
     b.set("/process/apparmorProfile", json!("unconfined"));
     b.checks(&["filehas=/proc/self/attr/current:unconfined"]);
     ctx.expect_checks(&b)?;
+    Ok(())
+}
+
+fn apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set("/process/apparmorProfile", json!("rtt-no-such-profile"));
+    expect_refused(ctx, &b, "an AppArmor profile without AppArmor")?;
+    Ok(())
+}
+
+fn selinux_unavailable(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set("/process/selinuxLabel", json!("system_u:system_r:container_t:s0:c1,c2"));
+    expect_refused(ctx, &b, "an SELinux label without SELinux")?;
     Ok(())
 }
 
