@@ -147,7 +147,12 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
         let last = t_err.join().unwrap_or_default();
         bail!("{}", last.trim_start_matches("nexcage: "));
     }
-    let pid = crate::container::Container::load(ctx, id)?.record().pid.unwrap_or(0);
+    // The container's process (its namespaces) and the one we reap: the
+    // same natively; on the Proxmox backend the guest's PID 1 and its holder.
+    let (pid, reaped) = {
+        let c = crate::container::Container::load(ctx, id)?;
+        (c.record().pid.unwrap_or(0), c.record().reaped_pid().unwrap_or(0))
+    };
     // Its namespaces exist and its process waits for start: the network now.
     if let Err(e) = crate::network::attach(ctx, id, dir, pid) {
         let _ = nexcage(ctx)?.args(["delete", "--force", id]).stdin(Stdio::null()).output();
@@ -162,7 +167,7 @@ fn supervise(ctx: &Ctx, id: &str, dir: &Path, start: bool) -> Result<i32> {
         }
     }
     report("ok");
-    reap(dir, pid);
+    reap(dir, reaped);
     if let Err(e) = crate::network::detach(ctx, id, dir, Some(pid)) {
         tracing::warn!("removing the network of {id}: {e:#}");
     }
