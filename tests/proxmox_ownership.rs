@@ -398,6 +398,31 @@ fn dataset_taken_over_stays_mounted() {
     env.assert_clean("after the operator removed the dataset");
 }
 
+/// An operator replaced the guest's Notes, and with them nexcage's owner
+/// line: delete leaves the guest (not provably ours) and, since that guest
+/// still has the dataset as its rootfs, the dataset and LXC dir too; never
+/// a registered guest whose disk is gone.
+#[test]
+fn notes_replaced_keeps_guest_and_disk() {
+    let env = env_or_skip!("notes", "api");
+    let b = env.bundle("notes", &["sleep", "100"], |_| {});
+    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), "n"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let n = vmid_of(&env.root, "n");
+    pct(&env, &["set", &n.to_string(), "--description", "operator note"]);
+    let o = env.nx(&["delete", "-f", "n"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let ds = format!("{}/data/subvol-{n}-disk-0", env.pool);
+    assert!(err.contains(&format!("left guest {n} alone")) && err.contains(&format!("left dataset {ds}")), "says what it left: {err}");
+    assert!(env.states().is_empty(), "n's state is gone");
+    assert_eq!(env.guests(), vec![n], "the guest stays");
+    assert_eq!(env.datasets(), vec![ds], "with its rootfs");
+    assert!(env.dir.join("lxc").join(n.to_string()).exists(), "and its LXC dir");
+    operator_remove(&env, n);
+    env.assert_clean("after the operator removed the guest");
+}
+
 /// Whether the running kernel is at least `major.minor` (`uname -r`).
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

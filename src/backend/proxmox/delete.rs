@@ -105,6 +105,8 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
     // Clearing protection makes PVE regenerate `<lxc_path>/<vmid>` from
     // the guest config: once our guest is destroyed, that dir is ours too.
     let mut guest_destroyed = false;
+    // The config of a guest left alone (not provably ours), if it exists.
+    let mut kept = None;
     let mut verdict = None;
     // The dataset's owner is read while the guest is destroyed (one zfs
     // round trip off the delete), under the VMID's claim lock, held until
@@ -129,7 +131,12 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
         let unmounted = checked.as_ref().is_some_and(|c| c.1);
         verdict = checked.map(|c| c.0);
         guest_destroyed = match guest {
-            Ok(d) => d,
+            Ok(GuestOutcome::Destroyed) => true,
+            Ok(GuestOutcome::Gone) => false,
+            Ok(GuestOutcome::LeftAlone(c)) => {
+                kept = Some(c);
+                false
+            }
             Err(e) => {
                 if let (true, Some(ds)) = (unmounted, &p.dataset) {
                     if let Err(me) = nexcage_zfs::Zfs::new().mount(ds) {
@@ -139,6 +146,19 @@ fn remove(px: &Proxmox, p: &CreateJournal, lxc_ours: bool) -> Result<()> {
                 return Err(e);
             }
         };
+    }
+    // A guest left alone that still has the dataset as a volume (an
+    // operator replaced its Notes, and with them the owner line) keeps it,
+    // and its LXC dir (its config includes nexcage's): never a registered
+    // guest whose disk is gone.
+    if let (Some(c), Some(ds), Some(vmid)) = (&kept, &p.dataset, p.vmid) {
+        if uses_dataset(c, ds) {
+            // Its processes, our holder's, were stopped above: LXC's empty
+            // cgroups of them go (rmdir leaves any cgroup in use).
+            guest_cgroup::remove_leftovers(vmid);
+            tracing::warn!("left dataset {ds} and {} alone: guest {vmid}, which stays, has it as a volume", p.lxc_dir().map(|d| d.display().to_string()).unwrap_or_default());
+            return Ok(());
+        }
     }
     // The LXC dir goes while zfs destroys the dataset (neither needs the other).
     let lxc_dir = p.lxc_dir().filter(|_| lxc_ours || guest_destroyed);
@@ -167,22 +187,41 @@ pub(super) fn remove_lxc_dir(d: &Path) -> Result<()> {
     }
 }
 
+/// What [`destroy_guest`] did.
+enum GuestOutcome {
+    Destroyed,
+    /// It did not exist (anymore).
+    Gone,
+    /// Someone else's, or no longer provably ours: left, with its config.
+    LeftAlone(nexcage_pve::driver::GuestConfig),
+}
+
+/// Whether the guest has dataset `ds` as a volume (`rootfs`, `mpN`,
+/// `unusedN`: `<storage>:<volume name>[,options]`, the volume named as the
+/// dataset's last component: PROXMOX-FACTS §7).
+fn uses_dataset(c: &nexcage_pve::driver::GuestConfig, ds: &str) -> bool {
+    let name = ds.rsplit('/').next().unwrap_or(ds);
+    c.keys.iter().filter(|(k, _)| *k == "rootfs" || k.starts_with("mp") || k.starts_with("unused")).any(|(_, v)| {
+        let volume = v.split(',').next().unwrap_or_default();
+        volume.split_once(':').is_some_and(|(_, n)| n == name)
+    })
+}
+
 /// Unregisters the guest when it carries `owner`'s record (clearing its
-/// protection first): true then. One that does not exist (anymore) counts
-/// as done, someone else's is left alone with a warning (both false).
-/// `go` gets true once the guest is known ours and unlocked (only the API
-/// calls of its destroy are left), false once it is known gone or someone
-/// else's.
-fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Sender<bool>) -> Result<bool> {
+/// protection first). One that does not exist (anymore) counts as done,
+/// someone else's is left alone with a warning. `go` gets true once the
+/// guest is known ours and unlocked (only the API calls of its destroy are
+/// left), false once it is known gone or someone else's.
+fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Sender<bool>) -> Result<GuestOutcome> {
     let cp = px.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {
         (Verdict::Ours, Some(c)) => c,
-        (verdict, _) => {
-            if let Verdict::Foreign(why) = verdict {
+        (verdict, config) => {
+            if let Verdict::Foreign(why) = &verdict {
                 tracing::warn!("left guest {vmid} alone: {why}");
             }
             let _ = go.send(false);
-            return Ok(false);
+            return Ok(config.filter(|_| verdict != Verdict::Gone).map_or(GuestOutcome::Gone, GuestOutcome::LeftAlone));
         }
     };
     if wait_for_lock(&*cp, vmid, &config, px.config().lock_wait()) {
@@ -203,7 +242,7 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Se
     });
     cleared.context("clear protection")?;
     gone(cp.destroy(vmid, true))?;
-    Ok(true)
+    Ok(GuestOutcome::Destroyed)
 }
 
 /// Waits up to `wait` for the guest's Proxmox lock to go (`create`, a
