@@ -100,8 +100,8 @@ fn id_errors() {
     for id in ["../evil", "a/b", "..", "with space"] {
         fails_cleanly(&root, &log, &["create", "--bundle", bs, id], "invalid container id");
     }
-    let long = "x".repeat(1025);
-    fails_cleanly(&root, &log, &["create", "--bundle", bs, &long], "longer than 1024");
+    let long = "x".repeat(256);
+    fails_cleanly(&root, &log, &["create", "--bundle", bs, &long], "longer than 255");
     assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none());
 
     // duplicate id: the second create fails and the first container is untouched

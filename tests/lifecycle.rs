@@ -194,6 +194,10 @@ fn exec_runs_in_the_container() {
     let o = nx(&root, &["exec", "--env", "X=42", "--cwd", "/tmp", "life-e1", "sh", "-c", "echo $(hostname) $X $(pwd); exit 3"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "exechost 42 /tmp");
+    // A relative --cwd is refused in runc's words, with exec's 255.
+    let o = nx(&root, &["exec", "--cwd", "tmp", "life-e1", "pwd"]);
+    assert_eq!(o.status.code(), Some(255), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Cwd must be an absolute path"), "{}", stderr(&o));
     let l = nx(&root, &["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
     assert_eq!(v[0]["id"], "life-e1");

@@ -45,7 +45,8 @@ pub fn run() -> Result<i32> {
             "mountExtensions": {"idmap": {"enabled": true}},
         },
         "annotations": {
-            "org.nexcage.backends": "native",
+            // Both are built in; which one a container gets is the configuration's.
+            "org.nexcage.backends": "native,proxmox",
             "org.opencontainers.runtime-spec.version": super::SPEC_VERSION,
         },
     });

@@ -14,6 +14,11 @@ impl Container {
     /// takes a terminal only through a process file, as runc's `exec -t CMD`).
     pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<i32> {
         self.status().can_exec(opts.ignore_paused)?;
+        // runc's words; a relative cwd would resolve against whatever the
+        // backend's working directory happens to be.
+        if opts.cwd.as_deref().is_some_and(|c| !Path::new(c).is_absolute()) {
+            anyhow::bail!("Cwd must be an absolute path");
+        }
         let tty_file = if tty && opts.process_file.is_none() {
             let f = self.dir().join(format!("exec-{}.json", std::process::id()));
             write_tty_process(&self.rec.bundle, &opts, &f)?;

@@ -6,11 +6,15 @@ use thiserror::Error;
 pub enum IdError {
     #[error("invalid container id: must not be empty")]
     Empty,
-    #[error("invalid container id {0:?}: longer than 1024 characters")]
+    #[error("invalid container id {0:?}: longer than 255 characters (it names the state directory)")]
     TooLong(String),
     #[error("invalid container id {0:?}: only letters, digits, '_', '+', '-' and '.' are allowed, and it must not be '.' or '..'")]
     BadChars(String),
 }
+
+/// The longest id: a file name's limit (NAME_MAX), as the id names the
+/// container's state directory.
+const MAX_LEN: usize = 255;
 
 /// Accepts runc's id alphabet (`[A-Za-z0-9_+.-]`), which covers containerd's
 /// 64-hex ids; rejects path tricks (`/`, `.`, `..`) and over-long ids.
@@ -18,7 +22,7 @@ pub fn validate(id: &str) -> Result<(), IdError> {
     if id.is_empty() {
         return Err(IdError::Empty);
     }
-    if id.len() > 1024 {
+    if id.len() > MAX_LEN {
         let short: String = id.chars().take(32).collect();
         return Err(IdError::TooLong(format!("{short}...")));
     }
@@ -35,7 +39,7 @@ mod tests {
 
     #[test]
     fn accepts_engine_ids() {
-        for id in ["a", "web-1", "x.y_z+1", &"f".repeat(64), &"a".repeat(1024)] {
+        for id in ["a", "web-1", "x.y_z+1", &"f".repeat(64), &"a".repeat(255)] {
             assert_eq!(validate(id), Ok(()), "{id}");
         }
     }
@@ -45,6 +49,6 @@ mod tests {
         for id in ["", ".", "..", "a/b", "../x", "a b", "é", "a\n"] {
             assert!(validate(id).is_err(), "{id:?}");
         }
-        assert!(matches!(validate(&"a".repeat(1025)), Err(IdError::TooLong(_))));
+        assert!(matches!(validate(&"a".repeat(256)), Err(IdError::TooLong(_))));
     }
 }
