@@ -52,6 +52,27 @@ fn run_returns_exit_status() {
     assert!(!root.join("life-r7").exists(), "run removes the container afterwards");
 }
 
+/// `run` in the foreground with `process.terminal` and no
+/// --console-socket: as runc, nexcage takes the pty and relays it (the
+/// process's stdio is a pty; its output reaches nexcage's stdout), also
+/// without a terminal of nexcage's own; `exec -t` alike.
+#[test]
+fn foreground_terminal_is_relayed() {
+    let s = Scratch::new("runtty");
+    let root = s.path().join("root");
+    let b = bundle(s.path(), "bt", &["sh", "-c", "tty; echo out; exit 5"], |spec| spec["process"]["terminal"] = true.into());
+    let o = nx(&root, &["run", "--bundle", b.to_str().unwrap(), "life-tty"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("/dev/pts/") && text.contains("out"), "{text}");
+    let b = bundle(s.path(), "bs", &["sleep", "100"], |_| {});
+    assert!(nx_detached(&root, &["run", "-d", "--bundle", b.to_str().unwrap(), "life-ttye"], &s.path().join("out")).success());
+    let o = nx(&root, &["exec", "-t", "life-ttye", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(nx(&root, &["delete", "-f", "life-ttye"]).status.success());
+}
+
 #[test]
 fn run_killed_by_sigterm_gives_143() {
     let s = Scratch::new("run143");

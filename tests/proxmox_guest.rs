@@ -32,6 +32,27 @@ fn runc_spec_bundle_with_only_busybox() {
     env.assert_clean("after run");
 }
 
+/// A `runc spec` bundle as written (`process.terminal` true) runs in the
+/// foreground without --console-socket, as under runc: nexcage relays the
+/// guest's pty to its stdio; `exec -t` alike.
+#[test]
+fn foreground_terminal_is_relayed() {
+    let env = env_or_skip!("tty", "api");
+    let b = env.bundle("tty", &["sh", "-c", "tty; echo out; exit 5"], |v| v["process"]["terminal"] = true.into());
+    let o = env.nx(&["run", "-b", b.to_str().unwrap(), "tty"]);
+    assert_eq!(o.status.code(), Some(5), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("/dev/") && !text.contains("not a tty") && text.contains("out"), "{}", out(&o));
+    let b = env.bundle("ttyexec", &["sleep", "100"], |_| {});
+    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), "ttye"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = env.nx(&["exec", "-t", "ttye", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(o.status.code(), Some(4), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"), "{}", out(&o));
+    assert!(env.nx(&["delete", "-f", "ttye"]).status.success());
+    env.assert_clean("after the terminal runs");
+}
+
 /// A program the rootfs lacks fails create with runc's words, on stderr and
 /// in the JSON log, and nothing is left.
 #[test]

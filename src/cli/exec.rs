@@ -115,10 +115,14 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    let pid = c.exec(ctx, opts, a.tty)?;
+    let (pid, relay) = c.exec(ctx, opts, a.tty)?;
     a.handoff.send_pidfd(Some(pid))?;
     if a.detach {
         return Ok(0);
     }
-    wait_forwarding(pid)
+    let code = wait_forwarding(pid);
+    if let Some(r) = relay {
+        r.finish();
+    }
+    code
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::Container;
+use super::{console_relay, Container};
 use crate::backend::{self, CreateOpts};
 use crate::context::Ctx;
 use crate::state::{Locked, Record};
@@ -42,7 +42,16 @@ impl Container {
             Ok(rec) => rec,
             Err(e) => return Err(abandon(locked, a, e)),
         };
-        let mut c = Container { locked, rec };
+        let mut c = Container { locked, rec, console: None };
+        // runc's foreground `run` with a terminal: nexcage takes the pty and
+        // relays it (container_run.rs).
+        let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        if terminal && a.foreground && a.console_socket.is_none() {
+            match console_relay::ConsoleSocket::bind() {
+                Ok(s) => c.console = Some(s),
+                Err(e) => return Err(abandon(c.locked, a, e)),
+            }
+        }
         match c.create_in_backend(ctx, a, &bundle) {
             Ok(()) => Ok(c),
             Err(e) => Err(abandon(c.locked, a, e)),
@@ -59,7 +68,7 @@ impl Container {
             bundle,
             dir: self.dir(),
             pid_file: a.pid_file.as_ref().map(absolute),
-            console_socket: a.console_socket.as_ref().map(absolute),
+            console_socket: a.console_socket.as_ref().map(absolute).or_else(|| self.console.as_ref().map(|s| s.path().to_path_buf())),
             preserve_fds: a.preserve_fds,
             no_pivot: a.no_pivot,
             foreground: a.foreground,

@@ -26,7 +26,7 @@ impl Container {
             Err(_) if force => return locked.remove().map(|()| None),
             Err(e) => return Err(e),
         };
-        let c = Container { locked, rec };
+        let c = Container { locked, rec, console: None };
         c.status().can_delete(id, force)?;
         let be = c.backend(ctx)?;
         c.teardown(&*be).with_context(|| format!("delete {id}"))?;

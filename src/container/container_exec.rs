@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::console_relay::{ConsoleSocket, Relay};
 use super::Container;
 use crate::backend::ExecOpts;
 use crate::context::Ctx;
@@ -12,7 +13,10 @@ impl Container {
     /// Starts the process and returns its pid. With `tty` and no process
     /// file, one is written from the container's own process (libcontainer
     /// takes a terminal only through a process file, as runc's `exec -t CMD`).
-    pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<i32> {
+    /// A foreground `tty` exec without `--console-socket` gets its pty
+    /// relayed to nexcage's stdio, as runc does (the [`Relay`] returned;
+    /// the caller finishes it once the process has ended).
+    pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<(i32, Option<Relay>)> {
         self.status().can_exec(opts.ignore_paused)?;
         // runc's words; a relative cwd would resolve against whatever the
         // backend's working directory happens to be.
@@ -27,11 +31,26 @@ impl Container {
         } else {
             None
         };
+        let console = if tty && !opts.detach && opts.console_socket.is_none() {
+            let s = ConsoleSocket::bind()?;
+            opts.console_socket = Some(s.path().to_path_buf());
+            Some(s)
+        } else {
+            None
+        };
         let res = self.backend(ctx).and_then(|be| Ok(be.exec(&self.rec, self.dir(), &opts)?));
         if let Some(f) = tty_file {
             let _ = std::fs::remove_file(f);
         }
-        res
+        let pid = res?;
+        match console.map(|s| s.receive().and_then(Relay::start)).transpose() {
+            Ok(relay) => Ok((pid, relay)),
+            Err(e) => {
+                let _ = crate::proc::signal(pid, libc::SIGKILL);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(e)
+            }
+        }
     }
 }
 

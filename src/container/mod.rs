@@ -4,6 +4,7 @@
 //! transition (`Status::can_*`), call the backend, record the new state,
 //! save. The lock is held for as long as the handle lives.
 
+pub mod console_relay;
 mod container_create;
 mod container_delete;
 mod container_events;
@@ -30,6 +31,9 @@ pub use container_create::CreateArgs;
 pub struct Container {
     locked: Locked,
     rec: Record,
+    /// Where the backend sends the pty of a foreground `run` with
+    /// `process.terminal` and no `--console-socket` (`console_relay.rs`).
+    console: Option<console_relay::ConsoleSocket>,
 }
 
 impl Container {
@@ -43,7 +47,7 @@ impl Container {
     pub fn load_from(store: &Store, id: &str) -> Result<Container> {
         let locked = store.lock(id)?;
         let rec = locked.load()?;
-        Ok(Container { locked, rec })
+        Ok(Container { locked, rec, console: None })
     }
 
     pub fn record(&self) -> &Record {

@@ -32,7 +32,9 @@ pub fn create(o: &CreateOpts) -> Result<Created> {
     // systemd cgroup driver (the front end refuses --systemd-cgroup).
     let causes = init_errors::file_in(o.dir);
     let built = init_errors::capture(&causes, || {
-        b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground).with_no_pivot(o.no_pivot).build()
+        // libcontainer reads `detach` only to pair a terminal with a console
+        // socket; a foreground `run` relays its pty through one of its own.
+        b.as_init(&lc_bundle).with_systemd(false).with_detach(!o.foreground || o.console_socket.is_some()).with_no_pivot(o.no_pivot).build()
     });
     let causes = init_errors::take(&causes);
     attach_lock::reap();

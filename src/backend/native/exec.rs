@@ -84,7 +84,7 @@ fn run_tenant(rec: &Record, dir: &Path, o: &ExecOpts, process_file: PathBuf, exe
         b = b.with_pid_file(Some(p)).map_err(describe)?;
     }
     let causes = init_errors::file_in(dir);
-    let built = init_errors::capture(&causes, || b.as_tenant().with_detach(o.detach).with_process(Some(process_file)).build());
+    let built = init_errors::capture(&causes, || b.as_tenant().with_detach(o.detach || o.console_socket.is_some()).with_process(Some(process_file)).build());
     let causes = init_errors::take(&causes);
     match built {
         Ok(pid) => Ok(pid.as_raw()),
