@@ -107,6 +107,9 @@ fn guest_in_cgroups_path_holder_in_its_stats_hierarchies() {
     let o = env.nx(&["update", "--memory", "96m", "c1"]);
     assert!(o.status.success(), "update: {}", out(&o));
     assert_eq!(read(dir_in("memory", &cg).join("memory.limit_in_bytes")), (96 * MIB).to_string());
+    // Proxmox's view follows (its config, what the GUI and `pct config` show).
+    let o = env.cmd("pct").args(["config", &vmid]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "memory: 96"), "pct config after update: {}", out(&o));
     let stats = env.nx(&["events", "--stats", "c1"]);
     let sv: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap_or_else(|_| panic!("stats: {}", out(&stats)));
     assert_eq!(sv["data"]["memory"]["usage"]["limit"], 96 * MIB, "{sv}");

@@ -193,7 +193,7 @@ impl Backend for Proxmox {
     }
 
     fn update(&self, _rec: &Record, dir: &Path, resources: &LinuxResources) -> super::Result<()> {
-        Ok(update::update(dir, resources)?)
+        Ok(update::update(self, dir, resources)?)
     }
 
     fn stats(&self, _rec: &Record, dir: &Path) -> super::Result<Stats> {

@@ -3,20 +3,25 @@
 //! libcgroups and read back as the native backend does
 //! (`native::update::update_cgroup`): memory with swap in the order the
 //! kernel accepts, pids, cpu, cpuset, blkio, `disableOOMKiller`; a file the
-//! host lacks or a value the kernel refuses fails the update clearly.
+//! host lacks or a value the kernel refuses fails the update clearly. The
+//! guest's Proxmox config gets the same memory, swap and CPU values first.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use libcgroups::common::{create_cgroup_manager, CgroupConfig};
 use libcontainer::oci_spec::runtime::LinuxResources;
 
+use nexcage_pve::driver::ControlPlane;
+
 use super::journal::CreateJournal;
-use super::{guest_cgroup, lxc};
+use super::owner::Verdict;
+use super::{guest_cgroup, lxc, Proxmox};
 use crate::backend::native::update::update_cgroup;
 use crate::backend::BackendError;
 
-pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
+pub fn update(px: &Proxmox, dir: &Path, r: &LinuxResources) -> Result<()> {
     let j = CreateJournal::load(dir)?;
     let Some(init) = lxc::init_pid(&j) else { return Err(BackendError::NotRunning.into()) };
     let path = guest_cgroup::path_of(init).context("the guest is in no memory cgroup")?;
@@ -26,5 +31,50 @@ pub fn update(dir: &Path, r: &LinuxResources) -> Result<()> {
     // passes the spec's whole list again, led by "deny a").
     let mut r = r.clone();
     r.set_devices(None);
-    update_cgroup(&m, init, &r)
+    // Proxmox's view first, so that its refusal (a lock, a bound) changes
+    // nothing; put back should the cgroup refuse the new limits.
+    let registered = registered_view(px, &j, &r)?;
+    if let Err(e) = update_cgroup(&m, init, &r) {
+        if let Some(view) = registered {
+            view.restore();
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The guest's Proxmox config before an update changed its `memory`,
+/// `swap`, `cpuunits`, `cpulimit` or `cores` (PUT, as `pct set` would: on a
+/// node PVE applies them to the running guest's cgroups too, through LXC's
+/// command socket, which the holder answers).
+struct RegisteredView {
+    cp: Box<dyn ControlPlane>,
+    vmid: u32,
+    before: BTreeMap<String, Option<String>>,
+}
+
+impl RegisteredView {
+    fn restore(self) {
+        let set = self.before.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
+        let delete: Vec<String> = self.before.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
+        if let Err(e) = self.cp.set_config(self.vmid, &set, &delete) {
+            tracing::warn!("could not put guest {}'s config back: {e}", self.vmid);
+        }
+    }
+}
+
+/// Writes the update's keys into the guest's Proxmox config when the guest
+/// is this container's (the owner record; a VMID an operator reused is
+/// left alone). None when nothing was written.
+fn registered_view(px: &Proxmox, j: &CreateJournal, r: &LinuxResources) -> Result<Option<RegisteredView>> {
+    let keys = nexcage_pve::mapping::update_keys(&serde_json::to_value(r)?)?;
+    let (Some(vmid), Some(owner), false) = (j.vmid.filter(|_| j.guest), &j.owner, keys.is_empty()) else { return Ok(None) };
+    let cp = px.for_journal(j)?.driver()?;
+    let config = match owner.check_guest(&*cp, vmid)? {
+        (Verdict::Ours, Some(c)) => c,
+        _ => return Ok(None),
+    };
+    let before = keys.keys().map(|k| (k.clone(), config.keys.get(k).cloned())).collect();
+    cp.set_config(vmid, &keys, &[]).with_context(|| format!("update guest {vmid}'s config"))?;
+    Ok(Some(RegisteredView { cp, vmid, before }))
 }

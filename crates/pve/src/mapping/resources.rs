@@ -44,6 +44,32 @@ pub(super) fn map(r: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), Map
     Ok(())
 }
 
+/// The guest-config keys an OCI `update` (runc's `update`: a
+/// `LinuxResources` in which only what is set changes) changes: `memory`
+/// for `memory.limit`, `swap` for `memory.swap` with it, `cpuunits`,
+/// `cpulimit` and `cores` for `cpu.shares`, `cpu.quota` and `cpu.cpus`,
+/// with create's units and bounds (a limit below 16 MiB, shares outside
+/// 2..262144, ... are the same errors). Fields left out (or 0) give no key.
+pub fn update_keys(r: &Value) -> Result<std::collections::BTreeMap<String, String>, MapError> {
+    let mut out = Out::default();
+    let m = r.get("memory").unwrap_or(&Value::Null);
+    let limit = m.get("limit").and_then(Value::as_i64).filter(|l| *l > 0);
+    if let Some(l) = limit {
+        if l < 16 * MIB {
+            return err(format!("{P}.memory.limit"), format!("{l} bytes is below Proxmox's 16 MiB minimum"));
+        }
+        out.key("memory", mib_ceil(l).to_string());
+        if let Some(s) = m.get("swap").and_then(Value::as_i64).filter(|s| *s > 0) {
+            if s < l {
+                return err(format!("{P}.memory.swap"), format!("{s} is below memory.limit {l} (OCI swap is memory+swap)"));
+            }
+            out.key("swap", mib_ceil(s - l).to_string());
+        }
+    }
+    cpu(r.get("cpu").unwrap_or(&Value::Null), &mut out)?;
+    Ok(out.keys)
+}
+
 fn memory(m: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {
     let limit = m.get("limit").and_then(Value::as_i64).filter(|l| *l != -1);
     let swap = m.get("swap").and_then(Value::as_i64).filter(|s| *s != -1);

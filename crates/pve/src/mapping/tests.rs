@@ -706,3 +706,16 @@ fn domainname_with_a_uts_namespace_and_ambient_outside_bounding_map() {
     let c = map_with(json!({"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"ambient":["CAP_NET_BIND_SERVICE"]}}})).unwrap();
     assert_eq!(raw(&c, "lxc.cap.keep"), ["kill"]);
 }
+
+#[test]
+fn update_keys_only_what_is_set() {
+    let keys = |v: Value| update_keys(&v).map(|k| k.into_iter().collect::<Vec<_>>());
+    let kv = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    assert_eq!(keys(json!({"memory":{"limit":100663296}})).unwrap(), kv(&[("memory", "96")]));
+    assert_eq!(keys(json!({"memory":{"limit":67108864,"swap":134217728}})).unwrap(), kv(&[("memory", "64"), ("swap", "64")]));
+    assert_eq!(keys(json!({"cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1"}})).unwrap(), kv(&[("cores", "2"), ("cpulimit", "0.5"), ("cpuunits", "39")]));
+    // 0 (runc: unchanged) and what Proxmox has no key for give nothing.
+    assert_eq!(keys(json!({"memory":{"limit":0},"pids":{"limit":10},"cpu":{"shares":0}})).unwrap(), kv(&[]));
+    assert!(keys(json!({"memory":{"limit":8388608}})).unwrap_err().to_string().contains("16 MiB"));
+    assert!(keys(json!({"memory":{"limit":67108864,"swap":33554432}})).is_err());
+}
