@@ -53,6 +53,21 @@ fn foreground_terminal_is_relayed() {
     env.assert_clean("after the terminal runs");
 }
 
+/// A guest LXC cannot start fails create with LXC's own words in one
+/// line on stderr: nexcage's, quoting them; none of LXC's lines reach
+/// stderr themselves (the holder's stderr is the container's).
+#[test]
+fn lxc_failure_is_one_line() {
+    let env = env_or_skip!("lxcfail", "api");
+    let b = env.bundle("lxcfail", &["true"], |v| v["process"]["rlimits"] = serde_json::json!([{"type":"RLIMIT_NOFILE","hard":1,"soft":2}]));
+    let o = env.nx(&["create", "-b", b.to_str().unwrap(), "lf"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("nexcage: LXC could not start the guest: ") && err.contains("limit"), "{err}");
+    env.assert_clean("after the failed create");
+}
+
 /// A program the rootfs lacks fails create with runc's words, on stderr and
 /// in the JSON log, and nothing is left.
 #[test]

@@ -150,10 +150,13 @@ pub const LXC_LOG: &str = "lxc.log";
 fn run_guest(dir: &Path, p: &CreateJournal) -> Result<i32> {
     let (Some(vmid), Some(lxc_path), Some(lxc_dir)) = (p.vmid, &p.lxc_path, p.lxc_dir()) else { bail!("create did not finish") };
     let name = vmid.to_string();
-    liblxc::log_to(&name, lxc_path, &dir.join(LXC_LOG), "INFO")?;
+    liblxc::log_level("INFO")?;
     let mut c = liblxc::Container::new(&name, lxc_path)?;
     // nexcage's settings, whatever PVE last rendered into `config` (include.rs).
     c.clear_config()?;
+    // Before the config, so that its errors are in the file too.
+    let log = dir.join(LXC_LOG);
+    c.set("lxc.log.file", &log.to_string_lossy())?;
     c.load_config(&super::include::start_path(&lxc_dir))?;
     for (kind, path) in &p.shares {
         c.set(&format!("lxc.namespace.share.{kind}"), path)?;

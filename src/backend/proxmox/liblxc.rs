@@ -122,15 +122,21 @@ fn cstr(s: impl AsRef<std::ffi::OsStr>) -> Result<CString> {
     CString::new(s.as_ref().as_bytes()).context("string with a NUL byte")
 }
 
-/// Sends liblxc's log of this process to `file` at `level` (`ERROR`,
-/// `WARN`, `INFO`, ...), nothing to stderr. Once per process.
-pub fn log_to(name: &str, lxc_path: &Path, file: &Path, level: &str) -> Result<()> {
-    let (n, p, f, l, pre) = (cstr(name)?, cstr(lxc_path)?, cstr(file)?, cstr(level)?, cstr("nexcage-monitor")?);
-    let mut log = RawLog { name: n.as_ptr(), lxcpath: p.as_ptr(), file: f.as_ptr(), level: l.as_ptr(), prefix: pre.as_ptr(), quiet: true };
-    // SAFETY: every pointer is a live NUL-terminated string for the call;
-    // liblxc copies what it keeps.
+/// Sets liblxc's log level (`ERROR`, `WARN`, `INFO`, ...) and prefix for
+/// this process, and nothing to stderr. No file here: whenever
+/// `lxc_log_init` opens a file itself it also copies every ERROR line to
+/// stderr, quiet or not (lxc log.c), and the holder's stderr is the
+/// container's. The file is the container's `lxc.log.file` instead
+/// ([`Container::set`]). Once per process.
+pub fn log_level(level: &str) -> Result<()> {
+    let (l, pre) = (cstr(level)?, cstr("nexcage-monitor")?);
+    let none = std::ptr::null();
+    let mut log = RawLog { name: none, lxcpath: none, file: none, level: l.as_ptr(), prefix: pre.as_ptr(), quiet: true };
+    // SAFETY: the strings are live and NUL-terminated for the call, the
+    // others NULL (which lxc_log_init takes as "not given"); liblxc copies
+    // what it keeps.
     if unsafe { (lib()?.log_init)(&mut log) } != 0 {
-        bail!("cannot open LXC's log {}", file.display());
+        bail!("cannot set LXC's log level {level}");
     }
     Ok(())
 }
