@@ -46,7 +46,9 @@ pub(crate) fn run(bin: &str, args: &[&str], timeout: Duration) -> Result<String,
     if status.success() {
         return Ok(stdout);
     }
-    let mut stderr = stderr.trim().to_string();
+    // One line, as every error nexcage prints ("filesystem has dependent
+    // clones" comes with a list and a hint on lines of their own).
+    let mut stderr = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
     // A client killed by a signal (seen once from zfs-fuse's `zfs` under 16
     // parallel deletes) says nothing on stderr: name the signal.
     if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
