@@ -58,6 +58,11 @@ fn main() {
 }
 
 fn run_cli(personality: &str, args: &[String]) -> i32 {
+    // As Perl's `pct` under `| head`: a closed stdout ends the command
+    // quietly (SIGPIPE), not with a panic on the failed write.
+    // SAFETY: restores the default disposition of one signal; no handler
+    // code is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let Some(dir) = std::env::var_os("PVE_DOUBLE_STATE") else {
         eprintln!("pve-double: PVE_DOUBLE_STATE is not set");
         return 255;
