@@ -8,8 +8,6 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// `p` (absolute, in the guest's view) resolved inside `root`: symlinks,
 /// absolute ones included, never leave it. None when it does not exist.
 pub fn resolve(root: &Path, p: &Path) -> Option<PathBuf> {
@@ -57,12 +55,14 @@ fn executable(root: &Path, p: &Path) -> bool {
 
 /// `prog` as execve takes it: itself when it names a path, else the first
 /// executable `<dir>/<prog>` of the PATH in `env` (absolute entries only,
-/// as runc), looked up inside `root` (`/` from within the guest).
+/// as runc), looked up inside `root` (`/` from within the guest). An `env`
+/// without PATH finds nothing, as runc's lookup (Go's `exec.LookPath` in
+/// the process's environment), crun's and libcontainer's.
 pub fn find(root: &Path, prog: &str, env: &[String]) -> Result<String> {
     if prog.contains('/') {
         return Ok(prog.to_string());
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or_default();
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
@@ -102,7 +102,8 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let cwd = Path::new("/");
         assert!(check_program(&r, &s(&["sh"]), &s(&["PATH=/usr/bin:/bin"]), cwd).is_ok());
-        assert!(check_program(&r, &s(&["env"]), &[], cwd).is_ok());
+        assert!(check_program(&r, &s(&["env"]), &s(&["PATH=/usr/bin"]), cwd).is_ok());
+        assert!(check_program(&r, &s(&["env"]), &[], cwd).unwrap_err().to_string().contains("executable file not found"), "no PATH, no lookup");
         assert!(check_program(&r, &s(&["/bin/sh"]), &[], cwd).is_ok());
         assert!(check_program(&r, &s(&["nope"]), &[], cwd).unwrap_err().to_string().contains("executable file not found"));
         assert!(check_program(&r, &s(&["escape"]), &[], cwd).is_err(), "followed a symlink out of the root");

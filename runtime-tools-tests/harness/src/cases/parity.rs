@@ -39,6 +39,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.pause.kill_all", "kill --all TERM of a paused container thaws it (runc freezes, signals, thaws): state running at once, and a USR1 trap then ends it with status 3", pause_kill_all),
         case("process.args.not_executable", "a program without x bit: refused saying permission denied", not_executable),
         case("process.args.not_found_words", "a missing program: refused saying no such file or directory / not found", not_found_words),
+        case("process.args.no_path", "a program named without '/' and an env without PATH: refused, executable file not found in $PATH (runc looks it up in the process's environment only)", args_no_path),
         case("process.args.directory", "a directory as the program: refused saying permission denied (execve's EACCES, as runc says it)", args_directory),
         case("process.terminal.console_socket_without_tty", "--console-socket with terminal false: refused, nothing made (runc: cannot use console socket if runc will not detach or allocate tty)", console_socket_without_tty),
         case("process.user.id_range", "uid/gid/additionalGids 4294967295 or above 2147483647 (config and exec -u) are refused, never run as root (runc: uids and gids must be in range 0-2147483647)", id_range),
@@ -327,6 +328,15 @@ fn not_found_words(ctx: &mut Ctx) -> Result<()> {
         let err = expect_refused(ctx, &b, "a missing program")?.to_lowercase();
         ensure!(err.contains("no such file or directory") || err.contains("not found"), "{prog}: the error does not say not found: {}", excerpt(&err));
     }
+    Ok(())
+}
+
+fn args_no_path(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.args(&["sh", "-c", "true"]);
+    b.set("/process/env", json!(["TERM=xterm"]));
+    let err = expect_refused(ctx, &b, "no PATH to find sh in")?.to_lowercase();
+    ensure!(err.contains("not found"), "the error does not say not found: {}", excerpt(&err));
     Ok(())
 }
 

@@ -56,7 +56,6 @@ const READY_WITH_EXEC_FAILURE: &[u8] = b"2";
 /// Written to `ready` when the exec of the process failed.
 const EXEC_FAILED: &[u8] = b"x";
 const SETTINGS: &str = "/.nexcage/process";
-const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const O_NONBLOCK: c_int = 0o4000;
 const POLLIN: c_short = 1;
 const EINTR: c_int = 4;
@@ -429,8 +428,9 @@ fn exec(args: &[CString], env: &[CString]) -> i32 {
         vec![name.to_vec()]
     } else {
         // The rule of create's check (src/backend/proxmox/lookup.rs): the
-        // process's PATH, else runc's default; absolute entries only.
-        let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or(DEFAULT_PATH);
+        // process's PATH, absolute entries only; without one, nothing is
+        // found (as runc's lookup in an environment without PATH).
+        let path = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")).unwrap_or_default();
         path.split(|c| *c == b':').filter(|d| d.starts_with(b"/")).map(|d| [d, b"/", name].concat()).collect()
     };
     let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
