@@ -47,14 +47,17 @@ fn containerd_e2e(driver: &str) {
     let rf = rootfs.to_str().unwrap();
     let nx = nexcage();
     let nxs = nx.to_str().unwrap();
-    let o = ctr(&env, &c, &["run", "--rm", "--runc-binary", nxs, "--rootfs", rf, "t1", "echo", "hi"]);
+    // `ctr run --rootfs` has no image config, so no PATH: given here, as
+    // runc (which looks a program up in the process's PATH only) needs it.
+    let path = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+    let o = ctr(&env, &c, &["run", "--rm", "--runc-binary", nxs, "--env", path, "--rootfs", rf, "t1", "echo", "hi"]);
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
-    let o = ctr(&env, &c, &["run", "--rm", "--runc-binary", nxs, "--rootfs", rf, "t2", "sh", "-c", "exit 5"]);
+    let o = ctr(&env, &c, &["run", "--rm", "--runc-binary", nxs, "--env", path, "--rootfs", rf, "t2", "sh", "-c", "exit 5"]);
     assert_eq!(o.status.code(), Some(5), "{}", out(&o));
     assert!(wait_until(10, || env.guests().is_empty()), "{}", env.pct_list());
 
-    let o = ctr(&env, &c, &["run", "-d", "--runc-binary", nxs, "--rootfs", rf, "t3", "sleep", "100"]);
+    let o = ctr(&env, &c, &["run", "-d", "--runc-binary", nxs, "--env", path, "--rootfs", rf, "t3", "sleep", "100"]);
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(env.guests().len(), 1, "{}", env.pct_list());
     let e = ctr(&env, &c, &["task", "exec", "--exec-id", "e1", "t3", "sh", "-c", "echo from-exec; exit 2"]);
