@@ -50,6 +50,24 @@ fn foreground_terminal_is_relayed() {
     assert_eq!(o.status.code(), Some(4), "{}", out(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"), "{}", out(&o));
     assert!(env.nx(&["delete", "-f", "ttye"]).status.success());
+    // The pty is the shell's controlling terminal (as under runc): ^C
+    // interrupts its foreground job. `script` gives nexcage a terminal and
+    // passes what the test types.
+    let b = env.bundle("ttyctl", &["sh"], |v| v["process"]["terminal"] = true.into());
+    let cmd = format!("{} --root {} run -b {} ttyc", nexcage().display(), env.root.display(), b.display());
+    let mut child = env.cmd("script").args(["-qec", &cmd, "/dev/null"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let typed = |w: &mut std::process::ChildStdin, s: &[u8], pause: u64| {
+        std::io::Write::write_all(w, s).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    typed(&mut stdin, b"sleep 100\n", 1000);
+    typed(&mut stdin, b"\x03", 1000);
+    typed(&mut stdin, b"echo rc=$?; exit 3\n", 0);
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("rc=130"), "^C did not interrupt the shell's job: {text}");
     env.assert_clean("after the terminal runs");
 }
 

@@ -86,6 +86,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         let process = serde_json::from_slice::<serde_json::Value>(&data)
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
         process_user_env::check(&process).map_err(|m| anyhow!("process file {}: {m}", p.display()))?;
+        if process["cwd"].as_str().is_some_and(|c| !std::path::Path::new(c).is_absolute()) {
+            bail!("Cwd must be an absolute path");
+        }
     }
     let c = Container::load(ctx, &a.id)?;
     let mut additional_gids = a.additional_gids;

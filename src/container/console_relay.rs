@@ -77,6 +77,8 @@ impl ConsoleSocket {
 /// The relay under way; [`Relay::finish`] ends it.
 pub struct Relay {
     output: std::thread::JoinHandle<()>,
+    /// Set when the process has ended.
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     saved: Option<nix::sys::termios::Termios>,
     winch: signal_hook::iterator::Handle,
 }
@@ -114,22 +116,40 @@ impl Relay {
                 }
             }
         });
-        let mut from_pty = std::fs::File::from(master);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = done.clone();
         let output = std::thread::spawn(move || {
+            let mut from_pty = std::fs::File::from(master);
             let mut buf = [0u8; 4096];
             let mut out = std::io::stdout();
-            // EIO once the last holder of the pty's slave is gone.
-            while let Ok(n) = from_pty.read(&mut buf) {
-                if n == 0 || out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
-                    break;
+            loop {
+                let mut fds = [libc::pollfd { fd: from_pty.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                // SAFETY: one valid pollfd for the duration of the call.
+                let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) };
+                if ready == 0 {
+                    // Nothing pending: done once the process has ended (a
+                    // background process may keep the pty open, as runc's
+                    // relay, nexcage's ends with the process).
+                    if ended.load(std::sync::atomic::Ordering::Acquire) {
+                        break;
+                    }
+                    continue;
+                }
+                // EIO once the last holder of the pty's slave is gone.
+                match from_pty.read(&mut buf) {
+                    Ok(n) if n > 0 && out.write_all(&buf[..n]).and_then(|()| out.flush()).is_ok() => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => break,
                 }
             }
         });
-        Ok(Relay { output, saved, winch })
+        Ok(Relay { output, done, saved, winch })
     }
 
-    /// Waits for the pty's last output and restores the terminal.
+    /// Once the process has ended: relays what the pty still holds, then
+    /// restores the terminal.
     pub fn finish(self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.output.join();
         self.winch.close();
         if let Some(t) = self.saved {

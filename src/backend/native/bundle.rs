@@ -39,10 +39,16 @@ pub fn prepare(bundle: &Bundle, id: &str, state_dir: &Path) -> Result<(PathBuf, 
     let mut exec = Executor { seccomp: seccomp.clone(), home, ..Default::default() };
     let hooks = spec.hooks().as_ref().filter(|h| has_create_hooks(h));
     let mounts = cgroupfs_binds::replaced(spec, id)?;
-    if seccomp.is_none() && bundle.dropped_caps.is_empty() && hooks.is_none() && mounts.is_none() {
+    // "" names no profile (runc applies none); libcontainer would look for
+    // AppArmor and fail on a host without it.
+    let empty_apparmor = process.apparmor_profile().as_deref() == Some("");
+    if seccomp.is_none() && bundle.dropped_caps.is_empty() && hooks.is_none() && mounts.is_none() && !empty_apparmor {
         return Ok((bundle.dir.clone(), exec));
     }
     let mut copy = spec.clone();
+    if let (true, Some(p)) = (empty_apparmor, copy.process_mut().as_mut()) {
+        p.set_apparmor_profile(None);
+    }
     if let (Some(_), Some(p)) = (&seccomp, copy.process_mut().as_mut()) {
         exec.lent = lend(p);
     }

@@ -42,3 +42,13 @@ pub fn check(spec: &Spec) -> Result<()> {
     }
     Ok(())
 }
+
+/// Makes the next execve run under AppArmor profile `profile` (runc's
+/// `apparmor.ApplyProfile`: `exec <profile>` written to the process's
+/// exec attribute). Errors: the host has no AppArmor, or refuses the
+/// profile (e.g. not loaded).
+pub fn apply_apparmor(profile: &str) -> Result<()> {
+    use anyhow::Context;
+    let attr = ["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("/proc/thread-self/attr/exec");
+    std::fs::write(attr, format!("exec {profile}")).with_context(|| format!("unable to apply apparmor profile {profile}: write {attr}"))
+}

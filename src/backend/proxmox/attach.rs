@@ -135,6 +135,11 @@ fn setup(t: &Target) -> Result<Infallible> {
     if !nnp {
         seccomp(t)?;
     }
+    // The process's AppArmor profile (exec inherits the container's), as
+    // runc's exec applies it; LXC applied the init's at its start.
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        crate::backend::oci::lsm::apply_apparmor(profile)?;
+    }
     libcontainer::capabilities::reset_effective(sys.as_ref()).context("cannot reset capabilities")?;
     if let Some(c) = p.capabilities() {
         libcontainer::capabilities::drop_privileges(c, sys.as_ref()).context("cannot drop capabilities")?;

@@ -152,6 +152,9 @@ fn settings(spec: &Spec) -> Result<Vec<u8>> {
     if p.no_new_privileges() == Some(true) {
         put("nnp", b"1");
     }
+    if p.terminal() == Some(true) {
+        put("terminal", b"1");
+    }
     if let Some(c) = p.capabilities() {
         let masks = [c.bounding(), c.effective(), c.permitted(), c.inheritable(), c.ambient()].map(|s| format!("{:x}", cap_mask(s)));
         put("caps", masks.join(" ").as_bytes());

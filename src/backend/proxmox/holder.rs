@@ -80,12 +80,13 @@ fn close_other_fds(preserve_fds: i32, keep: Option<i32>) {
 fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
     close_other_fds(preserve_fds, tty.as_ref().map(|t| t.as_raw_fd()));
     if let Some(t) = &tty {
+        // A session of its own, without the pty as its controlling
+        // terminal: that is the guest init's (nexcage-init takes it), as a
+        // tty belongs to one session only.
         let _ = nix::unistd::setsid();
         for fd in 0..3 {
             let _ = nix::unistd::dup2(t.as_raw_fd(), fd);
         }
-        // SAFETY: TIOCSCTTY on our own pty slave fd, no pointers involved.
-        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     }
     drop(tty);
     let (code, signal) = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {

@@ -67,14 +67,21 @@ impl RegisteredView {
 /// is this container's (the owner record; a VMID an operator reused is
 /// left alone). None when nothing was written.
 fn registered_view(px: &Proxmox, j: &CreateJournal, r: &LinuxResources) -> Result<Option<RegisteredView>> {
-    let keys = nexcage_pve::mapping::update_keys(&serde_json::to_value(r)?)?;
-    let (Some(vmid), Some(owner), false) = (j.vmid.filter(|_| j.guest), &j.owner, keys.is_empty()) else { return Ok(None) };
+    let update = serde_json::to_value(r)?;
+    let touches = ["/memory/limit", "/memory/swap", "/cpu/shares", "/cpu/quota", "/cpu/cpus"].iter().any(|p| update.pointer(p).and_then(|v| v.as_i64().map(|n| n != 0).or(v.as_str().map(|s| !s.is_empty()))).unwrap_or(false));
+    let (Some(vmid), Some(owner), true) = (j.vmid.filter(|_| j.guest), &j.owner, touches) else { return Ok(None) };
     let cp = px.for_journal(j)?.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {
         (Verdict::Ours, Some(c)) => c,
         _ => return Ok(None),
     };
-    let before = keys.keys().map(|k| (k.clone(), config.keys.get(k).cloned())).collect();
-    cp.set_config(vmid, &keys, &[]).with_context(|| format!("update guest {vmid}'s config"))?;
+    let host = nexcage_pve::mapping::host_memory_mib().unwrap_or((1 << 20, 0));
+    let base = nexcage_pve::mapping::UpdateBase { memory_mib: config.keys.get("memory").and_then(|m| m.parse().ok()), host_memory_mib: host.0, host_swap_mib: host.1 };
+    let (set, delete) = nexcage_pve::mapping::update_keys(&update, base)?;
+    if set.is_empty() && delete.is_empty() {
+        return Ok(None);
+    }
+    let before = set.keys().chain(delete.iter()).map(|k| (k.clone(), config.keys.get(k).cloned())).collect();
+    cp.set_config(vmid, &set, &delete).with_context(|| format!("update guest {vmid}'s config"))?;
     Ok(Some(RegisteredView { cp, vmid, before }))
 }

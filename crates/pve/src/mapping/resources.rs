@@ -44,30 +44,62 @@ pub(super) fn map(r: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), Map
     Ok(())
 }
 
+/// What an update is laid over: the guest's `memory` now (MiB), and the
+/// host's memory and swap (MiB), which Proxmox gets for "no limit" (as at
+/// create).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateBase {
+    pub memory_mib: Option<u64>,
+    pub host_memory_mib: u64,
+    pub host_swap_mib: u64,
+}
+
 /// The guest-config keys an OCI `update` (runc's `update`: a
-/// `LinuxResources` in which only what is set changes) changes: `memory`
-/// for `memory.limit`, `swap` for `memory.swap` with it, `cpuunits`,
-/// `cpulimit` and `cores` for `cpu.shares`, `cpu.quota` and `cpu.cpus`,
-/// with create's units and bounds (a limit below 16 MiB, shares outside
-/// 2..262144, ... are the same errors). Fields left out (or 0) give no key.
-pub fn update_keys(r: &Value) -> Result<std::collections::BTreeMap<String, String>, MapError> {
+/// `LinuxResources` in which only what is set changes) sets and deletes:
+/// `memory` for `memory.limit` (-1: the host's size), `swap` for
+/// `memory.swap` (memory+swap over the new or current limit; -1: the
+/// host's swap), `cpuunits`, `cpulimit` and `cores` for `cpu.shares`,
+/// `cpu.quota` (-1: `cpulimit` deleted, no limit) and `cpu.cpus`, with
+/// create's units and bounds (a limit below 16 MiB, shares outside
+/// 2..262144, ... are the same errors). Fields left out (or 0) change
+/// nothing. Returns (set, delete).
+pub fn update_keys(r: &Value, base: UpdateBase) -> Result<(std::collections::BTreeMap<String, String>, Vec<String>), MapError> {
     let mut out = Out::default();
+    let mut delete = Vec::new();
     let m = r.get("memory").unwrap_or(&Value::Null);
-    let limit = m.get("limit").and_then(Value::as_i64).filter(|l| *l > 0);
-    if let Some(l) = limit {
-        if l < 16 * MIB {
-            return err(format!("{P}.memory.limit"), format!("{l} bytes is below Proxmox's 16 MiB minimum"));
+    let limit = m.get("limit").and_then(Value::as_i64).filter(|l| *l != 0);
+    let mut limit_mib = base.memory_mib.map(|m| m as i64);
+    match limit {
+        Some(-1) => {
+            out.key("memory", base.host_memory_mib.max(16).to_string());
+            limit_mib = None;
         }
-        out.key("memory", mib_ceil(l).to_string());
-        if let Some(s) = m.get("swap").and_then(Value::as_i64).filter(|s| *s > 0) {
-            if s < l {
-                return err(format!("{P}.memory.swap"), format!("{s} is below memory.limit {l} (OCI swap is memory+swap)"));
-            }
-            out.key("swap", mib_ceil(s - l).to_string());
+        Some(l) if l < 16 * MIB => return err(format!("{P}.memory.limit"), format!("{l} bytes is below Proxmox's 16 MiB minimum")),
+        Some(l) => {
+            out.key("memory", mib_ceil(l).to_string());
+            limit_mib = Some(mib_ceil(l));
         }
+        None => {}
     }
-    cpu(r.get("cpu").unwrap_or(&Value::Null), &mut out)?;
-    Ok(out.keys)
+    match m.get("swap").and_then(Value::as_i64).filter(|s| *s != 0) {
+        Some(-1) => out.key("swap", base.host_swap_mib.to_string()),
+        Some(s) => {
+            let Some(l) = limit_mib else {
+                return err(format!("{P}.memory.swap"), "a swap limit (memory+swap) needs a memory limit");
+            };
+            if s < l * MIB {
+                return err(format!("{P}.memory.swap"), format!("{s} is below the memory limit {l} MiB (OCI swap is memory+swap)"));
+            }
+            out.key("swap", (mib_ceil(s) - l).to_string());
+        }
+        None => {}
+    }
+    let c = r.get("cpu").unwrap_or(&Value::Null);
+    if c.get("quota").and_then(Value::as_i64) == Some(-1) {
+        delete.push("cpulimit".to_string());
+    }
+    cpu(c, &mut out)?;
+    Ok((out.keys, delete))
 }
 
 fn memory(m: &Value, opts: &MapOptions, out: &mut Out) -> Result<(), MapError> {

@@ -709,13 +709,19 @@ fn domainname_with_a_uts_namespace_and_ambient_outside_bounding_map() {
 
 #[test]
 fn update_keys_only_what_is_set() {
-    let keys = |v: Value| update_keys(&v).map(|k| k.into_iter().collect::<Vec<_>>());
+    let base = UpdateBase { memory_mib: Some(64), host_memory_mib: 4096, host_swap_mib: 1024 };
+    let keys = |v: Value| update_keys(&v, base).map(|(k, d)| (k.into_iter().collect::<Vec<_>>(), d));
     let kv = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-    assert_eq!(keys(json!({"memory":{"limit":100663296}})).unwrap(), kv(&[("memory", "96")]));
-    assert_eq!(keys(json!({"memory":{"limit":67108864,"swap":134217728}})).unwrap(), kv(&[("memory", "64"), ("swap", "64")]));
-    assert_eq!(keys(json!({"cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1"}})).unwrap(), kv(&[("cores", "2"), ("cpulimit", "0.5"), ("cpuunits", "39")]));
+    assert_eq!(keys(json!({"memory":{"limit":100663296}})).unwrap(), (kv(&[("memory", "96")]), vec![]));
+    assert_eq!(keys(json!({"memory":{"limit":67108864,"swap":134217728}})).unwrap(), (kv(&[("memory", "64"), ("swap", "64")]), vec![]));
+    // Swap alone: over the current limit (64 MiB).
+    assert_eq!(keys(json!({"memory":{"swap":100663296}})).unwrap(), (kv(&[("swap", "32")]), vec![]));
+    // -1: no limit, which Proxmox holds as the host's sizes; no cpulimit.
+    assert_eq!(keys(json!({"memory":{"limit":-1,"swap":-1},"cpu":{"quota":-1}})).unwrap(), (kv(&[("memory", "4096"), ("swap", "1024")]), vec!["cpulimit".to_string()]));
+    assert_eq!(keys(json!({"cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1"}})).unwrap(), (kv(&[("cores", "2"), ("cpulimit", "0.5"), ("cpuunits", "39")]), vec![]));
     // 0 (runc: unchanged) and what Proxmox has no key for give nothing.
-    assert_eq!(keys(json!({"memory":{"limit":0},"pids":{"limit":10},"cpu":{"shares":0}})).unwrap(), kv(&[]));
+    assert_eq!(keys(json!({"memory":{"limit":0},"pids":{"limit":10},"cpu":{"shares":0}})).unwrap(), (kv(&[]), vec![]));
     assert!(keys(json!({"memory":{"limit":8388608}})).unwrap_err().to_string().contains("16 MiB"));
     assert!(keys(json!({"memory":{"limit":67108864,"swap":33554432}})).is_err());
+    assert!(update_keys(&json!({"memory":{"swap":100663296}}), UpdateBase::default()).is_err(), "swap without any memory limit");
 }

@@ -106,6 +106,8 @@ extern "C" {
     fn setuid(uid: u32) -> c_int;
     fn umask(mask: u32) -> u32;
     fn setdomainname(name: *const c_char, len: usize) -> c_int;
+    fn setsid() -> c_int;
+    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
 }
 
 /// glibc's `sigset_t` (1024 bits).
@@ -129,13 +131,15 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const EINVAL: c_int = 22;
 const SIG_DFL: usize = 0;
 const SIG_SETMASK: c_int = 2;
+/// ioctl making the tty on an fd the caller's controlling terminal.
+const TIOCSCTTY: c_ulong = 0x540E;
 
 /// What create wrote to `/.nexcage/process` (`guest_init.rs`): records
 /// `<tag> <length>\n<bytes>`, tags `domainname`, `groups` (gids separated
 /// by spaces), `gid`, `uid`, `umask` (decimal), `nnp`, `caps` (five hex
 /// masks: bounding effective permitted inheritable ambient; absent: the
 /// capabilities stay as LXC left them), `seccomp` (BPF), `seccomp_flags`
-/// (decimal, seccomp(2)'s filter flags; absent: none).
+/// (decimal, seccomp(2)'s filter flags; absent: none), `terminal` (`1`).
 #[derive(Default)]
 struct Settings {
     domainname: Option<Vec<u8>>,
@@ -147,6 +151,9 @@ struct Settings {
     caps: Option<[u64; 5]>,
     seccomp: Option<Vec<u8>>,
     seccomp_flags: u32,
+    /// `process.terminal`: stdin is the pty, to become the controlling
+    /// terminal of the guest's session.
+    terminal: bool,
 }
 
 impl Settings {
@@ -172,6 +179,7 @@ impl Settings {
                 "uid" => s.uid = num(v)? as u32,
                 "umask" => s.umask = Some(num(v)? as u32),
                 "nnp" => s.nnp = v == b"1",
+                "terminal" => s.terminal = v == b"1",
                 "caps" => {
                     let t = std::str::from_utf8(v).map_err(|_| "bad caps")?;
                     let m: Vec<u64> = t.split(' ').map(|h| u64::from_str_radix(h, 16)).collect::<Result<_, _>>().map_err(|_| "bad caps")?;
@@ -377,6 +385,16 @@ fn wait_and_exec() -> i32 {
     // without noNewPrivileges is on already, and should it refuse the open,
     // start only notices the exec later (at its safety step).
     let exec_signal = open_ready();
+    if settings.terminal {
+        // As runc's init: its own session, with the pty (stdin) as the
+        // controlling terminal, so that ^C and job control reach the
+        // process. Best effort: without it the process still runs.
+        // SAFETY: setsid and TIOCSCTTY take no pointers; fd 0 is ours.
+        unsafe {
+            setsid();
+            ioctl(0, TIOCSCTTY, 0 as c_int);
+        }
+    }
     reset_signals();
     if let (true, Some(bpf)) = (settings.nnp, &settings.seccomp) {
         if let Err(e) = load_seccomp(bpf, settings.seccomp_flags) {
