@@ -370,10 +370,7 @@ fn dataset_in_the_way() {
 #[test]
 fn dataset_taken_over_stays_mounted() {
     let env = env_or_skip!("takeover", "api");
-    let b = env.bundle("takeover", &["sleep", "100"], |_| {});
-    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), "t"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let n = vmid_of(&env.root, "t");
+    let n = run_sleeper(&env, "takeover", "t");
     let ds = format!("{}/data/subvol-{n}-disk-0", env.pool);
     let mp = PathBuf::from(String::from_utf8_lossy(&std::process::Command::new("zfs").args(["get", "-H", "-o", "value", "mountpoint", &ds]).output().unwrap().stdout).trim());
     // The early unmount needs the mount's unique id (Linux 6.8); without it
@@ -405,10 +402,7 @@ fn dataset_taken_over_stays_mounted() {
 #[test]
 fn notes_replaced_keeps_guest_and_disk() {
     let env = env_or_skip!("notes", "api");
-    let b = env.bundle("notes", &["sleep", "100"], |_| {});
-    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), "n"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let n = vmid_of(&env.root, "n");
+    let n = run_sleeper(&env, "notes", "n");
     pct(&env, &["set", &n.to_string(), "--description", "operator note"]);
     let o = env.nx(&["delete", "-f", "n"]);
     assert!(o.status.success(), "{}", out(&o));
@@ -421,6 +415,14 @@ fn notes_replaced_keeps_guest_and_disk() {
     assert!(env.dir.join("lxc").join(n.to_string()).exists(), "and its LXC dir");
     operator_remove(&env, n);
     env.assert_clean("after the operator removed the guest");
+}
+
+/// `run -d` of a sleeping container `id` from bundle `bundle`; its VMID.
+fn run_sleeper(env: &Env, bundle: &str, id: &str) -> u32 {
+    let b = env.bundle(bundle, &["sleep", "100"], |_| {});
+    let o = env.nx(&["run", "-d", "-b", b.to_str().unwrap(), id]);
+    assert!(o.status.success(), "{}", out(&o));
+    vmid_of(&env.root, id)
 }
 
 /// Whether the running kernel is at least `major.minor` (`uname -r`).
