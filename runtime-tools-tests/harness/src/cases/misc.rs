@@ -34,6 +34,7 @@ pub fn cases() -> Vec<Case> {
         case("misc.version", "--version exits 0 and names the spec version", version),
         case("misc.apparmor", "process.apparmorProfile is applied", apparmor).requires(need_apparmor),
         case("misc.apparmor.unavailable", "process.apparmorProfile on a host without AppArmor is refused, never dropped (runc: unable to apply apparmor profile)", apparmor_unavailable).requires(no_apparmor),
+        case("misc.exec.apparmor_unavailable", "exec -p with an apparmorProfile on a host without AppArmor fails (runc: apparmor failed to apply profile), never runs unconfined", exec_apparmor_unavailable).requires(no_apparmor),
         case("misc.selinux.unavailable", "process.selinuxLabel on a host without SELinux is refused (runc: selinux label is specified in config, but selinux is disabled or not supported)", selinux_unavailable).requires(no_selinux),
         case("misc.selinux", "process.selinuxLabel is applied", selinux).requires(need_selinux),
     ]
@@ -352,6 +353,22 @@ fn apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
     let mut b = ctx.bundle()?;
     b.set("/process/apparmorProfile", json!("rtt-no-such-profile"));
     expect_refused(ctx, &b, "an AppArmor profile without AppArmor")?;
+    Ok(())
+}
+
+fn exec_apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    let proc_json = ctx.path("process-aa.json");
+    let p = json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["/bin/sh", "-c", "echo ran-unconfined"], "env": ["PATH=/bin"],
+        "apparmorProfile": "rtt-no-such-profile"
+    });
+    std::fs::write(&proc_json, serde_json::to_string(&p)?)?;
+    let o = ctx.rt(&["exec", "--process", &proc_json.to_string_lossy(), &c.id])?;
+    ensure!(!o.ok() && !o.stdout.contains("ran-unconfined"), "exec with an AppArmor profile and no AppArmor ran: {}", o.describe());
+    ensure!(!o.stderr.trim().is_empty(), "refused without a word on stderr");
     Ok(())
 }
 
