@@ -9,7 +9,7 @@ use super::handoff::Handoff;
 use super::Ctx;
 use crate::backend::oci::process_user_env;
 use crate::backend::ExecOpts;
-use crate::container::{wait_forwarding, Container};
+use crate::container::{wait_relayed, Container};
 
 #[derive(clap::Args, Debug)]
 #[command(trailing_var_arg = true)]
@@ -86,8 +86,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         let process = serde_json::from_slice::<serde_json::Value>(&data)
             .with_context(|| format!("process file {}: malformed JSON", p.display()))?;
         process_user_env::check(&process).map_err(|m| anyhow!("process file {}: {m}", p.display()))?;
-        if process["cwd"].as_str().is_some_and(|c| !std::path::Path::new(c).is_absolute()) {
-            bail!("Cwd must be an absolute path");
+        if let Some(cwd) = process["cwd"].as_str() {
+            crate::backend::oci::exec_process::check_cwd(std::path::Path::new(cwd))?;
         }
     }
     let c = Container::load(ctx, &a.id)?;
@@ -123,9 +123,5 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let code = wait_forwarding(pid);
-    if let Some(r) = relay {
-        r.finish();
-    }
-    code
+    wait_relayed(pid, relay)
 }

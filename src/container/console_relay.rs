@@ -50,9 +50,19 @@ impl ConsoleSocket {
         &self.path
     }
 
+    /// Starts the relay of the pty sent for our child `pid`; should that
+    /// fail, `pid` is killed and reaped (it would run with no one at its
+    /// terminal).
+    pub fn relay_for(self, pid: i32) -> Result<Relay> {
+        self.receive().and_then(Relay::start).inspect_err(|_| {
+            let _ = crate::proc::signal(pid, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        })
+    }
+
     /// The pty master the backend sent (it connected during create, so
     /// the connection waits in the backlog). Errors: none sent.
-    pub fn receive(self) -> Result<OwnedFd> {
+    fn receive(self) -> Result<OwnedFd> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         self.listener.set_nonblocking(true)?;
         let (conn, _) = self.listener.accept().context("the container's pty was not sent to nexcage's console socket")?;

@@ -18,10 +18,8 @@ impl Container {
     /// the caller finishes it once the process has ended).
     pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<(i32, Option<Relay>)> {
         self.status().can_exec(opts.ignore_paused)?;
-        // runc's words; a relative cwd would resolve against whatever the
-        // backend's working directory happens to be.
-        if opts.cwd.as_deref().is_some_and(|c| !Path::new(c).is_absolute()) {
-            anyhow::bail!("Cwd must be an absolute path");
+        if let Some(cwd) = &opts.cwd {
+            crate::backend::oci::exec_process::check_cwd(cwd)?;
         }
         let tty_file = if tty && opts.process_file.is_none() {
             let f = self.dir().join(format!("exec-{}.json", std::process::id()));
@@ -43,14 +41,7 @@ impl Container {
             let _ = std::fs::remove_file(f);
         }
         let pid = res?;
-        match console.map(|s| s.receive().and_then(Relay::start)).transpose() {
-            Ok(relay) => Ok((pid, relay)),
-            Err(e) => {
-                let _ = crate::proc::signal(pid, libc::SIGKILL);
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                Err(e)
-            }
-        }
+        Ok((pid, console.map(|s| s.relay_for(pid)).transpose()?))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{console_relay, wait_forwarding, Container};
+use super::{wait_relayed, Container};
 use crate::context::Ctx;
 
 impl Container {
@@ -22,23 +22,10 @@ impl Container {
         if detach {
             return Ok(0);
         }
-        let relay = self.console.take().map(|s| s.receive().and_then(console_relay::Relay::start)).transpose();
         let (id, pid) = (self.rec.id.clone(), self.rec.reaped_pid().unwrap_or(0));
+        let relay = self.console.take().map(|s| s.relay_for(pid)).transpose()?;
         drop(self);
-        let code = match relay {
-            Ok(relay) => {
-                let code = wait_forwarding(pid);
-                if let Some(r) = relay {
-                    r.finish();
-                }
-                code?
-            }
-            Err(e) => {
-                let _ = crate::proc::signal(pid, libc::SIGKILL);
-                let _ = wait_forwarding(pid);
-                Err(e)?
-            }
-        };
+        let code = wait_relayed(pid, relay)?;
         if !keep {
             Container::delete(ctx, &id, true)?;
         }

@@ -115,6 +115,16 @@ pub fn state_json(rec: &Record) -> serde_json::Value {
     v
 }
 
+/// [`wait_forwarding`], then the end of `relay` (the pty's last output, the
+/// terminal restored), if the process has one.
+pub fn wait_relayed(pid: i32, relay: Option<console_relay::Relay>) -> Result<i32> {
+    let code = wait_forwarding(pid);
+    if let Some(r) = relay {
+        r.finish();
+    }
+    code
+}
+
 /// Waits for our child `pid`, forwarding the usual terminating signals to it.
 /// Returns its exit status the way a shell reports it (128+N for signal N).
 pub fn wait_forwarding(pid: i32) -> Result<i32> {

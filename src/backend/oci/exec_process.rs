@@ -10,6 +10,16 @@ use serde_json::{json, Value};
 
 use crate::backend::ExecOpts;
 
+/// runc's rule for an exec'd process's cwd (from `--cwd` or a process
+/// file): absolute, else "Cwd must be an absolute path" (a relative one
+/// would resolve against whatever directory the backend is in).
+pub fn check_cwd(cwd: &Path) -> anyhow::Result<()> {
+    if !cwd.is_absolute() {
+        anyhow::bail!("Cwd must be an absolute path");
+    }
+    Ok(())
+}
+
 /// The exec'd process as an OCI process object, from the container's
 /// `process` (raw JSON, as in its config) and the exec flags: `args`
 /// replace, `-e` entries are appended to env (a later entry wins, as in

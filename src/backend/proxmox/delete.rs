@@ -221,7 +221,8 @@ fn destroy_guest(px: &Proxmox, vmid: u32, owner: &Owner, go: std::sync::mpsc::Se
                 tracing::warn!("left guest {vmid} alone: {why}");
             }
             let _ = go.send(false);
-            return Ok(config.filter(|_| verdict != Verdict::Gone).map_or(GuestOutcome::Gone, GuestOutcome::LeftAlone));
+            // Gone comes without a config, a guest someone else's with one.
+            return Ok(config.map_or(GuestOutcome::Gone, GuestOutcome::LeftAlone));
         }
     };
     if wait_for_lock(&*cp, vmid, &config, px.config().lock_wait()) {

@@ -68,7 +68,7 @@ impl RegisteredView {
 /// left alone). None when nothing was written.
 fn registered_view(px: &Proxmox, j: &CreateJournal, r: &LinuxResources) -> Result<Option<RegisteredView>> {
     let update = serde_json::to_value(r)?;
-    let touches = ["/memory/limit", "/memory/swap", "/cpu/shares", "/cpu/quota", "/cpu/cpus"].iter().any(|p| update.pointer(p).and_then(|v| v.as_i64().map(|n| n != 0).or(v.as_str().map(|s| !s.is_empty()))).unwrap_or(false));
+    let touches = nexcage_pve::mapping::update_touches_config(&update);
     let (Some(vmid), Some(owner), true) = (j.vmid.filter(|_| j.guest), &j.owner, touches) else { return Ok(None) };
     let cp = px.for_journal(j)?.driver()?;
     let config = match owner.check_guest(&*cp, vmid)? {

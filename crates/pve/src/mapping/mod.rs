@@ -19,7 +19,7 @@ mod security;
 pub(crate) mod tests;
 
 pub use host::{host_memory_mib, parse_meminfo};
-pub use resources::{update_keys, UpdateBase};
+pub use resources::{update_keys, update_touches_config, UpdateBase};
 
 use crate::conffile::Section;
 use oci_spec::runtime::Spec;

@@ -54,6 +54,15 @@ pub struct UpdateBase {
     pub host_swap_mib: u64,
 }
 
+/// Whether an update sets anything [`update_keys`] maps (memory limit or
+/// swap, cpu shares, quota or cpus; 0 and "" leave a value unchanged),
+/// i.e. whether the guest's config has to be read at all.
+pub fn update_touches_config(r: &Value) -> bool {
+    ["/memory/limit", "/memory/swap", "/cpu/shares", "/cpu/quota", "/cpu/cpus"].iter().any(|p| {
+        r.pointer(p).is_some_and(|v| v.as_i64().is_some_and(|n| n != 0) || v.as_u64().is_some_and(|n| n != 0) || v.as_str().is_some_and(|s| !s.is_empty()))
+    })
+}
+
 /// The guest-config keys an OCI `update` (runc's `update`: a
 /// `LinuxResources` in which only what is set changes) sets and deletes:
 /// `memory` for `memory.limit` (-1: the host's size), `swap` for

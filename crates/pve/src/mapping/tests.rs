@@ -724,4 +724,7 @@ fn update_keys_only_what_is_set() {
     assert!(keys(json!({"memory":{"limit":8388608}})).unwrap_err().to_string().contains("16 MiB"));
     assert!(keys(json!({"memory":{"limit":67108864,"swap":33554432}})).is_err());
     assert!(update_keys(&json!({"memory":{"swap":100663296}}), UpdateBase::default()).is_err(), "swap without any memory limit");
+    // Whether the guest's config is read at all.
+    assert!(update_touches_config(&json!({"memory":{"swap":-1}})) && update_touches_config(&json!({"cpu":{"cpus":"0"}})));
+    assert!(!update_touches_config(&json!({"memory":{"limit":0},"pids":{"limit":10},"cpu":{"shares":0,"cpus":""}})));
 }

@@ -342,18 +342,11 @@ fn version(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn apparmor(ctx: &mut Ctx) -> Result<()> {
-    let mut b = ctx.bundle()?;
-    b.set("/process/apparmorProfile", json!("unconfined"));
-    b.checks(&["filehas=/proc/self/attr/current:unconfined"]);
-    ctx.expect_checks(&b)?;
-    Ok(())
+    label_applied(ctx, "/process/apparmorProfile", "unconfined", "filehas=/proc/self/attr/current:unconfined")
 }
 
 fn apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
-    let mut b = ctx.bundle()?;
-    b.set("/process/apparmorProfile", json!("rtt-no-such-profile"));
-    expect_refused(ctx, &b, "an AppArmor profile without AppArmor")?;
-    Ok(())
+    label_refused(ctx, "/process/apparmorProfile", "rtt-no-such-profile", "an AppArmor profile without AppArmor")
 }
 
 fn exec_apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
@@ -373,16 +366,28 @@ fn exec_apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn selinux_unavailable(ctx: &mut Ctx) -> Result<()> {
-    let mut b = ctx.bundle()?;
-    b.set("/process/selinuxLabel", json!("system_u:system_r:container_t:s0:c1,c2"));
-    expect_refused(ctx, &b, "an SELinux label without SELinux")?;
-    Ok(())
+    label_refused(ctx, "/process/selinuxLabel", SELINUX_LABEL, "an SELinux label without SELinux")
 }
 
 fn selinux(ctx: &mut Ctx) -> Result<()> {
+    label_applied(ctx, "/process/selinuxLabel", SELINUX_LABEL, "filehas=/proc/self/attr/current:container_t")
+}
+
+const SELINUX_LABEL: &str = "system_u:system_r:container_t:s0:c1,c2";
+
+/// A bundle with the security label at `pointer` runs, and `check` holds inside.
+fn label_applied(ctx: &mut Ctx, pointer: &str, label: &str, check: &str) -> Result<()> {
     let mut b = ctx.bundle()?;
-    b.set("/process/selinuxLabel", json!("system_u:system_r:container_t:s0:c1,c2"));
-    b.checks(&["filehas=/proc/self/attr/current:container_t"]);
+    b.set(pointer, json!(label));
+    b.checks(&[check]);
     ctx.expect_checks(&b)?;
+    Ok(())
+}
+
+/// A bundle with the security label at `pointer` is refused (`what` names it).
+fn label_refused(ctx: &mut Ctx, pointer: &str, label: &str, what: &str) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set(pointer, json!(label));
+    expect_refused(ctx, &b, what)?;
     Ok(())
 }
