@@ -150,10 +150,21 @@ impl Env {
         std::fs::read_dir(self.dir.join("lxc")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
     }
 
-    /// Proxmox-backend state dirs under the root.
+    /// This environment's Proxmox-backend state dirs under the root. A
+    /// shared root (`/run/nexcage`, as Podman's exit command needs) may
+    /// hold another environment's: a journal naming an LXC path outside
+    /// this environment's dir, or one older than it, is not counted.
     pub fn states(&self) -> Vec<String> {
+        let ours = |e: &std::fs::DirEntry| {
+            let j = e.path().join("proxmox.json");
+            let Ok(t) = std::fs::read_to_string(&j) else { return false };
+            match serde_json::from_str::<serde_json::Value>(&t).ok().and_then(|v| v["lxc_path"].as_str().map(String::from)) {
+                Some(p) => std::path::Path::new(&p).starts_with(&self.dir),
+                None => j.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= self.started),
+            }
+        };
         std::fs::read_dir(&self.root)
-            .map(|d| d.flatten().filter(|e| e.path().join("proxmox.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| d.flatten().filter(ours).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default()
     }
 
