@@ -89,7 +89,8 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
         }
     }
     drop(tty);
-    let (code, signal) = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {
+    let journal = CreateJournal::load(dir);
+    let (code, signal) = match journal.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|p| run_guest(dir, p)) {
         Ok(status) => (liblxc::exit_code(status), liblxc::signal(status)),
         Err(e) => {
             tracing::error!("nexcage monitor: {e:#}");
@@ -99,6 +100,10 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
     let tmp = dir.join(format!("{STATUS}.tmp"));
     if std::fs::write(&tmp, code.to_string()).and_then(|()| std::fs::rename(&tmp, dir.join(STATUS))).is_err() {
         tracing::warn!("cannot record the container's status in {}", dir.display());
+    }
+    // The guest has stopped: its rootfs mount goes now, not in delete.
+    if let Ok(CreateJournal { dataset: Some(ds), rootfs_mount: Some(m), .. }) = &journal {
+        m.detach(ds);
     }
     if let Some(sig) = signal {
         die_by(sig);
