@@ -206,6 +206,22 @@ def traced_cycle(px, bundle, work, port):
         print(f"  {phase:<7} {total:6.0f} ms: " + "; ".join(parts) + f"; nexcage and liblxc in-process (guest start) {rest:.0f}")
 
 
+def cpu_times():
+    """The aggregate `cpu` line of /proc/stat (proc(5)): user, nice, system,
+    idle, iowait, irq, softirq, steal, ... in clock ticks."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def steal_share(before, after):
+    """Share of CPU time the hypervisor gave to other guests between two
+    cpu_times() (steal, the 8th field): on a starved VM every runtime is
+    slower, zfs-fuse's many threads most (the Proxmox cycle's ratio rises)."""
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d[:8])
+    return f"{100 * d[7] / total:.0f}%" if len(d) > 7 and total > 0 else "unknown"
+
+
 def run(a, work, state, repo, env_dir):
     bundle = make_bundle(work, repo)
     fl = flavours(a, env_dir, state)
@@ -214,12 +230,14 @@ def run(a, work, state, repo, env_dir):
     for r in fl:
         for _ in range(a.warmup):
             r.cycle(bundle, record=False)  # proxmox: the first makes the clone base
+    before = cpu_times()
     for i in range(a.rounds):
         for r in fl[i % len(fl):] + fl[:i % len(fl)]:
             r.cycle(bundle)
+    steal = steal_share(before, cpu_times())
     ms = lambda v: statistics.median(v) * 1000
     print(f"\nproxmox: create(stdout pipe)+start+first line+kill(KILL)+stopped+delete, {a.rounds} interleaved rounds "
-          f"(+{a.warmup} warm-up), medians in ms; Proxmox backend: clone strategy, API driver, pve-double; load average {os.getloadavg()[0]:.2f}")
+          f"(+{a.warmup} warm-up), medians in ms; Proxmox backend: clone strategy, API driver, pve-double; load average {os.getloadavg()[0]:.2f}; CPU steal {steal}")
     print(f"{'runtime':<8} {'cycle':>7} " + " ".join(f"{p:>10}" for p in PHASES) + f" {'min':>7} {'max':>7}")
     for r in fl:
         x = r.res
