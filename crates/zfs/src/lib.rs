@@ -414,20 +414,6 @@ impl Zfs {
         true
     }
 
-    /// Lazily detaches the zfs-fuse mount of `name` whose kernel unique id
-    /// is `id` ([`mount_id`]) and returns at once, without a `zfs` process
-    /// or a wait: the daemon lets go of the filesystem meanwhile (5-10 ms),
-    /// so that a later [`Zfs::destroy`] finds it unmounted and released.
-    /// Anything else (not mounted, another mount of it, kernel ZFS, whose
-    /// unmount is `zfs unmount -f`) is left to [`Zfs::unmount_for_destroy`].
-    /// True when detached.
-    pub fn detach_mount(name: &str, id: u64) -> bool {
-        match mount::find(name) {
-            Some(m) if m.fuse && mount::unique_id(&m.path) == Some(id) => mount::detach(&m.path).is_ok(),
-            _ => false,
-        }
-    }
-
     /// `zfs mount name`: mounts a filesystem at its mountpoint.
     pub fn mount(&self, name: &str) -> Result<(), ZfsError> {
         cmd::check_name(name)?;

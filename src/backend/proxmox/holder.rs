@@ -89,8 +89,7 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
         }
     }
     drop(tty);
-    let journal = CreateJournal::load(dir);
-    let (code, signal) = match journal.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|p| run_guest(dir, p)) {
+    let (code, signal) = match CreateJournal::load(dir).and_then(|p| run_guest(dir, &p)) {
         Ok(status) => (liblxc::exit_code(status), liblxc::signal(status)),
         Err(e) => {
             tracing::error!("nexcage monitor: {e:#}");
@@ -101,32 +100,10 @@ fn holder_main(dir: &Path, tty: Option<OwnedFd>, preserve_fds: i32) -> i32 {
     if std::fs::write(&tmp, code.to_string()).and_then(|()| std::fs::rename(&tmp, dir.join(STATUS))).is_err() {
         tracing::warn!("cannot record the container's status in {}", dir.display());
     }
-    // The guest has stopped: its rootfs mount goes now, not in delete.
-    if let Ok(CreateJournal { dataset: Some(ds), rootfs_mount: Some(m), .. }) = journal {
-        detach_rootfs(ds, m);
-    }
     if let Some(sig) = signal {
         die_by(sig);
     }
     code
-}
-
-/// How long the holder's exit waits for the rootfs detach: its path walk
-/// passes through zfs-fuse's mounts, so a stuck daemon must not keep the
-/// engine from seeing the container's exit (a FUSE request is killable:
-/// the detach's thread ends with the holder).
-const DETACH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// [`super::journal::RootfsMount::detach`] of `ds` on a thread, awaited
-/// at most [`DETACH_WAIT`] (delete unmounts what is left).
-fn detach_rootfs(ds: String, m: super::journal::RootfsMount) {
-    let (done, wait) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("detach".into()).spawn(move || {
-        let _ = done.send(m.detach(&ds));
-    });
-    if spawned.is_ok() && wait.recv_timeout(DETACH_WAIT).is_err() {
-        tracing::warn!("the rootfs detach did not finish in {} ms; delete unmounts it", DETACH_WAIT.as_millis());
-    }
 }
 
 /// Ends the holder by signal `sig`, as the guest's PID 1 ended, so the

@@ -134,18 +134,6 @@ impl RootfsMount {
         RootfsMount::in_this_boot(nexcage_zfs::mount_id(path)?)
     }
 
-    /// Lazily detaches the dataset's mount when it is still this very
-    /// mount (the one create made, in this boot), without waiting: what a
-    /// node's post-stop hook does to a guest's rootfs (PROXMOX-FACTS §8),
-    /// done as the guest stops so that zfs-fuse has let go of it by the
-    /// time delete destroys the dataset (`Zfs::detach_mount`). A guest
-    /// that stays registered keeps it unmounted, as on a node after the
-    /// post-stop hook: Proxmox mounts a volume it starts a guest on itself
-    /// (§7, activation).
-    pub fn detach(&self, dataset: &str) -> bool {
-        RootfsMount::in_this_boot(self.id).as_ref() == Some(self) && nexcage_zfs::Zfs::detach_mount(dataset, self.id)
-    }
-
     /// Unique mount id `id` of this boot (None: the boot id is unreadable).
     pub fn in_this_boot(id: u64) -> Option<RootfsMount> {
         // One boot per process: read once.
