@@ -44,6 +44,12 @@ up() {
         grep -qx 'root:100000:65536' "$f" 2>/dev/null || echo 'root:100000:65536' >>"$f"
     done
     start_zfs_fuse
+    # A zfs-fuse killed with its pool imported re-imports it from its cache
+    # at the next start, FAULTED once the pool file is gone: this test
+    # pool's leftover, destroyed so that it can be made again.
+    case "$(zpool list -H -o health "$POOL" 2>/dev/null)" in
+    FAULTED | UNAVAIL) zpool destroy -f "$POOL" ;;
+    esac
     if ! zpool list -H -o name "$POOL" >/dev/null 2>&1; then
         truncate -s 2G "$DIR/pool.img"
         zpool create -m "$DIR/mnt" "$POOL" "$DIR/pool.img"
