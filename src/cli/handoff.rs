@@ -11,7 +11,7 @@ pub struct Handoff {
     /// File to write the container process's pid to
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master when process.terminal is set
+    /// Unix socket that receives the pty master when process.terminal is set (required then, unless run in the foreground)
     #[arg(long, value_name = "SOCKET")]
     pub console_socket: Option<PathBuf>,
     /// Unix socket that receives a pidfd of the container process
@@ -25,7 +25,7 @@ impl Handoff {
     pub fn for_exec(a: clap::Arg) -> clap::Arg {
         match a.get_id().as_str() {
             "pid_file" => a.help("File to write the process's pid to"),
-            "console_socket" => a.help("Unix socket that receives the pty master"),
+            "console_socket" => a.help("Unix socket that receives the pty master (with -d and a terminal, required)"),
             "pidfd_socket" => a.help("Unix socket that receives a pidfd of the process"),
             _ => a,
         }

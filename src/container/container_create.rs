@@ -35,7 +35,8 @@ impl Container {
         if !bundle.dropped_caps.is_empty() {
             tracing::warn!("{}", crate::backend::oci::caps::warning(&bundle.dropped_caps));
         }
-        check_console_socket(a, &bundle)?;
+        let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        super::terminal::check(!a.foreground, terminal, a.console_socket.is_some())?;
         crate::backend::oci::lsm::check(&bundle.spec)?;
         let locked = ctx.store()?.create(&a.id)?;
         let rec = match new_record(ctx, a, &bundle) {
@@ -45,7 +46,6 @@ impl Container {
         let mut c = Container { locked, rec, console: None };
         // runc's foreground `run` with a terminal: nexcage takes the pty and
         // relays it (container_run.rs).
-        let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
         if terminal && a.foreground && a.console_socket.is_none() {
             match console_relay::ConsoleSocket::bind() {
                 Ok(s) => c.console = Some(s),
@@ -83,18 +83,6 @@ impl Container {
         }
         Ok(())
     }
-}
-
-/// runc's rule for `--console-socket` (utils_linux.go `runner.run`): the
-/// socket receives the pty master of a detached container with
-/// `process.terminal`; given to a container without a terminal, or to a
-/// `run` in the foreground, it is refused before anything is made.
-fn check_console_socket(a: &CreateArgs, bundle: &spec::Bundle) -> Result<()> {
-    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-    if a.console_socket.is_some() && (!terminal || a.foreground) {
-        bail!("cannot use console socket if nexcage will not detach or allocate tty");
-    }
-    Ok(())
 }
 
 /// The record of a container being created: routed, no process yet.

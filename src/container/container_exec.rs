@@ -18,6 +18,12 @@ impl Container {
     /// the caller finishes it once the process has ended).
     pub fn exec(&self, ctx: &Ctx, mut opts: ExecOpts, tty: bool) -> Result<(i32, Option<Relay>)> {
         self.status().can_exec(opts.ignore_paused)?;
+        // runc reads `terminal` from the --process file, -t otherwise.
+        let terminal = match &opts.process_file {
+            Some(f) => process_file_terminal(f)?,
+            None => tty,
+        };
+        super::terminal::check(opts.detach, terminal, opts.console_socket.is_some())?;
         if let Some(cwd) = &opts.cwd {
             crate::backend::oci::exec_process::check_cwd(cwd)?;
         }
@@ -43,6 +49,14 @@ impl Container {
         let pid = res?;
         Ok((pid, console.map(|s| s.relay_for(pid)).transpose()?))
     }
+}
+
+/// `terminal` of the process file `f` (false when absent). Errors: the
+/// file cannot be read or is not JSON.
+fn process_file_terminal(f: &Path) -> Result<bool> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).with_context(|| format!("read {}", f.display()))?)
+        .with_context(|| format!("{} is not valid JSON", f.display()))?;
+    Ok(v["terminal"].as_bool().unwrap_or(false))
 }
 
 /// The container's `process` from its config.json with the exec request

@@ -15,6 +15,7 @@ mod container_ps;
 mod container_run;
 mod container_start;
 mod container_update;
+mod terminal;
 
 use std::path::Path;
 

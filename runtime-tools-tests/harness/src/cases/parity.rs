@@ -42,6 +42,8 @@ pub fn cases() -> Vec<Case> {
         case("process.args.no_path", "a program named without '/' and an env without PATH: refused, executable file not found in $PATH (runc looks it up in the process's environment only)", args_no_path),
         case("process.args.directory", "a directory as the program: refused saying permission denied (execve's EACCES, as runc says it)", args_directory),
         case("process.terminal.console_socket_without_tty", "--console-socket with terminal false: refused, nothing made (runc: cannot use console socket if runc will not detach or allocate tty)", console_socket_without_tty),
+        case("process.terminal.tty_without_console_socket", "create with terminal true and no --console-socket: refused, nothing made (runc: cannot allocate tty if runc will detach without setting console socket)", tty_without_console_socket),
+        case("misc.exec.detach_tty_without_console_socket", "exec --detach --tty without --console-socket: refused with a message, nothing runs (runc: cannot allocate tty if runc will detach without setting console socket)", exec_detach_tty_without_console_socket),
         case("process.user.id_range", "uid/gid/additionalGids 4294967295 or above 2147483647 (config and exec -u) are refused, never run as root (runc: uids and gids must be in range 0-2147483647)", id_range),
         case("process.env.invalid", "an env entry without a name or without '=' (config and exec -e) is refused before the process runs", env_invalid),
         case("process.oom_score_adj.denied", "oomScoreAdj -998 without CAP_SYS_RESOURCE fails naming /proc/self/oom_score_adj and the OS error", oom_denied)
@@ -356,6 +358,33 @@ fn console_socket_without_tty(ctx: &mut Ctx) -> Result<()> {
     }
     ensure!(!c.out.stderr.trim().is_empty(), "refused, but without any error message on stderr");
     ensure!(!ctx.rt(&["state", &c.id])?.ok(), "refused, but state finds {}", c.id);
+    Ok(())
+}
+
+fn tty_without_console_socket(ctx: &mut Ctx) -> Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set("/process/terminal", json!(true));
+    let (c, ok) = ctx.try_create(&b, &Opts::default())?;
+    if ok {
+        let _ = ctx.rt(&["delete", "--force", &c.id]);
+        anyhow::bail!("create with process.terminal true and no --console-socket succeeded");
+    }
+    ensure!(c.out.stderr.contains("console"), "the error does not name the console socket: {}", excerpt(&c.out.stderr));
+    ensure!(!ctx.rt(&["state", &c.id])?.ok(), "refused, but state finds {}", c.id);
+    Ok(())
+}
+
+fn exec_detach_tty_without_console_socket(ctx: &mut Ctx) -> Result<()> {
+    let b = sleeper(ctx)?;
+    let c = started(ctx, &b)?;
+    let marker = "/tmp/rtt-exec-tty-ran";
+    let o = ctx.rt(&["exec", "--detach", "--tty", &c.id, "/bin/sh", "-c", &format!("touch {marker}")])?;
+    ensure!(!o.timed_out, "exec --detach --tty without a console socket hung");
+    let o = o.must_fail("exec --detach --tty without --console-socket")?;
+    ensure!(o.stderr.contains("console"), "the error does not name the console socket: {}", excerpt(&o.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ran = ctx.rt(&["exec", &c.id, "/bin/sh", "-c", &format!("test -e {marker}")])?;
+    ensure!(!ran.ok(), "refused, but the process ran ({marker} exists in the container)");
     Ok(())
 }
 
