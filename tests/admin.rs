@@ -158,6 +158,10 @@ fn web_application() {
     assert!(!rm.status.success(), "image remove must refuse while {id} exists");
     let listed = env.ok(&["list", "--status", "running", "-q"]);
     assert!(listed.lines().any(|l| l == id), "{listed}");
+    // runc's list names the state dir's owner, in JSON as in the table.
+    let all = env.json(&["list", "--format", "json"]);
+    let me = all.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed");
+    assert_eq!(me["owner"], "root", "{me}");
 
     env.ok(&["stop", "--force", &id]);
     env.ok(&["delete", &id]);

@@ -28,6 +28,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
     if let Some(want) = &a.status {
         recs.retain(|r| status(r).to_string() == *want);
     }
+    let owner = |r: &crate::state::Record| store.owner(&r.id).unwrap_or_default();
     if a.quiet {
         for r in &recs {
             println!("{}", r.id);
@@ -36,6 +37,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         // runc's state objects, plus what an administrator looks for.
         let v: Vec<_> = recs.iter().map(|r| {
             let mut v = state_json(r);
+            v["owner"] = serde_json::json!(owner(r));
             if let Some(i) = r.annotations.get(crate::admin::IMAGE_ANNOTATION) {
                 v["image"] = serde_json::json!(i);
             }
@@ -51,9 +53,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<i32> {
         super::table::print(&header, &["PID", "VMID"], recs.iter().map(|r| {
             let vmid = r.vmid().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             let image = r.annotations.get(crate::admin::IMAGE_ANNOTATION).map(String::as_str).unwrap_or("-");
-            let owner = if r.owner.is_empty() { "root" } else { &r.owner };
             vec![r.id.clone(), state_json(r)["pid"].to_string(), status(r).to_string(), r.backend.to_string(), vmid,
-                image.to_string(), r.bundle.display().to_string(), r.created.to_string(), owner.to_string(),
+                image.to_string(), r.bundle.display().to_string(), r.created.to_string(), owner(r),
                 crate::network::published(&r.annotations).join(",")]
         }));
     }

@@ -109,6 +109,18 @@ impl Store {
         ids.sort();
         Ok(ids)
     }
+
+    /// Who owns container `cid`'s state directory, as `runc list` names
+    /// it (list.go): the user name of its uid, `#<uid>` when the uid has
+    /// none; None when the directory cannot be examined (deleted meanwhile).
+    pub fn owner(&self, cid: &str) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let uid = fs::metadata(self.root.join(cid)).ok()?.uid();
+        Some(match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name,
+            _ => format!("#{uid}"),
+        })
+    }
 }
 
 impl Drop for Locked {
