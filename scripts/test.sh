@@ -16,20 +16,6 @@ fi
 # Tests that need services start their own, on loopback and in temp dirs,
 # and stop them (registries, containerd, the Proxmox double; zfs-fuse pools
 # through scripts/proxmox-test-env.sh, serialised by a lock).
-# zfs-fuse is shared by the test environments' pools, and the one that
-# started it stops it only when it goes down last: a daemon this run
-# started that outlived every pool is stopped at the end.
-zfs_fuse_before=$(pgrep -x zfs-fuse | tr "\n" " ")
-stop_our_zfs_fuse() {
-    [ -z "$(zpool list -H -o name 2>/dev/null)" ] || return 0
-    for p in $(pgrep -x zfs-fuse || true); do
-        case " $zfs_fuse_before " in *" $p "*) continue ;; esac
-        kill "$p" 2>/dev/null || true
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
-    done
-}
-trap stop_our_zfs_fuse EXIT
 
 # Engines are installed above: a missing one must fail here, not skip.
 export NEXCAGE_REQUIRE_ENGINES=1
